@@ -1,0 +1,93 @@
+/**
+ * Benchmark harness: times a list of dispatches on the GPU with timestamp queries (wall clock around
+ * `onSubmittedWorkDone` when the adapter lacks them) and prints one JSON line per case:
+ * {"bench", "shape", "ms", "gflops"?, "gbps"?, "timer"}.
+ */
+import type { Gpu } from "../src/gpu/device.ts";
+import { type Dispatch, encodeDispatches } from "../src/gpu/kernel.ts";
+
+/** One benchmark case, built for the given device and size class. */
+export interface BenchCase {
+  /** Kernel or op name, e.g. "matmul_forward". */
+  name: string;
+  /** Human-readable shape, e.g. "M=512 K=512 N=512". */
+  shape: string;
+  /** The dispatches making one iteration. */
+  dispatches: Dispatch[];
+  /** Floating-point operations per iteration (for GFLOP/s). */
+  flops?: number;
+  /** Minimum bytes moved per iteration (for GB/s). */
+  bytes?: number;
+}
+
+/** A benchmark module: builds its cases; `large` selects real-GPU sizes instead of CI sizes. */
+export type BenchBuilder = (gpu: Gpu, large: boolean) => Promise<BenchCase[]>;
+
+/** Result line printed as JSON. */
+export interface BenchResult {
+  bench: string;
+  shape: string;
+  ms: number;
+  gflops?: number;
+  gbps?: number;
+  timer: "timestamp" | "wall";
+}
+
+/** Runs `c` `iters` times inside one compute pass per trial; returns the median ms per iteration. */
+export async function timeCase(gpu: Gpu, c: BenchCase, iters: number, trials = 5): Promise<BenchResult> {
+  const d = gpu.device;
+  const useTs = gpu.features.timestamps;
+  const qs = useTs ? d.createQuerySet({ type: "timestamp", count: 2 }) : null;
+  const resolve = useTs
+    ? d.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC })
+    : null;
+  const read = useTs
+    ? d.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST })
+    : null;
+  const run = async (n: number): Promise<number> => {
+    const enc = d.createCommandEncoder({ label: c.name });
+    const pass = enc.beginComputePass(
+      qs ? { timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {},
+    );
+    for (let i = 0; i < n; i++) encodeDispatches(pass, c.dispatches);
+    pass.end();
+    if (qs) {
+      enc.resolveQuerySet(qs, 0, 2, resolve!, 0);
+      enc.copyBufferToBuffer(resolve!, 0, read!, 0, 16);
+    }
+    const t0 = performance.now();
+    d.queue.submit([enc.finish()]);
+    if (qs) {
+      await read!.mapAsync(GPUMapMode.READ);
+      const t = new BigInt64Array(read!.getMappedRange().slice(0));
+      read!.unmap();
+      return Number(t[1] - t[0]) / 1e6;
+    }
+    await d.queue.onSubmittedWorkDone();
+    return performance.now() - t0;
+  };
+  await run(1); // warm-up: pipeline first use, lazy allocations
+  gpu.check();
+  const times: number[] = [];
+  for (let t = 0; t < trials; t++) times.push((await run(iters)) / iters);
+  gpu.check();
+  times.sort((a, b) => a - b);
+  const ms = times[Math.floor(times.length / 2)];
+  const r: BenchResult = {
+    bench: c.name,
+    shape: c.shape,
+    ms: round(ms, 4),
+    timer: qs ? "timestamp" : "wall",
+  };
+  if (c.flops) r.gflops = round(c.flops / ms / 1e6, 3);
+  if (c.bytes) r.gbps = round(c.bytes / ms / 1e6, 3);
+  qs?.destroy();
+  resolve?.destroy();
+  read?.destroy();
+  return r;
+}
+
+function round(x: number, digits: number): number {
+  const p = 10 ** digits;
+  return Math.round(x * p) / p;
+}

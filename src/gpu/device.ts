@@ -1,0 +1,159 @@
+/**
+ * The WebGPU adapter and device, opened once with the adapter's real limits and optional features.
+ *
+ * WebGPU hands out conservative default limits (128 MiB storage bindings, 256 MiB buffers) unless the
+ * device asks for more; a GPT's parameter arena or logits easily exceed them, so we request what the
+ * adapter reports. Errors that WebGPU would otherwise log and swallow (uncaptured validation errors,
+ * device loss) are kept and re-thrown by {@linkcode Gpu.check} so a bad dispatch never passes silently.
+ *
+ * @module
+ */
+
+/** An error raised by the GPU layer; `kernel` names the kernel or operation it came from. */
+export class GpuError extends Error {
+  /** The kernel or operation that failed (e.g. "matmul_forward"). */
+  readonly kernel: string;
+  /** Creates an error for `kernel` with a message. */
+  constructor(kernel: string, message: string) {
+    super(`${kernel}: ${message}`);
+    this.name = "GpuError";
+    this.kernel = kernel;
+  }
+}
+
+/** Optional features this engine can use when the adapter has them. */
+export interface GpuFeatures {
+  /** `timestamp-query`: per-pass GPU timing for profiling. */
+  readonly timestamps: boolean;
+  /** `shader-f16`: f16 arithmetic in WGSL. */
+  readonly f16: boolean;
+}
+
+/** Options for {@linkcode createGpu}. */
+export interface GpuOptions {
+  /** Adapter power preference; default "high-performance". */
+  readonly powerPreference?: GPUPowerPreference;
+}
+
+/** Help text for a machine without any WebGPU adapter. */
+export const NO_ADAPTER_HELP: string =
+  "no WebGPU adapter found: install a GPU driver with Vulkan/Metal/D3D12 support, or Mesa's software " +
+  "Vulkan driver (Debian/Ubuntu: apt-get install -y mesa-vulkan-drivers)";
+
+/**
+ * An open device plus what we learned about it. One per process is typical; everything created from it
+ * (buffers, pipelines) is tied to this device.
+ */
+export class Gpu {
+  /** The WebGPU device. */
+  readonly device: GPUDevice;
+  /** The device's limits (equal to the adapter's, as requested). */
+  readonly limits: GPUSupportedLimits;
+  /** Which optional features are enabled. */
+  readonly features: GpuFeatures;
+  /** Human-readable adapter description, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)". */
+  readonly description: string;
+  #pending: GpuError | null = null;
+  #lost: GpuError | null = null;
+
+  /** Wraps an already-created device (use {@linkcode createGpu} normally). */
+  constructor(device: GPUDevice, description: string) {
+    this.device = device;
+    this.limits = device.limits;
+    this.features = {
+      timestamps: device.features.has("timestamp-query"),
+      f16: device.features.has("shader-f16"),
+    };
+    this.description = description;
+    device.addEventListener("uncapturederror", (ev) => {
+      const err = (ev as GPUUncapturedErrorEvent).error;
+      // Keep the first one: later errors are usually consequences of it.
+      this.#pending ??= new GpuError(labelOf(err.message), err.message);
+    });
+    device.lost.then((info) => {
+      if (info.reason !== "destroyed") this.#lost = new GpuError("device", `device lost: ${info.message}`);
+    });
+  }
+
+  /** True once the device was lost (not by our own `destroy`). */
+  get lost(): boolean {
+    return this.#lost !== null;
+  }
+
+  /**
+   * Throws the first uncaptured WebGPU error (validation, out-of-memory, internal) or the device loss
+   * seen since the last check, naming the kernel whose label appears in the message.
+   */
+  check(): void {
+    if (this.#lost) throw this.#lost;
+    const e = this.#pending;
+    if (e) {
+      this.#pending = null;
+      throw e;
+    }
+  }
+
+  /**
+   * Runs `fn` inside validation, out-of-memory and internal error scopes and throws a {@linkcode GpuError}
+   * naming `what` if any of them caught an error.
+   */
+  async scoped<T>(what: string, fn: () => T): Promise<T> {
+    const d = this.device;
+    d.pushErrorScope("internal");
+    d.pushErrorScope("out-of-memory");
+    d.pushErrorScope("validation");
+    let value: T;
+    try {
+      value = fn();
+    } finally {
+      const errs = [await d.popErrorScope(), await d.popErrorScope(), await d.popErrorScope()];
+      const err = errs.find((e) => e !== null);
+      if (err) {
+        const kind = err instanceof GPUOutOfMemoryError ? "out of memory" : "error";
+        // deno-lint-ignore no-unsafe-finally
+        throw new GpuError(what, `${kind}: ${err.message}`);
+      }
+    }
+    this.check();
+    return value;
+  }
+
+  /** Releases the device. */
+  destroy(): void {
+    this.device.destroy();
+  }
+}
+
+/** Pulls the first quoted label ('name') out of a wgpu message, which names the pipeline or bind group. */
+function labelOf(message: string): string {
+  const m = /label = '([^']+)'|'([^']+)'/.exec(message);
+  return m ? (m[1] ?? m[2]) : "gpu";
+}
+
+/**
+ * Opens the default adapter and a device with the adapter's full limits and the optional features
+ * `timestamp-query` and `shader-f16` when present. Throws a one-line error when no adapter exists.
+ */
+export async function createGpu(options: GpuOptions = {}): Promise<Gpu> {
+  if (typeof navigator === "undefined" || !("gpu" in navigator)) throw new GpuError("gpu", NO_ADAPTER_HELP);
+  const adapter = await navigator.gpu.requestAdapter({
+    powerPreference: options.powerPreference ?? "high-performance",
+  });
+  if (!adapter) throw new GpuError("gpu", NO_ADAPTER_HELP);
+  const wanted: GPUFeatureName[] = ["timestamp-query", "shader-f16"];
+  const requiredFeatures = wanted.filter((f) => adapter.features.has(f));
+  const requiredLimits: Record<string, number> = {};
+  const names = [
+    "maxStorageBufferBindingSize",
+    "maxBufferSize",
+    "maxComputeWorkgroupStorageSize",
+    "maxComputeInvocationsPerWorkgroup",
+    "maxComputeWorkgroupSizeX",
+    "maxComputeWorkgroupSizeY",
+    "maxComputeWorkgroupsPerDimension",
+    "maxStorageBuffersPerShaderStage",
+  ] as const;
+  for (const n of names) requiredLimits[n] = adapter.limits[n];
+  const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+  return new Gpu(device, adapter.info?.description || adapter.info?.vendor || "unknown adapter");
+}
