@@ -1,0 +1,20 @@
+// Counter-based random numbers, shared by dropout and sampling (prepended to their shader source).
+// pcg_hash is the PCG-RXS-M-XS output permutation used as a hash (Jarzynski & Olano 2020): one u32 in,
+// one well-mixed u32 out. hash3 chains it over (seed, stream, index), so any element's random number
+// can be regenerated from its coordinates alone (dropout backward needs no stored mask).
+// src/reference/hash.ts is the bit-exact CPU twin.
+
+fn pcg_hash(x: u32) -> u32 {
+  let state = x * 747796405u + 2891336453u;
+  let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+  return (word >> 22u) ^ word;
+}
+
+fn hash3(seed: u32, stream: u32, index: u32) -> u32 {
+  return pcg_hash(index ^ pcg_hash(stream ^ pcg_hash(seed)));
+}
+
+// Uniform in [0, 1) with 24 random bits (every value exact in f32).
+fn uniform01(h: u32) -> f32 {
+  return f32(h >> 8u) * (1.0 / 16777216.0);
+}
