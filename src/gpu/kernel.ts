@@ -48,8 +48,13 @@ export interface Dispatch {
   readonly bindGroup: GPUBindGroup;
   /** Workgroup counts (x, y, z). */
   readonly workgroups: readonly [number, number, number];
-  /** The uniform buffer holding `dims`, if the kernel has one; see {@linkcode Kernel.setUniforms}. */
+  /** The uniform buffer holding `dims`, if the kernel has one. */
   readonly uniformBuffer?: GPUBuffer;
+  /**
+   * Rewrites some of the uniforms (e.g. the learning rate or step), keeping the others; takes effect at
+   * the next queue submission. Throws on an unknown member or if the kernel has no uniforms.
+   */
+  readonly update: (values: Readonly<Record<string, number>>) => void;
 }
 
 /** A buffer or a range of one, as bound to a kernel. */
@@ -161,14 +166,14 @@ export class Kernel {
         throw new GpuError(name, `workgroup count ${n} outside [0, ${maxWg}]`);
       }
     }
-    return { kernel: name, pipeline: this.pipeline, bindGroup, workgroups: [x, y, z], uniformBuffer };
-  }
-
-  /** Rewrites a dispatch's uniforms (e.g. a step counter); takes effect at the next queue submission. */
-  setUniforms(d: Dispatch, uniforms: Readonly<Record<string, number>>): void {
-    const b = this.bindings.find((x) => x.kind === "uniform");
-    if (!b || !d.uniformBuffer) throw new GpuError(this.spec.name, "kernel has no uniform buffer");
-    this.#gpu.device.queue.writeBuffer(d.uniformBuffer, 0, packUniforms(this.spec.name, b, uniforms));
+    const uniformInfo = this.bindings.find((b) => b.kind === "uniform");
+    let current = { ...uniforms };
+    const update = (values: Readonly<Record<string, number>>): void => {
+      if (!uniformInfo || !uniformBuffer) throw new GpuError(name, "kernel has no uniform buffer");
+      current = { ...current, ...values };
+      device.queue.writeBuffer(uniformBuffer, 0, packUniforms(name, uniformInfo, current));
+    };
+    return { kernel: name, pipeline: this.pipeline, bindGroup, workgroups: [x, y, z], uniformBuffer, update };
   }
 }
 
