@@ -232,7 +232,8 @@ async function buildKernel(gpu: Gpu, spec: KernelSpec): Promise<Kernel> {
   const errors = info.messages.filter((m) => m.type === "error");
   if (errors.length > 0) {
     const m = errors[0];
-    throw new GpuError(spec.name, `WGSL error at line ${m.lineNum}:${m.linePos}: ${m.message}`);
+    const first = m.message.trim().split("\n")[0];
+    throw new GpuError(spec.name, `WGSL error at line ${m.lineNum}:${m.linePos}: ${first}`);
   }
   const layout = device.createBindGroupLayout({
     label: spec.name,
