@@ -1,0 +1,60 @@
+import type { BenchBuilder } from "./harness.ts";
+import { createStorage } from "../src/gpu/buffers.ts";
+import type { Gpu } from "../src/gpu/device.ts";
+import { adamw, gradNorm, gradNormScratchBytes } from "../src/kernels/optimizer.ts";
+import { Rng } from "../src/util/rng.ts";
+
+/** n floats in [0.001, 1): a random block of 64Ki values tiled (filling 124M values one by one is slow). */
+function tiled(n: number): Float32Array {
+  const block = new Rng(1).uniformArray(Math.min(n, 65536), 0.001, 1);
+  const a = new Float32Array(n);
+  a.set(block);
+  for (let filled = block.length; filled < n; filled *= 2) {
+    a.copyWithin(filled, 0, Math.min(filled, n - filled));
+  }
+  return a;
+}
+
+function buffers(gpu: Gpu, n: number) {
+  const data = tiled(n);
+  const mk = (label: string) => createStorage(gpu, label, 4 * n, data);
+  return {
+    params: mk("params"),
+    grads: mk("grads"),
+    m: mk("m"),
+    v: mk("v"),
+    stats: createStorage(gpu, "stats", 8, new Float32Array([0, 1])),
+    scratch: createStorage(gpu, "scratch", gradNormScratchBytes(n)),
+  };
+}
+
+/**
+ * Optimizer over whole arenas, memory-bound, in GB/s: the global gradient norm (reads g: 4 bytes/element),
+ * AdamW (reads p, g, m, v, writes p, m, v: 28 bytes/element) and both as one step (32 bytes/element).
+ * Large sizes: the shakespeare_char GPT (10.8M parameters) and GPT-2 small (124M).
+ */
+export const build: BenchBuilder = async (gpu, large) => {
+  const sizes = large ? [10_800_000, 124_439_808] : [1_000_000];
+  const cases = [];
+  for (const n of sizes) {
+    const b = buffers(gpu, n);
+    const shape = `n=${n}`;
+    const norm = await gradNorm(gpu, b, { n, maxNorm: 1 });
+    const step = await adamw(gpu, b, {
+      n,
+      decayEnd: Math.floor(0.99 * n),
+      lr: 1e-3,
+      beta1: 0.9,
+      beta2: 0.99,
+      eps: 1e-8,
+      weightDecay: 0.1,
+      step: 10,
+    });
+    cases.push(
+      { name: "grad_norm", shape, dispatches: norm, bytes: 4 * n },
+      { name: "adamw", shape, dispatches: [step], bytes: 28 * n },
+      { name: "grad_norm+adamw", shape, dispatches: [...norm, step], bytes: 32 * n },
+    );
+  }
+  return cases;
+};

@@ -1,0 +1,123 @@
+// Optimizer over whole arenas: global gradient norm with clipping scale, then AdamW.
+//
+// Shapes: N = floats in each arena (params, grads, m, v all hold N floats with the same layout, zero padding
+// between tensors); P = number of partial sums of the norm (<= MAX_PARTS, fixed by N alone); S = 2 stats.
+// Parameters are laid out decay-first: weight decay applies to [0, decay_end), not to [decay_end, N).
+// Gradients: nothing here produces gradients. grads is READ, never zeroed (the trainer clears it); params,
+// m and v are updated in place.
+//
+// grad_norm_partial / grad_norm_finish: a two-stage deterministic reduction (fixed order, no atomics).
+//   Stage 1: P workgroups; thread t = g*WG + lid sums grads[i]^2 for i = t, t + P*WG, t + 2*P*WG, ... (four
+//   independent accumulators, in a fixed pattern), then a fixed tree in workgroup memory -> scratch[g].
+//   Stage 2: one workgroup sums scratch[0..P) the same way and writes
+//     stats[0] = norm  = sqrt(sum of squares)
+//     stats[1] = scale = (max_norm > 0 && norm > max_norm) ? max_norm / (norm + 1e-6) : 1
+//   (torch.nn.utils.clip_grad_norm_ with its clamp to 1). A non-finite norm (NaN, or Inf from f32 overflow of
+//   the squares) is written as is for the trainer to see, and its scale is 1: no clipping is attempted.
+// adamw: one thread per element over N, 1-D grid folded into (x, y); linear group id = wg.x + wg.y * nwg.x.
+//   g = grads[i] * stats[1]
+//   p = p * (1 - lr * weight_decay)           only for i < decay_end (decoupled decay, torch.optim.AdamW)
+//   m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * g * g
+//   p = p - lr * (m / bc1) / (sqrt(v / bc2) + eps),   bc1 = 1 - beta1^t, bc2 = 1 - beta2^t (t the 1-based step)
+//   lr, bc1 and bc2 change every step (rewritten with Dispatch.update); 1 - beta1 and 1 - beta2 come from the
+//   CPU in float64 (f32 1 - 0.999 alone is off by 1.3e-5). With eps > 0, an element whose p, g, m and v are
+//   all zero (arena padding) stays exactly zero.
+
+// One struct for the file: the norm entry points read n, parts, max_norm; adamw reads the rest and n.
+struct Dims {
+  n: u32,
+  parts: u32,
+  decay_end: u32,
+  max_norm: f32,
+  lr: f32,
+  beta1: f32,
+  beta2: f32,
+  one_minus_beta1: f32,
+  one_minus_beta2: f32,
+  eps: f32,
+  weight_decay: f32,
+  bc1: f32,
+  bc2: f32,
+}
+
+// Bindings, one number per variable across the file: partial uses 1, 5, 6; finish 0, 1, 6; adamw 0, 2-6.
+@group(0) @binding(0) var<storage, read_write> stats: array<f32>;    // [S]: norm, clip scale
+@group(0) @binding(1) var<storage, read_write> scratch: array<f32>;  // [P] partial sums of squares
+@group(0) @binding(2) var<storage, read_write> params: array<f32>;   // [N]
+@group(0) @binding(3) var<storage, read_write> m: array<f32>;        // [N] first moment
+@group(0) @binding(4) var<storage, read_write> v: array<f32>;        // [N] second moment
+@group(0) @binding(5) var<storage, read> grads: array<f32>;          // [N]
+@group(0) @binding(6) var<uniform> dims: Dims;
+
+override WG: u32 = 256;  // threads per workgroup, a power of two, for all three entry points
+
+var<workgroup> tree: array<f32, WG>;
+
+// Sums tree[0..WG) into tree[0] in a fixed order; every thread of the workgroup must call it.
+fn reduce_tree(lid: u32, x: f32) -> f32 {
+  tree[lid] = x;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s = s / 2u) {
+    if (lid < s) { tree[lid] = tree[lid] + tree[lid + s]; }
+    workgroupBarrier();
+  }
+  return tree[0];
+}
+
+fn sq(i: u32) -> f32 {
+  if (i >= dims.n) { return 0.0; }
+  let g = grads[i];
+  return g * g;
+}
+
+@compute @workgroup_size(WG)
+fn grad_norm_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let stride = dims.parts * WG;
+  var a0 = 0.0;
+  var a1 = 0.0;
+  var a2 = 0.0;
+  var a3 = 0.0;
+  var i = wg.x * WG + lid;
+  // 4 loads in flight per thread; i stays < n + 4 * stride, far below 2^32 for any bindable buffer.
+  for (; i < dims.n; i += 4u * stride) {
+    a0 += sq(i);
+    a1 += sq(i + stride);
+    a2 += sq(i + 2u * stride);
+    a3 += sq(i + 3u * stride);
+  }
+  let total = reduce_tree(lid, (a0 + a1) + (a2 + a3));
+  if (lid == 0u) { scratch[wg.x] = total; }
+}
+
+const EXP_MASK: u32 = 0x7f800000u;
+
+@compute @workgroup_size(WG)
+fn grad_norm_finish(@builtin(local_invocation_index) lid: u32) {
+  var acc = 0.0;
+  for (var j = lid; j < dims.parts; j += WG) { acc += scratch[j]; }
+  let total = reduce_tree(lid, acc);
+  if (lid == 0u) {
+    let norm = sqrt(total);
+    // Finite test on the bits: compilers may assume no NaN/Inf in float comparisons.
+    let finite = (bitcast<u32>(norm) & EXP_MASK) != EXP_MASK;
+    var scale = 1.0;
+    if (finite && dims.max_norm > 0.0 && norm > dims.max_norm) { scale = dims.max_norm / (norm + 1e-6); }
+    stats[0] = norm;
+    stats[1] = scale;
+  }
+}
+
+@compute @workgroup_size(WG)
+fn adamw(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_index) lid: u32) {
+  let i = (wg.x + wg.y * nwg.x) * WG + lid;
+  if (i >= dims.n) { return; }
+  let g = grads[i] * stats[1];
+  var p = params[i];
+  if (i < dims.decay_end) { p = p * (1.0 - dims.lr * dims.weight_decay); }
+  let mi = dims.beta1 * m[i] + dims.one_minus_beta1 * g;
+  let vi = dims.beta2 * v[i] + dims.one_minus_beta2 * (g * g);
+  m[i] = mi;
+  v[i] = vi;
+  params[i] = p - dims.lr * (mi / dims.bc1) / (sqrt(vi / dims.bc2) + dims.eps);
+}

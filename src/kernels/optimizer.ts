@@ -1,0 +1,153 @@
+/**
+ * Optimizer dispatchers over whole arenas: the global gradient norm with its clipping scale (two dispatches,
+ * a deterministic two-stage reduction) and AdamW (one dispatch), as in shaders/optimizer.wgsl.
+ *
+ * Per training step, in the step's one compute pass and after the backward pass:
+ * `...await gradNorm(...)` then `await adamw(...)`, with `adamw`'s dispatch rewritten every step by
+ * `dispatch.update(adamwUniforms({ lr, beta1, beta2, step }))` before the submission. The stats buffer
+ * (2 floats: norm, clip scale) stays on the GPU; AdamW reads the scale from it, and the trainer may copy it
+ * out asynchronously for logging.
+ *
+ * @module
+ */
+import source from "../../shaders/optimizer.wgsl" with { type: "text" };
+import type { Gpu } from "../gpu/device.ts";
+import { GpuError } from "../gpu/device.ts";
+import { type Dispatch, getKernel, grid, type Resource } from "../gpu/kernel.ts";
+
+const WG = 256;
+/** At most this many partial sums; each stage-1 thread then loops over n / (MAX_PARTS * WG) elements. */
+const MAX_PARTS = 1024;
+/** Floats of the stats buffer: [norm, clip scale]. */
+const STATS_FLOATS = 2;
+
+/** Number of stage-1 workgroups (= partial sums) for an arena of `n` floats: fixed by n alone. */
+function parts(n: number): number {
+  return Math.max(1, Math.min(MAX_PARTS, Math.ceil(n / (4 * WG))));
+}
+
+/** Uniform members the norm entry points do not read, zeroed (one Dims struct serves the whole file). */
+const ADAMW_ZERO = {
+  decay_end: 0,
+  lr: 0,
+  beta1: 0,
+  beta2: 0,
+  one_minus_beta1: 0,
+  one_minus_beta2: 0,
+  eps: 0,
+  weight_decay: 0,
+  bc1: 0,
+  bc2: 0,
+};
+
+function bytesOf(r: Resource): number {
+  if (r instanceof GPUBuffer) return r.size;
+  return r.size ?? r.buffer.size - (r.offset ?? 0);
+}
+
+function checkSize(kernel: string, what: string, r: Resource, bytes: number): void {
+  const have = bytesOf(r);
+  if (have < bytes) throw new GpuError(kernel, `'${what}' holds ${have} bytes, needs ${bytes}`);
+}
+
+function checkN(kernel: string, n: number): void {
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) throw new GpuError(kernel, `n = ${n} is not a u32`);
+}
+
+/**
+ * Bytes of the scratch buffer {@linkcode gradNorm} needs for an arena of `n` floats (one f32 partial sum per
+ * stage-1 workgroup, at most 1024 of them: 4 KiB).
+ */
+export function gradNormScratchBytes(n: number): number {
+  return 4 * parts(n);
+}
+
+/**
+ * Global L2 norm of `grads[0..n)` and the clipping scale, in two dispatches (run them in this order, in the
+ * same pass): partial sums of squares into `scratch` (at least {@linkcode gradNormScratchBytes}(n) bytes),
+ * then one workgroup writing `stats[0] = sqrt(sum g^2)` and
+ * `stats[1] = (maxNorm > 0 && norm > maxNorm) ? maxNorm / (norm + 1e-6) : 1` (`stats`: at least 2 floats).
+ * The order of the sums is fixed by n, so the result is bitwise reproducible. A non-finite norm is stored as
+ * is and its scale is 1. `maxNorm` 0 disables clipping (the norm is still computed).
+ */
+export async function gradNorm(
+  gpu: Gpu,
+  b: { stats: Resource; grads: Resource; scratch: Resource },
+  s: { n: number; maxNorm: number },
+): Promise<Dispatch[]> {
+  checkN("grad_norm", s.n);
+  if (!(s.maxNorm >= 0)) throw new GpuError("grad_norm", `maxNorm = ${s.maxNorm} must be >= 0`);
+  checkSize("grad_norm", "grads", b.grads, 4 * s.n);
+  checkSize("grad_norm", "scratch", b.scratch, gradNormScratchBytes(s.n));
+  checkSize("grad_norm", "stats", b.stats, 4 * STATS_FLOATS);
+  const p = parts(s.n);
+  const uniforms = { n: s.n, parts: p, max_norm: s.maxNorm, ...ADAMW_ZERO };
+  const [partial, finish] = await Promise.all([
+    getKernel(gpu, { name: "grad_norm_partial", source, entryPoint: "grad_norm_partial", constants: { WG } }),
+    getKernel(gpu, { name: "grad_norm_finish", source, entryPoint: "grad_norm_finish", constants: { WG } }),
+  ]);
+  return [
+    partial.dispatch({ scratch: b.scratch, grads: b.grads }, uniforms, [p]),
+    finish.dispatch({ stats: b.stats, scratch: b.scratch }, uniforms, [1]),
+  ];
+}
+
+/**
+ * The per-step AdamW uniforms for {@linkcode Dispatch.update}: `lr` and the bias corrections
+ * `bc1 = 1 - beta1^step`, `bc2 = 1 - beta2^step` (float64 here, f32 on the GPU). `step` is 1-based.
+ */
+export function adamwUniforms(h: { lr: number; beta1: number; beta2: number; step: number }): Record<
+  string,
+  number
+> {
+  if (!Number.isInteger(h.step) || h.step < 1) throw new GpuError("adamw", `step = ${h.step} must be >= 1`);
+  return { lr: h.lr, bc1: 1 - h.beta1 ** h.step, bc2: 1 - h.beta2 ** h.step };
+}
+
+/**
+ * One AdamW step (torch.optim.AdamW: decoupled weight decay, bias-corrected moments) over arenas of `n`
+ * floats, in place on `params`, `m`, `v`; reads `grads` (not zeroed) scaled by `stats[1]` (the clip scale
+ * written by {@linkcode gradNorm}, or 1). Weight decay applies to elements [0, decayEnd) only.
+ * `step` (1-based) and `lr` are the first step's; rewrite them per step with
+ * `dispatch.update(adamwUniforms(...))`. `eps` must be > 0 so that all-zero padding stays zero.
+ */
+export async function adamw(
+  gpu: Gpu,
+  b: { params: Resource; m: Resource; v: Resource; grads: Resource; stats: Resource },
+  s: {
+    n: number;
+    decayEnd: number;
+    lr: number;
+    beta1: number;
+    beta2: number;
+    eps: number;
+    weightDecay: number;
+    step: number;
+  },
+): Promise<Dispatch> {
+  checkN("adamw", s.n);
+  if (!Number.isInteger(s.decayEnd) || s.decayEnd < 0 || s.decayEnd > s.n) {
+    throw new GpuError("adamw", `decayEnd = ${s.decayEnd} outside [0, ${s.n}]`);
+  }
+  if (!(s.eps > 0)) throw new GpuError("adamw", `eps = ${s.eps} must be > 0 (zero padding would become NaN)`);
+  for (const [k, r] of Object.entries({ params: b.params, m: b.m, v: b.v, grads: b.grads })) {
+    checkSize("adamw", k, r, 4 * s.n);
+  }
+  checkSize("adamw", "stats", b.stats, 4 * STATS_FLOATS);
+  const k = await getKernel(gpu, { name: "adamw", source, entryPoint: "adamw", constants: { WG } });
+  const uniforms = {
+    n: s.n,
+    parts: 0,
+    decay_end: s.decayEnd,
+    max_norm: 0,
+    beta1: s.beta1,
+    beta2: s.beta2,
+    one_minus_beta1: 1 - s.beta1,
+    one_minus_beta2: 1 - s.beta2,
+    eps: s.eps,
+    weight_decay: s.weightDecay,
+    ...adamwUniforms(s),
+  };
+  const { params, m, v, grads, stats } = b;
+  return k.dispatch({ params, m, v, grads, stats }, uniforms, grid(s.n, WG));
+}
