@@ -1,0 +1,61 @@
+/**
+ * Token selection dispatchers for generation: argmax and temperature + top-k sampling, one workgroup
+ * per row of logits, one u32 token per row.
+ *
+ * @module
+ */
+import sampleWgsl from "../../shaders/sample.wgsl" with { type: "text" };
+import type { Gpu } from "../gpu/device.ts";
+import { type Dispatch, getKernel, grid, type Resource } from "../gpu/kernel.ts";
+import { withHash } from "../gpu/source.ts";
+
+const source = withHash(sampleWgsl);
+const WG = 256;
+
+function checkShape(name: string, N: number, V: number): void {
+  if (!Number.isInteger(N) || N < 0) throw new Error(`${name}: N=${N} is not a non-negative integer`);
+  if (!Number.isInteger(V) || V < 1) throw new Error(`${name}: V=${V} must be a positive integer`);
+}
+
+/** out[n] = the first index of the maximum of logits[n, 0..V) for n < N; out [N] u32, logits [N, V]. */
+export async function argmax(
+  gpu: Gpu,
+  b: { out: Resource; logits: Resource },
+  s: { N: number; V: number },
+): Promise<Dispatch> {
+  checkShape("argmax", s.N, s.V);
+  const k = await getKernel(gpu, { name: "argmax", source, entryPoint: "argmax", constants: { WG } });
+  return k.dispatch(
+    { out: b.out, logits: b.logits },
+    { N: s.N, V: s.V, temperature: 1, top_k: 0, stream: 0 },
+    grid(s.N, 1),
+  );
+}
+
+/**
+ * Samples one token per row: out [N] u32 from logits [N, V] at `temperature` (> 0; use
+ * {@linkcode argmax} for greedy decoding) restricted to the `topK` largest logits (0 or >= V: the whole
+ * vocabulary; ties at the K-th value all kept). The row's uniform is
+ * u = uniform01(hash3(rng[0], stream, row)), so the caller writes a fresh seed into `rng` [1] u32 for
+ * every generated token; the chosen token is the smallest id whose cumulative probability exceeds u.
+ * `temperature`, `topK` and `stream` can be changed later with `Dispatch.update`.
+ */
+export async function sample(
+  gpu: Gpu,
+  b: { out: Resource; logits: Resource; rng: Resource },
+  s: { N: number; V: number; temperature: number; topK: number; stream: number },
+): Promise<Dispatch> {
+  checkShape("sample", s.N, s.V);
+  if (!(s.temperature > 0) || !Number.isFinite(s.temperature)) {
+    throw new Error(`sample: temperature ${s.temperature} must be finite and > 0 (use argmax for 0)`);
+  }
+  if (!Number.isInteger(s.topK) || s.topK < 0) {
+    throw new Error(`sample: topK=${s.topK} must be an integer >= 0`);
+  }
+  const k = await getKernel(gpu, { name: "sample", source, entryPoint: "sample", constants: { WG } });
+  return k.dispatch(
+    { out: b.out, logits: b.logits, rng: b.rng },
+    { N: s.N, V: s.V, temperature: s.temperature, top_k: Math.min(s.topK, 0xffffffff), stream: s.stream },
+    grid(s.N, 1),
+  );
+}

@@ -1,0 +1,216 @@
+import { assertClose, finiteDiff, runAndRead, testGpu } from "./helpers.ts";
+import { createStorage, readF32, upload } from "../src/gpu/buffers.ts";
+import {
+  accumulateLoss,
+  crossEntropyForwardBackward,
+  crossEntropyLoss,
+} from "../src/kernels/crossentropy.ts";
+import * as ref from "../src/reference/crossentropy.ts";
+import { Rng } from "../src/util/rng.ts";
+
+const GARBAGE = 12345;
+const IGNORE = 0xffffffff;
+
+function garbage(n: number): Float32Array<ArrayBuffer> {
+  return new Float32Array(n).fill(GARBAGE);
+}
+
+function randomTargets(rng: Rng, N: number, V: number, ignoreEvery = 0, ignore = IGNORE): Uint32Array {
+  const t = new Uint32Array(N);
+  for (let n = 0; n < N; n++) t[n] = ignoreEvery > 0 && n % ignoreEvery === 1 ? ignore : rng.int(V);
+  return t;
+}
+
+// The source material's worked example, checked against the literal true values.
+const EX_LOGITS = [0.1, 0.2, 3.0, 0.1, 0.05];
+const EX_PROBS = [0.0450, 0.0497, 0.8175, 0.0450, 0.0428];
+const EX_LOSS = 0.20147;
+const EX_GRAD = EX_PROBS.map((p, i) => p - (i === 2 ? 1 : 0));
+
+Deno.test("reference cross-entropy: worked example gives the true probabilities and loss", () => {
+  const { losses, dlogits } = ref.crossEntropy(EX_LOGITS, [2], 1, 5, 1);
+  assertClose("example loss", losses, [EX_LOSS], { atol: 5e-6, rtol: 0 });
+  assertClose("example dlogits", dlogits, EX_GRAD, { atol: 5e-5, rtol: 0 });
+});
+
+Deno.test("gpu cross-entropy: worked example gives the true probabilities and loss", async () => {
+  const gpu = await testGpu();
+  const logits = upload(gpu, "logits", new Float32Array(EX_LOGITS));
+  const losses = upload(gpu, "losses", garbage(1));
+  const targets = upload(gpu, "targets", new Uint32Array([2]));
+  const fwd = await crossEntropyLoss(gpu, { losses, logits, targets }, { N: 1, V: 5 });
+  assertClose("gpu example loss (forward only)", await runAndRead(gpu, [fwd], losses), [EX_LOSS], {
+    atol: 5e-6,
+    rtol: 0,
+  });
+  const fb = await crossEntropyForwardBackward(gpu, { logits, losses, targets }, { N: 1, V: 5, scale: 1 });
+  const dl = await runAndRead(gpu, [fb], logits);
+  assertClose("gpu example loss", await readF32(gpu, losses), [EX_LOSS], { atol: 5e-6, rtol: 0 });
+  assertClose("gpu example dlogits", dl, EX_GRAD, { atol: 5e-5, rtol: 0 });
+});
+
+Deno.test("reference cross-entropy gradient equals finite differences of the mean loss", () => {
+  for (const [N, V, ignoreEvery] of [[3, 5, 0], [4, 7, 3], [1, 1, 0], [5, 2, 2]]) {
+    const rng = new Rng(100 + N * V);
+    const x = rng.uniformArray(N * V, -3, 3);
+    const t = randomTargets(rng, N, V, ignoreEvery);
+    const count = Array.from(t).filter((v) => v !== IGNORE).length;
+    const scale = 1 / count;
+    const { dlogits } = ref.crossEntropy(x, t, N, V, scale, IGNORE);
+    const fd = finiteDiff((p) => {
+      const { losses } = ref.crossEntropy(p, t, N, V, 0, IGNORE);
+      return losses.reduce((a, b) => a + b, 0) / count;
+    }, x);
+    assertClose(`ce fd N=${N} V=${V}`, dlogits, fd, { atol: 1e-8, rtol: 1e-6 });
+  }
+});
+
+Deno.test("reference cross-entropy: huge logits stay finite and V=1 gives zero loss", () => {
+  const { losses, dlogits } = ref.crossEntropy([1e4, -1e4, 0, -1e4, 1e4, 0], [1, 0], 2, 3, 1);
+  if (![...losses, ...dlogits].every(Number.isFinite)) throw new Error("non-finite values");
+  // loss = (max - x[t]) + log(1 + exp(-1e4) + exp(-2e4)) = 2e4 for both rows.
+  assertClose("huge losses", losses, [2e4, 2e4], { atol: 1e-9, rtol: 1e-12 });
+  const one = ref.crossEntropy([3.5, -2], [0, 0], 2, 1, 1);
+  assertClose("V=1", [...one.losses, ...one.dlogits], [0, 0, 0, 0], { atol: 0, rtol: 0 });
+});
+
+interface Case {
+  N: number;
+  V: number;
+  lo: number;
+  hi: number;
+  ignoreEvery: number;
+  ignore?: number;
+}
+
+const cases: Case[] = [
+  { N: 1, V: 1, lo: -2, hi: 2, ignoreEvery: 0 },
+  { N: 3, V: 1, lo: -2, hi: 2, ignoreEvery: 0 },
+  { N: 5, V: 65, lo: -4, hi: 4, ignoreEvery: 0 },
+  { N: 33, V: 65, lo: -4, hi: 4, ignoreEvery: 4 },
+  { N: 7, V: 1000, lo: -6, hi: 6, ignoreEvery: 3, ignore: 2 },
+  { N: 9, V: 4099, lo: -8, hi: 8, ignoreEvery: 5 },
+  { N: 3, V: 50304, lo: -5, hi: 5, ignoreEvery: 0 },
+  { N: 70001, V: 2, lo: -3, hi: 3, ignoreEvery: 7 },
+];
+
+for (const c of cases) {
+  const { N, V } = c;
+  Deno.test(`gpu cross-entropy matches reference, N=${N} V=${V}`, async () => {
+    const gpu = await testGpu();
+    const rng = new Rng(N * 7919 + V);
+    const x = rng.uniformArray(N * V, c.lo, c.hi);
+    const ignore = c.ignore ?? IGNORE;
+    const t = randomTargets(rng, N, V, c.ignoreEvery, ignore);
+    const scale = 1 / N;
+    const want = ref.crossEntropy(x, t, N, V, scale, ignore);
+    const logits = upload(gpu, "logits", x);
+    const losses = upload(gpu, "losses", garbage(N));
+    const targets = upload(gpu, "targets", t);
+    const s = { N, V, ignoreIndex: c.ignore };
+
+    // Forward only: losses written, logits bitwise untouched.
+    const lossOnly = await runAndRead(
+      gpu,
+      [await crossEntropyLoss(gpu, { losses, logits, targets }, s)],
+      losses,
+    );
+    assertClose(`ce loss N=${N} V=${V}`, lossOnly, want.losses, { atol: 2e-5, rtol: 2e-6 });
+    const after = await readF32(gpu, logits);
+    if (!after.every((v, i) => v === x[i])) throw new Error("crossEntropyLoss modified the logits");
+
+    // Fused: losses and dlogits in place.
+    gpu.device.queue.writeBuffer(losses, 0, garbage(N));
+    const fb = await crossEntropyForwardBackward(gpu, { logits, losses, targets }, { ...s, scale });
+    const dl = await runAndRead(gpu, [fb], logits);
+    assertClose(`ce fused loss N=${N} V=${V}`, await readF32(gpu, losses), want.losses, {
+      atol: 2e-5,
+      rtol: 2e-6,
+    });
+    // Gradient entries are O(scale * p): compare with an absolute floor relative to the scale.
+    assertClose(`ce dlogits N=${N} V=${V}`, dl, want.dlogits, { atol: 1e-7 * scale, rtol: 2e-5 });
+    for (let n = 0; n < N; n++) {
+      if (t[n] !== ignore) continue;
+      if (lossOnly[n] !== 0) throw new Error(`ignored row ${n}: loss ${lossOnly[n]}`);
+      for (let v = 0; v < V; v++) {
+        if (dl[n * V + v] !== 0) throw new Error(`ignored row ${n}: dlogits[${v}] = ${dl[n * V + v]}`);
+      }
+    }
+  });
+}
+
+Deno.test("gpu cross-entropy: logits of +-1e4 stay finite and match the reference", async () => {
+  const gpu = await testGpu();
+  const N = 6, V = 300;
+  const rng = new Rng(4242);
+  const x = rng.uniformArray(N * V, -1e4, 1e4);
+  // Row 0: two equal maxima; row 1: all -1e4 but one; row 2: constant 1e4.
+  x[5] = 1e4, x[17] = 1e4;
+  for (let v = 0; v < V; v++) x[V + v] = -1e4;
+  x[V + 3] = 1e4;
+  for (let v = 0; v < V; v++) x[2 * V + v] = 1e4;
+  const t = new Uint32Array([5, 4, 7, rng.int(V), rng.int(V), rng.int(V)]);
+  const want = ref.crossEntropy(x, t, N, V, 0.5);
+  const logits = upload(gpu, "logits", x), losses = upload(gpu, "losses", garbage(N));
+  const targets = upload(gpu, "targets", t);
+  const fb = await crossEntropyForwardBackward(gpu, { logits, losses, targets }, { N, V, scale: 0.5 });
+  const dl = await runAndRead(gpu, [fb], logits);
+  const l = await readF32(gpu, losses);
+  if (![...l, ...dl].every(Number.isFinite)) throw new Error("non-finite loss or gradient for +-1e4 logits");
+  assertClose("ce 1e4 losses", l, want.losses, { atol: 2e-5, rtol: 1e-6 });
+  assertClose("ce 1e4 dlogits", dl, want.dlogits, { atol: 1e-7, rtol: 2e-5 });
+});
+
+Deno.test("gpu accumulateLoss adds loss sums and counts over two dispatches onto a prefilled acc", async () => {
+  const gpu = await testGpu();
+  const rng = new Rng(77);
+  const prefill = new Float32Array([rng.uniform() * 10, 3]);
+  const acc = upload(gpu, "acc", prefill);
+  const sizes = [1037, 300];
+  const ignore = 5;
+  let wantSum = prefill[0], wantCount = prefill[1];
+  const dispatches = [];
+  for (const N of sizes) {
+    const l = rng.uniformArray(N, 0, 4);
+    const t = randomTargets(rng, N, 10, 6, ignore);
+    for (let i = 0; i < N; i++) wantSum += l[i];
+    wantCount += Array.from(t).filter((v) => v !== ignore).length;
+    const losses = upload(gpu, "losses", l), targets = upload(gpu, "targets", t);
+    dispatches.push(await accumulateLoss(gpu, { acc, losses, targets }, { N, ignoreIndex: ignore }));
+  }
+  const got = await runAndRead(gpu, dispatches, acc);
+  assertClose("acc sum", [got[0]], [wantSum], { atol: 0, rtol: 2e-6 });
+  assertClose("acc count", [got[1]], [wantCount], { atol: 0, rtol: 0 });
+  // Determinism: the same dispatches from the same prefill give bitwise the same sums.
+  gpu.device.queue.writeBuffer(acc, 0, prefill);
+  const again = await runAndRead(gpu, dispatches, acc);
+  if (again[0] !== got[0] || again[1] !== got[1]) throw new Error(`not deterministic: ${again} vs ${got}`);
+});
+
+Deno.test("gpu cross-entropy feeds accumulateLoss on the GPU (default: nothing ignored)", async () => {
+  const gpu = await testGpu();
+  const N = 37, V = 65;
+  const rng = new Rng(9);
+  const x = rng.uniformArray(N * V, -4, 4), t = randomTargets(rng, N, V);
+  const want = ref.crossEntropy(x, t, N, V, 1 / N);
+  const logits = upload(gpu, "logits", x), losses = upload(gpu, "losses", garbage(N));
+  const targets = upload(gpu, "targets", t);
+  const acc = createStorage(gpu, "acc", 8);
+  const got = await runAndRead(gpu, [
+    await crossEntropyForwardBackward(gpu, { logits, losses, targets }, { N, V, scale: 1 / N }),
+    await accumulateLoss(gpu, { acc, losses, targets }, { N }),
+  ], acc);
+  assertClose("acc of ce", got, [want.losses.reduce((a, b) => a + b, 0), N], { atol: 0, rtol: 2e-6 });
+});
+
+Deno.test("crossentropy dispatchers reject bad shapes", async () => {
+  const gpu = await testGpu();
+  const b = createStorage(gpu, "b", 16);
+  let threw = false;
+  try {
+    await crossEntropyLoss(gpu, { losses: b, logits: b, targets: b }, { N: 1, V: 0 });
+  } catch {
+    threw = true;
+  }
+  if (!threw) throw new Error("V=0 accepted");
+});
