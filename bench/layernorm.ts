@@ -1,0 +1,34 @@
+import type { BenchBuilder } from "./harness.ts";
+import { createStorage } from "../src/gpu/buffers.ts";
+import { layernormBackward, layernormForward, layernormScratchBytes } from "../src/kernels/layernorm.ts";
+import { Rng } from "../src/util/rng.ts";
+
+/**
+ * LayerNorm forward and backward (with bias; backward accumulating dinp as the model does) over N rows
+ * of C channels: memory-bound, reported in GB/s of the minimum traffic (the scratch partials excluded).
+ */
+export const build: BenchBuilder = async (gpu, large) => {
+  const N = large ? 16384 : 512, C = 384;
+  const shape = `N=${N} C=${C}`;
+  const rng = new Rng(1);
+  const inp = createStorage(gpu, "inp", N * C * 4, rng.normalArray(N * C));
+  const dout = createStorage(gpu, "dout", N * C * 4, rng.normalArray(N * C));
+  const weight = createStorage(gpu, "weight", C * 4, rng.uniformArray(C, 0.5, 1.5));
+  const bias = createStorage(gpu, "bias", C * 4, rng.uniformArray(C));
+  const out = createStorage(gpu, "out", N * C * 4), dinp = createStorage(gpu, "dinp", N * C * 4);
+  const mean = createStorage(gpu, "mean", N * 4), rstd = createStorage(gpu, "rstd", N * 4);
+  const dweight = createStorage(gpu, "dweight", C * 4), dbias = createStorage(gpu, "dbias", C * 4);
+  const scratch = createStorage(gpu, "scratch", layernormScratchBytes({ N, C }));
+  const fwd = await layernormForward(gpu, { out, mean, rstd, inp, weight, bias }, { N, C });
+  const bwd = await layernormBackward(gpu, { dinp, dweight, dbias, dout, inp, weight, mean, rstd, scratch }, {
+    N,
+    C,
+    accumulate: true,
+  });
+  return [
+    // inp read, out written, mean and rstd written, weight and bias read.
+    { name: "layernorm_forward", shape, dispatches: [fwd], bytes: 4 * (2 * N * C + 2 * N + 2 * C) },
+    // dout and inp read, dinp read and written, mean and rstd read, weight read, dweight and dbias updated.
+    { name: "layernorm_backward", shape, dispatches: bwd, bytes: 4 * (4 * N * C + 2 * N + 5 * C) },
+  ];
+};

@@ -1,0 +1,222 @@
+// LayerNorm over the last dim, as torch.nn.LayerNorm(C, bias=...) with biased variance:
+//   mean = sum_c x / C,  var = sum_c (x - mean)^2 / C,  rstd = 1 / sqrt(var + eps)
+//   out = (x - mean) * rstd * weight + bias            (bias omitted by the *_nobias entry points)
+//
+// Shapes: N rows (= B*T), C channels; inp, out, dout, dinp [N, C] row-major; weight, bias, dweight,
+// dbias [C]; mean, rstd [N] (saved by the forward for the backward); scratch [2, R, C] with
+// R = ceil(N / ROWS) row chunks (plane 0: dweight partials, plane 1: dbias partials).
+// Gradients: parameter gradients ACCUMULATE (dweight += ..., dbias += ...); the activation gradient dinp
+// is WRITTEN (=), or accumulated (+=) when the override ACCUMULATE is true (the model adds the LN input
+// gradient into the residual-stream gradient).
+// Backward, with xhat = (x - mean) * rstd, g = weight * dout, and row means <.> over C:
+//   dinp = rstd * (g - <g> - xhat * <g * xhat>),  dweight += sum_n dout * xhat,  dbias += sum_n dout
+// The column sums over N are deterministic (no float atomics): layernorm_backward gives each workgroup a
+// chunk of ROWS rows and writes that chunk's column partial sums to scratch; layernorm_backward_finish
+// adds the R partials of each column in a fixed order into dweight / dbias.
+// Row reductions are done by teams of TEAM threads (shared-memory trees, no subgroups needed).
+// Grids: forward, one workgroup of WG threads per WG / TEAM rows (one team per row); backward, one
+// workgroup per chunk of ROWS rows; finish, one workgroup of FC columns x FL lanes per FC columns.
+// All grids are folded into (x, y): linear group id = wg.x + wg.y * nwg.x.
+
+struct Dims { N: u32, C: u32, eps: f32 }
+
+// Bindings, one number per variable across the file. Outputs first, then inputs, then dims. The
+// backward reads the saved statistics as smean / srstd (read-only) so they may share a buffer with its
+// other inputs; a read_write binding may not share a buffer with a read one in the same dispatch.
+// Forward: out, mean, rstd, inp, weight, (bias), dims.
+// Backward: dinp, scratch, inp, weight, dout, smean, srstd, dims.
+// Finish: dweight, (dbias), partials (the scratch, read-only), dims.
+@group(0) @binding(0) var<storage, read_write> out: array<f32>;      // [N, C]
+@group(0) @binding(1) var<storage, read_write> mean: array<f32>;     // [N]
+@group(0) @binding(2) var<storage, read_write> rstd: array<f32>;     // [N]
+@group(0) @binding(3) var<storage, read_write> dinp: array<f32>;     // [N, C]
+@group(0) @binding(4) var<storage, read_write> scratch: array<f32>;  // [2, R, C]
+@group(0) @binding(5) var<storage, read_write> dweight: array<f32>;  // [C]
+@group(0) @binding(6) var<storage, read_write> dbias: array<f32>;    // [C]
+@group(0) @binding(7) var<storage, read> inp: array<f32>;            // [N, C]
+@group(0) @binding(8) var<storage, read> weight: array<f32>;         // [C]
+@group(0) @binding(9) var<storage, read> bias: array<f32>;           // [C]
+@group(0) @binding(10) var<storage, read> dout: array<f32>;          // [N, C]
+@group(0) @binding(11) var<storage, read> smean: array<f32>;         // [N], the forward's mean
+@group(0) @binding(12) var<storage, read> srstd: array<f32>;         // [N], the forward's rstd
+@group(0) @binding(13) var<storage, read> partials: array<f32>;      // [2, R, C], the scratch
+@group(0) @binding(14) var<uniform> dims: Dims;
+
+override WG: u32 = 256;            // threads per workgroup; a multiple of TEAM
+override TEAM: u32 = 32;           // threads that reduce one row together; a power of two
+override ROWS: u32 = 16;           // rows per backward workgroup
+override ACCUMULATE: bool = false; // backward: dinp += instead of dinp =
+const FC: u32 = 32u;               // finish: columns per workgroup
+const FL: u32 = 8u;                // finish: lanes splitting the R partials of one column
+
+var<workgroup> red: array<vec2<f32>, WG>;
+var<workgroup> row_a: array<f32, ROWS>;     // <g> per row of the chunk
+var<workgroup> row_b: array<f32, ROWS>;     // <g * xhat> per row of the chunk
+var<workgroup> row_mean: array<f32, ROWS>;
+var<workgroup> row_rstd: array<f32, ROWS>;
+var<workgroup> fin: array<vec2<f32>, 256>;  // FC * FL
+
+fn group_id(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
+  return wg.x + wg.y * nwg.x;
+}
+
+// The workgroup is WG / TEAM teams of TEAM threads; each team sums its v by a fixed tree (deterministic)
+// and all its threads get the team's total. Must be called in uniform control flow (every thread).
+fn team_sum(v: vec2<f32>, lid: u32) -> vec2<f32> {
+  let lane = lid % TEAM;
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = TEAM / 2u; s > 0u; s >>= 1u) {
+    if (lane < s) { red[lid] += red[lid + s]; }
+    workgroupBarrier();
+  }
+  let r = red[lid - lane];
+  workgroupBarrier(); // red is reused by the next call
+  return r;
+}
+
+// Two-pass mean and rstd of `row` by one team (the second pass subtracts the mean first, as torch, so a
+// large common offset does not cancel); lane 0 saves them. Rows >= N compute nothing but still take
+// part in the barriers. Returns (mean, rstd).
+fn row_stats(row: u32, lid: u32) -> vec2<f32> {
+  let C = dims.C;
+  let lane = lid % TEAM;
+  let n = select(0u, C, row < dims.N);
+  let base = row * C;
+  var s = 0.0;
+  for (var c = lane; c < n; c += TEAM) { s += inp[base + c]; }
+  let m = team_sum(vec2<f32>(s, 0.0), lid).x / f32(C);
+  var q = 0.0;
+  for (var c = lane; c < n; c += TEAM) {
+    let d = inp[base + c] - m;
+    q += d * d;
+  }
+  let v = team_sum(vec2<f32>(q, 0.0), lid).x / f32(C);
+  let r = inverseSqrt(v + dims.eps);
+  if (lane == 0u && row < dims.N) {
+    mean[row] = m;
+    rstd[row] = r;
+  }
+  return vec2<f32>(m, r);
+}
+
+// One team of TEAM threads per row, WG / TEAM rows per workgroup.
+@compute @workgroup_size(WG)
+fn layernorm_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32) {
+  let row = group_id(wg, nwg) * (WG / TEAM) + lid / TEAM;
+  let st = row_stats(row, lid);
+  if (row >= dims.N) { return; }
+  let base = row * dims.C;
+  for (var c = lid % TEAM; c < dims.C; c += TEAM) {
+    out[base + c] = (inp[base + c] - st.x) * st.y * weight[c] + bias[c];
+  }
+}
+
+@compute @workgroup_size(WG)
+fn layernorm_forward_nobias(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                            @builtin(local_invocation_index) lid: u32) {
+  let row = group_id(wg, nwg) * (WG / TEAM) + lid / TEAM;
+  let st = row_stats(row, lid);
+  if (row >= dims.N) { return; }
+  let base = row * dims.C;
+  for (var c = lid % TEAM; c < dims.C; c += TEAM) {
+    out[base + c] = (inp[base + c] - st.x) * st.y * weight[c];
+  }
+}
+
+// dinp for a chunk of ROWS rows, and the chunk's column partial sums of dout * xhat and dout.
+@compute @workgroup_size(WG)
+fn layernorm_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                      @builtin(local_invocation_index) lid: u32) {
+  let N = dims.N;
+  let C = dims.C;
+  let R = (N + ROWS - 1u) / ROWS;
+  let chunk = group_id(wg, nwg);
+  if (chunk >= R) { return; }
+  let r0 = chunk * ROWS;
+  let nr = min(ROWS, N - r0);
+  let lane = lid % TEAM;
+  // Pass 1: the row means <g> and <g * xhat>, each team reducing one row at a time.
+  for (var rt = 0u; rt < nr; rt += WG / TEAM) {
+    let r = rt + lid / TEAM;
+    let row = r0 + min(r, nr - 1u); // teams past the chunk's end recompute its last row, unsaved
+    let m = smean[row];
+    let s = srstd[row];
+    let base = row * C;
+    var acc = vec2<f32>(0.0, 0.0);
+    for (var c = lane; c < C; c += TEAM) {
+      let g = weight[c] * dout[base + c];
+      acc += vec2<f32>(g, g * (inp[base + c] - m) * s);
+    }
+    let t = team_sum(acc, lid);
+    if (lane == 0u && r < nr) {
+      row_a[r] = t.x / f32(C);
+      row_b[r] = t.y / f32(C);
+      row_mean[r] = m;
+      row_rstd[r] = s;
+    }
+  }
+  workgroupBarrier();
+  // Pass 2: each thread owns columns c = lid + k * WG and walks the chunk's rows (coalesced per row).
+  for (var c = lid; c < C; c += WG) {
+    let w = weight[c];
+    var dw = 0.0;
+    var db = 0.0;
+    for (var r = 0u; r < nr; r++) {
+      let i = (r0 + r) * C + c;
+      let d = dout[i];
+      let s = row_rstd[r];
+      let xhat = (inp[i] - row_mean[r]) * s;
+      dw += d * xhat;
+      db += d;
+      let v = s * (w * d - row_a[r] - xhat * row_b[r]);
+      if (ACCUMULATE) {
+        dinp[i] += v;
+      } else {
+        dinp[i] = v;
+      }
+    }
+    scratch[chunk * C + c] = dw;
+    scratch[(R + chunk) * C + c] = db;
+  }
+}
+
+// Column totals of the R chunk partials: lane y of column x sums chunks y, y + FL, ... then the FL lane
+// sums are added in lane order. Result valid in lane 0. Must be called in uniform control flow.
+fn column_totals(c: u32, lid: vec3<u32>) -> vec2<f32> {
+  let C = dims.C;
+  let R = (dims.N + ROWS - 1u) / ROWS;
+  var acc = vec2<f32>(0.0, 0.0);
+  if (c < C) {
+    for (var k = lid.y; k < R; k += FL) {
+      acc += vec2<f32>(partials[k * C + c], partials[(R + k) * C + c]);
+    }
+  }
+  fin[lid.y * FC + lid.x] = acc;
+  workgroupBarrier();
+  var s = fin[lid.x];
+  for (var j = 1u; j < FL; j++) { s += fin[j * FC + lid.x]; }
+  return s;
+}
+
+@compute @workgroup_size(FC, FL)
+fn layernorm_backward_finish(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                             @builtin(local_invocation_id) lid: vec3<u32>) {
+  let c = group_id(wg, nwg) * FC + lid.x;
+  let s = column_totals(c, lid);
+  if (lid.y == 0u && c < dims.C) {
+    dweight[c] += s.x;
+    dbias[c] += s.y;
+  }
+}
+
+@compute @workgroup_size(FC, FL)
+fn layernorm_backward_finish_nobias(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                                    @builtin(local_invocation_id) lid: vec3<u32>) {
+  let c = group_id(wg, nwg) * FC + lid.x;
+  let s = column_totals(c, lid);
+  if (lid.y == 0u && c < dims.C) {
+    dweight[c] += s.x;
+  }
+}

@@ -1,0 +1,144 @@
+/**
+ * LayerNorm dispatchers: forward (saving mean and rstd) and backward over N rows of C channels, with
+ * or without bias (nanoGPT `bias=True` / `bias=False`).
+ *
+ * WebGPU tracks buffer usage per whole buffer within one dispatch, so a buffer bound as an output
+ * (`read_write`) must not also be bound as an input (`read`) of the same dispatch, even at another
+ * range: keep `out`/`mean`/`rstd` out of the buffer holding `inp`/`weight`/`bias`, and `dinp` and the
+ * scratch out of the buffers holding `dout`/`inp`/`weight`/`mean`/`rstd`. `dweight` and `dbias` may
+ * share one (gradient) buffer.
+ *
+ * @module
+ */
+import source from "../../shaders/layernorm.wgsl" with { type: "text" };
+import type { Gpu } from "../gpu/device.ts";
+import { type Dispatch, getKernel, grid, type Resource } from "../gpu/kernel.ts";
+
+/** Threads that reduce one row together (one warp on NVIDIA); a power of two. */
+const TEAM = 32;
+/** Forward workgroup: WG_FORWARD / TEAM rows, one team each. */
+const WG_FORWARD = 256;
+/** Backward workgroup: WG_BACKWARD / TEAM teams share a chunk's rows; then one thread per column. */
+const WG_BACKWARD = 128;
+/** Rows per backward workgroup; each chunk writes one row of column partials to the scratch. */
+const ROWS = 16;
+/** Columns per workgroup of the finishing column reduction (matches FC in the shader). */
+const FC = 32;
+
+/** Number of row chunks R the backward splits N into. */
+function chunks(N: number): number {
+  return Math.ceil(N / ROWS);
+}
+
+function checkShape(kernel: string, N: number, C: number): void {
+  if (!Number.isInteger(N) || !Number.isInteger(C) || N < 1 || C < 1) {
+    throw new Error(`${kernel}: N and C must be positive integers (got N=${N}, C=${C})`);
+  }
+  if (N * C > 0xffffffff) throw new Error(`${kernel}: N*C = ${N * C} exceeds u32 indexing`);
+}
+
+/**
+ * Bytes of the scratch buffer {@linkcode layernormBackward} needs for (N, C): the column partial sums
+ * of dweight and dbias, [2, ceil(N/16), C] floats. Allocate it once and share it between all LayerNorm
+ * backward calls of the same (N, C) (they run one after another in a pass).
+ */
+export function layernormScratchBytes(s: { N: number; C: number }): number {
+  return 2 * chunks(s.N) * s.C * 4;
+}
+
+/**
+ * out[n, c] = (inp[n, c] - mean[n]) * rstd[n] * weight[c] + bias[c] (no bias term when `bias` is
+ * absent), saving mean [N] and rstd [N] = 1/sqrt(var + eps) (biased variance) for the backward.
+ * Shapes: out, inp [N, C]; weight, bias [C]. `eps` defaults to 1e-5 (torch).
+ */
+export async function layernormForward(
+  gpu: Gpu,
+  b: { out: Resource; mean: Resource; rstd: Resource; inp: Resource; weight: Resource; bias?: Resource },
+  s: { N: number; C: number; eps?: number },
+): Promise<Dispatch> {
+  const { N, C, eps = 1e-5 } = s;
+  const entry = b.bias ? "layernorm_forward" : "layernorm_forward_nobias";
+  checkShape(entry, N, C);
+  const k = await getKernel(gpu, {
+    name: entry,
+    source,
+    entryPoint: entry,
+    constants: { WG: WG_FORWARD, TEAM },
+  });
+  const res: Record<string, Resource> = {
+    out: b.out,
+    mean: b.mean,
+    rstd: b.rstd,
+    inp: b.inp,
+    weight: b.weight,
+  };
+  if (b.bias) res.bias = b.bias;
+  return k.dispatch(res, { N, C, eps }, grid(N, WG_FORWARD / TEAM));
+}
+
+/**
+ * LayerNorm backward, two dispatches:
+ * 1. dinp [N, C] = rstd * (g - mean_c(g) - xhat * mean_c(g * xhat)) with g = weight * dout and
+ *    xhat = (inp - mean) * rstd, WRITTEN, or ADDED to dinp when `accumulate` is true; plus per-chunk
+ *    column partials of dout * xhat and dout into `scratch` ({@linkcode layernormScratchBytes} bytes).
+ * 2. dweight [C] += sum_n dout * xhat and dbias [C] += sum_n dout (when `dbias` is given), summing the
+ *    partials in a fixed order: deterministic, no atomics.
+ * `mean` and `rstd` [N] are the forward's saved values. `scratch` is required.
+ */
+export async function layernormBackward(
+  gpu: Gpu,
+  b: {
+    dinp: Resource;
+    dweight: Resource;
+    dbias?: Resource;
+    dout: Resource;
+    inp: Resource;
+    weight: Resource;
+    mean: Resource;
+    rstd: Resource;
+    scratch?: Resource;
+  },
+  s: { N: number; C: number; accumulate?: boolean },
+): Promise<Dispatch[]> {
+  const { N, C, accumulate = false } = s;
+  checkShape("layernorm_backward", N, C);
+  if (!b.scratch) {
+    throw new Error(
+      `layernorm_backward: a scratch buffer of layernormScratchBytes(${JSON.stringify({ N, C })}) = ${
+        layernormScratchBytes({ N, C })
+      } bytes is required`,
+    );
+  }
+  const main = await getKernel(gpu, {
+    name: accumulate ? "layernorm_backward_acc" : "layernorm_backward",
+    source,
+    entryPoint: "layernorm_backward",
+    constants: { WG: WG_BACKWARD, TEAM, ROWS, ACCUMULATE: accumulate ? 1 : 0 },
+  });
+  const finishEntry = b.dbias ? "layernorm_backward_finish" : "layernorm_backward_finish_nobias";
+  const finish = await getKernel(gpu, {
+    name: finishEntry,
+    source,
+    entryPoint: finishEntry,
+    constants: { ROWS },
+  });
+  const dims = { N, C, eps: 0 };
+  const fin: Record<string, Resource> = { dweight: b.dweight, partials: b.scratch };
+  if (b.dbias) fin.dbias = b.dbias;
+  return [
+    main.dispatch(
+      {
+        dinp: b.dinp,
+        scratch: b.scratch,
+        inp: b.inp,
+        weight: b.weight,
+        dout: b.dout,
+        smean: b.mean,
+        srstd: b.rstd,
+      },
+      dims,
+      grid(chunks(N), 1),
+    ),
+    finish.dispatch(fin, dims, grid(C, FC)),
+  ];
+}
