@@ -1,0 +1,476 @@
+// Matrix multiplies of a Linear layer (nanoGPT's nn.Linear: weight stored [out_features, in_features]).
+//
+// Shapes: M rows (= B*T), K input features, N output features, all row-major f32:
+//   inp, dinp [M, K]; weight, dweight [N, K]; bias, dbias [N]; out, dout [M, N].
+//   matmul_forward(_bias):   out[M, N]      =  inp · weightᵀ (+ bias)      (NT form, reduce over K)
+//   matmul_backward_input:   dinp[M, K]     =  dout · weight                (NN form, reduce over N)
+//   matmul_backward_weight:  dweight[N, K] +=  doutᵀ · inp                  (TN form, reduce over M)
+//   matmul_backward_bias:    dbias[N]      +=  sum over m of dout[m, :]     (column reduction)
+// Split-K weight gradient (when dweight has too few output tiles to fill a GPU), two dispatches:
+//   matmul_backward_weight_split:  scratch[z, N, K] = dout[Mz, N]ᵀ · inp[Mz, K] for slices z < Z,
+//                                  Mz = rows [z*MS, min((z+1)*MS, M)) of M, Z = ceil(M / MS)
+//   matmul_backward_weight_reduce: dweight[N, K]   += partials[0] + ... + partials[Z-1] (in order)
+// Gradients: parameter gradients ACCUMULATE (dweight +=, dbias +=); the activation gradient dinp is
+// WRITTEN (=); the split-K scratch is written. Every summation order is fixed (no atomics), so results
+// are deterministic.
+//
+// The three products share one tiled structure. Each names its output C[R, S] = sum_t A[r, t] · B[t, s]
+// (R, S the output rows and columns, t the reduction index). A workgroup of WGX x WGY threads owns a
+// TM x TN block of C (TM = 8*WGY, TN = 8*WGX); each thread owns an 8x8 block held as 16 vec4
+// accumulators in a struct (constant member names only: never a dynamically indexed private array),
+// rows {4ty..4ty+3, TM/2+4ty..} and columns {4tx..4tx+3, TN/2+4tx..}. Per step of BK along t, the
+// threads copy A's TM x BK tile and B's BK x TN tile into workgroup memory, both stored t-major
+// (As[t][r], Bs[t][s]) so the inner loop reads each operand as two vec4s per t. Every operand is read
+// from global memory as 4 consecutive floats along its contiguous dimension: operands contiguous along t
+// (inp and weight in the forward, dout in backward-input) are transposed while being stored to
+// workgroup memory. Bounds checks happen only in the tile loads (zero fill) and the final stores.
+//
+// Storage access comes in two forms per contiguous dimension, chosen by the dispatcher with a tiny
+// line preprocessor (`// #if K4` / `// #else` / `// #endif`, same for N4; it blanks the unused lines):
+// K4 when K % 4 == 0 (buffers contiguous along K: inp, weight, dinp, dweight hold vec4s) and N4 when
+// N % 4 == 0 (out, dout, bias). Otherwise those buffers are plain f32 arrays read element by element
+// with a bound per element. Tile starts are multiples of 4, so in the vec4 form a vec4 is either wholly
+// inside or wholly outside its row.
+//
+// Grids: matmuls, (ceil(S / TN), ceil(R / TM), Z) workgroups, wg.x over output columns, wg.y over
+// output rows, wg.z over split-K slices (1 except for the split weight gradient, whose MS is a multiple
+// of BK so no tile straddles two slices). Split reduce: 1-D over the N*K / KW elements of KV, folded
+// into (x, y), linear group id = wg.x + wg.y * nwg.x. Bias backward: ceil(N / BX) workgroups of BX
+// columns x BY row lanes; each lane sums rows m = lane (mod BY) in 4 fixed interleaved partial sums,
+// then the lanes are added by a fixed tree.
+
+// MS: rows of M per split-K slice (matmul_backward_weight*; the other entry points ignore it).
+struct Dims { M: u32, K: u32, N: u32, MS: u32 }
+
+// #if K4
+alias KV = vec4<f32>;  // element of the buffers contiguous along K
+const KW: u32 = 4u;    // floats per KV
+// #else
+alias KV = f32;
+const KW: u32 = 1u;
+// #endif
+// #if N4
+alias NV = vec4<f32>;  // element of the buffers contiguous along N
+// #else
+alias NV = f32;
+// #endif
+
+// Bindings, one number per variable across the file. Outputs first, then inputs, then dims.
+// forward: out, inp, weight, (bias), dims. backward_input: dinp, dout, weight, dims.
+// backward_weight: dweight, dout, inp, dims. backward_bias: dbias, dout, dims.
+// backward_weight_split: scratch, dout, inp, dims. backward_weight_reduce: dweight, partials, dims.
+@group(0) @binding(0) var<storage, read_write> out: array<NV>;      // [M, N]
+@group(0) @binding(1) var<storage, read_write> dinp: array<KV>;     // [M, K]
+@group(0) @binding(2) var<storage, read_write> dweight: array<KV>;  // [N, K]
+@group(0) @binding(3) var<storage, read_write> dbias: array<f32>;   // [N]
+@group(0) @binding(4) var<storage, read_write> scratch: array<KV>;  // [Z, N, K] split-K partials
+@group(0) @binding(5) var<storage, read> inp: array<KV>;            // [M, K]
+@group(0) @binding(6) var<storage, read> weight: array<KV>;         // [N, K]
+@group(0) @binding(7) var<storage, read> bias: array<NV>;           // [N]
+@group(0) @binding(8) var<storage, read> dout: array<NV>;           // [M, N]
+@group(0) @binding(9) var<storage, read> partials: array<KV>;       // [Z, N, K], the scratch
+@group(0) @binding(10) var<uniform> dims: Dims;
+
+override WGX: u32 = 16;   // threads along output columns; TN = 8 * WGX
+override WGY: u32 = 16;   // threads along output rows; TM = 8 * WGY
+override BK: u32 = 16;    // reduction step; a multiple of 4 with 2 * BK divisible by WGX and WGY
+override BX: u32 = 8;     // bias backward: columns per workgroup
+override BY: u32 = 32;    // bias backward: row lanes per workgroup, a power of two
+override WG: u32 = 256;   // split reduce: threads per workgroup
+
+override TM: u32 = 8u * WGY;
+override TN: u32 = 8u * WGX;
+override NT: u32 = WGX * WGY;  // threads per workgroup
+
+var<workgroup> As: array<vec4<f32>, BK * TM / 4u>;  // As[t][r]: TM / 4 vec4s per t
+var<workgroup> Bs: array<vec4<f32>, BK * TN / 4u>;  // Bs[t][s]: TN / 4 vec4s per t
+var<workgroup> lanes: array<f32, BX * BY>;          // bias backward partial sums [BY][BX]
+
+// ---- Storage access: 4 consecutive elements along the contiguous dimension, zero outside. ----
+// ld_X(r, c) reads X[r, c..c+3]; st_X / add_X write or accumulate v into X[r, c..c+3]; c % 4 == 0.
+
+// #if K4
+fn ld_inp(r: u32, c: u32) -> vec4<f32> {
+  if (r < dims.M && c < dims.K) { return inp[(r * dims.K + c) / 4u]; }
+  return vec4<f32>();
+}
+fn ld_weight(r: u32, c: u32) -> vec4<f32> {
+  if (r < dims.N && c < dims.K) { return weight[(r * dims.K + c) / 4u]; }
+  return vec4<f32>();
+}
+fn st_dinp(r: u32, c: u32, v: vec4<f32>) {
+  if (r < dims.M && c < dims.K) { dinp[(r * dims.K + c) / 4u] = v; }
+}
+fn add_dweight(r: u32, c: u32, v: vec4<f32>) {
+  if (r < dims.N && c < dims.K) {
+    let i = (r * dims.K + c) / 4u;
+    dweight[i] = dweight[i] + v;
+  }
+}
+fn st_scratch(z: u32, r: u32, c: u32, v: vec4<f32>) {  // slice z of the split-K scratch
+  if (r < dims.N && c < dims.K) { scratch[(z * dims.N * dims.K + r * dims.K + c) / 4u] = v; }
+}
+// #else
+fn ld_inp(r: u32, c: u32) -> vec4<f32> {
+  var v = vec4<f32>();
+  if (r < dims.M) {
+    let i = r * dims.K + c;
+    if (c < dims.K) { v.x = inp[i]; }
+    if (c + 1u < dims.K) { v.y = inp[i + 1u]; }
+    if (c + 2u < dims.K) { v.z = inp[i + 2u]; }
+    if (c + 3u < dims.K) { v.w = inp[i + 3u]; }
+  }
+  return v;
+}
+fn ld_weight(r: u32, c: u32) -> vec4<f32> {
+  var v = vec4<f32>();
+  if (r < dims.N) {
+    let i = r * dims.K + c;
+    if (c < dims.K) { v.x = weight[i]; }
+    if (c + 1u < dims.K) { v.y = weight[i + 1u]; }
+    if (c + 2u < dims.K) { v.z = weight[i + 2u]; }
+    if (c + 3u < dims.K) { v.w = weight[i + 3u]; }
+  }
+  return v;
+}
+fn st_dinp(r: u32, c: u32, v: vec4<f32>) {
+  if (r < dims.M) {
+    let i = r * dims.K + c;
+    if (c < dims.K) { dinp[i] = v.x; }
+    if (c + 1u < dims.K) { dinp[i + 1u] = v.y; }
+    if (c + 2u < dims.K) { dinp[i + 2u] = v.z; }
+    if (c + 3u < dims.K) { dinp[i + 3u] = v.w; }
+  }
+}
+fn add_dweight(r: u32, c: u32, v: vec4<f32>) {
+  if (r < dims.N) {
+    let i = r * dims.K + c;
+    if (c < dims.K) { dweight[i] = dweight[i] + v.x; }
+    if (c + 1u < dims.K) { dweight[i + 1u] = dweight[i + 1u] + v.y; }
+    if (c + 2u < dims.K) { dweight[i + 2u] = dweight[i + 2u] + v.z; }
+    if (c + 3u < dims.K) { dweight[i + 3u] = dweight[i + 3u] + v.w; }
+  }
+}
+fn st_scratch(z: u32, r: u32, c: u32, v: vec4<f32>) {
+  if (r < dims.N) {
+    let i = z * dims.N * dims.K + r * dims.K + c;
+    if (c < dims.K) { scratch[i] = v.x; }
+    if (c + 1u < dims.K) { scratch[i + 1u] = v.y; }
+    if (c + 2u < dims.K) { scratch[i + 2u] = v.z; }
+    if (c + 3u < dims.K) { scratch[i + 3u] = v.w; }
+  }
+}
+// #endif
+
+// #if N4
+fn ld_dout(r: u32, c: u32) -> vec4<f32> {
+  if (r < dims.M && c < dims.N) { return dout[(r * dims.N + c) / 4u]; }
+  return vec4<f32>();
+}
+fn ld_bias(c: u32) -> vec4<f32> {
+  if (c < dims.N) { return bias[c / 4u]; }
+  return vec4<f32>();
+}
+fn st_out(r: u32, c: u32, v: vec4<f32>) {
+  if (r < dims.M && c < dims.N) { out[(r * dims.N + c) / 4u] = v; }
+}
+fn ld_dout1(i: u32) -> f32 {  // dout's flat element i (bias backward)
+  return dout[i / 4u][i % 4u];
+}
+// #else
+fn ld_dout(r: u32, c: u32) -> vec4<f32> {
+  var v = vec4<f32>();
+  if (r < dims.M) {
+    let i = r * dims.N + c;
+    if (c < dims.N) { v.x = dout[i]; }
+    if (c + 1u < dims.N) { v.y = dout[i + 1u]; }
+    if (c + 2u < dims.N) { v.z = dout[i + 2u]; }
+    if (c + 3u < dims.N) { v.w = dout[i + 3u]; }
+  }
+  return v;
+}
+fn ld_bias(c: u32) -> vec4<f32> {
+  var v = vec4<f32>();
+  if (c < dims.N) { v.x = bias[c]; }
+  if (c + 1u < dims.N) { v.y = bias[c + 1u]; }
+  if (c + 2u < dims.N) { v.z = bias[c + 2u]; }
+  if (c + 3u < dims.N) { v.w = bias[c + 3u]; }
+  return v;
+}
+fn st_out(r: u32, c: u32, v: vec4<f32>) {
+  if (r < dims.M) {
+    let i = r * dims.N + c;
+    if (c < dims.N) { out[i] = v.x; }
+    if (c + 1u < dims.N) { out[i + 1u] = v.y; }
+    if (c + 2u < dims.N) { out[i + 2u] = v.z; }
+    if (c + 3u < dims.N) { out[i + 3u] = v.w; }
+  }
+}
+fn ld_dout1(i: u32) -> f32 {
+  return dout[i];
+}
+// #endif
+
+// ---- Workgroup tiles. ----
+
+// A[r, t..t+3] = v (an operand contiguous along t): transposed into As[t..t+3][r].
+fn put_a_t(r: u32, t: u32, v: vec4<f32>) {
+  let q = r / 4u;
+  let e = r % 4u;
+  As[t * (TM / 4u) + q][e] = v.x;
+  As[(t + 1u) * (TM / 4u) + q][e] = v.y;
+  As[(t + 2u) * (TM / 4u) + q][e] = v.z;
+  As[(t + 3u) * (TM / 4u) + q][e] = v.w;
+}
+// B[s..s+3, t] = v (an operand contiguous along t): transposed into Bs[t..t+3][s].
+fn put_b_t(s: u32, t: u32, v: vec4<f32>) {
+  let q = s / 4u;
+  let e = s % 4u;
+  Bs[t * (TN / 4u) + q][e] = v.x;
+  Bs[(t + 1u) * (TN / 4u) + q][e] = v.y;
+  Bs[(t + 2u) * (TN / 4u) + q][e] = v.z;
+  Bs[(t + 3u) * (TN / 4u) + q][e] = v.w;
+}
+// A[r..r+3, t] = v (an operand contiguous along r): As[t][r..r+3].
+fn put_a(t: u32, r: u32, v: vec4<f32>) {
+  As[t * (TM / 4u) + r / 4u] = v;
+}
+// B[t, s..s+3] = v (an operand contiguous along s): Bs[t][s..s+3].
+fn put_b(t: u32, s: u32, v: vec4<f32>) {
+  Bs[t * (TN / 4u) + s / 4u] = v;
+}
+
+// ---- The 8x8 register tile. ----
+
+// Thread-local rows 0-3 are r = 4ty + 0..3, rows 4-7 are TM/2 + 4ty + 0..3; column half a is
+// s = 4tx + 0..3, half b is TN/2 + 4tx + 0..3. Member rIh holds row I, column half h.
+struct Acc {
+  r0a: vec4<f32>, r0b: vec4<f32>, r1a: vec4<f32>, r1b: vec4<f32>,
+  r2a: vec4<f32>, r2b: vec4<f32>, r3a: vec4<f32>, r3b: vec4<f32>,
+  r4a: vec4<f32>, r4b: vec4<f32>, r5a: vec4<f32>, r5b: vec4<f32>,
+  r6a: vec4<f32>, r6b: vec4<f32>, r7a: vec4<f32>, r7b: vec4<f32>,
+}
+
+// One rank-1 update: a0, a1 are A's rows (0-3, 4-7) at one t, b0, b1 B's column halves at that t.
+fn fma8x8(c: Acc, a0: vec4<f32>, a1: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>) -> Acc {
+  return Acc(
+    c.r0a + a0.x * b0, c.r0b + a0.x * b1, c.r1a + a0.y * b0, c.r1b + a0.y * b1,
+    c.r2a + a0.z * b0, c.r2b + a0.z * b1, c.r3a + a0.w * b0, c.r3b + a0.w * b1,
+    c.r4a + a1.x * b0, c.r4b + a1.x * b1, c.r5a + a1.y * b0, c.r5b + a1.y * b1,
+    c.r6a + a1.z * b0, c.r6b + a1.z * b1, c.r7a + a1.w * b0, c.r7b + a1.w * b1,
+  );
+}
+
+// Adds the product of the current As, Bs tiles (BK steps of t) to c.
+fn mac_tile(c: Acc, tx: u32, ty: u32) -> Acc {
+  var acc = c;
+  for (var t = 0u; t < BK; t++) {
+    let a = t * (TM / 4u);
+    let b = t * (TN / 4u);
+    acc = fma8x8(acc, As[a + ty], As[a + WGY + ty], Bs[b + tx], Bs[b + WGX + tx]);
+  }
+  return acc;
+}
+
+// ---- Forward: out[M, N] = inp[M, K] · weight[N, K]ᵀ (+ bias). R = M, S = N, t over K. ----
+
+fn forward_tile(wg: vec3<u32>, li: vec3<u32>, lid: u32) -> Acc {
+  let r0 = wg.y * TM;
+  let s0 = wg.x * TN;
+  var acc = Acc();
+  for (var t0 = 0u; t0 < dims.K; t0 += BK) {
+    for (var i = 0u; i < TM * BK / 4u / NT; i++) {
+      let f = lid + i * NT;
+      let r = f / (BK / 4u);
+      let t = (f % (BK / 4u)) * 4u;
+      put_a_t(r, t, ld_inp(r0 + r, t0 + t));
+    }
+    for (var i = 0u; i < TN * BK / 4u / NT; i++) {
+      let f = lid + i * NT;
+      let s = f / (BK / 4u);
+      let t = (f % (BK / 4u)) * 4u;
+      put_b_t(s, t, ld_weight(s0 + s, t0 + t));
+    }
+    workgroupBarrier();
+    acc = mac_tile(acc, li.x, li.y);
+    workgroupBarrier();
+  }
+  return acc;
+}
+
+fn store_out(c: Acc, wg: vec3<u32>, li: vec3<u32>, ba: vec4<f32>, bb: vec4<f32>) {
+  let ra = wg.y * TM + 4u * li.y;
+  let rb = ra + TM / 2u;
+  let sa = wg.x * TN + 4u * li.x;
+  let sb = sa + TN / 2u;
+  st_out(ra, sa, c.r0a + ba); st_out(ra, sb, c.r0b + bb);
+  st_out(ra + 1u, sa, c.r1a + ba); st_out(ra + 1u, sb, c.r1b + bb);
+  st_out(ra + 2u, sa, c.r2a + ba); st_out(ra + 2u, sb, c.r2b + bb);
+  st_out(ra + 3u, sa, c.r3a + ba); st_out(ra + 3u, sb, c.r3b + bb);
+  st_out(rb, sa, c.r4a + ba); st_out(rb, sb, c.r4b + bb);
+  st_out(rb + 1u, sa, c.r5a + ba); st_out(rb + 1u, sb, c.r5b + bb);
+  st_out(rb + 2u, sa, c.r6a + ba); st_out(rb + 2u, sb, c.r6b + bb);
+  st_out(rb + 3u, sa, c.r7a + ba); st_out(rb + 3u, sb, c.r7b + bb);
+}
+
+@compute @workgroup_size(WGX, WGY)
+fn matmul_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+  let acc = forward_tile(wg, li, lid);
+  store_out(acc, wg, li, vec4<f32>(), vec4<f32>());
+}
+
+@compute @workgroup_size(WGX, WGY)
+fn matmul_forward_bias(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li: vec3<u32>,
+                       @builtin(local_invocation_index) lid: u32) {
+  let acc = forward_tile(wg, li, lid);
+  let sa = wg.x * TN + 4u * li.x;
+  store_out(acc, wg, li, ld_bias(sa), ld_bias(sa + TN / 2u));
+}
+
+// ---- Backward input: dinp[M, K] = dout[M, N] · weight[N, K]. R = M, S = K, t over N. ----
+
+@compute @workgroup_size(WGX, WGY)
+fn matmul_backward_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li: vec3<u32>,
+                         @builtin(local_invocation_index) lid: u32) {
+  let r0 = wg.y * TM;
+  let s0 = wg.x * TN;
+  var acc = Acc();
+  for (var t0 = 0u; t0 < dims.N; t0 += BK) {
+    for (var i = 0u; i < TM * BK / 4u / NT; i++) {  // A[r, t] = dout[r, t], contiguous along t
+      let f = lid + i * NT;
+      let r = f / (BK / 4u);
+      let t = (f % (BK / 4u)) * 4u;
+      put_a_t(r, t, ld_dout(r0 + r, t0 + t));
+    }
+    for (var i = 0u; i < TN * BK / 4u / NT; i++) {  // B[t, s] = weight[t, s], contiguous along s
+      let f = lid + i * NT;
+      let t = f / (TN / 4u);
+      let s = (f % (TN / 4u)) * 4u;
+      put_b(t, s, ld_weight(t0 + t, s0 + s));
+    }
+    workgroupBarrier();
+    acc = mac_tile(acc, li.x, li.y);
+    workgroupBarrier();
+  }
+  let ra = r0 + 4u * li.y;
+  let rb = ra + TM / 2u;
+  let sa = s0 + 4u * li.x;
+  let sb = sa + TN / 2u;
+  st_dinp(ra, sa, acc.r0a); st_dinp(ra, sb, acc.r0b);
+  st_dinp(ra + 1u, sa, acc.r1a); st_dinp(ra + 1u, sb, acc.r1b);
+  st_dinp(ra + 2u, sa, acc.r2a); st_dinp(ra + 2u, sb, acc.r2b);
+  st_dinp(ra + 3u, sa, acc.r3a); st_dinp(ra + 3u, sb, acc.r3b);
+  st_dinp(rb, sa, acc.r4a); st_dinp(rb, sb, acc.r4b);
+  st_dinp(rb + 1u, sa, acc.r5a); st_dinp(rb + 1u, sb, acc.r5b);
+  st_dinp(rb + 2u, sa, acc.r6a); st_dinp(rb + 2u, sb, acc.r6b);
+  st_dinp(rb + 3u, sa, acc.r7a); st_dinp(rb + 3u, sb, acc.r7b);
+}
+
+// ---- Backward weight: dweight[N, K] += dout[M, N]ᵀ · inp[M, K]. R = N, S = K, t over M. ----
+
+// The product over slice wg.z of M: rows [wg.z * MS, min((wg.z + 1) * MS, M)).
+fn backward_weight_tile(wg: vec3<u32>, li: vec3<u32>, lid: u32) -> Acc {
+  let r0 = wg.y * TM;
+  let s0 = wg.x * TN;
+  let t_end = min(dims.M, (wg.z + 1u) * dims.MS);
+  var acc = Acc();
+  for (var t0 = wg.z * dims.MS; t0 < t_end; t0 += BK) {
+    for (var i = 0u; i < TM * BK / 4u / NT; i++) {  // A[r, t] = dout[t, r], contiguous along r
+      let f = lid + i * NT;
+      let t = f / (TM / 4u);
+      let r = (f % (TM / 4u)) * 4u;
+      put_a(t, r, ld_dout(t0 + t, r0 + r));
+    }
+    for (var i = 0u; i < TN * BK / 4u / NT; i++) {  // B[t, s] = inp[t, s], contiguous along s
+      let f = lid + i * NT;
+      let t = f / (TN / 4u);
+      let s = (f % (TN / 4u)) * 4u;
+      put_b(t, s, ld_inp(t0 + t, s0 + s));
+    }
+    workgroupBarrier();
+    acc = mac_tile(acc, li.x, li.y);
+    workgroupBarrier();
+  }
+  return acc;
+}
+
+@compute @workgroup_size(WGX, WGY)
+fn matmul_backward_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li: vec3<u32>,
+                          @builtin(local_invocation_index) lid: u32) {
+  let acc = backward_weight_tile(wg, li, lid);
+  let ra = wg.y * TM + 4u * li.y;
+  let rb = ra + TM / 2u;
+  let sa = wg.x * TN + 4u * li.x;
+  let sb = sa + TN / 2u;
+  add_dweight(ra, sa, acc.r0a); add_dweight(ra, sb, acc.r0b);
+  add_dweight(ra + 1u, sa, acc.r1a); add_dweight(ra + 1u, sb, acc.r1b);
+  add_dweight(ra + 2u, sa, acc.r2a); add_dweight(ra + 2u, sb, acc.r2b);
+  add_dweight(ra + 3u, sa, acc.r3a); add_dweight(ra + 3u, sb, acc.r3b);
+  add_dweight(rb, sa, acc.r4a); add_dweight(rb, sb, acc.r4b);
+  add_dweight(rb + 1u, sa, acc.r5a); add_dweight(rb + 1u, sb, acc.r5b);
+  add_dweight(rb + 2u, sa, acc.r6a); add_dweight(rb + 2u, sb, acc.r6b);
+  add_dweight(rb + 3u, sa, acc.r7a); add_dweight(rb + 3u, sb, acc.r7b);
+}
+
+@compute @workgroup_size(WGX, WGY)
+fn matmul_backward_weight_split(@builtin(workgroup_id) wg: vec3<u32>,
+                                @builtin(local_invocation_id) li: vec3<u32>,
+                                @builtin(local_invocation_index) lid: u32) {
+  let acc = backward_weight_tile(wg, li, lid);
+  let z = wg.z;
+  let ra = wg.y * TM + 4u * li.y;
+  let rb = ra + TM / 2u;
+  let sa = wg.x * TN + 4u * li.x;
+  let sb = sa + TN / 2u;
+  st_scratch(z, ra, sa, acc.r0a); st_scratch(z, ra, sb, acc.r0b);
+  st_scratch(z, ra + 1u, sa, acc.r1a); st_scratch(z, ra + 1u, sb, acc.r1b);
+  st_scratch(z, ra + 2u, sa, acc.r2a); st_scratch(z, ra + 2u, sb, acc.r2b);
+  st_scratch(z, ra + 3u, sa, acc.r3a); st_scratch(z, ra + 3u, sb, acc.r3b);
+  st_scratch(z, rb, sa, acc.r4a); st_scratch(z, rb, sb, acc.r4b);
+  st_scratch(z, rb + 1u, sa, acc.r5a); st_scratch(z, rb + 1u, sb, acc.r5b);
+  st_scratch(z, rb + 2u, sa, acc.r6a); st_scratch(z, rb + 2u, sb, acc.r6b);
+  st_scratch(z, rb + 3u, sa, acc.r7a); st_scratch(z, rb + 3u, sb, acc.r7b);
+}
+
+// dweight += partials[0] + partials[1] + ... + partials[Z-1], added left to right, per KV element.
+@compute @workgroup_size(WG)
+fn matmul_backward_weight_reduce(@builtin(workgroup_id) wg: vec3<u32>,
+                                 @builtin(num_workgroups) nwg: vec3<u32>,
+                                 @builtin(local_invocation_index) lid: u32) {
+  let i = (wg.x + wg.y * nwg.x) * WG + lid;
+  let n = dims.N * dims.K / KW;
+  if (i >= n) { return; }
+  let splits = (dims.M + dims.MS - 1u) / dims.MS;
+  var sum = partials[i];
+  for (var z = 1u; z < splits; z++) { sum += partials[z * n + i]; }
+  dweight[i] = dweight[i] + sum;
+}
+
+// ---- Backward bias: dbias[N] += sum over m of dout[m, N]. ----
+
+@compute @workgroup_size(BX, BY)
+fn matmul_backward_bias(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li: vec3<u32>) {
+  let n = wg.x * BX + li.x;
+  var s0 = 0.0;
+  var s1 = 0.0;
+  var s2 = 0.0;
+  var s3 = 0.0;
+  if (n < dims.N) {
+    var m = li.y;
+    for (; m + 3u * BY < dims.M; m += 4u * BY) {
+      s0 += ld_dout1(m * dims.N + n);
+      s1 += ld_dout1((m + BY) * dims.N + n);
+      s2 += ld_dout1((m + 2u * BY) * dims.N + n);
+      s3 += ld_dout1((m + 3u * BY) * dims.N + n);
+    }
+    for (; m < dims.M; m += BY) { s0 += ld_dout1(m * dims.N + n); }
+  }
+  lanes[li.y * BX + li.x] = (s0 + s1) + (s2 + s3);
+  workgroupBarrier();
+  for (var h = BY / 2u; h > 0u; h /= 2u) {
+    if (li.y < h) { lanes[li.y * BX + li.x] += lanes[(li.y + h) * BX + li.x]; }
+    workgroupBarrier();
+  }
+  if (li.y == 0u && n < dims.N) { dbias[n] = dbias[n] + lanes[li.x]; }
+}

@@ -1,0 +1,278 @@
+/**
+ * Matmul dispatchers for a Linear layer (weight [N, K] as in nanoGPT): forward with or without bias,
+ * and the three backward products (input gradient written, weight and bias gradients accumulated).
+ *
+ * All three products run one tiled kernel structure (workgroup tiles of TM x TN outputs, 8x8 outputs a
+ * thread held in 16 vec4 accumulators, BK = 16 reduction steps per tile). The shader's storage access
+ * comes in a vec4 form and an element-by-element form for each contiguous dimension; the dispatcher
+ * picks vec4 for buffers contiguous along K when K % 4 == 0 and for buffers contiguous along N when
+ * N % 4 == 0, by keeping one branch of the shader's `// #if K4` / `// #if N4` blocks
+ * ({@linkcode matmulSource}).
+ *
+ * A Linear layer's weight gradient has few output tiles and a long reduction (over B*T rows), which
+ * leaves most of a large GPU idle in one dispatch; {@linkcode matmulBackwardWeightSplit} splits the
+ * reduction over slices of rows into a caller-provided scratch buffer and adds the slices in a fixed
+ * order in a second dispatch (deterministic). {@linkcode matmulBackwardWeight} is the one-dispatch form.
+ *
+ * WebGPU tracks buffer usage per whole buffer within one dispatch: the output (`out`, `dinp`,
+ * `dweight`, `dbias`, `scratch`) must live in a different buffer than the inputs of the same dispatch.
+ *
+ * @module
+ */
+import source from "../../shaders/matmul.wgsl" with { type: "text" };
+import type { Gpu } from "../gpu/device.ts";
+import { type Dispatch, getKernel, grid, type Resource } from "../gpu/kernel.ts";
+
+/** Reduction step (rows of the workgroup tiles); a multiple of 4 with 2*BK divisible by the thread grid. */
+const BK = 16;
+/** Bias backward: columns per workgroup and row lanes per workgroup (a power of two). */
+const BX = 8, BY = 32;
+/** Use 128x128 tiles when they give at least this many workgroups, 64x64 tiles otherwise. */
+const BIG_TILE_MIN_GROUPS = 256;
+/** Split-K weight gradient: aim for this many workgroups, with slices of at least SPLIT_MIN_ROWS rows. */
+const SPLIT_TARGET_GROUPS = 512, SPLIT_MIN_ROWS = 256;
+/** Threads per workgroup of the split-K reduction. */
+const WG_REDUCE = 256;
+
+/** Tuning and test options for the matmul dispatchers; the defaults suit every shape. */
+export interface MatmulOptions {
+  /**
+   * Output tile edge per workgroup: 128 (16x16 threads) or 64 (8x8 threads), each thread computing
+   * 8x8 outputs. Default: 128 when that gives at least 256 workgroups, else 64.
+   */
+  readonly tile?: 64 | 128;
+  /**
+   * Use vec4 storage access where the shape allows it (default true). `false` forces the
+   * element-by-element form everywhere (for tests of that path).
+   */
+  readonly vec4?: boolean;
+}
+
+/** Options for the split-K weight gradient ({@linkcode matmulBackwardWeightSplit}). */
+export interface MatmulSplitOptions extends MatmulOptions {
+  /**
+   * Number of slices of M to split the reduction into (rounded so each slice is a multiple of 16 rows;
+   * 1 = no split). Default: enough slices of 128x128 tiles for about 512 workgroups, each slice at
+   * least 256 rows, or 1 when the output alone gives 256 workgroups.
+   */
+  readonly splits?: number;
+}
+
+/**
+ * The shader text with one branch of each `// #if NAME` / `// #else` / `// #endif` block kept (NAME
+ * in `flags` and true keeps the first branch); the dropped lines and the directives become empty lines
+ * so WGSL error line numbers still match shaders/matmul.wgsl. Blocks do not nest.
+ */
+export function matmulSource(flags: Readonly<Record<string, boolean>>): string {
+  const lines = source.split("\n");
+  let flag: string | null = null;
+  let keep = true;
+  return lines.map((line, i) => {
+    const d = /^\s*\/\/\s*#(if|else|endif)\b\s*(\w*)/.exec(line);
+    if (d) {
+      if (d[1] === "if") {
+        if (flag !== null) throw new Error(`matmul.wgsl:${i + 1}: nested #if`);
+        if (!(d[2] in flags)) throw new Error(`matmul.wgsl:${i + 1}: unknown flag '${d[2]}'`);
+        flag = d[2];
+        keep = flags[flag];
+      } else if (flag === null) throw new Error(`matmul.wgsl:${i + 1}: #${d[1]} without #if`);
+      else if (d[1] === "else") keep = !flags[flag];
+      else flag = null, keep = true;
+      return "";
+    }
+    return keep ? line : "";
+  }).join("\n");
+}
+
+function checkDims(kernel: string, dims: Record<string, number>): void {
+  for (const [k, v] of Object.entries(dims)) {
+    if (!Number.isInteger(v) || v < 1) {
+      throw new Error(`${kernel}: ${k} must be a positive integer (got ${v})`);
+    }
+  }
+  const { M, K = 1, N } = dims;
+  if (Math.max(M * K, N * K, M * N) > 0xffffffff) {
+    throw new Error(`${kernel}: matrix of ${Math.max(M * K, N * K, M * N)} elements exceeds u32 indexing`);
+  }
+}
+
+/**
+ * Compiles the entry point for an output of R x S (R, S the output's rows and columns) and returns
+ * its dispatch: vec4 forms as the shape allows, tile size by {@linkcode MatmulOptions.tile}.
+ */
+async function tiled(
+  gpu: Gpu,
+  entry: string,
+  resources: Record<string, Resource>,
+  s: { M: number; K: number; N: number },
+  R: number,
+  S: number,
+  opts: MatmulOptions,
+): Promise<Dispatch> {
+  const { M, K, N } = s;
+  checkDims(entry, { M, K, N });
+  const vec = opts.vec4 ?? true;
+  const groups = (t: number) => Math.ceil(R / t) * Math.ceil(S / t);
+  const tile = opts.tile ?? (groups(128) >= BIG_TILE_MIN_GROUPS ? 128 : 64);
+  if (tile !== 64 && tile !== 128) throw new Error(`${entry}: tile must be 64 or 128 (got ${tile})`);
+  const wg = tile / 8;
+  const k = await getKernel(gpu, {
+    name: entry,
+    source: matmulSource({ K4: vec && K % 4 === 0, N4: vec && N % 4 === 0 }),
+    entryPoint: entry,
+    constants: { WGX: wg, WGY: wg, BK },
+  });
+  return k.dispatch(resources, { M, K, N, MS: M }, [Math.ceil(S / tile), Math.ceil(R / tile)]);
+}
+
+/**
+ * Forward: out[M, N] = inp[M, K] · weight[N, K]ᵀ + bias[N] (no bias term when `bias` is absent).
+ * `out` is written.
+ */
+export function matmulForward(
+  gpu: Gpu,
+  b: { out: Resource; inp: Resource; weight: Resource; bias?: Resource },
+  s: { M: number; K: number; N: number },
+  opts: MatmulOptions = {},
+): Promise<Dispatch> {
+  const res: Record<string, Resource> = { out: b.out, inp: b.inp, weight: b.weight };
+  if (b.bias) res.bias = b.bias;
+  const entry = b.bias ? "matmul_forward_bias" : "matmul_forward";
+  return tiled(gpu, entry, res, s, s.M, s.N, opts);
+}
+
+/** Backward, input gradient: dinp[M, K] = dout[M, N] · weight[N, K] (written). */
+export function matmulBackwardInput(
+  gpu: Gpu,
+  b: { dinp: Resource; dout: Resource; weight: Resource },
+  s: { M: number; K: number; N: number },
+  opts: MatmulOptions = {},
+): Promise<Dispatch> {
+  const res = { dinp: b.dinp, dout: b.dout, weight: b.weight };
+  return tiled(gpu, "matmul_backward_input", res, s, s.M, s.K, opts);
+}
+
+/** Backward, weight gradient: dweight[N, K] += dout[M, N]ᵀ · inp[M, K] (accumulated). */
+export function matmulBackwardWeight(
+  gpu: Gpu,
+  b: { dweight: Resource; dout: Resource; inp: Resource },
+  s: { M: number; K: number; N: number },
+  opts: MatmulOptions = {},
+): Promise<Dispatch> {
+  const res = { dweight: b.dweight, dout: b.dout, inp: b.inp };
+  return tiled(gpu, "matmul_backward_weight", res, s, s.N, s.K, opts);
+}
+
+/**
+ * Backward, bias gradient: dbias[N] += sum over m of dout[m, n] for dout [M, N] (accumulated), in a
+ * fixed summation order (deterministic, no atomics).
+ */
+export async function matmulBackwardBias(
+  gpu: Gpu,
+  b: { dbias: Resource; dout: Resource },
+  s: { M: number; N: number },
+): Promise<Dispatch> {
+  const entry = "matmul_backward_bias";
+  const { M, N } = s;
+  checkDims(entry, { M, N });
+  const k = await getKernel(gpu, {
+    name: entry,
+    source: matmulSource({ K4: false, N4: false }),
+    entryPoint: entry,
+    constants: { BX, BY },
+  });
+  // K and MS are not used by this entry point; the shared dims struct still needs values.
+  return k.dispatch({ dbias: b.dbias, dout: b.dout }, { M, K: 0, N, MS: M }, [Math.ceil(N / BX)]);
+}
+
+/** How the split-K weight gradient divides M: `Z` slices of `MS` rows (the last may be shorter). */
+function splitPlan(s: { M: number; K: number; N: number }, opts: MatmulSplitOptions) {
+  const { M, K, N } = s;
+  const tile = opts.tile ?? 128;
+  const tiles = Math.ceil(N / tile) * Math.ceil(K / tile);
+  let z = opts.splits ??
+    (tiles >= BIG_TILE_MIN_GROUPS
+      ? 1
+      : Math.min(Math.ceil(SPLIT_TARGET_GROUPS / tiles), Math.floor(M / SPLIT_MIN_ROWS)));
+  if (!Number.isInteger(z) || z < 0) throw new Error(`matmul_backward_weight_split: bad splits ${z}`);
+  z = Math.max(1, z);
+  const MS = Math.ceil(Math.ceil(M / z) / BK) * BK;
+  return { tile, Z: Math.ceil(M / MS), MS };
+}
+
+/**
+ * Bytes of the scratch buffer {@linkcode matmulBackwardWeightSplit} needs for this shape and options:
+ * Z * N * K floats for Z slices, or 0 when it does not split. Allocate the largest over the shapes that
+ * share one scratch (their dispatches run one after another in a pass).
+ */
+export function matmulBackwardWeightScratchBytes(
+  s: { M: number; K: number; N: number },
+  opts: MatmulSplitOptions = {},
+): number {
+  checkDims("matmul_backward_weight_split", s);
+  const { Z } = splitPlan(s, opts);
+  return Z > 1 ? Z * s.N * s.K * 4 : 0;
+}
+
+function bindingBytes(r: Resource): number {
+  return r instanceof GPUBuffer ? r.size : r.size ?? r.buffer.size - (r.offset ?? 0);
+}
+
+/**
+ * Weight gradient dweight[N, K] += dout[M, N]ᵀ · inp[M, K] (accumulated), split along M for outputs
+ * too small to fill the GPU (a Linear layer's weight: few output tiles, a long reduction over B*T).
+ * Two dispatches: each slice z of M writes its product into `scratch` [Z, N, K], then a reduction adds
+ * the Z partials to dweight in slice order (deterministic). When the output is large enough (or M is
+ * short) it is the single {@linkcode matmulBackwardWeight} dispatch and `scratch` is not used.
+ * `scratch` needs {@linkcode matmulBackwardWeightScratchBytes} bytes, in a buffer other than dweight's.
+ */
+export async function matmulBackwardWeightSplit(
+  gpu: Gpu,
+  b: { dweight: Resource; dout: Resource; inp: Resource; scratch?: Resource },
+  s: { M: number; K: number; N: number },
+  opts: MatmulSplitOptions = {},
+): Promise<Dispatch[]> {
+  const { M, K, N } = s;
+  checkDims("matmul_backward_weight_split", { M, K, N });
+  const { tile, Z, MS } = splitPlan(s, opts);
+  if (Z === 1) {
+    return [await matmulBackwardWeight(gpu, { dweight: b.dweight, dout: b.dout, inp: b.inp }, s, opts)];
+  }
+  const need = Z * N * K * 4;
+  if (!b.scratch || bindingBytes(b.scratch) < need) {
+    throw new Error(
+      `matmul_backward_weight_split: a scratch of matmulBackwardWeightScratchBytes(${
+        JSON.stringify(s)
+      }) = ${need} bytes is required`,
+    );
+  }
+  if (tile !== 64 && tile !== 128) throw new Error(`matmul_backward_weight_split: tile must be 64 or 128`);
+  const K4 = (opts.vec4 ?? true) && K % 4 === 0;
+  const src = matmulSource({ K4, N4: (opts.vec4 ?? true) && N % 4 === 0 });
+  const wg = tile / 8;
+  const split = await getKernel(gpu, {
+    name: "matmul_backward_weight_split",
+    source: src,
+    entryPoint: "matmul_backward_weight_split",
+    constants: { WGX: wg, WGY: wg, BK },
+  });
+  const reduce = await getKernel(gpu, {
+    name: "matmul_backward_weight_reduce",
+    source: src,
+    entryPoint: "matmul_backward_weight_reduce",
+    constants: { WG: WG_REDUCE },
+  });
+  const dims = { M, K, N, MS };
+  return [
+    split.dispatch({ scratch: b.scratch, dout: b.dout, inp: b.inp }, dims, [
+      Math.ceil(K / tile),
+      Math.ceil(N / tile),
+      Z,
+    ]),
+    reduce.dispatch(
+      { dweight: b.dweight, partials: b.scratch },
+      dims,
+      grid((N * K) / (K4 ? 4 : 1), WG_REDUCE),
+    ),
+  ];
+}

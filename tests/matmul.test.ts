@@ -1,0 +1,248 @@
+import { assertClose, dot, finiteDiff, runAndRead, testGpu } from "./helpers.ts";
+import { createStorage, upload } from "../src/gpu/buffers.ts";
+import { reflectBindings } from "../src/gpu/kernel.ts";
+import {
+  matmulBackwardBias,
+  matmulBackwardInput,
+  matmulBackwardWeight,
+  matmulBackwardWeightScratchBytes,
+  matmulBackwardWeightSplit,
+  matmulForward,
+  type MatmulOptions,
+  matmulSource,
+  type MatmulSplitOptions,
+} from "../src/kernels/matmul.ts";
+import * as ref from "../src/reference/matmul.ts";
+import { Rng } from "../src/util/rng.ts";
+
+/** f32 dot products of length n: error grows like sqrt(n) times the terms' size. */
+const tol = (n: number) => ({ atol: 2e-6 * Math.sqrt(n), rtol: 1e-5 * Math.sqrt(n) });
+
+const add = (a: ArrayLike<number>, b: ArrayLike<number>, times = 1) =>
+  Float64Array.from(a, (x, i) => x + times * b[i]);
+
+Deno.test("reference forward matches a hand-computed product", () => {
+  // inp [2, 3], weight [2, 3] (N = 2), bias [2]
+  const inp = [1, 2, 3, 4, 5, 6], weight = [1, 0, -1, 2, 1, 0.5], bias = [0.25, -1];
+  assertClose("hand fwd", ref.matmulForward(inp, weight, bias, 2, 3, 2), [-1.75, 4.5, -1.75, 15], {
+    atol: 0,
+    rtol: 0,
+  });
+  assertClose("hand fwd nobias", ref.matmulForward(inp, weight, null, 2, 3, 2), [-2, 5.5, -2, 16], {
+    atol: 0,
+    rtol: 0,
+  });
+});
+
+for (const [M, K, N] of [[1, 1, 1], [2, 3, 4], [3, 5, 2], [4, 2, 3]]) {
+  Deno.test(`reference backward equals finite differences of its forward, M=${M} K=${K} N=${N}`, () => {
+    const rng = new Rng(100 + M * 31 + K * 7 + N);
+    const inp = rng.uniformArray(M * K), weight = rng.uniformArray(N * K), bias = rng.uniformArray(N);
+    const w = rng.uniformArray(M * N); // loss = dot(out, w), so dout = w
+    const g = ref.matmulBackward(w, inp, weight, M, K, N);
+    const o = { atol: 1e-8, rtol: 1e-7 };
+    assertClose(
+      "fd dinp",
+      g.dinp,
+      finiteDiff((p) => dot(ref.matmulForward(p, weight, bias, M, K, N), w), inp),
+      o,
+    );
+    assertClose(
+      "fd dweight",
+      g.dweight,
+      finiteDiff((p) => dot(ref.matmulForward(inp, p, bias, M, K, N), w), weight),
+      o,
+    );
+    assertClose(
+      "fd dbias",
+      g.dbias,
+      finiteDiff((p) => dot(ref.matmulForward(inp, weight, p, M, K, N), w), bias),
+      o,
+    );
+  });
+}
+
+Deno.test("matmulSource keeps one branch per flag and the line numbering", () => {
+  const vec = matmulSource({ K4: true, N4: true }), scalar = matmulSource({ K4: false, N4: false });
+  const n = vec.split("\n").length;
+  const checks: [string, boolean][] = [
+    ["same line count", scalar.split("\n").length === n],
+    ["vec4 KV", vec.includes("alias KV = vec4<f32>;") && !vec.includes("alias KV = f32;")],
+    ["scalar NV", scalar.includes("alias NV = f32;") && !scalar.includes("alias NV = vec4<f32>;")],
+    ["no directives left", !/^\s*\/\/\s*#(if|else|endif)/m.test(vec + scalar)],
+  ];
+  const bad = checks.filter(([, ok]) => !ok).map(([what]) => what);
+  if (bad.length) throw new Error(`matmulSource: ${bad.join(", ")}`);
+});
+
+Deno.test("each entry point declares exactly its bindings (no dummy buffers)", () => {
+  const expect: Record<string, string[]> = {
+    matmul_forward: ["out", "inp", "weight", "dims"],
+    matmul_forward_bias: ["out", "inp", "weight", "bias", "dims"],
+    matmul_backward_input: ["dinp", "weight", "dout", "dims"],
+    matmul_backward_weight: ["dweight", "inp", "dout", "dims"],
+    matmul_backward_bias: ["dbias", "dout", "dims"],
+    matmul_backward_weight_split: ["scratch", "inp", "dout", "dims"],
+    matmul_backward_weight_reduce: ["dweight", "partials", "dims"],
+  };
+  for (const flags of [{ K4: true, N4: true }, { K4: false, N4: false }, { K4: true, N4: false }]) {
+    const src = matmulSource(flags);
+    for (const [entry, names] of Object.entries(expect)) {
+      const got = reflectBindings(src, entry).map((b) => b.name).join(",");
+      if (got !== names.join(",")) throw new Error(`${entry}: binds ${got}, expected ${names.join(",")}`);
+    }
+  }
+});
+
+const SHAPES: [number, number, number][] = [
+  [1, 1, 1],
+  [3, 5, 7],
+  [2, 4, 8],
+  [64, 64, 64],
+  [67, 129, 33],
+  [130, 96, 260],
+  [37, 20, 65], // K % 4 == 0, N odd (like the tied LM head)
+  [45, 66, 36], // K % 4 != 0, N % 4 == 0
+  [256, 64, 192], // model-like
+];
+const OPTIONS: MatmulOptions[] = [{}, { tile: 128 }, { tile: 64, vec4: false }, { tile: 128, vec4: false }];
+const SPLITS: MatmulSplitOptions[] = [{ splits: 3 }, { splits: 2, tile: 64, vec4: false }];
+
+for (const [M, K, N] of SHAPES) {
+  Deno.test(`matmul forward and backward match reference, M=${M} K=${K} N=${N}`, async () => {
+    const gpu = await testGpu();
+    const rng = new Rng(M * 1000003 + K * 1009 + N);
+    const x = rng.uniformArray(M * K), w = rng.uniformArray(N * K), b = rng.uniformArray(N);
+    const dy = rng.uniformArray(M * N);
+    const inp = upload(gpu, "inp", x), weight = upload(gpu, "weight", w), bias = upload(gpu, "bias", b);
+    const dout = upload(gpu, "dout", dy);
+    const garbage = (n: number) => new Float32Array(n).fill(12345);
+    const fwdRef = ref.matmulForward(x, w, b, M, K, N);
+    const fwdRefNoBias = ref.matmulForward(x, w, null, M, K, N);
+    const g = ref.matmulBackward(dy, x, w, M, K, N);
+    for (const o of OPTIONS) {
+      const tag = `M=${M} K=${K} N=${N} ${JSON.stringify(o)}`;
+      const out = upload(gpu, "out", garbage(M * N));
+      const y = await runAndRead(
+        gpu,
+        [await matmulForward(gpu, { out, inp, weight, bias }, { M, K, N }, o)],
+        out,
+      );
+      assertClose(`fwd+bias ${tag}`, y, fwdRef, tol(K));
+      const out2 = upload(gpu, "out2", garbage(M * N));
+      const y2 = await runAndRead(
+        gpu,
+        [await matmulForward(gpu, { out: out2, inp, weight }, { M, K, N }, o)],
+        out2,
+      );
+      assertClose(`fwd ${tag}`, y2, fwdRefNoBias, tol(K));
+
+      const dinp = upload(gpu, "dinp", garbage(M * K));
+      const dx = await runAndRead(gpu, [
+        await matmulBackwardInput(gpu, { dinp, dout, weight }, { M, K, N }, o),
+      ], dinp);
+      assertClose(`bwd input ${tag}`, dx, g.dinp, tol(N));
+
+      const pre = rng.uniformArray(N * K);
+      const dweight = upload(gpu, "dweight", pre);
+      const dw = await runAndRead(gpu, [
+        await matmulBackwardWeight(gpu, { dweight, dout, inp }, { M, K, N }, o),
+      ], dweight);
+      assertClose(`bwd weight (+= prefill) ${tag}`, dw, add(pre, g.dweight), tol(M));
+    }
+    for (const o of SPLITS) {
+      const tag = `M=${M} K=${K} N=${N} ${JSON.stringify(o)}`;
+      const pre = rng.uniformArray(N * K);
+      const dweight = upload(gpu, "dweight", pre);
+      const bytes = matmulBackwardWeightScratchBytes({ M, K, N }, o);
+      const scratch = upload(gpu, "scratch", garbage(Math.max(1, bytes / 4)));
+      const ds = await matmulBackwardWeightSplit(gpu, { dweight, dout, inp, scratch }, { M, K, N }, o);
+      if (ds.length !== (bytes > 0 ? 2 : 1)) {
+        throw new Error(`${tag}: ${ds.length} dispatches, scratch ${bytes}`);
+      }
+      const dw = await runAndRead(gpu, ds, dweight);
+      assertClose(`bwd weight split x${ds.length} (+= prefill) ${tag}`, dw, add(pre, g.dweight), tol(M));
+    }
+    const preB = rng.uniformArray(N);
+    const dbias = upload(gpu, "dbias", preB);
+    const db = await runAndRead(gpu, [await matmulBackwardBias(gpu, { dbias, dout }, { M, N })], dbias);
+    assertClose(`bwd bias (+= prefill) M=${M} N=${N}`, db, add(preB, g.dbias), tol(M));
+  });
+}
+
+Deno.test("weight and bias gradients accumulate across two dispatches", async () => {
+  const gpu = await testGpu();
+  const [M, K, N] = [75, 36, 44];
+  const rng = new Rng(7);
+  const x = rng.uniformArray(M * K), dy = rng.uniformArray(M * N);
+  const preW = rng.uniformArray(N * K), preB = rng.uniformArray(N);
+  const inp = upload(gpu, "inp", x), dout = upload(gpu, "dout", dy);
+  const dweight = upload(gpu, "dweight", preW), dbias = upload(gpu, "dbias", preB);
+  const g = ref.matmulBackward(dy, x, rng.uniformArray(N * K), M, K, N); // weight: unused by dweight, dbias
+  const dw = await matmulBackwardWeight(gpu, { dweight, dout, inp }, { M, K, N });
+  assertClose("dweight x2", await runAndRead(gpu, [dw, dw], dweight), add(preW, g.dweight, 2), tol(2 * M));
+  const db = await matmulBackwardBias(gpu, { dbias, dout }, { M, N });
+  assertClose("dbias x2", await runAndRead(gpu, [db, db], dbias), add(preB, g.dbias, 2), tol(2 * M));
+});
+
+Deno.test("split-K weight gradient: default plan, accumulation, scratch checks", async () => {
+  const gpu = await testGpu();
+  const [M, K, N] = [1024, 36, 44];
+  // One 128x128 output tile: the default plan splits M into 1024 / 256 = 4 slices.
+  const bytes = matmulBackwardWeightScratchBytes({ M, K, N });
+  if (bytes !== 4 * N * K * 4) throw new Error(`scratch bytes ${bytes}, expected ${4 * N * K * 4}`);
+  const rng = new Rng(23);
+  const x = rng.uniformArray(M * K), dy = rng.uniformArray(M * N), pre = rng.uniformArray(N * K);
+  const inp = upload(gpu, "inp", x), dout = upload(gpu, "dout", dy), dweight = upload(gpu, "dweight", pre);
+  const scratch = createStorage(gpu, "scratch", bytes);
+  const g = ref.matmulBackward(dy, x, rng.uniformArray(N * K), M, K, N);
+  const ds = await matmulBackwardWeightSplit(gpu, { dweight, dout, inp, scratch }, { M, K, N });
+  assertClose(
+    "split default x2",
+    await runAndRead(gpu, [...ds, ...ds], dweight),
+    add(pre, g.dweight, 2),
+    tol(2 * M),
+  );
+  let threw = 0;
+  for (const sc of [undefined, createStorage(gpu, "small", bytes - 4)]) {
+    try {
+      await matmulBackwardWeightSplit(gpu, { dweight, dout, inp, ...(sc ? { scratch: sc } : {}) }, {
+        M,
+        K,
+        N,
+      });
+    } catch {
+      threw++;
+    }
+  }
+  if (threw !== 2) throw new Error(`missing or small scratch accepted (${2 - threw} of 2)`);
+  // Outputs that fill the GPU alone are not split.
+  if (matmulBackwardWeightScratchBytes({ M: 16384, K: 2048, N: 2048 }) !== 0) {
+    throw new Error("split a big output");
+  }
+});
+
+Deno.test("bias backward sums long columns (unrolled loop and remainder)", async () => {
+  const gpu = await testGpu();
+  const [M, N] = [1000, 13];
+  const rng = new Rng(11);
+  const dy = rng.uniformArray(M * N), pre = rng.uniformArray(N);
+  const dout = upload(gpu, "dout", dy), dbias = upload(gpu, "dbias", pre);
+  const g = ref.matmulBackward(dy, rng.uniformArray(M), rng.uniformArray(N), M, 1, N);
+  const db = await runAndRead(gpu, [await matmulBackwardBias(gpu, { dbias, dout }, { M, N })], dbias);
+  assertClose("dbias M=1000", db, add(pre, g.dbias), tol(M));
+});
+
+Deno.test("matmul dispatchers reject bad shapes", async () => {
+  const gpu = await testGpu();
+  const buf = createStorage(gpu, "x", 64);
+  let threw = 0;
+  for (const s of [{ M: 0, K: 1, N: 1 }, { M: 2, K: 1.5, N: 1 }]) {
+    try {
+      await matmulForward(gpu, { out: buf, inp: buf, weight: buf }, s);
+    } catch {
+      threw++;
+    }
+  }
+  assertClose("threw", [threw], [2], { atol: 0, rtol: 0 });
+});
