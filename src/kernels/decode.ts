@@ -1,0 +1,141 @@
+/**
+ * KV-cache decoding dispatchers: token + position embedding of the current position, appending the
+ * position's keys and values to the caches, single-query attention over the cache, and the commit that
+ * stores the chosen token and advances the GPU-side position. Every kernel reads the position from the
+ * `state` buffer (state[0] = pos), so the same dispatches can be replayed many times in one compute pass:
+ * a whole generation or free-running rollout needs no CPU round trip per token.
+ *
+ * A decode step, recorded once and replayed (per layer: kvAppend + attentionDecode between the matmuls):
+ * decodeEmbed -> ... kvAppend, attentionDecode ... -> head -> argmax / sample (src/kernels/sample.ts,
+ * seed in rng[0]) -> commit.
+ *
+ * Buffers (u32 unless said): state [4] (state[0] = pos; state[1] = dropped count, see shaders/decode.wgsl;
+ * state[2..3] reserved), seq [B, maxT], rng [1+], sampled [B]; f32: x [B, C], wte [V, C], wpe [>= maxT, C],
+ * qkv [B, 3C], kcache / vcache [B, NH, maxT, HS], y [B, C]. HS = C / NH must be a multiple of 4 up to 128.
+ *
+ * @module
+ */
+import decodeWgsl from "../../shaders/decode.wgsl" with { type: "text" };
+import type { Gpu } from "../gpu/device.ts";
+import { type Dispatch, getKernel, grid, type Resource } from "../gpu/kernel.ts";
+import { withHash } from "../gpu/source.ts";
+
+const source = withHash(decodeWgsl);
+const WG = 256;
+
+function checkInts(name: string, s: Readonly<Record<string, number>>, min: number): void {
+  for (const [k, v] of Object.entries(s)) {
+    if (!Number.isInteger(v) || v < min || v > 0xffffffff) {
+      throw new Error(`${name}: ${k} = ${v} must be an integer >= ${min}`);
+    }
+  }
+}
+
+/** Checks B, maxT, C, NH and returns HS / 4; throws a plain Error naming what is unsupported. */
+function headVec4s(name: string, s: { B: number; maxT: number; C: number; NH: number }): number {
+  checkInts(name, { B: s.B, maxT: s.maxT, C: s.C, NH: s.NH }, 1);
+  if (s.C % s.NH !== 0) throw new Error(`${name}: C = ${s.C} is not divisible by NH = ${s.NH}`);
+  const hs = s.C / s.NH;
+  if (hs % 4 !== 0 || hs > 128) {
+    throw new Error(`${name}: head size HS = C / NH = ${hs} must be a multiple of 4 between 4 and 128`);
+  }
+  if (s.B * s.C * s.maxT > 0xffffffff) {
+    throw new Error(`${name}: a cache of B*C*maxT floats must index in u32`);
+  }
+  return hs / 4;
+}
+
+/**
+ * x[b, c] = wte[seq[b, pos], c] + wpe[pos, c] with pos = state[0]; x [B, C] is written (nothing when
+ * pos >= maxT). A token id >= V gives a zero token embedding (nothing is read from wte for it).
+ * seq [B, maxT] u32, wte [V, C], wpe [>= maxT, C], state [4] u32.
+ */
+export async function decodeEmbed(
+  gpu: Gpu,
+  b: { x: Resource; seq: Resource; wte: Resource; wpe: Resource; state: Resource },
+  s: { B: number; maxT: number; C: number; V: number },
+): Promise<Dispatch> {
+  checkInts("decode_embed", s, 1);
+  const k = await getKernel(gpu, {
+    name: "decode_embed",
+    source,
+    entryPoint: "decode_embed",
+    constants: { WG },
+  });
+  return k.dispatch(
+    { x_out: b.x, seq: b.seq, wte: b.wte, wpe: b.wpe, state: b.state },
+    { B: s.B, maxT: s.maxT, C: s.C, C4: 0, NH: 0, V: s.V, forced_len: 0 },
+    grid(s.B * s.C, WG),
+  );
+}
+
+/**
+ * Appends position pos = state[0]: kcache[b, h, pos, :] = qkv[b, C + h*HS .. C + h*HS + HS) and
+ * vcache[b, h, pos, :] = qkv[b, 2C + h*HS ..), for every b and head h (nothing when pos >= maxT).
+ * qkv [B, 3C] (this position's c_attn output), kcache / vcache [B, NH, maxT, HS]; other positions untouched.
+ */
+export async function kvAppend(
+  gpu: Gpu,
+  b: { kcache: Resource; vcache: Resource; qkv: Resource; state: Resource },
+  s: { B: number; maxT: number; C: number; NH: number },
+): Promise<Dispatch> {
+  const hs4 = headVec4s("kv_append", s);
+  const k = await getKernel(gpu, {
+    name: "kv_append",
+    source,
+    entryPoint: "kv_append",
+    constants: { WG, HS4: hs4 },
+  });
+  return k.dispatch(
+    { kcache: b.kcache, vcache: b.vcache, qkv: b.qkv, state: b.state },
+    { B: s.B, maxT: s.maxT, C: 0, C4: s.C / 4, NH: s.NH, V: 0, forced_len: 0 },
+    grid(s.B * s.C / 4, WG),
+  );
+}
+
+/**
+ * Single-query causal attention at pos = state[0]: y[b, h*HS + d] = sum_{j <= pos} softmax_j(q . k_j /
+ * sqrt(HS)) vcache[b, h, j, d], q = qkv[b, h*HS .. h*HS + HS), k_j = kcache[b, h, j, :]. One workgroup per
+ * (b, h) streams the cache in tiles with an online softmax. y [B, C] is written (nothing when pos >= maxT).
+ */
+export async function attentionDecode(
+  gpu: Gpu,
+  b: { y: Resource; qkv: Resource; kcache: Resource; vcache: Resource; state: Resource },
+  s: { B: number; maxT: number; C: number; NH: number },
+): Promise<Dispatch> {
+  const hs4 = headVec4s("attention_decode", s);
+  const k = await getKernel(gpu, {
+    name: "attention_decode",
+    source,
+    entryPoint: "attention_decode",
+    constants: { WG, HS4: hs4 },
+  });
+  return k.dispatch(
+    { y: b.y, qkv: b.qkv, kcache: b.kcache, vcache: b.vcache, state: b.state },
+    { B: s.B, maxT: s.maxT, C: 0, C4: s.C / 4, NH: s.NH, V: 0, forced_len: 0 },
+    grid(s.B * s.NH, 1),
+  );
+}
+
+/**
+ * Commits the chosen tokens and advances the decode state (one workgroup). With pos = state[0]: for each b,
+ * if pos + 1 >= forcedLen then seq[b, pos + 1] = sampled[b] (else the given token stays); then
+ * state[0] = pos + 1 and rng[0] = pcgHash(rng[0] ^ (pos + 1)). When pos + 1 >= maxT nothing is written to
+ * seq, state[1] counts the dropped commit, and pos saturates at maxT. `forcedLen` (the number of leading
+ * given tokens of every row) can be changed later with `Dispatch.update({ forced_len })`.
+ * seq [B, maxT], state [4], rng [1+], sampled [B], all u32.
+ */
+export async function commit(
+  gpu: Gpu,
+  b: { seq: Resource; state: Resource; rng: Resource; sampled: Resource },
+  s: { B: number; maxT: number; forcedLen: number },
+): Promise<Dispatch> {
+  checkInts("commit", { B: s.B, maxT: s.maxT }, 1);
+  checkInts("commit", { forcedLen: s.forcedLen }, 0);
+  const k = await getKernel(gpu, { name: "commit", source, entryPoint: "commit", constants: { WG } });
+  return k.dispatch(
+    { seq: b.seq, state: b.state, rng: b.rng, sampled: b.sampled },
+    { B: s.B, maxT: s.maxT, C: 0, C4: 0, NH: 0, V: 0, forced_len: s.forcedLen },
+    [1],
+  );
+}
