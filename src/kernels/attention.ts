@@ -1,0 +1,188 @@
+/**
+ * Causal multi-head self-attention dispatchers (FlashAttention-2 style; see shaders/attention.wgsl).
+ *
+ * Shapes: qkv [B, T, 3C] (q, k, v side by side, head h in columns h*HS .. h*HS+HS-1 of each), out [B, T, C],
+ * lse [B, NH, T], dqkv [B, T, 3C], HS = C / NH. Head sizes: multiples of 4 up to 32, of 8 up to 64, of 16
+ * up to 128 (vec4 data, and a thread's share of a row must fit the shader's register arrays).
+ *
+ * The shader is specialised per head size: the dispatcher rewrites its `const HS` and `const DP` lines
+ * (private register arrays need const sizes) and picks the workgroup size, tile length and exchange
+ * buffer through `override` constants, sizing tiles to the workgroup-memory budget.
+ *
+ * @module
+ */
+import source from "../../shaders/attention.wgsl" with { type: "text" };
+import type { Gpu } from "../gpu/device.ts";
+import { type Dispatch, getKernel, grid, type Kernel, type Resource } from "../gpu/kernel.ts";
+
+/** Attention shape: batch, time, channels, heads (head size C / NH). */
+interface AttentionShape {
+  /** Batch size. */
+  readonly B: number;
+  /** Sequence length. */
+  readonly T: number;
+  /** Channels (all heads). */
+  readonly C: number;
+  /** Number of heads. */
+  readonly NH: number;
+}
+
+/** Tuning options for the attention dispatchers. */
+export interface AttentionOptions {
+  /**
+   * Workgroup-memory budget in bytes for tile sizing; default min(device limit, 32 KiB). Tests use 16384
+   * (WebGPU's default limit) to exercise the smaller tiles a browser gets.
+   */
+  readonly workgroupBytes?: number;
+}
+
+const WG = 64; // threads per workgroup, every kernel
+const MAX_TILE = 64;
+const DEFAULT_BUDGET = 32768;
+
+/** How one kernel is laid out for one head size. */
+interface Plan {
+  /** Threads per row (each holds HS / DP of the row's dims). */
+  dp: number;
+  /** Rows of the streamed tile. */
+  bc: number;
+  /** vec4s of the partial-sum exchange buffer. */
+  red: number;
+}
+
+/** Largest share of a row one thread holds in registers, in floats (the shader's arrays are sized so). */
+const MAX_SHARE = { forward: 64, dkdv: 32, dq: 32 } as const;
+
+/**
+ * Threads per row for `kind`: the fewest (1, 2 or 4) whose share of a row, HS / DP floats, is whole vec4s
+ * and at most MAX_SHARE[kind]; 0 if none.
+ */
+function threadsPerRow(kind: keyof typeof MAX_SHARE, hs: number): number {
+  return [1, 2, 4].find((d) => (hs / 4) % d === 0 && hs / d <= MAX_SHARE[kind]) ?? 0;
+}
+
+/** Checks the shape and returns the head size; throws a plain Error naming what is unsupported. */
+function headSize(s: AttentionShape): number {
+  const { B, T, C, NH } = s;
+  for (const [k, v] of Object.entries({ B, T, C, NH })) {
+    if (!Number.isInteger(v) || v < 1) throw new Error(`attention: ${k} = ${v} must be a positive integer`);
+  }
+  if (C % NH !== 0) throw new Error(`attention: C = ${C} is not divisible by NH = ${NH}`);
+  const hs = C / NH;
+  if (hs % 4 !== 0 || hs > 128 || threadsPerRow("forward", hs) === 0 || threadsPerRow("dkdv", hs) === 0) {
+    throw new Error(
+      `attention: head size HS = C / NH = ${hs} is unsupported; supported: multiples of 4 up to 32, ` +
+        `of 8 up to 64, of 16 up to 128`,
+    );
+  }
+  return hs;
+}
+
+/**
+ * Layout of `kind` for head size `hs` within `budget` bytes of workgroup memory. Registers per thread:
+ * forward q, o (2 HS / DP floats), dkdv k, v, dk, dv (4 HS / DP), dq q, dout, dq (3 HS / DP).
+ */
+function plan(kind: keyof typeof MAX_SHARE, hs: number, budget: number): Plan {
+  const dp = threadsPerRow(kind, hs);
+  const perThread = kind === "forward" ? 1 : 2; // vec4 partial sums exchanged per group of 4 rows
+  const red = dp > 1 ? 2 * perThread * WG : 1;
+  const fixed = 16 * red;
+  const perRow = 8 * hs + (kind === "dkdv" ? 8 : 0); // tile_a + tile_b (+ tile_s) bytes per tile row
+  const bc = Math.min(MAX_TILE, Math.floor((budget - fixed) / perRow / 4) * 4);
+  if (bc < 4) throw new Error(`attention: ${budget} bytes of workgroup memory is too little for HS = ${hs}`);
+  return { dp, bc, red };
+}
+
+/** The shader with its head size and threads per row filled in. */
+function specialize(hs: number, dp: number): string {
+  const hsLine = /^const HS: u32 = \d+u;/m, dpLine = /^const DP: u32 = \d+u;/m;
+  if (!hsLine.test(source) || !dpLine.test(source)) throw new Error("attention.wgsl: HS/DP lines not found");
+  return source.replace(hsLine, `const HS: u32 = ${hs}u;`).replace(dpLine, `const DP: u32 = ${dp}u;`);
+}
+
+function budgetOf(gpu: Gpu, opts: AttentionOptions): number {
+  return Math.min(gpu.limits.maxComputeWorkgroupStorageSize, opts.workgroupBytes ?? DEFAULT_BUDGET);
+}
+
+function uniforms(s: AttentionShape): Record<string, number> {
+  return { T: s.T, C4: s.C / 4, NH: s.NH, n: s.B * s.NH * s.T };
+}
+
+async function tiledKernel(
+  gpu: Gpu,
+  entry: string,
+  kind: keyof typeof MAX_SHARE,
+  hs: number,
+  budget: number,
+): Promise<{ kernel: Kernel; rows: number }> {
+  const p = plan(kind, hs, budget);
+  const kernel = await getKernel(gpu, {
+    name: entry,
+    source: specialize(hs, p.dp),
+    entryPoint: entry,
+    constants: { WG, BC: p.bc, RED: p.red },
+  });
+  return { kernel, rows: WG / p.dp };
+}
+
+/**
+ * Causal attention forward: out[b, t, head h] = softmax_j<=t(scale * q_t . k_j) v_j with scale 1/sqrt(HS),
+ * and lse[b, h, t] = the natural logsumexp of those scaled scores (kept for the backward).
+ * out [B, T, C] and lse [B, NH, T] are written; qkv [B, T, 3C] is read. One dispatch.
+ */
+export async function attentionForward(
+  gpu: Gpu,
+  b: { out: Resource; lse: Resource; qkv: Resource },
+  s: { B: number; T: number; C: number; NH: number },
+  opts: AttentionOptions = {},
+): Promise<Dispatch> {
+  const hs = headSize(s);
+  const { kernel, rows } = await tiledKernel(gpu, "attention_forward", "forward", hs, budgetOf(gpu, opts));
+  return kernel.dispatch(
+    { out: b.out, lse: b.lse, qkv: b.qkv },
+    uniforms(s),
+    [Math.ceil(s.T / rows), s.NH, s.B],
+  );
+}
+
+/**
+ * Causal attention backward by recomputation: writes dqkv [B, T, 3C] entirely (=, not +=) from dout [B, T, C],
+ * qkv, the forward's out and lse. `scratch` ({@linkcode attentionScratchBytes} bytes) receives
+ * delta = rowsum(dout * out) [B, NH, T]. Three dispatches, in order: delta, dk/dv, dq.
+ */
+export async function attentionBackward(
+  gpu: Gpu,
+  b: { dqkv: Resource; dout: Resource; qkv: Resource; out: Resource; lse: Resource; scratch: Resource },
+  s: { B: number; T: number; C: number; NH: number },
+  opts: AttentionOptions = {},
+): Promise<Dispatch[]> {
+  const hs = headSize(s);
+  const budget = budgetOf(gpu, opts);
+  const u = uniforms(s);
+  const deltaKernel = await getKernel(gpu, {
+    name: "attention_backward_delta",
+    source: specialize(hs, 1),
+    entryPoint: "attention_backward_delta",
+    constants: { WG },
+  });
+  const dkdv = await tiledKernel(gpu, "attention_backward_dkdv", "dkdv", hs, budget);
+  const dq = await tiledKernel(gpu, "attention_backward_dq", "dq", hs, budget);
+  return [
+    deltaKernel.dispatch({ delta: b.scratch, dout: b.dout, fwd_out: b.out }, u, grid(u.n, WG)),
+    dkdv.kernel.dispatch(
+      { dqkv: b.dqkv, qkv: b.qkv, dout: b.dout, fwd_lse: b.lse, delta_in: b.scratch },
+      u,
+      [Math.ceil(s.T / dkdv.rows), s.NH, s.B],
+    ),
+    dq.kernel.dispatch(
+      { dqkv: b.dqkv, qkv: b.qkv, dout: b.dout, fwd_lse: b.lse, delta_in: b.scratch },
+      u,
+      [Math.ceil(s.T / dq.rows), s.NH, s.B],
+    ),
+  ];
+}
+
+/** Bytes of the `scratch` buffer {@linkcode attentionBackward} needs: delta [B, NH, T] as f32. */
+export function attentionScratchBytes(s: { B: number; T: number; C: number; NH: number }): number {
+  return 4 * s.B * s.NH * s.T;
+}
