@@ -46,7 +46,7 @@ async function cases(gpu: Gpu, B: number, T: number, C: number, V: number): Prom
 export const build: BenchBuilder = async (gpu, large) => {
   const shapes: [number, number, number, number][] = large
     ? [[64, 256, 384, 65], [16, 1024, 768, 50304]]
-    : [[4, 64, 64, 65], [2, 128, 64, 50304]];
+    : [[4, 64, 64, 65], [2, 128, 64, 50304], [4, 64, 30, 65]]; // C = 30: the scalar (non-vec4) forward
   const out: BenchCase[] = [];
   for (const [B, T, C, V] of shapes) out.push(...await cases(gpu, B, T, C, V));
   return out;

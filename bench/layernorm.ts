@@ -25,10 +25,24 @@ export const build: BenchBuilder = async (gpu, large) => {
     C,
     accumulate: true,
   });
+  // nanoGPT's bias=False variant (weight only), as shakespeare_char trains it.
+  const fwdNoBias = await layernormForward(gpu, { out, mean, rstd, inp, weight }, { N, C });
+  const bwdNoBias = await layernormBackward(gpu, { dinp, dweight, dout, inp, weight, mean, rstd, scratch }, {
+    N,
+    C,
+    accumulate: true,
+  });
   return [
     // inp read, out written, mean and rstd written, weight and bias read.
     { name: "layernorm_forward", shape, dispatches: [fwd], bytes: 4 * (2 * N * C + 2 * N + 2 * C) },
     // dout and inp read, dinp read and written, mean and rstd read, weight read, dweight and dbias updated.
     { name: "layernorm_backward", shape, dispatches: bwd, bytes: 4 * (4 * N * C + 2 * N + 5 * C) },
+    { name: "layernorm_forward_nobias", shape, dispatches: [fwdNoBias], bytes: 4 * (2 * N * C + 2 * N + C) },
+    {
+      name: "layernorm_backward_nobias",
+      shape,
+      dispatches: bwdNoBias,
+      bytes: 4 * (4 * N * C + 2 * N + 3 * C),
+    },
   ];
 };

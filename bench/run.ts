@@ -5,10 +5,8 @@
  */
 import { parseArgs } from "node:util";
 import { createGpu } from "../src/gpu/device.ts";
-import { type BenchBuilder, timeCase } from "./harness.ts";
-import { build as gelu } from "./gelu.ts";
-
-const modules: Record<string, BenchBuilder> = { gelu };
+import { timeCase } from "./harness.ts";
+import { benchModules as modules } from "./modules.ts";
 
 async function main(): Promise<number> {
   let args;

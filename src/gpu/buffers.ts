@@ -153,3 +153,13 @@ export class Arena {
     return { buffer: this.buffer, offset: 0, size: this.layout.totalFloats * 4 };
   }
 }
+
+/** Queues a write of `data` into `buffer` at `offsetBytes` (takes effect before the next submission). */
+export function writeArray(
+  gpu: Gpu,
+  buffer: GPUBuffer,
+  data: Float32Array | Uint32Array | Int32Array,
+  offsetBytes = 0,
+): void {
+  gpu.device.queue.writeBuffer(buffer, offsetBytes, data as BufferSource);
+}

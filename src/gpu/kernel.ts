@@ -202,6 +202,14 @@ function packUniforms(kernel: string, b: BindingInfo, values: Readonly<Record<st
 
 const caches = new WeakMap<GPUDevice, Map<string, Promise<Kernel>>>();
 
+/** The kernels compiled so far on `gpu` (for tests that check every shader entry point is in use). */
+export async function builtKernels(gpu: Gpu): Promise<Kernel[]> {
+  const cache = caches.get(gpu.device);
+  if (!cache) return [];
+  const all = await Promise.allSettled(cache.values());
+  return all.flatMap((r) => r.status === "fulfilled" ? [r.value] : []);
+}
+
 /**
  * Compiles (or returns from cache) the kernel for `spec`. Pipelines are cached per device by shader
  * text, entry point and constants. Compile errors throw a {@linkcode GpuError} naming the kernel.

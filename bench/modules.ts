@@ -1,0 +1,28 @@
+/** The benchmark registry: module name -> builder. `deno task bench NAME...` filters by these names. */
+import type { BenchBuilder } from "./harness.ts";
+import { build as attention } from "./attention.ts";
+import { build as crossentropy } from "./crossentropy.ts";
+import { build as decode } from "./decode.ts";
+import { build as encoder } from "./encoder.ts";
+import { build as gather } from "./gather.ts";
+import { build as gelu } from "./gelu.ts";
+import { build as layernorm } from "./layernorm.ts";
+import { build as matmul } from "./matmul.ts";
+import { build as optimizer } from "./optimizer.ts";
+import { build as residual } from "./residual.ts";
+import { build as sample } from "./sample.ts";
+
+/** Every kernel benchmark, in data-path order. */
+export const benchModules: Readonly<Record<string, BenchBuilder>> = {
+  gather,
+  encoder,
+  layernorm,
+  matmul,
+  attention,
+  gelu,
+  residual,
+  crossentropy,
+  optimizer,
+  sample,
+  decode,
+};

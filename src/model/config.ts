@@ -1,0 +1,63 @@
+/**
+ * GPTConfig: nanoGPT's model hyper-parameters under nanoGPT's names, with validation.
+ *
+ * @module
+ */
+
+/** The model's shape (nanoGPT's GPTConfig). */
+export interface GPTConfig {
+  /** Number of transformer blocks. nanoGPT default 12; shakespeare_char 6. */
+  n_layer: number;
+  /** Attention heads per block; must divide n_embd. nanoGPT default 12; shakespeare_char 6. */
+  n_head: number;
+  /** Channels C of the residual stream. nanoGPT default 768; shakespeare_char 384. */
+  n_embd: number;
+  /** Maximum context length T (rows of the position embedding). nanoGPT default 1024; shakespeare_char 256. */
+  block_size: number;
+  /** Vocabulary size V (rows of the token embedding, tied to the output head). GPT-2: 50304 padded. */
+  vocab_size: number;
+  /** Biases in Linear layers and LayerNorms (nanoGPT default true). */
+  bias: boolean;
+  /** Dropout probability on embeddings and residual branches (nanoGPT default 0.0; shakespeare_char 0.2). */
+  dropout: number;
+}
+
+/** nanoGPT's defaults (GPT-2 small shape). */
+export const DEFAULT_CONFIG: Readonly<GPTConfig> = {
+  n_layer: 12,
+  n_head: 12,
+  n_embd: 768,
+  block_size: 1024,
+  vocab_size: 50304,
+  bias: true,
+  dropout: 0,
+};
+
+/** Throws a one-line error naming the first invalid field. */
+export function validateConfig(c: GPTConfig): void {
+  const pos = ["n_layer", "n_head", "n_embd", "block_size", "vocab_size"] as const;
+  for (const k of pos) {
+    if (!Number.isInteger(c[k]) || c[k] < 1) {
+      throw new Error(`config: ${k} must be a positive integer (got ${c[k]})`);
+    }
+  }
+  if (c.n_embd % c.n_head !== 0) {
+    throw new Error(`config: n_embd (${c.n_embd}) must be divisible by n_head (${c.n_head})`);
+  }
+  if (!(c.dropout >= 0 && c.dropout < 1)) {
+    throw new Error(`config: dropout must be in [0, 1) (got ${c.dropout})`);
+  }
+  if (typeof c.bias !== "boolean") throw new Error(`config: bias must be true or false`);
+}
+
+/** Where dropout is applied; with the layer index this picks the hash stream of each dropout site. */
+export type DropoutSite = "embedding" | "attn_resid" | "mlp_resid";
+
+/**
+ * The counter-based hash stream for a dropout site: distinct per site and layer, shared by the GPU model
+ * and the CPU reference so both draw the same masks. `micro` separates gradient-accumulation micro-steps.
+ */
+export function dropoutStream(site: DropoutSite, layer = 0, micro = 0): number {
+  const s = site === "embedding" ? 0 : site === "attn_resid" ? 1 + 2 * layer : 2 + 2 * layer;
+  return (micro * 65536 + s) >>> 0;
+}
