@@ -1,0 +1,203 @@
+/**
+ * Command line: `deno task train | eval | sample [flags]` (this file with the command as its first
+ * argument). Every flag maps 1:1 to a TrainConfig key in kebab case. Bad input gets one line on stderr
+ * and exit code 2; a failure during a run exit code 1.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { DEFAULT_TRAIN, kebab, type TrainConfig } from "./src/train/config.ts";
+import { train, TrainingDiverged } from "./src/train/trainer.ts";
+import type { StepRecord } from "./src/train/log.ts";
+import { Generator } from "./src/model/generate.ts";
+import { evaluateCheckpoint } from "./src/train/evaluate.ts";
+import { sampleCheckpoint } from "./src/train/sample.ts";
+import { Progress } from "./src/io/progress.ts";
+
+/** A usage error: printed as one line, exit code 2. */
+class UsageError extends Error {}
+
+type FlagType = "string" | "boolean";
+const numberKeys = new Set<keyof TrainConfig>([
+  "vocab_size",
+  "n_layer",
+  "n_head",
+  "n_embd",
+  "block_size",
+  "batch_size",
+  "grad_accum",
+  "dropout",
+  "steps",
+  "lr",
+  "min_lr",
+  "warmup",
+  "lr_decay_steps",
+  "weight_decay",
+  "beta1",
+  "beta2",
+  "grad_clip",
+  "eval_interval",
+  "eval_iters",
+  "log_interval",
+  "seed",
+  "sample_chars",
+]);
+const stringKeys = new Set<keyof TrainConfig>(["data", "val", "tokenizer", "examples", "out"]);
+const boolKeys = new Set<keyof TrainConfig>(["bias", "resume"]);
+
+function parse(argv: string[], options: Record<string, { type: FlagType }>) {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: false, strict: true, allowNegative: true });
+  } catch (e) {
+    throw new UsageError((e as Error).message.split("\n")[0]);
+  }
+}
+
+function toNumber(flag: string, v: string): number {
+  const x = Number(v);
+  if (v.trim() === "" || !Number.isFinite(x)) throw new UsageError(`--${flag} expects a number (got '${v}')`);
+  return x;
+}
+
+/** Parses `train` flags into a TrainConfig over the defaults. */
+export function parseTrainArgs(argv: string[]): TrainConfig {
+  const options: Record<string, { type: FlagType }> = {};
+  for (const k of [...numberKeys, ...stringKeys]) options[kebab(k)] = { type: "string" };
+  for (const k of boolKeys) options[kebab(k)] = { type: "boolean" };
+  const { values } = parse(argv, options);
+  const cfg: Record<string, unknown> = { ...DEFAULT_TRAIN };
+  for (const [flag, v] of Object.entries(values)) {
+    const key = flag.replaceAll("-", "_") as keyof TrainConfig;
+    cfg[key] = numberKeys.has(key) ? toNumber(flag, v as string) : v;
+  }
+  return cfg as unknown as TrainConfig;
+}
+
+function fmt(x: number | null, digits = 4): string {
+  return x === null ? "-" : x.toFixed(digits);
+}
+
+async function runTrain(argv: string[]): Promise<number> {
+  const cfg = parseTrainArgs(argv);
+  const progress = new Progress(cfg.steps);
+  const result = await train(cfg, {
+    onStart: (s) => {
+      console.log(`tforce: ${s.corpus}`);
+      console.log(
+        `model: ${s.model.n_layer} layers, ${s.model.n_head} heads, ${s.model.n_embd} channels, block ${s.model.block_size}, ` +
+          `vocab ${s.model.vocab_size}, ${(s.params / 1e6).toFixed(3)}M parameters; adapter: ${s.adapter}`,
+      );
+      if (s.entropyRate !== undefined) {
+        console.log(
+          `best achievable loss (the language's entropy rate): ${s.entropyRate.toFixed(4)} nats/token`,
+        );
+      }
+      if (s.startStep > 0) console.log(`resuming at step ${s.startStep}`);
+      progress.start(s.startStep);
+    },
+    onRecord: (r: StepRecord) => {
+      if (r.val_loss !== null) {
+        progress.line(`step ${r.step}: val loss ${fmt(r.val_loss)}`);
+      } else {
+        progress.update(r.step, r.train_loss!, r.tokens_per_s!, r.elapsed_s);
+        if (!progress.interactive) {
+          console.log(
+            `step ${r.step}: train loss ${fmt(r.train_loss)}, lr ${r.lr.toExponential(2)}, ` +
+              `grad norm ${fmt(r.grad_norm, 3)}, ${Math.round(r.tokens_per_s!)} tok/s`,
+          );
+        }
+      }
+    },
+  });
+  progress.finish();
+  const er = result.entropyRate;
+  console.log(
+    `done: ${result.steps} steps, best val loss ${fmt(result.bestValLoss)}` +
+      (er !== undefined
+        ? ` (best achievable ${er.toFixed(4)}, gap ${(result.bestValLoss - er).toFixed(4)})`
+        : "") +
+      `; checkpoint in ${cfg.out}/model.safetensors`,
+  );
+  if (cfg.sample_chars > 0) {
+    const gen = await Generator.create(result.gpu, result.model.config, result.model.params, 1);
+    const tok = result.corpus.tokenizer;
+    const start = tok.encode(tok.type === "char" && safeEncode(tok, "\n") ? "\n" : " ").slice(0, 1);
+    const text = tok.decode(
+      (await gen.generate(start, cfg.sample_chars, { temperature: 0.8, seed: cfg.seed }))[0],
+    );
+    console.log(`sample (temperature 0.8):\n${text}`);
+  }
+  return 0;
+}
+
+function safeEncode(tok: { encode(s: string): Uint32Array }, s: string): boolean {
+  try {
+    return tok.encode(s).length > 0;
+  } catch {
+    return false;
+  }
+}
+
+async function runEval(argv: string[]): Promise<number> {
+  const { values } = parse(argv, {
+    checkpoint: { type: "string" },
+    data: { type: "string" },
+    "batch-size": { type: "string" },
+  });
+  if (!values.checkpoint) throw new UsageError("eval needs --checkpoint FILE");
+  if (!values.data) throw new UsageError("eval needs --data FILE");
+  const r = await evaluateCheckpoint(values.checkpoint as string, values.data as string, {
+    batchSize: values["batch-size"] ? toNumber("batch-size", values["batch-size"] as string) : undefined,
+  });
+  console.log(JSON.stringify(r));
+  return 0;
+}
+
+async function runSample(argv: string[]): Promise<number> {
+  const { values } = parse(argv, {
+    checkpoint: { type: "string" },
+    prompt: { type: "string" },
+    "max-tokens": { type: "string" },
+    temperature: { type: "string" },
+    "top-k": { type: "string" },
+    seed: { type: "string" },
+  });
+  if (!values.checkpoint) throw new UsageError("sample needs --checkpoint FILE");
+  const num = (k: string, d: number) => values[k] === undefined ? d : toNumber(k, values[k] as string);
+  await sampleCheckpoint(values.checkpoint as string, {
+    prompt: (values.prompt as string | undefined) ?? "",
+    maxTokens: num("max-tokens", 200),
+    temperature: num("temperature", 0.8),
+    topK: num("top-k", 0),
+    seed: num("seed", 1337),
+    write: async (s) => {
+      await Deno.stdout.write(new TextEncoder().encode(s));
+    },
+  });
+  console.log();
+  return 0;
+}
+
+const commands: Record<string, (argv: string[]) => Promise<number>> = {
+  train: runTrain,
+  eval: runEval,
+  sample: runSample,
+};
+
+/** Runs a command line; returns the exit code (errors become one line on stderr). */
+export async function main(args: string[]): Promise<number> {
+  const [cmd, ...rest] = args;
+  const run = commands[cmd];
+  try {
+    if (!run) throw new UsageError(`unknown command '${cmd ?? ""}' (use train, eval or sample)`);
+    return await run(rest);
+  } catch (e) {
+    const msg = (e as Error).message?.split("\n")[0] ?? String(e);
+    console.error(`tforce ${cmd ?? ""}: ${msg}`);
+    if (e instanceof UsageError) return 2;
+    if (e instanceof TrainingDiverged) return 3;
+    return 1;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

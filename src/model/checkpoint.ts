@@ -1,0 +1,198 @@
+/**
+ * Checkpoints: the model as safetensors under nanoGPT's state_dict names and layouts (F32, with
+ * `lm_head.weight` equal to `transformer.wte.weight`), so nanoGPT's `GPT.load_state_dict` accepts it;
+ * `__metadata__` holds `config` (the GPTConfig fields as JSON) and `tokenizer` (its JSON).
+ *
+ * The optimizer state (AdamW moments per parameter, step, RNG streams) goes in a second file beside
+ * the model. Every write is atomic (temp file, fsync, rename).
+ *
+ * @module
+ */
+import type { ArenaLayout } from "../gpu/buffers.ts";
+import { type Tokenizer, tokenizerFromJSON } from "../data/tokenizer.ts";
+import { writeFileAtomic } from "../io/atomic.ts";
+import { decodeSafetensors, encodeSafetensors, type SafetensorsFile } from "../io/safetensors.ts";
+import { type GPTConfig, validateConfig } from "./config.ts";
+import { paramSpecs } from "./params.ts";
+
+/** A loaded model checkpoint. */
+export interface ModelCheckpoint {
+  /** The model's shape. */
+  config: GPTConfig;
+  /** The tokenizer the model was trained with. */
+  tokenizer: Tokenizer;
+  /** Weights by nanoGPT name (no lm_head: it is wte). */
+  weights: Map<string, Float32Array>;
+  /** Other metadata entries (e.g. step, val_loss). */
+  metadata: Record<string, string>;
+}
+
+const CONFIG_KEYS = ["n_layer", "n_head", "n_embd", "block_size", "vocab_size", "bias", "dropout"] as const;
+
+/** Serialises the parameter arena image `host` (laid out by `layout`) as a nanoGPT state_dict. */
+export function encodeModel(
+  config: GPTConfig,
+  tokenizer: Tokenizer,
+  layout: ArenaLayout,
+  host: Float32Array,
+  extra: Record<string, string> = {},
+): Uint8Array {
+  return encodeSafetensors(...modelTensors(config, tokenizer, layout, host, extra));
+}
+
+/** The tensors and metadata of a model checkpoint, for writers that add more tensors. */
+export function modelTensors(
+  config: GPTConfig,
+  tokenizer: Tokenizer,
+  layout: ArenaLayout,
+  host: Float32Array,
+  extra: Record<string, string> = {},
+): [{ name: string; shape: readonly number[]; data: Float32Array }[], Record<string, string>] {
+  const tensors = paramSpecs(config).map((p) => {
+    const e = layout.get(p.name);
+    return { name: p.name, shape: p.shape, data: host.subarray(e.offset, e.offset + e.size) };
+  });
+  const wte = tensors[0];
+  tensors.push({ name: "lm_head.weight", shape: wte.shape, data: wte.data });
+  const cfg: Record<string, unknown> = {};
+  for (const k of CONFIG_KEYS) cfg[k] = config[k];
+  return [tensors, {
+    ...extra,
+    format: "pt",
+    config: JSON.stringify(cfg),
+    tokenizer: JSON.stringify(tokenizer.toJSON()),
+  }];
+}
+
+/** Writes a model checkpoint atomically. */
+export async function saveModel(
+  path: string,
+  config: GPTConfig,
+  tokenizer: Tokenizer,
+  layout: ArenaLayout,
+  host: Float32Array,
+  extra: Record<string, string> = {},
+): Promise<void> {
+  await writeFileAtomic(path, encodeModel(config, tokenizer, layout, host, extra));
+}
+
+/** Parses and checks a model checkpoint; every problem is a one-line Error naming the file. */
+export function decodeModel(bytes: Uint8Array, what = "checkpoint"): ModelCheckpoint {
+  return modelFromFile(decodeSafetensors(bytes, what), what);
+}
+
+/**
+ * The model inside a decoded safetensors file: config and tokenizer from the metadata, every weight
+ * present with its config's shape. Tensors for which `extra(name)` is true are left for the caller.
+ */
+export function modelFromFile(
+  file: SafetensorsFile,
+  what: string,
+  extra: (name: string) => boolean = () => false,
+): ModelCheckpoint {
+  const meta = file.metadata;
+  const config = parseConfig(meta.config, what);
+  if (meta.tokenizer === undefined) throw new Error(`${what}: metadata has no 'tokenizer'`);
+  let tokenizer: Tokenizer;
+  try {
+    tokenizer = tokenizerFromJSON(JSON.parse(meta.tokenizer));
+  } catch (e) {
+    throw new Error(`${what}: bad tokenizer metadata: ${(e as Error).message}`);
+  }
+  if (tokenizer.vocabSize > config.vocab_size) {
+    throw new Error(
+      `${what}: tokenizer has ${tokenizer.vocabSize} tokens but the model's vocab_size is ${config.vocab_size}`,
+    );
+  }
+  const weights = new Map<string, Float32Array>();
+  for (const p of paramSpecs(config)) weights.set(p.name, tensorOf(file, p.name, p.shape, what));
+  const lm = file.tensors.get("lm_head.weight");
+  if (lm) {
+    const wte = weights.get("transformer.wte.weight")!;
+    checkShape(lm.shape, [config.vocab_size, config.n_embd], "lm_head.weight", what);
+    if (!lm.data.every((v, i) => Object.is(v, wte[i]))) {
+      throw new Error(
+        `${what}: lm_head.weight differs from transformer.wte.weight (only a tied head is supported)`,
+      );
+    }
+  }
+  for (const name of file.tensors.keys()) {
+    // nanoGPT's non-flash attention registers a causal-mask buffer "attn.bias" [1,1,T,T]: not a weight.
+    if (
+      !weights.has(name) && name !== "lm_head.weight" && !/^transformer\.h\.\d+\.attn\.bias$/.test(name) &&
+      !extra(name)
+    ) {
+      throw new Error(`${what}: unexpected tensor '${name}' for this config`);
+    }
+  }
+  const metadata: Record<string, string> = {};
+  for (const [k, v] of Object.entries(meta)) if (k !== "config" && k !== "tokenizer") metadata[k] = v;
+  return { config, tokenizer, weights, metadata };
+}
+
+/** Reads a model checkpoint from disk with one-line errors for missing or unreadable files. */
+export async function loadModel(path: string): Promise<ModelCheckpoint> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (e) {
+    throw new Error(`${path}: cannot read checkpoint (${(e as Error).message.split("\n")[0]})`);
+  }
+  return decodeModel(bytes, path);
+}
+
+/** Copies checkpoint weights into a parameter-arena image laid out by `layout`. */
+export function weightsToArena(weights: Map<string, Float32Array>, layout: ArenaLayout): Float32Array {
+  const host = new Float32Array(layout.totalFloats);
+  for (const e of layout.entries) {
+    const w = weights.get(e.name);
+    if (!w || w.length !== e.size) {
+      throw new Error(`checkpoint: tensor '${e.name}' missing or of the wrong size`);
+    }
+    host.set(w, e.offset);
+  }
+  return host;
+}
+
+function parseConfig(json: string | undefined, what: string): GPTConfig {
+  if (json === undefined) throw new Error(`${what}: metadata has no 'config' (the GPTConfig as JSON)`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(json);
+  } catch {
+    throw new Error(`${what}: metadata 'config' is not valid JSON`);
+  }
+  if (typeof raw !== "object" || raw === null) throw new Error(`${what}: metadata 'config' is not an object`);
+  const r = raw as Record<string, unknown>;
+  for (const k of CONFIG_KEYS) {
+    if (r[k] === undefined) throw new Error(`${what}: config has no '${k}'`);
+  }
+  const config = {
+    n_layer: r.n_layer,
+    n_head: r.n_head,
+    n_embd: r.n_embd,
+    block_size: r.block_size,
+    vocab_size: r.vocab_size,
+    bias: r.bias,
+    dropout: r.dropout,
+  } as GPTConfig;
+  try {
+    validateConfig(config);
+  } catch (e) {
+    throw new Error(`${what}: ${(e as Error).message}`);
+  }
+  return config;
+}
+
+function checkShape(got: readonly number[], want: readonly number[], name: string, what: string): void {
+  if (got.length !== want.length || got.some((d, i) => d !== want[i])) {
+    throw new Error(`${what}: tensor '${name}' has shape [${got}] but the config needs [${want}]`);
+  }
+}
+
+function tensorOf(file: SafetensorsFile, name: string, shape: readonly number[], what: string): Float32Array {
+  const t = file.tensors.get(name);
+  if (!t) throw new Error(`${what}: missing tensor '${name}'`);
+  checkShape(t.shape, shape, name, what);
+  return t.data;
+}

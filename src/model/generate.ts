@@ -1,0 +1,231 @@
+/**
+ * Autoregressive generation on the GPU with a KV cache: one decode step (embedding of the current
+ * position, per block layernorm, qkv, cache append, single-query attention, projection, MLP, head,
+ * argmax or sampling, commit) is recorded once and replayed many times inside one compute pass; the
+ * position lives on the GPU, so a chunk of tokens costs one submission, not one round trip per token.
+ *
+ * Prompt tokens are "forced": the step still runs for them (filling the cache) but commit keeps the
+ * given next token. Positions are learned and absolute, so when a sequence reaches block_size the
+ * generator restarts from the last half of the text (re-filling the cache), as a sliding window.
+ *
+ * Shapes: B sequences, maxT = block_size, seq u32 [B, maxT]; activations [B, C], [B, 3C], [B, 4C];
+ * caches [B, NH, maxT, HS] per layer; logits [B, V].
+ *
+ * @module
+ */
+import { type Arena, createStorage, readU32 } from "../gpu/buffers.ts";
+import type { Gpu } from "../gpu/device.ts";
+import { type Dispatch, encodeDispatches } from "../gpu/kernel.ts";
+import { attentionDecode, commit, decodeEmbed, kvAppend } from "../kernels/decode.ts";
+import { geluForward } from "../kernels/gelu.ts";
+import { layernormForward } from "../kernels/layernorm.ts";
+import { matmulForward } from "../kernels/matmul.ts";
+import { residualForward } from "../kernels/residual.ts";
+import { argmax, sample } from "../kernels/sample.ts";
+import type { GPTConfig } from "./config.ts";
+
+/** How to pick each next token. */
+export interface SamplingOptions {
+  /** Softmax temperature; 0 = greedy (argmax). Default 1. */
+  temperature?: number;
+  /** Keep only the k most likely tokens; 0 = all. Default 0. */
+  topK?: number;
+  /** Seed of the sampling stream. Default 1337. */
+  seed?: number;
+}
+
+/** Generates from a parameter arena; one instance serves many calls with the same batch size. */
+export class Generator {
+  /** The model shape. */
+  readonly config: GPTConfig;
+  /** Sequences generated side by side. */
+  readonly B: number;
+  readonly #gpu: Gpu;
+  readonly #seq: GPUBuffer;
+  readonly #state: GPUBuffer;
+  readonly #rng: GPUBuffer;
+  readonly #head: Dispatch[];
+  readonly #argmax: Dispatch;
+  readonly #sample: Dispatch;
+  readonly #commit: Dispatch;
+
+  private constructor(gpu: Gpu, config: GPTConfig, B: number, parts: {
+    seq: GPUBuffer;
+    state: GPUBuffer;
+    rng: GPUBuffer;
+    head: Dispatch[];
+    argmax: Dispatch;
+    sample: Dispatch;
+    commit: Dispatch;
+  }) {
+    this.#gpu = gpu;
+    this.config = config;
+    this.B = B;
+    this.#seq = parts.seq;
+    this.#state = parts.state;
+    this.#rng = parts.rng;
+    this.#head = parts.head;
+    this.#argmax = parts.argmax;
+    this.#sample = parts.sample;
+    this.#commit = parts.commit;
+  }
+
+  /** Builds the decode step for `B` sequences over the parameters in `params` (nanoGPT layout). */
+  static async create(gpu: Gpu, config: GPTConfig, params: Arena, B = 1): Promise<Generator> {
+    const c = config, C = c.n_embd, V = c.vocab_size, NH = c.n_head, maxT = c.block_size;
+    const f32 = (label: string, n: number) => createStorage(gpu, label, n * 4);
+    const seq = f32("gen.seq", B * maxT), state = f32("gen.state", 4), rng = f32("gen.rng", 4);
+    const sampled = f32("gen.sampled", B), logits = f32("gen.logits", B * V);
+    const xa = f32("gen.xa", B * C), xb = f32("gen.xb", B * C), x2 = f32("gen.x2", B * C);
+    const ln = f32("gen.ln", B * C), mean = f32("gen.mean", B), rstd = f32("gen.rstd", B);
+    const qkv = f32("gen.qkv", B * 3 * C), y = f32("gen.y", B * C), proj = f32("gen.proj", B * C);
+    const fch = f32("gen.fch", B * 4 * C), fcg = f32("gen.fcg", B * 4 * C);
+    const P = (n: string) => params.bind(n);
+    const PB = (n: string) => c.bias ? { bias: P(n) } : {};
+    const wte = P("transformer.wte.weight");
+    const ds: Dispatch[] = [];
+    ds.push(
+      await decodeEmbed(gpu, { x: xa, seq, wte, wpe: P("transformer.wpe.weight"), state }, { B, maxT, C, V }),
+    );
+    let x = xa, other = xb;
+    for (let l = 0; l < c.n_layer; l++) {
+      const h = `transformer.h.${l}`;
+      const kcache = f32(`gen.k${l}`, B * maxT * C), vcache = f32(`gen.v${l}`, B * maxT * C);
+      const lnF = (inp: GPUBuffer, name: string) =>
+        layernormForward(gpu, {
+          out: ln,
+          mean,
+          rstd,
+          inp,
+          weight: P(`${name}.weight`),
+          ...PB(`${name}.bias`),
+        }, {
+          N: B,
+          C,
+        });
+      const lin = (out: GPUBuffer, inp: GPUBuffer, name: string, K: number, N: number) =>
+        matmulForward(gpu, { out, inp, weight: P(`${name}.weight`), ...PB(`${name}.bias`) }, { M: B, K, N });
+      ds.push(await lnF(x, `${h}.ln_1`));
+      ds.push(await lin(qkv, ln, `${h}.attn.c_attn`, C, 3 * C));
+      ds.push(await kvAppend(gpu, { kcache, vcache, qkv, state }, { B, maxT, C, NH }));
+      ds.push(await attentionDecode(gpu, { y, qkv, kcache, vcache, state }, { B, maxT, C, NH }));
+      ds.push(await lin(proj, y, `${h}.attn.c_proj`, C, C));
+      ds.push(await residualForward(gpu, { out: x2, a: x, b: proj }, B * C));
+      ds.push(await lnF(x2, `${h}.ln_2`));
+      ds.push(await lin(fch, ln, `${h}.mlp.c_fc`, C, 4 * C));
+      ds.push(await geluForward(gpu, { out: fcg, inp: fch }, B * 4 * C));
+      ds.push(await lin(proj, fcg, `${h}.mlp.c_proj`, 4 * C, C));
+      ds.push(await residualForward(gpu, { out: other, a: x2, b: proj }, B * C));
+      [x, other] = [other, x];
+    }
+    ds.push(
+      await layernormForward(gpu, {
+        out: ln,
+        mean,
+        rstd,
+        inp: x,
+        weight: P("transformer.ln_f.weight"),
+        ...PB("transformer.ln_f.bias"),
+      }, { N: B, C }),
+    );
+    ds.push(await matmulForward(gpu, { out: logits, inp: ln, weight: wte }, { M: B, K: C, N: V }));
+    return new Generator(gpu, config, B, {
+      seq,
+      state,
+      rng,
+      head: ds,
+      argmax: await argmax(gpu, { out: sampled, logits }, { N: B, V }),
+      sample: await sample(gpu, { out: sampled, logits, rng }, {
+        N: B,
+        V,
+        temperature: 1,
+        topK: 0,
+        stream: 0,
+      }),
+      commit: await commit(gpu, { seq, state, rng, sampled }, { B, maxT, forcedLen: 1 }),
+    });
+  }
+
+  /**
+   * Continues each of the B prompts (token ids; the same prompt for all rows when one is given) by
+   * `maxTokens` tokens. `onTokens` receives each chunk of new tokens of row 0 as soon as it is read back
+   * (for streaming). Returns the generated tokens of every row, [B][maxTokens].
+   */
+  async generate(
+    prompt: ArrayLike<number> | ArrayLike<number>[],
+    maxTokens: number,
+    opts: SamplingOptions = {},
+    onTokens?: (tokens: number[]) => void | Promise<void>,
+  ): Promise<number[][]> {
+    const B = this.B, maxT = this.config.block_size;
+    const prompts = isRows(prompt) ? prompt : Array.from({ length: B }, () => prompt as ArrayLike<number>);
+    if (prompts.length !== B) throw new Error(`generate: ${prompts.length} prompts for a batch of ${B}`);
+    const len = prompts[0].length;
+    if (len < 1) throw new Error("generate: the prompt must hold at least one token");
+    if (prompts.some((p) => p.length !== len)) throw new Error("generate: prompts must have equal lengths");
+    for (const p of prompts) {
+      for (const t of Array.from(p)) {
+        if (!(Number.isInteger(t) && t >= 0 && t < this.config.vocab_size)) {
+          throw new Error(`generate: token id ${t} is outside the vocabulary`);
+        }
+      }
+    }
+    const temperature = opts.temperature ?? 1, topK = opts.topK ?? 0;
+    if (!(temperature >= 0) || !Number.isFinite(temperature)) {
+      throw new Error(`generate: temperature must be >= 0 (got ${temperature})`);
+    }
+    const pick = temperature === 0 ? this.#argmax : this.#sample;
+    if (temperature > 0) this.#sample.update({ temperature, top_k: topK });
+    const dev = this.#gpu.device;
+    dev.queue.writeBuffer(this.#rng, 0, new Uint32Array([(opts.seed ?? 1337) >>> 0, 0, 0, 0]));
+    const rows: number[][] = prompts.map((p) => Array.from(p));
+    const out: number[][] = prompts.map(() => []);
+    // Window: the tokens currently in the cache. Start with the last maxT-1 prompt tokens.
+    let start = rows.map((r) => Math.max(0, r.length - (maxT - 1)));
+    while (out[0].length < maxTokens) {
+      // (Re)fill: context = rows[b][start..], forced, then generate until the row is full.
+      const ctx = rows.map((r, b) => r.slice(start[b]));
+      const clen = ctx[0].length;
+      const seqHost = new Uint32Array(B * maxT);
+      ctx.forEach((r, b) => seqHost.set(r, b * maxT));
+      dev.queue.writeBuffer(this.#seq, 0, seqHost);
+      dev.queue.writeBuffer(this.#state, 0, new Uint32Array(4));
+      this.#commit.update({ forced_len: clen });
+      let pos = 0; // next position to process
+      // Steps: positions 0..clen-1 fill the cache (the last one yields the first new token).
+      const room = maxT - clen; // new tokens that fit in this window
+      const want = Math.min(room, maxTokens - out[0].length);
+      const total = clen - 1 + want; // decode steps for this window
+      while (pos < total) {
+        const n = Math.min(total - pos, pos < clen - 1 ? clen - 1 - pos + 1 : 16);
+        const enc = dev.createCommandEncoder({ label: "generate" });
+        const pass = enc.beginComputePass({ label: "generate" });
+        for (let i = 0; i < n; i++) encodeDispatches(pass, [...this.#head, pick, this.#commit]);
+        pass.end();
+        dev.queue.submit([enc.finish()]);
+        const before = Math.max(pos + 1, clen);
+        pos += n;
+        const after = pos + 1; // seq[0..after) valid
+        if (after > before) {
+          const seq = await readU32(this.#gpu, this.#seq);
+          const fresh: number[][] = [];
+          for (let b = 0; b < B; b++) {
+            const got = Array.from(seq.subarray(b * maxT + before, b * maxT + after));
+            rows[b].push(...got);
+            out[b].push(...got);
+            fresh.push(got);
+          }
+          if (onTokens) await onTokens(fresh[0]);
+        }
+      }
+      // Slide: keep the last half of the window and continue.
+      start = rows.map((r) => Math.max(0, r.length - Math.floor(maxT / 2)));
+    }
+    this.#gpu.check();
+    return out;
+  }
+}
+
+function isRows(p: ArrayLike<number> | ArrayLike<number>[]): p is ArrayLike<number>[] {
+  return Array.isArray(p) && p.length > 0 && typeof p[0] === "object";
+}

@@ -1,0 +1,160 @@
+/**
+ * TrainConfig: every knob of a training run, nanoGPT's names in snake case; CLI flags map 1:1 in kebab
+ * case (`--lr-decay-steps` is `lr_decay_steps`).
+ *
+ * @module
+ */
+import type { TokenizerType } from "../data/tokenizer.ts";
+import type { ExamplesMode } from "./data.ts";
+
+/** A training run's configuration (model shape, data, optimization, bookkeeping). */
+export interface TrainConfig {
+  /** Training text file; absent: the embedded generated language. */
+  data?: string;
+  /** Validation text file; absent: the last 10% of the data. */
+  val?: string;
+  /** Tokenizer: char (code points), word, or byte-level bpe. */
+  tokenizer: TokenizerType;
+  /** Vocabulary size for word/bpe tokenizers (bpe default 512). */
+  vocab_size?: number;
+  /** stream: one token stream; lines: one example per line, padded. */
+  examples: ExamplesMode;
+  /** Transformer blocks. */
+  n_layer: number;
+  /** Attention heads. */
+  n_head: number;
+  /** Channels. */
+  n_embd: number;
+  /** Context length. */
+  block_size: number;
+  /** Sequences per micro-batch. */
+  batch_size: number;
+  /** Micro-batches per optimizer step (all in the step's one submission). */
+  grad_accum: number;
+  /** Dropout probability. */
+  dropout: number;
+  /** Biases in Linear and LayerNorm layers. */
+  bias: boolean;
+  /** Optimizer steps to run (total, counting steps before a resume). */
+  steps: number;
+  /** Peak learning rate. */
+  lr: number;
+  /** Final learning rate of the cosine. */
+  min_lr: number;
+  /** Linear warmup steps. */
+  warmup: number;
+  /** Steps of cosine decay (default: steps). */
+  lr_decay_steps?: number;
+  /** AdamW weight decay (>= 2-D tensors only). */
+  weight_decay: number;
+  /** AdamW beta1. */
+  beta1: number;
+  /** AdamW beta2. */
+  beta2: number;
+  /** Clip the global gradient norm to this (0: off). */
+  grad_clip: number;
+  /** Evaluate (and checkpoint) every this many steps. */
+  eval_interval: number;
+  /** Validation batches per evaluation. */
+  eval_iters: number;
+  /** Read the training loss back every this many steps. */
+  log_interval: number;
+  /** Seed of initialisation, data order, dropout and the generated language. */
+  seed: number;
+  /** Output folder: model.safetensors, best.safetensors, train_state.safetensors, log.jsonl, loss.svg. */
+  out: string;
+  /** Continue from out/model.safetensors and out/train_state.safetensors. */
+  resume: boolean;
+  /** Characters of sample text generated at the end (0: none). */
+  sample_chars: number;
+}
+
+/**
+ * Defaults sized for the embedded corpus on a CPU through lavapipe (a few minutes): a small char model
+ * that learns the generated language to near its entropy rate.
+ */
+export const DEFAULT_TRAIN: Readonly<TrainConfig> = {
+  tokenizer: "char",
+  examples: "stream",
+  n_layer: 2,
+  n_head: 4,
+  n_embd: 64,
+  block_size: 64,
+  batch_size: 16,
+  grad_accum: 1,
+  dropout: 0,
+  bias: false,
+  steps: 600,
+  lr: 3e-3,
+  min_lr: 3e-4,
+  warmup: 30,
+  weight_decay: 0.1,
+  beta1: 0.9,
+  beta2: 0.99,
+  grad_clip: 1,
+  eval_interval: 100,
+  eval_iters: 8,
+  log_interval: 10,
+  seed: 1337,
+  out: "out",
+  resume: false,
+  sample_chars: 300,
+};
+
+/** Throws a one-line error naming the first invalid setting. */
+export function validateTrainConfig(c: TrainConfig): void {
+  const posInt = [
+    "n_layer",
+    "n_head",
+    "n_embd",
+    "block_size",
+    "batch_size",
+    "grad_accum",
+    "steps",
+    "eval_interval",
+    "eval_iters",
+    "log_interval",
+  ] as const;
+  for (const k of posInt) {
+    if (!Number.isInteger(c[k]) || c[k] < 1) {
+      throw new Error(`--${kebab(k)} must be a positive integer (got ${c[k]})`);
+    }
+  }
+  const nonNegInt = ["warmup", "sample_chars"] as const;
+  for (const k of nonNegInt) {
+    if (!Number.isInteger(c[k]) || c[k] < 0) {
+      throw new Error(`--${kebab(k)} must be an integer >= 0 (got ${c[k]})`);
+    }
+  }
+  if (c.lr_decay_steps !== undefined && (!Number.isInteger(c.lr_decay_steps) || c.lr_decay_steps < 1)) {
+    throw new Error(`--lr-decay-steps must be a positive integer (got ${c.lr_decay_steps})`);
+  }
+  if (!Number.isInteger(c.seed) || c.seed < 0 || c.seed > 0xffffffff) {
+    throw new Error(`--seed must be an integer in [0, 2^32) (got ${c.seed})`);
+  }
+  if (c.n_embd % c.n_head !== 0) {
+    throw new Error(`--n-embd (${c.n_embd}) must be divisible by --n-head (${c.n_head})`);
+  }
+  const positive = ["lr"] as const;
+  for (const k of positive) if (!(c[k] > 0 && Number.isFinite(c[k]))) throw new Error(`--${k} must be > 0`);
+  if (!(c.min_lr >= 0 && c.min_lr <= c.lr)) throw new Error(`--min-lr must be in [0, lr] (got ${c.min_lr})`);
+  if (!(c.weight_decay >= 0)) throw new Error(`--weight-decay must be >= 0 (got ${c.weight_decay})`);
+  if (!(c.beta1 >= 0 && c.beta1 < 1)) throw new Error(`--beta1 must be in [0, 1) (got ${c.beta1})`);
+  if (!(c.beta2 >= 0 && c.beta2 < 1)) throw new Error(`--beta2 must be in [0, 1) (got ${c.beta2})`);
+  if (!(c.grad_clip >= 0)) throw new Error(`--grad-clip must be >= 0 (got ${c.grad_clip})`);
+  if (!(c.dropout >= 0 && c.dropout < 1)) throw new Error(`--dropout must be in [0, 1) (got ${c.dropout})`);
+  if (!["char", "word", "bpe"].includes(c.tokenizer)) {
+    throw new Error(`--tokenizer must be char, word or bpe (got ${c.tokenizer})`);
+  }
+  if (!["stream", "lines"].includes(c.examples)) {
+    throw new Error(`--examples must be stream or lines (got ${c.examples})`);
+  }
+  if (c.vocab_size !== undefined && (!Number.isInteger(c.vocab_size) || c.vocab_size < 3)) {
+    throw new Error(`--vocab-size must be an integer >= 3 (got ${c.vocab_size})`);
+  }
+}
+
+/** snake_case -> kebab-case. */
+export function kebab(k: string): string {
+  return k.replaceAll("_", "-");
+}

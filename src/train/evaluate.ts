@@ -1,0 +1,108 @@
+/**
+ * `deno task eval`: the mean next-token cross-entropy of a checkpoint on a text.
+ *
+ * Window rule: the token stream is cut into consecutive windows of block_size inputs with stride
+ * block_size (window k feeds w[kT .. kT+T) and scores w[kT+1 .. kT+T+1)); every token after the first
+ * is a target exactly once, and context restarts at each window. The last window is shorter; its
+ * missing targets are ignored.
+ *
+ * @module
+ */
+import { createStorage, readF32, writeArray } from "../gpu/buffers.ts";
+import { createGpu, type Gpu } from "../gpu/device.ts";
+import { type Dispatch, encodeDispatches } from "../gpu/kernel.ts";
+import { gather, NO_TOKEN } from "../kernels/gather.ts";
+import { loadModel, type ModelCheckpoint, weightsToArena } from "../model/checkpoint.ts";
+import { GPT } from "../model/gpt.ts";
+import { readText } from "./data.ts";
+
+/** The last stdout line of `deno task eval`. */
+export interface EvalResult {
+  /** Mean next-token cross-entropy in nats. */
+  loss: number;
+  /** exp(loss). */
+  perplexity: number;
+  /** Number of scored targets (tokens - 1). */
+  tokens: number;
+  /** Windows evaluated. */
+  windows: number;
+}
+
+/** Evaluates the checkpoint at `path` on the text file `data`. */
+export async function evaluateCheckpoint(
+  path: string,
+  data: string,
+  opts: { batchSize?: number; gpu?: Gpu } = {},
+): Promise<EvalResult> {
+  const ck = await loadModel(path);
+  const text = await readText(data, "data");
+  let ids: Uint32Array;
+  try {
+    ids = ck.tokenizer.encode(text);
+  } catch (e) {
+    throw new Error(`data: ${(e as Error).message}`);
+  }
+  return await evaluateTokens(ck, ids, opts);
+}
+
+/** Evaluates a loaded checkpoint on token ids by the window rule above. */
+export async function evaluateTokens(
+  ck: ModelCheckpoint,
+  ids: Uint32Array,
+  opts: { batchSize?: number; gpu?: Gpu } = {},
+): Promise<EvalResult> {
+  if (ids.length < 2) throw new Error(`data: ${ids.length} token(s); evaluation needs at least 2`);
+  const T = ck.config.block_size;
+  const windows = Math.ceil((ids.length - 1) / T);
+  const B = Math.max(1, Math.min(opts.batchSize ?? 8, windows));
+  if (!Number.isInteger(B)) throw new Error(`--batch-size must be a positive integer`);
+  const gpu = opts.gpu ?? await createGpu();
+  const model = await GPT.create(gpu, ck.config, { B, T });
+  writeArray(gpu, model.params.buffer, weightsToArena(ck.weights, model.params.layout));
+  const batches = Math.ceil(windows / B);
+  const perSubmit = Math.min(batches, 16);
+  const corpus = createStorage(gpu, "eval.corpus", ids.byteLength, ids);
+  const offsets = createStorage(gpu, "eval.offsets", perSubmit * B * 4);
+  const lengths = createStorage(gpu, "eval.lengths", perSubmit * B * 4);
+  const seeds = createStorage(gpu, "eval.seeds", perSubmit * 4);
+  const list: Dispatch[] = [];
+  for (let i = 0; i < perSubmit; i++) {
+    const g = await gather(gpu, {
+      tokens: model.tokens,
+      targets: model.targets,
+      rng: model.rng,
+      corpus,
+      offsets,
+      lengths,
+      seeds,
+    }, { B, T, micro: i, padId: 0, ignoreId: NO_TOKEN });
+    list.push(g, ...model.forwardEval, ...model.lossOnly);
+  }
+  const dev = gpu.device;
+  const clear = dev.createCommandEncoder();
+  clear.clearBuffer(model.lossAcc);
+  dev.queue.submit([clear.finish()]);
+  for (let first = 0; first < batches; first += perSubmit) {
+    const n = Math.min(perSubmit, batches - first);
+    const offs = new Uint32Array(perSubmit * B), lens = new Uint32Array(perSubmit * B);
+    for (let j = 0; j < n * B; j++) {
+      const w = (first * B) + j;
+      if (w < windows) {
+        offs[j] = w * T;
+        lens[j] = Math.min(T + 1, ids.length - w * T);
+      } else lens[j] = 1; // an empty row: one input, no target
+    }
+    writeArray(gpu, offsets, offs);
+    writeArray(gpu, lengths, lens);
+    const enc = dev.createCommandEncoder({ label: "eval" });
+    const pass = enc.beginComputePass({ label: "eval" });
+    encodeDispatches(pass, list.slice(0, n * (list.length / perSubmit)));
+    pass.end();
+    dev.queue.submit([enc.finish()]);
+  }
+  const [sum, count] = await readF32(gpu, model.lossAcc, 0, 2);
+  gpu.check();
+  if (count !== ids.length - 1) throw new Error(`eval: scored ${count} targets, expected ${ids.length - 1}`);
+  const loss = sum / count;
+  return { loss, perplexity: Math.exp(loss), tokens: count, windows };
+}

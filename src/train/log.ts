@@ -1,0 +1,109 @@
+/**
+ * A run's records: kept in memory (the history `train` returns), appended to DIR/log.jsonl as they
+ * arrive, and drawn as DIR/loss.svg at each evaluation and at the end.
+ *
+ * @module
+ */
+import { writeFileAtomic } from "../io/atomic.ts";
+import { JsonlLog, readJsonl } from "../io/log.ts";
+import { linePlotSvg } from "../io/svg.ts";
+
+/** One line of DIR/log.jsonl. Training-loss lines have val_loss null; evaluation lines the reverse. */
+export interface StepRecord {
+  /** Optimizer steps completed. */
+  step: number;
+  /** Mean training loss of the logged step (nats/token), or null on an evaluation line. */
+  train_loss: number | null;
+  /** Validation loss (nats/token) on evaluation lines, else null. */
+  val_loss: number | null;
+  /** Learning rate of the step. */
+  lr: number;
+  /** Global gradient norm before clipping, or null on an evaluation line. */
+  grad_norm: number | null;
+  /** Training throughput since the previous log line, or null on an evaluation line. */
+  tokens_per_s: number | null;
+  /** Training seconds so far (across resumes). */
+  elapsed_s: number;
+}
+
+/** Collects records, writes the JSONL log and the loss plot. */
+export class RunLog {
+  /** Every record of this process, in order (a resumed run's history starts at the resume). */
+  readonly records: StepRecord[] = [];
+  #dir: string;
+  #dry: boolean;
+  #append: boolean;
+  #entropy?: number;
+  #file: JsonlLog | null = null;
+  #past: StepRecord[] = [];
+  #writes: Promise<void> = Promise.resolve();
+
+  /** A log in `dir` (nothing written when `dry`); `append` continues an earlier run's log. */
+  constructor(dir: string, dry: boolean, append: boolean, entropyRate?: number) {
+    this.#dir = dir;
+    this.#dry = dry;
+    this.#append = append;
+    this.#entropy = entropyRate;
+  }
+
+  /** Creates the folder and opens log.jsonl. */
+  async open(): Promise<void> {
+    if (this.#dry) return;
+    try {
+      await Deno.mkdir(this.#dir, { recursive: true });
+    } catch (e) {
+      throw new Error(`--out '${this.#dir}': cannot create folder (${(e as Error).message.split("\n")[0]})`);
+    }
+    const path = `${this.#dir}/log.jsonl`;
+    if (this.#append) {
+      try {
+        this.#past = (await readJsonl(path)) as unknown as StepRecord[];
+      } catch {
+        this.#past = [];
+      }
+    }
+    this.#file = await JsonlLog.open(path, { append: this.#append });
+  }
+
+  /** Adds a record (written in the background, in order). */
+  add(r: StepRecord): void {
+    this.records.push(r);
+    const f = this.#file;
+    if (f) this.#writes = this.#writes.then(() => f.write(r as unknown as Record<string, unknown>));
+  }
+
+  /** Waits for pending writes and redraws loss.svg. */
+  async flush(): Promise<void> {
+    await this.#writes;
+    if (this.#dry) return;
+    await writeFileAtomic(`${this.#dir}/loss.svg`, this.plot());
+  }
+
+  /** Flushes and closes the log. */
+  async close(): Promise<void> {
+    await this.flush();
+    this.#file?.close();
+    this.#file = null;
+  }
+
+  /** The loss plot of all records (this run's and, when resumed, the earlier ones). */
+  plot(): string {
+    const all = [...this.#past, ...this.records];
+    const pts = (k: "train_loss" | "val_loss") =>
+      all.filter((r) => r[k] !== null && r[k] !== undefined).map((r) =>
+        [r.step, r[k] as number] as [number, number]
+      );
+    return linePlotSvg({
+      title: "tforce training loss",
+      xLabel: "step",
+      yLabel: "loss (nats/token)",
+      series: [
+        { name: "train", points: pts("train_loss") },
+        { name: "val", points: pts("val_loss"), dashed: true },
+      ],
+      hlines: this.#entropy !== undefined
+        ? [{ y: this.#entropy, label: `best achievable ${this.#entropy.toFixed(3)}` }]
+        : [],
+    });
+  }
+}

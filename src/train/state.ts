@@ -1,0 +1,119 @@
+/**
+ * Checkpoint files of a run folder, each written atomically (temp file, fsync, rename):
+ * - train_state.safetensors: everything a resume needs in ONE file (weights, AdamW moments per
+ *   parameter as exp_avg.* / exp_avg_sq.*, config, tokenizer, step, RNG streams, best validation loss),
+ *   so an interrupted write can never pair weights with another step's optimizer state;
+ * - model.safetensors: the latest weights as a nanoGPT state_dict, for eval, sample and PyTorch;
+ * - best.safetensors: the weights with the best validation loss so far.
+ *
+ * @module
+ */
+import type { ArenaLayout } from "../gpu/buffers.ts";
+import type { Tokenizer } from "../data/tokenizer.ts";
+import { writeFileAtomic } from "../io/atomic.ts";
+import { decodeSafetensors, encodeSafetensors } from "../io/safetensors.ts";
+import { encodeModel, type ModelCheckpoint, modelFromFile, modelTensors } from "../model/checkpoint.ts";
+import type { GPTConfig } from "../model/config.ts";
+import { paramLayout, paramSpecs } from "../model/params.ts";
+
+/** Everything besides the weights that a resumed run needs to continue exactly. */
+export interface TrainState {
+  /** Optimizer steps completed. */
+  step: number;
+  /** Training window sampler's RNG state. */
+  trainRng: number;
+  /** Evaluation sampler's RNG state. */
+  evalRng: number;
+  /** Best validation loss so far. */
+  bestVal: number;
+  /** Training seconds so far. */
+  elapsed: number;
+  /** AdamW first moments, parameter-arena image. */
+  m: Float32Array;
+  /** AdamW second moments, parameter-arena image. */
+  v: Float32Array;
+}
+
+/** Writes train_state.safetensors, then model.safetensors and, when `isBest`, best.safetensors. */
+export async function saveCheckpoint(
+  dir: string,
+  config: GPTConfig,
+  tokenizer: Tokenizer,
+  layout: ArenaLayout,
+  params: Float32Array,
+  state: TrainState,
+  valLoss: number,
+  isBest: boolean,
+): Promise<void> {
+  const meta = { step: String(state.step), val_loss: String(valLoss) };
+  const [tensors, metadata] = modelTensors(config, tokenizer, layout, params, meta);
+  const all = tensors.filter((t) => t.name !== "lm_head.weight");
+  for (const e of layout.entries) {
+    all.push({
+      name: `exp_avg.${e.name}`,
+      shape: e.shape,
+      data: state.m.subarray(e.offset, e.offset + e.size),
+    });
+    all.push({
+      name: `exp_avg_sq.${e.name}`,
+      shape: e.shape,
+      data: state.v.subarray(e.offset, e.offset + e.size),
+    });
+  }
+  await writeFileAtomic(
+    `${dir}/train_state.safetensors`,
+    encodeSafetensors(all, {
+      ...metadata,
+      train_rng: String(state.trainRng),
+      eval_rng: String(state.evalRng),
+      best_val: String(state.bestVal),
+      elapsed: String(state.elapsed),
+    }),
+  );
+  const model = encodeModel(config, tokenizer, layout, params, meta);
+  await writeFileAtomic(`${dir}/model.safetensors`, model);
+  if (isBest) await writeFileAtomic(`${dir}/best.safetensors`, model);
+}
+
+/** Reads train_state.safetensors: the model and the optimizer state; one-line errors name the problem. */
+export async function loadTrainState(path: string): Promise<ModelCheckpoint & { state: TrainState }> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (e) {
+    const why = e instanceof Deno.errors.NotFound ? "no such file" : (e as Error).message.split("\n")[0];
+    throw new Error(`${path}: cannot resume (${why})`);
+  }
+  const file = decodeSafetensors(bytes, path);
+  const ck = modelFromFile(file, path, (name) => name.startsWith("exp_avg"));
+  const { layout } = paramLayout(ck.config);
+  const m = new Float32Array(layout.totalFloats), v = new Float32Array(layout.totalFloats);
+  for (const p of paramSpecs(ck.config)) {
+    const e = layout.get(p.name);
+    for (const [prefix, dst] of [["exp_avg", m], ["exp_avg_sq", v]] as const) {
+      const t = file.tensors.get(`${prefix}.${p.name}`);
+      if (!t || t.data.length !== e.size) {
+        throw new Error(`${path}: missing or mis-sized '${prefix}.${p.name}'`);
+      }
+      dst.set(t.data, e.offset);
+    }
+  }
+  const num = (k: string): number => {
+    const s = file.metadata[k];
+    const x = Number(s);
+    if (s === undefined || (Number.isNaN(x) && s !== "NaN")) {
+      throw new Error(`${path}: metadata '${k}' missing or not a number`);
+    }
+    return x;
+  };
+  const state = {
+    step: num("step"),
+    trainRng: num("train_rng"),
+    evalRng: num("eval_rng"),
+    bestVal: num("best_val"),
+    elapsed: num("elapsed"),
+    m,
+    v,
+  };
+  return { ...ck, state };
+}

@@ -1,0 +1,459 @@
+/**
+ * The training loop. Each optimizer step is ONE command buffer and ONE queue.submit:
+ *
+ *   clear grads and the loss accumulator
+ *   one compute pass: for each micro-step m: gather(m) -> forward -> fused loss -> backward (grads +=)
+ *                     then global grad norm -> clip -> AdamW over the whole parameter arena
+ *   at log steps: copy the loss sums and grad norm into a ring of MAP_READ buffers
+ *
+ * The CPU never waits inside a step: window offsets, dropout seeds and the AdamW learning rate are
+ * written with queue.writeBuffer before the submit, and the loss comes back asynchronously through the
+ * ring. At most two steps are in flight. Evaluation (its own random stream) and checkpoints happen
+ * between steps every eval_interval steps.
+ *
+ * @module
+ */
+import { Arena, createStorage, readF32, writeArray } from "../gpu/buffers.ts";
+import { createGpu, type Gpu } from "../gpu/device.ts";
+import { type Dispatch, encodeDispatches } from "../gpu/kernel.ts";
+import { gather, NO_TOKEN } from "../kernels/gather.ts";
+import { adamw, adamwUniforms, gradNorm, gradNormScratchBytes } from "../kernels/optimizer.ts";
+import type { GPTConfig } from "../model/config.ts";
+import { GPT } from "../model/gpt.ts";
+import { initParams } from "../model/init.ts";
+import { hash3 } from "../reference/hash.ts";
+import { Rng } from "../util/rng.ts";
+import { type TrainConfig, validateTrainConfig } from "./config.ts";
+import { type Corpus, drawWindows, loadCorpus, type Split } from "./data.ts";
+import { learningRate, type LrSchedule } from "./schedule.ts";
+import { loadTrainState, saveCheckpoint, type TrainState } from "./state.ts";
+import { RunLog, type StepRecord } from "./log.ts";
+import { weightsToArena } from "../model/checkpoint.ts";
+
+/** Hooks and resources for {@linkcode train}. */
+export interface TrainHooks {
+  /** A device to use (default: a new one). */
+  gpu?: Gpu;
+  /** Called with every log record (training loss at log steps, validation loss at eval steps). */
+  onRecord?: (r: StepRecord) => void;
+  /** Called once with a description of the run before the first step. */
+  onStart?: (info: TrainStart) => void;
+  /** Stops training after the current step when aborted (a checkpoint is written). */
+  signal?: AbortSignal;
+  /** Write nothing to disk (tests of the loop itself). */
+  noSave?: boolean;
+}
+
+/** What {@linkcode TrainHooks.onStart} receives. */
+export interface TrainStart {
+  /** The corpus description. */
+  corpus: string;
+  /** The model's shape. */
+  model: GPTConfig;
+  /** Trainable parameters. */
+  params: number;
+  /** The adapter. */
+  adapter: string;
+  /** Best achievable loss when known (nats/token). */
+  entropyRate?: number;
+  /** First step to run (0, or the resumed step). */
+  startStep: number;
+}
+
+/** The outcome of {@linkcode train}. */
+export interface TrainResult {
+  /** Every record logged, in order. */
+  history: StepRecord[];
+  /** Best validation loss seen (nats/token). */
+  bestValLoss: number;
+  /** Last validation loss. */
+  finalValLoss: number;
+  /** Steps completed (total, including before a resume). */
+  steps: number;
+  /** Why training ended. */
+  stopped: "done" | "aborted" | "diverged";
+  /** The corpus used (tokenizer included). */
+  corpus: Corpus;
+  /** The model (weights on the GPU): sample from it with Generator. */
+  model: GPT;
+  /** The device used. */
+  gpu: Gpu;
+  /** Best achievable loss when known. */
+  entropyRate?: number;
+}
+
+/** Per-step seed of micro-step `m`'s dropout masks: a pure function of (seed, step, m), so resumes match. */
+export function dropoutSeed(seed: number, step: number, m: number): number {
+  return hash3(seed, step, m);
+}
+
+/** Trains a GPT as `cfg` says; see the module doc for the shape of one step. */
+export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
+  validateTrainConfig(cfg);
+  const resumed = cfg.resume ? await loadResume(cfg) : null;
+  const corpus = await loadCorpus({
+    data: cfg.data,
+    val: cfg.val,
+    tokenizerType: cfg.tokenizer,
+    vocabSize: cfg.vocab_size,
+    tokenizer: resumed?.tokenizer,
+    examples: cfg.examples,
+    blockSize: resumed?.config.block_size ?? cfg.block_size,
+    seed: cfg.seed,
+  });
+  const config: GPTConfig = resumed?.config ?? {
+    n_layer: cfg.n_layer,
+    n_head: cfg.n_head,
+    n_embd: cfg.n_embd,
+    block_size: cfg.block_size,
+    vocab_size: corpus.tokenizer.vocabSize,
+    bias: cfg.bias,
+    dropout: cfg.dropout,
+  };
+  const gpu = hooks.gpu ?? await createGpu();
+  const B = cfg.batch_size, T = config.block_size, M = cfg.grad_accum, N = B * T;
+  const model = await GPT.create(gpu, config, { B, T, lossScale: 1 / (N * M) });
+  const layout = model.params.layout;
+  const dev = gpu.device;
+  writeArray(
+    gpu,
+    model.params.buffer,
+    resumed ? weightsToArena(resumed.weights, layout) : initParams(config, layout, cfg.seed),
+  );
+  const mArena = new Arena(gpu, "adam_m", layout), vArena = new Arena(gpu, "adam_v", layout);
+  if (resumed) {
+    writeArray(gpu, mArena.buffer, resumed.state.m);
+    writeArray(gpu, vArena.buffer, resumed.state.v);
+  }
+
+  // Step inputs written by the CPU before each submit.
+  const u32 = (label: string, n: number) => createStorage(gpu, label, n * 4);
+  const trainBuf = { corpus: upload(gpu, "corpus.train", corpus.train), offsets: u32("offsets", M * B) };
+  const lengths = u32("lengths", M * B), seeds = u32("seeds", M);
+  const EI = cfg.eval_iters;
+  const valBuf = { corpus: upload(gpu, "corpus.val", corpus.val), offsets: u32("eval_offsets", EI * B) };
+  const evalLengths = u32("eval_lengths", EI * B), evalSeeds = u32("eval_seeds", EI);
+  const padId = corpus.tokenizer.padId ?? NO_TOKEN;
+  const gathers: Dispatch[] = [], evalGathers: Dispatch[] = [];
+  const common = { tokens: model.tokens, targets: model.targets, rng: model.rng };
+  for (let m = 0; m < M; m++) {
+    gathers.push(
+      await gather(gpu, { ...common, ...trainBuf, lengths, seeds }, {
+        B,
+        T,
+        micro: m,
+        padId,
+        ignoreId: padId,
+      }),
+    );
+  }
+  for (let i = 0; i < EI; i++) {
+    evalGathers.push(
+      await gather(gpu, { ...common, ...valBuf, lengths: evalLengths, seeds: evalSeeds }, {
+        B,
+        T,
+        micro: i,
+        padId,
+        ignoreId: padId,
+      }),
+    );
+  }
+  // The loss kernels ignore targets equal to the pad id (the model's CE uses the default "none").
+  if (padId !== NO_TOKEN) { for (const d of [...model.backward, ...model.lossOnly]) setIgnore(d, padId); }
+
+  const n = layout.totalFloats;
+  const stats = createStorage(gpu, "grad_stats", 16);
+  const normScratch = createStorage(gpu, "grad_norm_scratch", gradNormScratchBytes(n));
+  const norm = await gradNorm(gpu, { stats, grads: model.grads.buffer, scratch: normScratch }, {
+    n,
+    maxNorm: cfg.grad_clip,
+  });
+  const opt = await adamw(gpu, {
+    params: model.params.buffer,
+    m: mArena.buffer,
+    v: vArena.buffer,
+    grads: model.grads.buffer,
+    stats,
+  }, {
+    n,
+    decayEnd: cfg.weight_decay > 0 ? model.decayEnd : 0,
+    lr: cfg.lr,
+    beta1: cfg.beta1,
+    beta2: cfg.beta2,
+    eps: 1e-8,
+    weightDecay: cfg.weight_decay,
+    step: 1,
+  });
+  const stepDispatches: Dispatch[] = [];
+  for (let m = 0; m < M; m++) stepDispatches.push(gathers[m], ...model.forwardTrain, ...model.backward);
+  stepDispatches.push(...norm, opt);
+  const evalDispatches: Dispatch[] = [];
+  for (let i = 0; i < EI; i++) evalDispatches.push(evalGathers[i], ...model.forwardEval, ...model.lossOnly);
+
+  const schedule: LrSchedule = {
+    lr: cfg.lr,
+    minLr: cfg.min_lr,
+    warmup: cfg.warmup,
+    decaySteps: cfg.lr_decay_steps ?? cfg.steps,
+  };
+  const trainRng = new Rng(cfg.seed ^ 0x5eed5eed), evalRng = new Rng(cfg.seed ^ 0xe7a1e7a1);
+  let startStep = 0, bestVal = Infinity, elapsedBefore = 0;
+  if (resumed) {
+    trainRng.state = resumed.state.trainRng;
+    evalRng.state = resumed.state.evalRng;
+    startStep = resumed.state.step;
+    bestVal = resumed.state.bestVal;
+    elapsedBefore = resumed.state.elapsed;
+  }
+  const log = new RunLog(cfg.out, hooks.noSave === true, resumed !== null, corpus.entropyRate);
+  await log.open();
+  hooks.onStart?.({
+    corpus: corpus.description,
+    model: config,
+    params: layout.entries.reduce((s, e) => s + e.size, 0),
+    adapter: gpu.description,
+    entropyRate: corpus.entropyRate,
+    startStep,
+  });
+
+  const ring = new LossRing(gpu, 4);
+  const inFlight: Promise<void>[] = [];
+  const t0 = performance.now();
+  const elapsed = () => elapsedBefore + (performance.now() - t0) / 1000;
+  let lastLog = { step: startStep, time: performance.now() };
+  let diverged: string | null = null;
+  let finalVal = NaN;
+  const tokensPerStep = N * M;
+
+  const evaluate = async (): Promise<number> => {
+    const offs = new Uint32Array(EI * B), lens = new Uint32Array(EI * B);
+    for (let i = 0; i < EI; i++) {
+      const w = drawWindows(corpus.val, evalRng, B, T);
+      offs.set(w.offsets, i * B);
+      lens.set(w.lengths, i * B);
+    }
+    writeArray(gpu, valBuf.offsets, offs);
+    writeArray(gpu, evalLengths, lens);
+    const enc = dev.createCommandEncoder({ label: "eval" });
+    enc.clearBuffer(model.lossAcc);
+    const pass = enc.beginComputePass({ label: "eval" });
+    encodeDispatches(pass, evalDispatches);
+    pass.end();
+    dev.queue.submit([enc.finish()]);
+    const acc = await readF32(gpu, model.lossAcc, 0, 2);
+    return acc[0] / acc[1];
+  };
+
+  const save = async (step: number, valLoss: number) => {
+    if (hooks.noSave) return;
+    const [params, m, v] = await Promise.all([
+      readF32(gpu, model.params.buffer),
+      readF32(gpu, mArena.buffer),
+      readF32(gpu, vArena.buffer),
+    ]);
+    const state: TrainState = {
+      step,
+      trainRng: trainRng.state,
+      evalRng: evalRng.state,
+      bestVal,
+      elapsed: elapsed(),
+      m,
+      v,
+    };
+    await saveCheckpoint(
+      cfg.out,
+      config,
+      corpus.tokenizer,
+      layout,
+      params,
+      state,
+      valLoss,
+      valLoss <= bestVal,
+    );
+  };
+
+  let step = startStep;
+  let stopped: TrainResult["stopped"] = "done";
+  for (; step < cfg.steps; step++) {
+    if (hooks.signal?.aborted) {
+      stopped = "aborted";
+      break;
+    }
+    if (diverged) break;
+    // CPU side of the step: windows, seeds, learning rate. No waiting.
+    const offs = new Uint32Array(M * B), lens = new Uint32Array(M * B), sds = new Uint32Array(M);
+    for (let m = 0; m < M; m++) {
+      const w = drawWindows(corpus.train, trainRng, B, T);
+      offs.set(w.offsets, m * B);
+      lens.set(w.lengths, m * B);
+      sds[m] = dropoutSeed(cfg.seed, step, m);
+    }
+    writeArray(gpu, trainBuf.offsets, offs);
+    writeArray(gpu, lengths, lens);
+    writeArray(gpu, seeds, sds);
+    const lr = learningRate(step, schedule);
+    opt.update(adamwUniforms({ lr, beta1: cfg.beta1, beta2: cfg.beta2, step: step + 1 }));
+
+    const enc = dev.createCommandEncoder({ label: `step ${step}` });
+    enc.clearBuffer(model.grads.buffer);
+    enc.clearBuffer(model.lossAcc);
+    const pass = enc.beginComputePass({ label: `step ${step}` });
+    encodeDispatches(pass, stepDispatches);
+    pass.end();
+    const logNow = (step + 1) % cfg.log_interval === 0 || step + 1 === cfg.steps;
+    const slot = logNow ? await ring.acquire() : null;
+    if (slot) {
+      enc.copyBufferToBuffer(model.lossAcc, 0, slot.buffer, 0, 8);
+      enc.copyBufferToBuffer(stats, 0, slot.buffer, 8, 8);
+    }
+    dev.queue.submit([enc.finish()]);
+    if (slot) {
+      const s = step, lrNow = lr;
+      slot.read(([sum, count, gnorm]) => {
+        const loss = sum / count;
+        const now = performance.now();
+        const tps = (s + 1 - lastLog.step) * tokensPerStep / ((now - lastLog.time) / 1000);
+        lastLog = { step: s + 1, time: now };
+        if (!Number.isFinite(loss) || !Number.isFinite(gnorm)) {
+          diverged ??= `loss is ${loss} at step ${s + 1}`;
+        }
+        const rec: StepRecord = {
+          step: s + 1,
+          train_loss: loss,
+          val_loss: null,
+          lr: lrNow,
+          grad_norm: gnorm,
+          tokens_per_s: tps,
+          elapsed_s: elapsed(),
+        };
+        log.add(rec);
+        hooks.onRecord?.(rec);
+      });
+    }
+    inFlight.push(dev.queue.onSubmittedWorkDone());
+    if (inFlight.length > 2) await inFlight.shift();
+
+    const done = step + 1;
+    if (done % cfg.eval_interval === 0 || done === cfg.steps) {
+      await ring.drain();
+      gpu.check();
+      if (diverged) break;
+      const val = await evaluate();
+      finalVal = val;
+      if (!Number.isFinite(val)) {
+        diverged = `validation loss is ${val} at step ${done}`;
+        break;
+      }
+      const best = val < bestVal;
+      if (best) bestVal = val;
+      const rec: StepRecord = {
+        step: done,
+        train_loss: null,
+        val_loss: val,
+        lr,
+        grad_norm: null,
+        tokens_per_s: null,
+        elapsed_s: elapsed(),
+      };
+      log.add(rec);
+      hooks.onRecord?.(rec);
+      await save(done, val);
+      await log.flush();
+    }
+  }
+  await ring.drain();
+  gpu.check();
+  if (stopped === "aborted" && step > startStep) {
+    // Keep the last completed step.
+    const val = await evaluate();
+    finalVal = val;
+    if (Number.isFinite(val)) {
+      if (val < bestVal) bestVal = val;
+      await save(step, val);
+    }
+  }
+  if (diverged) stopped = "diverged";
+  await log.close();
+  if (diverged) {
+    throw new TrainingDiverged(
+      `training stopped: ${diverged}; the last good checkpoint is kept in ${cfg.out}/model.safetensors`,
+    );
+  }
+  return {
+    history: log.records,
+    bestValLoss: bestVal,
+    finalValLoss: finalVal,
+    steps: step,
+    stopped,
+    corpus,
+    model,
+    gpu,
+    entropyRate: corpus.entropyRate,
+  };
+}
+
+/** Raised when the loss becomes NaN or infinite; the last good checkpoint stays on disk. */
+export class TrainingDiverged extends Error {
+  /** Creates the error with its one-line message. */
+  constructor(message: string) {
+    super(message);
+    this.name = "TrainingDiverged";
+  }
+}
+
+function setIgnore(d: Dispatch, id: number): void {
+  if (d.kernel.startsWith("crossentropy") || d.kernel === "accumulate_loss") d.update({ ignore_index: id });
+}
+
+function upload(gpu: Gpu, label: string, s: Split): GPUBuffer {
+  return createStorage(gpu, label, s.tokens.byteLength, s.tokens);
+}
+
+function loadResume(cfg: TrainConfig) {
+  return loadTrainState(`${cfg.out}/train_state.safetensors`);
+}
+
+/** A ring of small MAP_READ buffers: [loss sum, count, grad norm, clip scale] per logged step. */
+class LossRing {
+  #gpu: Gpu;
+  #slots: { buffer: GPUBuffer; busy: Promise<void> | null }[] = [];
+  #next = 0;
+
+  constructor(gpu: Gpu, size: number) {
+    this.#gpu = gpu;
+    for (let i = 0; i < size; i++) {
+      this.#slots.push({
+        buffer: gpu.device.createBuffer({
+          label: `loss_ring${i}`,
+          size: 16,
+          usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+        }),
+        busy: null,
+      });
+    }
+  }
+
+  /** The next free slot (waits only if the GPU is a whole ring of log intervals behind). */
+  async acquire(): Promise<{ buffer: GPUBuffer; read: (use: (v: Float32Array) => void) => void }> {
+    const slot = this.#slots[this.#next];
+    this.#next = (this.#next + 1) % this.#slots.length;
+    if (slot.busy) await slot.busy;
+    return {
+      buffer: slot.buffer,
+      // Call after the submit that fills the slot; `use` runs when the values arrive.
+      read: (use) => {
+        slot.busy = slot.buffer.mapAsync(GPUMapMode.READ).then(() => {
+          const v = new Float32Array(slot.buffer.getMappedRange().slice(0));
+          slot.buffer.unmap();
+          use(v);
+        });
+      },
+    };
+  }
+
+  /** Waits for every pending read. */
+  async drain(): Promise<void> {
+    await Promise.all(this.#slots.map((s) => s.busy));
+    this.#gpu.check();
+  }
+}
