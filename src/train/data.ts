@@ -42,8 +42,10 @@ export interface Corpus {
 
 /** Where the corpus comes from and how to tokenize it. */
 export interface CorpusOptions {
-  /** Training text file; absent: the generated default language. */
+  /** Training text file; absent: `text`, else the generated default language. */
   data?: string;
+  /** Training text given directly (a browser page, a library caller); used when `data` is absent. */
+  text?: string;
   /** Validation text file; absent: the last 10% of the data. */
   val?: string;
   /** Tokenizer kind (ignored when `tokenizer` is given). */
@@ -76,7 +78,11 @@ export async function readText(path: string, what: string): Promise<string> {
 /** Loads, tokenizes and splits the corpus; checks that each split can fill a window. */
 export async function loadCorpus(o: CorpusOptions): Promise<Corpus> {
   let text: string, source: string, entropyRate: number | undefined;
-  if (o.data === undefined) {
+  if (o.data === undefined && o.text !== undefined) {
+    if (o.text.length === 0) throw new Error("data: the training text is empty");
+    text = o.text;
+    source = `text: ${text.length.toLocaleString("en-US")} chars`;
+  } else if (o.data === undefined) {
     const lang = generateLanguage({ seed: o.seed });
     text = lang.text;
     source = lang.description;

@@ -40,8 +40,10 @@ export interface TrainHooks {
   onStart?: (info: TrainStart) => void;
   /** Stops training after the current step when aborted (a checkpoint is written). */
   signal?: AbortSignal;
-  /** Write nothing to disk (tests of the loop itself). */
+  /** Write nothing to disk (tests, browser pages). */
   noSave?: boolean;
+  /** Training text given directly instead of `cfg.data` (browser pages, library callers). */
+  text?: string;
 }
 
 /** What {@linkcode TrainHooks.onStart} receives. */
@@ -93,6 +95,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
   const resumed = cfg.resume ? await loadResume(cfg) : null;
   const corpus = await loadCorpus({
     data: cfg.data,
+    text: hooks.text,
     val: cfg.val,
     tokenizerType: cfg.tokenizer,
     vocabSize: cfg.vocab_size,
