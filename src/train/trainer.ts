@@ -309,7 +309,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
       enc.copyBufferToBuffer(model.lossAcc, 0, slot.buffer, 0, 8);
       enc.copyBufferToBuffer(stats, 0, slot.buffer, 8, 8);
     }
-    dev.queue.submit([enc.finish()]);
+    dev.queue.submit([enc.finish({ label: `step ${step}` })]);
     if (slot) {
       const s = step, lrNow = lr;
       slot.read(([sum, count, gnorm]) => {

@@ -1,0 +1,88 @@
+/** Bad input at the command line: one line on stderr naming the problem, a non-zero exit, no stack trace. */
+import assert from "node:assert/strict";
+import { main } from "../cli.ts";
+import { encodeSafetensors } from "../src/io/safetensors.ts";
+
+async function run(args: string[]): Promise<{ code: number; err: string[] }> {
+  const err: string[] = [];
+  const orig = console.error, origLog = console.log;
+  console.error = (...a: unknown[]) => err.push(a.join(" "));
+  console.log = () => {};
+  try {
+    return { code: await main(args), err };
+  } finally {
+    console.error = orig;
+    console.log = origLog;
+  }
+}
+
+async function expectError(args: string[], pattern: RegExp, code?: number): Promise<void> {
+  const r = await run(args);
+  assert.notEqual(r.code, 0, `${args.join(" ")} exited 0`);
+  if (code !== undefined) assert.equal(r.code, code);
+  assert.equal(r.err.length, 1, `expected one line, got ${JSON.stringify(r.err)}`);
+  assert.ok(!r.err[0].includes("\n") && !/\bat .*\.ts:\d+/.test(r.err[0]), `not one clean line: ${r.err[0]}`);
+  assert.match(r.err[0], pattern);
+}
+
+Deno.test("train refuses bad flags and bad data with one line each", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tforce-cli-" });
+  await Deno.writeTextFile(`${dir}/empty.txt`, "");
+  await Deno.writeTextFile(`${dir}/short.txt`, "abcdefghij");
+  await Deno.writeTextFile(`${dir}/ok.txt`, "hello world ".repeat(200));
+  await expectError(["train", "--bogus"], /Unknown option '--bogus'/, 2);
+  await expectError(["train", "--steps", "abc"], /--steps expects a number/, 2);
+  await expectError(["train", "--data", `${dir}/missing.txt`], /data file .*missing\.txt.*no such file/);
+  await expectError(["train", "--data", `${dir}/empty.txt`], /is empty/);
+  await expectError(
+    ["train", "--data", `${dir}/short.txt`, "--block-size", "64"],
+    /fewer than block_size\+1 = 65/,
+  );
+  await expectError(
+    ["train", "--data", `${dir}/ok.txt`, "--n-embd", "30", "--n-head", "4"],
+    /divisible by --n-head/,
+  );
+  await expectError(
+    ["train", "--data", `${dir}/ok.txt`, "--tokenizer", "xyz"],
+    /--tokenizer must be char, word or bpe/,
+  );
+  await expectError(["train", "--resume", "--out", `${dir}/nothing`], /cannot resume \(no such file\)/);
+  await expectError(["frobnicate"], /unknown command 'frobnicate'/, 2);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("eval and sample refuse missing, truncated and lying checkpoints with one line each", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tforce-cli-" });
+  await Deno.writeTextFile(`${dir}/data.txt`, "some text to evaluate\n");
+  const good = encodeSafetensors([{ name: "x", shape: [2], data: new Float32Array([1, 2]) }], {
+    config: "{}",
+  });
+  await Deno.writeFile(`${dir}/truncated.safetensors`, good.subarray(0, good.length - 3));
+  const lying = good.slice();
+  new DataView(lying.buffer).setBigUint64(0, 1_000_000n, true); // header length past the end of the file
+  await Deno.writeFile(`${dir}/lying.safetensors`, lying);
+  await Deno.writeFile(`${dir}/noconfig.safetensors`, encodeSafetensors([]));
+  await expectError(["eval", "--data", `${dir}/data.txt`], /eval needs --checkpoint/, 2);
+  await expectError(
+    ["eval", "--checkpoint", `${dir}/none.safetensors`, "--data", `${dir}/data.txt`],
+    /cannot read/,
+  );
+  await expectError(
+    ["eval", "--checkpoint", `${dir}/truncated.safetensors`, "--data", `${dir}/data.txt`],
+    /truncated/,
+  );
+  await expectError(
+    ["eval", "--checkpoint", `${dir}/lying.safetensors`, "--data", `${dir}/data.txt`],
+    /header/,
+  );
+  await expectError(
+    ["eval", "--checkpoint", `${dir}/noconfig.safetensors`, "--data", `${dir}/data.txt`],
+    /config/,
+  );
+  await expectError(["sample", "--checkpoint", `${dir}/truncated.safetensors`], /truncated/);
+  await expectError(
+    ["sample", "--checkpoint", `${dir}/x`, "--max-tokens=-3"],
+    /--max-tokens must be a positive/,
+  );
+  await Deno.remove(dir, { recursive: true });
+});

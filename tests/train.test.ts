@@ -1,0 +1,285 @@
+/**
+ * Training end to end on lavapipe: one submission per step with no readback inside it, learning a
+ * synthetic language to near its entropy, exact resume, evaluation and generation against the CPU
+ * reference model, deterministic sampling, and a diverging run that keeps its last good checkpoint.
+ */
+import assert from "node:assert/strict";
+import { assertClose, testGpu } from "./helpers.ts";
+import { DEFAULT_TRAIN, type TrainConfig } from "../src/train/config.ts";
+import { train, TrainingDiverged } from "../src/train/trainer.ts";
+import { decodeModel, loadModel, saveModel } from "../src/model/checkpoint.ts";
+import { evaluateCheckpoint } from "../src/train/evaluate.ts";
+import { trainTokenizer } from "../src/data/tokenizer.ts";
+import type { GPTConfig } from "../src/model/config.ts";
+import { paramLayout, paramSpecs } from "../src/model/params.ts";
+import { gptForward } from "../src/reference/gpt.ts";
+import { Generator } from "../src/model/generate.ts";
+import { Arena, writeArray } from "../src/gpu/buffers.ts";
+import { decodeSafetensors, encodeSafetensors } from "../src/io/safetensors.ts";
+import { Rng } from "../src/util/rng.ts";
+
+const tiny: TrainConfig = {
+  ...DEFAULT_TRAIN,
+  n_layer: 1,
+  n_head: 2,
+  n_embd: 16,
+  block_size: 16,
+  batch_size: 4,
+  steps: 6,
+  eval_interval: 6,
+  eval_iters: 2,
+  log_interval: 2,
+  sample_chars: 0,
+};
+
+/** A first-order Markov chain over `k` letters with random sparse rows; its exact entropy rate. */
+function markovText(k: number, n: number, seed: number): { text: string; entropy: number } {
+  const rng = new Rng(seed);
+  const letters = "abcdefghijklmnopqrstuvwxyz".slice(0, k);
+  const P: number[][] = [];
+  for (let i = 0; i < k; i++) {
+    const w = Array.from({ length: k }, () => rng.uniform() < 0.4 ? rng.uniform() + 0.05 : 0);
+    w[(i + 1) % k] += 0.5; // irreducible (a cycle through all states) and aperiodic (self-loops happen)
+    w[i] += 0.05;
+    const s = w.reduce((a, b) => a + b, 0);
+    P.push(w.map((x) => x / s));
+  }
+  let pi = new Array(k).fill(1 / k);
+  for (let it = 0; it < 2000; it++) {
+    const nx = new Array(k).fill(0);
+    for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) nx[j] += pi[i] * P[i][j];
+    pi = nx;
+  }
+  let entropy = 0;
+  for (let i = 0; i < k; i++) for (const p of P[i]) if (p > 0) entropy -= pi[i] * p * Math.log(p);
+  let s = 0, text = "";
+  for (let t = 0; t < n; t++) {
+    let u = rng.uniform(), j = 0;
+    while (j < k - 1 && u >= P[s][j]) u -= P[s][j++];
+    s = j;
+    text += letters[s];
+  }
+  return { text, entropy };
+}
+
+async function tempDir(): Promise<string> {
+  return await Deno.makeTempDir({ prefix: "tforce-test-" });
+}
+
+Deno.test("each step is one queue submission and nothing is mapped while steps are in flight", async () => {
+  const gpu = await testGpu();
+  const events: string[] = [];
+  const queue = gpu.device.queue;
+  const submit = queue.submit.bind(queue);
+  queue.submit = (bufs: GPUCommandBuffer[]) => {
+    for (const b of bufs) events.push(`submit:${b.label}`);
+    return submit(bufs);
+  };
+  const mapAsync = GPUBuffer.prototype.mapAsync;
+  GPUBuffer.prototype.mapAsync = function (this: GPUBuffer, ...a: Parameters<GPUBuffer["mapAsync"]>) {
+    events.push(`map:${this.label}`);
+    return mapAsync.apply(this, a);
+  };
+  try {
+    await train({ ...tiny, steps: 8, eval_interval: 8, log_interval: 4, grad_accum: 2 }, {
+      gpu,
+      noSave: true,
+    });
+  } finally {
+    queue.submit = submit;
+    GPUBuffer.prototype.mapAsync = mapAsync;
+  }
+  const steps = events.filter((e) => e.startsWith("submit:step "));
+  assert.deepEqual(steps, Array.from({ length: 8 }, (_, i) => `submit:step ${i}`));
+  const first = events.indexOf("submit:step 0"), last = events.indexOf("submit:step 7");
+  const between = events.slice(first, last).filter((e) => e.startsWith("map:") || e.startsWith("submit:"));
+  // Only the asynchronous loss ring is mapped between step submissions (and only at log steps).
+  for (const e of between) {
+    assert.ok(/^submit:step \d$|^map:loss_ring\d$/.test(e), `unexpected ${e} during steps`);
+  }
+  assert.equal(between.filter((e) => e.startsWith("map:")).length, 1); // after step 3
+});
+
+Deno.test("a tiny model learns a Markov language to within 0.1 nats of its entropy rate", async () => {
+  const gpu = await testGpu();
+  const { text, entropy } = markovText(8, 60_000, 7);
+  const r = await train({
+    ...tiny,
+    n_embd: 32,
+    block_size: 16,
+    batch_size: 16,
+    steps: 150,
+    lr: 1e-2,
+    min_lr: 1e-3,
+    warmup: 10,
+    eval_interval: 150,
+    eval_iters: 8,
+    log_interval: 50,
+  }, { gpu, noSave: true, text });
+  console.log(`val loss ${r.finalValLoss.toFixed(4)} vs entropy rate ${entropy.toFixed(4)}`);
+  assert.ok(r.finalValLoss < entropy + 0.1, `val loss ${r.finalValLoss} not within 0.1 of ${entropy}`);
+  assert.ok(r.finalValLoss > entropy - 0.05, `val loss ${r.finalValLoss} below the entropy rate ${entropy}?`);
+  // A model that learned nothing would sit at the uniform loss ln(8) = 2.08.
+  assert.ok(r.finalValLoss < Math.log(8) - 0.5, "the loss did not fall");
+});
+
+Deno.test("a run resumed at step 6 continues exactly like an uninterrupted 12-step run", async () => {
+  const gpu = await testGpu();
+  const cfg = { ...tiny, dropout: 0.1, lr_decay_steps: 12, grad_accum: 2 };
+  const a = await tempDir(), b = await tempDir();
+  await train({ ...cfg, steps: 6, out: a }, { gpu });
+  const resumed = await train({ ...cfg, steps: 12, out: a, resume: true }, { gpu });
+  const straight = await train({ ...cfg, steps: 12, out: b }, { gpu });
+  const losses = (h: typeof resumed.history) => h.filter((r) => r.train_loss !== null && r.step > 6);
+  assert.deepEqual(
+    losses(resumed.history).map((r) => [r.step, r.train_loss]),
+    losses(straight.history).map((r) => [r.step, r.train_loss]),
+  );
+  const wa = (await loadModel(`${a}/model.safetensors`)).weights;
+  const wb = (await loadModel(`${b}/model.safetensors`)).weights;
+  for (const [name, t] of wa) assert.deepEqual(t, wb.get(name), `${name} differs after resume`);
+  // The log holds both halves of the resumed run.
+  const log = (await Deno.readTextFile(`${a}/log.jsonl`)).trim().split("\n").map((l) => JSON.parse(l));
+  assert.deepEqual(log.filter((r) => r.train_loss !== null).map((r) => r.step), [2, 4, 6, 8, 10, 12]);
+  await Deno.remove(a, { recursive: true });
+  await Deno.remove(b, { recursive: true });
+});
+
+function randomWeights(c: GPTConfig, seed: number): Map<string, Float32Array> {
+  const rng = new Rng(seed);
+  const w = new Map<string, Float32Array>();
+  for (const p of paramSpecs(c)) {
+    const n = p.shape.reduce((a, b) => a * b, 1);
+    const t = rng.normalArray(n, 0.3);
+    if (/ln_\d\.weight|ln_f\.weight/.test(p.name)) { for (let i = 0; i < n; i++) t[i] += 1; }
+    w.set(p.name, t);
+  }
+  return w;
+}
+
+function hostOf(c: GPTConfig, w: Map<string, Float32Array>): Float32Array {
+  const { layout } = paramLayout(c);
+  const host = new Float32Array(layout.totalFloats);
+  for (const e of layout.entries) host.set(w.get(e.name)!, e.offset);
+  return host;
+}
+
+Deno.test("eval of a checkpoint equals the CPU reference model under the window rule", async () => {
+  const gpu = await testGpu();
+  const text = "the quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs.\n";
+  const tok = trainTokenizer("char", text);
+  const c: GPTConfig = {
+    n_layer: 2,
+    n_head: 2,
+    n_embd: 16,
+    block_size: 8,
+    vocab_size: tok.vocabSize,
+    bias: true,
+    dropout: 0,
+  };
+  const w = randomWeights(c, 3);
+  const dir = await tempDir();
+  await saveModel(`${dir}/m.safetensors`, c, tok, paramLayout(c).layout, hostOf(c, w));
+  await Deno.writeTextFile(`${dir}/data.txt`, text);
+  const r = await evaluateCheckpoint(`${dir}/m.safetensors`, `${dir}/data.txt`, { gpu, batchSize: 3 });
+  const ids = tok.encode(text);
+  const params = Object.fromEntries(w);
+  let sum = 0, count = 0;
+  for (let o = 0; o < ids.length - 1; o += c.block_size) {
+    const T = Math.min(c.block_size, ids.length - 1 - o);
+    const f = gptForward(c, params, ids.slice(o, o + T), ids.slice(o + 1, o + T + 1), 1, T);
+    sum += f.loss * T;
+    count += T;
+  }
+  assert.equal(r.tokens, ids.length - 1);
+  assert.equal(count, ids.length - 1);
+  assertClose("eval loss", [r.loss, r.perplexity], [sum / count, Math.exp(sum / count)], {
+    atol: 0,
+    rtol: 1e-5,
+  });
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("KV-cache generation equals greedy decoding of the reference model, across the window slide", async () => {
+  const gpu = await testGpu();
+  const c: GPTConfig = {
+    n_layer: 2,
+    n_head: 2,
+    n_embd: 16,
+    block_size: 8,
+    vocab_size: 11,
+    bias: false,
+    dropout: 0,
+  };
+  const w = randomWeights(c, 5);
+  const { layout } = paramLayout(c);
+  const params = new Arena(gpu, "params", layout);
+  writeArray(gpu, params.buffer, hostOf(c, w));
+  const gen = await Generator.create(gpu, c, params, 1);
+  const prompt = [3, 1, 4];
+  const got = (await gen.generate(prompt, 12, { temperature: 0 }))[0];
+  // Reference: the same policy (context of the last block_size-1 tokens at first; when the window is
+  // full, restart from its last block_size/2 tokens), each next token the argmax of the last logits.
+  const p = Object.fromEntries(w);
+  const seq = [...prompt];
+  let start = 0, ctxLen = prompt.length;
+  const want: number[] = [];
+  while (want.length < 12) {
+    if (ctxLen === c.block_size) {
+      start = seq.length - c.block_size / 2;
+      ctxLen = c.block_size / 2;
+    }
+    const ctx = seq.slice(start);
+    const f = gptForward(c, p, ctx, ctx, 1, ctx.length);
+    const last = f.logits.subarray((ctx.length - 1) * c.vocab_size, ctx.length * c.vocab_size);
+    let best = 0;
+    for (let v = 1; v < c.vocab_size; v++) if (last[v] > last[best]) best = v;
+    seq.push(best);
+    want.push(best);
+    ctxLen++;
+  }
+  assert.deepEqual(got, want);
+});
+
+Deno.test("sampling is deterministic for a seed and differs across seeds", async () => {
+  const gpu = await testGpu();
+  const c: GPTConfig = {
+    n_layer: 1,
+    n_head: 2,
+    n_embd: 16,
+    block_size: 16,
+    vocab_size: 20,
+    bias: true,
+    dropout: 0,
+  };
+  const params = new Arena(gpu, "params", paramLayout(c).layout);
+  writeArray(gpu, params.buffer, hostOf(c, randomWeights(c, 9)));
+  const gen = await Generator.create(gpu, c, params, 2);
+  const a = await gen.generate([1, 2], 30, { temperature: 1, topK: 10, seed: 42 });
+  const b = await gen.generate([1, 2], 30, { temperature: 1, topK: 10, seed: 42 });
+  const d = await gen.generate([1, 2], 30, { temperature: 1, topK: 10, seed: 43 });
+  assert.deepEqual(a, b);
+  assert.notDeepEqual(a, d);
+  assert.notDeepEqual(a[0], a[1], "two rows of one batch should draw different samples");
+});
+
+Deno.test("a NaN loss stops training with a message and leaves the last checkpoint untouched", async () => {
+  const gpu = await testGpu();
+  const dir = await tempDir();
+  await train({ ...tiny, steps: 4, eval_interval: 4, out: dir }, { gpu });
+  // Poison one weight in the resumable state: the next run's loss is NaN from its first step.
+  const statePath = `${dir}/train_state.safetensors`;
+  const f = decodeSafetensors(await Deno.readFile(statePath));
+  const tensors = [...f.tensors].map(([name, t]) => ({ name, shape: t.shape, data: t.data }));
+  tensors.find((t) => t.name === "transformer.ln_f.weight")!.data[0] = NaN;
+  await Deno.writeFile(statePath, encodeSafetensors(tensors, f.metadata));
+  const before = await Deno.readFile(`${dir}/model.safetensors`);
+  await assert.rejects(
+    train({ ...tiny, steps: 8, eval_interval: 4, out: dir, resume: true }, { gpu }),
+    (e: unknown) =>
+      e instanceof TrainingDiverged && /loss is NaN/.test(e.message) && !e.message.includes("\n"),
+  );
+  assert.deepEqual(await Deno.readFile(`${dir}/model.safetensors`), before);
+  decodeModel(before); // still a valid checkpoint
+  await Deno.remove(dir, { recursive: true });
+});
