@@ -1,18 +1,30 @@
 /**
  * tforce: train GPT-style language models with teacher forcing on WebGPU.
  *
- * Hand-written WGSL compute kernels (matmul, causal attention, fused cross-entropy, layernorm, GELU,
- * embeddings, AdamW), each with a pure-TypeScript CPU reference, driven by a scheduler that records a
- * whole training step into one queue submission.
+ * Hand-written WGSL compute kernels (matmul, causal flash attention, fused cross-entropy, layernorm,
+ * GELU, embeddings, AdamW), each with a float64 CPU reference, driven by a trainer that records a whole
+ * optimizer step into one queue submission. Runs in Deno and in browsers with WebGPU.
  *
- * @example Run a kernel
+ * @example Train on your own text, then sample
  * ```ts
- * import { createGpu, geluForward, readF32, submitDispatches, upload, createStorage } from "@tforce/core";
+ * import { DEFAULT_TRAIN, Generator, train } from "@tforce/core";
+ *
+ * const result = await train({ ...DEFAULT_TRAIN, data: "input.txt", steps: 200, out: "out" });
+ * console.log(result.bestValLoss);
+ * const gen = await Generator.create(result.gpu, result.model.config, result.model.params);
+ * const tok = result.corpus.tokenizer;
+ * const [ids] = await gen.generate(tok.encode("\n"), 100, { temperature: 0.8 });
+ * console.log(tok.decode(ids));
+ * ```
+ *
+ * @example Run one kernel
+ * ```ts
+ * import { createGpu, createStorage, kernels, readF32, submitDispatches, upload } from "@tforce/core";
  *
  * const gpu = await createGpu();
  * const inp = upload(gpu, "inp", new Float32Array([-1, 0, 1, 2]));
  * const out = createStorage(gpu, "out", 16);
- * submitDispatches(gpu, [await geluForward(gpu, { out, inp }, 4)]);
+ * submitDispatches(gpu, [await kernels.geluForward(gpu, { out, inp }, 4)]);
  * console.log(await readF32(gpu, out)); // ≈ [-0.1587, 0, 0.8413, 1.9545]
  * ```
  *
@@ -28,6 +40,7 @@ export {
 } from "./src/gpu/device.ts";
 export {
   type BindingInfo,
+  builtKernels,
   type Dispatch,
   encodeDispatches,
   getKernel,
@@ -49,6 +62,76 @@ export {
   readU32,
   STORAGE,
   upload,
+  writeArray,
 } from "./src/gpu/buffers.ts";
-export { geluBackward, geluForward } from "./src/kernels/gelu.ts";
+export * as kernels from "./src/kernels/mod.ts";
+export * as reference from "./src/reference/mod.ts";
+export {
+  DEFAULT_CONFIG,
+  type DropoutSite,
+  dropoutStream,
+  type GPTConfig,
+  validateConfig,
+} from "./src/model/config.ts";
+export { countParams, decays, paramLayout, type ParamSpec, paramSpecs } from "./src/model/params.ts";
+export { GPT, type GPTShape } from "./src/model/gpt.ts";
+export { initParams } from "./src/model/init.ts";
+export { Generator, type SamplingOptions } from "./src/model/generate.ts";
+export {
+  decodeModel,
+  encodeModel,
+  loadModel,
+  type ModelCheckpoint,
+  modelFromFile,
+  modelTensors,
+  saveModel,
+  weightsToArena,
+} from "./src/model/checkpoint.ts";
+export { DEFAULT_TRAIN, kebab, type TrainConfig, validateTrainConfig } from "./src/train/config.ts";
+export {
+  dropoutSeed,
+  train,
+  type TrainHooks,
+  TrainingDiverged,
+  type TrainResult,
+  type TrainStart,
+} from "./src/train/trainer.ts";
+export { type StepRecord } from "./src/train/log.ts";
+export { type EvalResult, evaluateCheckpoint, evaluateTokens } from "./src/train/evaluate.ts";
+export { sampleCheckpoint, type SampleOptions } from "./src/train/sample.ts";
+export { learningRate, type LrSchedule } from "./src/train/schedule.ts";
+export {
+  type Corpus,
+  type CorpusOptions,
+  drawWindows,
+  type ExamplesMode,
+  loadCorpus,
+  readText,
+  type Split,
+} from "./src/train/data.ts";
+export {
+  type Tokenizer,
+  TOKENIZER_TYPES,
+  tokenizerFromJSON,
+  type TokenizerType,
+  trainTokenizer,
+  type TrainTokenizerOptions,
+} from "./src/data/tokenizer.ts";
+export {
+  type GeneratedLanguage,
+  generateLanguage,
+  type GenerateLanguageOptions,
+  LanguageChain,
+  type LanguageState,
+} from "./src/data/language.ts";
+export {
+  decodeSafetensors,
+  type Dtype,
+  encodeSafetensors,
+  SafetensorsError,
+  type SafetensorsFile,
+  type StoredTensor,
+} from "./src/io/safetensors.ts";
+export { writeFileAtomic } from "./src/io/atomic.ts";
+export { type LinePlotOptions, linePlotSvg, type PlotSeries } from "./src/io/svg.ts";
 export { Rng } from "./src/util/rng.ts";

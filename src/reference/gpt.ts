@@ -20,28 +20,45 @@ export type RefParams = Readonly<Record<string, ArrayLike<number>>>;
 
 /** Activations kept by {@linkcode gptForward} for {@linkcode gptBackward}. */
 export interface RefCache {
+  /** Batch size. */
   B: number;
+  /** Sequence length. */
   T: number;
+  /** Input token ids [B,T]. */
   tokens: ArrayLike<number>;
+  /** Target token ids [B,T]. */
   targets: ArrayLike<number>;
+  /** Dropout seed of the forward. */
   seed: number;
   /** Per layer, the tensors the backward needs. */
   layers: RefLayerCache[];
+  /** Embedding output after dropout [B*T, C]. */
   x0: Float64Array;
+  /** Final layernorm output and statistics. */
   lnf: { out: Float64Array; mean: Float64Array; rstd: Float64Array };
+  /** Residual stream after the last block [B*T, C]. */
   xL: Float64Array;
+  /** Gradient of the mean loss with respect to the logits [B*T, V]. */
   dlogits: Float64Array;
 }
 
 /** One block's saved activations. */
 export interface RefLayerCache {
+  /** Block input (residual stream) [B*T, C]. */
   xin: Float64Array;
+  /** First layernorm output and statistics. */
   ln1: { out: Float64Array; mean: Float64Array; rstd: Float64Array };
+  /** c_attn output [B*T, 3C]. */
   qkv: Float64Array;
+  /** Attention output, heads merged [B*T, C]. */
   atty: Float64Array;
+  /** Residual stream after attention [B*T, C]. */
   x2: Float64Array;
+  /** Second layernorm output and statistics. */
   ln2: { out: Float64Array; mean: Float64Array; rstd: Float64Array };
+  /** c_fc output [B*T, 4C]. */
   fch: Float64Array;
+  /** GELU output [B*T, 4C]. */
   fcg: Float64Array;
 }
 
