@@ -80,7 +80,50 @@ function fmt(x: number | null, digits = 4): string {
 async function runTrain(argv: string[]): Promise<number> {
   const cfg = parseTrainArgs(argv);
   const progress = new Progress(cfg.steps);
-  const result = await train(cfg, {
+  // Ctrl-C: finish the step in flight, save a checkpoint of it, exit 0. A second Ctrl-C exits at once.
+  const stop = new AbortController();
+  const onSigint = () => {
+    if (stop.signal.aborted) Deno.exit(130);
+    progress.line("interrupted: saving a checkpoint of the last completed step (Ctrl-C again to quit now)");
+    stop.abort();
+  };
+  Deno.addSignalListener("SIGINT", onSigint);
+  let result;
+  try {
+    result = await trainWithSignal(cfg, progress, stop.signal);
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSigint);
+  }
+  progress.finish();
+  if (result.stopped === "aborted") {
+    console.log(
+      `stopped at step ${result.steps}; checkpoint in ${cfg.out}/model.safetensors (--resume continues)`,
+    );
+    return 0;
+  }
+  const er = result.entropyRate;
+  console.log(
+    `done: ${result.steps} steps, best val loss ${fmt(result.bestValLoss)}` +
+      (er !== undefined
+        ? ` (best achievable ${er.toFixed(4)}, gap ${(result.bestValLoss - er).toFixed(4)})`
+        : "") +
+      `; checkpoint in ${cfg.out}/model.safetensors`,
+  );
+  if (cfg.sample_chars > 0) {
+    const gen = await Generator.create(result.gpu, result.model.config, result.model.params, 1);
+    const tok = result.corpus.tokenizer;
+    const start = tok.encode(tok.type === "char" && safeEncode(tok, "\n") ? "\n" : " ").slice(0, 1);
+    const text = tok.decode(
+      (await gen.generate(start, cfg.sample_chars, { temperature: 0.8, seed: cfg.seed }))[0],
+    );
+    console.log(`sample (temperature 0.8):\n${text}`);
+  }
+  return 0;
+}
+
+function trainWithSignal(cfg: TrainConfig, progress: Progress, signal: AbortSignal) {
+  return train(cfg, {
+    signal,
     onStart: (s) => {
       console.log(`tforce: ${s.corpus}`);
       console.log(
@@ -109,25 +152,6 @@ async function runTrain(argv: string[]): Promise<number> {
       }
     },
   });
-  progress.finish();
-  const er = result.entropyRate;
-  console.log(
-    `done: ${result.steps} steps, best val loss ${fmt(result.bestValLoss)}` +
-      (er !== undefined
-        ? ` (best achievable ${er.toFixed(4)}, gap ${(result.bestValLoss - er).toFixed(4)})`
-        : "") +
-      `; checkpoint in ${cfg.out}/model.safetensors`,
-  );
-  if (cfg.sample_chars > 0) {
-    const gen = await Generator.create(result.gpu, result.model.config, result.model.params, 1);
-    const tok = result.corpus.tokenizer;
-    const start = tok.encode(tok.type === "char" && safeEncode(tok, "\n") ? "\n" : " ").slice(0, 1);
-    const text = tok.decode(
-      (await gen.generate(start, cfg.sample_chars, { temperature: 0.8, seed: cfg.seed }))[0],
-    );
-    console.log(`sample (temperature 0.8):\n${text}`);
-  }
-  return 0;
 }
 
 function safeEncode(tok: { encode(s: string): Uint32Array }, s: string): boolean {
