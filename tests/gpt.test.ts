@@ -31,16 +31,18 @@ function maxAbs(a: ArrayLike<number>): number {
   return m;
 }
 
-async function checkModel(c: GPTConfig, B: number, T: number, seed: number) {
+async function checkModel(c: GPTConfig, B: number, T: number, seed: number, ignoreIndex?: number) {
   const gpu = await testGpu();
   const rng = new Rng(seed);
   const params = randomParams(c, rng);
   const N = B * T;
   const tokens = Uint32Array.from({ length: N }, () => rng.int(c.vocab_size));
   const targets = Uint32Array.from({ length: N }, () => rng.int(c.vocab_size));
+  if (ignoreIndex !== undefined) { for (let i = 0; i < N; i += 3) targets[i] = ignoreIndex; // padding
+   }
   const dropSeed = 1234;
 
-  const model = await GPT.create(gpu, c, { B, T });
+  const model = await GPT.create(gpu, c, { B, T, ignoreIndex });
   const host = new Float32Array(model.params.layout.totalFloats);
   for (const e of model.params.layout.entries) host.set(params[e.name], e.offset);
   gpu.device.queue.writeBuffer(model.params.buffer, 0, host);
@@ -51,10 +53,11 @@ async function checkModel(c: GPTConfig, B: number, T: number, seed: number) {
   const acc = await readF32(gpu, model.lossAcc, 0, 2);
   const grads = await readF32(gpu, model.grads.buffer);
 
-  const ref = gptForward(c, params, tokens, targets, B, T, dropSeed);
+  const ref = gptForward(c, params, tokens, targets, B, T, dropSeed, ignoreIndex);
+  const scored = targets.filter((t) => t !== ignoreIndex).length;
   const refGrads = gptBackward(c, params, ref.cache);
   const loss = acc[0] / acc[1];
-  assertClose("loss", [loss, acc[1]], [ref.loss, N], { atol: 0, rtol: 1e-5 });
+  assertClose("loss", [loss, acc[1]], [ref.loss, scored], { atol: 0, rtol: 1e-5 });
   let worst = 0;
   for (const e of model.grads.layout.entries) {
     const g = grads.subarray(e.offset, e.offset + e.size);
@@ -91,4 +94,8 @@ Deno.test("GPT forward+backward equals the CPU reference (no bias, T = block_siz
 
 Deno.test("GPT forward+backward equals the CPU reference with dropout 0.2", async () => {
   await checkModel({ ...toy, dropout: 0.2 }, 2, 8, 3);
+});
+
+Deno.test("GPT: padded targets (ignore index) give no loss and no gradient, as the reference", async () => {
+  await checkModel(toy, 2, 7, 4, 12);
 });

@@ -283,3 +283,16 @@ Deno.test("a NaN loss stops training with a message and leaves the last checkpoi
   decodeModel(before); // still a valid checkpoint
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("--examples lines: short lines are padded, padding is ignored, and the model learns them", async () => {
+  const gpu = await testGpu();
+  const lines = Array.from({ length: 400 }, (_, i) => "ab".repeat(1 + i % 5) + "c");
+  const r = await train(
+    { ...tiny, examples: "lines", steps: 60, eval_interval: 60, log_interval: 10, lr: 1e-2, warmup: 5 },
+    { gpu, noSave: true, text: lines.join("\n") },
+  );
+  assert.equal(r.corpus.tokenizer.padId, r.corpus.tokenizer.vocabSize - 1);
+  const first = r.history.find((h) => h.train_loss !== null)!.train_loss!;
+  console.log(`lines mode: first logged loss ${first.toFixed(3)}, final val ${r.finalValLoss.toFixed(3)}`);
+  assert.ok(Number.isFinite(r.finalValLoss) && r.finalValLoss < 0.6, `val loss ${r.finalValLoss}`);
+});

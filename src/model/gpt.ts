@@ -52,6 +52,8 @@ export interface GPTShape {
   T: number;
   /** Loss scale of the backward: dlogits = (softmax - onehot) * lossScale; default 1/(B*T). */
   lossScale?: number;
+  /** Targets equal to this id (padding) give no loss and no gradient; default: none. */
+  ignoreIndex?: number;
 }
 
 /**
@@ -302,8 +304,11 @@ export class GPT {
 
     const backward: Dispatch[] = [];
     const scale = shape.lossScale ?? 1 / N;
-    backward.push(await crossEntropyForwardBackward(gpu, { logits, losses, targets }, { N, V, scale }));
-    backward.push(await accumulateLoss(gpu, { acc: lossAcc, losses, targets }, { N }));
+    const ignoreIndex = shape.ignoreIndex;
+    backward.push(
+      await crossEntropyForwardBackward(gpu, { logits, losses, targets }, { N, V, scale, ignoreIndex }),
+    );
+    backward.push(await accumulateLoss(gpu, { acc: lossAcc, losses, targets }, { N, ignoreIndex }));
     // Tied head: dlnf = dlogits · wte, dwte += dlogitsᵀ · lnf.
     backward.push(
       await matmulBackwardInput(gpu, { dinp: dC, dout: logits, weight: P("transformer.wte.weight") }, {
@@ -380,8 +385,8 @@ export class GPT {
     );
 
     const lossOnly = [
-      await crossEntropyLoss(gpu, { losses, logits, targets }, { N, V }),
-      await accumulateLoss(gpu, { acc: lossAcc, losses, targets }, { N }),
+      await crossEntropyLoss(gpu, { losses, logits, targets }, { N, V, ignoreIndex }),
+      await accumulateLoss(gpu, { acc: lossAcc, losses, targets }, { N, ignoreIndex }),
     ];
     return new GPT({
       config: c,

@@ -1,8 +1,8 @@
 /**
  * CPU reference of the whole GPT (nanoGPT's model), forward and backward, composed from the per-kernel
  * references in float64. It is the oracle for the GPU model: same parameter names, same dropout masks
- * (the counter-based hash with the same streams), same loss (mean cross-entropy over non-ignored targets
- * is NOT used here: the loss is the mean over all B*T positions, as nanoGPT without padding).
+ * (the counter-based hash with the same streams), same loss (mean cross-entropy over the targets that
+ * are not `ignoreIndex`).
  *
  * @module
  */
@@ -64,7 +64,7 @@ export interface RefLayerCache {
 
 /** Forward result: mean loss, logits and the cache for the backward. */
 export interface RefForward {
-  /** Mean cross-entropy over the B*T positions. */
+  /** Mean cross-entropy over the scored positions. */
   loss: number;
   /** Per-position losses [B*T]. */
   losses: Float64Array;
@@ -89,7 +89,8 @@ function add(a: ArrayLike<number>, b: ArrayLike<number>): Float64Array {
 
 /**
  * Forward pass over tokens [B,T] with targets [B,T]. `seed` is the dropout seed (ignored when
- * config.dropout is 0).
+ * config.dropout is 0). Targets equal to `ignoreIndex` give no loss and no gradient; the loss is the
+ * mean over the other positions, while dlogits keep the scale 1/(B*T) (as the GPU model's default).
  */
 export function gptForward(
   c: GPTConfig,
@@ -99,6 +100,7 @@ export function gptForward(
   B: number,
   T: number,
   seed = 0,
+  ignoreIndex = -1,
 ): RefForward {
   const C = c.n_embd, V = c.vocab_size, N = B * T, L = c.n_layer;
   const drop = (x: Float64Array, stream: number) =>
@@ -160,10 +162,14 @@ export function gptForward(
     C,
   );
   const logits = matmulForward(lnf.out, get(p, "transformer.wte.weight"), null, N, C, V);
-  const { losses, dlogits } = crossEntropy(logits, targets, N, V, 1 / N);
-  let loss = 0;
-  for (const v of losses) loss += v;
-  loss /= N;
+  const { losses, dlogits } = crossEntropy(logits, targets, N, V, 1 / N, ignoreIndex);
+  let loss = 0, count = 0;
+  for (let i = 0; i < N; i++) {
+    if (targets[i] === ignoreIndex) continue;
+    loss += losses[i];
+    count++;
+  }
+  loss /= count;
   return { loss, losses, logits, cache: { B, T, tokens, targets, seed, layers, x0, lnf, xL: x, dlogits } };
 }
 

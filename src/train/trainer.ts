@@ -115,7 +115,13 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
   };
   const gpu = hooks.gpu ?? await createGpu();
   const B = cfg.batch_size, T = config.block_size, M = cfg.grad_accum, N = B * T;
-  const model = await GPT.create(gpu, config, { B, T, lossScale: 1 / (N * M) });
+  // Padding (lines mode) is both the filler input and an ignored target: no loss, no gradient.
+  const model = await GPT.create(gpu, config, {
+    B,
+    T,
+    lossScale: 1 / (N * M),
+    ignoreIndex: corpus.tokenizer.padId ?? undefined,
+  });
   const layout = model.params.layout;
   const dev = gpu.device;
   writeArray(
@@ -161,8 +167,6 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
       }),
     );
   }
-  // The loss kernels ignore targets equal to the pad id (the model's CE uses the default "none").
-  if (padId !== NO_TOKEN) { for (const d of [...model.backward, ...model.lossOnly]) setIgnore(d, padId); }
 
   const n = layout.totalFloats;
   const stats = createStorage(gpu, "grad_stats", 16);
@@ -278,6 +282,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
   let step = startStep;
   let stopped: TrainResult["stopped"] = "done";
   for (; step < cfg.steps; step++) {
+    gpu.check(); // surface a validation error or device loss from an earlier step, naming its kernel
     if (hooks.signal?.aborted) {
       stopped = "aborted";
       break;
@@ -402,10 +407,6 @@ export class TrainingDiverged extends Error {
     super(message);
     this.name = "TrainingDiverged";
   }
-}
-
-function setIgnore(d: Dispatch, id: number): void {
-  if (d.kernel.startsWith("crossentropy") || d.kernel === "accumulate_loss") d.update({ ignore_index: id });
 }
 
 function upload(gpu: Gpu, label: string, s: Split): GPUBuffer {
