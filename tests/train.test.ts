@@ -14,7 +14,7 @@ import type { GPTConfig } from "../src/model/config.ts";
 import { paramLayout, paramSpecs } from "../src/model/params.ts";
 import { gptForward } from "../src/reference/gpt.ts";
 import { Generator } from "../src/model/generate.ts";
-import { Arena, writeArray } from "../src/gpu/buffers.ts";
+import { Arena, readF32, writeArray } from "../src/gpu/buffers.ts";
 import { decodeSafetensors, encodeSafetensors } from "../src/io/safetensors.ts";
 import { Rng } from "../src/util/rng.ts";
 
@@ -295,4 +295,18 @@ Deno.test("--examples lines: short lines are padded, padding is ignored, and the
   const first = r.history.find((h) => h.train_loss !== null)!.train_loss!;
   console.log(`lines mode: first logged loss ${first.toFixed(3)}, final val ${r.finalValLoss.toFixed(3)}`);
   assert.ok(Number.isFinite(r.finalValLoss) && r.finalValLoss < 0.6, `val loss ${r.finalValLoss}`);
+});
+
+Deno.test("the same seed gives the identical loss sequence and weights (dropout and grad accumulation on)", async () => {
+  const gpu = await testGpu();
+  const cfg = { ...tiny, steps: 10, eval_interval: 10, dropout: 0.2, grad_accum: 2, log_interval: 1 };
+  const a = await train(cfg, { gpu, noSave: true });
+  const pa = await readF32(gpu, a.model.params.buffer);
+  const b = await train(cfg, { gpu, noSave: true });
+  const pb = await readF32(gpu, b.model.params.buffer);
+  const losses = (r: typeof a) => r.history.map((h) => [h.step, h.train_loss, h.val_loss, h.grad_norm]);
+  assert.deepEqual(losses(a), losses(b));
+  assert.deepEqual(pa, pb);
+  const c = await train({ ...cfg, seed: 7 }, { gpu, noSave: true });
+  assert.notDeepEqual(losses(c), losses(a));
 });

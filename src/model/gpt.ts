@@ -25,6 +25,7 @@ import {
 import { dropoutBackward, dropoutForward, residualForward } from "../kernels/residual.ts";
 import { dropoutStream, type GPTConfig, validateConfig } from "./config.ts";
 import { paramLayout } from "./params.ts";
+import { checkMemory, memoryPlan } from "./memory.ts";
 
 /** Buffers of one transformer block's forward pass, kept for its backward. */
 interface BlockActs {
@@ -54,6 +55,8 @@ export interface GPTShape {
   lossScale?: number;
   /** Targets equal to this id (padding) give no loss and no gradient; default: none. */
   ignoreIndex?: number;
+  /** Count the optimizer's two moment arenas in the memory check (the trainer allocates them). */
+  training?: boolean;
 }
 
 /**
@@ -122,6 +125,11 @@ export class GPT {
       throw new Error(`sequence length ${T} must be in [1, block_size=${config.block_size}]`);
     }
     const c = config, C = c.n_embd, V = c.vocab_size, L = c.n_layer, N = B * T, NH = c.n_head;
+    checkMemory(
+      gpu,
+      memoryPlan(c, B, T, shape.training ?? false),
+      "reduce --batch-size, --block-size, the model or the vocabulary",
+    );
     const { layout, decayEnd } = paramLayout(c);
     const params = new Arena(gpu, "params", layout);
     const grads = new Arena(gpu, "grads", layout);

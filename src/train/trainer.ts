@@ -21,6 +21,7 @@ import { adamw, adamwUniforms, gradNorm, gradNormScratchBytes } from "../kernels
 import type { GPTConfig } from "../model/config.ts";
 import { GPT } from "../model/gpt.ts";
 import { initParams } from "../model/init.ts";
+import { checkMemory } from "../model/memory.ts";
 import { hash3 } from "../reference/hash.ts";
 import { Rng } from "../util/rng.ts";
 import { type TrainConfig, validateTrainConfig } from "./config.ts";
@@ -115,12 +116,17 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
   };
   const gpu = hooks.gpu ?? await createGpu();
   const B = cfg.batch_size, T = config.block_size, M = cfg.grad_accum, N = B * T;
+  checkMemory(gpu, [
+    { name: `training split [${corpus.train.tokens.length} tokens]`, bytes: corpus.train.tokens.byteLength },
+    { name: `validation split [${corpus.val.tokens.length} tokens]`, bytes: corpus.val.tokens.byteLength },
+  ], "use a smaller corpus (the token ids live in one GPU buffer)");
   // Padding (lines mode) is both the filler input and an ignored target: no loss, no gradient.
   const model = await GPT.create(gpu, config, {
     B,
     T,
     lossScale: 1 / (N * M),
     ignoreIndex: corpus.tokenizer.padId ?? undefined,
+    training: true,
   });
   const layout = model.params.layout;
   const dev = gpu.device;

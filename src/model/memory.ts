@@ -1,0 +1,100 @@
+/**
+ * Memory planning: the buffers a GPT of a given config and (B, T) allocates, computed before any
+ * allocation, so a configuration that cannot fit the adapter is refused with both numbers instead of
+ * failing inside WebGPU. WebGPU reports per-buffer limits (maxStorageBufferBindingSize, maxBufferSize),
+ * not the device's total memory, so the total is reported for information.
+ *
+ * @module
+ */
+import type { Gpu } from "../gpu/device.ts";
+import { attentionScratchBytes } from "../kernels/attention.ts";
+import { encoderScratchBytes } from "../kernels/encoder.ts";
+import { layernormScratchBytes } from "../kernels/layernorm.ts";
+import type { GPTConfig } from "./config.ts";
+import { paramLayout } from "./params.ts";
+
+/** One planned buffer. */
+export interface PlannedBuffer {
+  /** What it holds, with its shape, e.g. "logits [16384 x 65]". */
+  name: string;
+  /** Size in bytes. */
+  bytes: number;
+}
+
+/**
+ * Every buffer GPT.create allocates for (B, T), plus the AdamW moments when `training` (the trainer's
+ * two extra parameter-sized arenas). Mirrors src/model/gpt.ts; a test checks the two agree.
+ */
+export function memoryPlan(c: GPTConfig, B: number, T: number, training = false): PlannedBuffer[] {
+  const C = c.n_embd, V = c.vocab_size, L = c.n_layer, N = B * T, NH = c.n_head;
+  const P = paramLayout(c).layout.totalFloats * 4;
+  const f = (name: string, floats: number): PlannedBuffer => ({ name, bytes: Math.max(4, floats * 4) });
+  const out: PlannedBuffer[] = [
+    { name: `parameters [${P / 4} floats]`, bytes: P },
+    { name: `gradients [${P / 4} floats]`, bytes: P },
+    f("tokens", N),
+    f("targets", N),
+    f("rng", 4),
+    f(`logits [${N} x ${V}]`, N * V),
+    f("losses", N),
+    f("loss_acc", 4),
+  ];
+  if (training) out.push({ name: "adam_m", bytes: P }, { name: "adam_v", bytes: P });
+  for (let l = 0; l <= L; l++) out.push(f(`residual ${l} [${N} x ${C}]`, N * C));
+  out.push(f("emb", N * C));
+  for (let l = 0; l < L; l++) {
+    out.push(
+      f(`h${l}.ln1`, N * C),
+      f(`h${l}.ln1_mean`, N),
+      f(`h${l}.ln1_rstd`, N),
+      f(`h${l}.qkv [${N} x ${3 * C}]`, N * 3 * C),
+      f(`h${l}.atty`, N * C),
+      f(`h${l}.lse`, B * NH * T),
+      f(`h${l}.x2`, N * C),
+      f(`h${l}.ln2`, N * C),
+      f(`h${l}.ln2_mean`, N),
+      f(`h${l}.ln2_rstd`, N),
+      f(`h${l}.fch [${N} x ${4 * C}]`, N * 4 * C),
+      f(`h${l}.fcg [${N} x ${4 * C}]`, N * 4 * C),
+    );
+  }
+  out.push(f("proj", N * C), f("proj_drop", N * C), f("lnf", N * C), f("lnf_mean", N), f("lnf_rstd", N));
+  out.push(
+    f("dres", N * C),
+    f("d_c", N * C),
+    f(`d_4c_a [${N} x ${4 * C}]`, N * 4 * C),
+    f("d_4c_b", N * 4 * C),
+  );
+  out.push({ name: "attention scratch", bytes: Math.max(4, attentionScratchBytes({ B, T, C, NH })) });
+  const ln = layernormScratchBytes({ N, C });
+  if (ln > 0) out.push({ name: "layernorm scratch", bytes: ln });
+  out.push({ name: "embedding scratch", bytes: Math.max(4, encoderScratchBytes({ B, T, C, V })) });
+  return out;
+}
+
+/** Human-readable bytes: "128 MiB", "3.07 GiB". */
+export function formatBytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0, x = n;
+  while (x >= 1024 && i < units.length - 1) {
+    x /= 1024;
+    i++;
+  }
+  return `${Number.isInteger(x) ? x : x.toFixed(2)} ${units[i]}`;
+}
+
+/**
+ * Throws a one-line error when a planned buffer exceeds what the adapter can bind or allocate, naming
+ * the buffer, its size, the limit and the plan's total.
+ */
+export function checkMemory(gpu: Gpu, plan: readonly PlannedBuffer[], hint: string): void {
+  const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
+  const total = plan.reduce((s, b) => s + b.bytes, 0);
+  const worst = plan.reduce((a, b) => b.bytes > a.bytes ? b : a);
+  if (worst.bytes > limit) {
+    throw new Error(
+      `this configuration needs ${formatBytes(worst.bytes)} in one buffer (${worst.name}) but the adapter ` +
+        `allows ${formatBytes(limit)} per storage buffer (${formatBytes(total)} in total); ${hint}`,
+    );
+  }
+}

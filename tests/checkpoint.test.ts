@@ -1,0 +1,107 @@
+/** Model checkpoints: nanoGPT names and shapes, tied head, and one-line refusals of files that do not fit. */
+import assert from "node:assert/strict";
+import { decodeModel, encodeModel } from "../src/model/checkpoint.ts";
+import type { GPTConfig } from "../src/model/config.ts";
+import { paramLayout, paramSpecs } from "../src/model/params.ts";
+import { initParams } from "../src/model/init.ts";
+import { trainTokenizer } from "../src/data/tokenizer.ts";
+import { decodeSafetensors, encodeSafetensors } from "../src/io/safetensors.ts";
+
+const c: GPTConfig = {
+  n_layer: 2,
+  n_head: 2,
+  n_embd: 8,
+  block_size: 4,
+  vocab_size: 6,
+  bias: true,
+  dropout: 0,
+};
+const tok = trainTokenizer("char", "abcdef");
+
+function goodFile(): Uint8Array {
+  const { layout } = paramLayout(c);
+  return encodeModel(c, tok, layout, initParams(c, layout, 1));
+}
+
+function rewrite(
+  f: (t: { name: string; shape: readonly number[]; data: Float32Array }[], m: Record<string, string>) => void,
+): Uint8Array {
+  const file = decodeSafetensors(goodFile());
+  const tensors = [...file.tensors].map(([name, t]) => ({ name, shape: t.shape, data: t.data }));
+  const meta = { ...file.metadata };
+  f(tensors, meta);
+  return encodeSafetensors(tensors, meta);
+}
+
+Deno.test("a checkpoint holds nanoGPT's state_dict: names, [out, in] shapes, lm_head tied to wte", () => {
+  const file = decodeSafetensors(goodFile());
+  const names = [...file.tensors.keys()].sort();
+  const want = [...paramSpecs(c).map((p) => p.name), "lm_head.weight"].sort();
+  assert.deepEqual(names, want);
+  assert.deepEqual(file.tensors.get("transformer.h.1.attn.c_attn.weight")!.shape, [24, 8]);
+  assert.deepEqual(file.tensors.get("transformer.h.0.mlp.c_proj.weight")!.shape, [8, 32]);
+  assert.deepEqual(
+    file.tensors.get("lm_head.weight")!.data,
+    file.tensors.get("transformer.wte.weight")!.data,
+  );
+  assert.deepEqual(JSON.parse(file.metadata.config), c);
+  assert.deepEqual(JSON.parse(file.metadata.tokenizer), {
+    type: "char",
+    vocab: ["a", "b", "c", "d", "e", "f"],
+  });
+  const ck = decodeModel(goodFile());
+  assert.equal(ck.weights.size, paramSpecs(c).length);
+});
+
+Deno.test("checkpoints that do not fit their config are refused with one line each", () => {
+  const cases: [string, Uint8Array, RegExp][] = [
+    [
+      "missing tensor",
+      rewrite((t) => t.splice(t.findIndex((x) => x.name.endsWith("ln_f.bias")), 1)),
+      /missing tensor 'transformer.ln_f.bias'/,
+    ],
+    [
+      "wrong shape",
+      rewrite((t) => {
+        const i = t.findIndex((x) => x.name === "transformer.wpe.weight");
+        t[i] = { name: t[i].name, shape: [8, 4], data: t[i].data };
+      }),
+      /'transformer.wpe.weight' has shape \[8,4\] but the config needs \[4,8\]/,
+    ],
+    [
+      "untied head",
+      rewrite((t) => {
+        const i = t.findIndex((x) => x.name === "lm_head.weight");
+        const d = t[i].data.slice();
+        d[0] += 1;
+        t[i] = { ...t[i], data: d };
+      }),
+      /lm_head.weight differs/,
+    ],
+    [
+      "extra tensor",
+      rewrite((t) => t.push({ name: "bogus", shape: [1], data: new Float32Array(1) })),
+      /unexpected tensor 'bogus'/,
+    ],
+    ["bad config", rewrite((_, m) => m.config = '{"n_layer":2}'), /config has no 'n_head'/],
+    [
+      "indivisible heads",
+      rewrite((_, m) => m.config = JSON.stringify({ ...c, n_head: 3 })),
+      /divisible by n_head/,
+    ],
+    ["no tokenizer", rewrite((_, m) => delete m.tokenizer), /no 'tokenizer'/],
+    [
+      "vocab too small",
+      rewrite((_, m) => m.tokenizer = JSON.stringify({ type: "char", vocab: "abcdefgh".split("") })),
+      /tokenizer has 8 tokens/,
+    ],
+  ];
+  for (const [what, bytes, pattern] of cases) {
+    assert.throws(() => decodeModel(bytes, "ck"), (e: unknown) => {
+      const m = (e as Error).message;
+      assert.match(m, pattern, what);
+      assert.ok(m.startsWith("ck: ") && !m.includes("\n"), `${what}: ${m}`);
+      return true;
+    });
+  }
+});
