@@ -1,7 +1,7 @@
 /**
  * Benchmark harness: times a list of dispatches on the GPU with timestamp queries (wall clock around
  * `onSubmittedWorkDone` when the adapter lacks them) and prints one JSON line per case:
- * {"bench", "shape", "ms", "gflops"?, "gbps"?, "timer"}.
+ * {"bench", "shape", "ms", "gflops"?, "gbps"?, "tokens_per_s"?, "timer"}.
  */
 import type { Gpu } from "../src/gpu/device.ts";
 import { type Dispatch, encodeDispatches } from "../src/gpu/kernel.ts";
@@ -18,6 +18,14 @@ export interface BenchCase {
   flops?: number;
   /** Minimum bytes moved per iteration (for GB/s). */
   bytes?: number;
+  /** Tokens processed per iteration (for tokens/s: a training step's B*T). */
+  tokens?: number;
+  /**
+   * Buffers cleared before each iteration (a training step clears its gradients). With clears, each
+   * iteration is its own compute pass after its clears, all in one command buffer, timed from the first
+   * pass's start to the last one's end (so all clears but the first are timed).
+   */
+  clears?: readonly GPUBuffer[];
 }
 
 /** A benchmark module: builds its cases; `large` selects real-GPU sizes instead of CI sizes. */
@@ -30,10 +38,14 @@ export interface BenchResult {
   ms: number;
   gflops?: number;
   gbps?: number;
+  tokens_per_s?: number;
   timer: "timestamp" | "wall";
 }
 
-/** Runs `c` `iters` times inside one compute pass per trial; returns the median ms per iteration. */
+/**
+ * Runs `c` `iters` times inside one compute pass per trial (one pass per iteration when `c.clears` is set);
+ * returns the median ms per iteration.
+ */
 export async function timeCase(gpu: Gpu, c: BenchCase, iters: number, trials = 5): Promise<BenchResult> {
   const d = gpu.device;
   const useTs = gpu.features.timestamps;
@@ -46,11 +58,25 @@ export async function timeCase(gpu: Gpu, c: BenchCase, iters: number, trials = 5
     : null;
   const run = async (n: number): Promise<number> => {
     const enc = d.createCommandEncoder({ label: c.name });
-    const pass = enc.beginComputePass(
-      qs ? { timestampWrites: { querySet: qs, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {},
-    );
-    for (let i = 0; i < n; i++) encodeDispatches(pass, c.dispatches);
-    pass.end();
+    const passes = c.clears ? n : 1;
+    for (let p = 0; p < passes; p++) {
+      for (const b of c.clears ?? []) enc.clearBuffer(b);
+      // Timestamps: the first pass's start and the last pass's end.
+      const first = p === 0, last = p === passes - 1;
+      const pass = enc.beginComputePass(
+        qs && (first || last)
+          ? {
+            timestampWrites: {
+              querySet: qs,
+              ...(first ? { beginningOfPassWriteIndex: 0 } : {}),
+              ...(last ? { endOfPassWriteIndex: 1 } : {}),
+            },
+          }
+          : {},
+      );
+      for (let i = 0; i < n / passes; i++) encodeDispatches(pass, c.dispatches);
+      pass.end();
+    }
     if (qs) {
       enc.resolveQuerySet(qs, 0, 2, resolve!, 0);
       enc.copyBufferToBuffer(resolve!, 0, read!, 0, 16);
@@ -81,6 +107,7 @@ export async function timeCase(gpu: Gpu, c: BenchCase, iters: number, trials = 5
   };
   if (c.flops) r.gflops = round(c.flops / ms / 1e6, 3);
   if (c.bytes) r.gbps = round(c.bytes / ms / 1e6, 3);
+  if (c.tokens) r.tokens_per_s = Math.round(c.tokens / ms * 1e3);
   qs?.destroy();
   resolve?.destroy();
   read?.destroy();

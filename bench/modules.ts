@@ -11,8 +11,9 @@ import { build as matmul } from "./matmul.ts";
 import { build as optimizer } from "./optimizer.ts";
 import { build as residual } from "./residual.ts";
 import { build as sample } from "./sample.ts";
+import { build as step } from "./step.ts";
 
-/** Every kernel benchmark, in data-path order. */
+/** Every kernel benchmark, in data-path order, then the whole training step. */
 export const benchModules: Readonly<Record<string, BenchBuilder>> = {
   gather,
   encoder,
@@ -25,4 +26,5 @@ export const benchModules: Readonly<Record<string, BenchBuilder>> = {
   optimizer,
   sample,
   decode,
+  step,
 };

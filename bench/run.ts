@@ -2,10 +2,14 @@
  * `deno task bench [--large] [--iters N] [names...]`: runs the kernel benchmarks and prints JSON lines.
  * Default sizes fit lavapipe on a CI machine; `--large` uses real-GPU shapes. Names filter by module
  * (e.g. `deno task bench matmul gelu`).
+ *
+ * `deno task bench --profile [--large] [--iters N]`: per-kernel GPU time of one whole training step
+ * (bench/profile.ts), largest first; `--iters` sets the number of trials.
  */
 import { parseArgs } from "node:util";
 import { createGpu } from "../src/gpu/device.ts";
 import { timeCase } from "./harness.ts";
+import { runProfile } from "./profile.ts";
 import { benchModules as modules } from "./modules.ts";
 
 async function main(): Promise<number> {
@@ -13,12 +17,30 @@ async function main(): Promise<number> {
   try {
     args = parseArgs({
       args: Deno.args,
-      options: { large: { type: "boolean", default: false }, iters: { type: "string" } },
+      options: {
+        large: { type: "boolean", default: false },
+        iters: { type: "string" },
+        profile: { type: "boolean", default: false },
+      },
       allowPositionals: true,
     });
   } catch (e) {
     console.error(`bench: ${(e as Error).message}`);
     return 2;
+  }
+  const itersArg = args.values.iters;
+  if (itersArg !== undefined && !(Number.isInteger(Number(itersArg)) && Number(itersArg) >= 1)) {
+    console.error(`bench: --iters must be a positive integer (got '${itersArg}')`);
+    return 2;
+  }
+  if (args.values.profile) {
+    if (args.positionals.length) {
+      console.error(`bench: --profile profiles the training step and takes no benchmark names`);
+      return 2;
+    }
+    const gpu = await createGpu();
+    await runProfile(gpu, args.values.large!, itersArg === undefined ? undefined : Number(itersArg));
+    return 0;
   }
   const names = args.positionals.length ? args.positionals : Object.keys(modules);
   const unknown = names.filter((n) => !(n in modules));
@@ -28,7 +50,7 @@ async function main(): Promise<number> {
   }
   const gpu = await createGpu();
   console.error(`# adapter: ${gpu.description}`);
-  const iters = Number(args.values.iters ?? (args.values.large ? 20 : 3));
+  const iters = Number(itersArg ?? (args.values.large ? 20 : 3));
   for (const n of names) {
     for (const c of await modules[n](gpu, args.values.large!)) {
       console.log(JSON.stringify(await timeCase(gpu, c, iters)));

@@ -1,0 +1,249 @@
+/**
+ * `deno run --allow-read=DIR --allow-write=DIR bench/collect.ts DIR [--dry]`: assembles the figures of one
+ * GPU run (bench/h200.sh) into DIR/h200.json and prints it.
+ *
+ * Reads every `*.jsonl` file in DIR and keeps the lines that parse as JSON objects: `deno task bench` lines
+ * ({"bench", "shape", "ms", ...}), `--profile` lines ({"profile": "step" | "kernel", ...}),
+ * `.gpu/torch_mm.py` lines ({"torch": "fp32", "n", "tflops"}), `.gpu/torch_gpt.py` lines ({"torch":
+ * "fp32-flash", "ms_per_step"}) and bench/h200.sh's own PyTorch lines ({"torch": "fp32_shape" |
+ * "sdpa_fp32", ...}). Optional: DIR/gpu.txt (nvidia-smi's name and driver), DIR/status.txt ("name rc"
+ * per part of the run), DIR/shakespeare.json ({"val_loss", "train_seconds"} of a training run).
+ * Every figure that is missing is null, so a run without PyTorch still gives a valid file.
+ *
+ * @module
+ */
+
+/** One parsed JSON line. */
+type Line = Record<string, unknown>;
+
+/** A model-shape matmul next to cuBLAS at the same shape. */
+export interface ShapeRow {
+  /** Our benchmark name, e.g. "matmul_backward_weight". */
+  bench: string;
+  /** "M=16384 K=384 N=1152". */
+  shape: string;
+  /** Our TFLOP/s. */
+  tflops: number;
+  /** cuBLAS TFLOP/s (TF32 off) at the same form and shape, or null. */
+  cublas_tflops: number | null;
+  /** tflops / cublas_tflops, or null. */
+  ratio: number | null;
+}
+
+/** The assembled figures (the keys of bench/results/h200.json, issue 5, then extras). */
+export interface H200Figures {
+  matmul_4096_tflops: number | null;
+  cublas_4096_tflops: number | null;
+  matmul_8192_tflops: number | null;
+  cublas_8192_tflops: number | null;
+  step_ms: number | null;
+  torch_fp32_step_ms: number | null;
+  torch_tf32_step_ms: number | null;
+  torch_bf16_step_ms: number | null;
+  f16_step_ms: number | null;
+  shakespeare_val_loss: number | null;
+  shakespeare_train_seconds: number | null;
+  date: string;
+  deno: string;
+  /** True for a dry run at CI sizes (never commit such a file as GPU figures). */
+  dry: boolean;
+  /** WebGPU adapter description. */
+  adapter: string | null;
+  /** nvidia-smi's name and driver, when present. */
+  gpu: string | null;
+  /** The shape step_ms was measured at. */
+  step_shape: string | null;
+  step_tokens_per_s: number | null;
+  /** Wall clock per step, one submit per step back to back (from the profile). */
+  step_wall_ms: number | null;
+  /** The whole step as one pass, from the profile's timestamps. */
+  step_profile_ms: number | null;
+  step_dispatches: number | null;
+  torch_fp32_manual_step_ms: number | null;
+  /** Ratios: ours / cuBLAS for matmuls (target >= 0.8), torch / ours for the step (target >= 1). */
+  ratios: {
+    matmul_4096_vs_cublas: number | null;
+    matmul_8192_vs_cublas: number | null;
+    step_vs_torch_fp32: number | null;
+    step_vs_torch_tf32: number | null;
+    attention_1024_vs_sdpa: number | null;
+  };
+  /** Attention forward+backward at T 1024, HS 64 (B 8, NH 12): ours and PyTorch SDPA fp32. */
+  attention_1024_ms: number | null;
+  torch_sdpa_1024_ms: number | null;
+  /** The model-shape matmuls against cuBLAS at the same shapes (target >= 0.6). */
+  model_matmuls: ShapeRow[];
+  /** The profile's five largest kernels: name, ms per step, share of the per-pass sum. */
+  top_kernels: { kernel: string; count: number; ms: number; share: number }[];
+  /** Exit status of each part of the run (from status.txt). */
+  parts: Record<string, number>;
+}
+
+const num = (x: unknown): number | null => typeof x === "number" && Number.isFinite(x) ? x : null;
+const r3 = (x: number | null): number | null => x === null ? null : Math.round(x * 1000) / 1000;
+const ratio = (a: number | null, b: number | null): number | null =>
+  a !== null && b !== null && b > 0 ? r3(a / b) : null;
+
+/** Parses JSON-object lines out of text, skipping anything else (warnings, task banners). */
+export function parseLines(text: string): Line[] {
+  const out: Line[] = [];
+  for (const raw of text.split("\n")) {
+    const s = raw.trim();
+    if (!s.startsWith("{")) continue;
+    try {
+      const v = JSON.parse(s);
+      if (v && typeof v === "object" && !Array.isArray(v)) out.push(v as Line);
+    } catch {
+      // not a JSON line
+    }
+  }
+  return out;
+}
+
+/** Assembles the figures from parsed lines and the run's metadata. */
+export function collect(
+  lines: readonly Line[],
+  meta: {
+    dry: boolean;
+    deno: string;
+    date: string;
+    gpu?: string | null;
+    adapter?: string | null;
+    parts?: Record<string, number>;
+    shakespeare?: { val_loss?: unknown; train_seconds?: unknown } | null;
+  },
+): H200Figures {
+  const bench = (name: string, shape?: string) =>
+    lines.find((l) => l.bench === name && (shape === undefined || l.shape === shape));
+  const tflops = (l: Line | undefined) => {
+    const g = num(l?.gflops);
+    return g === null ? null : r3(g / 1000);
+  };
+  const square = (n: number) => tflops(bench("matmul_forward", `M=${n} K=${n} N=${n}`));
+  const cublas = (n: number) => num(lines.find((l) => l.torch === "fp32" && l.n === n)?.tflops);
+  const torchStep = (mode: string) => num(lines.find((l) => l.torch === mode)?.ms_per_step);
+  const step = bench("train_step");
+  const stepMs = num(step?.ms);
+  const profile = lines.find((l) => l.profile === "step");
+  const kernels = lines.filter((l) => l.profile === "kernel")
+    .map((l) => ({
+      kernel: String(l.kernel),
+      count: num(l.count) ?? 0,
+      ms: num(l.ms) ?? 0,
+      share: num(l.share) ?? 0,
+    }))
+    .sort((a, b) => b.ms - a.ms);
+
+  const torchShape = (form: string, shape: string) =>
+    num(
+      lines.find((l) => l.torch === "fp32_shape" && l.form === form && `M=${l.M} K=${l.K} N=${l.N}` === shape)
+        ?.tflops,
+    );
+  const modelMatmuls: ShapeRow[] = [];
+  for (const l of lines) {
+    const name = String(l.bench ?? "");
+    if (!name.startsWith("matmul_") || name === "matmul_backward_bias") continue;
+    const shape = String(l.shape);
+    const m = /^M=(\d+) K=(\d+) N=(\d+)$/.exec(shape);
+    if (!m || (m[1] === m[2] && m[2] === m[3])) continue; // square sizes are reported above
+    const form = name.replace(/^matmul_/, "").replace(/_split.*$/, "").replace(/_bias$/, "");
+    const ours = tflops(l);
+    if (ours === null) continue;
+    const cb = torchShape(form, shape);
+    modelMatmuls.push({ bench: name, shape, tflops: ours, cublas_tflops: cb, ratio: ratio(ours, cb) });
+  }
+
+  const att = bench("attention_forward_backward", "B=8 T=1024 C=768 NH=12 HS=64");
+  const attMs = num(att?.ms);
+  const sdpa = num(
+    lines.find((l) => l.torch === "sdpa_fp32" && l.pass === "forward_backward" && l.T === 1024 && l.HS === 64)
+      ?.ms,
+  );
+  const f16 = bench("train_step_f16");
+  const torchFp32 = torchStep("fp32-flash"), torchTf32 = torchStep("tf32-flash");
+  const m4096 = square(4096), m8192 = square(8192), c4096 = cublas(4096), c8192 = cublas(8192);
+  return {
+    matmul_4096_tflops: m4096,
+    cublas_4096_tflops: c4096,
+    matmul_8192_tflops: m8192,
+    cublas_8192_tflops: c8192,
+    step_ms: stepMs,
+    torch_fp32_step_ms: torchFp32,
+    torch_tf32_step_ms: torchTf32,
+    torch_bf16_step_ms: torchStep("bf16-flash"),
+    f16_step_ms: num(f16?.ms),
+    shakespeare_val_loss: num(meta.shakespeare?.val_loss),
+    shakespeare_train_seconds: num(meta.shakespeare?.train_seconds),
+    date: meta.date,
+    deno: meta.deno,
+    dry: meta.dry,
+    adapter: typeof profile?.adapter === "string" ? profile.adapter : meta.adapter ?? null,
+    gpu: meta.gpu ?? null,
+    step_shape: typeof step?.shape === "string" ? step.shape : null,
+    step_tokens_per_s: num(step?.tokens_per_s),
+    step_wall_ms: num(profile?.wall_ms),
+    step_profile_ms: num(profile?.one_pass_ms),
+    step_dispatches: num(profile?.dispatches),
+    torch_fp32_manual_step_ms: torchStep("fp32-manual"),
+    ratios: {
+      matmul_4096_vs_cublas: ratio(m4096, c4096),
+      matmul_8192_vs_cublas: ratio(m8192, c8192),
+      step_vs_torch_fp32: ratio(torchFp32, stepMs),
+      step_vs_torch_tf32: ratio(torchTf32, stepMs),
+      attention_1024_vs_sdpa: ratio(sdpa, attMs),
+    },
+    attention_1024_ms: attMs,
+    torch_sdpa_1024_ms: sdpa,
+    model_matmuls: modelMatmuls,
+    top_kernels: kernels.slice(0, 5),
+    parts: meta.parts ?? {},
+  };
+}
+
+async function readOptional(path: string): Promise<string | null> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+}
+
+async function main(args: string[]): Promise<number> {
+  const dir = args.find((a) => !a.startsWith("--"));
+  if (!dir) {
+    console.error("usage: deno run --allow-read=DIR --allow-write=DIR bench/collect.ts DIR [--dry]");
+    return 2;
+  }
+  const lines: Line[] = [];
+  const files: string[] = [];
+  for await (const e of Deno.readDir(dir)) if (e.isFile && e.name.endsWith(".jsonl")) files.push(e.name);
+  for (const f of files.sort()) lines.push(...parseLines(await Deno.readTextFile(`${dir}/${f}`)));
+  const parts: Record<string, number> = {};
+  for (const l of (await readOptional(`${dir}/status.txt`) ?? "").split("\n")) {
+    const m = /^(\S+)\s+(-?\d+)$/.exec(l.trim());
+    if (m) parts[m[1]] = Number(m[2]);
+  }
+  let adapter: string | null = null;
+  for (const f of files) {
+    const log = await readOptional(`${dir}/${f.replace(/\.jsonl$/, ".log")}`);
+    adapter ??= /^# adapter: (.+)$/m.exec(log ?? "")?.[1] ?? null;
+  }
+  const gpu = (await readOptional(`${dir}/gpu.txt`))?.trim() || null;
+  const sk = await readOptional(`${dir}/shakespeare.json`);
+  const figures = collect(lines, {
+    dry: args.includes("--dry"),
+    deno: Deno.version.deno,
+    date: new Date().toISOString(),
+    gpu,
+    adapter,
+    parts,
+    shakespeare: sk ? JSON.parse(sk) : null,
+  });
+  const text = JSON.stringify(figures, null, 2) + "\n";
+  await Deno.writeTextFile(`${dir}/h200.json`, text);
+  console.log(text.trimEnd());
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,0 +1,161 @@
+/**
+ * The whole training step as one benchmark case: gather -> forward -> fused loss -> backward -> grad norm
+ * -> clip -> AdamW, recorded as src/train/trainer.ts records it (one compute pass per step, the gradient
+ * arena and loss accumulator cleared before it). Reports ms/step and tokens/s; at `--large` the shape is
+ * nanoGPT's shakespeare_char without dropout, the shape of `.gpu/torch_gpt.py`, so `step_ms` compares
+ * directly with PyTorch's `ms_per_step`.
+ *
+ * @module
+ */
+import type { BenchBuilder } from "./harness.ts";
+import { Arena, createStorage, writeArray } from "../src/gpu/buffers.ts";
+import type { Gpu } from "../src/gpu/device.ts";
+import type { Dispatch } from "../src/gpu/kernel.ts";
+import { gather } from "../src/kernels/gather.ts";
+import { adamw, gradNorm, gradNormScratchBytes } from "../src/kernels/optimizer.ts";
+import type { GPTConfig } from "../src/model/config.ts";
+import { GPT } from "../src/model/gpt.ts";
+import { initParams } from "../src/model/init.ts";
+import { Rng } from "../src/util/rng.ts";
+
+/** A model shape and the (B, T) of one step. */
+export interface StepShape {
+  /** The model (dropout 0 in both presets, as torch_gpt.py runs by default). */
+  readonly config: GPTConfig;
+  /** Sequences per step. */
+  readonly B: number;
+  /** Positions per sequence. */
+  readonly T: number;
+}
+
+/** CI size: a step of a few ms on lavapipe with every kernel of the large step (head size 32). */
+export const CI_STEP: StepShape = {
+  config: { n_layer: 2, n_head: 2, n_embd: 64, block_size: 64, vocab_size: 65, bias: false, dropout: 0 },
+  B: 4,
+  T: 64,
+};
+
+/** nanoGPT shakespeare_char without dropout: the shape `.gpu/torch_gpt.py` runs by default. */
+export const SHAKESPEARE_STEP: StepShape = {
+  config: { n_layer: 6, n_head: 6, n_embd: 384, block_size: 256, vocab_size: 65, bias: false, dropout: 0 },
+  B: 64,
+  T: 256,
+};
+
+/** "L=6 NH=6 C=384 T=256 B=64 V=65" (plus "bias" / "dropout=p" when set). */
+export function describeStep(s: StepShape): string {
+  const c = s.config;
+  let d = `L=${c.n_layer} NH=${c.n_head} C=${c.n_embd} T=${s.T} B=${s.B} V=${c.vocab_size}`;
+  if (c.bias) d += " bias";
+  if (c.dropout > 0) d += ` dropout=${c.dropout}`;
+  return d;
+}
+
+/**
+ * Model FLOPs of one step (forward + backward): the matmuls (2·M·K·N each; the backward does two per
+ * forward one) and causal attention counted as FlashAttention reports it (forward F = 2·B·NH·T²·HS over
+ * the lower triangle, backward 2.5·F; the backward's recomputation is not counted). Elementwise ops,
+ * layernorm, softmax and the optimizer are left out (they are memory-bound: see the profile's bytes).
+ */
+export function stepFlops(s: StepShape): number {
+  const { n_layer: L, n_embd: C, vocab_size: V } = s.config;
+  const N = s.B * s.T;
+  const perLayerMatmul = 3 * 2 * N * (C * 3 * C + C * C + C * 4 * C + 4 * C * C);
+  const perLayerAttention = 3.5 * 2 * s.B * s.T * s.T * C;
+  return L * (perLayerMatmul + perLayerAttention) + 3 * 2 * N * C * V;
+}
+
+/** One recorded training step and what it needs each iteration. */
+export interface TrainingStep {
+  /** Its shape. */
+  readonly shape: StepShape;
+  /** The model (buffers, recorded passes). */
+  readonly model: GPT;
+  /** gather, forward, loss + backward, grad norm (2), AdamW: the step's one compute pass. */
+  readonly dispatches: readonly Dispatch[];
+  /** Buffers cleared before each step's pass (gradient arena, loss accumulator), as the trainer does. */
+  readonly clears: readonly GPUBuffer[];
+  /** Tokens per step (B·T). */
+  readonly tokens: number;
+  /** Trainable parameters. */
+  readonly params: number;
+  /** {@linkcode stepFlops} of the shape. */
+  readonly flops: number;
+}
+
+/**
+ * Builds one training step as the trainer does (src/train/trainer.ts, grad_accum 1): random corpus windows
+ * gathered on the GPU, nanoGPT's initialisation, AdamW with shakespeare_char's hyper-parameters (lr 1e-3,
+ * betas 0.9/0.99, weight decay 0.1, clip 1). Replaying the step trains on the same windows, which is fine
+ * for timing. `seed` fixes weights, corpus and windows.
+ */
+export async function buildTrainingStep(gpu: Gpu, shape: StepShape, seed = 1): Promise<TrainingStep> {
+  const { config, B, T } = shape;
+  const N = B * T, V = config.vocab_size;
+  const model = await GPT.create(gpu, config, { B, T, lossScale: 1 / N });
+  const layout = model.params.layout;
+  writeArray(gpu, model.params.buffer, initParams(config, layout, seed));
+  const m = new Arena(gpu, "adam_m", layout), v = new Arena(gpu, "adam_v", layout);
+
+  const rng = new Rng(seed);
+  const corpusTokens = Math.max(1 << 16, 4 * B * (T + 1));
+  const corpus = new Uint32Array(corpusTokens).map(() => rng.int(V));
+  const offsets = new Uint32Array(B).map(() => rng.int(corpusTokens - T - 1));
+  const lengths = new Uint32Array(B).fill(T + 1);
+  const u32 = (label: string, data: Uint32Array) => createStorage(gpu, label, data.byteLength, data);
+  const gatherStep = await gather(gpu, {
+    tokens: model.tokens,
+    targets: model.targets,
+    rng: model.rng,
+    corpus: u32("corpus", corpus),
+    offsets: u32("offsets", offsets),
+    lengths: u32("lengths", lengths),
+    seeds: u32("seeds", new Uint32Array([seed])),
+  }, { B, T, micro: 0 });
+
+  const n = layout.totalFloats;
+  const stats = createStorage(gpu, "grad_stats", 16);
+  const scratch = createStorage(gpu, "grad_norm_scratch", gradNormScratchBytes(n));
+  const norm = await gradNorm(gpu, { stats, grads: model.grads.buffer, scratch }, { n, maxNorm: 1 });
+  const opt = await adamw(gpu, {
+    params: model.params.buffer,
+    m: m.buffer,
+    v: v.buffer,
+    grads: model.grads.buffer,
+    stats,
+  }, {
+    n,
+    decayEnd: model.decayEnd,
+    lr: 1e-3,
+    beta1: 0.9,
+    beta2: 0.99,
+    eps: 1e-8,
+    weightDecay: 0.1,
+    step: 1,
+  });
+  return {
+    shape,
+    model,
+    dispatches: [gatherStep, ...model.forwardTrain, ...model.backward, ...norm, opt],
+    clears: [model.grads.buffer, model.lossAcc],
+    tokens: N,
+    params: layout.entries.reduce((s, e) => s + e.size, 0),
+    flops: stepFlops(shape),
+  };
+}
+
+/**
+ * The training step (forward + backward + AdamW in one pass, grads cleared before it), in ms/step,
+ * tokens/s and model GFLOP/s. CI: {@linkcode CI_STEP}; large: {@linkcode SHAKESPEARE_STEP}.
+ */
+export const build: BenchBuilder = async (gpu, large) => {
+  const step = await buildTrainingStep(gpu, large ? SHAKESPEARE_STEP : CI_STEP);
+  return [{
+    name: "train_step",
+    shape: describeStep(step.shape),
+    dispatches: [...step.dispatches],
+    clears: step.clears,
+    flops: step.flops,
+    tokens: step.tokens,
+  }];
+};
