@@ -10,7 +10,15 @@ let shared: Promise<Gpu> | null = null;
 
 /** The process-wide test device (lavapipe on CI). */
 export function testGpu(): Promise<Gpu> {
-  shared ??= createGpu();
+  if (!shared) {
+    shared = createGpu();
+    // Release the device when this test module ends (deno test runs every module in one process), so
+    // devices are not all torn down together at process exit.
+    const gpu = shared;
+    globalThis.addEventListener("unload", () => {
+      gpu.then((g) => g.destroy(), () => {});
+    });
+  }
   return shared;
 }
 

@@ -1,0 +1,119 @@
+/**
+ * Faults from outside: Ctrl-C (SIGINT) during training saves the last completed step and exits 0;
+ * SIGKILL at any moment leaves the previous checkpoint intact (writes are temp file + rename); --resume
+ * after either continues exactly like a run that was never stopped. Runs the real CLI in a subprocess.
+ */
+import assert from "node:assert/strict";
+import { DEFAULT_TRAIN, type TrainConfig } from "../src/train/config.ts";
+import { train } from "../src/train/trainer.ts";
+import { loadModel } from "../src/model/checkpoint.ts";
+import { loadTrainState } from "../src/train/state.ts";
+import { testGpu } from "./helpers.ts";
+
+const flags = [
+  "--n-layer=1",
+  "--n-head=2",
+  "--n-embd=16",
+  "--block-size=16",
+  "--batch-size=4",
+  "--eval-iters=2",
+  "--log-interval=1",
+  "--sample-chars=0",
+  "--lr-decay-steps=200",
+];
+const cfg: TrainConfig = {
+  ...DEFAULT_TRAIN,
+  n_layer: 1,
+  n_head: 2,
+  n_embd: 16,
+  block_size: 16,
+  batch_size: 4,
+  eval_iters: 2,
+  log_interval: 1,
+  sample_chars: 0,
+  lr_decay_steps: 200,
+};
+
+function spawnTrain(out: string, extra: string[]): Deno.ChildProcess {
+  return new Deno.Command("deno", {
+    args: ["run", "--allow-read", "--allow-write", "cli.ts", "train", ...flags, `--out=${out}`, ...extra],
+    stdout: "piped",
+    stderr: "piped",
+    env: { XDG_RUNTIME_DIR: "/tmp", NO_COLOR: "1" },
+  }).spawn();
+}
+
+/** Reads the child's stdout until `pattern` appears; returns all text read. */
+async function waitFor(
+  child: Deno.ChildProcess,
+  pattern: RegExp,
+): Promise<{ text: string; rest: Promise<string> }> {
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!pattern.test(text)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`child ended before ${pattern}: ${text}`);
+    text += value;
+  }
+  const rest = (async () => {
+    let more = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return more;
+      more += value;
+    }
+  })();
+  return { text, rest };
+}
+
+async function sameWeights(a: string, b: string): Promise<void> {
+  const wa = (await loadModel(a)).weights, wb = (await loadModel(b)).weights;
+  for (const [name, t] of wa) assert.deepEqual(t, wb.get(name), `${name} differs`);
+}
+
+Deno.test("Ctrl-C saves the last completed step, exits 0, and --resume continues exactly", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tforce-sigint-" });
+  const child = spawnTrain(dir, ["--steps=100000", "--eval-interval=100000"]);
+  const { rest } = await waitFor(child, /step 8: train loss/);
+  child.kill("SIGINT");
+  const [status, tail, err] = await Promise.all([
+    child.status,
+    rest,
+    new Response(child.stderr).text(),
+  ]);
+  assert.equal(status.code, 0, `exit ${status.code}: ${err}`);
+  const m = /stopped at step (\d+); checkpoint in/.exec(tail);
+  assert.ok(m, `no stop message in: ${tail}`);
+  const k = Number(m[1]);
+  assert.equal((await loadTrainState(`${dir}/train_state.safetensors`)).state.step, k);
+  // Resume to k+3 in-process and compare with an uninterrupted run to k+3.
+  const gpu = await testGpu();
+  await train({ ...cfg, out: dir, resume: true, steps: k + 3, eval_interval: 100000 }, { gpu });
+  const ref = await Deno.makeTempDir({ prefix: "tforce-ref-" });
+  await train({ ...cfg, out: ref, steps: k + 3, eval_interval: 100000 }, { gpu });
+  await sameWeights(`${dir}/model.safetensors`, `${ref}/model.safetensors`);
+  await Deno.remove(dir, { recursive: true });
+  await Deno.remove(ref, { recursive: true });
+});
+
+Deno.test("SIGKILL during checkpointing never leaves a broken checkpoint, and --resume continues exactly", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tforce-sigkill-" });
+  // A checkpoint every step, so the kill lands inside or between writes.
+  const child = spawnTrain(dir, ["--steps=100000", "--eval-interval=1"]);
+  await waitFor(child, /step 6: val loss/);
+  await new Promise((r) => setTimeout(r, 7)); // somewhere in the next write
+  child.kill("SIGKILL");
+  await child.status;
+  await child.stderr.cancel();
+  const st = await loadTrainState(`${dir}/train_state.safetensors`); // must decode: never half-written
+  await loadModel(`${dir}/model.safetensors`);
+  const k = st.state.step;
+  assert.ok(k >= 5, `step ${k}`); // 5 when the kill landed inside the write of step 6
+  const gpu = await testGpu();
+  await train({ ...cfg, out: dir, resume: true, steps: k + 2, eval_interval: 1 }, { gpu });
+  const ref = await Deno.makeTempDir({ prefix: "tforce-ref-" });
+  await train({ ...cfg, out: ref, steps: k + 2, eval_interval: 1 }, { gpu });
+  await sameWeights(`${dir}/model.safetensors`, `${ref}/model.safetensors`);
+  await Deno.remove(dir, { recursive: true });
+  await Deno.remove(ref, { recursive: true });
+});
