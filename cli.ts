@@ -1,18 +1,29 @@
 /**
- * Command line: `deno task train | eval | sample [flags]` (this file with the command as its first
+ * Command line: `deno task train | eval | sample | experiment [flags]` (this file with the command as its first
  * argument). Every flag maps 1:1 to a TrainConfig key in kebab case. Bad input gets one line on stderr
  * and exit code 2; a failure during a run exit code 1.
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import { DEFAULT_TRAIN, kebab, type TrainConfig } from "./src/train/config.ts";
+import { DEFAULT_TRAIN, kebab, type TrainConfig, validateTrainConfig } from "./src/train/config.ts";
 import { train, TrainingDiverged } from "./src/train/trainer.ts";
 import type { StepRecord } from "./src/train/log.ts";
 import { Generator } from "./src/model/generate.ts";
 import { evaluateCheckpoint } from "./src/train/evaluate.ts";
 import { sampleCheckpoint } from "./src/train/sample.ts";
 import { Progress } from "./src/io/progress.ts";
+import { exposureCheckpoint, exposurePlotSvg } from "./src/train/exposure.ts";
+import {
+  type DecodeRule,
+  epsilon,
+  epsilonSchedule,
+  prefixOf,
+  TRAIN_MODES,
+  type TrainMode,
+} from "./src/train/modes.ts";
+import { runExperiment } from "./src/train/experiment.ts";
+import { writeFileAtomic } from "./src/io/atomic.ts";
 
 /** A usage error: printed as one line, exit code 2. */
 class UsageError extends Error {}
@@ -41,8 +52,22 @@ const numberKeys = new Set<keyof TrainConfig>([
   "log_interval",
   "seed",
   "sample_chars",
+  "prefix",
+  "ss_k",
+  "ss_c",
+  "ss_min",
 ]);
-const stringKeys = new Set<keyof TrainConfig>(["data", "val", "tokenizer", "examples", "out"]);
+const stringKeys = new Set<keyof TrainConfig>([
+  "data",
+  "val",
+  "tokenizer",
+  "examples",
+  "out",
+  "mode",
+  "fr_decode",
+  "ss_decode",
+  "ss_schedule",
+]);
 const boolKeys = new Set<keyof TrainConfig>(["bias", "resume"]);
 
 function parse(argv: string[], options: Record<string, { type: FlagType }>) {
@@ -61,16 +86,29 @@ function toNumber(flag: string, v: string): number {
 
 /** Parses `train` flags into a TrainConfig over the defaults. */
 export function parseTrainArgs(argv: string[]): TrainConfig {
-  const options: Record<string, { type: FlagType }> = {};
+  return parseTrainAnd(argv, {}).cfg;
+}
+
+/** `train` flags plus `extra` ones: the TrainConfig and the extra values. */
+function parseTrainAnd(
+  argv: string[],
+  extra: Record<string, { type: FlagType }>,
+): { cfg: TrainConfig; extra: Record<string, string | boolean | undefined> } {
+  const options: Record<string, { type: FlagType }> = { ...extra };
   for (const k of [...numberKeys, ...stringKeys]) options[kebab(k)] = { type: "string" };
   for (const k of boolKeys) options[kebab(k)] = { type: "boolean" };
   const { values } = parse(argv, options);
   const cfg: Record<string, unknown> = { ...DEFAULT_TRAIN };
+  const rest: Record<string, string | boolean | undefined> = {};
   for (const [flag, v] of Object.entries(values)) {
+    if (flag in extra) {
+      rest[flag] = v as string | boolean;
+      continue;
+    }
     const key = flag.replaceAll("-", "_") as keyof TrainConfig;
     cfg[key] = numberKeys.has(key) ? toNumber(flag, v as string) : v;
   }
-  return cfg as unknown as TrainConfig;
+  return { cfg: cfg as unknown as TrainConfig, extra: rest };
 }
 
 function fmt(x: number | null, digits = 4): string {
@@ -135,6 +173,7 @@ function trainWithSignal(cfg: TrainConfig, progress: Progress, signal: AbortSign
           `best achievable loss (the language's entropy rate): ${s.entropyRate.toFixed(4)} nats/token`,
         );
       }
+      if (cfg.mode !== "teacher-forcing") console.log(`mode: ${describeMode(cfg)}`);
       if (s.startStep > 0) console.log(`resuming at step ${s.startStep}`);
       progress.start(s.startStep);
     },
@@ -154,6 +193,17 @@ function trainWithSignal(cfg: TrainConfig, progress: Progress, signal: AbortSign
   });
 }
 
+/** One line describing a non-default training mode. */
+function describeMode(cfg: TrainConfig): string {
+  if (cfg.mode === "free-running") {
+    return `free-running: gold prefix ${prefixOf(cfg)}, then the model's own ${cfg.fr_decode} tokens`;
+  }
+  const s = epsilonSchedule(cfg);
+  return `scheduled-sampling (two-pass, ${cfg.ss_decode}): eps ${s.schedule}, k ${s.k.toPrecision(4)}` +
+    (s.schedule === "linear" ? `, c ${s.c.toPrecision(4)}` : "") + `, floor ${s.min}; ` +
+    `eps ${epsilon(0, s).toFixed(3)} at step 1, ${epsilon(cfg.steps - 1, s).toFixed(3)} at step ${cfg.steps}`;
+}
+
 function safeEncode(tok: { encode(s: string): Uint32Array }, s: string): boolean {
   try {
     return tok.encode(s).length > 0;
@@ -167,12 +217,53 @@ async function runEval(argv: string[]): Promise<number> {
     checkpoint: { type: "string" },
     data: { type: "string" },
     "batch-size": { type: "string" },
+    exposure: { type: "boolean" },
+    prefix: { type: "string" },
+    "fr-decode": { type: "string" },
+    windows: { type: "string" },
+    seed: { type: "string" },
+    plot: { type: "string" },
   });
   if (!values.checkpoint) throw new UsageError("eval needs --checkpoint FILE");
   if (!values.data) throw new UsageError("eval needs --data FILE");
+  if (values.exposure) return await runExposure(values as Record<string, string | boolean | undefined>);
+  for (const k of ["prefix", "fr-decode", "windows", "seed", "plot"]) {
+    if (values[k] !== undefined) throw new UsageError(`--${k} needs --exposure`);
+  }
   const r = await evaluateCheckpoint(values.checkpoint as string, values.data as string, {
     batchSize: values["batch-size"] ? toNumber("batch-size", values["batch-size"] as string) : undefined,
   });
+  console.log(JSON.stringify(r));
+  return 0;
+}
+
+/** `eval --exposure`: per-position teacher-forced vs free-running losses; JSON last, SVG plot. */
+async function runExposure(values: Record<string, string | boolean | undefined>): Promise<number> {
+  const num = (k: string) => values[k] === undefined ? undefined : toNumber(k, values[k] as string);
+  const decode = values["fr-decode"] as string | undefined;
+  if (decode !== undefined && decode !== "argmax" && decode !== "sample") {
+    throw new UsageError(`--fr-decode must be argmax or sample (got ${decode})`);
+  }
+  const checkpoint = values.checkpoint as string;
+  const r = await exposureCheckpoint(checkpoint, values.data as string, {
+    prefix: num("prefix"),
+    decode: decode as DecodeRule | undefined,
+    windows: num("windows"),
+    batchSize: num("batch-size"),
+    seed: num("seed"),
+  });
+  const plot = (values.plot as string | undefined) ??
+    `${checkpoint.replace(/\.safetensors$/, "")}.exposure.svg`;
+  try {
+    await writeFileAtomic(plot, exposurePlotSvg(r, `Exposure bias of ${checkpoint.split("/").pop()}`));
+    console.log(`plot: ${plot}`);
+  } catch (e) {
+    console.error(`tforce eval: plot not written (${(e as Error).message.split("\n")[0]})`);
+  }
+  console.log(
+    `teacher-forced ${r.teacher_forced_mean.toFixed(4)}, free-running ${r.free_running_mean.toFixed(4)} ` +
+      `nats/token after a gold prefix of ${r.prefix}; mean KL ${r.divergence_mean.toFixed(4)}`,
+  );
   console.log(JSON.stringify(r));
   return 0;
 }
@@ -202,10 +293,79 @@ async function runSample(argv: string[]): Promise<number> {
   return 0;
 }
 
+/** `experiment`: the three modes on the same corpus, steps and seed; a Markdown report with SVG plots. */
+async function runExperimentCmd(argv: string[]): Promise<number> {
+  const { cfg, extra } = parseTrainAnd(argv, {
+    report: { type: "string" },
+    modes: { type: "string" },
+    target: { type: "string" },
+    window: { type: "string" },
+    windows: { type: "string" },
+    title: { type: "string" },
+    note: { type: "string" },
+  });
+  validateTrainConfig(cfg);
+  if (cfg.resume) throw new UsageError("experiment trains from scratch: --resume is not supported");
+  const num = (k: string) => extra[k] === undefined ? undefined : toNumber(k, extra[k] as string);
+  const modes = extra.modes === undefined
+    ? [...TRAIN_MODES]
+    : (extra.modes as string).split(",").map((m) => m.trim()) as TrainMode[];
+  for (const m of modes) {
+    if (!TRAIN_MODES.includes(m)) {
+      throw new UsageError(
+        `--modes: unknown mode '${m}' (use teacher-forcing, free-running, scheduled-sampling)`,
+      );
+    }
+  }
+  const target = num("target"), window = num("window"), windows = num("windows");
+  if (target !== undefined && !(target > 0)) throw new UsageError(`--target must be > 0 (got ${target})`);
+  for (const [k, v] of [["window", window], ["windows", windows]] as const) {
+    if (v !== undefined && !(Number.isInteger(v) && v >= 1)) {
+      throw new UsageError(`--${k} must be a positive integer (got ${v})`);
+    }
+  }
+  const report = (extra.report as string | undefined) ?? `${cfg.out}/experiment`;
+  const r = await runExperiment({
+    base: cfg,
+    report,
+    modes,
+    target,
+    window,
+    windows,
+    title: extra.title as string | undefined,
+    note: extra.note as string | undefined,
+    command: reproduce(argv),
+    log: (line) => console.log(line),
+  });
+  for (const run of r.runs) {
+    console.log(
+      `${run.mode}: best val ${run.bestVal.toFixed(4)}, ${Math.round(run.tokensPerS)} tok/s, exposure gap ${
+        (run.exposure.free_running_mean - run.exposure.teacher_forced_mean).toFixed(4)
+      }`,
+    );
+  }
+  console.log(`report: ${r.reportPath}`);
+  return 0;
+}
+
+/** The experiment's command line for its report, without the text-only --title and --note. */
+function reproduce(argv: string[]): string {
+  const kept: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (/^--(title|note)(=|$)/.test(argv[i])) {
+      if (!argv[i].includes("=")) i++;
+      continue;
+    }
+    kept.push(/[\s'"]/.test(argv[i]) ? JSON.stringify(argv[i]) : argv[i]);
+  }
+  return ["deno task experiment", ...kept].join(" ");
+}
+
 const commands: Record<string, (argv: string[]) => Promise<number>> = {
   train: runTrain,
   eval: runEval,
   sample: runSample,
+  experiment: runExperimentCmd,
 };
 
 /** Runs a command line; returns the exit code (errors become one line on stderr). */
@@ -213,7 +373,7 @@ export async function main(args: string[]): Promise<number> {
   const [cmd, ...rest] = args;
   const run = commands[cmd];
   try {
-    if (!run) throw new UsageError(`unknown command '${cmd ?? ""}' (use train, eval or sample)`);
+    if (!run) throw new UsageError(`unknown command '${cmd ?? ""}' (use train, eval, sample or experiment)`);
     return await run(rest);
   } catch (e) {
     const msg = (e as Error).message?.split("\n")[0] ?? String(e);

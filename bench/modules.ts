@@ -6,8 +6,10 @@ import { build as decode } from "./decode.ts";
 import { build as encoder } from "./encoder.ts";
 import { build as gather } from "./gather.ts";
 import { build as gelu } from "./gelu.ts";
+import { build as gradstats } from "./gradstats.ts";
 import { build as layernorm } from "./layernorm.ts";
 import { build as matmul } from "./matmul.ts";
+import { build as modes } from "./modes.ts";
 import { build as optimizer } from "./optimizer.ts";
 import { build as residual } from "./residual.ts";
 import { build as sample } from "./sample.ts";
@@ -26,5 +28,7 @@ export const benchModules: Readonly<Record<string, BenchBuilder>> = {
   optimizer,
   sample,
   decode,
+  modes,
+  gradstats,
   step,
 };

@@ -6,6 +6,7 @@
  */
 import type { TokenizerType } from "../data/tokenizer.ts";
 import type { ExamplesMode } from "./data.ts";
+import { validateModeConfig } from "./modes.ts";
 
 /** A training run's configuration (model shape, data, optimization, bookkeeping). */
 export interface TrainConfig {
@@ -67,6 +68,22 @@ export interface TrainConfig {
   resume: boolean;
   /** Characters of sample text generated at the end (0: none). */
   sample_chars: number;
+  /** How inputs are formed: teacher-forcing, free-running or scheduled-sampling (src/train/modes.ts). */
+  mode: "teacher-forcing" | "free-running" | "scheduled-sampling";
+  /** Gold prefix P of free-running inputs and of `eval --exposure`, in [1, block_size); default block_size / 4. */
+  prefix?: number;
+  /** free-running: the model's own next token is its argmax or a sample (temperature 1). */
+  fr_decode: "argmax" | "sample";
+  /** scheduled-sampling: pass 1's prediction per position is its argmax or a sample (temperature 1). */
+  ss_decode: "argmax" | "sample";
+  /** scheduled-sampling: decay of ε, the probability of keeping a gold input (Bengio et al. 2015). */
+  ss_schedule: "linear" | "exponential" | "inverse-sigmoid";
+  /** ε parameter k: linear offset in [0, 1], exponential base in (0, 1], inverse-sigmoid k >= 1; default by schedule. */
+  ss_k?: number;
+  /** Linear ε slope per step (>= 0); default (k - ss_min) / steps. */
+  ss_c?: number;
+  /** Floor of ε, in [0, 1]. */
+  ss_min: number;
 }
 
 /**
@@ -99,6 +116,11 @@ export const DEFAULT_TRAIN: Readonly<TrainConfig> = {
   out: "out",
   resume: false,
   sample_chars: 300,
+  mode: "teacher-forcing",
+  fr_decode: "argmax",
+  ss_decode: "argmax",
+  ss_schedule: "linear",
+  ss_min: 0,
 };
 
 /** Throws a one-line error naming the first invalid setting. */
@@ -152,6 +174,7 @@ export function validateTrainConfig(c: TrainConfig): void {
   if (c.vocab_size !== undefined && (!Number.isInteger(c.vocab_size) || c.vocab_size < 3)) {
     throw new Error(`--vocab-size must be an integer >= 3 (got ${c.vocab_size})`);
   }
+  validateModeConfig(c);
 }
 
 /** snake_case -> kebab-case. */

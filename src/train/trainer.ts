@@ -2,7 +2,8 @@
  * The training loop. Each optimizer step is ONE command buffer and ONE queue.submit:
  *
  *   clear grads and the loss accumulator
- *   one compute pass: for each micro-step m: gather(m) -> forward -> fused loss -> backward (grads +=)
+ *   one compute pass: for each micro-step m: gather(m) -> [mode: free-running rollout, or scheduled
+ *                     sampling's first pass + mix; src/train/modes.ts] -> forward -> fused loss -> backward
  *                     then global grad norm -> clip -> AdamW over the whole parameter arena
  *   at log steps: copy the loss sums and grad norm into a ring of MAP_READ buffers
  *
@@ -30,6 +31,7 @@ import { learningRate, type LrSchedule } from "./schedule.ts";
 import { loadTrainState, saveCheckpoint, type TrainState } from "./state.ts";
 import { RunLog, type StepRecord } from "./log.ts";
 import { weightsToArena } from "../model/checkpoint.ts";
+import { buildModeStep, createGradProbe } from "./modes.ts";
 
 /** Hooks and resources for {@linkcode train}. */
 export interface TrainHooks {
@@ -45,6 +47,11 @@ export interface TrainHooks {
   noSave?: boolean;
   /** Training text given directly instead of `cfg.data` (browser pages, library callers). */
   text?: string;
+  /**
+   * Called at log steps with this step's gradient g and the previous step's p: [g·p, g·g, p·p] (cosine of
+   * successive gradients = gp / sqrt(gg * pp)). Setting it adds one pass over the gradients to each step.
+   */
+  onGradStats?: (step: number, stats: { gp: number; gg: number; pp: number }) => void;
 }
 
 /** What {@linkcode TrainHooks.onStart} receives. */
@@ -197,9 +204,14 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
     weightDecay: cfg.weight_decay,
     step: 1,
   });
+  // The training mode's dispatches go between gather(m) and the training forward (src/train/modes.ts).
+  const modeStep = await buildModeStep(gpu, cfg, model, padId);
+  const probe = hooks.onGradStats ? await createGradProbe(gpu, model.grads.buffer, n) : null;
   const stepDispatches: Dispatch[] = [];
-  for (let m = 0; m < M; m++) stepDispatches.push(gathers[m], ...model.forwardTrain, ...model.backward);
-  stepDispatches.push(...norm, opt);
+  for (let m = 0; m < M; m++) {
+    stepDispatches.push(gathers[m], ...modeStep.dispatches, ...model.forwardTrain, ...model.backward);
+  }
+  stepDispatches.push(...norm, ...(probe?.dispatches ?? []), opt);
   const evalDispatches: Dispatch[] = [];
   for (let i = 0; i < EI; i++) evalDispatches.push(evalGathers[i], ...model.forwardEval, ...model.lossOnly);
 
@@ -307,6 +319,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
     writeArray(gpu, seeds, sds);
     const lr = learningRate(step, schedule);
     opt.update(adamwUniforms({ lr, beta1: cfg.beta1, beta2: cfg.beta2, step: step + 1 }));
+    modeStep.update(step);
 
     const enc = dev.createCommandEncoder({ label: `step ${step}` });
     enc.clearBuffer(model.grads.buffer);
@@ -319,11 +332,13 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
     if (slot) {
       enc.copyBufferToBuffer(model.lossAcc, 0, slot.buffer, 0, 8);
       enc.copyBufferToBuffer(stats, 0, slot.buffer, 8, 8);
+      if (probe) enc.copyBufferToBuffer(probe.gstats, 0, slot.buffer, 16, 12);
     }
     dev.queue.submit([enc.finish({ label: `step ${step}` })]);
     if (slot) {
       const s = step, lrNow = lr;
-      slot.read(([sum, count, gnorm]) => {
+      slot.read(([sum, count, gnorm, , gp, gg, pp]) => {
+        if (probe) hooks.onGradStats!(s + 1, { gp, gg, pp });
         const loss = sum / count;
         const now = performance.now();
         const tps = (s + 1 - lastLog.step) * tokensPerStep / ((now - lastLog.time) / 1000);
@@ -423,7 +438,7 @@ function loadResume(cfg: TrainConfig) {
   return loadTrainState(`${cfg.out}/train_state.safetensors`);
 }
 
-/** A ring of small MAP_READ buffers: [loss sum, count, grad norm, clip scale] per logged step. */
+/** A ring of small MAP_READ buffers: [loss sum, count, grad norm, clip scale, g·p, g·g, p·p] per logged step. */
 class LossRing {
   #gpu: Gpu;
   #slots: { buffer: GPUBuffer; busy: Promise<void> | null }[] = [];
@@ -435,7 +450,7 @@ class LossRing {
       this.#slots.push({
         buffer: gpu.device.createBuffer({
           label: `loss_ring${i}`,
-          size: 16,
+          size: 32,
           usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
         }),
         busy: null,

@@ -1,0 +1,366 @@
+/**
+ * Training modes: how the model's inputs are formed before each micro-step's training forward pass.
+ * Everything a mode adds is recorded into the step's ONE compute pass, between the gather and the
+ * training forward; the CPU only rewrites a uniform (ε) between steps.
+ *
+ * Per micro-step m (the dispatch outline; targets are always the gold next tokens from gather):
+ *
+ *   teacher-forcing     gather(m) -> forwardTrain -> backward
+ *   free-running        gather(m) -> rollout_begin -> (T-1) x [KV-cache decode step over the shared
+ *                       parameters -> argmax | sample -> commit] -> rollout_end -> forwardTrain -> backward
+ *                       Inputs 0..P-1 stay gold (P = prefix); input t >= P is the model's own token,
+ *                       generated autoregressively from its own earlier tokens (no dropout in the rollout).
+ *   scheduled-sampling  gather(m) -> forwardEval (pass 1, gold inputs, no dropout) -> argmax | sample per
+ *                       position -> ss_mix -> forwardTrain (pass 2) -> backward
+ *                       (Mihaylova & Martins 2019): input t >= 1 stays gold with probability ε(step), else
+ *                       it is pass 1's prediction for position t (made at t - 1). No gradient flows
+ *                       through pass 1. At ε = 1 the step is exactly teacher forcing (bit for bit).
+ *
+ * ε(step) (0-based step i; Bengio et al. 2015, floored at ss_min):
+ *   linear           ε_i = max(ss_min, k - c·i)          k in [0, 1] (default 1), c >= 0 (default (k - ss_min) / steps)
+ *   exponential      ε_i = max(ss_min, k^i)              k in (0, 1] (default 0.01^(1/steps))
+ *   inverse-sigmoid  ε_i = max(ss_min, k / (k + exp(i/k)))   k >= 1 (default: k ln k = steps / 2, so ε ≈ 1/2 at mid-run)
+ *
+ * @module
+ */
+import { type Arena, createStorage } from "../gpu/buffers.ts";
+import type { Gpu } from "../gpu/device.ts";
+import type { Dispatch } from "../gpu/kernel.ts";
+import { attentionDecode, commit, decodeEmbed, kvAppend } from "../kernels/decode.ts";
+import { geluForward } from "../kernels/gelu.ts";
+import { gradCosine, gradCosineScratchBytes } from "../kernels/gradstats.ts";
+import { layernormForward } from "../kernels/layernorm.ts";
+import { matmulForward } from "../kernels/matmul.ts";
+import { rolloutBegin, rolloutEnd, scheduledMix } from "../kernels/modes.ts";
+import { residualForward } from "../kernels/residual.ts";
+import { argmax, sample } from "../kernels/sample.ts";
+import type { GPTConfig } from "../model/config.ts";
+import type { GPT } from "../model/gpt.ts";
+import type { TrainConfig } from "./config.ts";
+
+/** How the inputs of a training step are formed. */
+export type TrainMode = "teacher-forcing" | "free-running" | "scheduled-sampling";
+/** Every training mode, in the order the experiment reports them. */
+export const TRAIN_MODES: readonly TrainMode[] = ["teacher-forcing", "free-running", "scheduled-sampling"];
+/** How the model picks its own token: the most likely one, or a draw at temperature 1. */
+export type DecodeRule = "argmax" | "sample";
+/** The decay of scheduled sampling's teacher-forcing probability ε (Bengio et al. 2015). */
+export type SsSchedule = "linear" | "exponential" | "inverse-sigmoid";
+/** Every ε schedule. */
+export const SS_SCHEDULES: readonly SsSchedule[] = ["linear", "exponential", "inverse-sigmoid"];
+
+/** A fully specified ε schedule. */
+export interface EpsilonSchedule {
+  /** The curve. */
+  schedule: SsSchedule;
+  /** linear: offset; exponential: base; inverse-sigmoid: k >= 1. */
+  k: number;
+  /** linear: slope per step (unused by the others). */
+  c: number;
+  /** Floor. */
+  min: number;
+}
+
+/** Hash streams of the modes' randomness (far from the dropout streams 0..2L and from sampling's 0). */
+export const STREAMS: Readonly<{ rollout: number; rolloutSample: number; ssSample: number; ssMix: number }> =
+  {
+    /** rollout_begin derives the rollout's sampling seed with this stream. */
+    rollout: 0x7e570001,
+    /** The rollout's sample kernel. */
+    rolloutSample: 0x7e570002,
+    /** Scheduled sampling's per-position sample kernel (reads the micro-step seed). */
+    ssSample: 0x7e570003,
+    /** Scheduled sampling's keep-or-replace coins. */
+    ssMix: 0x7e570004,
+  };
+
+/** ε at 0-based step `i` (see the module doc). */
+export function epsilon(i: number, s: EpsilonSchedule): number {
+  let e: number;
+  if (s.schedule === "linear") e = s.k - s.c * i;
+  else if (s.schedule === "exponential") e = Math.pow(s.k, i);
+  else e = s.k / (s.k + Math.exp(i / s.k));
+  return Math.min(1, Math.max(s.min, e));
+}
+
+/** The k of the inverse-sigmoid schedule with k ln k = steps / 2 (ε = 1/2 at mid-run), at least 1. */
+export function inverseSigmoidK(steps: number): number {
+  const goal = steps / 2;
+  if (goal <= 0) return 1;
+  let k = Math.max(1.5, goal / Math.log(goal + 2));
+  for (let it = 0; it < 60; it++) k -= (k * Math.log(k) - goal) / (Math.log(k) + 1); // Newton
+  return Math.max(1, k);
+}
+
+/** The ε schedule a config asks for, with the documented defaults filled in. */
+export function epsilonSchedule(cfg: TrainConfig): EpsilonSchedule {
+  const min = cfg.ss_min;
+  const steps = Math.max(1, cfg.steps);
+  if (cfg.ss_schedule === "linear") {
+    const k = cfg.ss_k ?? 1;
+    return { schedule: "linear", k, c: cfg.ss_c ?? Math.max(0, k - min) / steps, min };
+  }
+  if (cfg.ss_schedule === "exponential") {
+    return { schedule: "exponential", k: cfg.ss_k ?? Math.pow(0.01, 1 / steps), c: 0, min };
+  }
+  return { schedule: "inverse-sigmoid", k: cfg.ss_k ?? inverseSigmoidK(steps), c: 0, min };
+}
+
+/** The gold prefix length P a config asks for: `prefix`, else max(1, floor(block_size / 4)). */
+export function prefixOf(cfg: { prefix?: number; block_size: number }): number {
+  return cfg.prefix ?? Math.max(1, Math.floor(cfg.block_size / 4));
+}
+
+/** Checks a gold prefix against a block size; throws a one-line error. */
+export function checkPrefix(prefix: number, blockSize: number): void {
+  if (!Number.isInteger(prefix) || prefix < 1 || prefix >= blockSize) {
+    throw new Error(`--prefix must be an integer in [1, block_size = ${blockSize}) (got ${prefix})`);
+  }
+}
+
+/** Throws a one-line error naming the first invalid mode setting (called by validateTrainConfig). */
+export function validateModeConfig(c: TrainConfig): void {
+  if (!TRAIN_MODES.includes(c.mode)) {
+    throw new Error(`--mode must be teacher-forcing, free-running or scheduled-sampling (got ${c.mode})`);
+  }
+  for (const k of ["fr_decode", "ss_decode"] as const) {
+    if (c[k] !== "argmax" && c[k] !== "sample") {
+      throw new Error(`--${k.replace("_", "-")} must be argmax or sample (got ${c[k]})`);
+    }
+  }
+  if (!SS_SCHEDULES.includes(c.ss_schedule)) {
+    throw new Error(`--ss-schedule must be linear, exponential or inverse-sigmoid (got ${c.ss_schedule})`);
+  }
+  if (c.prefix !== undefined) checkPrefix(c.prefix, c.block_size);
+  if (c.mode === "free-running" && c.block_size < 2) {
+    throw new Error(`free-running needs --block-size >= 2 (got ${c.block_size})`);
+  }
+  if (!(c.ss_min >= 0 && c.ss_min <= 1)) throw new Error(`--ss-min must be in [0, 1] (got ${c.ss_min})`);
+  const k = c.ss_k;
+  if (k !== undefined) {
+    if (c.ss_schedule === "linear" && !(k >= 0 && k <= 1)) {
+      throw new Error(`--ss-k must be in [0, 1] for the linear schedule (got ${k})`);
+    }
+    if (c.ss_schedule === "exponential" && !(k > 0 && k <= 1)) {
+      throw new Error(`--ss-k must be in (0, 1] for the exponential schedule (got ${k})`);
+    }
+    if (c.ss_schedule === "inverse-sigmoid" && !(k >= 1 && Number.isFinite(k))) {
+      throw new Error(`--ss-k must be >= 1 for the inverse-sigmoid schedule (got ${k})`);
+    }
+  }
+  if (c.ss_c !== undefined) {
+    if (c.ss_schedule !== "linear") throw new Error(`--ss-c applies to the linear schedule only`);
+    if (!(c.ss_c >= 0 && Number.isFinite(c.ss_c))) throw new Error(`--ss-c must be >= 0 (got ${c.ss_c})`);
+  }
+}
+
+/**
+ * A B-row free-running rollout over a parameter arena (nanoGPT layout), Generator-like: one KV-cache
+ * decode step recorded once and replayed T-1 times inside the caller's compute pass, the position on
+ * the GPU. `dispatches` = rollout_begin (copy tokens into the decoder rows, reset the position and the
+ * sampling seed), the T-1 decode steps (positions 0..T-2; commit keeps tokens < prefix gold and stores
+ * the model's choice from `prefix` on), rollout_end (copy the rows back into `tokens` from `prefix` on).
+ */
+export interface Rollout {
+  /** The recorded rollout for one batch of `tokens`. */
+  readonly dispatches: Dispatch[];
+  /** Decoder rows [B, block_size] u32 (holds the rollout after the dispatches ran). */
+  readonly seq: GPUBuffer;
+  /** Sets the gold prefix length (takes effect at the next submission). */
+  setPrefix(prefix: number): void;
+}
+
+/** Buffers a rollout reads and writes. */
+export interface RolloutBindings {
+  /** u32 [B, T]: gold inputs in, rollout out. */
+  tokens: GPUBuffer;
+  /** u32 [B, T]: gold next tokens (padding marked with ignoreId). */
+  targets: GPUBuffer;
+  /** u32 [1+]: rng[0] seeds the rollout's sampling. */
+  rng: GPUBuffer;
+}
+
+/** Builds a {@linkcode Rollout} of `B` rows and `T` <= block_size positions over `params`. */
+export async function createRollout(
+  gpu: Gpu,
+  config: GPTConfig,
+  params: Arena,
+  io: RolloutBindings,
+  s: { B: number; T: number; prefix: number; decode: DecodeRule; ignoreId?: number },
+): Promise<Rollout> {
+  const c = config, C = c.n_embd, V = c.vocab_size, NH = c.n_head, maxT = c.block_size;
+  const { B, T } = s;
+  if (T < 2 || T > maxT) throw new Error(`rollout: T = ${T} must be in [2, block_size = ${maxT}]`);
+  checkPrefix(s.prefix, T);
+  const f32 = (label: string, n: number) => createStorage(gpu, label, n * 4);
+  const seq = f32("roll.seq", B * maxT), state = f32("roll.state", 4), rollRng = f32("roll.rng", 4);
+  const sampled = f32("roll.sampled", B), logits = f32("roll.logits", B * V);
+  const xa = f32("roll.xa", B * C), xb = f32("roll.xb", B * C), x2 = f32("roll.x2", B * C);
+  const ln = f32("roll.ln", B * C), mean = f32("roll.mean", B), rstd = f32("roll.rstd", B);
+  const qkv = f32("roll.qkv", B * 3 * C), y = f32("roll.y", B * C), proj = f32("roll.proj", B * C);
+  const fch = f32("roll.fch", B * 4 * C), fcg = f32("roll.fcg", B * 4 * C);
+  const P = (n: string) => params.bind(n);
+  const PB = (n: string) => c.bias ? { bias: P(n) } : {};
+  const wte = P("transformer.wte.weight");
+  const step: Dispatch[] = [];
+  step.push(
+    await decodeEmbed(gpu, { x: xa, seq, wte, wpe: P("transformer.wpe.weight"), state }, { B, maxT, C, V }),
+  );
+  let x = xa, other = xb;
+  const lnF = (inp: GPUBuffer, name: string) =>
+    layernormForward(gpu, { out: ln, mean, rstd, inp, weight: P(`${name}.weight`), ...PB(`${name}.bias`) }, {
+      N: B,
+      C,
+    });
+  const lin = (out: GPUBuffer, inp: GPUBuffer, name: string, K: number, N: number) =>
+    matmulForward(gpu, { out, inp, weight: P(`${name}.weight`), ...PB(`${name}.bias`) }, { M: B, K, N });
+  for (let l = 0; l < c.n_layer; l++) {
+    const h = `transformer.h.${l}`;
+    const kcache = f32(`roll.k${l}`, B * maxT * C), vcache = f32(`roll.v${l}`, B * maxT * C);
+    step.push(await lnF(x, `${h}.ln_1`));
+    step.push(await lin(qkv, ln, `${h}.attn.c_attn`, C, 3 * C));
+    step.push(await kvAppend(gpu, { kcache, vcache, qkv, state }, { B, maxT, C, NH }));
+    step.push(await attentionDecode(gpu, { y, qkv, kcache, vcache, state }, { B, maxT, C, NH }));
+    step.push(await lin(proj, y, `${h}.attn.c_proj`, C, C));
+    step.push(await residualForward(gpu, { out: x2, a: x, b: proj }, B * C));
+    step.push(await lnF(x2, `${h}.ln_2`));
+    step.push(await lin(fch, ln, `${h}.mlp.c_fc`, C, 4 * C));
+    step.push(await geluForward(gpu, { out: fcg, inp: fch }, B * 4 * C));
+    step.push(await lin(proj, fcg, `${h}.mlp.c_proj`, 4 * C, C));
+    step.push(await residualForward(gpu, { out: other, a: x2, b: proj }, B * C));
+    [x, other] = [other, x];
+  }
+  step.push(await lnF(x, "transformer.ln_f"));
+  step.push(await matmulForward(gpu, { out: logits, inp: ln, weight: wte }, { M: B, K: C, N: V }));
+  step.push(
+    s.decode === "argmax"
+      ? await argmax(gpu, { out: sampled, logits }, { N: B, V })
+      : await sample(gpu, { out: sampled, logits, rng: rollRng }, {
+        N: B,
+        V,
+        temperature: 1,
+        topK: 0,
+        stream: STREAMS.rolloutSample,
+      }),
+  );
+  const commitD = await commit(gpu, { seq, state, rng: rollRng, sampled }, { B, maxT, forcedLen: s.prefix });
+  step.push(commitD);
+  const begin = await rolloutBegin(gpu, { seq, rollState: state, rollRng, tokens: io.tokens, rng: io.rng }, {
+    B,
+    T,
+    maxT,
+    stream: STREAMS.rollout,
+  });
+  const end = await rolloutEnd(gpu, { tokens: io.tokens, seq, targets: io.targets }, {
+    B,
+    T,
+    maxT,
+    prefix: s.prefix,
+    ignoreId: s.ignoreId,
+  });
+  const dispatches: Dispatch[] = [begin];
+  for (let p = 0; p < T - 1; p++) dispatches.push(...step);
+  dispatches.push(end);
+  return {
+    dispatches,
+    seq,
+    setPrefix(prefix: number) {
+      checkPrefix(prefix, T);
+      commitD.update({ forced_len: prefix });
+      end.update({ prefix });
+    },
+  };
+}
+
+/** What a training mode adds to each micro-step, and its per-step update. */
+export interface ModeStep {
+  /** The mode. */
+  readonly mode: TrainMode;
+  /** Dispatches recorded after gather(m) and before forwardTrain, the same for every micro-step. */
+  readonly dispatches: Dispatch[];
+  /** Called before each step's submission with the 0-based step (scheduled sampling: writes ε). */
+  update(step: number): void;
+  /** ε at a step (1 for teacher forcing, 0 for free-running). */
+  epsilonAt(step: number): number;
+}
+
+/** Builds the per-micro-step dispatches of `cfg.mode` for `model` (shared parameters and batch buffers). */
+export async function buildModeStep(
+  gpu: Gpu,
+  cfg: TrainConfig,
+  model: GPT,
+  ignoreId?: number,
+): Promise<ModeStep> {
+  const mode = cfg.mode;
+  if (mode === "teacher-forcing") {
+    return { mode, dispatches: [], update: () => {}, epsilonAt: () => 1 };
+  }
+  const B = model.B, T = model.T, N = B * T, V = model.config.vocab_size;
+  if (mode === "free-running") {
+    const r = await createRollout(gpu, model.config, model.params, model, {
+      B,
+      T,
+      prefix: prefixOf({ prefix: cfg.prefix, block_size: T }),
+      decode: cfg.fr_decode,
+      ignoreId,
+    });
+    return { mode, dispatches: r.dispatches, update: () => {}, epsilonAt: () => 0 };
+  }
+  const sched = epsilonSchedule(cfg);
+  const pred = createStorage(gpu, "ss.pred", N * 4);
+  const pick = cfg.ss_decode === "argmax"
+    ? await argmax(gpu, { out: pred, logits: model.logits }, { N, V })
+    : await sample(gpu, { out: pred, logits: model.logits, rng: model.rng }, {
+      N,
+      V,
+      temperature: 1,
+      topK: 0,
+      stream: STREAMS.ssSample,
+    });
+  const mix = await scheduledMix(
+    gpu,
+    { tokens: model.tokens, targets: model.targets, pred, rng: model.rng },
+    {
+      B,
+      T,
+      eps: epsilon(0, sched),
+      stream: STREAMS.ssMix,
+      ignoreId,
+    },
+  );
+  return {
+    mode,
+    dispatches: [...model.forwardEval, pick, mix],
+    update: (step) => mix.update({ eps: epsilon(step, sched) }),
+    epsilonAt: (step) => epsilon(step, sched),
+  };
+}
+
+/**
+ * Optional per-step gradient probe: after the backward (and the norm), sums g·p, g·g and p·p of this step's
+ * gradient g and the previous step's p into `gstats` [3] and keeps g for the next step.
+ */
+export interface GradProbe {
+  /** Dispatches to record after the gradient is complete and before the optimizer. */
+  readonly dispatches: Dispatch[];
+  /** [g·p, g·g, p·p], f32 [4] (the fourth float unused). */
+  readonly gstats: GPUBuffer;
+}
+
+/** Builds a {@linkcode GradProbe} over the gradient arena of `n` floats. */
+export async function createGradProbe(gpu: Gpu, grads: GPUBuffer, n: number): Promise<GradProbe> {
+  const prev = createStorage(gpu, "probe.prev_grads", n * 4);
+  const scratch = createStorage(gpu, "probe.scratch", gradCosineScratchBytes(n));
+  const gstats = createStorage(gpu, "probe.gstats", 16);
+  return {
+    dispatches: await gradCosine(gpu, {
+      prev,
+      grads: { buffer: grads, offset: 0, size: n * 4 },
+      scratch,
+      gstats,
+    }, {
+      n,
+    }),
+    gstats,
+  };
+}
