@@ -63,6 +63,7 @@ const stringKeys = new Set<keyof TrainConfig>([
   "tokenizer",
   "examples",
   "out",
+  "init_from",
   "mode",
   "fr_decode",
   "ss_decode",

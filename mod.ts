@@ -101,6 +101,41 @@ export { type EvalResult, evaluateCheckpoint, evaluateTokens } from "./src/train
 export { sampleCheckpoint, type SampleOptions } from "./src/train/sample.ts";
 export { learningRate, type LrSchedule } from "./src/train/schedule.ts";
 export {
+  buildModeStep,
+  checkPrefix,
+  createGradProbe,
+  createRollout,
+  type DecodeRule,
+  epsilon,
+  type EpsilonSchedule,
+  epsilonSchedule,
+  type GradProbe,
+  inverseSigmoidK,
+  type ModeStep,
+  prefixOf,
+  type Rollout,
+  type RolloutBindings,
+  SS_SCHEDULES,
+  type SsSchedule,
+  STREAMS,
+  TRAIN_MODES,
+  type TrainMode,
+  validateModeConfig,
+} from "./src/train/modes.ts";
+export {
+  exposureCheckpoint,
+  type ExposureOptions,
+  exposurePlotSvg,
+  type ExposureResult,
+  measureExposure,
+} from "./src/train/exposure.ts";
+export {
+  type ExperimentOptions,
+  type ExperimentResult,
+  type ModeRun,
+  runExperiment,
+} from "./src/train/experiment.ts";
+export {
   type Corpus,
   type CorpusOptions,
   drawWindows,

@@ -17,6 +17,7 @@ import { Generator } from "../src/model/generate.ts";
 import { Arena, readF32, writeArray } from "../src/gpu/buffers.ts";
 import { decodeSafetensors, encodeSafetensors } from "../src/io/safetensors.ts";
 import { Rng } from "../src/util/rng.ts";
+import { GpuError } from "../src/gpu/device.ts";
 
 const tiny: TrainConfig = {
   ...DEFAULT_TRAIN,
@@ -309,4 +310,62 @@ Deno.test("the same seed gives the identical loss sequence and weights (dropout 
   assert.deepEqual(pa, pb);
   const c = await train({ ...cfg, seed: 7 }, { gpu, noSave: true });
   assert.notDeepEqual(losses(c), losses(a));
+});
+
+Deno.test("--init-from fine-tunes from a checkpoint: its weights, shape and tokenizer, a fresh optimizer", async () => {
+  const gpu = await testGpu();
+  const dir = await tempDir();
+  await train({ ...tiny, steps: 4, eval_interval: 4, out: dir }, { gpu });
+  const base = await loadModel(`${dir}/model.safetensors`);
+  // A vanishing learning rate: after one step the weights are still the checkpoint's.
+  const r = await train(
+    {
+      ...tiny,
+      n_embd: 32,
+      steps: 1,
+      eval_interval: 1,
+      lr: 1e-12,
+      min_lr: 0,
+      init_from: `${dir}/model.safetensors`,
+    },
+    { gpu, noSave: true },
+  );
+  assert.equal(r.model.config.n_embd, 16, "the checkpoint's shape wins over --n-embd");
+  assert.deepEqual(r.corpus.tokenizer.toJSON(), base.tokenizer.toJSON());
+  const w = await readF32(gpu, r.model.params.buffer);
+  for (const e of r.model.params.layout.entries) {
+    assertClose(e.name, w.subarray(e.offset, e.offset + e.size), base.weights.get(e.name)!, {
+      atol: 1e-9,
+      rtol: 1e-6,
+      quiet: true,
+    });
+  }
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("a WebGPU validation error mid-run stops training with the step, the kernel and the kept checkpoint", async () => {
+  const gpu = await testGpu();
+  const dir = await tempDir();
+  await assert.rejects(
+    train({ ...tiny, steps: 8, eval_interval: 2, out: dir }, {
+      gpu,
+      // Break the model after the first checkpoint: the next step's submission fails validation.
+      onEval: ({ step, model }) => {
+        if (step === 2) model.logits.destroy();
+      },
+    }),
+    (e: unknown) => {
+      const m = (e as Error).message;
+      assert.ok(e instanceof GpuError, `not a GpuError: ${m}`);
+      assert.match(
+        m,
+        /^matmul_forward: GPU error in kernel matmul_forward \(dispatch \d+ of \d+\) at training step \d+: /,
+      );
+      assert.match(m, /has been destroyed; the last checkpoint \(step 2\) is kept in /);
+      assert.ok(!m.includes("\n"), m);
+      return true;
+    },
+  );
+  decodeModel(await Deno.readFile(`${dir}/model.safetensors`));
+  await Deno.remove(dir, { recursive: true });
 });

@@ -293,3 +293,26 @@ export function submitDispatches(gpu: Gpu, dispatches: readonly Dispatch[], labe
   pass.end();
   gpu.device.queue.submit([enc.finish()]);
 }
+
+/**
+ * After a GPU error of unknown origin, finds the first dispatch of `dispatches` that fails validation
+ * by submitting each alone inside an error scope; returns its kernel name and index, or null. This runs
+ * the kernels again, so use it only for diagnosis once the results can no longer be trusted.
+ */
+export async function firstFailingDispatch(
+  gpu: Gpu,
+  dispatches: readonly Dispatch[],
+): Promise<{ kernel: string; index: number; message: string } | null> {
+  const d = gpu.device;
+  for (let i = 0; i < dispatches.length; i++) {
+    d.pushErrorScope("validation");
+    const enc = d.createCommandEncoder({ label: "diagnose" });
+    const pass = enc.beginComputePass();
+    encodeDispatches(pass, [dispatches[i]]);
+    pass.end();
+    d.queue.submit([enc.finish()]);
+    const err = await d.popErrorScope();
+    if (err) return { kernel: dispatches[i].kernel, index: i, message: err.message.split("\n")[0] };
+  }
+  return null;
+}

@@ -64,8 +64,10 @@ export interface TrainConfig {
   seed: number;
   /** Output folder: model.safetensors, best.safetensors, train_state.safetensors, log.jsonl, loss.svg. */
   out: string;
-  /** Continue from out/model.safetensors and out/train_state.safetensors. */
+  /** Continue from out/train_state.safetensors (weights, optimizer, step, RNG streams). */
   resume: boolean;
+  /** Fine-tune: start from this model checkpoint's weights, shape and tokenizer (fresh optimizer, step 0). */
+  init_from?: string;
   /** Characters of sample text generated at the end (0: none). */
   sample_chars: number;
   /** How inputs are formed: teacher-forcing, free-running or scheduled-sampling (src/train/modes.ts). */

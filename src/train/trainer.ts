@@ -15,8 +15,8 @@
  * @module
  */
 import { Arena, createStorage, readF32, writeArray } from "../gpu/buffers.ts";
-import { createGpu, type Gpu } from "../gpu/device.ts";
-import { type Dispatch, encodeDispatches } from "../gpu/kernel.ts";
+import { createGpu, type Gpu, GpuError } from "../gpu/device.ts";
+import { type Dispatch, encodeDispatches, firstFailingDispatch } from "../gpu/kernel.ts";
 import { gather, NO_TOKEN } from "../kernels/gather.ts";
 import { adamw, adamwUniforms, gradNorm, gradNormScratchBytes } from "../kernels/optimizer.ts";
 import type { GPTConfig } from "../model/config.ts";
@@ -30,7 +30,7 @@ import { type Corpus, drawWindows, loadCorpus, type Split } from "./data.ts";
 import { learningRate, type LrSchedule } from "./schedule.ts";
 import { loadTrainState, saveCheckpoint, type TrainState } from "./state.ts";
 import { RunLog, type StepRecord } from "./log.ts";
-import { weightsToArena } from "../model/checkpoint.ts";
+import { loadModel, weightsToArena } from "../model/checkpoint.ts";
 import { buildModeStep, createGradProbe } from "./modes.ts";
 
 /** Hooks and resources for {@linkcode train}. */
@@ -47,6 +47,8 @@ export interface TrainHooks {
   noSave?: boolean;
   /** Training text given directly instead of `cfg.data` (browser pages, library callers). */
   text?: string;
+  /** Called after each evaluation (and its checkpoint) with the model, e.g. to sample from it. */
+  onEval?: (e: { step: number; valLoss: number; model: GPT }) => void | Promise<void>;
   /**
    * Called at log steps with this step's gradient g and the previous step's p: [g·p, g·g, p·p] (cosine of
    * successive gradients = gp / sqrt(gg * pp)). Setting it adds one pass over the gradients to each step.
@@ -101,18 +103,22 @@ export function dropoutSeed(seed: number, step: number, m: number): number {
 export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
   validateTrainConfig(cfg);
   const resumed = cfg.resume ? await loadResume(cfg) : null;
+  // Fine-tuning: weights, shape and tokenizer from a checkpoint; fresh optimizer, step 0, this run's dropout.
+  const initial = !resumed && cfg.init_from !== undefined ? await loadModel(cfg.init_from) : null;
+  const base = resumed ?? initial;
   const corpus = await loadCorpus({
     data: cfg.data,
     text: hooks.text,
     val: cfg.val,
     tokenizerType: cfg.tokenizer,
     vocabSize: cfg.vocab_size,
-    tokenizer: resumed?.tokenizer,
+    tokenizer: base?.tokenizer,
     examples: cfg.examples,
-    blockSize: resumed?.config.block_size ?? cfg.block_size,
+    blockSize: base?.config.block_size ?? cfg.block_size,
     seed: cfg.seed,
   });
-  const config: GPTConfig = resumed?.config ?? {
+  const config: GPTConfig = resumed?.config ??
+    (initial ? { ...initial.config, dropout: cfg.dropout } : null) ?? {
     n_layer: cfg.n_layer,
     n_head: cfg.n_head,
     n_embd: cfg.n_embd,
@@ -140,7 +146,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
   writeArray(
     gpu,
     model.params.buffer,
-    resumed ? weightsToArena(resumed.weights, layout) : initParams(config, layout, cfg.seed),
+    base ? weightsToArena(base.weights, layout) : initParams(config, layout, cfg.seed),
   );
   const mArena = new Arena(gpu, "adam_m", layout), vArena = new Arena(gpu, "adam_v", layout);
   if (resumed) {
@@ -297,101 +303,122 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
     );
   };
 
-  let step = startStep;
+  let step = startStep, savedStep = resumed ? startStep : -1;
   let stopped: TrainResult["stopped"] = "done";
-  for (; step < cfg.steps; step++) {
-    gpu.check(); // surface a validation error or device loss from an earlier step, naming its kernel
-    if (hooks.signal?.aborted) {
-      stopped = "aborted";
-      break;
-    }
-    if (diverged) break;
-    // CPU side of the step: windows, seeds, learning rate. No waiting.
-    const offs = new Uint32Array(M * B), lens = new Uint32Array(M * B), sds = new Uint32Array(M);
-    for (let m = 0; m < M; m++) {
-      const w = drawWindows(corpus.train, trainRng, B, T);
-      offs.set(w.offsets, m * B);
-      lens.set(w.lengths, m * B);
-      sds[m] = dropoutSeed(cfg.seed, step, m);
-    }
-    writeArray(gpu, trainBuf.offsets, offs);
-    writeArray(gpu, lengths, lens);
-    writeArray(gpu, seeds, sds);
-    const lr = learningRate(step, schedule);
-    opt.update(adamwUniforms({ lr, beta1: cfg.beta1, beta2: cfg.beta2, step: step + 1 }));
-    modeStep.update(step);
+  try {
+    for (; step < cfg.steps; step++) {
+      gpu.check(); // surface a validation error or device loss from an earlier step, naming its kernel
+      if (hooks.signal?.aborted) {
+        stopped = "aborted";
+        break;
+      }
+      if (diverged) break;
+      // CPU side of the step: windows, seeds, learning rate. No waiting.
+      const offs = new Uint32Array(M * B), lens = new Uint32Array(M * B), sds = new Uint32Array(M);
+      for (let m = 0; m < M; m++) {
+        const w = drawWindows(corpus.train, trainRng, B, T);
+        offs.set(w.offsets, m * B);
+        lens.set(w.lengths, m * B);
+        sds[m] = dropoutSeed(cfg.seed, step, m);
+      }
+      writeArray(gpu, trainBuf.offsets, offs);
+      writeArray(gpu, lengths, lens);
+      writeArray(gpu, seeds, sds);
+      const lr = learningRate(step, schedule);
+      opt.update(adamwUniforms({ lr, beta1: cfg.beta1, beta2: cfg.beta2, step: step + 1 }));
+      modeStep.update(step);
 
-    const enc = dev.createCommandEncoder({ label: `step ${step}` });
-    enc.clearBuffer(model.grads.buffer);
-    enc.clearBuffer(model.lossAcc);
-    const pass = enc.beginComputePass({ label: `step ${step}` });
-    encodeDispatches(pass, stepDispatches);
-    pass.end();
-    const logNow = (step + 1) % cfg.log_interval === 0 || step + 1 === cfg.steps;
-    const slot = logNow ? await ring.acquire() : null;
-    if (slot) {
-      enc.copyBufferToBuffer(model.lossAcc, 0, slot.buffer, 0, 8);
-      enc.copyBufferToBuffer(stats, 0, slot.buffer, 8, 8);
-      if (probe) enc.copyBufferToBuffer(probe.gstats, 0, slot.buffer, 16, 12);
-    }
-    dev.queue.submit([enc.finish({ label: `step ${step}` })]);
-    if (slot) {
-      const s = step, lrNow = lr;
-      slot.read(([sum, count, gnorm, , gp, gg, pp]) => {
-        if (probe) hooks.onGradStats!(s + 1, { gp, gg, pp });
-        const loss = sum / count;
-        const now = performance.now();
-        const tps = (s + 1 - lastLog.step) * tokensPerStep / ((now - lastLog.time) / 1000);
-        lastLog = { step: s + 1, time: now };
-        if (!Number.isFinite(loss) || !Number.isFinite(gnorm)) {
-          diverged ??= `loss is ${loss} at step ${s + 1}`;
+      const enc = dev.createCommandEncoder({ label: `step ${step}` });
+      enc.clearBuffer(model.grads.buffer);
+      enc.clearBuffer(model.lossAcc);
+      const pass = enc.beginComputePass({ label: `step ${step}` });
+      encodeDispatches(pass, stepDispatches);
+      pass.end();
+      const logNow = (step + 1) % cfg.log_interval === 0 || step + 1 === cfg.steps;
+      const slot = logNow ? await ring.acquire() : null;
+      if (slot) {
+        enc.copyBufferToBuffer(model.lossAcc, 0, slot.buffer, 0, 8);
+        enc.copyBufferToBuffer(stats, 0, slot.buffer, 8, 8);
+        if (probe) enc.copyBufferToBuffer(probe.gstats, 0, slot.buffer, 16, 12);
+      }
+      dev.queue.submit([enc.finish({ label: `step ${step}` })]);
+      if (slot) {
+        const s = step, lrNow = lr;
+        slot.read(([sum, count, gnorm, , gp, gg, pp]) => {
+          if (probe) hooks.onGradStats!(s + 1, { gp, gg, pp });
+          const loss = sum / count;
+          const now = performance.now();
+          const tps = (s + 1 - lastLog.step) * tokensPerStep / ((now - lastLog.time) / 1000);
+          lastLog = { step: s + 1, time: now };
+          if (!Number.isFinite(loss) || !Number.isFinite(gnorm)) {
+            diverged ??= `loss is ${loss} at step ${s + 1}`;
+          }
+          const rec: StepRecord = {
+            step: s + 1,
+            train_loss: loss,
+            val_loss: null,
+            lr: lrNow,
+            grad_norm: gnorm,
+            tokens_per_s: tps,
+            elapsed_s: elapsed(),
+          };
+          log.add(rec);
+          hooks.onRecord?.(rec);
+        });
+      }
+      inFlight.push(dev.queue.onSubmittedWorkDone());
+      if (inFlight.length > 2) await inFlight.shift();
+
+      const done = step + 1;
+      if (done % cfg.eval_interval === 0 || done === cfg.steps) {
+        await ring.drain();
+        gpu.check();
+        if (diverged) break;
+        const val = await evaluate();
+        finalVal = val;
+        if (!Number.isFinite(val)) {
+          diverged = `validation loss is ${val} at step ${done}`;
+          break;
         }
+        const best = val < bestVal;
+        if (best) bestVal = val;
         const rec: StepRecord = {
-          step: s + 1,
-          train_loss: loss,
-          val_loss: null,
-          lr: lrNow,
-          grad_norm: gnorm,
-          tokens_per_s: tps,
+          step: done,
+          train_loss: null,
+          val_loss: val,
+          lr,
+          grad_norm: null,
+          tokens_per_s: null,
           elapsed_s: elapsed(),
         };
         log.add(rec);
         hooks.onRecord?.(rec);
-      });
-    }
-    inFlight.push(dev.queue.onSubmittedWorkDone());
-    if (inFlight.length > 2) await inFlight.shift();
-
-    const done = step + 1;
-    if (done % cfg.eval_interval === 0 || done === cfg.steps) {
-      await ring.drain();
-      gpu.check();
-      if (diverged) break;
-      const val = await evaluate();
-      finalVal = val;
-      if (!Number.isFinite(val)) {
-        diverged = `validation loss is ${val} at step ${done}`;
-        break;
+        await save(done, val);
+        savedStep = done;
+        await log.flush();
+        await hooks.onEval?.({ step: done, valLoss: val, model });
       }
-      const best = val < bestVal;
-      if (best) bestVal = val;
-      const rec: StepRecord = {
-        step: done,
-        train_loss: null,
-        val_loss: val,
-        lr,
-        grad_norm: null,
-        tokens_per_s: null,
-        elapsed_s: elapsed(),
-      };
-      log.add(rec);
-      hooks.onRecord?.(rec);
-      await save(done, val);
-      await log.flush();
     }
+    await ring.drain();
+    gpu.check();
+  } catch (e) {
+    if (!(e instanceof GpuError)) throw e;
+    // A validation error or device loss mid-run: keep the log, name the step and the kernel, and point
+    // at the checkpoint on disk (the weights on the GPU can no longer be trusted).
+    await log.close().catch(() => {});
+    const kept = savedStep >= 0 && !hooks.noSave
+      ? `the last checkpoint (step ${savedStep}) is kept in ${cfg.out}/model.safetensors`
+      : "no checkpoint was saved yet";
+    const culprit = gpu.lost ? null : await firstFailingDispatch(gpu, stepDispatches).catch(() => null);
+    const kernel = culprit?.kernel ?? e.kernel;
+    const where = culprit
+      ? `kernel ${kernel} (dispatch ${culprit.index + 1} of ${stepDispatches.length})`
+      : kernel;
+    throw new GpuError(
+      kernel,
+      `GPU error in ${where} at training step ${step + 1}: ${e.message.slice(e.kernel.length + 2)}; ${kept}`,
+    );
   }
-  await ring.drain();
-  gpu.check();
   if (stopped === "aborted" && step > startStep) {
     // Keep the last completed step.
     const val = await evaluate();
