@@ -296,29 +296,6 @@ function promptIds(tok: Tokenizer, text: string): Uint32Array {
 
 // ---- training --------------------------------------------------------------------------------------
 
-/**
- * Watches `gpu` for the buffer that `train()` labels "params" (the parameter arena). The trainer hands
- * its model out only when it returns; sampling after each evaluation needs the weights while it runs,
- * so the page copies them out of this buffer between steps. Call `stop()` once the buffer is found.
- */
-function watchParamsBuffer(g: Gpu): { found: () => GPUBuffer | null; stop: () => void } {
-  const dev = g.device;
-  const create = dev.createBuffer;
-  let buffer: GPUBuffer | null = null;
-  dev.createBuffer = function (desc: GPUBufferDescriptor): GPUBuffer {
-    const b = create.call(this, desc);
-    if (desc.label === "params") buffer = b;
-    return b;
-  };
-  return {
-    found: () => buffer,
-    stop: () => {
-      // Remove the instance property: GPUDevice.prototype.createBuffer shows through again.
-      delete (dev as { createBuffer?: unknown }).createBuffer;
-    },
-  };
-}
-
 async function runTraining(): Promise<void> {
   clearError();
   const text = ui.text.value;
@@ -333,8 +310,8 @@ async function runTraining(): Promise<void> {
   const tokenizer = trainTokenizer(cfg.tokenizer, text);
   const history: StepRecord[] = [];
   let firstLoss: number | null = null;
-  // Set when training starts: the trainer's parameter buffer and a sampler for the model's shape.
-  let run = null as { params: GPUBuffer; sampler: Promise<Sampler> } | null;
+  // Set when training starts: a sampler for the model's shape (its weights come from onEval).
+  let run = null as { sampler: Promise<Sampler> } | null;
   let samples = Promise.resolve(), sampleError: unknown = null, latest: object | null = null, lastSampled = 0;
   const t0 = performance.now();
 
@@ -344,26 +321,25 @@ async function runTraining(): Promise<void> {
   ui.status.textContent = "Compiling kernels and preparing the data…";
   drawChart(history, entropyRate);
 
-  // Called right after an evaluation, before the next step is submitted: the read-back queued here
-  // holds exactly the evaluated weights. Samples are drawn one after another on the sampling device;
-  // one whose turn comes when a newer evaluation is already waiting is skipped.
-  const sampleAfterEval = (rec: StepRecord) => {
+  // Called by the trainer right after an evaluation, before the next step is submitted: the read-back
+  // queued here holds exactly the evaluated weights. Samples are drawn one after another on the
+  // sampling device; one whose turn comes when a newer evaluation is already waiting is skipped.
+  const sampleAfterEval = (step: number, valLoss: number, params: GPUBuffer) => {
     if (!run) return;
-    const { sampler } = run, weights = readF32(g, run.params), token = {};
+    const { sampler } = run, weights = readF32(g, params), token = {};
     latest = token;
     samples = samples.then(async () => {
       const host = await weights;
       if (latest !== token) return;
       const s = await sampler;
       s.load(host);
-      addSample(`step ${rec.step} · val loss ${rec.val_loss!.toFixed(3)}`, await s.sample(text));
-      lastSampled = rec.step;
+      addSample(`step ${step} · val loss ${valLoss.toFixed(3)}`, await s.sample(text));
+      lastSampled = step;
     }).catch((e) => {
       sampleError ??= e;
     });
   };
 
-  const watch = watchParamsBuffer(g);
   let result: TrainResult;
   try {
     result = await train(cfg, {
@@ -372,28 +348,23 @@ async function runTraining(): Promise<void> {
       noSave: true,
       signal: abort.signal,
       onStart: (info) => {
-        watch.stop();
-        const params = watch.found();
-        if (!params) throw new Error("page: the trainer's parameter buffer was not found");
         if (info.model.vocab_size !== tokenizer.vocabSize) {
           throw new Error(`page: tokenizer mismatch (${info.model.vocab_size} vs ${tokenizer.vocabSize})`);
         }
-        run = { params, sampler: Sampler.create(sg, info.model, tokenizer) };
+        run = { sampler: Sampler.create(sg, info.model, tokenizer) };
         run.sampler.catch(() => {}); // awaited (and reported) by the first sample
         ui.status.textContent = `Training ${
           info.params.toLocaleString("en-US")
         } parameters on ${info.corpus}…`;
       },
+      onEval: ({ step, valLoss, model }) => sampleAfterEval(step, valLoss, model.params.buffer),
       onRecord: (rec) => {
         history.push(rec);
         if (rec.train_loss !== null) {
           firstLoss ??= rec.train_loss;
           setData({ firstLoss, lastLoss: rec.train_loss });
         }
-        if (rec.val_loss !== null) {
-          setData({ valLoss: rec.val_loss });
-          sampleAfterEval(rec);
-        }
+        if (rec.val_loss !== null) setData({ valLoss: rec.val_loss });
         setData({ step: rec.step });
         const last = (k: "train_loss" | "val_loss") => history.findLast((r) => r[k] !== null)?.[k];
         const tl = last("train_loss"), vl = last("val_loss");
@@ -407,7 +378,6 @@ async function runTraining(): Promise<void> {
       },
     });
   } finally {
-    watch.stop();
     abort = null;
   }
   await samples;
