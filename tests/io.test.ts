@@ -430,3 +430,16 @@ Deno.test("linePlotSvg survives empty, single-point, constant, non-finite and no
     }
   }
 });
+
+Deno.test("legend names fit whole at every length (no floating-point truncation)", () => {
+  for (let n = 1; n <= 40; n++) {
+    const name = "abcdefghijklmnopqrstuvwxyz0123456789ABCD".slice(0, n);
+    const svg = linePlotSvg({
+      title: "t",
+      xLabel: "x",
+      yLabel: "y",
+      series: [{ name, points: [[0, 1], [1, 2]] }],
+    });
+    if (n <= 30 && !svg.includes(`>${name}<`)) throw new Error(`legend name of ${n} characters was cut`);
+  }
+});

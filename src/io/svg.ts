@@ -319,7 +319,8 @@ export function linePlotSvg(opts: LinePlotOptions): string {
   legendItems.forEach((s, i) => {
     const lx = left + pw + 14, ly = top + 8 + i * 20;
     const dash = s.dash ? ` stroke-dasharray="${s.dash}"` : "";
-    const maxChars = Math.max(3, Math.floor((legendW - 42) / charW));
+    // + 1e-9: 42 + 6.8 * n minus 42, over 6.8, can land a hair under n in floating point.
+    const maxChars = Math.max(3, Math.floor((legendW - 42) / charW + 1e-9));
     const name = s.name.length > maxChars ? s.name.slice(0, maxChars - 1) + "…" : s.name;
     out.push(
       `<line x1="${px(lx)}" y1="${px(ly)}" x2="${px(lx + 24)}" y2="${px(ly)}" stroke="${s.color}" ` +
