@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { assertClose, testGpu } from "./helpers.ts";
 import type { GPTConfig } from "../src/model/config.ts";
-import { paramLayout, paramSpecs } from "../src/model/params.ts";
+import { paramLayout } from "../src/model/params.ts";
 import { gptForward } from "../src/reference/gpt.ts";
 import { greedyRollout } from "../src/reference/modes.ts";
 import { measureExposure } from "../src/train/exposure.ts";
@@ -18,25 +18,7 @@ import { trainTokenizer } from "../src/data/tokenizer.ts";
 import { main } from "../cli.ts";
 import { runExperiment } from "../src/train/experiment.ts";
 import { Rng } from "../src/util/rng.ts";
-
-function randomWeights(c: GPTConfig, seed: number): Record<string, Float32Array> {
-  const rng = new Rng(seed);
-  const w: Record<string, Float32Array> = {};
-  for (const p of paramSpecs(c)) {
-    const n = p.shape.reduce((a, b) => a * b, 1);
-    const t = rng.normalArray(n, 0.3);
-    if (/ln_\d\.weight|ln_f\.weight/.test(p.name)) { for (let i = 0; i < n; i++) t[i] += 1; }
-    w[p.name] = t;
-  }
-  return w;
-}
-
-function hostOf(c: GPTConfig, w: Record<string, Float32Array>): Float32Array {
-  const { layout } = paramLayout(c);
-  const host = new Float32Array(layout.totalFloats);
-  for (const e of layout.entries) host.set(w[e.name], e.offset);
-  return host;
-}
+import { hostOf, randomWeights } from "./fixtures.ts";
 
 function logSoftmax(row: ArrayLike<number>): Float64Array {
   const m = Math.max(...Array.from(row));

@@ -12,6 +12,7 @@ import { gradCosine, gradCosineScratchBytes } from "../src/kernels/gradstats.ts"
 import * as ref from "../src/reference/modes.ts";
 import { cosineOf, gradCosineStats } from "../src/reference/gradstats.ts";
 import { Rng } from "../src/util/rng.ts";
+import { hostOf, randomWeights } from "./fixtures.ts";
 import { DEFAULT_TRAIN, type TrainConfig, validateTrainConfig } from "../src/train/config.ts";
 import { buildModeStep, epsilon, epsilonSchedule, inverseSigmoidK, STREAMS } from "../src/train/modes.ts";
 import { train } from "../src/train/trainer.ts";
@@ -19,7 +20,6 @@ import { main } from "../cli.ts";
 import type { Gpu } from "../src/gpu/device.ts";
 import type { GPTConfig } from "../src/model/config.ts";
 import { GPT } from "../src/model/gpt.ts";
-import { paramSpecs } from "../src/model/params.ts";
 import { gptForward } from "../src/reference/gpt.ts";
 
 const IGNORE = 0xfffffff0;
@@ -318,18 +318,9 @@ Deno.test("free-running and scheduled-sampling steps are still one submission ea
 
 /** A GPT with random (non-tiny) weights on the GPU and the same weights for the CPU reference. */
 async function randomModel(gpu: Gpu, c: GPTConfig, B: number, seed: number) {
-  const rng = new Rng(seed);
-  const w: Record<string, Float32Array> = {};
-  for (const p of paramSpecs(c)) {
-    const n = p.shape.reduce((a, b) => a * b, 1);
-    const t = rng.normalArray(n, 0.3);
-    if (/ln_\d\.weight|ln_f\.weight/.test(p.name)) { for (let i = 0; i < n; i++) t[i] += 1; }
-    w[p.name] = t;
-  }
+  const w = randomWeights(c, seed);
   const model = await GPT.create(gpu, c, { B, T: c.block_size });
-  const host = new Float32Array(model.params.layout.totalFloats);
-  for (const e of model.params.layout.entries) host.set(w[e.name], e.offset);
-  writeArray(gpu, model.params.buffer, host);
+  writeArray(gpu, model.params.buffer, hostOf(c, w));
   return { model, w };
 }
 

@@ -5,33 +5,22 @@
  */
 import assert from "node:assert/strict";
 import { assertClose, testGpu } from "./helpers.ts";
-import { DEFAULT_TRAIN, type TrainConfig } from "../src/train/config.ts";
+import type { TrainConfig } from "../src/train/config.ts";
 import { train, TrainingDiverged } from "../src/train/trainer.ts";
 import { decodeModel, loadModel, saveModel } from "../src/model/checkpoint.ts";
 import { evaluateCheckpoint } from "../src/train/evaluate.ts";
 import { trainTokenizer } from "../src/data/tokenizer.ts";
 import type { GPTConfig } from "../src/model/config.ts";
-import { paramLayout, paramSpecs } from "../src/model/params.ts";
+import { paramLayout } from "../src/model/params.ts";
 import { gptForward } from "../src/reference/gpt.ts";
 import { Generator } from "../src/model/generate.ts";
 import { Arena, readF32, writeArray } from "../src/gpu/buffers.ts";
 import { decodeSafetensors, encodeSafetensors } from "../src/io/safetensors.ts";
 import { Rng } from "../src/util/rng.ts";
+import { hostOf, randomWeights, tinyTrain } from "./fixtures.ts";
 import { GpuError } from "../src/gpu/device.ts";
 
-const tiny: TrainConfig = {
-  ...DEFAULT_TRAIN,
-  n_layer: 1,
-  n_head: 2,
-  n_embd: 16,
-  block_size: 16,
-  batch_size: 4,
-  steps: 6,
-  eval_interval: 6,
-  eval_iters: 2,
-  log_interval: 2,
-  sample_chars: 0,
-};
+const tiny: TrainConfig = { ...tinyTrain };
 
 /** A first-order Markov chain over `k` letters with random sparse rows; its exact entropy rate. */
 function markovText(k: number, n: number, seed: number): { text: string; entropy: number } {
@@ -146,25 +135,6 @@ Deno.test("a run resumed at step 6 continues exactly like an uninterrupted 12-st
   await Deno.remove(b, { recursive: true });
 });
 
-function randomWeights(c: GPTConfig, seed: number): Map<string, Float32Array> {
-  const rng = new Rng(seed);
-  const w = new Map<string, Float32Array>();
-  for (const p of paramSpecs(c)) {
-    const n = p.shape.reduce((a, b) => a * b, 1);
-    const t = rng.normalArray(n, 0.3);
-    if (/ln_\d\.weight|ln_f\.weight/.test(p.name)) { for (let i = 0; i < n; i++) t[i] += 1; }
-    w.set(p.name, t);
-  }
-  return w;
-}
-
-function hostOf(c: GPTConfig, w: Map<string, Float32Array>): Float32Array {
-  const { layout } = paramLayout(c);
-  const host = new Float32Array(layout.totalFloats);
-  for (const e of layout.entries) host.set(w.get(e.name)!, e.offset);
-  return host;
-}
-
 Deno.test("eval of a checkpoint equals the CPU reference model under the window rule", async () => {
   const gpu = await testGpu();
   const text = "the quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs.\n";
@@ -184,7 +154,7 @@ Deno.test("eval of a checkpoint equals the CPU reference model under the window 
   await Deno.writeTextFile(`${dir}/data.txt`, text);
   const r = await evaluateCheckpoint(`${dir}/m.safetensors`, `${dir}/data.txt`, { gpu, batchSize: 3 });
   const ids = tok.encode(text);
-  const params = Object.fromEntries(w);
+  const params = w;
   let sum = 0, count = 0;
   for (let o = 0; o < ids.length - 1; o += c.block_size) {
     const T = Math.min(c.block_size, ids.length - 1 - o);
@@ -221,7 +191,7 @@ Deno.test("KV-cache generation equals greedy decoding of the reference model, ac
   const got = (await gen.generate(prompt, 12, { temperature: 0 }))[0];
   // Reference: the same policy (context of the last block_size-1 tokens at first; when the window is
   // full, restart from its last block_size/2 tokens), each next token the argmax of the last logits.
-  const p = Object.fromEntries(w);
+  const p = w;
   const seq = [...prompt];
   let start = 0, ctxLen = prompt.length;
   const want: number[] = [];
