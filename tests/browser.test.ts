@@ -4,7 +4,10 @@
  * `--enable-unsafe-webgpu` gives the headless page a software WebGPU adapter, so the engine runs in
  * the page as it would on a GPU. The test trains the tiny preset for a few steps, checks that the loss
  * fell, that samples appeared and that the page logged no error, downloads the checkpoint, checks it in
- * Deno, loads it back into the page and downloads it again (byte-identical). Artifacts: a screenshot
+ * Deno, loads it back into the page and downloads it again (byte-identical). After training and after
+ * loading, the page's "Teacher forcing vs free running" panel must show finite exposure numbers with
+ * the free-running loss at least the teacher-forced one, the same for both (same weights, same
+ * validation windows, greedy continuation). Artifacts: a screenshot
  * after training (train.png), one after loading the checkpoint back (loaded.png) and the checkpoint
  * (model.safetensors), in /tmp/tforce-browser/.
  *
@@ -94,6 +97,26 @@ async function num(page: Page, attr: string): Promise<number> {
   return Number(v);
 }
 
+/** The exposure panel's numbers (data-exposure-*), checked finite, the chart drawn. */
+async function exposure(page: Page): Promise<{ tf: number; fr: number; gap: number; kl: number }> {
+  const r = {
+    tf: await num(page, "exposure-tf"),
+    fr: await num(page, "exposure-fr"),
+    gap: await num(page, "exposure-gap"),
+    kl: await num(page, "exposure-kl"),
+  };
+  for (const [k, v] of Object.entries(r)) assert(Number.isFinite(v), `exposure ${k} is not finite: ${v}`);
+  assert.deepEqual(await num(page, "exposure-windows"), 8);
+  assert(Math.abs(r.gap - (r.fr - r.tf)) < 1e-9, `gap ${r.gap} is not fr - tf`);
+  assert(r.kl >= 0, `mean KL ${r.kl} < 0`);
+  assert(
+    await page.locator("#exposure-chart svg polyline, #exposure-chart svg path").count() > 0,
+    "no curves",
+  );
+  console.log(`  ${await page.textContent("#exposure-status")}`);
+  return r;
+}
+
 async function downloadCheckpoint(page: Page, to: string): Promise<Uint8Array> {
   const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download")]);
   await download.saveAs(to);
@@ -151,6 +174,10 @@ Deno.test("browser: the demo page trains, samples, saves and loads a model in he
     );
     assert(await page.locator("#chart svg polyline, #chart svg path").count() > 0, "no loss curve drawn");
 
+    // Exposure bias of the trained model: conditioning on its own greedy output costs loss.
+    const trained = await exposure(page);
+    assert(trained.fr >= trained.tf, `free-running loss ${trained.fr} < teacher-forced ${trained.tf}`);
+
     // Download: a nanoGPT-named safetensors checkpoint of the tiny model, readable in Deno.
     const bytes = await downloadCheckpoint(page, `${ARTIFACTS}/model.safetensors`);
     const ck = decodeModel(bytes, "downloaded checkpoint");
@@ -171,6 +198,10 @@ Deno.test("browser: the demo page trains, samples, saves and loads a model in he
     await waitForState(page, ["done"], 60_000);
     assert.deepEqual(await num(page, "samples"), before + 1);
     assert((await page.getAttribute("body", "data-model"))?.startsWith("loaded"), "the model was not loaded");
+    const loaded = await exposure(page);
+    for (const k of ["tf", "fr", "kl"] as const) {
+      assert(Math.abs(loaded[k] - trained[k]) < 1e-4, `loaded model's exposure ${k} differs: ${loaded[k]}`);
+    }
     const again = await downloadCheckpoint(page, `${ARTIFACTS}/model.reloaded.safetensors`);
     assert(again.length === bytes.length && again.every((b, i) => b === bytes[i]), "re-download differs");
     lap("loaded back");

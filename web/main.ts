@@ -12,7 +12,11 @@
  * between evaluations) and `chars` (sample length). The body's data attributes report progress:
  * `data-state` (loading | ready | training | sampling | done | error), `data-step`, `data-first-loss`,
  * `data-last-loss` (training loss of the first and latest logged steps), `data-val-loss` and
- * `data-samples` (samples shown so far).
+ * `data-samples` (samples shown so far). After training and after loading a checkpoint the page measures
+ * exposure bias (teacher-forced vs free-running loss on validation windows, src/train/exposure.ts) and
+ * reports it as `data-exposure-tf`, `data-exposure-fr` (mean losses over the free positions, nats),
+ * `data-exposure-gap` (fr - tf), `data-exposure-kl` (mean KL) and `data-exposure-windows`; the state is
+ * `measuring` meanwhile.
  *
  * @module
  */
@@ -28,6 +32,7 @@ import { countParams, paramLayout } from "../src/model/params.ts";
 import { DEFAULT_TRAIN, type TrainConfig } from "../src/train/config.ts";
 import type { StepRecord } from "../src/train/log.ts";
 import { train, type TrainResult } from "../src/train/trainer.ts";
+import { type ExposureResult, measureExposure } from "../src/train/exposure.ts";
 
 // ---- model presets -------------------------------------------------------------------------------
 
@@ -93,6 +98,8 @@ const ui = {
   download: el<HTMLButtonElement>("download"),
   load: el<HTMLInputElement>("load"),
   modelInfo: el<HTMLSpanElement>("model-info"),
+  exposureStatus: el<HTMLParagraphElement>("exposure-status"),
+  exposureChart: el<HTMLDivElement>("exposure-chart"),
   error: el<HTMLParagraphElement>("error"),
 };
 
@@ -109,6 +116,8 @@ const intParam = (name: string): number | undefined => {
 const evalEvery = intParam("eval");
 const sampleChars = intParam("chars") ?? 160;
 const TEMPERATURE = 0.8;
+/** Exposure measurement: validation windows (8 keeps it to seconds on a software adapter). */
+const EXPOSURE_WINDOWS = 8;
 
 const DEFAULT_TEXT = generateLanguage({ chars: 20000 });
 
@@ -189,8 +198,8 @@ function gpu(which: "train" | "sample"): Promise<Gpu> {
   return devices[which] ??= createGpu();
 }
 
-function setBusy(state: "training" | "sampling" | "ready" | "done"): void {
-  const busy = state === "training" || state === "sampling";
+function setBusy(state: "training" | "sampling" | "measuring" | "ready" | "done"): void {
+  const busy = state === "training" || state === "sampling" || state === "measuring";
   ui.train.disabled = busy;
   ui.stop.disabled = state !== "training";
   ui.sample.disabled = busy || current === null;
@@ -294,6 +303,69 @@ function promptIds(tok: Tokenizer, text: string): Uint32Array {
   return new Uint32Array([0]);
 }
 
+// ---- exposure bias ---------------------------------------------------------------------------------
+
+const EXPOSURE_KEYS = ["exposureTf", "exposureFr", "exposureGap", "exposureKl", "exposureWindows"];
+
+function clearExposure(message: string): void {
+  for (const k of EXPOSURE_KEYS) delete document.body.dataset[k];
+  ui.exposureChart.innerHTML = "";
+  ui.exposureStatus.textContent = message;
+}
+
+/** The stream-mode validation split of a text: its last 10% of tokens (as the trainer splits it). */
+function validationIds(tok: Tokenizer, text: string): Uint32Array {
+  const ids = tok.encode(text);
+  return ids.subarray(Math.floor(ids.length * 0.9));
+}
+
+/**
+ * Measures teacher-forced vs free-running loss of the weights `host` (a parameter-arena image) on
+ * validation windows `ids`, on the training device, and shows the curves and their means.
+ */
+async function showExposure(config: GPTConfig, host: Float32Array, ids: Uint32Array): Promise<void> {
+  const T = config.block_size;
+  if (ids.length < T + 1) {
+    clearExposure(`Not measured: the validation text has ${ids.length} tokens, fewer than ${T + 1}.`);
+    return;
+  }
+  setBusy("measuring");
+  ui.exposureStatus.textContent = "Measuring teacher-forced and free-running loss…";
+  const t0 = performance.now();
+  const r: ExposureResult = await measureExposure(config, host, ids, {
+    gpu: await gpu("train"),
+    windows: EXPOSURE_WINDOWS,
+    batchSize: EXPOSURE_WINDOWS,
+    prefix: Math.max(1, Math.floor(T / 4)),
+    decode: "argmax",
+  });
+  const gap = r.free_running_mean - r.teacher_forced_mean;
+  const pts = (a: number[]) => a.map((y, t): [number, number] => [t, y]);
+  ui.exposureChart.innerHTML = linePlotSvg({
+    title: `teacher forcing vs free running (gold prefix ${r.prefix}, ${r.windows} windows, greedy)`,
+    xLabel: "position t (scores the gold token t+1)",
+    yLabel: "loss (nats/token)",
+    series: [
+      { name: "teacher-forced", points: pts(r.teacher_forced) },
+      { name: "free-running", points: pts(r.free_running) },
+      { name: "KL(tf || fr)", points: pts(r.divergence), dashed: true },
+    ],
+    width: 900,
+    height: 360,
+  });
+  ui.exposureStatus.textContent = `positions ${r.prefix}..${r.positions - 1}, ${r.windows} windows: ` +
+    `teacher-forced loss ${r.teacher_forced_mean.toFixed(3)} · free-running loss ` +
+    `${r.free_running_mean.toFixed(3)} · gap ${gap >= 0 ? "+" : ""}${gap.toFixed(3)} nats/token · ` +
+    `mean KL ${r.divergence_mean.toFixed(4)} · ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+  setData({
+    exposureTf: r.teacher_forced_mean,
+    exposureFr: r.free_running_mean,
+    exposureGap: gap,
+    exposureKl: r.divergence_mean,
+    exposureWindows: r.windows,
+  });
+}
+
 // ---- training --------------------------------------------------------------------------------------
 
 async function runTraining(): Promise<void> {
@@ -316,6 +388,7 @@ async function runTraining(): Promise<void> {
   const t0 = performance.now();
 
   abort = new AbortController();
+  clearExposure("Measured when training finishes.");
   setBusy("training");
   setData({ step: 0, samples: ui.samples.children.length });
   ui.status.textContent = "Compiling kernels and preparing the data…";
@@ -384,7 +457,8 @@ async function runTraining(): Promise<void> {
   if (sampleError) throw sampleError;
   // The final weights (after a Stop, later than the last evaluation) become the current model.
   const sampler = await (run?.sampler ?? Sampler.create(sg, result.model.config, result.corpus.tokenizer));
-  sampler.load(await readF32(g, result.model.params.buffer));
+  const host = await readF32(g, result.model.params.buffer);
+  sampler.load(host);
   current = {
     sampler,
     metadata: {
@@ -401,6 +475,7 @@ async function runTraining(): Promise<void> {
       await sampler.sample(text),
     );
   }
+  await showExposure(result.model.config, host, result.corpus.val.tokens);
   const secs = (performance.now() - t0) / 1000;
   ui.status.textContent =
     `${result.stopped === "aborted" ? "Stopped" : "Done"} after ${result.steps} steps ` +
@@ -449,13 +524,23 @@ async function download(): Promise<void> {
 
 async function load(file: File): Promise<void> {
   clearError();
+  clearExposure("Measured once the checkpoint is loaded.");
   setBusy("sampling");
   const ck = decodeModel(new Uint8Array(await file.arrayBuffer()), file.name);
   const sampler = await Sampler.create(await gpu("sample"), ck.config, ck.tokenizer);
-  sampler.load(weightsToArena(ck.weights, paramLayout(ck.config).layout));
+  const host = weightsToArena(ck.weights, paramLayout(ck.config).layout);
+  sampler.load(host);
   current = { sampler, metadata: ck.metadata, text: "" };
   showModel(`loaded ${file.name}`);
   addSample(`${file.name}${ck.metadata.step ? ` (step ${ck.metadata.step})` : ""}`, await sampler.sample(""));
+  // Measured on the text box's validation part, if this model's vocabulary covers it.
+  let ids: Uint32Array | null = null;
+  try {
+    ids = validationIds(ck.tokenizer, ui.text.value);
+  } catch (e) {
+    clearExposure(`Not measured: the text does not fit this model's tokenizer (${(e as Error).message}).`);
+  }
+  if (ids) await showExposure(ck.config, host, ids);
   setBusy("done");
 }
 
