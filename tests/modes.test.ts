@@ -12,7 +12,7 @@ import { gradCosine, gradCosineScratchBytes } from "../src/kernels/gradstats.ts"
 import * as ref from "../src/reference/modes.ts";
 import { cosineOf, gradCosineStats } from "../src/reference/gradstats.ts";
 import { Rng } from "../src/util/rng.ts";
-import { hostOf, randomWeights } from "./fixtures.ts";
+import { hostOf, randomWeights, tinyTrain } from "./fixtures.ts";
 import { DEFAULT_TRAIN, type TrainConfig, validateTrainConfig } from "../src/train/config.ts";
 import { buildModeStep, epsilon, epsilonSchedule, inverseSigmoidK, STREAMS } from "../src/train/modes.ts";
 import { train } from "../src/train/trainer.ts";
@@ -249,19 +249,7 @@ Deno.test("bad mode settings are one-line errors (config and command line)", asy
   }
 });
 
-const tiny: TrainConfig = {
-  ...DEFAULT_TRAIN,
-  n_layer: 1,
-  n_head: 2,
-  n_embd: 16,
-  block_size: 16,
-  batch_size: 4,
-  steps: 6,
-  eval_interval: 6,
-  eval_iters: 2,
-  log_interval: 1,
-  sample_chars: 0,
-};
+const tiny: TrainConfig = { ...tinyTrain, log_interval: 1 };
 
 Deno.test("scheduled sampling at eps = 1 equals teacher forcing bit for bit (losses, norms, weights); eps < 1 does not", async () => {
   const gpu = await testGpu();
