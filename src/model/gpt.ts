@@ -396,6 +396,9 @@ export class GPT {
       await crossEntropyLoss(gpu, { losses, logits, targets }, { N, V, ignoreIndex }),
       await accumulateLoss(gpu, { acc: lossAcc, losses, targets }, { N, ignoreIndex }),
     ];
+    const forwardTrain = await forward(true);
+    // Without dropout the two forwards are the same dispatches: share them rather than record twice.
+    const forwardEval = c.dropout > 0 ? await forward(false) : forwardTrain;
     return new GPT({
       config: c,
       B,
@@ -409,8 +412,8 @@ export class GPT {
       logits,
       losses,
       lossAcc,
-      forwardTrain: await forward(true),
-      forwardEval: await forward(false),
+      forwardTrain,
+      forwardEval,
       backward,
       lossOnly,
     });
