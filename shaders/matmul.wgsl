@@ -42,32 +42,49 @@
 // MS: rows of M per split-K slice (matmul_backward_weight*; the other entry points ignore it).
 struct Dims { M: u32, K: u32, N: u32, MS: u32 }
 
+// Storage element types of the operands, f32 or f16 (src/gpu/source.ts withTypes rewrites these lines):
+// loads convert to f32, stores round to the type; tiles, accumulators, dweight, bias and scratch stay f32.
+alias TI = f32; // inp
+alias TW = f32; // weight
+alias TD = f32; // dout
+alias TO = f32; // out and dinp
+
 // #if K4
-alias KV = vec4<f32>;  // element of the buffers contiguous along K
+alias KV = vec4<f32>;  // element of the f32 buffers contiguous along K (dweight, scratch)
+alias KI = vec4<TI>;   // element of inp
+alias KWT = vec4<TW>;  // element of weight
+alias KO = vec4<TO>;   // element of dinp
 const KW: u32 = 4u;    // floats per KV
 // #else
 alias KV = f32;
+alias KI = TI;
+alias KWT = TW;
+alias KO = TO;
 const KW: u32 = 1u;
 // #endif
 // #if N4
-alias NV = vec4<f32>;  // element of the buffers contiguous along N
+alias NV = vec4<f32>;  // element of bias
+alias ND = vec4<TD>;   // element of dout
+alias NO = vec4<TO>;   // element of out
 // #else
 alias NV = f32;
+alias ND = TD;
+alias NO = TO;
 // #endif
 
 // Bindings, one number per variable across the file. Outputs first, then inputs, then dims.
 // forward: out, inp, weight, (bias), dims. backward_input: dinp, dout, weight, dims.
 // backward_weight: dweight, dout, inp, dims. backward_bias: dbias, dout, dims.
 // backward_weight_split: scratch, dout, inp, dims. backward_weight_reduce: dweight, partials, dims.
-@group(0) @binding(0) var<storage, read_write> out: array<NV>;      // [M, N]
-@group(0) @binding(1) var<storage, read_write> dinp: array<KV>;     // [M, K]
+@group(0) @binding(0) var<storage, read_write> out: array<NO>;      // [M, N]
+@group(0) @binding(1) var<storage, read_write> dinp: array<KO>;     // [M, K]
 @group(0) @binding(2) var<storage, read_write> dweight: array<KV>;  // [N, K]
 @group(0) @binding(3) var<storage, read_write> dbias: array<f32>;   // [N]
 @group(0) @binding(4) var<storage, read_write> scratch: array<KV>;  // [Z, N, K] split-K partials
-@group(0) @binding(5) var<storage, read> inp: array<KV>;            // [M, K]
-@group(0) @binding(6) var<storage, read> weight: array<KV>;         // [N, K]
+@group(0) @binding(5) var<storage, read> inp: array<KI>;            // [M, K]
+@group(0) @binding(6) var<storage, read> weight: array<KWT>;         // [N, K]
 @group(0) @binding(7) var<storage, read> bias: array<NV>;           // [N]
-@group(0) @binding(8) var<storage, read> dout: array<NV>;           // [M, N]
+@group(0) @binding(8) var<storage, read> dout: array<ND>;           // [M, N]
 @group(0) @binding(9) var<storage, read> partials: array<KV>;       // [Z, N, K], the scratch
 @group(0) @binding(10) var<uniform> dims: Dims;
 
@@ -91,15 +108,15 @@ var<workgroup> lanes: array<f32, BX * BY>;          // bias backward partial sum
 
 // #if K4
 fn ld_inp(r: u32, c: u32) -> vec4<f32> {
-  if (r < dims.M && c < dims.K) { return inp[(r * dims.K + c) / 4u]; }
+  if (r < dims.M && c < dims.K) { return vec4<f32>(inp[(r * dims.K + c) / 4u]); }
   return vec4<f32>();
 }
 fn ld_weight(r: u32, c: u32) -> vec4<f32> {
-  if (r < dims.N && c < dims.K) { return weight[(r * dims.K + c) / 4u]; }
+  if (r < dims.N && c < dims.K) { return vec4<f32>(weight[(r * dims.K + c) / 4u]); }
   return vec4<f32>();
 }
 fn st_dinp(r: u32, c: u32, v: vec4<f32>) {
-  if (r < dims.M && c < dims.K) { dinp[(r * dims.K + c) / 4u] = v; }
+  if (r < dims.M && c < dims.K) { dinp[(r * dims.K + c) / 4u] = KO(v); }
 }
 fn add_dweight(r: u32, c: u32, v: vec4<f32>) {
   if (r < dims.N && c < dims.K) {
@@ -115,10 +132,10 @@ fn ld_inp(r: u32, c: u32) -> vec4<f32> {
   var v = vec4<f32>();
   if (r < dims.M) {
     let i = r * dims.K + c;
-    if (c < dims.K) { v.x = inp[i]; }
-    if (c + 1u < dims.K) { v.y = inp[i + 1u]; }
-    if (c + 2u < dims.K) { v.z = inp[i + 2u]; }
-    if (c + 3u < dims.K) { v.w = inp[i + 3u]; }
+    if (c < dims.K) { v.x = f32(inp[i]); }
+    if (c + 1u < dims.K) { v.y = f32(inp[i + 1u]); }
+    if (c + 2u < dims.K) { v.z = f32(inp[i + 2u]); }
+    if (c + 3u < dims.K) { v.w = f32(inp[i + 3u]); }
   }
   return v;
 }
@@ -126,20 +143,20 @@ fn ld_weight(r: u32, c: u32) -> vec4<f32> {
   var v = vec4<f32>();
   if (r < dims.N) {
     let i = r * dims.K + c;
-    if (c < dims.K) { v.x = weight[i]; }
-    if (c + 1u < dims.K) { v.y = weight[i + 1u]; }
-    if (c + 2u < dims.K) { v.z = weight[i + 2u]; }
-    if (c + 3u < dims.K) { v.w = weight[i + 3u]; }
+    if (c < dims.K) { v.x = f32(weight[i]); }
+    if (c + 1u < dims.K) { v.y = f32(weight[i + 1u]); }
+    if (c + 2u < dims.K) { v.z = f32(weight[i + 2u]); }
+    if (c + 3u < dims.K) { v.w = f32(weight[i + 3u]); }
   }
   return v;
 }
 fn st_dinp(r: u32, c: u32, v: vec4<f32>) {
   if (r < dims.M) {
     let i = r * dims.K + c;
-    if (c < dims.K) { dinp[i] = v.x; }
-    if (c + 1u < dims.K) { dinp[i + 1u] = v.y; }
-    if (c + 2u < dims.K) { dinp[i + 2u] = v.z; }
-    if (c + 3u < dims.K) { dinp[i + 3u] = v.w; }
+    if (c < dims.K) { dinp[i] = TO(v.x); }
+    if (c + 1u < dims.K) { dinp[i + 1u] = TO(v.y); }
+    if (c + 2u < dims.K) { dinp[i + 2u] = TO(v.z); }
+    if (c + 3u < dims.K) { dinp[i + 3u] = TO(v.w); }
   }
 }
 fn add_dweight(r: u32, c: u32, v: vec4<f32>) {
@@ -164,7 +181,7 @@ fn st_scratch(z: u32, r: u32, c: u32, v: vec4<f32>) {
 
 // #if N4
 fn ld_dout(r: u32, c: u32) -> vec4<f32> {
-  if (r < dims.M && c < dims.N) { return dout[(r * dims.N + c) / 4u]; }
+  if (r < dims.M && c < dims.N) { return vec4<f32>(dout[(r * dims.N + c) / 4u]); }
   return vec4<f32>();
 }
 fn ld_bias(c: u32) -> vec4<f32> {
@@ -172,20 +189,20 @@ fn ld_bias(c: u32) -> vec4<f32> {
   return vec4<f32>();
 }
 fn st_out(r: u32, c: u32, v: vec4<f32>) {
-  if (r < dims.M && c < dims.N) { out[(r * dims.N + c) / 4u] = v; }
+  if (r < dims.M && c < dims.N) { out[(r * dims.N + c) / 4u] = NO(v); }
 }
 fn ld_dout1(i: u32) -> f32 {  // dout's flat element i (bias backward)
-  return dout[i / 4u][i % 4u];
+  return f32(dout[i / 4u][i % 4u]);
 }
 // #else
 fn ld_dout(r: u32, c: u32) -> vec4<f32> {
   var v = vec4<f32>();
   if (r < dims.M) {
     let i = r * dims.N + c;
-    if (c < dims.N) { v.x = dout[i]; }
-    if (c + 1u < dims.N) { v.y = dout[i + 1u]; }
-    if (c + 2u < dims.N) { v.z = dout[i + 2u]; }
-    if (c + 3u < dims.N) { v.w = dout[i + 3u]; }
+    if (c < dims.N) { v.x = f32(dout[i]); }
+    if (c + 1u < dims.N) { v.y = f32(dout[i + 1u]); }
+    if (c + 2u < dims.N) { v.z = f32(dout[i + 2u]); }
+    if (c + 3u < dims.N) { v.w = f32(dout[i + 3u]); }
   }
   return v;
 }
@@ -200,14 +217,14 @@ fn ld_bias(c: u32) -> vec4<f32> {
 fn st_out(r: u32, c: u32, v: vec4<f32>) {
   if (r < dims.M) {
     let i = r * dims.N + c;
-    if (c < dims.N) { out[i] = v.x; }
-    if (c + 1u < dims.N) { out[i + 1u] = v.y; }
-    if (c + 2u < dims.N) { out[i + 2u] = v.z; }
-    if (c + 3u < dims.N) { out[i + 3u] = v.w; }
+    if (c < dims.N) { out[i] = TO(v.x); }
+    if (c + 1u < dims.N) { out[i + 1u] = TO(v.y); }
+    if (c + 2u < dims.N) { out[i + 2u] = TO(v.z); }
+    if (c + 3u < dims.N) { out[i + 3u] = TO(v.w); }
   }
 }
 fn ld_dout1(i: u32) -> f32 {
-  return dout[i];
+  return f32(dout[i]);
 }
 // #endif
 

@@ -14,7 +14,15 @@
 //     stats[1] = scale = (max_norm > 0 && norm > max_norm) ? max_norm / (norm + 1e-6) : 1
 //   (torch.nn.utils.clip_grad_norm_ with its clamp to 1). A non-finite norm (NaN, or Inf from f32 overflow of
 //   the squares) is written as is for the trainer to see, and its scale is 1: no clipping is attempted.
+//     stats[2] = skipped = 0, stats[3] = loss scale = 1.
+// grad_norm_finish_scaled (mixed precision, dynamic loss scaling as torch.cuda.amp.GradScaler): the grads were
+//   computed from a loss multiplied by S = scaler[0]. Finite: stats = [norm / S, clip / S, 0, S], where clip is
+//   the scale above for the unscaled norm; scaler[1] (steps since the last change) += 1, and when it reaches
+//   growth_interval, S doubles and the count restarts. Non-finite (an f16 overflow somewhere in the backward):
+//   stats = [norm, 0, 1, S], the step is skipped, S halves, the count restarts. The new S is what the next
+//   step's loss gradient is multiplied by; this step's update uses the S it was computed with.
 // adamw: one thread per element over N, 1-D grid folded into (x, y); linear group id = wg.x + wg.y * nwg.x.
+//   nothing at all when stats[2] != 0 (a skipped step: params, m, v untouched)
 //   g = grads[i] * stats[1]
 //   p = p * (1 - lr * weight_decay)           only for i < decay_end (decoupled decay, torch.optim.AdamW)
 //   m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * g * g
@@ -38,16 +46,19 @@ struct Dims {
   weight_decay: f32,
   bc1: f32,
   bc2: f32,
+  growth_interval: u32,
 }
 
-// Bindings, one number per variable across the file: partial uses 1, 5, 6; finish 0, 1, 6; adamw 0, 2-6.
-@group(0) @binding(0) var<storage, read_write> stats: array<f32>;    // [S]: norm, clip scale
+// Bindings, one number per variable across the file: partial uses 1, 5, 6; finish 0, 1, 6; finish_scaled
+// 0, 1, 6, 7; adamw 0, 2-6.
+@group(0) @binding(0) var<storage, read_write> stats: array<f32>;    // [4]: norm, multiplier, skipped, S
 @group(0) @binding(1) var<storage, read_write> scratch: array<f32>;  // [P] partial sums of squares
 @group(0) @binding(2) var<storage, read_write> params: array<f32>;   // [N]
 @group(0) @binding(3) var<storage, read_write> m: array<f32>;        // [N] first moment
 @group(0) @binding(4) var<storage, read_write> v: array<f32>;        // [N] second moment
 @group(0) @binding(5) var<storage, read> grads: array<f32>;          // [N]
 @group(0) @binding(6) var<uniform> dims: Dims;
+@group(0) @binding(7) var<storage, read_write> scaler: array<f32>;   // [2]: loss scale S, steps since change
 
 override WG: u32 = 256;  // threads per workgroup, a power of two, for all three entry points
 
@@ -91,19 +102,62 @@ fn grad_norm_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invoca
 
 const EXP_MASK: u32 = 0x7f800000u;
 
-@compute @workgroup_size(WG)
-fn grad_norm_finish(@builtin(local_invocation_index) lid: u32) {
+fn is_finite(x: f32) -> bool {
+  // On the bits: compilers may assume no NaN/Inf in float comparisons.
+  return (bitcast<u32>(x) & EXP_MASK) != EXP_MASK;
+}
+
+// The clipping scale for a finite norm.
+fn clip_scale(norm: f32) -> f32 {
+  if (dims.max_norm > 0.0 && norm > dims.max_norm) { return dims.max_norm / (norm + 1e-6); }
+  return 1.0;
+}
+
+// Sum of the partial sums, by every thread (fixed order); the square root of the total.
+fn total_norm(lid: u32) -> f32 {
   var acc = 0.0;
   for (var j = lid; j < dims.parts; j += WG) { acc += scratch[j]; }
-  let total = reduce_tree(lid, acc);
+  return sqrt(reduce_tree(lid, acc));
+}
+
+@compute @workgroup_size(WG)
+fn grad_norm_finish(@builtin(local_invocation_index) lid: u32) {
+  let norm = total_norm(lid);
   if (lid == 0u) {
-    let norm = sqrt(total);
-    // Finite test on the bits: compilers may assume no NaN/Inf in float comparisons.
-    let finite = (bitcast<u32>(norm) & EXP_MASK) != EXP_MASK;
     var scale = 1.0;
-    if (finite && dims.max_norm > 0.0 && norm > dims.max_norm) { scale = dims.max_norm / (norm + 1e-6); }
+    if (is_finite(norm)) { scale = clip_scale(norm); }
     stats[0] = norm;
     stats[1] = scale;
+    stats[2] = 0.0;
+    stats[3] = 1.0;
+  }
+}
+
+@compute @workgroup_size(WG)
+fn grad_norm_finish_scaled(@builtin(local_invocation_index) lid: u32) {
+  let scaled = total_norm(lid);
+  if (lid == 0u) {
+    let s = scaler[0];
+    if (is_finite(scaled)) {
+      let norm = scaled / s;
+      stats[0] = norm;
+      stats[1] = clip_scale(norm) / s;
+      stats[2] = 0.0;
+      let good = scaler[1] + 1.0;
+      if (good >= f32(dims.growth_interval)) {
+        scaler[0] = s * 2.0;
+        scaler[1] = 0.0;
+      } else {
+        scaler[1] = good;
+      }
+    } else {
+      stats[0] = scaled;
+      stats[1] = 0.0;
+      stats[2] = 1.0;
+      scaler[0] = s * 0.5;
+      scaler[1] = 0.0;
+    }
+    stats[3] = s;
   }
 }
 
@@ -111,7 +165,7 @@ fn grad_norm_finish(@builtin(local_invocation_index) lid: u32) {
 fn adamw(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_index) lid: u32) {
   let i = (wg.x + wg.y * nwg.x) * WG + lid;
-  if (i >= dims.n) { return; }
+  if (i >= dims.n || stats[2] != 0.0) { return; }
   let g = grads[i] * stats[1];
   var p = params[i];
   if (i < dims.decay_end) { p = p * (1.0 - dims.lr * dims.weight_decay); }

@@ -1,5 +1,5 @@
 import { assertClose, dot, finiteDiff, runAndRead, testGpu } from "./helpers.ts";
-import { createStorage, upload } from "../src/gpu/buffers.ts";
+import { createStorage, readF16, roundF16, upload, uploadF16 } from "../src/gpu/buffers.ts";
 import { reflectBindings } from "../src/gpu/kernel.ts";
 import {
   matmulBackwardBias,
@@ -11,6 +11,7 @@ import {
   type MatmulOptions,
   matmulSource,
   type MatmulSplitOptions,
+  type MatmulTypes,
 } from "../src/kernels/matmul.ts";
 import * as ref from "../src/reference/matmul.ts";
 import { Rng } from "../src/util/rng.ts";
@@ -167,6 +168,94 @@ for (const [M, K, N] of SHAPES) {
     const dbias = upload(gpu, "dbias", preB);
     const db = await runAndRead(gpu, [await matmulBackwardBias(gpu, { dbias, dout }, { M, N })], dbias);
     assertClose(`bwd bias (+= prefill) M=${M} N=${N}`, db, add(preB, g.dbias), tol(M));
+  });
+}
+
+// f16 storage: operands rounded to f16 on the host, the reference computed on the rounded values. An f32
+// output must then match as tightly as in the f32 tests (only the storage of the inputs changed); an f16
+// output carries one more rounding, relative error <= 2^-11 ~ 4.9e-4, so rtol gets 1e-3 on top.
+const F16_SHAPES: [number, number, number][] = [[37, 20, 65], [45, 66, 36], [67, 129, 33], [256, 64, 192]];
+const half = (t: { atol: number; rtol: number }) => ({ atol: t.atol, rtol: t.rtol + 1e-3 });
+
+for (const [M, K, N] of F16_SHAPES) {
+  Deno.test(`matmul with f16 operands matches reference on rounded inputs, M=${M} K=${K} N=${N}`, async () => {
+    const gpu = await testGpu();
+    const rng = new Rng(M * 7919 + K * 31 + N);
+    const x = roundF16(rng.uniformArray(M * K)), w = roundF16(rng.uniformArray(N * K));
+    const dy = roundF16(rng.uniformArray(M * N)), b = rng.uniformArray(N);
+    const x16 = uploadF16(gpu, "inp16", x), w16 = uploadF16(gpu, "weight16", w);
+    const dy16 = uploadF16(gpu, "dout16", dy), dy32 = upload(gpu, "dout", Float32Array.from(dy));
+    const bias = upload(gpu, "bias", b);
+    const fwd = ref.matmulForward(x, w, b, M, K, N);
+    const g = ref.matmulBackward(dy, x, w, M, K, N);
+    const read = async (
+      buf: GPUBuffer,
+      type: string | undefined,
+      n: number,
+      ds: Parameters<typeof runAndRead>[1],
+    ) =>
+      type === "f16"
+        ? (await runAndRead(gpu, ds, buf), await readF16(gpu, buf, 0, n))
+        : await runAndRead(gpu, ds, buf);
+    for (const vec4 of [true, false]) {
+      for (const out of ["f16", "f32"] as const) {
+        const types: MatmulTypes = { inp: "f16", weight: "f16", out };
+        const tag = `M=${M} K=${K} N=${N} vec4=${vec4} ${JSON.stringify(types)}`;
+        const o = out === "f16"
+          ? uploadF16(gpu, "out", new Float32Array(M * N).fill(12345))
+          : upload(gpu, "out", new Float32Array(M * N).fill(12345));
+        const d = await matmulForward(gpu, { out: o, inp: x16, weight: w16, bias }, { M, K, N }, {
+          vec4,
+          types,
+        });
+        const y = await read(o, out, M * N, [d]);
+        assertClose(`fwd ${tag}`, y, fwd, out === "f16" ? half(tol(K)) : tol(K));
+      }
+      for (const [dtype, dout] of [["f16", dy16], ["f32", dy32]] as const) {
+        for (const out of ["f32", "f16"] as const) {
+          const types: MatmulTypes = { dout: dtype, weight: "f16", out };
+          const tag = `M=${M} K=${K} N=${N} vec4=${vec4} ${JSON.stringify(types)}`;
+          const dinp = out === "f16"
+            ? uploadF16(gpu, "dinp", new Float32Array(M * K).fill(12345))
+            : upload(gpu, "dinp", new Float32Array(M * K).fill(12345));
+          const d = await matmulBackwardInput(gpu, { dinp, dout, weight: w16 }, { M, K, N }, { vec4, types });
+          assertClose(
+            `bwd input ${tag}`,
+            await read(dinp, out, M * K, [d]),
+            g.dinp,
+            out === "f16" ? half(tol(N)) : tol(N),
+          );
+        }
+        const types: MatmulTypes = { dout: dtype, inp: "f16" };
+        const tag = `M=${M} K=${K} N=${N} vec4=${vec4} ${JSON.stringify(types)}`;
+        const pre = rng.uniformArray(N * K);
+        const dweight = upload(gpu, "dweight", pre);
+        const dw = await matmulBackwardWeight(gpu, { dweight, dout, inp: x16 }, { M, K, N }, { vec4, types });
+        assertClose(`bwd weight ${tag}`, await runAndRead(gpu, [dw], dweight), add(pre, g.dweight), tol(M));
+        const dweight2 = upload(gpu, "dweight2", pre);
+        const split = { vec4, types, splits: 2 };
+        const scratch = createStorage(
+          gpu,
+          "scratch",
+          matmulBackwardWeightScratchBytes({ M, K, N }, split) || 4,
+        );
+        const ds = await matmulBackwardWeightSplit(gpu, { dweight: dweight2, dout, inp: x16, scratch }, {
+          M,
+          K,
+          N,
+        }, split);
+        assertClose(
+          `bwd weight split ${tag}`,
+          await runAndRead(gpu, ds, dweight2),
+          add(pre, g.dweight),
+          tol(M),
+        );
+        const preB = rng.uniformArray(N);
+        const dbias = upload(gpu, "dbias", preB);
+        const db = await matmulBackwardBias(gpu, { dbias, dout }, { M, N }, { types: { dout: dtype } });
+        assertClose(`bwd bias ${tag}`, await runAndRead(gpu, [db], dbias), add(preB, g.dbias), tol(M));
+      }
+    }
   });
 }
 

@@ -2,7 +2,13 @@ import { assertClose, testGpu } from "./helpers.ts";
 import { ArenaLayout, createStorage, readF32, upload } from "../src/gpu/buffers.ts";
 import type { Gpu } from "../src/gpu/device.ts";
 import { type Dispatch, submitDispatches } from "../src/gpu/kernel.ts";
-import { adamw, adamwUniforms, gradNorm, gradNormScratchBytes } from "../src/kernels/optimizer.ts";
+import {
+  adamw,
+  adamwUniforms,
+  createLossScaler,
+  gradNorm,
+  gradNormScratchBytes,
+} from "../src/kernels/optimizer.ts";
 import * as ref from "../src/reference/optimizer.ts";
 import { Rng } from "../src/util/rng.ts";
 
@@ -23,7 +29,7 @@ function assertBitwise(label: string, a: Float32Array, b: Float32Array): void {
 
 /** Runs the norm on `g` with `maxNorm`; stats and scratch pre-filled with garbage. Returns [norm, scale]. */
 async function gpuNorm(gpu: Gpu, grads: GPUBuffer, n: number, maxNorm: number): Promise<Float32Array> {
-  const stats = upload(gpu, "stats", new Float32Array([GARBAGE, GARBAGE]));
+  const stats = upload(gpu, "stats", new Float32Array([GARBAGE, GARBAGE, GARBAGE, GARBAGE]));
   const scratch = upload(gpu, "scratch", new Float32Array(gradNormScratchBytes(n) / 4).fill(GARBAGE));
   submitDispatches(gpu, await gradNorm(gpu, { stats, grads, scratch }, { n, maxNorm }), "test");
   const out = await readF32(gpu, stats);
@@ -98,7 +104,7 @@ Deno.test("grad norm: non-finite norm is reported with scale 1; scratch size is 
   g[1234] = 3e20; // square overflows f32
   const [n2, s2] = await gpuNorm(gpu, upload(gpu, "grads", g), g.length, 1);
   assert(n2 === Infinity && s2 === 1, `overflow: got norm ${n2} scale ${s2}`);
-  const tiny = createStorage(gpu, "tiny", 4), stats = createStorage(gpu, "stats", 8);
+  const tiny = createStorage(gpu, "tiny", 4), stats = createStorage(gpu, "stats", 16);
   const big = createStorage(gpu, "big", 400_000);
   await gradNorm(gpu, { stats, grads: big, scratch: tiny }, { n: 1000, maxNorm: 1 }); // 1 part: fits
   for (
@@ -174,7 +180,7 @@ async function gpuSteps(
   const n = init.p.length;
   const params = upload(gpu, "params", init.p), m = upload(gpu, "m", init.m), v = upload(gpu, "v", init.v);
   const grads = createStorage(gpu, "grads", 4 * n);
-  const stats = upload(gpu, "stats", new Float32Array([GARBAGE, GARBAGE]));
+  const stats = upload(gpu, "stats", new Float32Array([GARBAGE, GARBAGE, GARBAGE, GARBAGE]));
   const scratch = upload(gpu, "scratch", new Float32Array(gradNormScratchBytes(n) / 4).fill(GARBAGE));
   const norm = await gradNorm(gpu, { stats, grads, scratch }, { n, maxNorm });
   const step = await adamw(gpu, { params, m, v, grads, stats }, {
@@ -229,7 +235,7 @@ Deno.test("adamw alone: 3 steps with per-step uniforms match reference (torch de
   const scale = 0.75;
   const params = upload(gpu, "params", init.p), m = upload(gpu, "m", init.m), v = upload(gpu, "v", init.v);
   const grads = createStorage(gpu, "grads", 4 * n);
-  const stats = upload(gpu, "stats", new Float32Array([GARBAGE, scale]));
+  const stats = upload(gpu, "stats", new Float32Array([GARBAGE, scale, 0, 1]));
   const step = await adamw(gpu, { params, m, v, grads, stats }, {
     n,
     decayEnd,
@@ -281,7 +287,7 @@ Deno.test("norm + clip + adamw: clipped steps equal AdamW on grads * scale; padd
     const g = gradsPerStep[t - 1];
     const norm = ref.globalNorm(g), scale = ref.clipScale(norm, maxNorm);
     assert(t === 1 ? scale === 1 : scale < 0.1, `test precondition: step ${t} scale ${scale}`);
-    assertClose(`step ${t} stats`, stats[t - 1], [norm, scale], { atol: 0, rtol: 1e-5 });
+    assertClose(`step ${t} stats`, stats[t - 1], [norm, scale, 0, 1], { atol: 0, rtol: 1e-5 });
     const h = { ...HYPER, lr: LRS[t - 1], step: t, decayEnd };
     ref.adamwStep(want.p, g, want.m, want.v, { ...h, gradScale: scale });
     ref.adamwStep(unclipped.p, g, unclipped.m, unclipped.v, { ...h, gradScale: 1 });
@@ -326,7 +332,7 @@ Deno.test("adamw over more than 65535 workgroups (folded grid), n = 65535 * 256 
   const p = rng.uniformArray(n), g = rng.uniformArray(n, -0.1, 0.1);
   const mm = rng.uniformArray(n, -0.01, 0.01), vv = rng.uniformArray(n, 0, 1e-3);
   const params = upload(gpu, "params", p), m = upload(gpu, "m", mm), v = upload(gpu, "v", vv);
-  const grads = upload(gpu, "grads", g), stats = upload(gpu, "stats", new Float32Array([GARBAGE, 1]));
+  const grads = upload(gpu, "grads", g), stats = upload(gpu, "stats", new Float32Array([GARBAGE, 1, 0, 1]));
   const decayEnd = n - 1000;
   const h = { ...HYPER, lr: 1e-2, step: 7, decayEnd };
   submitDispatches(gpu, [await adamw(gpu, { params, m, v, grads, stats }, { n, ...h })], "test");
@@ -334,4 +340,66 @@ Deno.test("adamw over more than 65535 workgroups (folded grid), n = 65535 * 256 
   ref.adamwStep(p, g, mm, vv, { ...h, gradScale: 1 });
   compareState(`adamw n=${n}`, got, { p, m: mm, v: vv });
   for (const b of [params, m, v, grads, stats]) b.destroy();
+});
+
+Deno.test("loss scaling: scaled grads give the unscaled step; overflow skips it and halves S; S grows", async () => {
+  const gpu = await testGpu();
+  const { layout, decayEnd, inTensor } = testArena();
+  const n = layout.totalFloats;
+  const init = initState(31, inTensor);
+  const rng = new Rng(32);
+  const g = fill(rng, inTensor, (r) => 3 * r.normal()); // clipped at maxNorm 2
+  const S = 1024, maxNorm = 2;
+  const params = upload(gpu, "params", init.p), m = upload(gpu, "m", init.m), v = upload(gpu, "v", init.v);
+  const grads = upload(gpu, "grads", g.map((x) => x * S));
+  const stats = upload(gpu, "stats", new Float32Array([GARBAGE, GARBAGE, GARBAGE, GARBAGE]));
+  const scratch = createStorage(gpu, "scratch", gradNormScratchBytes(n));
+  const scaler = createLossScaler(gpu, S);
+  const norm = await gradNorm(gpu, { stats, grads, scratch, scaler }, { n, maxNorm, growthInterval: 2 });
+  const step = await adamw(gpu, { params, m, v, grads, stats }, {
+    n,
+    decayEnd,
+    lr: LRS[0],
+    ...HYPER,
+    step: 1,
+  });
+  const run = async () => {
+    submitDispatches(gpu, [...norm, step], "test");
+    return {
+      stats: await readF32(gpu, stats),
+      scaler: await readF32(gpu, scaler),
+      state: { p: await readF32(gpu, params), m: await readF32(gpu, m), v: await readF32(gpu, v) },
+    };
+  };
+  // Step 1: finite. Unscaled norm and the same update as AdamW on the unscaled, clipped gradient.
+  const r1 = await run();
+  const gn = ref.globalNorm(g), clip = ref.clipScale(gn, maxNorm);
+  assertClose("scaled stats", r1.stats, [gn, clip / S, 0, S], { atol: 0, rtol: 1e-5 });
+  assertClose("scaler after 1 good step", r1.scaler, [S, 1], { atol: 0, rtol: 0 });
+  const want: State = { p: init.p.slice(), m: init.m.slice(), v: init.v.slice() };
+  ref.adamwStep(want.p, g, want.m, want.v, { ...HYPER, lr: LRS[0], step: 1, decayEnd, gradScale: clip });
+  compareState("scaled step", r1.state, want);
+  // Step 2: an Inf in the gradients (an f16 overflow): nothing changes, S halves, the count restarts.
+  gpu.device.queue.writeBuffer(grads, 4 * 5, new Float32Array([Infinity]));
+  const r2 = await run();
+  assert(
+    r2.stats[0] === Infinity && r2.stats[1] === 0 && r2.stats[2] === 1 && r2.stats[3] === S,
+    `stats ${r2.stats}`,
+  );
+  assertClose("scaler after overflow", r2.scaler, [S / 2, 0], { atol: 0, rtol: 0 });
+  for (const k of ["p", "m", "v"] as const) {
+    assertBitwise(`skipped step leaves ${k}`, r2.state[k], r1.state[k]);
+  }
+  // NaN is skipped the same way.
+  gpu.device.queue.writeBuffer(grads, 4 * 5, new Float32Array([NaN]));
+  const r3 = await run();
+  assert(r3.stats[2] === 1 && r3.scaler[0] === S / 4, `NaN: stats ${r3.stats}, scaler ${r3.scaler}`);
+  // Two finite steps in a row (growthInterval 2): S doubles and the count restarts.
+  gpu.device.queue.writeBuffer(grads, 0, g.map((x) => x * S / 4) as Float32Array<ArrayBuffer>);
+  const r4 = await run();
+  assertClose("scaler after 1 good", r4.scaler, [S / 4, 1], { atol: 0, rtol: 0 });
+  assertClose("unscaled norm at S/4", [r4.stats[0]], [gn], { atol: 0, rtol: 1e-5 });
+  const r5 = await run();
+  assertClose("scaler after 2 good: doubled", r5.scaler, [S / 2, 0], { atol: 0, rtol: 0 });
+  for (const b of [params, m, v, grads, stats, scratch, scaler]) b.destroy();
 });

@@ -71,6 +71,37 @@ export async function readF32(
   return new Float32Array(bytes);
 }
 
+/**
+ * Creates a storage buffer holding `data` rounded to f16 (round to nearest even), 2 bytes per value, for
+ * kernels with f16 storage ({@linkcode import("./source.ts").StorageType}).
+ */
+export function uploadF16(gpu: Gpu, label: string, data: ArrayLike<number>): GPUBuffer {
+  const half = Float16Array.from(data);
+  const buffer = createStorage(gpu, label, half.byteLength);
+  // writeBuffer wants a multiple of 4 bytes: pad an odd count with one zero half.
+  const padded = half.length % 2 ? Float16Array.from([...half, 0]) : half;
+  gpu.device.queue.writeBuffer(buffer, 0, padded as BufferSource);
+  return buffer;
+}
+
+/** Reads `count` f16 values (default: the whole buffer) from element `offset`, widened to f32. */
+export async function readF16(
+  gpu: Gpu,
+  buffer: GPUBuffer,
+  offset = 0,
+  count?: number,
+): Promise<Float32Array> {
+  const n = count ?? Math.floor((buffer.size - offset * 2) / 2);
+  const skip = offset % 2; // copies start at a multiple of 4 bytes
+  const bytes = await readBytes(gpu, buffer, (offset - skip) * 2, (n + skip) * 2);
+  return Float32Array.from(new Float16Array(bytes, skip * 2, n));
+}
+
+/** `data` rounded to the nearest f16 and back (what an f16 buffer holds), for references. */
+export function roundF16(data: ArrayLike<number>): Float64Array {
+  return Float64Array.from(Float16Array.from(data));
+}
+
 /** Reads a whole u32 buffer (or `count` values from `offset`). */
 export async function readU32(gpu: Gpu, buffer: GPUBuffer, offset = 0, count?: number): Promise<Uint32Array> {
   const bytes = await readBytes(gpu, buffer, offset * 4, count === undefined ? undefined : count * 4);

@@ -1,11 +1,45 @@
 /**
- * Shader source assembly: WGSL has no includes, so shared snippets are prepended visibly here.
+ * Shader source assembly: WGSL has no includes or generics, so shared snippets are prepended and storage
+ * element types are chosen by rewriting lines, both visibly here.
  *
  * @module
  */
 import hash from "../../shaders/hash.wgsl" with { type: "text" };
+import type { Gpu } from "./device.ts";
 
 /** `source` with the counter-based hash functions of shaders/hash.wgsl prepended. */
 export function withHash(source: string): string {
   return `${hash}\n${source}`;
+}
+
+/**
+ * Element type of a storage buffer: `f32`, or `f16` (half the bytes; needs the `shader-f16` feature).
+ * Shaders compute in f32 either way: an f16 buffer is converted on load and rounded on store.
+ */
+export type StorageType = "f32" | "f16";
+
+/**
+ * `source` with storage element types chosen: for each NAME in `types`, the shader's line
+ * `alias NAME = f32;` (which must exist, alone on its line, written with f32) becomes
+ * `alias NAME = <type>;`, and when any type is f16 the first line gets `enable f16; ` in front (WGSL wants
+ * the directive before every declaration), so line numbers in compiler messages still match the file.
+ * Shaders written this way load with `f32(x[i])` / `vec4<f32>(x[i])` and store with `NAME(v)` /
+ * `vec4<NAME>(v)`: conversions that are no-ops when NAME is f32.
+ */
+export function withTypes(source: string, types: Readonly<Record<string, StorageType>>): string {
+  let out = source;
+  for (const [name, type] of Object.entries(types)) {
+    if (type !== "f32" && type !== "f16") throw new Error(`storage type of ${name} must be f32 or f16`);
+    const line = new RegExp(`^alias ${name} = f32;`, "m");
+    if (!line.test(out)) throw new Error(`shader has no line 'alias ${name} = f32;' to set its storage type`);
+    out = out.replace(line, `alias ${name} = ${type};`);
+  }
+  return Object.values(types).includes("f16") ? `enable f16; ${out}` : out;
+}
+
+/** Throws a one-line error when `types` asks for f16 and the device lacks `shader-f16`. */
+export function checkTypes(gpu: Gpu, kernel: string, types: Readonly<Record<string, StorageType>>): void {
+  if (Object.values(types).includes("f16") && !gpu.features.f16) {
+    throw new Error(`${kernel}: f16 storage needs the adapter feature 'shader-f16', which this GPU lacks`);
+  }
 }

@@ -22,6 +22,7 @@
 import source from "../../shaders/matmul.wgsl" with { type: "text" };
 import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, getKernel, grid, type Resource } from "../gpu/kernel.ts";
+import { checkTypes, type StorageType, withTypes } from "../gpu/source.ts";
 
 /** Reduction step (rows of the workgroup tiles); a multiple of 4 with 2*BK divisible by the thread grid. */
 const BK = 16;
@@ -46,7 +47,56 @@ export interface MatmulOptions {
    * element-by-element form everywhere (for tests of that path).
    */
   readonly vec4?: boolean;
+  /**
+   * Storage element types (default f32): `inp`, `weight` and `dout` are read as this type and widened to
+   * f32; `out` is the type `out` (forward) or `dinp` (backward input) is rounded to. An f16 buffer holds 2
+   * bytes per value. Accumulation is f32 always; dweight, dbias and the split-K scratch are f32.
+   */
+  readonly types?: MatmulTypes;
 }
+
+/** Storage element types of a matmul's operands ({@linkcode MatmulOptions.types}). */
+export interface MatmulTypes {
+  /** Activation input (forward, weight gradient). */
+  readonly inp?: StorageType;
+  /** Weight (forward, input gradient). */
+  readonly weight?: StorageType;
+  /** Output gradient (all backward products). */
+  readonly dout?: StorageType;
+  /** The written output: `out` (forward) or `dinp` (input gradient). */
+  readonly out?: StorageType;
+}
+
+/** The shader's alias for each operand type. */
+const ALIAS = { inp: "TI", weight: "TW", dout: "TD", out: "TO" } as const;
+
+/**
+ * The shader for `entry`: flags applied, then the storage types of the operands `entry` touches (others
+ * left f32, so unrelated type choices never compile a second pipeline).
+ */
+function shaderFor(
+  gpu: Gpu,
+  entry: string,
+  flags: Readonly<Record<string, boolean>>,
+  types: MatmulTypes | undefined,
+  used: readonly (keyof MatmulTypes)[],
+): string {
+  const t: Record<string, StorageType> = {};
+  for (const k of used) if (types?.[k] && types[k] !== "f32") t[ALIAS[k]] = types[k];
+  checkTypes(gpu, entry, t);
+  return withTypes(matmulSource(flags), t);
+}
+
+/** Operands each entry point reads or writes, for {@linkcode shaderFor}. */
+const USES: Readonly<Record<string, readonly (keyof MatmulTypes)[]>> = {
+  matmul_forward: ["inp", "weight", "out"],
+  matmul_forward_bias: ["inp", "weight", "out"],
+  matmul_backward_input: ["dout", "weight", "out"],
+  matmul_backward_weight: ["dout", "inp"],
+  matmul_backward_weight_split: ["dout", "inp"],
+  matmul_backward_weight_reduce: [],
+  matmul_backward_bias: ["dout"],
+};
 
 /** Options for the split-K weight gradient ({@linkcode matmulBackwardWeightSplit}). */
 export interface MatmulSplitOptions extends MatmulOptions {
@@ -118,7 +168,13 @@ async function tiled(
   const wg = tile / 8;
   const k = await getKernel(gpu, {
     name: entry,
-    source: matmulSource({ K4: vec && K % 4 === 0, N4: vec && N % 4 === 0 }),
+    source: shaderFor(
+      gpu,
+      entry,
+      { K4: vec && K % 4 === 0, N4: vec && N % 4 === 0 },
+      opts.types,
+      USES[entry],
+    ),
     entryPoint: entry,
     constants: { WGX: wg, WGY: wg, BK },
   });
@@ -171,13 +227,14 @@ export async function matmulBackwardBias(
   gpu: Gpu,
   b: { dbias: Resource; dout: Resource },
   s: { M: number; N: number },
+  opts: { types?: Pick<MatmulTypes, "dout"> } = {},
 ): Promise<Dispatch> {
   const entry = "matmul_backward_bias";
   const { M, N } = s;
   checkDims(entry, { M, N });
   const k = await getKernel(gpu, {
     name: entry,
-    source: matmulSource({ K4: false, N4: false }),
+    source: shaderFor(gpu, entry, { K4: false, N4: false }, opts.types, USES[entry]),
     entryPoint: entry,
     constants: { BX, BY },
   });
@@ -248,7 +305,14 @@ export async function matmulBackwardWeightSplit(
   }
   if (tile !== 64 && tile !== 128) throw new Error(`matmul_backward_weight_split: tile must be 64 or 128`);
   const K4 = (opts.vec4 ?? true) && K % 4 === 0;
-  const src = matmulSource({ K4, N4: (opts.vec4 ?? true) && N % 4 === 0 });
+  const flags = { K4, N4: (opts.vec4 ?? true) && N % 4 === 0 };
+  const src = shaderFor(
+    gpu,
+    "matmul_backward_weight_split",
+    flags,
+    opts.types,
+    USES.matmul_backward_weight_split,
+  );
   const wg = tile / 8;
   const split = await getKernel(gpu, {
     name: "matmul_backward_weight_split",
@@ -258,7 +322,7 @@ export async function matmulBackwardWeightSplit(
   });
   const reduce = await getKernel(gpu, {
     name: "matmul_backward_weight_reduce",
-    source: src,
+    source: matmulSource(flags),
     entryPoint: "matmul_backward_weight_reduce",
     constants: { WG: WG_REDUCE },
   });

@@ -5,6 +5,7 @@
  * @module
  */
 export * from "./attention.ts";
+export * from "./convert.ts";
 export * from "./crossentropy.ts";
 export * from "./decode.ts";
 export * from "./encoder.ts";

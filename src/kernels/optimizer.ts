@@ -5,8 +5,11 @@
  * Per training step, in the step's one compute pass and after the backward pass:
  * `...await gradNorm(...)` then `await adamw(...)`, with `adamw`'s dispatch rewritten every step by
  * `dispatch.update(adamwUniforms({ lr, beta1, beta2, step }))` before the submission. The stats buffer
- * (2 floats: norm, clip scale) stays on the GPU; AdamW reads the scale from it, and the trainer may copy it
- * out asynchronously for logging.
+ * (4 floats: norm, gradient multiplier, skipped flag, loss scale used) stays on the GPU; AdamW reads the
+ * multiplier and the flag from it, and the trainer may copy it out asynchronously for logging.
+ *
+ * Mixed precision (dynamic loss scaling, as torch.cuda.amp.GradScaler): pass `scaler` to
+ * {@linkcode gradNorm}; see {@linkcode createLossScaler}.
  *
  * @module
  */
@@ -18,8 +21,11 @@ import { type Dispatch, getKernel, grid, type Resource } from "../gpu/kernel.ts"
 const WG = 256;
 /** At most this many partial sums; each stage-1 thread then loops over n / (MAX_PARTS * WG) elements. */
 const MAX_PARTS = 1024;
-/** Floats of the stats buffer: [norm, clip scale]. */
-const STATS_FLOATS = 2;
+/** Floats of the stats buffer: [norm, gradient multiplier, skipped, loss scale]. */
+export const STATS_FLOATS = 4;
+
+/** Dynamic loss scaling defaults, as torch.cuda.amp.GradScaler: initial scale 2^16, doubled after 2000 good steps. */
+export const LOSS_SCALE_INIT = 65536, LOSS_SCALE_GROWTH_INTERVAL = 2000;
 
 /** Number of stage-1 workgroups (= partial sums) for an arena of `n` floats: fixed by n alone. */
 function parts(n: number): number {
@@ -65,31 +71,62 @@ export function gradNormScratchBytes(n: number): number {
 /**
  * Global L2 norm of `grads[0..n)` and the clipping scale, in two dispatches (run them in this order, in the
  * same pass): partial sums of squares into `scratch` (at least {@linkcode gradNormScratchBytes}(n) bytes),
- * then one workgroup writing `stats[0] = sqrt(sum g^2)` and
- * `stats[1] = (maxNorm > 0 && norm > maxNorm) ? maxNorm / (norm + 1e-6) : 1` (`stats`: at least 2 floats).
+ * then one workgroup writing `stats` (at least 4 floats): `[norm, multiplier, skipped, loss scale]` with
+ * `multiplier = (maxNorm > 0 && norm > maxNorm) ? maxNorm / (norm + 1e-6) : 1`, skipped 0 and loss scale 1.
  * The order of the sums is fixed by n, so the result is bitwise reproducible. A non-finite norm is stored as
- * is and its scale is 1. `maxNorm` 0 disables clipping (the norm is still computed).
+ * is and its multiplier is 1. `maxNorm` 0 disables clipping (the norm is still computed).
+ *
+ * With `scaler` (2 floats: loss scale S, good steps; {@linkcode createLossScaler}), the gradients are taken to
+ * be S times the true ones: the norm is unscaled, `multiplier = clip / S`, and S is updated for the next
+ * step: halved with the step skipped (skipped = 1, AdamW does nothing) when the norm is not finite, doubled
+ * after `growthInterval` finite steps in a row.
  */
 export async function gradNorm(
   gpu: Gpu,
-  b: { stats: Resource; grads: Resource; scratch: Resource },
-  s: { n: number; maxNorm: number },
+  b: { stats: Resource; grads: Resource; scratch: Resource; scaler?: Resource },
+  s: { n: number; maxNorm: number; growthInterval?: number },
 ): Promise<Dispatch[]> {
   checkN("grad_norm", s.n);
   if (!(s.maxNorm >= 0)) throw new GpuError("grad_norm", `maxNorm = ${s.maxNorm} must be >= 0`);
+  const growth = s.growthInterval ?? LOSS_SCALE_GROWTH_INTERVAL;
+  if (!Number.isInteger(growth) || growth < 1) {
+    throw new GpuError("grad_norm", `growthInterval = ${growth} must be a positive integer`);
+  }
   checkSize("grad_norm", "grads", b.grads, 4 * s.n);
   checkSize("grad_norm", "scratch", b.scratch, gradNormScratchBytes(s.n));
   checkSize("grad_norm", "stats", b.stats, 4 * STATS_FLOATS);
+  if (b.scaler) checkSize("grad_norm", "scaler", b.scaler, 8);
   const p = parts(s.n);
-  const uniforms = { n: s.n, parts: p, max_norm: s.maxNorm, ...ADAMW_ZERO };
+  const uniforms = { n: s.n, parts: p, max_norm: s.maxNorm, ...ADAMW_ZERO, growth_interval: growth };
+  const finishEntry = b.scaler ? "grad_norm_finish_scaled" : "grad_norm_finish";
   const [partial, finish] = await Promise.all([
     getKernel(gpu, { name: "grad_norm_partial", source, entryPoint: "grad_norm_partial", constants: { WG } }),
-    getKernel(gpu, { name: "grad_norm_finish", source, entryPoint: "grad_norm_finish", constants: { WG } }),
+    getKernel(gpu, { name: finishEntry, source, entryPoint: finishEntry, constants: { WG } }),
   ]);
+  const finishBindings: Record<string, Resource> = { stats: b.stats, scratch: b.scratch };
+  if (b.scaler) finishBindings.scaler = b.scaler;
   return [
     partial.dispatch({ scratch: b.scratch, grads: b.grads }, uniforms, [p]),
-    finish.dispatch({ stats: b.stats, scratch: b.scratch }, uniforms, [1]),
+    finish.dispatch(finishBindings, uniforms, [1]),
   ];
+}
+
+/**
+ * A loss scaler buffer for mixed-precision training: 2 f32 values, [loss scale S, finite steps since S last
+ * changed], starting at [`init`, 0] (default 2^16). The loss gradient is multiplied by S
+ * (crossEntropyForwardBackward's `lossScale`), {@linkcode gradNorm} with `scaler` unscales and updates it.
+ */
+export function createLossScaler(gpu: Gpu, init: number = LOSS_SCALE_INIT): GPUBuffer {
+  if (!(init > 0 && Number.isFinite(init))) {
+    throw new GpuError("loss_scaler", `initial scale ${init} must be > 0`);
+  }
+  const buffer = gpu.device.createBuffer({
+    label: "loss_scaler",
+    size: 8,
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+  });
+  gpu.device.queue.writeBuffer(buffer, 0, new Float32Array([init, 0]));
+  return buffer;
 }
 
 /**
@@ -106,8 +143,9 @@ export function adamwUniforms(h: { lr: number; beta1: number; beta2: number; ste
 
 /**
  * One AdamW step (torch.optim.AdamW: decoupled weight decay, bias-corrected moments) over arenas of `n`
- * floats, in place on `params`, `m`, `v`; reads `grads` (not zeroed) scaled by `stats[1]` (the clip scale
- * written by {@linkcode gradNorm}, or 1). Weight decay applies to elements [0, decayEnd) only.
+ * floats, in place on `params`, `m`, `v`; reads `grads` (not zeroed) times `stats[1]` (the multiplier
+ * written by {@linkcode gradNorm}: clip scale, over the loss scale when there is one), and does nothing when
+ * `stats[2]` is not 0 (a step skipped by loss scaling). Weight decay applies to elements [0, decayEnd) only.
  * `step` (1-based) and `lr` are the first step's; rewrite them per step with
  * `dispatch.update(adamwUniforms(...))`. `eps` must be > 0 so that all-zero padding stays zero.
  */
@@ -146,6 +184,7 @@ export async function adamw(
     one_minus_beta2: 1 - s.beta2,
     eps: s.eps,
     weight_decay: s.weightDecay,
+    growth_interval: 0,
     ...adamwUniforms(s),
   };
   const { params, m, v, grads, stats } = b;
