@@ -64,6 +64,7 @@ const stringKeys = new Set<keyof TrainConfig>([
   "examples",
   "out",
   "init_from",
+  "dtype",
   "mode",
   "fr_decode",
   "ss_decode",

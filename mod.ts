@@ -58,12 +58,16 @@ export {
   createStorage,
   numel,
   readBytes,
+  readF16,
   readF32,
   readU32,
+  roundF16,
   STORAGE,
   upload,
+  uploadF16,
   writeArray,
 } from "./src/gpu/buffers.ts";
+export { checkTypes, type StorageType, withFlags, withHash, withTypes } from "./src/gpu/source.ts";
 export * as kernels from "./src/kernels/mod.ts";
 export * as reference from "./src/reference/mod.ts";
 export {
@@ -71,6 +75,8 @@ export {
   type DropoutSite,
   dropoutStream,
   type GPTConfig,
+  type Precision,
+  PRECISIONS,
   validateConfig,
 } from "./src/model/config.ts";
 export { countParams, decays, paramLayout, type ParamSpec, paramSpecs } from "./src/model/params.ts";

@@ -2,53 +2,96 @@ import type { BenchBuilder, BenchCase } from "./harness.ts";
 import type { Gpu } from "../src/gpu/device.ts";
 import { createStorage } from "../src/gpu/buffers.ts";
 import { submitDispatches } from "../src/gpu/kernel.ts";
+import type { StorageType } from "../src/gpu/source.ts";
 import { attentionBackward, attentionForward, attentionScratchBytes } from "../src/kernels/attention.ts";
 import { Rng } from "../src/util/rng.ts";
 
-/** A buffer of `n` floats filled with a repeated random block (cheap to make at any size). */
-function randomBuffer(gpu: Gpu, label: string, n: number, seed: number): GPUBuffer {
-  const buf = createStorage(gpu, label, n * 4);
-  const block = new Rng(seed).normalArray(Math.min(n, 1 << 20));
+/** Bytes per value of a storage type. */
+const size = (t: StorageType): number => t === "f16" ? 2 : 4;
+
+/** A buffer of `n` values of `type` filled with a repeated random block (cheap to make at any size). */
+function randomBuffer(gpu: Gpu, label: string, n: number, seed: number, type: StorageType): GPUBuffer {
+  const buf = createStorage(gpu, label, n * size(type));
+  const f32 = new Rng(seed).normalArray(Math.min(n, 1 << 20));
+  const block = (type === "f16" ? Float16Array.from(f32) : f32) as
+    | Float32Array<ArrayBuffer>
+    | Float16Array<ArrayBuffer>;
   for (let off = 0; off < n; off += block.length) {
-    gpu.device.queue.writeBuffer(
-      buf,
-      off * 4,
-      block as Float32Array<ArrayBuffer>,
-      0,
-      Math.min(block.length, n - off),
-    );
+    gpu.device.queue.writeBuffer(buf, off * size(type), block, 0, Math.min(block.length, n - off));
   }
   return buf;
 }
 
+/** Storage types of one benchmarked combination (the forward uses qkv and out). */
+interface Types {
+  qkv: StorageType;
+  out: StorageType;
+  dout: StorageType;
+  dqkv: StorageType;
+}
+
+const F32: Types = { qkv: "f32", out: "f32", dout: "f32", dqkv: "f32" };
+/** The model's mixed-precision combination: f16 activations, f32 incoming gradient dout. */
+const MODEL_F16: Types = { qkv: "f16", out: "f16", dout: "f32", dqkv: "f16" };
+
 /**
- * Forward, backward and both for one shape. FLOPs count the causal half: forward 2*B*NH*T^2*HS (QK^T and
- * PV over the lower triangle), backward 2.5x that (recomputed S, dP, dV, dK, dQ), as FlashAttention reports.
+ * Forward, backward and both for one shape and one type combination (names get `suffix`). FLOPs count the
+ * causal half: forward 2*B*NH*T^2*HS (QK^T and PV over the lower triangle), backward 2.5x that (recomputed
+ * S, dP, dV, dK, dQ), as FlashAttention reports. Bytes are the minimum traffic at each tensor's storage
+ * type: forward reads qkv, writes out and lse (f32); backward reads qkv, out, dout, lse, writes dqkv and
+ * writes then reads the f32 delta scratch.
  */
-async function cases(gpu: Gpu, B: number, T: number, C: number, NH: number): Promise<BenchCase[]> {
+async function cases(
+  gpu: Gpu,
+  B: number,
+  T: number,
+  C: number,
+  NH: number,
+  ty: Types,
+  suffix: string,
+): Promise<BenchCase[]> {
   const s = { B, T, C, NH };
   const shape = `B=${B} T=${T} C=${C} NH=${NH} HS=${C / NH}`;
-  const qkv = randomBuffer(gpu, "qkv", B * T * 3 * C, 1), dout = randomBuffer(gpu, "dout", B * T * C, 2);
-  const out = createStorage(gpu, "out", B * T * C * 4), lse = createStorage(gpu, "lse", B * NH * T * 4);
-  const dqkv = createStorage(gpu, "dqkv", B * T * 3 * C * 4);
+  const qkv = randomBuffer(gpu, "qkv", B * T * 3 * C, 1, ty.qkv);
+  const dout = randomBuffer(gpu, "dout", B * T * C, 2, ty.dout);
+  const out = createStorage(gpu, "out", B * T * C * size(ty.out)),
+    lse = createStorage(gpu, "lse", B * NH * T * 4);
+  const dqkv = createStorage(gpu, "dqkv", B * T * 3 * C * size(ty.dqkv));
   const scratch = createStorage(gpu, "scratch", attentionScratchBytes(s));
-  const fwd = await attentionForward(gpu, { out, lse, qkv }, s);
-  const bwd = await attentionBackward(gpu, { dqkv, dout, qkv, out, lse, scratch }, s);
+  const fwd = await attentionForward(gpu, { out, lse, qkv }, { ...s, types: { qkv: ty.qkv, out: ty.out } });
+  const bwd = await attentionBackward(gpu, { dqkv, dout, qkv, out, lse, scratch }, { ...s, types: ty });
   submitDispatches(gpu, [fwd], "attention bench setup"); // real out and lse for the backward-only case
   const flops = 2 * B * NH * T * T * (C / NH);
+  const n = B * T * C, rows = B * NH * T;
+  const fwdBytes = 3 * n * size(ty.qkv) + n * size(ty.out) + 4 * rows;
+  const bwdBytes = 3 * n * size(ty.qkv) + n * size(ty.out) + n * size(ty.dout) + 4 * rows +
+    3 * n * size(ty.dqkv) + 8 * rows;
   return [
-    { name: "attention_forward", shape, dispatches: [fwd], flops },
-    { name: "attention_backward", shape, dispatches: bwd, flops: 2.5 * flops },
-    { name: "attention_forward_backward", shape, dispatches: [fwd, ...bwd], flops: 3.5 * flops },
+    { name: `attention_forward${suffix}`, shape, dispatches: [fwd], flops, bytes: fwdBytes },
+    { name: `attention_backward${suffix}`, shape, dispatches: bwd, flops: 2.5 * flops, bytes: bwdBytes },
+    {
+      name: `attention_forward_backward${suffix}`,
+      shape,
+      dispatches: [fwd, ...bwd],
+      flops: 3.5 * flops,
+      bytes: fwdBytes + bwdBytes,
+    },
   ];
 }
 
-/** Causal attention; CI: tiny heads; large: GPT-2 small (T 1024, HS 64), shakespeare_char, and HS 128. */
+/**
+ * Causal attention; CI: tiny heads; large: GPT-2 small (T 1024, HS 64), shakespeare_char, and HS 128. Each
+ * shape in f32 and, when the device has `shader-f16`, in the model's f16 combination (names end in `_f16`:
+ * forward qkv and out f16; backward also dqkv f16, dout f32).
+ */
 export const build: BenchBuilder = async (gpu, large) => {
   const shapes: [number, number, number, number][] = large
     ? [[8, 1024, 768, 12], [64, 256, 384, 6], [8, 1024, 1024, 8]]
     : [[1, 128, 64, 4], [1, 128, 128, 2]];
   const all: BenchCase[] = [];
-  for (const [B, T, C, NH] of shapes) all.push(...await cases(gpu, B, T, C, NH));
+  for (const [B, T, C, NH] of shapes) {
+    all.push(...await cases(gpu, B, T, C, NH, F32, ""));
+    if (gpu.features.f16) all.push(...await cases(gpu, B, T, C, NH, MODEL_F16, "_f16"));
+  }
   return all;
 };

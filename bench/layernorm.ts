@@ -6,6 +6,7 @@ import { Rng } from "../src/util/rng.ts";
 /**
  * LayerNorm forward and backward (with bias; backward accumulating dinp as the model does) over N rows
  * of C channels: memory-bound, reported in GB/s of the minimum traffic (the scratch partials excluded).
+ * The forward also runs with its out stored as f16 (the mixed-precision model's choice), 2 bytes a value.
  */
 export const build: BenchBuilder = async (gpu, large) => {
   const N = large ? 16384 : 512, C = 384;
@@ -32,12 +33,29 @@ export const build: BenchBuilder = async (gpu, large) => {
     C,
     accumulate: true,
   });
+  const out16 = createStorage(gpu, "out16", N * C * 2);
+  const f16 = { N, C, types: { out: "f16" as const } };
+  const fwd16 = await layernormForward(gpu, { out: out16, mean, rstd, inp, weight, bias }, f16);
+  const fwdNoBias16 = await layernormForward(gpu, { out: out16, mean, rstd, inp, weight }, f16);
+  const shape16 = `${shape} out=f16`;
   return [
     // inp read, out written, mean and rstd written, weight and bias read.
     { name: "layernorm_forward", shape, dispatches: [fwd], bytes: 4 * (2 * N * C + 2 * N + 2 * C) },
+    {
+      name: "layernorm_forward",
+      shape: shape16,
+      dispatches: [fwd16],
+      bytes: 4 * (N * C + 2 * N + 2 * C) + 2 * N * C,
+    },
     // dout and inp read, dinp read and written, mean and rstd read, weight read, dweight and dbias updated.
     { name: "layernorm_backward", shape, dispatches: bwd, bytes: 4 * (4 * N * C + 2 * N + 5 * C) },
     { name: "layernorm_forward_nobias", shape, dispatches: [fwdNoBias], bytes: 4 * (2 * N * C + 2 * N + C) },
+    {
+      name: "layernorm_forward_nobias",
+      shape: shape16,
+      dispatches: [fwdNoBias16],
+      bytes: 4 * (N * C + 2 * N + C) + 2 * N * C,
+    },
     {
       name: "layernorm_backward_nobias",
       shape,

@@ -1,7 +1,7 @@
 import type { BenchBuilder } from "./harness.ts";
 import { createStorage } from "../src/gpu/buffers.ts";
 import type { Gpu } from "../src/gpu/device.ts";
-import { adamw, gradNorm, gradNormScratchBytes } from "../src/kernels/optimizer.ts";
+import { adamw, createLossScaler, gradNorm, gradNormScratchBytes } from "../src/kernels/optimizer.ts";
 import { Rng } from "../src/util/rng.ts";
 
 /** n floats in [0.001, 1): a random block of 64Ki values tiled (filling 124M values one by one is slow). */
@@ -23,14 +23,15 @@ function buffers(gpu: Gpu, n: number) {
     grads: mk("grads"),
     m: mk("m"),
     v: mk("v"),
-    stats: createStorage(gpu, "stats", 8, new Float32Array([0, 1])),
+    stats: createStorage(gpu, "stats", 16, new Float32Array([0, 1, 0, 1])),
     scratch: createStorage(gpu, "scratch", gradNormScratchBytes(n)),
   };
 }
 
 /**
  * Optimizer over whole arenas, memory-bound, in GB/s: the global gradient norm (reads g: 4 bytes/element),
- * AdamW (reads p, g, m, v, writes p, m, v: 28 bytes/element) and both as one step (32 bytes/element).
+ * AdamW (reads p, g, m, v, writes p, m, v: 28 bytes/element) and both as one step (32 bytes/element); the
+ * norm with dynamic loss scaling (mixed precision: unscale and scaler update in the finishing workgroup).
  * Large sizes: the shakespeare_char GPT (10.8M parameters) and GPT-2 small (124M).
  */
 export const build: BenchBuilder = async (gpu, large) => {
@@ -40,6 +41,7 @@ export const build: BenchBuilder = async (gpu, large) => {
     const b = buffers(gpu, n);
     const shape = `n=${n}`;
     const norm = await gradNorm(gpu, b, { n, maxNorm: 1 });
+    const scaled = await gradNorm(gpu, { ...b, scaler: createLossScaler(gpu) }, { n, maxNorm: 1 });
     const step = await adamw(gpu, b, {
       n,
       decayEnd: Math.floor(0.99 * n),
@@ -52,6 +54,7 @@ export const build: BenchBuilder = async (gpu, large) => {
     });
     cases.push(
       { name: "grad_norm", shape, dispatches: norm, bytes: 4 * n },
+      { name: "grad_norm_scaled", shape, dispatches: scaled, bytes: 4 * n },
       { name: "adamw", shape, dispatches: [step], bytes: 28 * n },
       { name: "grad_norm+adamw", shape, dispatches: [...norm, step], bytes: 32 * n },
     );

@@ -12,8 +12,8 @@ import { Arena, createStorage, writeArray } from "../src/gpu/buffers.ts";
 import type { Gpu } from "../src/gpu/device.ts";
 import type { Dispatch } from "../src/gpu/kernel.ts";
 import { gather } from "../src/kernels/gather.ts";
-import { adamw, gradNorm, gradNormScratchBytes } from "../src/kernels/optimizer.ts";
-import type { GPTConfig } from "../src/model/config.ts";
+import { adamw, gradNorm, gradNormScratchBytes, STATS_FLOATS } from "../src/kernels/optimizer.ts";
+import type { GPTConfig, Precision } from "../src/model/config.ts";
 import { GPT } from "../src/model/gpt.ts";
 import { initParams } from "../src/model/init.ts";
 import { Rng } from "../src/util/rng.ts";
@@ -26,6 +26,8 @@ export interface StepShape {
   readonly B: number;
   /** Positions per sequence. */
   readonly T: number;
+  /** Storage precision (default float32); float16 adds the loss scaler to the grad norm. */
+  readonly dtype?: Precision;
 }
 
 /** CI size: a step of a few ms on lavapipe with every kernel of the large step (head size 32). */
@@ -48,6 +50,7 @@ export function describeStep(s: StepShape): string {
   let d = `L=${c.n_layer} NH=${c.n_head} C=${c.n_embd} T=${s.T} B=${s.B} V=${c.vocab_size}`;
   if (c.bias) d += " bias";
   if (c.dropout > 0) d += ` dropout=${c.dropout}`;
+  if (s.dtype === "float16") d += " float16";
   return d;
 }
 
@@ -92,7 +95,7 @@ export interface TrainingStep {
 export async function buildTrainingStep(gpu: Gpu, shape: StepShape, seed = 1): Promise<TrainingStep> {
   const { config, B, T } = shape;
   const N = B * T, V = config.vocab_size;
-  const model = await GPT.create(gpu, config, { B, T, lossScale: 1 / N });
+  const model = await GPT.create(gpu, config, { B, T, lossScale: 1 / N, dtype: shape.dtype });
   const layout = model.params.layout;
   writeArray(gpu, model.params.buffer, initParams(config, layout, seed));
   const m = new Arena(gpu, "adam_m", layout), v = new Arena(gpu, "adam_v", layout);
@@ -114,9 +117,13 @@ export async function buildTrainingStep(gpu: Gpu, shape: StepShape, seed = 1): P
   }, { B, T, micro: 0 });
 
   const n = layout.totalFloats;
-  const stats = createStorage(gpu, "grad_stats", 16);
+  const stats = createStorage(gpu, "grad_stats", 4 * STATS_FLOATS);
   const scratch = createStorage(gpu, "grad_norm_scratch", gradNormScratchBytes(n));
-  const norm = await gradNorm(gpu, { stats, grads: model.grads.buffer, scratch }, { n, maxNorm: 1 });
+  const scaler = model.lossScaler ? { scaler: model.lossScaler } : {};
+  const norm = await gradNorm(gpu, { stats, grads: model.grads.buffer, scratch, ...scaler }, {
+    n,
+    maxNorm: 1,
+  });
   const opt = await adamw(gpu, {
     params: model.params.buffer,
     m: m.buffer,
@@ -146,16 +153,22 @@ export async function buildTrainingStep(gpu: Gpu, shape: StepShape, seed = 1): P
 
 /**
  * The training step (forward + backward + AdamW in one pass, grads cleared before it), in ms/step,
- * tokens/s and model GFLOP/s. CI: {@linkcode CI_STEP}; large: {@linkcode SHAKESPEARE_STEP}.
+ * tokens/s and model GFLOP/s, in float32 and (where the adapter has shader-f16) float16 mixed precision
+ * as `train_step_f16`. CI: {@linkcode CI_STEP}; large: {@linkcode SHAKESPEARE_STEP}.
  */
 export const build: BenchBuilder = async (gpu, large) => {
-  const step = await buildTrainingStep(gpu, large ? SHAKESPEARE_STEP : CI_STEP);
-  return [{
-    name: "train_step",
-    shape: describeStep(step.shape),
-    dispatches: [...step.dispatches],
-    clears: step.clears,
-    flops: step.flops,
-    tokens: step.tokens,
-  }];
+  const base = large ? SHAKESPEARE_STEP : CI_STEP;
+  const cases = [];
+  for (const dtype of gpu.features.f16 ? ["float32", "float16"] as const : ["float32"] as const) {
+    const step = await buildTrainingStep(gpu, { ...base, dtype });
+    cases.push({
+      name: dtype === "float16" ? "train_step_f16" : "train_step",
+      shape: describeStep(step.shape),
+      dispatches: [...step.dispatches],
+      clears: step.clears,
+      flops: step.flops,
+      tokens: step.tokens,
+    });
+  }
+  return cases;
 };

@@ -52,18 +52,28 @@ override WG: u32 = 64u; // threads per workgroup; rows per block = WG / DP
 override BC: u32 = 32u; // rows per streamed tile, a multiple of 4
 override RED: u32 = 1u; // vec4s of `red`: 2 buffers * vec4s per thread * WG when DP > 1, else 1
 
+// Storage element types, each f32 or f16, chosen by the dispatcher (withTypes in src/gpu/source.ts rewrites
+// these lines): QT qkv (read by every kernel), OT out (written by the forward; read back as fwd_out by the
+// delta kernel), DT dout, GT dqkv. Loads convert to f32 and stores round to the alias type; all arithmetic,
+// the workgroup tiles, lse, delta and the partial sums stay f32. Indices count vec4 elements (16 bytes in
+// f32, 8 in f16), so they are the same for either type.
+alias QT = f32;
+alias OT = f32;
+alias DT = f32;
+alias GT = f32;
+
 struct Dims { T: u32, C4: u32, NH: u32, n: u32 } // n = B * NH * T
 
 // Bindings, one number per variable across the file: forward 0, 1, 4, 9; delta 3, 5, 6, 9;
 // dkdv and dq 2, 4, 5, 7, 8, 9. The backward reads the forward's out and lse (and its own delta) through
 // read-only variables so they may share a buffer with other read-only inputs.
-@group(0) @binding(0) var<storage, read_write> out: array<vec4<f32>>; // [B, T, C/4]
+@group(0) @binding(0) var<storage, read_write> out: array<vec4<OT>>; // [B, T, C/4]
 @group(0) @binding(1) var<storage, read_write> lse: array<f32>; // [B, NH, T]
-@group(0) @binding(2) var<storage, read_write> dqkv: array<vec4<f32>>; // [B, T, 3C/4]
+@group(0) @binding(2) var<storage, read_write> dqkv: array<vec4<GT>>; // [B, T, 3C/4]
 @group(0) @binding(3) var<storage, read_write> delta: array<f32>; // [B, NH, T] (scratch)
-@group(0) @binding(4) var<storage, read> qkv: array<vec4<f32>>; // [B, T, 3C/4]
-@group(0) @binding(5) var<storage, read> dout: array<vec4<f32>>; // [B, T, C/4]
-@group(0) @binding(6) var<storage, read> fwd_out: array<vec4<f32>>; // [B, T, C/4], the forward's out
+@group(0) @binding(4) var<storage, read> qkv: array<vec4<QT>>; // [B, T, 3C/4]
+@group(0) @binding(5) var<storage, read> dout: array<vec4<DT>>; // [B, T, C/4]
+@group(0) @binding(6) var<storage, read> fwd_out: array<vec4<OT>>; // [B, T, C/4], the forward's out
 @group(0) @binding(7) var<storage, read> fwd_lse: array<f32>; // [B, NH, T], the forward's lse
 @group(0) @binding(8) var<storage, read> delta_in: array<f32>; // [B, NH, T], delta as read back
 @group(0) @binding(9) var<uniform> dims: Dims;
@@ -114,8 +124,8 @@ fn loadKV(b: u32, h: u32, r0: u32, lid: u32) {
     var vv = vec4<f32>(0.0);
     if (i < T) {
       let at = (b * T + i) * 3u * C4 + C4 + h * HS4 + x % HS4;
-      kv = qkv[at];
-      vv = qkv[at + C4];
+      kv = vec4<f32>(qkv[at]);
+      vv = vec4<f32>(qkv[at + C4]);
     }
     tile_a[x] = kv;
     tile_b[x] = vv;
@@ -132,8 +142,8 @@ fn loadQdO(b: u32, h: u32, r0: u32, lid: u32) {
     var qv = vec4<f32>(0.0);
     var gv = vec4<f32>(0.0);
     if (i < T) {
-      qv = qkv[(b * T + i) * 3u * C4 + c];
-      gv = dout[(b * T + i) * C4 + c];
+      qv = vec4<f32>(qkv[(b * T + i) * 3u * C4 + c]);
+      gv = vec4<f32>(dout[(b * T + i) * C4 + c]);
     }
     tile_a[x] = qv;
     tile_b[x] = gv;
@@ -159,22 +169,22 @@ fn attention_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
   var q: array<vec4<f32>, 16>;
   var o: array<vec4<f32>, 16>;
   let qa = (b * T + min(t, T - 1u)) * 3u * C4 + h * HS4 + part;
-  q[0] = qkv[qa] * SCALE_LOG2E;
-  if (DS4 > 1u) { q[1] = qkv[qa + DP] * SCALE_LOG2E; }
-  if (DS4 > 2u) { q[2] = qkv[qa + 2u * DP] * SCALE_LOG2E; }
-  if (DS4 > 3u) { q[3] = qkv[qa + 3u * DP] * SCALE_LOG2E; }
-  if (DS4 > 4u) { q[4] = qkv[qa + 4u * DP] * SCALE_LOG2E; }
-  if (DS4 > 5u) { q[5] = qkv[qa + 5u * DP] * SCALE_LOG2E; }
-  if (DS4 > 6u) { q[6] = qkv[qa + 6u * DP] * SCALE_LOG2E; }
-  if (DS4 > 7u) { q[7] = qkv[qa + 7u * DP] * SCALE_LOG2E; }
-  if (DS4 > 8u) { q[8] = qkv[qa + 8u * DP] * SCALE_LOG2E; }
-  if (DS4 > 9u) { q[9] = qkv[qa + 9u * DP] * SCALE_LOG2E; }
-  if (DS4 > 10u) { q[10] = qkv[qa + 10u * DP] * SCALE_LOG2E; }
-  if (DS4 > 11u) { q[11] = qkv[qa + 11u * DP] * SCALE_LOG2E; }
-  if (DS4 > 12u) { q[12] = qkv[qa + 12u * DP] * SCALE_LOG2E; }
-  if (DS4 > 13u) { q[13] = qkv[qa + 13u * DP] * SCALE_LOG2E; }
-  if (DS4 > 14u) { q[14] = qkv[qa + 14u * DP] * SCALE_LOG2E; }
-  if (DS4 > 15u) { q[15] = qkv[qa + 15u * DP] * SCALE_LOG2E; }
+  q[0] = vec4<f32>(qkv[qa]) * SCALE_LOG2E;
+  if (DS4 > 1u) { q[1] = vec4<f32>(qkv[qa + DP]) * SCALE_LOG2E; }
+  if (DS4 > 2u) { q[2] = vec4<f32>(qkv[qa + 2u * DP]) * SCALE_LOG2E; }
+  if (DS4 > 3u) { q[3] = vec4<f32>(qkv[qa + 3u * DP]) * SCALE_LOG2E; }
+  if (DS4 > 4u) { q[4] = vec4<f32>(qkv[qa + 4u * DP]) * SCALE_LOG2E; }
+  if (DS4 > 5u) { q[5] = vec4<f32>(qkv[qa + 5u * DP]) * SCALE_LOG2E; }
+  if (DS4 > 6u) { q[6] = vec4<f32>(qkv[qa + 6u * DP]) * SCALE_LOG2E; }
+  if (DS4 > 7u) { q[7] = vec4<f32>(qkv[qa + 7u * DP]) * SCALE_LOG2E; }
+  if (DS4 > 8u) { q[8] = vec4<f32>(qkv[qa + 8u * DP]) * SCALE_LOG2E; }
+  if (DS4 > 9u) { q[9] = vec4<f32>(qkv[qa + 9u * DP]) * SCALE_LOG2E; }
+  if (DS4 > 10u) { q[10] = vec4<f32>(qkv[qa + 10u * DP]) * SCALE_LOG2E; }
+  if (DS4 > 11u) { q[11] = vec4<f32>(qkv[qa + 11u * DP]) * SCALE_LOG2E; }
+  if (DS4 > 12u) { q[12] = vec4<f32>(qkv[qa + 12u * DP]) * SCALE_LOG2E; }
+  if (DS4 > 13u) { q[13] = vec4<f32>(qkv[qa + 13u * DP]) * SCALE_LOG2E; }
+  if (DS4 > 14u) { q[14] = vec4<f32>(qkv[qa + 14u * DP]) * SCALE_LOG2E; }
+  if (DS4 > 15u) { q[15] = vec4<f32>(qkv[qa + 15u * DP]) * SCALE_LOG2E; }
   var m = MASKED; // running max of the row's scores (log2 units)
   var l = 0.0; // running sum of exp2(s - m)
 
@@ -268,22 +278,22 @@ fn attention_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
   if (valid) {
     let inv = 1.0 / l;
     let oa = (b * T + t) * C4 + h * HS4 + part;
-    out[oa] = o[0] * inv;
-    if (DS4 > 1u) { out[oa + DP] = o[1] * inv; }
-    if (DS4 > 2u) { out[oa + 2u * DP] = o[2] * inv; }
-    if (DS4 > 3u) { out[oa + 3u * DP] = o[3] * inv; }
-    if (DS4 > 4u) { out[oa + 4u * DP] = o[4] * inv; }
-    if (DS4 > 5u) { out[oa + 5u * DP] = o[5] * inv; }
-    if (DS4 > 6u) { out[oa + 6u * DP] = o[6] * inv; }
-    if (DS4 > 7u) { out[oa + 7u * DP] = o[7] * inv; }
-    if (DS4 > 8u) { out[oa + 8u * DP] = o[8] * inv; }
-    if (DS4 > 9u) { out[oa + 9u * DP] = o[9] * inv; }
-    if (DS4 > 10u) { out[oa + 10u * DP] = o[10] * inv; }
-    if (DS4 > 11u) { out[oa + 11u * DP] = o[11] * inv; }
-    if (DS4 > 12u) { out[oa + 12u * DP] = o[12] * inv; }
-    if (DS4 > 13u) { out[oa + 13u * DP] = o[13] * inv; }
-    if (DS4 > 14u) { out[oa + 14u * DP] = o[14] * inv; }
-    if (DS4 > 15u) { out[oa + 15u * DP] = o[15] * inv; }
+    out[oa] = vec4<OT>(o[0] * inv);
+    if (DS4 > 1u) { out[oa + DP] = vec4<OT>(o[1] * inv); }
+    if (DS4 > 2u) { out[oa + 2u * DP] = vec4<OT>(o[2] * inv); }
+    if (DS4 > 3u) { out[oa + 3u * DP] = vec4<OT>(o[3] * inv); }
+    if (DS4 > 4u) { out[oa + 4u * DP] = vec4<OT>(o[4] * inv); }
+    if (DS4 > 5u) { out[oa + 5u * DP] = vec4<OT>(o[5] * inv); }
+    if (DS4 > 6u) { out[oa + 6u * DP] = vec4<OT>(o[6] * inv); }
+    if (DS4 > 7u) { out[oa + 7u * DP] = vec4<OT>(o[7] * inv); }
+    if (DS4 > 8u) { out[oa + 8u * DP] = vec4<OT>(o[8] * inv); }
+    if (DS4 > 9u) { out[oa + 9u * DP] = vec4<OT>(o[9] * inv); }
+    if (DS4 > 10u) { out[oa + 10u * DP] = vec4<OT>(o[10] * inv); }
+    if (DS4 > 11u) { out[oa + 11u * DP] = vec4<OT>(o[11] * inv); }
+    if (DS4 > 12u) { out[oa + 12u * DP] = vec4<OT>(o[12] * inv); }
+    if (DS4 > 13u) { out[oa + 13u * DP] = vec4<OT>(o[13] * inv); }
+    if (DS4 > 14u) { out[oa + 14u * DP] = vec4<OT>(o[14] * inv); }
+    if (DS4 > 15u) { out[oa + 15u * DP] = vec4<OT>(o[15] * inv); }
     if (part == 0u) {
       lse[(b * dims.NH + h) * T + t] = (m + log2(l)) * LN2;
     }
@@ -305,7 +315,7 @@ fn attention_backward_delta(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_w
   let row = (b * T + t) * dims.C4 + h * HS4;
   var acc = vec4<f32>(0.0);
   for (var d = 0u; d < HS4; d++) {
-    acc += dout[row + d] * fwd_out[row + d];
+    acc += vec4<f32>(dout[row + d]) * vec4<f32>(fwd_out[row + d]);
   }
   delta[n] = (acc.x + acc.y) + (acc.z + acc.w);
 }
@@ -331,14 +341,14 @@ fn attention_backward_dkdv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_
   var dk: array<vec4<f32>, 8>;
   var dv: array<vec4<f32>, 8>;
   let ka = (b * T + min(j, T - 1u)) * 3u * C4 + C4 + h * HS4 + part;
-  k[0] = qkv[ka] * SCALE_LOG2E; v[0] = qkv[ka + C4];
-  if (DS4 > 1u) { k[1] = qkv[ka + DP] * SCALE_LOG2E; v[1] = qkv[ka + C4 + DP]; }
-  if (DS4 > 2u) { k[2] = qkv[ka + 2u * DP] * SCALE_LOG2E; v[2] = qkv[ka + C4 + 2u * DP]; }
-  if (DS4 > 3u) { k[3] = qkv[ka + 3u * DP] * SCALE_LOG2E; v[3] = qkv[ka + C4 + 3u * DP]; }
-  if (DS4 > 4u) { k[4] = qkv[ka + 4u * DP] * SCALE_LOG2E; v[4] = qkv[ka + C4 + 4u * DP]; }
-  if (DS4 > 5u) { k[5] = qkv[ka + 5u * DP] * SCALE_LOG2E; v[5] = qkv[ka + C4 + 5u * DP]; }
-  if (DS4 > 6u) { k[6] = qkv[ka + 6u * DP] * SCALE_LOG2E; v[6] = qkv[ka + C4 + 6u * DP]; }
-  if (DS4 > 7u) { k[7] = qkv[ka + 7u * DP] * SCALE_LOG2E; v[7] = qkv[ka + C4 + 7u * DP]; }
+  k[0] = vec4<f32>(qkv[ka]) * SCALE_LOG2E; v[0] = vec4<f32>(qkv[ka + C4]);
+  if (DS4 > 1u) { k[1] = vec4<f32>(qkv[ka + DP]) * SCALE_LOG2E; v[1] = vec4<f32>(qkv[ka + C4 + DP]); }
+  if (DS4 > 2u) { k[2] = vec4<f32>(qkv[ka + 2u * DP]) * SCALE_LOG2E; v[2] = vec4<f32>(qkv[ka + C4 + 2u * DP]); }
+  if (DS4 > 3u) { k[3] = vec4<f32>(qkv[ka + 3u * DP]) * SCALE_LOG2E; v[3] = vec4<f32>(qkv[ka + C4 + 3u * DP]); }
+  if (DS4 > 4u) { k[4] = vec4<f32>(qkv[ka + 4u * DP]) * SCALE_LOG2E; v[4] = vec4<f32>(qkv[ka + C4 + 4u * DP]); }
+  if (DS4 > 5u) { k[5] = vec4<f32>(qkv[ka + 5u * DP]) * SCALE_LOG2E; v[5] = vec4<f32>(qkv[ka + C4 + 5u * DP]); }
+  if (DS4 > 6u) { k[6] = vec4<f32>(qkv[ka + 6u * DP]) * SCALE_LOG2E; v[6] = vec4<f32>(qkv[ka + C4 + 6u * DP]); }
+  if (DS4 > 7u) { k[7] = vec4<f32>(qkv[ka + 7u * DP]) * SCALE_LOG2E; v[7] = vec4<f32>(qkv[ka + C4 + 7u * DP]); }
 
   for (var i0 = j0; i0 < T; i0 += BC) {
     workgroupBarrier();
@@ -405,14 +415,14 @@ fn attention_backward_dkdv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_
   }
   if (valid) {
     let da = (b * T + j) * 3u * C4 + C4 + h * HS4 + part;
-    dqkv[da] = dk[0] * SCALE; dqkv[da + C4] = dv[0];
-    if (DS4 > 1u) { dqkv[da + DP] = dk[1] * SCALE; dqkv[da + C4 + DP] = dv[1]; }
-    if (DS4 > 2u) { dqkv[da + 2u * DP] = dk[2] * SCALE; dqkv[da + C4 + 2u * DP] = dv[2]; }
-    if (DS4 > 3u) { dqkv[da + 3u * DP] = dk[3] * SCALE; dqkv[da + C4 + 3u * DP] = dv[3]; }
-    if (DS4 > 4u) { dqkv[da + 4u * DP] = dk[4] * SCALE; dqkv[da + C4 + 4u * DP] = dv[4]; }
-    if (DS4 > 5u) { dqkv[da + 5u * DP] = dk[5] * SCALE; dqkv[da + C4 + 5u * DP] = dv[5]; }
-    if (DS4 > 6u) { dqkv[da + 6u * DP] = dk[6] * SCALE; dqkv[da + C4 + 6u * DP] = dv[6]; }
-    if (DS4 > 7u) { dqkv[da + 7u * DP] = dk[7] * SCALE; dqkv[da + C4 + 7u * DP] = dv[7]; }
+    dqkv[da] = vec4<GT>(dk[0] * SCALE); dqkv[da + C4] = vec4<GT>(dv[0]);
+    if (DS4 > 1u) { dqkv[da + DP] = vec4<GT>(dk[1] * SCALE); dqkv[da + C4 + DP] = vec4<GT>(dv[1]); }
+    if (DS4 > 2u) { dqkv[da + 2u * DP] = vec4<GT>(dk[2] * SCALE); dqkv[da + C4 + 2u * DP] = vec4<GT>(dv[2]); }
+    if (DS4 > 3u) { dqkv[da + 3u * DP] = vec4<GT>(dk[3] * SCALE); dqkv[da + C4 + 3u * DP] = vec4<GT>(dv[3]); }
+    if (DS4 > 4u) { dqkv[da + 4u * DP] = vec4<GT>(dk[4] * SCALE); dqkv[da + C4 + 4u * DP] = vec4<GT>(dv[4]); }
+    if (DS4 > 5u) { dqkv[da + 5u * DP] = vec4<GT>(dk[5] * SCALE); dqkv[da + C4 + 5u * DP] = vec4<GT>(dv[5]); }
+    if (DS4 > 6u) { dqkv[da + 6u * DP] = vec4<GT>(dk[6] * SCALE); dqkv[da + C4 + 6u * DP] = vec4<GT>(dv[6]); }
+    if (DS4 > 7u) { dqkv[da + 7u * DP] = vec4<GT>(dk[7] * SCALE); dqkv[da + C4 + 7u * DP] = vec4<GT>(dv[7]); }
   }
 }
 
@@ -442,14 +452,14 @@ fn attention_backward_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_work
   var dq: array<vec4<f32>, 8>;
   let qa = (b * T + tc) * 3u * C4 + h * HS4 + part;
   let ga = (b * T + tc) * C4 + h * HS4 + part;
-  q[0] = qkv[qa] * SCALE_LOG2E; go[0] = dout[ga];
-  if (DS4 > 1u) { q[1] = qkv[qa + DP] * SCALE_LOG2E; go[1] = dout[ga + DP]; }
-  if (DS4 > 2u) { q[2] = qkv[qa + 2u * DP] * SCALE_LOG2E; go[2] = dout[ga + 2u * DP]; }
-  if (DS4 > 3u) { q[3] = qkv[qa + 3u * DP] * SCALE_LOG2E; go[3] = dout[ga + 3u * DP]; }
-  if (DS4 > 4u) { q[4] = qkv[qa + 4u * DP] * SCALE_LOG2E; go[4] = dout[ga + 4u * DP]; }
-  if (DS4 > 5u) { q[5] = qkv[qa + 5u * DP] * SCALE_LOG2E; go[5] = dout[ga + 5u * DP]; }
-  if (DS4 > 6u) { q[6] = qkv[qa + 6u * DP] * SCALE_LOG2E; go[6] = dout[ga + 6u * DP]; }
-  if (DS4 > 7u) { q[7] = qkv[qa + 7u * DP] * SCALE_LOG2E; go[7] = dout[ga + 7u * DP]; }
+  q[0] = vec4<f32>(qkv[qa]) * SCALE_LOG2E; go[0] = vec4<f32>(dout[ga]);
+  if (DS4 > 1u) { q[1] = vec4<f32>(qkv[qa + DP]) * SCALE_LOG2E; go[1] = vec4<f32>(dout[ga + DP]); }
+  if (DS4 > 2u) { q[2] = vec4<f32>(qkv[qa + 2u * DP]) * SCALE_LOG2E; go[2] = vec4<f32>(dout[ga + 2u * DP]); }
+  if (DS4 > 3u) { q[3] = vec4<f32>(qkv[qa + 3u * DP]) * SCALE_LOG2E; go[3] = vec4<f32>(dout[ga + 3u * DP]); }
+  if (DS4 > 4u) { q[4] = vec4<f32>(qkv[qa + 4u * DP]) * SCALE_LOG2E; go[4] = vec4<f32>(dout[ga + 4u * DP]); }
+  if (DS4 > 5u) { q[5] = vec4<f32>(qkv[qa + 5u * DP]) * SCALE_LOG2E; go[5] = vec4<f32>(dout[ga + 5u * DP]); }
+  if (DS4 > 6u) { q[6] = vec4<f32>(qkv[qa + 6u * DP]) * SCALE_LOG2E; go[6] = vec4<f32>(dout[ga + 6u * DP]); }
+  if (DS4 > 7u) { q[7] = vec4<f32>(qkv[qa + 7u * DP]) * SCALE_LOG2E; go[7] = vec4<f32>(dout[ga + 7u * DP]); }
 
   let ntiles = qlast / BC + 1u;
   for (var kt = 0u; kt < ntiles; kt++) {
@@ -504,13 +514,13 @@ fn attention_backward_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_work
     }
   }
   if (valid) {
-    dqkv[qa] = dq[0] * SCALE;
-    if (DS4 > 1u) { dqkv[qa + DP] = dq[1] * SCALE; }
-    if (DS4 > 2u) { dqkv[qa + 2u * DP] = dq[2] * SCALE; }
-    if (DS4 > 3u) { dqkv[qa + 3u * DP] = dq[3] * SCALE; }
-    if (DS4 > 4u) { dqkv[qa + 4u * DP] = dq[4] * SCALE; }
-    if (DS4 > 5u) { dqkv[qa + 5u * DP] = dq[5] * SCALE; }
-    if (DS4 > 6u) { dqkv[qa + 6u * DP] = dq[6] * SCALE; }
-    if (DS4 > 7u) { dqkv[qa + 7u * DP] = dq[7] * SCALE; }
+    dqkv[qa] = vec4<GT>(dq[0] * SCALE);
+    if (DS4 > 1u) { dqkv[qa + DP] = vec4<GT>(dq[1] * SCALE); }
+    if (DS4 > 2u) { dqkv[qa + 2u * DP] = vec4<GT>(dq[2] * SCALE); }
+    if (DS4 > 3u) { dqkv[qa + 3u * DP] = vec4<GT>(dq[3] * SCALE); }
+    if (DS4 > 4u) { dqkv[qa + 4u * DP] = vec4<GT>(dq[4] * SCALE); }
+    if (DS4 > 5u) { dqkv[qa + 5u * DP] = vec4<GT>(dq[5] * SCALE); }
+    if (DS4 > 6u) { dqkv[qa + 6u * DP] = vec4<GT>(dq[6] * SCALE); }
+    if (DS4 > 7u) { dqkv[qa + 7u * DP] = vec4<GT>(dq[7] * SCALE); }
   }
 }

@@ -2,15 +2,25 @@
 // deterministic loss-sum accumulator.
 //
 // Shapes: N rows (= B*T positions), V vocabulary (any V >= 1, not a multiple of anything).
-//   logits  [N, V]  f32, read_write: crossentropy_forward_backward overwrites it with dlogits IN PLACE.
-//   losses  [N]     f32, written: losses[n] = -log softmax(logits[n])[targets[n]].
-//   acc     [2]     f32, accumulated: acc[0] += sum(losses), acc[1] += count(targets != ignore_index).
-//   targets [N]     u32, each < V or equal to ignore_index.
+//   logits     [N, V]  f32, read_write: crossentropy_forward_backward overwrites it with dlogits IN PLACE,
+//                      unless built with OUT (see below).
+//   dlogits    [N, V]  GT (f32 or f16), written by crossentropy_forward_backward built with OUT.
+//   losses     [N]     f32, written: losses[n] = -log softmax(logits[n])[targets[n]].
+//   acc        [2]     f32, accumulated: acc[0] += sum(losses), acc[1] += count(targets != ignore_index).
+//   targets    [N]     u32, each < V or equal to ignore_index.
+//   loss_scale [>= 1]  f32, read by crossentropy_forward_backward built with LOSS_SCALE: element
+//                      dims.loss_scale_index is the dynamic loss scale of mixed-precision training.
 // Gradients: dlogits is an activation gradient and is WRITTEN (=):
-//   dlogits[n, v] = (softmax(logits[n])[v] - (v == targets[n])) * scale.
+//   dlogits[n, v] = (softmax(logits[n])[v] - (v == targets[n])) * scale * loss_scale[loss_scale_index]
+// (the last factor only with LOSS_SCALE; the losses are never scaled). An f16 dlogits is the f32 value
+// rounded; a value beyond the f16 range becomes +-Inf, which is how the caller detects overflow.
 // Rows whose target equals ignore_index (0xFFFFFFFF means "no index is ignored") get loss 0 and an
 // all-zero gradient row. A target >= V that is not ignore_index is a caller error (the loss is then
 // meaningless).
+// Variants, chosen by the dispatcher with a line preprocessor (`// #if FLAG` / `// #else` / `// #endif`,
+// no nesting; src/kernels/crossentropy.ts blanks the lines of the branch not taken, so line numbers
+// stay): OUT writes the gradient to dlogits and leaves logits untouched; LOSS_SCALE multiplies it by
+// loss_scale[dims.loss_scale_index]. Without flags the file is the in-place, unscaled kernel.
 // Stability: per thread an online (max, sum of exp(x - max)) pair, merged over the workgroup by a fixed
 // tree, so logits of +-1e4 stay finite; loss = (max - x[target]) + log(sum).
 // Grid: one workgroup per row, rows folded into (x, y) workgroups; row = wg.x + wg.y * nwg.x. Each row
@@ -23,15 +33,20 @@ struct Dims {
   V: u32,
   scale: f32,
   ignore_index: u32,
+  loss_scale_index: u32,
 }
 
-// Bindings, one number per variable across the file: forward_backward and forward use 0, 1, 3, 4;
-// accumulate_loss uses 1-4.
-@group(0) @binding(0) var<storage, read_write> logits: array<f32>;  // [N, V] in, dlogits [N, V] out
-@group(0) @binding(1) var<storage, read_write> losses: array<f32>;  // [N]
-@group(0) @binding(2) var<storage, read_write> acc: array<f32>;     // [2]
-@group(0) @binding(3) var<storage, read> targets: array<u32>;       // [N]
-@group(0) @binding(4) var<uniform> dims: Dims;
+alias GT = f32; // element type of dlogits: f32 or f16 (src/gpu/source.ts withTypes)
+
+// Bindings, one number per variable across the file: forward_backward uses 0 or 1 (OUT), 2, 4, 5
+// (LOSS_SCALE), 6; forward uses 0, 2, 4, 6; accumulate_loss uses 2, 3, 4, 6.
+@group(0) @binding(0) var<storage, read_write> logits: array<f32>;  // [N, V] in (and dlogits out in place)
+@group(0) @binding(1) var<storage, read_write> dlogits: array<GT>;  // [N, V] out (OUT)
+@group(0) @binding(2) var<storage, read_write> losses: array<f32>;  // [N]
+@group(0) @binding(3) var<storage, read_write> acc: array<f32>;     // [2]
+@group(0) @binding(4) var<storage, read> targets: array<u32>;       // [N]
+@group(0) @binding(5) var<storage, read> loss_scale: array<f32>;    // [>= 1] (LOSS_SCALE)
+@group(0) @binding(6) var<uniform> dims: Dims;
 
 override WG: u32 = 256; // threads per workgroup, a power of two
 const NEG_BIG: f32 = -3.402823e38; // stands in for -inf: exp(NEG_BIG - x) = 0 and never NaN
@@ -47,12 +62,18 @@ fn ce_row(row: u32, lid: u32, write_grad: bool) {
   let t = targets[row];
   if (t == dims.ignore_index) {
     if (write_grad) {
-      for (var i = lid; i < V; i += WG) { logits[base + i] = 0.0; }
+      for (var i = lid; i < V; i += WG) {
+// #if OUT
+        dlogits[base + i] = GT(0.0);
+// #else
+        logits[base + i] = 0.0;
+// #endif
+      }
     }
     if (lid == 0u) { losses[row] = 0.0; }
     return;
   }
-  // Read the target's logit before any thread can overwrite the row with its gradient.
+  // Read the target's logit before any thread can overwrite the row with its gradient (in place).
   let xt = logits[base + min(t, V - 1u)];
   var m = NEG_BIG;
   var s = 0.0;
@@ -82,10 +103,19 @@ fn ce_row(row: u32, lid: u32, write_grad: bool) {
   let rsum = sm_sum[0];
   if (lid == 0u) { losses[row] = (rmax - xt) + log(rsum); }
   if (write_grad) {
-    let k = dims.scale / rsum;
+    var sc = dims.scale;
+// #if LOSS_SCALE
+    sc *= loss_scale[dims.loss_scale_index];
+// #endif
+    let k = sc / rsum;
     for (var i = lid; i < V; i += WG) {
       let p = exp(logits[base + i] - rmax) * k;
-      logits[base + i] = select(p, p - dims.scale, i == t);
+      let g = select(p, p - sc, i == t);
+// #if OUT
+      dlogits[base + i] = GT(g);
+// #else
+      logits[base + i] = g;
+// #endif
     }
   }
 }

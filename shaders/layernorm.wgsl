@@ -17,8 +17,12 @@
 // Grids: forward, one workgroup of WG threads per WG / TEAM rows (one team per row); backward, one
 // workgroup per chunk of ROWS rows; finish, one workgroup of FC columns x FL lanes per FC columns.
 // All grids are folded into (x, y): linear group id = wg.x + wg.y * nwg.x.
+// Storage types: the forward's out may be f16 (alias OT, set by src/gpu/source.ts withTypes; stored
+// rounded from the f32 result); everything else, mean and rstd included, stays f32.
 
 struct Dims { N: u32, C: u32, eps: f32 }
+
+alias OT = f32; // element type of out: f32 or f16
 
 // Bindings, one number per variable across the file. Outputs first, then inputs, then dims. The
 // backward reads the saved statistics as smean / srstd (read-only) so they may share a buffer with its
@@ -26,7 +30,7 @@ struct Dims { N: u32, C: u32, eps: f32 }
 // Forward: out, mean, rstd, inp, weight, (bias), dims.
 // Backward: dinp, scratch, inp, weight, dout, smean, srstd, dims.
 // Finish: dweight, (dbias), partials (the scratch, read-only), dims.
-@group(0) @binding(0) var<storage, read_write> out: array<f32>;      // [N, C]
+@group(0) @binding(0) var<storage, read_write> out: array<OT>;       // [N, C]
 @group(0) @binding(1) var<storage, read_write> mean: array<f32>;     // [N]
 @group(0) @binding(2) var<storage, read_write> rstd: array<f32>;     // [N]
 @group(0) @binding(3) var<storage, read_write> dinp: array<f32>;     // [N, C]
@@ -109,7 +113,7 @@ fn layernorm_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
   if (row >= dims.N) { return; }
   let base = row * dims.C;
   for (var c = lid % TEAM; c < dims.C; c += TEAM) {
-    out[base + c] = (inp[base + c] - st.x) * st.y * weight[c] + bias[c];
+    out[base + c] = OT((inp[base + c] - st.x) * st.y * weight[c] + bias[c]);
   }
 }
 
@@ -121,7 +125,7 @@ fn layernorm_forward_nobias(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_w
   if (row >= dims.N) { return; }
   let base = row * dims.C;
   for (var c = lid % TEAM; c < dims.C; c += TEAM) {
-    out[base + c] = (inp[base + c] - st.x) * st.y * weight[c];
+    out[base + c] = OT((inp[base + c] - st.x) * st.y * weight[c]);
   }
 }
 

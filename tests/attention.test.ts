@@ -1,5 +1,7 @@
 import { assertClose, dot, finiteDiff, testGpu } from "./helpers.ts";
-import { createStorage, readF32, upload } from "../src/gpu/buffers.ts";
+import { createStorage, readF16, readF32, roundF16, upload, uploadF16 } from "../src/gpu/buffers.ts";
+import type { StorageType } from "../src/gpu/source.ts";
+import type { Gpu } from "../src/gpu/device.ts";
 import { submitDispatches } from "../src/gpu/kernel.ts";
 import {
   attentionBackward,
@@ -45,36 +47,66 @@ for (const [B, T, C, NH] of [[1, 3, 8, 2], [2, 4, 8, 1], [1, 5, 12, 3]]) {
   });
 }
 
-/** Runs forward and backward on the GPU; outputs are pre-filled with garbage to catch unwritten elements. */
+/** Storage types of the four typed tensors (the forward uses qkv and out; the backward all four). */
+type AttentionTypes = { qkv: StorageType; out: StorageType; dout: StorageType; dqkv: StorageType };
+
+const F32: AttentionTypes = { qkv: "f32", out: "f32", dout: "f32", dqkv: "f32" };
+
+/** A storage buffer holding `data` as `type` (f16: rounded, 2 bytes per value). */
+function store(gpu: Gpu, label: string, data: Float32Array, type: StorageType): GPUBuffer {
+  return type === "f16" ? uploadF16(gpu, label, data) : upload(gpu, label, data);
+}
+
+/**
+ * Runs forward and backward on the GPU with storage types `ty`; outputs are pre-filled with garbage to catch
+ * unwritten elements. Results are widened to f32 whatever their storage type.
+ */
 async function runGpu(
   x: Float32Array,
   dy: Float32Array,
   s: { B: number; T: number; C: number; NH: number },
   opts: AttentionOptions = {},
+  ty: AttentionTypes = F32,
 ): Promise<{ out: Float32Array; lse: Float32Array; dqkv: Float32Array; dqkv2: Float32Array }> {
   const gpu = await testGpu();
   const { B, T, C, NH } = s;
-  const qkv = upload(gpu, "qkv", x), dout = upload(gpu, "dout", dy);
-  const out = upload(gpu, "out", filled(B * T * C, GARBAGE));
+  const read = (buf: GPUBuffer, type: StorageType) => type === "f16" ? readF16(gpu, buf) : readF32(gpu, buf);
+  const qkv = store(gpu, "qkv", x, ty.qkv), dout = store(gpu, "dout", dy, ty.dout);
+  const out = store(gpu, "out", filled(B * T * C, GARBAGE), ty.out);
   const lse = upload(gpu, "lse", filled(B * NH * T, GARBAGE));
-  const dqkv = upload(gpu, "dqkv", filled(B * T * 3 * C, GARBAGE));
+  const dqkv = store(gpu, "dqkv", filled(B * T * 3 * C, GARBAGE), ty.dqkv);
   const scratch = upload(gpu, "scratch", filled(attentionScratchBytes(s) / 4, GARBAGE));
-  const fwd = await attentionForward(gpu, { out, lse, qkv }, s, opts);
-  const bwd = await attentionBackward(gpu, { dqkv, dout, qkv, out, lse, scratch }, s, opts);
+  const fwd = await attentionForward(
+    gpu,
+    { out, lse, qkv },
+    { ...s, types: { qkv: ty.qkv, out: ty.out } },
+    opts,
+  );
+  const bwd = await attentionBackward(gpu, { dqkv, dout, qkv, out, lse, scratch }, { ...s, types: ty }, opts);
   submitDispatches(gpu, [fwd, ...bwd], "attention test");
   const r: { out: Float32Array; lse: Float32Array; dqkv: Float32Array; dqkv2: Float32Array } = {
-    out: await readF32(gpu, out),
+    out: await read(out, ty.out),
     lse: await readF32(gpu, lse),
-    dqkv: await readF32(gpu, dqkv),
+    dqkv: await read(dqkv, ty.dqkv),
     dqkv2: new Float32Array(0),
   };
   // Again over different garbage: the backward must be bitwise reproducible.
-  gpu.device.queue.writeBuffer(dqkv, 0, filled(B * T * 3 * C, -GARBAGE));
+  const again = filled(B * T * 3 * C, -GARBAGE);
+  gpu.device.queue.writeBuffer(dqkv, 0, ty.dqkv === "f16" ? Float16Array.from(again) : again);
   gpu.device.queue.writeBuffer(scratch, 0, filled(B * NH * T, -GARBAGE));
   submitDispatches(gpu, bwd, "attention test again");
-  r.dqkv2 = await readF32(gpu, dqkv);
+  r.dqkv2 = await read(dqkv, ty.dqkv);
   for (const buf of [qkv, dout, out, lse, dqkv, scratch]) buf.destroy();
   return r;
+}
+
+/** Throws unless two runs of the backward gave the same bits. */
+function assertSameBits(r: { dqkv: Float32Array; dqkv2: Float32Array }): void {
+  const a = new Uint32Array(r.dqkv.buffer), b2 = new Uint32Array(r.dqkv2.buffer);
+  const diff = a.findIndex((v, i) => v !== b2[i]);
+  if (diff >= 0) {
+    throw new Error(`backward not bitwise reproducible at ${diff}: ${r.dqkv[diff]} vs ${r.dqkv2[diff]}`);
+  }
 }
 
 const shapes: { B: number; T: number; C: number; NH: number; std?: number; opts?: AttentionOptions }[] = [
@@ -105,12 +137,53 @@ for (const { B, T, C, NH, std = 1, opts } of shapes) {
     assertClose(`lse ${name}`, r.lse, want.lse, { atol: 2e-5, rtol: 1e-5 });
     const dx = ref.attentionBackward(dy, x, B, T, C, NH);
     assertClose(`dqkv ${name}`, r.dqkv, dx, { atol: 1e-4, rtol: 1e-3 });
-    const a = new Uint32Array(r.dqkv.buffer), b2 = new Uint32Array(r.dqkv2.buffer);
-    const diff = a.findIndex((v, i) => v !== b2[i]);
-    if (diff >= 0) {
-      throw new Error(`backward not bitwise reproducible at ${diff}: ${r.dqkv[diff]} vs ${r.dqkv2[diff]}`);
-    }
+    assertSameBits(r);
   });
+}
+
+// f16 storage. Combinations: the model's (forward qkv, out f16; backward also dqkv f16, dout f32), all f16,
+// and f16 inputs with f32 outputs (isolates the f16 loads: no output rounding, no rounded out in delta).
+const f16Combos: { name: string; ty: AttentionTypes }[] = [
+  { name: "model", ty: { qkv: "f16", out: "f16", dout: "f32", dqkv: "f16" } },
+  { name: "all f16", ty: { qkv: "f16", out: "f16", dout: "f16", dqkv: "f16" } },
+  { name: "f16 in f32 out", ty: { qkv: "f16", out: "f32", dout: "f16", dqkv: "f32" } },
+];
+const f16Shapes: { B: number; T: number; C: number; NH: number }[] = [
+  { B: 2, T: 37, C: 32, NH: 2 }, // HS 16, T not a multiple of any tile
+  { B: 1, T: 45, C: 128, NH: 2 }, // HS 64 (dk/dv and dq: 2 threads per row)
+  { B: 1, T: 29, C: 256, NH: 2 }, // HS 128 (forward: 2 threads per row; backward: 4)
+];
+
+for (const { B, T, C, NH } of f16Shapes) {
+  for (const { name: combo, ty } of f16Combos) {
+    const name = `B=${B} T=${T} C=${C} NH=${NH} ${combo}`;
+    Deno.test(`attention f16 storage matches reference on f16-rounded inputs, ${name}`, async () => {
+      const s = { B, T, C, NH };
+      const rng = new Rng(B * 1000 + T + C + 7);
+      const x = rng.normalArray(B * T * 3 * C), dy = rng.normalArray(B * T * C);
+      // The reference sees exactly what the GPU reads: inputs rounded where they are stored as f16.
+      const xr = ty.qkv === "f16" ? roundF16(x) : x, dyr = ty.dout === "f16" ? roundF16(dy) : dy;
+      const r = await runGpu(x, dy, s, {}, ty);
+      const want = ref.attentionForward(xr, B, T, C, NH);
+      const dx = ref.attentionBackward(dyr, xr, B, T, C, NH);
+      // f32-stored results from (rounded) inputs: the f32 test's tolerances.
+      let outTol = { atol: 2e-5, rtol: 1e-4 }, dqkvTol = { atol: 1e-4, rtol: 1e-3 };
+      // An f16 out is rounded once: relative error <= 2^-11 = 4.9e-4, so rtol 1e-3 (atol as in f32, for
+      // values near 0 where f32 arithmetic error dominates).
+      if (ty.out === "f16") outTol = { atol: 2e-5, rtol: 1e-3 };
+      // An f16 dqkv is rounded once (<= 4.9e-4 relative). Also, with out stored in f16 the backward's delta
+      // = dout . out uses the rounded out: an absolute error of about |dout| |out| sqrt(HS) 2^-11 in delta,
+      // which reaches dq, dk through ds = p (dp - delta) times scale |k| or |q| (~1e-3 at these sizes); the
+      // reference, from qkv and dout alone, uses the exact out. Hence atol 2e-3 * max |ref|.
+      if (ty.dqkv === "f16" || ty.out === "f16") {
+        dqkvTol = { atol: 2e-3 * dx.reduce((m, v) => Math.max(m, Math.abs(v)), 0), rtol: 2e-3 };
+      }
+      assertClose(`out ${name}`, r.out, want.out, outTol);
+      assertClose(`lse ${name}`, r.lse, want.lse, { atol: 2e-5, rtol: 1e-5 }); // lse is always f32
+      assertClose(`dqkv ${name}`, r.dqkv, dx, dqkvTol);
+      assertSameBits(r);
+    });
+  }
 }
 
 Deno.test("attention dispatchers reject unsupported head sizes with a clear error", async () => {

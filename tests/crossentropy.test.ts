@@ -1,5 +1,7 @@
 import { assertClose, finiteDiff, runAndRead, testGpu } from "./helpers.ts";
-import { createStorage, readF32, upload } from "../src/gpu/buffers.ts";
+import { createStorage, readF16, readF32, upload, uploadF16 } from "../src/gpu/buffers.ts";
+import { submitDispatches } from "../src/gpu/kernel.ts";
+import type { StorageType } from "../src/gpu/source.ts";
 import {
   accumulateLoss,
   crossEntropyForwardBackward,
@@ -138,6 +140,149 @@ for (const c of cases) {
     }
   });
 }
+
+// Separate gradient output (f32 or f16) and a dynamic loss scale read from a GPU buffer. The reference
+// gradient is computed with scale * lossScale; the losses are unscaled. Tolerance of an f16 dlogits: one
+// rounding to f16 is at most half an ulp, 2^-11 = 4.9e-4 relative for normal values (rtol 1e-3 leaves
+// room for the f32 arithmetic), and at most 2^-14 = 6.1e-5 absolute near zero if the GPU flushes f16
+// subnormals; the f32 arithmetic's own error is the f32 test's (atol 1e-7 and rtol 2e-5 of the scale).
+interface Variant {
+  out: boolean;
+  type: StorageType;
+  lossScale: number | null;
+}
+const variants: Variant[] = [
+  { out: true, type: "f16", lossScale: 1024 }, // the model's mixed-precision step
+  { out: true, type: "f16", lossScale: null },
+  { out: true, type: "f32", lossScale: null },
+  { out: true, type: "f32", lossScale: 8 },
+  { out: false, type: "f32", lossScale: 1024 }, // in place, scaled
+];
+
+for (const c of cases.filter((c) => c.V > 1 || c.N > 1)) {
+  const { N, V } = c;
+  Deno.test(`gpu cross-entropy into a separate dlogits (f32, f16) with a loss scale, N=${N} V=${V}`, async () => {
+    const gpu = await testGpu();
+    const rng = new Rng(N * 31 + V);
+    const x = rng.uniformArray(N * V, c.lo, c.hi);
+    const ignore = c.ignore ?? IGNORE;
+    const t = randomTargets(rng, N, V, c.ignoreEvery, ignore);
+    const scale = 1 / N;
+    const targets = upload(gpu, "targets", t);
+    for (const v of variants) {
+      const tag = `N=${N} V=${V} out=${v.out} ${v.type} lossScale=${v.lossScale}`;
+      const ls = v.lossScale ?? 1;
+      const want = ref.crossEntropy(x, t, N, V, scale * ls, ignore);
+      const logits = upload(gpu, "logits", x), losses = upload(gpu, "losses", garbage(N));
+      const dlogits = v.type === "f16"
+        ? uploadF16(gpu, "dlogits", garbage(N * V))
+        : upload(gpu, "dlogits", garbage(N * V));
+      // The scale sits at index 2 of a small buffer, between other values.
+      const lossScale = upload(gpu, "lossScale", new Float32Array([3, -7, ls, 11]));
+      const fb = await crossEntropyForwardBackward(gpu, {
+        logits,
+        losses,
+        targets,
+        ...(v.out ? { dlogits } : {}),
+        ...(v.lossScale !== null ? { lossScale } : {}),
+      }, { N, V, scale, ignoreIndex: c.ignore, lossScaleIndex: 2, types: { dlogits: v.type } });
+      submitDispatches(gpu, [fb]);
+      assertClose(`ce losses ${tag}`, await readF32(gpu, losses), want.losses, { atol: 2e-5, rtol: 2e-6 });
+      const sc = scale * ls;
+      let dl: Float32Array;
+      if (v.out) {
+        dl = v.type === "f16" ? await readF16(gpu, dlogits, 0, N * V) : await readF32(gpu, dlogits);
+        const after = await readF32(gpu, logits);
+        if (!after.every((e, i) => e === x[i])) throw new Error(`${tag}: the logits were modified`);
+      } else dl = await readF32(gpu, logits);
+      const tol = v.type === "f16"
+        ? { atol: 2 ** -14 + 1e-7 * sc, rtol: 1e-3 }
+        : { atol: 1e-7 * sc, rtol: 2e-5 };
+      assertClose(`ce dlogits ${tag}`, dl, want.dlogits, tol);
+      for (let n = 0; n < N; n++) {
+        if (t[n] !== ignore) continue;
+        for (let j = 0; j < V; j++) {
+          if (dl[n * V + j] !== 0) {
+            throw new Error(`${tag}: ignored row ${n}: dlogits[${j}] = ${dl[n * V + j]}`);
+          }
+        }
+      }
+    }
+  });
+}
+
+Deno.test("gpu cross-entropy: a loss-scaled gradient beyond the f16 range is +-Inf in an f16 dlogits", async () => {
+  const gpu = await testGpu();
+  const N = 5, V = 4;
+  // Row 0: two equal top logits, target one of them: gradient -0.5 / +0.5 there, x1e6 = -+5e5 (> f16 max
+  // 65504). Row 1: a confident row whose gradients x1e6 stay finite (~ -91, 45). Row 2: ignored (zeros).
+  // Row 3: random. Row 4: a row with small gradients and one beyond the range.
+  const x = new Float32Array([
+    ...[3, 3, -40, -40],
+    ...[10, 0, 0, -30],
+    ...[1, 2, 3, 4],
+    ...new Rng(8).uniformArray(4, -2, 2),
+    ...[0, -12, -12, -40],
+  ]);
+  const t = new Uint32Array([0, 0, IGNORE, 2, 1]);
+  const lossScaleValue = 1e6;
+  const want = ref.crossEntropy(x, t, N, V, lossScaleValue, IGNORE);
+  const wantLoss = ref.crossEntropy(x, t, N, V, 1, IGNORE).losses;
+  const logits = upload(gpu, "logits", x), losses = upload(gpu, "losses", garbage(N));
+  const targets = upload(gpu, "targets", t);
+  const dlogits = uploadF16(gpu, "dlogits", garbage(N * V));
+  const lossScale = upload(gpu, "lossScale", new Float32Array([1, lossScaleValue]));
+  submitDispatches(gpu, [
+    await crossEntropyForwardBackward(gpu, { logits, losses, targets, dlogits, lossScale }, {
+      N,
+      V,
+      scale: 1,
+      lossScaleIndex: 1,
+      types: { dlogits: "f16" },
+    }),
+  ]);
+  const dl = await readF16(gpu, dlogits, 0, N * V);
+  assertClose("ce overflow losses (unscaled)", await readF32(gpu, losses), wantLoss, {
+    atol: 2e-5,
+    rtol: 2e-6,
+  });
+  let infs = 0, finite = 0;
+  for (let i = 0; i < N * V; i++) {
+    const r = want.dlogits[i], g = dl[i];
+    if (Number.isNaN(g)) throw new Error(`dlogits[${i}] is NaN (want ${r})`);
+    if (Math.abs(r) >= 65536) {
+      // At or beyond 2^16 an f16 conversion must give the infinity of the value's sign.
+      if (g !== Math.sign(r) * Infinity) {
+        throw new Error(`dlogits[${i}] = ${g}, want ${Math.sign(r)}Inf (${r})`);
+      }
+      infs++;
+    } else if (Math.abs(r) < 65504 * (1 - 2e-3)) {
+      if (!(Math.abs(g - r) <= 2 ** -14 + 1e-3 * Math.abs(r))) {
+        throw new Error(`dlogits[${i}] = ${g}, want ${r}`);
+      }
+      finite++;
+    } else throw new Error(`test data: ${r} is too close to the f16 limit to judge`);
+  }
+  console.log(`ce overflow: ${infs} infinities, ${finite} finite values as expected`);
+  if (infs < 3 || finite < 8) throw new Error(`test data: ${infs} infinities, ${finite} finite values`);
+});
+
+Deno.test("crossEntropyForwardBackward: an f16 gradient in place is refused", async () => {
+  const gpu = await testGpu();
+  const b = createStorage(gpu, "b", 16), l = createStorage(gpu, "l", 16), t = createStorage(gpu, "t", 16);
+  let msg = "";
+  try {
+    await crossEntropyForwardBackward(gpu, { logits: b, losses: l, targets: t }, {
+      N: 1,
+      V: 2,
+      scale: 1,
+      types: { dlogits: "f16" },
+    });
+  } catch (e) {
+    msg = (e as Error).message;
+  }
+  if (!msg.includes("dlogits")) throw new Error(`expected a dlogits error, got '${msg}'`);
+});
 
 Deno.test("gpu cross-entropy: logits of +-1e4 stay finite and match the reference", async () => {
   const gpu = await testGpu();

@@ -1,5 +1,7 @@
 import { assertClose, dot, finiteDiff, runAndRead, testGpu } from "./helpers.ts";
-import { createStorage, upload } from "../src/gpu/buffers.ts";
+import { createStorage, readF16, readF32, roundF16, upload, uploadF16 } from "../src/gpu/buffers.ts";
+import { submitDispatches } from "../src/gpu/kernel.ts";
+import type { StorageType } from "../src/gpu/source.ts";
 import { geluBackward, geluForward } from "../src/kernels/gelu.ts";
 import * as ref from "../src/reference/gelu.ts";
 import { Rng } from "../src/util/rng.ts";
@@ -39,3 +41,79 @@ for (const n of [1, 7, 256, 1000, 70_001]) {
     assertClose(`gelu bwd n=${n}`, dx, ref.geluBackward(x, dy), { atol: 1e-6, rtol: 1e-5 });
   });
 }
+
+// f16 storage. Inputs are rounded to f16 (what an f16 buffer holds) and the reference runs on the rounded
+// values, so only the kernel's own error shows. An f16 output is compared with the error of one rounding
+// to f16: at most half an ulp, 2^-11 = 4.9e-4 relative for normal values (rtol 1e-3 leaves room for the
+// f32 arithmetic), and at most 2^-14 = 6.1e-5 absolute for values near zero if the GPU flushes f16
+// subnormals (atol 2^-14 + 1e-6, the 1e-6 for the f32 arithmetic). An f32 output computed from f16
+// inputs is held to the f32 tests' tolerances.
+const F16_OUT = { atol: 2 ** -14 + 1e-6, rtol: 1e-3 };
+const GARBAGE = 12345;
+
+/** An array of `n` values in `type`: f16 (rounded) or f32, plus the values a reference should see. */
+function stored(gpu: Awaited<ReturnType<typeof testGpu>>, label: string, type: StorageType, v: Float32Array) {
+  return type === "f16"
+    ? { buffer: uploadF16(gpu, label, v), values: roundF16(v) }
+    : { buffer: upload(gpu, label, v), values: Float64Array.from(v) };
+}
+
+async function read(gpu: Awaited<ReturnType<typeof testGpu>>, b: GPUBuffer, type: StorageType, n: number) {
+  return type === "f16" ? await readF16(gpu, b, 0, n) : await readF32(gpu, b, 0, n);
+}
+
+const fwdCombos: { inp: StorageType; out: StorageType }[] = [
+  { inp: "f16", out: "f16" }, // the model's forward
+  { inp: "f32", out: "f16" },
+  { inp: "f16", out: "f32" },
+];
+const bwdCombos: { inp: StorageType; dout: StorageType; dinp: StorageType }[] = [
+  { inp: "f16", dout: "f32", dinp: "f16" }, // the model's backward
+  { inp: "f16", dout: "f16", dinp: "f16" },
+  { inp: "f16", dout: "f16", dinp: "f32" },
+  { inp: "f32", dout: "f32", dinp: "f16" },
+];
+
+for (const n of [1, 7, 1001, 70_001]) {
+  Deno.test(`gelu with f16 storage matches reference on f16-rounded inputs, n=${n}`, async () => {
+    const gpu = await testGpu();
+    const rng = new Rng(n + 5);
+    const x = rng.uniformArray(n, -6, 6);
+    x[0] = 0.25;
+    const dy = rng.uniformArray(n);
+    for (const t of fwdCombos) {
+      const tag = `n=${n} inp=${t.inp} out=${t.out}`;
+      const inp = stored(gpu, "inp", t.inp, x);
+      const prefill = new Float32Array(n).fill(GARBAGE);
+      const out = t.out === "f16" ? uploadF16(gpu, "out", prefill) : upload(gpu, "out", prefill);
+      submitDispatches(gpu, [await geluForward(gpu, { out, inp: inp.buffer }, n, t)]);
+      const tol = t.out === "f16" ? F16_OUT : { atol: 3e-7, rtol: 1e-6 };
+      assertClose(`gelu fwd ${tag}`, await read(gpu, out, t.out, n), ref.geluForward(inp.values), tol);
+    }
+    for (const t of bwdCombos) {
+      const tag = `n=${n} inp=${t.inp} dout=${t.dout} dinp=${t.dinp}`;
+      const inp = stored(gpu, "inp", t.inp, x), dout = stored(gpu, "dout", t.dout, dy);
+      const prefill = new Float32Array(n).fill(GARBAGE);
+      const dinp = t.dinp === "f16" ? uploadF16(gpu, "dinp", prefill) : upload(gpu, "dinp", prefill);
+      submitDispatches(gpu, [await geluBackward(gpu, { dinp, inp: inp.buffer, dout: dout.buffer }, n, t)]);
+      const tol = t.dinp === "f16" ? F16_OUT : { atol: 1e-6, rtol: 1e-5 };
+      const want = ref.geluBackward(inp.values, dout.values);
+      assertClose(`gelu bwd ${tag}`, await read(gpu, dinp, t.dinp, n), want, tol);
+    }
+  });
+}
+
+Deno.test("gelu f16: an odd-length f16 output at an offset leaves its neighbours alone", async () => {
+  const gpu = await testGpu();
+  const n = 301, at = 256; // f16 elements [256, 557) of a 1024-element buffer
+  const x = new Rng(3).uniformArray(n, -4, 4);
+  const inp = uploadF16(gpu, "inp", x);
+  const big = uploadF16(gpu, "big", new Float32Array(1024).fill(GARBAGE));
+  // Binding sizes must be multiples of 4 bytes: 301 halves are bound as 302.
+  const out = { buffer: big, offset: at * 2, size: Math.ceil(n / 2) * 4 };
+  submitDispatches(gpu, [await geluForward(gpu, { out, inp }, n, { inp: "f16", out: "f16" })]);
+  const all = await readF16(gpu, big);
+  assertClose("gelu f16 at offset", all.slice(at, at + n), ref.geluForward(roundF16(x)), F16_OUT);
+  const rest = [...all.slice(0, at), ...all.slice(at + n)];
+  if (!rest.every((v) => v === 12344)) throw new Error("f16 out wrote outside its range"); // 12345 in f16
+});

@@ -1,5 +1,5 @@
 import { assertClose, dot, finiteDiff, runAndRead, testGpu } from "./helpers.ts";
-import { createStorage, readF32, upload } from "../src/gpu/buffers.ts";
+import { createStorage, readF16, readF32, upload, uploadF16 } from "../src/gpu/buffers.ts";
 import { submitDispatches } from "../src/gpu/kernel.ts";
 import { layernormBackward, layernormForward, layernormScratchBytes } from "../src/kernels/layernorm.ts";
 import * as ref from "../src/reference/layernorm.ts";
@@ -122,6 +122,80 @@ for (const [N, C] of shapes) {
     });
   }
 }
+
+// f16 storage of the forward's out (the model's choice: out feeds a matmul). inp, weight and bias stay
+// f32, so the reference runs on the same inputs. Tolerance of the f16 out: one rounding to f16 is at
+// most half an ulp, 2^-11 = 4.9e-4 relative for normal values (rtol 1e-3 leaves room for the f32
+// result's own error), and at most 2^-14 = 6.1e-5 absolute near zero if the GPU flushes f16
+// subnormals; atol 1e-4 covers that plus the f32 result's ~2e-5 (see the f32 test above).
+// mean and rstd stay f32 and are held to the f32 test's tolerances.
+for (const [N, C] of [[1, 1], [5, 7], [33, 384], [40, 130]] as [number, number][]) {
+  for (const withBias of [true, false]) {
+    Deno.test(`layernorm forward with f16 out matches reference, N=${N} C=${C} bias=${withBias}`, async () => {
+      const gpu = await testGpu();
+      const rng = new Rng(N * 1000 + C + (withBias ? 7 : 0) + 31);
+      const x = inputRows(rng, N, C);
+      const w = rng.uniformArray(C, -1.5, 1.5), bvals = rng.uniformArray(C);
+      const tag = `N=${N} C=${C} bias=${withBias}`;
+      const inp = upload(gpu, "inp", x), weight = upload(gpu, "weight", w), bias = upload(gpu, "bias", bvals);
+      const out = uploadF16(gpu, "out", filled(N * C, GARBAGE));
+      const mean = upload(gpu, "mean", filled(N, GARBAGE)), rstd = upload(gpu, "rstd", filled(N, GARBAGE));
+      const fwd = await layernormForward(gpu, {
+        out,
+        mean,
+        rstd,
+        inp,
+        weight,
+        ...(withBias ? { bias } : {}),
+      }, { N, C, types: { out: "f16" } });
+      submitDispatches(gpu, [fwd]);
+      const r = ref.layernormForward(x, w, withBias ? bvals : null, N, C);
+      assertClose(`ln fwd f16 out ${tag}`, await readF16(gpu, out, 0, N * C), r.out, {
+        atol: 1e-4,
+        rtol: 1e-3,
+      });
+      assertClose(`ln fwd f16 mean ${tag}`, await readF32(gpu, mean), r.mean, { atol: 1e-5, rtol: 1e-6 });
+      assertClose(`ln fwd f16 rstd ${tag}`, await readF32(gpu, rstd), r.rstd, { atol: 0, rtol: 1e-5 });
+    });
+  }
+}
+
+Deno.test("layernorm forward: f16 out at an offset leaves its neighbours alone; f32 out unchanged by types", async () => {
+  const gpu = await testGpu();
+  // An odd element count at an odd row offset: f16 values share 32-bit words with their neighbours.
+  const N = 3, C = 5, eps = 1e-5;
+  const rng = new Rng(909);
+  const x = inputRows(rng, N, C), w = rng.uniformArray(C, -1.5, 1.5);
+  const r = ref.layernormForward(x, w, null, N, C, eps);
+  const inp = upload(gpu, "inp", x), weight = upload(gpu, "weight", w);
+  const mean = createStorage(gpu, "mean", N * 4), rstd = createStorage(gpu, "rstd", N * 4);
+  // out lives at f16 elements [128, 143) of a 256-element buffer (binding offset 256 bytes). WebGPU wants
+  // binding sizes in multiples of 4 bytes, so the binding of 15 halves covers 16: the 16th is inside the
+  // binding and must still be left alone.
+  const total = 256, at = 128;
+  const big = uploadF16(gpu, "big", filled(total, GARBAGE));
+  const fwd = await layernormForward(gpu, {
+    out: { buffer: big, offset: at * 2, size: Math.ceil(N * C / 2) * 4 },
+    mean,
+    rstd,
+    inp,
+    weight,
+  }, { N, C, eps, types: { out: "f16" } });
+  submitDispatches(gpu, [fwd]);
+  const all = await readF16(gpu, big);
+  assertClose("ln f16 out at offset", all.slice(at, at + N * C), r.out, { atol: 1e-4, rtol: 1e-3 });
+  const rest = [...all.slice(0, at), ...all.slice(at + N * C)];
+  if (!rest.every((v) => v === 12344)) throw new Error("f16 out wrote outside its binding"); // 12345 in f16
+  // types: { out: "f32" } is the plain f32 path.
+  const out32 = upload(gpu, "out32", filled(N * C, GARBAGE));
+  const f32 = await layernormForward(gpu, { out: out32, mean, rstd, inp, weight }, {
+    N,
+    C,
+    eps,
+    types: { out: "f32" },
+  });
+  assertClose("ln explicit f32 out", await runAndRead(gpu, [f32], out32), r.out, { atol: 2e-5, rtol: 1e-5 });
+});
 
 Deno.test("layernorm backward: parameter gradients are deterministic and add up over calls", async () => {
   const gpu = await testGpu();

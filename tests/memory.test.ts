@@ -5,31 +5,33 @@ import type { GPTConfig } from "../src/model/config.ts";
 import { GPT } from "../src/model/gpt.ts";
 import { memoryPlan } from "../src/model/memory.ts";
 
-Deno.test("memoryPlan lists exactly the storage buffers GPT.create allocates", async () => {
-  const gpu = await testGpu();
-  const c: GPTConfig = {
-    n_layer: 2,
-    n_head: 2,
-    n_embd: 16,
-    block_size: 8,
-    vocab_size: 13,
-    bias: true,
-    dropout: 0.1,
-  };
-  const sizes: number[] = [];
-  const create = gpu.device.createBuffer.bind(gpu.device);
-  gpu.device.createBuffer = (d: GPUBufferDescriptor) => {
-    if (d.usage & GPUBufferUsage.STORAGE) sizes.push(d.size);
-    return create(d);
-  };
-  try {
-    await GPT.create(gpu, c, { B: 3, T: 7 });
-  } finally {
-    gpu.device.createBuffer = create;
-  }
-  const planned = memoryPlan(c, 3, 7).map((b) => b.bytes);
-  assert.deepEqual([...sizes].sort((a, b) => a - b), [...planned].sort((a, b) => a - b));
-});
+for (const dtype of ["float32", "float16"] as const) {
+  Deno.test(`memoryPlan lists exactly the storage buffers GPT.create allocates (${dtype})`, async () => {
+    const gpu = await testGpu();
+    const c: GPTConfig = {
+      n_layer: 2,
+      n_head: 2,
+      n_embd: 16,
+      block_size: 8,
+      vocab_size: 13,
+      bias: true,
+      dropout: 0.1,
+    };
+    const sizes: number[] = [];
+    const create = gpu.device.createBuffer.bind(gpu.device);
+    gpu.device.createBuffer = (d: GPUBufferDescriptor) => {
+      if (d.usage & GPUBufferUsage.STORAGE) sizes.push(d.size);
+      return create(d);
+    };
+    try {
+      await GPT.create(gpu, c, { B: 3, T: 7, dtype });
+    } finally {
+      gpu.device.createBuffer = create;
+    }
+    const planned = memoryPlan(c, 3, 7, false, dtype).map((b) => b.bytes);
+    assert.deepEqual([...sizes].sort((a, b) => a - b), [...planned].sort((a, b) => a - b));
+  });
+}
 
 Deno.test("a configuration over the adapter's buffer limit is refused before allocating, naming both numbers", async () => {
   const gpu = await testGpu();

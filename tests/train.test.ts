@@ -113,6 +113,60 @@ Deno.test("a tiny model learns a Markov language to within 0.1 nats of its entro
   assert.ok(r.finalValLoss < Math.log(8) - 0.5, "the loss did not fall");
 });
 
+Deno.test("float16 mixed precision follows the float32 loss curve within seed-to-seed noise", async () => {
+  const gpu = await testGpu();
+  const { text, entropy } = markovText(8, 60_000, 7);
+  const cfg = {
+    ...tiny,
+    n_embd: 32,
+    block_size: 16,
+    batch_size: 16,
+    steps: 150,
+    lr: 1e-2,
+    min_lr: 1e-3,
+    warmup: 10,
+    eval_interval: 150,
+    eval_iters: 8,
+    log_interval: 10,
+  };
+  const run = (seed: number, dtype: "float32" | "float16") =>
+    train({ ...cfg, seed, dtype }, { gpu, noSave: true, text });
+  const [a32, b32, a16] = [await run(1, "float32"), await run(2, "float32"), await run(1, "float16")];
+  const curve = (r: typeof a32) => r.history.filter((h) => h.train_loss !== null).map((h) => h.train_loss!);
+  const gap = (x: number[], y: number[]) => Math.max(...x.map((v, i) => Math.abs(v - y[i])));
+  const noise = gap(curve(a32), curve(b32)), precision = gap(curve(a32), curve(a16));
+  console.log(
+    `float32 seeds 1 vs 2: max train-loss gap ${noise.toFixed(4)}; float32 vs float16 (seed 1): ${
+      precision.toExponential(2)
+    }; val ${a32.finalValLoss.toFixed(4)} / ${a16.finalValLoss.toFixed(4)} (entropy ${entropy.toFixed(4)})`,
+  );
+  assert.ok(precision <= noise, `float16 curve is ${precision} from float32, more than seed noise ${noise}`);
+  assert.ok(
+    Math.abs(a16.finalValLoss - a32.finalValLoss) < 0.02,
+    "float16 final val loss differs from float32",
+  );
+  const scales = a16.history.filter((h) => h.train_loss !== null).map((h) => h.loss_scale);
+  assert.ok(scales.every((x) => x !== undefined && x >= 1), `loss scales logged: ${scales}`);
+  assert.ok(a32.history.every((h) => h.loss_scale === undefined), "float32 logs no loss scale");
+});
+
+Deno.test("a float16 run resumed at step 6 continues exactly, loss scale included", async () => {
+  const gpu = await testGpu();
+  const cfg = { ...tiny, dtype: "float16" as const, lr_decay_steps: 12 };
+  const a = await tempDir(), b = await tempDir();
+  await train({ ...cfg, steps: 6, out: a }, { gpu });
+  const resumed = await train({ ...cfg, steps: 12, out: a, resume: true }, { gpu });
+  const straight = await train({ ...cfg, steps: 12, out: b }, { gpu });
+  const after6 = (h: typeof resumed.history) =>
+    h.filter((r) => r.train_loss !== null && r.step > 6).map((r) => [r.step, r.train_loss, r.loss_scale]);
+  assert.deepEqual(after6(resumed.history), after6(straight.history));
+  const wa = (await loadModel(`${a}/model.safetensors`)).weights;
+  const wb = (await loadModel(`${b}/model.safetensors`)).weights;
+  for (const [name, t] of wa) assert.deepEqual(t, wb.get(name), `${name} differs after resume`);
+  await Deno.remove(a, { recursive: true });
+  await Deno.remove(b, { recursive: true });
+});
+
 Deno.test("a run resumed at step 6 continues exactly like an uninterrupted 12-step run", async () => {
   const gpu = await testGpu();
   const cfg = { ...tiny, dropout: 0.1, lr_decay_steps: 12, grad_accum: 2 };

@@ -7,6 +7,31 @@
 import hash from "../../shaders/hash.wgsl" with { type: "text" };
 import type { Gpu } from "./device.ts";
 
+/**
+ * The shader text with one branch of each `// #if FLAG` / `// #else` / `// #endif` block kept (the first
+ * when `flags[FLAG]` is true); the dropped lines and the directives become empty lines, so WGSL error line
+ * numbers still match the file. Blocks do not nest; an unknown flag or a stray directive throws, naming
+ * `file` and the line.
+ */
+export function withFlags(source: string, flags: Readonly<Record<string, boolean>>, file: string): string {
+  let flag: string | null = null;
+  let keep = true;
+  return source.split("\n").map((line, i) => {
+    const d = /^\s*\/\/\s*#(if|else|endif)\b\s*(\w*)/.exec(line);
+    if (!d) return keep ? line : "";
+    const where = `${file}:${i + 1}`;
+    if (d[1] === "if") {
+      if (flag !== null) throw new Error(`${where}: nested #if`);
+      if (!(d[2] in flags)) throw new Error(`${where}: unknown flag '${d[2]}'`);
+      flag = d[2];
+      keep = flags[flag];
+    } else if (flag === null) throw new Error(`${where}: #${d[1]} without #if`);
+    else if (d[1] === "else") keep = !flags[flag];
+    else flag = null, keep = true;
+    return "";
+  }).join("\n");
+}
+
 /** `source` with the counter-based hash functions of shaders/hash.wgsl prepended. */
 export function withHash(source: string): string {
   return `${hash}\n${source}`;

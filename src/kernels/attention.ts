@@ -9,11 +9,16 @@
  * (private register arrays need const sizes) and picks the workgroup size, tile length and exchange
  * buffer through `override` constants, sizing tiles to the workgroup-memory budget.
  *
+ * Storage types: qkv, out, dout and dqkv may each be f16 (`types` in the shape argument; needs the device's
+ * `shader-f16`): an f16 buffer holds 2 bytes per value, so its binding's byte offset and size are half the
+ * f32 ones. Arithmetic, lse and the backward's delta scratch stay f32 whatever the types.
+ *
  * @module
  */
 import source from "../../shaders/attention.wgsl" with { type: "text" };
 import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, getKernel, grid, type Kernel, type Resource } from "../gpu/kernel.ts";
+import { checkTypes, type StorageType, withTypes } from "../gpu/source.ts";
 
 /** Attention shape: batch, time, channels, heads (head size C / NH). */
 interface AttentionShape {
@@ -114,11 +119,12 @@ async function tiledKernel(
   kind: keyof typeof MAX_SHARE,
   hs: number,
   budget: number,
+  types: Record<string, StorageType>,
 ): Promise<{ kernel: Kernel; rows: number }> {
   const p = plan(kind, hs, budget);
   const kernel = await getKernel(gpu, {
     name: entry,
-    source: specialize(hs, p.dp),
+    source: withTypes(specialize(hs, p.dp), types), // withTypes last: it prefixes line 1
     entryPoint: entry,
     constants: { WG, BC: p.bc, RED: p.red },
   });
@@ -129,15 +135,22 @@ async function tiledKernel(
  * Causal attention forward: out[b, t, head h] = softmax_j<=t(scale * q_t . k_j) v_j with scale 1/sqrt(HS),
  * and lse[b, h, t] = the natural logsumexp of those scaled scores (kept for the backward).
  * out [B, T, C] and lse [B, NH, T] are written; qkv [B, T, 3C] is read. One dispatch.
+ *
+ * `s.types` sets the storage type of qkv and out (default f32 each); an f16 buffer holds 2 bytes per value
+ * (rounded to nearest on store, widened to f32 on load). lse is always f32. f16 needs `shader-f16`: without
+ * it this throws a one-line error.
  */
 export async function attentionForward(
   gpu: Gpu,
   b: { out: Resource; lse: Resource; qkv: Resource },
-  s: { B: number; T: number; C: number; NH: number },
+  s: { B: number; T: number; C: number; NH: number; types?: { qkv?: StorageType; out?: StorageType } },
   opts: AttentionOptions = {},
 ): Promise<Dispatch> {
   const hs = headSize(s);
-  const { kernel, rows } = await tiledKernel(gpu, "attention_forward", "forward", hs, budgetOf(gpu, opts));
+  const types = { QT: s.types?.qkv ?? "f32", OT: s.types?.out ?? "f32" };
+  checkTypes(gpu, "attention_forward", types);
+  const budget = budgetOf(gpu, opts);
+  const { kernel, rows } = await tiledKernel(gpu, "attention_forward", "forward", hs, budget, types);
   return kernel.dispatch(
     { out: b.out, lse: b.lse, qkv: b.qkv },
     uniforms(s),
@@ -149,24 +162,38 @@ export async function attentionForward(
  * Causal attention backward by recomputation: writes dqkv [B, T, 3C] entirely (=, not +=) from dout [B, T, C],
  * qkv, the forward's out and lse. `scratch` ({@linkcode attentionScratchBytes} bytes) receives
  * delta = rowsum(dout * out) [B, NH, T]. Three dispatches, in order: delta, dk/dv, dq.
+ *
+ * `s.types` sets the storage type of qkv, out (the forward's, as it wrote it), dout and dqkv (default f32
+ * each); an f16 buffer holds 2 bytes per value (rounded to nearest on store, widened to f32 on load). lse
+ * and scratch are always f32. f16 needs `shader-f16`: without it this throws a one-line error.
  */
 export async function attentionBackward(
   gpu: Gpu,
   b: { dqkv: Resource; dout: Resource; qkv: Resource; out: Resource; lse: Resource; scratch: Resource },
-  s: { B: number; T: number; C: number; NH: number },
+  s: {
+    B: number;
+    T: number;
+    C: number;
+    NH: number;
+    types?: { qkv?: StorageType; out?: StorageType; dout?: StorageType; dqkv?: StorageType };
+  },
   opts: AttentionOptions = {},
 ): Promise<Dispatch[]> {
   const hs = headSize(s);
+  const t = s.types ?? {};
+  const QT = t.qkv ?? "f32", OT = t.out ?? "f32", DT = t.dout ?? "f32", GT = t.dqkv ?? "f32";
+  checkTypes(gpu, "attention_backward", { QT, OT, DT, GT });
   const budget = budgetOf(gpu, opts);
   const u = uniforms(s);
+  // Each kernel gets only the types it reads or writes, so combinations that agree on them share pipelines.
   const deltaKernel = await getKernel(gpu, {
     name: "attention_backward_delta",
-    source: specialize(hs, 1),
+    source: withTypes(specialize(hs, 1), { OT, DT }),
     entryPoint: "attention_backward_delta",
     constants: { WG },
   });
-  const dkdv = await tiledKernel(gpu, "attention_backward_dkdv", "dkdv", hs, budget);
-  const dq = await tiledKernel(gpu, "attention_backward_dq", "dq", hs, budget);
+  const dkdv = await tiledKernel(gpu, "attention_backward_dkdv", "dkdv", hs, budget, { QT, DT, GT });
+  const dq = await tiledKernel(gpu, "attention_backward_dq", "dq", hs, budget, { QT, DT, GT });
   return [
     deltaKernel.dispatch({ delta: b.scratch, dout: b.dout, fwd_out: b.out }, u, grid(u.n, WG)),
     dkdv.kernel.dispatch(

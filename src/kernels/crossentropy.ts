@@ -1,13 +1,15 @@
 /**
- * Cross-entropy dispatchers: the fused log-softmax loss with dlogits written in place over the logits,
- * its forward-only twin for evaluation, and the deterministic loss-sum accumulator that keeps the loss
- * on the GPU.
+ * Cross-entropy dispatchers: the fused log-softmax loss with dlogits written in place over the logits
+ * (or into a separate f32 or f16 buffer, optionally times a dynamic loss scale read on the GPU), its
+ * forward-only twin for evaluation, and the deterministic loss-sum accumulator that keeps the loss on
+ * the GPU.
  *
  * @module
  */
 import source from "../../shaders/crossentropy.wgsl" with { type: "text" };
 import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, getKernel, grid, type Resource } from "../gpu/kernel.ts";
+import { checkTypes, type StorageType, withFlags, withTypes } from "../gpu/source.ts";
 
 /** "No target is ignored": the default `ignoreIndex`. */
 export const NO_IGNORE: number = 0xffffffff;
@@ -17,33 +19,80 @@ function rowThreads(V: number): number {
   return V <= 2048 ? 64 : 256;
 }
 
+/** The shader with the OUT and LOSS_SCALE blocks chosen ({@linkcode withFlags}). */
+function variant(flags: Readonly<Record<"OUT" | "LOSS_SCALE", boolean>>): string {
+  return withFlags(source, flags, "crossentropy.wgsl");
+}
+
+/** The in-place, unscaled kernel text: what crossentropy_forward and accumulate_loss compile. */
+const plain = variant({ OUT: false, LOSS_SCALE: false });
+
 function checkShape(name: string, N: number, V: number): void {
   if (!Number.isInteger(N) || N < 0) throw new Error(`${name}: N=${N} is not a non-negative integer`);
   if (!Number.isInteger(V) || V < 1) throw new Error(`${name}: V=${V} must be a positive integer`);
 }
 
 /**
- * Loss and gradient of softmax cross-entropy, one workgroup per row.
- * logits [N, V] (read_write) is overwritten with dlogits = (softmax - onehot(target)) * scale;
- * losses [N] gets -log softmax(logits)[target]; targets [N] u32. Rows whose target equals `ignoreIndex`
- * (default 0xFFFFFFFF: none) get loss 0 and a zero gradient row. Activation gradient: written, not
- * accumulated.
+ * Loss and gradient of softmax cross-entropy, one workgroup per row: losses [N] gets
+ * -log softmax(logits)[target] and the gradient
+ * dlogits [N, V] = (softmax(logits) - onehot(target)) * scale (* lossScale[lossScaleIndex])
+ * is WRITTEN (an activation gradient, not accumulated). Rows whose target equals `ignoreIndex`
+ * (default 0xFFFFFFFF: none) get loss 0 and a zero gradient row. targets [N] u32.
+ *
+ * - Without `b.dlogits`, the gradient overwrites logits [N, V] (f32) in place.
+ * - With `b.dlogits`, the gradient goes there and logits are left untouched; `s.types.dlogits` (default
+ *   f32) is its storage type. An f16 dlogits ([N, V] at 2 bytes a value) holds the rounded f32 value;
+ *   magnitudes beyond the f16 range (>= 65520) become +-Inf, for overflow detection downstream.
+ * - With `b.lossScale` (a read-only f32 buffer), the gradient is also multiplied by its element
+ *   `s.lossScaleIndex` (default 0): the dynamic loss scale of mixed-precision training, which the GPU
+ *   updates between steps. The losses are never scaled.
+ *
+ * Buffers: the outputs (logits when in place, dlogits, losses) are read_write bindings and must not
+ * share a buffer with targets or lossScale (read-only) in the same dispatch.
  */
 export async function crossEntropyForwardBackward(
   gpu: Gpu,
-  b: { logits: Resource; losses: Resource; targets: Resource },
-  s: { N: number; V: number; scale: number; ignoreIndex?: number },
+  b: { logits: Resource; losses: Resource; targets: Resource; dlogits?: Resource; lossScale?: Resource },
+  s: {
+    N: number;
+    V: number;
+    scale: number;
+    ignoreIndex?: number;
+    lossScaleIndex?: number;
+    types?: { dlogits?: StorageType };
+  },
 ): Promise<Dispatch> {
-  checkShape("crossentropy_forward_backward", s.N, s.V);
+  const name = "crossentropy_forward_backward";
+  checkShape(name, s.N, s.V);
+  const out = b.dlogits !== undefined, scaled = b.lossScale !== undefined;
+  const gt = s.types?.dlogits ?? "f32";
+  if (!out && gt !== "f32") {
+    throw new Error(`${name}: types.dlogits = ${gt} needs a separate dlogits binding (in place is f32)`);
+  }
+  const lossScaleIndex = s.lossScaleIndex ?? 0;
+  if (!Number.isInteger(lossScaleIndex) || lossScaleIndex < 0) {
+    throw new Error(`${name}: lossScaleIndex=${lossScaleIndex} is not a non-negative integer`);
+  }
+  const types = { GT: gt };
+  checkTypes(gpu, name, types);
   const k = await getKernel(gpu, {
-    name: "crossentropy_forward_backward",
-    source,
-    entryPoint: "crossentropy_forward_backward",
+    name: `${name}${out ? `_out_${gt}` : ""}${scaled ? "_scaled" : ""}`,
+    source: withTypes(variant({ OUT: out, LOSS_SCALE: scaled }), types),
+    entryPoint: name,
     constants: { WG: rowThreads(s.V) },
   });
+  const res: Record<string, Resource> = { logits: b.logits, losses: b.losses, targets: b.targets };
+  if (b.dlogits) res.dlogits = b.dlogits;
+  if (b.lossScale) res.loss_scale = b.lossScale;
   return k.dispatch(
-    { logits: b.logits, losses: b.losses, targets: b.targets },
-    { N: s.N, V: s.V, scale: s.scale, ignore_index: s.ignoreIndex ?? NO_IGNORE },
+    res,
+    {
+      N: s.N,
+      V: s.V,
+      scale: s.scale,
+      ignore_index: s.ignoreIndex ?? NO_IGNORE,
+      loss_scale_index: lossScaleIndex,
+    },
     grid(s.N, 1),
   );
 }
@@ -61,13 +110,13 @@ export async function crossEntropyLoss(
   checkShape("crossentropy_forward", s.N, s.V);
   const k = await getKernel(gpu, {
     name: "crossentropy_forward",
-    source,
+    source: plain,
     entryPoint: "crossentropy_forward",
     constants: { WG: rowThreads(s.V) },
   });
   return k.dispatch(
     { logits: b.logits, losses: b.losses, targets: b.targets },
-    { N: s.N, V: s.V, scale: 0, ignore_index: s.ignoreIndex ?? NO_IGNORE },
+    { N: s.N, V: s.V, scale: 0, ignore_index: s.ignoreIndex ?? NO_IGNORE, loss_scale_index: 0 },
     grid(s.N, 1),
   );
 }
@@ -85,13 +134,13 @@ export async function accumulateLoss(
   checkShape("accumulate_loss", s.N, 1);
   const k = await getKernel(gpu, {
     name: "accumulate_loss",
-    source,
+    source: plain,
     entryPoint: "accumulate_loss",
     constants: { WG: 256 },
   });
   return k.dispatch(
     { acc: b.acc, losses: b.losses, targets: b.targets },
-    { N: s.N, V: 0, scale: 0, ignore_index: s.ignoreIndex ?? NO_IGNORE },
+    { N: s.N, V: 0, scale: 0, ignore_index: s.ignoreIndex ?? NO_IGNORE, loss_scale_index: 0 },
     [1],
   );
 }

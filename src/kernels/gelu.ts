@@ -1,40 +1,73 @@
 /**
- * GELU dispatcher: exact GELU forward and its backward over a flat array of `n` floats.
+ * GELU dispatcher: exact GELU forward and its backward over a flat array of `n` elements, each array
+ * stored as f32 (default) or f16 (`types`; arithmetic is f32 either way).
  *
  * @module
  */
 import source from "../../shaders/gelu.wgsl" with { type: "text" };
 import type { Gpu } from "../gpu/device.ts";
-import { type Dispatch, getKernel, grid, type Resource } from "../gpu/kernel.ts";
+import { type Dispatch, getKernel, grid, type Kernel, type Resource } from "../gpu/kernel.ts";
+import { checkTypes, type StorageType, withTypes } from "../gpu/source.ts";
 
 const WG = 256;
 
-/** out[i] = gelu(inp[i]) for i < n. */
+/** Storage types of {@linkcode geluForward}'s arrays (each f32 unless given). */
+export interface GeluForwardTypes {
+  /** Element type of inp. */
+  readonly inp?: StorageType;
+  /** Element type of out. */
+  readonly out?: StorageType;
+}
+
+/** Storage types of {@linkcode geluBackward}'s arrays (each f32 unless given). */
+export interface GeluBackwardTypes {
+  /** Element type of inp (the forward's input). */
+  readonly inp?: StorageType;
+  /** Element type of dout. */
+  readonly dout?: StorageType;
+  /** Element type of dinp. */
+  readonly dinp?: StorageType;
+}
+
+/** The entry point compiled with its arrays' storage types (keyed by the shader's alias names). */
+async function kernel(gpu: Gpu, entry: string, types: Record<string, StorageType>): Promise<Kernel> {
+  checkTypes(gpu, entry, types);
+  return await getKernel(gpu, {
+    name: entry,
+    source: withTypes(source, types),
+    entryPoint: entry,
+    constants: { WG },
+  });
+}
+
+/**
+ * out[i] = gelu(inp[i]) for i < n. Shapes: inp, out [n]. `types` gives each array's storage type
+ * (default f32); an f16 array is bound as n * 2 bytes (rounded up to a multiple of 4).
+ */
 export async function geluForward(
   gpu: Gpu,
   b: { out: Resource; inp: Resource },
   n: number,
+  types: GeluForwardTypes = {},
 ): Promise<Dispatch> {
-  const k = await getKernel(gpu, {
-    name: "gelu_forward",
-    source,
-    entryPoint: "gelu_forward",
-    constants: { WG },
-  });
+  const k = await kernel(gpu, "gelu_forward", { IT: types.inp ?? "f32", OT: types.out ?? "f32" });
   return k.dispatch(b, { n }, grid(n, WG));
 }
 
-/** dinp[i] = dout[i] * gelu'(inp[i]) for i < n (written, not accumulated). */
+/**
+ * dinp[i] = dout[i] * gelu'(inp[i]) for i < n (written, not accumulated). Shapes: dinp, inp, dout [n].
+ * `types` gives each array's storage type (default f32).
+ */
 export async function geluBackward(
   gpu: Gpu,
   b: { dinp: Resource; inp: Resource; dout: Resource },
   n: number,
+  types: GeluBackwardTypes = {},
 ): Promise<Dispatch> {
-  const k = await getKernel(gpu, {
-    name: "gelu_backward",
-    source,
-    entryPoint: "gelu_backward",
-    constants: { WG },
+  const k = await kernel(gpu, "gelu_backward", {
+    IT: types.inp ?? "f32",
+    DT: types.dout ?? "f32",
+    GT: types.dinp ?? "f32",
   });
   return k.dispatch(b, { n }, grid(n, WG));
 }

@@ -8,11 +8,14 @@
  * scratch out of the buffers holding `dout`/`inp`/`weight`/`mean`/`rstd`. `dweight` and `dbias` may
  * share one (gradient) buffer.
  *
+ * The forward's `out` may be stored as f16 (`types.out`); mean, rstd and the whole backward stay f32.
+ *
  * @module
  */
 import source from "../../shaders/layernorm.wgsl" with { type: "text" };
 import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, getKernel, grid, type Resource } from "../gpu/kernel.ts";
+import { checkTypes, type StorageType, withTypes } from "../gpu/source.ts";
 
 /** Threads that reduce one row together (one warp on NVIDIA); a power of two. */
 const TEAM = 32;
@@ -50,18 +53,21 @@ export function layernormScratchBytes(s: { N: number; C: number }): number {
  * out[n, c] = (inp[n, c] - mean[n]) * rstd[n] * weight[c] + bias[c] (no bias term when `bias` is
  * absent), saving mean [N] and rstd [N] = 1/sqrt(var + eps) (biased variance) for the backward.
  * Shapes: out, inp [N, C]; weight, bias [C]. `eps` defaults to 1e-5 (torch).
+ * `types.out` (default f32) is the storage type of `out`; f16 (2 bytes a value) rounds the f32 result.
  */
 export async function layernormForward(
   gpu: Gpu,
   b: { out: Resource; mean: Resource; rstd: Resource; inp: Resource; weight: Resource; bias?: Resource },
-  s: { N: number; C: number; eps?: number },
+  s: { N: number; C: number; eps?: number; types?: { out?: StorageType } },
 ): Promise<Dispatch> {
   const { N, C, eps = 1e-5 } = s;
   const entry = b.bias ? "layernorm_forward" : "layernorm_forward_nobias";
   checkShape(entry, N, C);
+  const types = { OT: s.types?.out ?? "f32" };
+  checkTypes(gpu, entry, types);
   const k = await getKernel(gpu, {
     name: entry,
-    source,
+    source: withTypes(source, types),
     entryPoint: entry,
     constants: { WG: WG_FORWARD, TEAM },
   });

@@ -22,7 +22,7 @@
 import source from "../../shaders/matmul.wgsl" with { type: "text" };
 import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, getKernel, grid, type Resource } from "../gpu/kernel.ts";
-import { checkTypes, type StorageType, withTypes } from "../gpu/source.ts";
+import { checkTypes, type StorageType, withFlags, withTypes } from "../gpu/source.ts";
 
 /** Reduction step (rows of the workgroup tiles); a multiple of 4 with 2*BK divisible by the thread grid. */
 const BK = 16;
@@ -114,24 +114,7 @@ export interface MatmulSplitOptions extends MatmulOptions {
  * so WGSL error line numbers still match shaders/matmul.wgsl. Blocks do not nest.
  */
 export function matmulSource(flags: Readonly<Record<string, boolean>>): string {
-  const lines = source.split("\n");
-  let flag: string | null = null;
-  let keep = true;
-  return lines.map((line, i) => {
-    const d = /^\s*\/\/\s*#(if|else|endif)\b\s*(\w*)/.exec(line);
-    if (d) {
-      if (d[1] === "if") {
-        if (flag !== null) throw new Error(`matmul.wgsl:${i + 1}: nested #if`);
-        if (!(d[2] in flags)) throw new Error(`matmul.wgsl:${i + 1}: unknown flag '${d[2]}'`);
-        flag = d[2];
-        keep = flags[flag];
-      } else if (flag === null) throw new Error(`matmul.wgsl:${i + 1}: #${d[1]} without #if`);
-      else if (d[1] === "else") keep = !flags[flag];
-      else flag = null, keep = true;
-      return "";
-    }
-    return keep ? line : "";
-  }).join("\n");
+  return withFlags(source, flags, "matmul.wgsl");
 }
 
 function checkDims(kernel: string, dims: Record<string, number>): void {

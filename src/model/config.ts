@@ -50,6 +50,17 @@ export function validateConfig(c: GPTConfig): void {
   if (typeof c.bias !== "boolean") throw new Error(`config: bias must be true or false`);
 }
 
+/**
+ * Storage precision of a training run (nanoGPT's `dtype`): "float32" everywhere, or "float16" mixed
+ * precision: matmul and attention operands stored as f16 (weights as an f16 copy of the f32 master weights),
+ * f32 arithmetic and accumulation, f32 residual stream, layernorm statistics, logits, gradients and optimizer
+ * state, and dynamic loss scaling. Needs the adapter feature `shader-f16`.
+ */
+export type Precision = "float32" | "float16";
+
+/** The storage precisions a run can ask for. */
+export const PRECISIONS: readonly Precision[] = ["float32", "float16"];
+
 /** Where dropout is applied; with the layer index this picks the hash stream of each dropout site. */
 export type DropoutSite = "embedding" | "attn_resid" | "mlp_resid";
 

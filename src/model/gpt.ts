@@ -6,6 +6,12 @@
  * with mean/rstd [N], qkv [N,3C], attention output [N,C] with logsumexp [B,NH,T], MLP hidden
  * fch/gelu [N,4C]; logits [N,V], overwritten in place by dlogits in the backward.
  *
+ * Mixed precision (dtype "float16"): the forward starts by refreshing an f16 copy of the parameter arena;
+ * ln1/ln2/lnf, qkv, the attention output, fch/gelu and the MLP-input gradient are stored as f16 (the operands
+ * of matmuls and attention), and the loss gradient goes to a separate f16 [N,V] buffer, multiplied by the
+ * dynamic loss scale in `lossScaler`. Residual stream, layernorm statistics, lse, logits, the projections'
+ * outputs, every other gradient and the parameter gradients stay f32; all arithmetic is f32.
+ *
  * @module
  */
 import { Arena, createStorage } from "../gpu/buffers.ts";
@@ -13,6 +19,7 @@ import type { Gpu } from "../gpu/device.ts";
 import type { Dispatch, Resource } from "../gpu/kernel.ts";
 import { attentionBackward, attentionForward, attentionScratchBytes } from "../kernels/attention.ts";
 import { accumulateLoss, crossEntropyForwardBackward, crossEntropyLoss } from "../kernels/crossentropy.ts";
+import { castToF16 } from "../kernels/convert.ts";
 import { encoderBackward, encoderForward, encoderScratchBytes } from "../kernels/encoder.ts";
 import { geluBackward, geluForward } from "../kernels/gelu.ts";
 import { layernormBackward, layernormForward, layernormScratchBytes } from "../kernels/layernorm.ts";
@@ -21,9 +28,11 @@ import {
   matmulBackwardInput,
   matmulBackwardWeight,
   matmulForward,
+  type MatmulTypes,
 } from "../kernels/matmul.ts";
+import { createLossScaler } from "../kernels/optimizer.ts";
 import { dropoutBackward, dropoutForward, residualForward } from "../kernels/residual.ts";
-import { dropoutStream, type GPTConfig, validateConfig } from "./config.ts";
+import { dropoutStream, type GPTConfig, type Precision, validateConfig } from "./config.ts";
 import { paramLayout } from "./params.ts";
 import { checkMemory, memoryPlan } from "./memory.ts";
 
@@ -57,6 +66,8 @@ export interface GPTShape {
   ignoreIndex?: number;
   /** Count the optimizer's two moment arenas in the memory check (the trainer allocates them). */
   training?: boolean;
+  /** Storage precision (default "float32"); "float16" needs the adapter feature `shader-f16`. */
+  dtype?: Precision;
 }
 
 /**
@@ -88,6 +99,13 @@ export class GPT {
   readonly losses: GPUBuffer;
   /** Loss accumulator: [0] += sum of losses, [1] += count of scored positions. */
   readonly lossAcc: GPUBuffer;
+  /** Storage precision of the passes. */
+  readonly dtype: Precision;
+  /**
+   * float16 only: [loss scale S, good steps], 2 f32 (optimizer.ts createLossScaler, starting at 2^16). The
+   * backward's gradients are S times the true ones; the trainer's gradNorm unscales them and updates S.
+   */
+  readonly lossScaler?: GPUBuffer;
   /** Forward to logits with dropout (training). */
   readonly forwardTrain: Dispatch[];
   /** Forward to logits without dropout (evaluation, sampling). */
@@ -110,6 +128,8 @@ export class GPT {
     this.logits = init.logits;
     this.losses = init.losses;
     this.lossAcc = init.lossAcc;
+    this.dtype = init.dtype;
+    this.lossScaler = init.lossScaler;
     this.forwardTrain = init.forwardTrain;
     this.forwardEval = init.forwardEval;
     this.backward = init.backward;
@@ -125,15 +145,28 @@ export class GPT {
       throw new Error(`sequence length ${T} must be in [1, block_size=${config.block_size}]`);
     }
     const c = config, C = c.n_embd, V = c.vocab_size, L = c.n_layer, N = B * T, NH = c.n_head;
+    const dtype = shape.dtype ?? "float32";
+    if (dtype !== "float32" && dtype !== "float16") {
+      throw new Error(`dtype must be float32 or float16 (got ${dtype})`);
+    }
+    const half = dtype === "float16";
+    if (half && !gpu.features.f16) {
+      throw new Error(
+        "dtype float16 needs the adapter feature 'shader-f16', which this GPU lacks; use float32",
+      );
+    }
     checkMemory(
       gpu,
-      memoryPlan(c, B, T, shape.training ?? false),
+      memoryPlan(c, B, T, shape.training ?? false, dtype),
       "reduce --batch-size, --block-size, the model or the vocabulary",
     );
     const { layout, decayEnd } = paramLayout(c);
     const params = new Arena(gpu, "params", layout);
     const grads = new Arena(gpu, "grads", layout);
     const f32 = (label: string, n: number) => createStorage(gpu, label, n * 4);
+    // Operands of matmuls and attention: f16 in mixed precision (2 bytes a value).
+    const act = half ? (label: string, n: number) => createStorage(gpu, label, n * 2) : f32;
+    const A: "f16" | "f32" = half ? "f16" : "f32";
     const tokens = f32("tokens", N), targets = f32("targets", N), rng = f32("rng", 4);
     const logits = f32("logits", N * V), losses = f32("losses", N), lossAcc = f32("loss_acc", 4);
 
@@ -144,33 +177,52 @@ export class GPT {
     const blocks: BlockActs[] = [];
     for (let l = 0; l < L; l++) {
       blocks.push({
-        ln1: f32(`h${l}.ln1`, N * C),
+        ln1: act(`h${l}.ln1`, N * C),
         ln1Mean: f32(`h${l}.ln1_mean`, N),
         ln1Rstd: f32(`h${l}.ln1_rstd`, N),
-        qkv: f32(`h${l}.qkv`, N * 3 * C),
-        atty: f32(`h${l}.atty`, N * C),
+        qkv: act(`h${l}.qkv`, N * 3 * C),
+        atty: act(`h${l}.atty`, N * C),
         lse: f32(`h${l}.lse`, B * NH * T),
         x2: f32(`h${l}.x2`, N * C),
-        ln2: f32(`h${l}.ln2`, N * C),
+        ln2: act(`h${l}.ln2`, N * C),
         ln2Mean: f32(`h${l}.ln2_mean`, N),
         ln2Rstd: f32(`h${l}.ln2_rstd`, N),
-        fch: f32(`h${l}.fch`, N * 4 * C),
-        fcg: f32(`h${l}.fcg`, N * 4 * C),
+        fch: act(`h${l}.fch`, N * 4 * C),
+        fcg: act(`h${l}.fcg`, N * 4 * C),
       });
     }
     const proj = f32("proj", N * C), projDrop = f32("proj_drop", N * C);
-    const lnf = f32("lnf", N * C), lnfMean = f32("lnf_mean", N), lnfRstd = f32("lnf_rstd", N);
+    const lnf = act("lnf", N * C), lnfMean = f32("lnf_mean", N), lnfRstd = f32("lnf_rstd", N);
 
     // Backward scratch, shared by all layers.
     const dres = f32("dres", N * C), dC = f32("d_c", N * C);
-    const d4a = f32("d_4c_a", N * 4 * C), d4b = f32("d_4c_b", N * 4 * C);
+    const d4a = f32("d_4c_a", N * 4 * C), d4b = act("d_4c_b", N * 4 * C);
     const attScratch = createStorage(gpu, "att_scratch", attentionScratchBytes({ B, T, C, NH }));
     const lnScratchBytes = layernormScratchBytes({ N, C });
     const lnScratch = lnScratchBytes > 0 ? createStorage(gpu, "ln_scratch", lnScratchBytes) : undefined;
     const encScratch = createStorage(gpu, "enc_scratch", encoderScratchBytes({ B, T, C, V }));
-    const view = (b: GPUBuffer, floats: number): Resource => ({ buffer: b, offset: 0, size: floats * 4 });
+    const view = (b: GPUBuffer, values: number, bytes = 4): Resource => ({
+      buffer: b,
+      offset: 0,
+      size: Math.ceil((values * bytes) / 4) * 4, // bindings are whole 4-byte words (an odd f16 count)
+    });
+    // Mixed precision: the f16 weight copy, the f16 loss gradient and the loss scale (the allocation order
+    // matches memoryPlan's list only as a multiset; the memory test sorts).
+    const params16 = half ? createStorage(gpu, "params_f16", layout.totalFloats * 2) : undefined;
+    const dlogits16 = half ? act("dlogits_f16", N * V) : undefined;
+    const lossScaler = half ? createLossScaler(gpu) : undefined;
 
     const P = (n: string) => params.bind(n);
+    // A matmul weight as the matmuls read it: the f16 copy (2 bytes a value, same element offsets).
+    const W = (n: string): Resource => {
+      if (!params16) return P(n);
+      const e = layout.get(n);
+      return { buffer: params16, offset: e.offset * 2, size: Math.ceil(e.size / 2) * 4 }; // padded arena
+    };
+    // Matmul operand types: forward (inp, weight in A; out given), backward input / weight (dout given).
+    const fwdT = (out: "f16" | "f32"): MatmulTypes => ({ inp: A, weight: A, out });
+    const bwdInT = (dout: "f16" | "f32"): MatmulTypes => ({ dout, weight: A, out: "f32" });
+    const bwdWT = (dout: "f16" | "f32"): MatmulTypes => ({ dout, inp: A });
     const G = (n: string) => grads.bind(n);
     const PB = (n: string) => c.bias ? { bias: P(n) } : {};
 
@@ -178,6 +230,7 @@ export class GPT {
       const ds: Dispatch[] = [];
       const drop = train && c.dropout > 0;
       const wpe = P("transformer.wpe.weight"), wte = P("transformer.wte.weight");
+      if (params16) ds.push(await castToF16(gpu, { out: params16, inp: params.buffer }, layout.totalFloats));
       ds.push(await encoderForward(gpu, { out: drop ? emb : res[0], tokens, wte, wpe }, { B, T, C, V }));
       if (drop) {
         ds.push(
@@ -198,24 +251,42 @@ export class GPT {
             inp: res[l],
             weight: P(`${h}.ln_1.weight`),
             ...PB(`${h}.ln_1.bias`),
-          }, { N, C }),
+          }, { N, C, types: { out: A } }),
         );
         ds.push(
-          await matmulForward(gpu, {
-            out: a.qkv,
-            inp: a.ln1,
-            weight: P(`${h}.attn.c_attn.weight`),
-            ...PB(`${h}.attn.c_attn.bias`),
-          }, { M: N, K: C, N: 3 * C }),
+          await matmulForward(
+            gpu,
+            {
+              out: a.qkv,
+              inp: a.ln1,
+              weight: W(`${h}.attn.c_attn.weight`),
+              ...PB(`${h}.attn.c_attn.bias`),
+            },
+            { M: N, K: C, N: 3 * C },
+            { types: fwdT(A) },
+          ),
         );
-        ds.push(await attentionForward(gpu, { out: a.atty, lse: a.lse, qkv: a.qkv }, { B, T, C, NH }));
         ds.push(
-          await matmulForward(gpu, {
-            out: proj,
-            inp: a.atty,
-            weight: P(`${h}.attn.c_proj.weight`),
-            ...PB(`${h}.attn.c_proj.bias`),
-          }, { M: N, K: C, N: C }),
+          await attentionForward(gpu, { out: a.atty, lse: a.lse, qkv: a.qkv }, {
+            B,
+            T,
+            C,
+            NH,
+            types: { qkv: A, out: A },
+          }),
+        );
+        ds.push(
+          await matmulForward(
+            gpu,
+            {
+              out: proj,
+              inp: a.atty,
+              weight: W(`${h}.attn.c_proj.weight`),
+              ...PB(`${h}.attn.c_proj.bias`),
+            },
+            { M: N, K: C, N: C },
+            { types: fwdT("f32") },
+          ),
         );
         if (drop) {
           ds.push(
@@ -235,24 +306,34 @@ export class GPT {
             inp: a.x2,
             weight: P(`${h}.ln_2.weight`),
             ...PB(`${h}.ln_2.bias`),
-          }, { N, C }),
+          }, { N, C, types: { out: A } }),
         );
         ds.push(
-          await matmulForward(gpu, {
-            out: a.fch,
-            inp: a.ln2,
-            weight: P(`${h}.mlp.c_fc.weight`),
-            ...PB(`${h}.mlp.c_fc.bias`),
-          }, { M: N, K: C, N: 4 * C }),
+          await matmulForward(
+            gpu,
+            {
+              out: a.fch,
+              inp: a.ln2,
+              weight: W(`${h}.mlp.c_fc.weight`),
+              ...PB(`${h}.mlp.c_fc.bias`),
+            },
+            { M: N, K: C, N: 4 * C },
+            { types: fwdT(A) },
+          ),
         );
-        ds.push(await geluForward(gpu, { out: a.fcg, inp: a.fch }, N * 4 * C));
+        ds.push(await geluForward(gpu, { out: a.fcg, inp: a.fch }, N * 4 * C, { inp: A, out: A }));
         ds.push(
-          await matmulForward(gpu, {
-            out: proj,
-            inp: a.fcg,
-            weight: P(`${h}.mlp.c_proj.weight`),
-            ...PB(`${h}.mlp.c_proj.bias`),
-          }, { M: N, K: 4 * C, N: C }),
+          await matmulForward(
+            gpu,
+            {
+              out: proj,
+              inp: a.fcg,
+              weight: W(`${h}.mlp.c_proj.weight`),
+              ...PB(`${h}.mlp.c_proj.bias`),
+            },
+            { M: N, K: 4 * C, N: C },
+            { types: fwdT("f32") },
+          ),
         );
         if (drop) {
           ds.push(
@@ -273,9 +354,15 @@ export class GPT {
           inp: res[L],
           weight: P("transformer.ln_f.weight"),
           ...PB("transformer.ln_f.bias"),
-        }, { N, C }),
+        }, { N, C, types: { out: A } }),
       );
-      ds.push(await matmulForward(gpu, { out: logits, inp: lnf, weight: wte }, { M: N, K: C, N: V }));
+      ds.push(
+        await matmulForward(gpu, { out: logits, inp: lnf, weight: W("transformer.wte.weight") }, {
+          M: N,
+          K: C,
+          N: V,
+        }, { types: fwdT("f32") }),
+      );
       return ds;
     };
 
@@ -298,14 +385,23 @@ export class GPT {
       inp: Resource,
       K: number,
       M2: number,
+      doutType: "f16" | "f32",
     ) => {
       const s = { M: N, K, N: M2 };
       const ds = [
-        await matmulBackwardInput(gpu, { dinp, dout, weight: P(`${prefix}.weight`) }, s),
-        await matmulBackwardWeight(gpu, { dweight: G(`${prefix}.weight`), dout, inp }, s),
+        await matmulBackwardInput(gpu, { dinp, dout, weight: W(`${prefix}.weight`) }, s, {
+          types: bwdInT(doutType),
+        }),
+        await matmulBackwardWeight(gpu, { dweight: G(`${prefix}.weight`), dout, inp }, s, {
+          types: bwdWT(doutType),
+        }),
       ];
       if (c.bias) {
-        ds.push(await matmulBackwardBias(gpu, { dbias: G(`${prefix}.bias`), dout }, { M: N, N: M2 }));
+        ds.push(
+          await matmulBackwardBias(gpu, { dbias: G(`${prefix}.bias`), dout }, { M: N, N: M2 }, {
+            types: { dout: doutType },
+          }),
+        );
       }
       return ds;
     };
@@ -313,22 +409,28 @@ export class GPT {
     const backward: Dispatch[] = [];
     const scale = shape.lossScale ?? 1 / N;
     const ignoreIndex = shape.ignoreIndex;
+    // The loss gradient: in place over the logits, or (mixed precision) into the f16 buffer, times the loss scale.
+    const dlogits = dlogits16 ?? logits;
     backward.push(
-      await crossEntropyForwardBackward(gpu, { logits, losses, targets }, { N, V, scale, ignoreIndex }),
+      await crossEntropyForwardBackward(
+        gpu,
+        { logits, losses, targets, ...(half ? { dlogits, lossScale: lossScaler } : {}) },
+        { N, V, scale, ignoreIndex, ...(half ? { types: { dlogits: A } } : {}) },
+      ),
     );
     backward.push(await accumulateLoss(gpu, { acc: lossAcc, losses, targets }, { N, ignoreIndex }));
     // Tied head: dlnf = dlogits · wte, dwte += dlogitsᵀ · lnf.
     backward.push(
-      await matmulBackwardInput(gpu, { dinp: dC, dout: logits, weight: P("transformer.wte.weight") }, {
+      await matmulBackwardInput(gpu, { dinp: dC, dout: dlogits, weight: W("transformer.wte.weight") }, {
         M: N,
         K: C,
         N: V,
-      }),
-      await matmulBackwardWeight(gpu, { dweight: G("transformer.wte.weight"), dout: logits, inp: lnf }, {
+      }, { types: bwdInT(A) }),
+      await matmulBackwardWeight(gpu, { dweight: G("transformer.wte.weight"), dout: dlogits, inp: lnf }, {
         M: N,
         K: C,
         N: V,
-      }),
+      }, { types: bwdWT(A) }),
     );
     backward.push(
       ...await lnBack(
@@ -348,9 +450,15 @@ export class GPT {
       const h = `transformer.h.${l}`, a = blocks[l];
       // MLP: dres is d(x3); the branch gradient passes the residual dropout first.
       const dmlp = await dropBack(dropoutStream("mlp_resid", l));
-      backward.push(...await linBack(`${h}.mlp.c_proj`, d4a, dmlp, a.fcg, 4 * C, C));
-      backward.push(await geluBackward(gpu, { dinp: d4b, inp: a.fch, dout: d4a }, N * 4 * C));
-      backward.push(...await linBack(`${h}.mlp.c_fc`, dC, d4b, a.ln2, C, 4 * C));
+      backward.push(...await linBack(`${h}.mlp.c_proj`, d4a, dmlp, a.fcg, 4 * C, C, "f32"));
+      backward.push(
+        await geluBackward(gpu, { dinp: d4b, inp: a.fch, dout: d4a }, N * 4 * C, {
+          inp: A,
+          dout: "f32",
+          dinp: A,
+        }),
+      );
+      backward.push(...await linBack(`${h}.mlp.c_fc`, dC, d4b, a.ln2, C, 4 * C, A));
       backward.push(
         ...await lnBack(
           { dinp: dres, dout: dC, inp: a.x2, mean: a.ln2Mean, rstd: a.ln2Rstd },
@@ -360,8 +468,8 @@ export class GPT {
       );
       // Attention: dres is now d(x2).
       const datt = await dropBack(dropoutStream("attn_resid", l));
-      const dAtty = view(d4a, N * C), dQkv = view(d4b, N * 3 * C);
-      backward.push(...await linBack(`${h}.attn.c_proj`, dAtty, datt, a.atty, C, C));
+      const dAtty = view(d4a, N * C), dQkv = view(d4b, N * 3 * C, half ? 2 : 4);
+      backward.push(...await linBack(`${h}.attn.c_proj`, dAtty, datt, a.atty, C, C, "f32"));
       backward.push(
         ...await attentionBackward(gpu, {
           dqkv: dQkv,
@@ -370,9 +478,9 @@ export class GPT {
           out: a.atty,
           lse: a.lse,
           scratch: attScratch,
-        }, { B, T, C, NH }),
+        }, { B, T, C, NH, types: { qkv: A, out: A, dout: "f32", dqkv: A } }),
       );
-      backward.push(...await linBack(`${h}.attn.c_attn`, dC, dQkv, a.ln1, C, 3 * C));
+      backward.push(...await linBack(`${h}.attn.c_attn`, dC, dQkv, a.ln1, C, 3 * C, A));
       backward.push(
         ...await lnBack(
           { dinp: dres, dout: dC, inp: res[l], mean: a.ln1Mean, rstd: a.ln1Rstd },
@@ -412,6 +520,8 @@ export class GPT {
       logits,
       losses,
       lossAcc,
+      dtype,
+      lossScaler,
       forwardTrain,
       forwardEval,
       backward,

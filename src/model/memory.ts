@@ -10,7 +10,7 @@ import type { Gpu } from "../gpu/device.ts";
 import { attentionScratchBytes } from "../kernels/attention.ts";
 import { encoderScratchBytes } from "../kernels/encoder.ts";
 import { layernormScratchBytes } from "../kernels/layernorm.ts";
-import type { GPTConfig } from "./config.ts";
+import type { GPTConfig, Precision } from "./config.ts";
 import { paramLayout } from "./params.ts";
 
 /** One planned buffer. */
@@ -23,12 +23,24 @@ export interface PlannedBuffer {
 
 /**
  * Every buffer GPT.create allocates for (B, T), plus the AdamW moments when `training` (the trainer's
- * two extra parameter-sized arenas). Mirrors src/model/gpt.ts; a test checks the two agree.
+ * two extra parameter-sized arenas). With dtype "float16" the matmul and attention operands take 2 bytes a
+ * value, plus the f16 weight copy, the f16 loss gradient and the loss scaler. Mirrors src/model/gpt.ts; a
+ * test checks the two agree.
  */
-export function memoryPlan(c: GPTConfig, B: number, T: number, training = false): PlannedBuffer[] {
+export function memoryPlan(
+  c: GPTConfig,
+  B: number,
+  T: number,
+  training = false,
+  dtype: Precision = "float32",
+): PlannedBuffer[] {
   const C = c.n_embd, V = c.vocab_size, L = c.n_layer, N = B * T, NH = c.n_head;
   const P = paramLayout(c).layout.totalFloats * 4;
   const f = (name: string, floats: number): PlannedBuffer => ({ name, bytes: Math.max(4, floats * 4) });
+  const half = dtype === "float16";
+  // An operand buffer: f16 in mixed precision (rounded up to 4 bytes like every buffer).
+  const h = (name: string, n: number): PlannedBuffer =>
+    half ? { name, bytes: Math.max(4, Math.ceil(n / 2) * 4) } : f(name, n);
   const out: PlannedBuffer[] = [
     { name: `parameters [${P / 4} floats]`, bytes: P },
     { name: `gradients [${P / 4} floats]`, bytes: P },
@@ -44,27 +56,34 @@ export function memoryPlan(c: GPTConfig, B: number, T: number, training = false)
   out.push(f("emb", N * C));
   for (let l = 0; l < L; l++) {
     out.push(
-      f(`h${l}.ln1`, N * C),
+      h(`h${l}.ln1`, N * C),
       f(`h${l}.ln1_mean`, N),
       f(`h${l}.ln1_rstd`, N),
-      f(`h${l}.qkv [${N} x ${3 * C}]`, N * 3 * C),
-      f(`h${l}.atty`, N * C),
+      h(`h${l}.qkv [${N} x ${3 * C}]`, N * 3 * C),
+      h(`h${l}.atty`, N * C),
       f(`h${l}.lse`, B * NH * T),
       f(`h${l}.x2`, N * C),
-      f(`h${l}.ln2`, N * C),
+      h(`h${l}.ln2`, N * C),
       f(`h${l}.ln2_mean`, N),
       f(`h${l}.ln2_rstd`, N),
-      f(`h${l}.fch [${N} x ${4 * C}]`, N * 4 * C),
-      f(`h${l}.fcg [${N} x ${4 * C}]`, N * 4 * C),
+      h(`h${l}.fch [${N} x ${4 * C}]`, N * 4 * C),
+      h(`h${l}.fcg [${N} x ${4 * C}]`, N * 4 * C),
     );
   }
-  out.push(f("proj", N * C), f("proj_drop", N * C), f("lnf", N * C), f("lnf_mean", N), f("lnf_rstd", N));
+  out.push(f("proj", N * C), f("proj_drop", N * C), h("lnf", N * C), f("lnf_mean", N), f("lnf_rstd", N));
   out.push(
     f("dres", N * C),
     f("d_c", N * C),
     f(`d_4c_a [${N} x ${4 * C}]`, N * 4 * C),
-    f("d_4c_b", N * 4 * C),
+    h("d_4c_b", N * 4 * C),
   );
+  if (half) {
+    out.push(
+      { name: `f16 parameters [${P / 4} halves]`, bytes: P / 2 },
+      h(`f16 dlogits [${N} x ${V}]`, N * V),
+      { name: "loss scaler", bytes: 8 },
+    );
+  }
   out.push({ name: "attention scratch", bytes: Math.max(4, attentionScratchBytes({ B, T, C, NH })) });
   const ln = layernormScratchBytes({ N, C });
   if (ln > 0) out.push({ name: "layernorm scratch", bytes: ln });

@@ -56,7 +56,8 @@ export function decays(p: ParamSpec): boolean {
 export function paramLayout(c: GPTConfig): { layout: ArenaLayout; decayEnd: number } {
   const specs = paramSpecs(c);
   const ordered = [...specs.filter(decays), ...specs.filter((p) => !decays(p))];
-  const layout = new ArenaLayout(ordered);
+  // 128 floats: 256-byte (WebGPU's default minStorageBufferOffsetAlignment) offsets in an f16 copy too.
+  const layout = new ArenaLayout(ordered, 128);
   const firstNoDecay = ordered.find((p) => !decays(p));
   const decayEnd = firstNoDecay ? layout.get(firstNoDecay.name).offset : layout.totalFloats;
   return { layout, decayEnd };

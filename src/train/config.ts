@@ -5,6 +5,7 @@
  * @module
  */
 import type { TokenizerType } from "../data/tokenizer.ts";
+import { type Precision, PRECISIONS } from "../model/config.ts";
 import type { ExamplesMode } from "./data.ts";
 import { validateModeConfig } from "./modes.ts";
 
@@ -54,6 +55,8 @@ export interface TrainConfig {
   beta2: number;
   /** Clip the global gradient norm to this (0: off). */
   grad_clip: number;
+  /** Storage precision: float32, or float16 mixed precision with dynamic loss scaling (needs shader-f16). */
+  dtype: Precision;
   /** Evaluate (and checkpoint) every this many steps. */
   eval_interval: number;
   /** Validation batches per evaluation. */
@@ -111,6 +114,7 @@ export const DEFAULT_TRAIN: Readonly<TrainConfig> = {
   beta1: 0.9,
   beta2: 0.99,
   grad_clip: 1,
+  dtype: "float32",
   eval_interval: 200,
   eval_iters: 8,
   log_interval: 10,
@@ -175,6 +179,12 @@ export function validateTrainConfig(c: TrainConfig): void {
   }
   if (c.vocab_size !== undefined && (!Number.isInteger(c.vocab_size) || c.vocab_size < 3)) {
     throw new Error(`--vocab-size must be an integer >= 3 (got ${c.vocab_size})`);
+  }
+  if (!PRECISIONS.includes(c.dtype)) {
+    throw new Error(`--dtype must be ${PRECISIONS.join(" or ")} (got ${c.dtype})`);
+  }
+  if (c.dtype === "float16" && c.mode !== "teacher-forcing") {
+    throw new Error(`--dtype float16 runs --mode teacher-forcing only so far (got ${c.mode})`);
   }
   validateModeConfig(c);
 }

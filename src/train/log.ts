@@ -24,6 +24,10 @@ export interface StepRecord {
   tokens_per_s: number | null;
   /** Training seconds so far (across resumes). */
   elapsed_s: number;
+  /** float16 runs, training lines: the loss scale of the logged step. */
+  loss_scale?: number;
+  /** float16 runs, training lines: true when the logged step overflowed f16 and was skipped. */
+  skipped?: boolean;
 }
 
 /** Collects records, writes the JSONL log and the loss plot. */

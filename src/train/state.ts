@@ -32,6 +32,8 @@ export interface TrainState {
   m: Float32Array;
   /** AdamW second moments, parameter-arena image. */
   v: Float32Array;
+  /** float16 runs: the dynamic loss scale and its count of finite steps since it last changed. */
+  lossScaler?: { scale: number; good: number };
 }
 
 /** Writes train_state.safetensors, then model.safetensors and, when `isBest`, best.safetensors. */
@@ -68,6 +70,9 @@ export async function saveCheckpoint(
       eval_rng: String(state.evalRng),
       best_val: String(state.bestVal),
       elapsed: String(state.elapsed),
+      ...(state.lossScaler
+        ? { loss_scale: String(state.lossScaler.scale), loss_scale_good: String(state.lossScaler.good) }
+        : {}),
     }),
   );
   const model = encodeModel(config, tokenizer, layout, params, meta);
@@ -114,6 +119,9 @@ export async function loadTrainState(path: string): Promise<ModelCheckpoint & { 
     elapsed: num("elapsed"),
     m,
     v,
+    ...(file.metadata.loss_scale !== undefined
+      ? { lossScaler: { scale: num("loss_scale"), good: num("loss_scale_good") } }
+      : {}),
   };
   return { ...ck, state };
 }

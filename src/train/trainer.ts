@@ -18,7 +18,7 @@ import { Arena, createStorage, readF32, writeArray } from "../gpu/buffers.ts";
 import { createGpu, type Gpu, GpuError } from "../gpu/device.ts";
 import { type Dispatch, encodeDispatches, firstFailingDispatch } from "../gpu/kernel.ts";
 import { gather, NO_TOKEN } from "../kernels/gather.ts";
-import { adamw, adamwUniforms, gradNorm, gradNormScratchBytes } from "../kernels/optimizer.ts";
+import { adamw, adamwUniforms, gradNorm, gradNormScratchBytes, STATS_FLOATS } from "../kernels/optimizer.ts";
 import type { GPTConfig } from "../model/config.ts";
 import { GPT } from "../model/gpt.ts";
 import { initParams } from "../model/init.ts";
@@ -32,6 +32,9 @@ import { loadTrainState, saveCheckpoint, type TrainState } from "./state.ts";
 import { RunLog, type StepRecord } from "./log.ts";
 import { loadModel, weightsToArena } from "../model/checkpoint.ts";
 import { buildModeStep, createGradProbe } from "./modes.ts";
+
+/** A float16 run stops when overflow has halved its loss scale below this (2^16 halvings from the start). */
+const MIN_LOSS_SCALE = 1 / 65536;
 
 /** Hooks and resources for {@linkcode train}. */
 export interface TrainHooks {
@@ -140,7 +143,12 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
     lossScale: 1 / (N * M),
     ignoreIndex: corpus.tokenizer.padId ?? undefined,
     training: true,
+    dtype: cfg.dtype,
   });
+  if (model.lossScaler && resumed?.state.lossScaler) {
+    const { scale, good } = resumed.state.lossScaler;
+    writeArray(gpu, model.lossScaler, new Float32Array([scale, good]));
+  }
   const layout = model.params.layout;
   const dev = gpu.device;
   writeArray(
@@ -188,9 +196,10 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
   }
 
   const n = layout.totalFloats;
-  const stats = createStorage(gpu, "grad_stats", 16);
+  const stats = createStorage(gpu, "grad_stats", 4 * STATS_FLOATS);
   const normScratch = createStorage(gpu, "grad_norm_scratch", gradNormScratchBytes(n));
-  const norm = await gradNorm(gpu, { stats, grads: model.grads.buffer, scratch: normScratch }, {
+  const scaler = model.lossScaler ? { scaler: model.lossScaler } : {};
+  const norm = await gradNorm(gpu, { stats, grads: model.grads.buffer, scratch: normScratch, ...scaler }, {
     n,
     maxNorm: cfg.grad_clip,
   });
@@ -277,10 +286,11 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
 
   const save = async (step: number, valLoss: number) => {
     if (hooks.noSave) return;
-    const [params, m, v] = await Promise.all([
+    const [params, m, v, ls] = await Promise.all([
       readF32(gpu, model.params.buffer),
       readF32(gpu, mArena.buffer),
       readF32(gpu, vArena.buffer),
+      model.lossScaler ? readF32(gpu, model.lossScaler) : null,
     ]);
     const state: TrainState = {
       step,
@@ -290,6 +300,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
       elapsed: elapsed(),
       m,
       v,
+      ...(ls ? { lossScaler: { scale: ls[0], good: ls[1] } } : {}),
     };
     await saveCheckpoint(
       cfg.out,
@@ -338,20 +349,27 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
       const slot = logNow ? await ring.acquire() : null;
       if (slot) {
         enc.copyBufferToBuffer(model.lossAcc, 0, slot.buffer, 0, 8);
-        enc.copyBufferToBuffer(stats, 0, slot.buffer, 8, 8);
-        if (probe) enc.copyBufferToBuffer(probe.gstats, 0, slot.buffer, 16, 12);
+        enc.copyBufferToBuffer(stats, 0, slot.buffer, 8, 16);
+        if (probe) enc.copyBufferToBuffer(probe.gstats, 0, slot.buffer, 24, 12);
       }
       dev.queue.submit([enc.finish({ label: `step ${step}` })]);
       if (slot) {
         const s = step, lrNow = lr;
-        slot.read(([sum, count, gnorm, , gp, gg, pp]) => {
+        slot.read(([sum, count, gnorm, , skippedFlag, lossScale, gp, gg, pp]) => {
           if (probe) hooks.onGradStats!(s + 1, { gp, gg, pp });
           const loss = sum / count;
           const now = performance.now();
           const tps = (s + 1 - lastLog.step) * tokensPerStep / ((now - lastLog.time) / 1000);
           lastLog = { step: s + 1, time: now };
-          if (!Number.isFinite(loss) || !Number.isFinite(gnorm)) {
+          // A float16 step whose gradients overflowed was skipped and the loss scale halved: not divergence,
+          // unless it keeps happening until the scale is absurdly small.
+          const skipped = skippedFlag !== 0;
+          if (!Number.isFinite(loss) || (!Number.isFinite(gnorm) && !skipped)) {
             diverged ??= `loss is ${loss} at step ${s + 1}`;
+          } else if (skipped && lossScale < MIN_LOSS_SCALE) {
+            diverged ??= `gradients overflow float16 at every loss scale (down to ${lossScale}) at step ${
+              s + 1
+            }`;
           }
           const rec: StepRecord = {
             step: s + 1,
@@ -361,6 +379,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
             grad_norm: gnorm,
             tokens_per_s: tps,
             elapsed_s: elapsed(),
+            ...(model.lossScaler ? { loss_scale: lossScale, skipped } : {}),
           };
           log.add(rec);
           hooks.onRecord?.(rec);
@@ -465,7 +484,10 @@ function loadResume(cfg: TrainConfig) {
   return loadTrainState(`${cfg.out}/train_state.safetensors`);
 }
 
-/** A ring of small MAP_READ buffers: [loss sum, count, grad norm, clip scale, g·p, g·g, p·p] per logged step. */
+/**
+ * A ring of small MAP_READ buffers, per logged step: [loss sum, count, grad norm, gradient multiplier, skipped,
+ * loss scale, g·p, g·g, p·p].
+ */
 class LossRing {
   #gpu: Gpu;
   #slots: { buffer: GPUBuffer; busy: Promise<void> | null }[] = [];
@@ -477,7 +499,7 @@ class LossRing {
       this.#slots.push({
         buffer: gpu.device.createBuffer({
           label: `loss_ring${i}`,
-          size: 32,
+          size: 48, // loss sum, count, 4 optimizer stats, 3 gradient probe stats
           usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
         }),
         busy: null,
