@@ -18,6 +18,7 @@
  * @module
  */
 import type { Gpu } from "../src/gpu/device.ts";
+import type { Precision } from "../src/model/config.ts";
 import { builtKernels, encodeDispatches } from "../src/gpu/kernel.ts";
 import {
   buildTrainingStep,
@@ -369,15 +370,77 @@ export function formatProfile(p: StepProfile): string {
   return lines.join("\n");
 }
 
+/** One kernel name's storage traffic in a recorded step (no timing). */
+export interface KernelBytes {
+  /** Kernel name. */
+  kernel: string;
+  /** Dispatches of this kernel per step. */
+  count: number;
+  /** Bytes of storage bound per step (each bound range once: a lower bound of the traffic). */
+  bytes: number;
+}
+
+/** Per-kernel bound bytes and dispatch counts of a recorded step, largest first; no GPU time needed. */
+export function stepBytes(rec: RecordedStep): KernelBytes[] {
+  const by = new Map<string, KernelBytes>();
+  rec.step.dispatches.forEach((d, i) => {
+    const k = by.get(d.kernel) ?? { kernel: d.kernel, count: 0, bytes: 0 };
+    k.count++;
+    k.bytes += Object.values(rec.bound[i]).reduce((a, b) => a + b, 0);
+    by.set(d.kernel, k);
+  });
+  return [...by.values()].sort((a, b) => b.bytes - a.bytes);
+}
+
+/** Options of {@linkcode runProfile}. */
+export interface ProfileOptions {
+  /** The shakespeare_char step instead of the CI step. */
+  large: boolean;
+  /** Trials per mode (default 3 CI, 10 large). */
+  trials?: number;
+  /** Storage precision of the step (default float32). */
+  dtype?: Precision;
+  /** Only record the step and report bound bytes and dispatch counts per kernel (no timing). */
+  bytesOnly?: boolean;
+}
+
 /**
  * Profiles the CI step (or the shakespeare_char step when `large`), printing JSON lines to stdout and the
- * table to stderr. `trials` defaults to 3 (CI) or 10 (large).
+ * table to stderr. With `bytesOnly`, prints per-kernel bound bytes and dispatch counts instead (a "bytes"
+ * JSON line per kernel and a "step_bytes" total): what the step moves at least, without running it.
  */
-export async function runProfile(gpu: Gpu, large: boolean, trials?: number): Promise<StepProfile> {
-  const rec = await recordStep(gpu, large ? SHAKESPEARE_STEP : CI_STEP);
+export async function runProfile(gpu: Gpu, o: ProfileOptions): Promise<StepProfile | KernelBytes[]> {
+  const shape = { ...(o.large ? SHAKESPEARE_STEP : CI_STEP), dtype: o.dtype };
+  const rec = await recordStep(gpu, shape);
+  if (o.bytesOnly) {
+    const ks = stepBytes(rec);
+    const total = ks.reduce((a, k) => a + k.bytes, 0);
+    console.log(JSON.stringify({
+      profile: "step_bytes",
+      shape: describeStep(shape),
+      dispatches: rec.step.dispatches.length,
+      bytes: total,
+    }));
+    for (const k of ks) {
+      console.log(JSON.stringify({ profile: "bytes", ...k, share: round(k.bytes / total, 4) }));
+    }
+    console.error(
+      `${describeStep(shape)}: ${rec.step.dispatches.length} dispatches, ${
+        (total / 2 ** 20).toFixed(1)
+      } MiB bound`,
+    );
+    for (const k of ks) {
+      console.error(
+        `  ${k.kernel.padEnd(40)} x${String(k.count).padStart(3)}  ${
+          (k.bytes / 2 ** 20).toFixed(1).padStart(8)
+        } MiB  ${(100 * k.bytes / total).toFixed(1).padStart(5)}%`,
+      );
+    }
+    return ks;
+  }
   const p = await profileStep(gpu, rec, {
-    trials: trials ?? (large ? 10 : 3),
-    wallSteps: large ? 50 : 5,
+    trials: o.trials ?? (o.large ? 10 : 3),
+    wallSteps: o.large ? 50 : 5,
   });
   for (const l of profileLines(p)) console.log(l);
   console.error(formatProfile(p));

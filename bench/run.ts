@@ -3,13 +3,15 @@
  * Default sizes fit lavapipe on a CI machine; `--large` uses real-GPU shapes. Names filter by module
  * (e.g. `deno task bench matmul gelu`).
  *
- * `deno task bench --profile [--large] [--iters N]`: per-kernel GPU time of one whole training step
- * (bench/profile.ts), largest first; `--iters` sets the number of trials.
+ * `deno task bench --profile [--large] [--iters N] [--dtype float16] [--bytes]`: per-kernel GPU time of one
+ * whole training step (bench/profile.ts), largest first; `--iters` sets the number of trials; `--bytes`
+ * only records the step and lists the bytes each kernel binds and the dispatch count (no timing).
  */
 import { parseArgs } from "node:util";
 import { createGpu } from "../src/gpu/device.ts";
 import { timeCase } from "./harness.ts";
 import { runProfile } from "./profile.ts";
+import { type Precision, PRECISIONS } from "../src/model/config.ts";
 import { benchModules as modules } from "./modules.ts";
 
 async function main(): Promise<number> {
@@ -21,6 +23,8 @@ async function main(): Promise<number> {
         large: { type: "boolean", default: false },
         iters: { type: "string" },
         profile: { type: "boolean", default: false },
+        dtype: { type: "string", default: "float32" },
+        bytes: { type: "boolean", default: false },
       },
       allowPositionals: true,
     });
@@ -38,8 +42,18 @@ async function main(): Promise<number> {
       console.error(`bench: --profile profiles the training step and takes no benchmark names`);
       return 2;
     }
+    const dtype = args.values.dtype as Precision;
+    if (!PRECISIONS.includes(dtype)) {
+      console.error(`bench: --dtype must be ${PRECISIONS.join(" or ")} (got '${dtype}')`);
+      return 2;
+    }
     const gpu = await createGpu();
-    await runProfile(gpu, args.values.large!, itersArg === undefined ? undefined : Number(itersArg));
+    await runProfile(gpu, {
+      large: args.values.large!,
+      trials: itersArg === undefined ? undefined : Number(itersArg),
+      dtype,
+      bytesOnly: args.values.bytes,
+    });
     return 0;
   }
   const names = args.positionals.length ? args.positionals : Object.keys(modules);

@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { testGpu } from "./helpers.ts";
-import { dispatchFlops, formatProfile, profileLines, profileStep, recordStep } from "../bench/profile.ts";
+import {
+  dispatchFlops,
+  formatProfile,
+  profileLines,
+  profileStep,
+  recordStep,
+  stepBytes,
+} from "../bench/profile.ts";
 import { CI_STEP, stepFlops } from "../bench/step.ts";
 
 Deno.test("dispatchFlops: 2·M·K·N for each matmul form from its bound sizes; attention per FlashAttention", () => {
@@ -70,4 +77,26 @@ Deno.test("profile: the CI training step, per-kernel times and counts consistent
   assert.deepEqual(lines.slice(1).map((l) => l.kernel), p.kernels.map((k) => k.kernel));
   const table = formatProfile(p);
   assert(table.includes("WHOLE STEP, ONE PASS") && table.includes("per-pass mode"), table);
+});
+
+Deno.test("step bytes: float16 binds fewer bytes than float32 in every matmul and attention kernel", async () => {
+  const gpu = await testGpu();
+  const b32 = stepBytes(await recordStep(gpu, CI_STEP));
+  const rec16 = await recordStep(gpu, { ...CI_STEP, dtype: "float16" });
+  const b16 = stepBytes(rec16);
+  const by = (ks: typeof b32) => new Map(ks.map((k) => [k.kernel, k]));
+  const m32 = by(b32), m16 = by(b16);
+  // One more dispatch: the f16 weight copy; the same kernels otherwise.
+  assert.equal(m16.get("cast_f16")?.count, 1);
+  assert.equal(rec16.step.dispatches.length, b32.reduce((a, k) => a + k.count, 0) + 1);
+  for (
+    const name of ["matmul_forward", "matmul_backward_input", "matmul_backward_weight", "attention_forward"]
+  ) {
+    assert.ok(
+      m16.get(name)!.bytes < m32.get(name)!.bytes,
+      `${name}: ${m16.get(name)!.bytes} >= ${m32.get(name)!.bytes}`,
+    );
+  }
+  const total = (ks: typeof b32) => ks.reduce((a, k) => a + k.bytes, 0);
+  assert.ok(total(b16) < total(b32));
 });
