@@ -6,7 +6,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { DEFAULT_TRAIN, kebab, type TrainConfig, validateTrainConfig } from "./src/train/config.ts";
+import { DEFAULT_TRAIN, kebab, PRESETS, type TrainConfig, validateTrainConfig } from "./src/train/config.ts";
 import { train, TrainingDiverged } from "./src/train/trainer.ts";
 import type { StepRecord } from "./src/train/log.ts";
 import { Generator } from "./src/model/generate.ts";
@@ -96,13 +96,18 @@ function parseTrainAnd(
   argv: string[],
   extra: Record<string, { type: FlagType }>,
 ): { cfg: TrainConfig; extra: Record<string, string | boolean | undefined> } {
-  const options: Record<string, { type: FlagType }> = { ...extra };
+  const options: Record<string, { type: FlagType }> = { ...extra, preset: { type: "string" } };
   for (const k of [...numberKeys, ...stringKeys]) options[kebab(k)] = { type: "string" };
   for (const k of boolKeys) options[kebab(k)] = { type: "boolean" };
   const { values } = parse(argv, options);
-  const cfg: Record<string, unknown> = { ...DEFAULT_TRAIN };
+  const preset = values.preset as string | undefined;
+  if (preset !== undefined && !Object.hasOwn(PRESETS, preset)) {
+    throw new UsageError(`--preset: unknown preset '${preset}' (have: ${Object.keys(PRESETS).join(", ")})`);
+  }
+  const cfg: Record<string, unknown> = { ...DEFAULT_TRAIN, ...(preset ? PRESETS[preset] : {}) };
   const rest: Record<string, string | boolean | undefined> = {};
   for (const [flag, v] of Object.entries(values)) {
+    if (flag === "preset") continue;
     if (flag in extra) {
       rest[flag] = v as string | boolean;
       continue;

@@ -93,7 +93,7 @@ export {
   saveModel,
   weightsToArena,
 } from "./src/model/checkpoint.ts";
-export { DEFAULT_TRAIN, kebab, type TrainConfig, validateTrainConfig } from "./src/train/config.ts";
+export { DEFAULT_TRAIN, kebab, PRESETS, type TrainConfig, validateTrainConfig } from "./src/train/config.ts";
 export {
   dropoutSeed,
   train,

@@ -7,7 +7,9 @@
  * `.gpu/torch_mm.py` lines ({"torch": "fp32", "n", "tflops"}), `.gpu/torch_gpt.py` lines ({"torch":
  * "fp32-flash", "ms_per_step"}) and bench/h200.sh's own PyTorch lines ({"torch": "fp32_shape" |
  * "sdpa_fp32", ...}). Optional: DIR/gpu.txt (nvidia-smi's name and driver), DIR/status.txt ("name rc"
- * per part of the run), DIR/shakespeare.json ({"val_loss", "train_seconds"} of a training run).
+ * per part of the run), DIR/shakespeare.json ({"val_loss", "train_seconds"} of a training run) or, when
+ * that is absent, DIR/recipe/log.jsonl (the log of `deno task train --preset shakespeare-char`, summarised
+ * by {@linkcode recipeSummary}).
  * Every figure that is missing is null, so a run without PyTorch still gives a valid file.
  *
  * @module
@@ -231,6 +233,7 @@ async function main(args: string[]): Promise<number> {
   }
   const gpu = (await readOptional(`${dir}/gpu.txt`))?.trim() || null;
   const sk = await readOptional(`${dir}/shakespeare.json`);
+  const recipeLog = sk ? null : await readOptional(`${dir}/recipe/log.jsonl`);
   const figures = collect(lines, {
     dry: args.includes("--dry"),
     deno: Deno.version.deno,
@@ -238,12 +241,29 @@ async function main(args: string[]): Promise<number> {
     gpu,
     adapter,
     parts,
-    shakespeare: sk ? JSON.parse(sk) : null,
+    shakespeare: sk ? JSON.parse(sk) : recipeLog ? recipeSummary(recipeLog) : null,
   });
   const text = JSON.stringify(figures, null, 2) + "\n";
   await Deno.writeTextFile(`${dir}/h200.json`, text);
   console.log(text.trimEnd());
   return 0;
+}
+
+/**
+ * The figures of a training run from its log.jsonl: the best validation loss, the training seconds at the
+ * last record (evaluations included, as nanoGPT's wall-clock figure) and the steps done; nulls when absent.
+ */
+export function recipeSummary(
+  logText: string,
+): { val_loss: number | null; train_seconds: number | null; steps: number | null } {
+  const recs = parseLines(logText);
+  const vals = recs.map((r) => r.val_loss).filter((v): v is number => typeof v === "number");
+  const last = recs.at(-1);
+  return {
+    val_loss: vals.length ? Math.min(...vals) : null,
+    train_seconds: typeof last?.elapsed_s === "number" ? last.elapsed_s : null,
+    steps: typeof last?.step === "number" ? last.step : null,
+  };
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

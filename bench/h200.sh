@@ -10,12 +10,17 @@
 # leaves its fields null; status.txt lists each part's exit status (124: timed out, 127: skipped).
 #
 # H200_DRY=1: CI sizes (no --large) for a check on lavapipe; the PyTorch parts run only where torch sees
-# CUDA. H200_BUDGET: seconds for the whole run (default 420).
+# CUDA. H200_BUDGET: seconds for the whole run (default 420). H200_PARTS: "bench" (default: everything
+# above), "recipe" (nanoGPT's shakespeare_char recipe, `deno task train --preset shakespeare-char` on
+# $H200_TORCH_DIR/tinyshakespeare.txt, log in $OUT/recipe; H200_RECIPE_DTYPE float32 or float16; about
+# 5 minutes), or "bench recipe". A device command runs at most 600 s, so run the two as separate calls
+# and merge their $OUT folders before collect.ts (it reads recipe/log.jsonl when present).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 out=${OUT:-/tmp/h200}
 mkdir -p "$out"
 dry=${H200_DRY:-0}
+parts=" ${H200_PARTS:-bench} "
 budget=${H200_BUDGET:-420}
 torch_dir=${H200_TORCH_DIR:-.gpu}
 large=--large
@@ -66,18 +71,24 @@ if command -v python3 >/dev/null &&
 fi
 
 # 1. PyTorch references.
-if [ "$have_torch" = 1 ] && [ -f "$torch_dir/torch_mm.py" ]; then
+if [[ "$parts" != *" bench "* ]]; then
+  : # benchmarks not asked for
+elif [ "$have_torch" = 1 ] && [ -f "$torch_dir/torch_mm.py" ]; then
   part torch_mm 60 python3 "$torch_dir/torch_mm.py" 4096,8192 fp32
 else
   skip torch_mm "no python3 with CUDA torch, or no $torch_dir/torch_mm.py"
 fi
-if [ "$have_torch" = 1 ] && [ -f "$torch_dir/torch_gpt.py" ]; then
+if [[ "$parts" != *" bench "* ]]; then
+  :
+elif [ "$have_torch" = 1 ] && [ -f "$torch_dir/torch_gpt.py" ]; then
   part torch_gpt 120 python3 "$torch_dir/torch_gpt.py" --modes fp32-manual,fp32-flash,tf32-flash,bf16-flash \
     --n-layer 6 --n-head 6 --n-embd 384 --block-size 256 --batch-size 64 --vocab-size 65
 else
   skip torch_gpt "no python3 with CUDA torch, or no $torch_dir/torch_gpt.py"
 fi
-if [ "$have_torch" = 1 ]; then
+if [[ "$parts" != *" bench "* ]]; then
+  :
+elif [ "$have_torch" = 1 ]; then
   # cuBLAS (TF32 off) at the matmul forms and shapes of bench/matmul.ts --large, and SDPA fp32 at T 1024.
   part torch_shapes 60 python3 - <<'PY'
 import json, torch, torch.nn.functional as F
@@ -120,17 +131,33 @@ else
   skip torch_shapes "no python3 with CUDA torch"
 fi
 
-# 2. The engine: matmul, the training step, its profile, attention, then everything else.
-part bench_matmul 150 deno task bench $large matmul
-part bench_step 90 deno task bench $large step
-part profile 90 deno task bench $large --profile
-part bench_attention 60 deno task bench $large attention
-# Every other module registered in bench/modules.ts (one "  name," line each).
-rest=$(sed -n 's/^  \([a-z0-9_]*\),$/\1/p' bench/modules.ts | grep -vxE 'matmul|attention|step' | tr '\n' ' ')
-# shellcheck disable=SC2086
-part bench_rest 120 deno task bench $large $rest
+# 2. The engine: matmul, the training step (float32 and float16), its profiles, attention, then the rest.
+if [[ "$parts" == *" bench "* ]]; then
+  part bench_matmul 150 deno task bench $large matmul
+  part bench_step 90 deno task bench $large step
+  part profile 90 deno task bench $large --profile
+  part profile_f16 60 deno task bench $large --profile --dtype float16
+  part bench_attention 60 deno task bench $large attention
+  # Every other module registered in bench/modules.ts (one "  name," line each).
+  rest=$(sed -n 's/^  \([a-z0-9_]*\),$/\1/p' bench/modules.ts | grep -vxE 'matmul|attention|step' | tr '\n' ' ')
+  # shellcheck disable=SC2086
+  part bench_rest 120 deno task bench $large $rest
+fi
 
-# 3. The figures.
+# 3. nanoGPT's shakespeare_char recipe, timed (val loss and seconds come from recipe/log.jsonl).
+if [[ "$parts" == *" recipe "* ]]; then
+  data="$torch_dir/tinyshakespeare.txt"
+  if [ -f "$data" ]; then
+    steps=()
+    [ "$dry" = 1 ] && steps=(--steps 4 --eval-interval 2 --eval-iters 1 --batch-size 2 --n-layer 1 --sample-chars 0)
+    part recipe 560 deno task train --preset shakespeare-char --data "$data" --out "$out/recipe" \
+      --dtype "${H200_RECIPE_DTYPE:-float32}" "${steps[@]}"
+  else
+    skip recipe "no $data (copy ../shared/data/tinyshakespeare.txt there before packing)"
+  fi
+fi
+
+# 4. The figures.
 dryflag=
 [ "$dry" = 1 ] && dryflag=--dry
 deno run --allow-read="$out" --allow-write="$out" bench/collect.ts "$out" $dryflag

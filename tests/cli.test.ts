@@ -1,6 +1,7 @@
 /** Bad input at the command line: one line on stderr naming the problem, a non-zero exit, no stack trace. */
 import assert from "node:assert/strict";
-import { main } from "../cli.ts";
+import { main, parseTrainArgs } from "../cli.ts";
+import { PRESETS } from "../src/train/config.ts";
 import { encodeSafetensors } from "../src/io/safetensors.ts";
 
 async function run(args: string[]): Promise<{ code: number; err: string[] }> {
@@ -47,6 +48,12 @@ Deno.test("train refuses bad flags and bad data with one line each", async () =>
     /--tokenizer must be char, word or bpe/,
   );
   await expectError(["train", "--resume", "--out", `${dir}/nothing`], /cannot resume \(no such file\)/);
+  await expectError(["train", "--dtype", "bfloat16"], /--dtype must be float32 or float16 \(got bfloat16\)/);
+  await expectError(
+    ["train", "--dtype", "float16", "--mode", "free-running"],
+    /--dtype float16 runs --mode teacher-forcing only/,
+  );
+  await expectError(["train", "--preset", "gpt9"], /unknown preset 'gpt9' \(have: shakespeare-char\)/, 2);
   await expectError(["frobnicate"], /unknown command 'frobnicate'/, 2);
   await Deno.remove(dir, { recursive: true });
 });
@@ -85,4 +92,18 @@ Deno.test("eval and sample refuse missing, truncated and lying checkpoints with 
     /--max-tokens must be a positive/,
   );
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("--preset shakespeare-char is nanoGPT's recipe; later flags override it", () => {
+  const c = parseTrainArgs(["--preset", "shakespeare-char", "--steps", "100", "--dtype", "float16"]);
+  const want = PRESETS["shakespeare-char"];
+  for (const [k, v] of Object.entries(want)) {
+    if (k !== "steps") assert.equal(c[k as keyof typeof c], v, k);
+  }
+  assert.equal(c.steps, 100);
+  assert.equal(c.dtype, "float16");
+  assert.deepEqual(
+    [c.n_layer, c.n_head, c.n_embd, c.block_size, c.batch_size, c.dropout, c.lr, c.min_lr, c.warmup],
+    [6, 6, 384, 256, 64, 0.2, 1e-3, 1e-4, 100],
+  );
 });

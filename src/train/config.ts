@@ -129,6 +129,39 @@ export const DEFAULT_TRAIN: Readonly<TrainConfig> = {
   ss_min: 0,
 };
 
+/**
+ * Named recipes (`--preset NAME`, applied over the defaults and under any other flag):
+ * - `shakespeare-char`: nanoGPT's config/train_shakespeare_char.py (6 layers, 6 heads, 384 channels, context
+ *   256, batch 64, dropout 0.2, lr 1e-3 decaying to 1e-4 over 5000 steps after 100 warmup, beta2 0.99,
+ *   evaluation every 250 steps over 200 batches; no bias, weight decay 0.1, clip 1 as nanoGPT's train.py).
+ *   nanoGPT reaches val loss 1.4697 on tinyshakespeare with it.
+ */
+export const PRESETS: Readonly<Record<string, Readonly<Partial<TrainConfig>>>> = {
+  "shakespeare-char": {
+    tokenizer: "char",
+    n_layer: 6,
+    n_head: 6,
+    n_embd: 384,
+    block_size: 256,
+    batch_size: 64,
+    grad_accum: 1,
+    dropout: 0.2,
+    bias: false,
+    steps: 5000,
+    lr: 1e-3,
+    min_lr: 1e-4,
+    warmup: 100,
+    lr_decay_steps: 5000,
+    weight_decay: 0.1,
+    beta1: 0.9,
+    beta2: 0.99,
+    grad_clip: 1,
+    eval_interval: 250,
+    eval_iters: 200,
+    log_interval: 10,
+  },
+};
+
 /** Throws a one-line error naming the first invalid setting. */
 export function validateTrainConfig(c: TrainConfig): void {
   const posInt = [
