@@ -62,6 +62,10 @@ export interface H200Figures {
   step_profile_ms: number | null;
   step_dispatches: number | null;
   torch_fp32_manual_step_ms: number | null;
+  /** The float32 step without split-K weight gradients (bench step --large on a hardware GPU). */
+  step_nosplit_ms: number | null;
+  /** The float16 step as one pass, from its profile's timestamps. */
+  f16_step_profile_ms: number | null;
   /** Ratios: ours / cuBLAS for matmuls (target >= 0.8), torch / ours for the step (target >= 1). */
   ratios: {
     matmul_4096_vs_cublas: number | null;
@@ -126,8 +130,11 @@ export function collect(
   const torchStep = (mode: string) => num(lines.find((l) => l.torch === mode)?.ms_per_step);
   const step = bench("train_step");
   const stepMs = num(step?.ms);
-  const profile = lines.find((l) => l.profile === "step");
-  const kernels = lines.filter((l) => l.profile === "kernel")
+  // Profiles of the float32 step (the float16 one, profile_f16, is summarised apart).
+  const isF16 = (l: Line) => String(l.shape ?? "").includes("float16");
+  const profile = lines.find((l) => l.profile === "step" && !isF16(l));
+  const profile16 = lines.find((l) => l.profile === "step" && isF16(l));
+  const kernels = lines.filter((l) => l.profile === "kernel" && !isF16(l))
     .map((l) => ({
       kernel: String(l.kernel),
       count: num(l.count) ?? 0,
@@ -162,6 +169,7 @@ export function collect(
       ?.ms,
   );
   const f16 = bench("train_step_f16");
+  const nosplit = bench("train_step_nosplit");
   const torchFp32 = torchStep("fp32-flash"), torchTf32 = torchStep("tf32-flash");
   const m4096 = square(4096), m8192 = square(8192), c4096 = cublas(4096), c8192 = cublas(8192);
   return {
@@ -187,6 +195,8 @@ export function collect(
     step_profile_ms: num(profile?.one_pass_ms),
     step_dispatches: num(profile?.dispatches),
     torch_fp32_manual_step_ms: torchStep("fp32-manual"),
+    step_nosplit_ms: num(nosplit?.ms),
+    f16_step_profile_ms: num(profile16?.one_pass_ms),
     ratios: {
       matmul_4096_vs_cublas: ratio(m4096, c4096),
       matmul_8192_vs_cublas: ratio(m8192, c8192),

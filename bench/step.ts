@@ -28,6 +28,8 @@ export interface StepShape {
   readonly T: number;
   /** Storage precision (default float32); float16 adds the loss scaler to the grad norm. */
   readonly dtype?: Precision;
+  /** Split-K weight gradients where a shape splits (default true, as the model). */
+  readonly splitK?: boolean;
 }
 
 /** CI size: a step of a few ms on lavapipe with every kernel of the large step (head size 32). */
@@ -51,6 +53,7 @@ export function describeStep(s: StepShape): string {
   if (c.bias) d += " bias";
   if (c.dropout > 0) d += ` dropout=${c.dropout}`;
   if (s.dtype === "float16") d += " float16";
+  if (s.splitK === false) d += " nosplit";
   return d;
 }
 
@@ -95,7 +98,13 @@ export interface TrainingStep {
 export async function buildTrainingStep(gpu: Gpu, shape: StepShape, seed = 1): Promise<TrainingStep> {
   const { config, B, T } = shape;
   const N = B * T, V = config.vocab_size;
-  const model = await GPT.create(gpu, config, { B, T, lossScale: 1 / N, dtype: shape.dtype });
+  const model = await GPT.create(gpu, config, {
+    B,
+    T,
+    lossScale: 1 / N,
+    dtype: shape.dtype,
+    splitK: shape.splitK,
+  });
   const layout = model.params.layout;
   writeArray(gpu, model.params.buffer, initParams(config, layout, seed));
   const m = new Arena(gpu, "adam_m", layout), v = new Arena(gpu, "adam_v", layout);
@@ -154,15 +163,22 @@ export async function buildTrainingStep(gpu: Gpu, shape: StepShape, seed = 1): P
 /**
  * The training step (forward + backward + AdamW in one pass, grads cleared before it), in ms/step,
  * tokens/s and model GFLOP/s, in float32 and (where the adapter has shader-f16) float16 mixed precision
- * as `train_step_f16`. CI: {@linkcode CI_STEP}; large: {@linkcode SHAKESPEARE_STEP}.
+ * as `train_step_f16`; at `large` on a hardware GPU also without split-K weight gradients
+ * (`train_step_nosplit`). CI: {@linkcode CI_STEP}; large: {@linkcode SHAKESPEARE_STEP}.
  */
 export const build: BenchBuilder = async (gpu, large) => {
   const base = large ? SHAKESPEARE_STEP : CI_STEP;
+  const variants: { name: string; shape: StepShape }[] = [{ name: "train_step", shape: base }];
+  if (gpu.features.f16) variants.push({ name: "train_step_f16", shape: { ...base, dtype: "float16" } });
+  // Split-K weight gradients are on by default on a hardware GPU: measure the step without them too.
+  if (large && !gpu.software) {
+    variants.push({ name: "train_step_nosplit", shape: { ...base, splitK: false } });
+  }
   const cases = [];
-  for (const dtype of gpu.features.f16 ? ["float32", "float16"] as const : ["float32"] as const) {
-    const step = await buildTrainingStep(gpu, { ...base, dtype });
+  for (const v of variants) {
+    const step = await buildTrainingStep(gpu, v.shape);
     cases.push({
-      name: dtype === "float16" ? "train_step_f16" : "train_step",
+      name: v.name,
       shape: describeStep(step.shape),
       dispatches: [...step.dispatches],
       clears: step.clears,

@@ -51,7 +51,8 @@ async function checkModel(
   seed: number,
   ignoreIndex?: number,
   dtype: Precision = "float32",
-) {
+  splitK?: boolean,
+): Promise<GPT> {
   const gpu = await testGpu();
   const rng = new Rng(seed);
   const params = randomParams(c, rng);
@@ -62,7 +63,7 @@ async function checkModel(
    }
   const dropSeed = 1234;
 
-  const model = await GPT.create(gpu, c, { B, T, ignoreIndex, dtype });
+  const model = await GPT.create(gpu, c, { B, T, ignoreIndex, dtype, splitK });
   const unscale = model.lossScaler ? 1 / LOSS_SCALE : 1;
   if (model.lossScaler) gpu.device.queue.writeBuffer(model.lossScaler, 0, new Float32Array([LOSS_SCALE, 0]));
   const host = new Float32Array(model.params.layout.totalFloats);
@@ -96,6 +97,7 @@ async function checkModel(
       worst.toExponential(2)
     }`,
   );
+  return model;
 }
 
 const toy: GPTConfig = {
@@ -127,4 +129,19 @@ Deno.test("GPT: padded targets (ignore index) give no loss and no gradient, as t
 Deno.test("GPT float16 (mixed precision) forward+backward is close to the float64 reference", async () => {
   await checkModel(toy, 2, 7, 1, undefined, "float16");
   await checkModel({ ...toy, bias: false, vocab_size: 20, dropout: 0.2 }, 3, 8, 2, 19, "float16");
+});
+
+Deno.test("GPT with split-K weight gradients (B*T = 512 rows) equals the reference, in both precisions", async () => {
+  for (const dtype of ["float32", "float16"] as const) {
+    const model = await checkModel({ ...toy, block_size: 128 }, 4, 128, 5, undefined, dtype, true);
+    const kernels = model.backward.map((d) => d.kernel);
+    // Every Linear layer's dW and the head's: 2 blocks x 4 + 1, each a split and a reduce dispatch.
+    const splits = kernels.filter((k) => k === "matmul_backward_weight_split").length;
+    const reduces = kernels.filter((k) => k === "matmul_backward_weight_reduce").length;
+    if (splits !== 9 || reduces !== 9 || kernels.includes("matmul_backward_weight")) {
+      throw new Error(
+        `${dtype}: ${splits} split and ${reduces} reduce dispatches; kernels ${kernels.join(",")}`,
+      );
+    }
+  }
 });

@@ -5,32 +5,38 @@ import type { GPTConfig } from "../src/model/config.ts";
 import { GPT } from "../src/model/gpt.ts";
 import { memoryPlan } from "../src/model/memory.ts";
 
+// [B, T, splitK]: a small step, and one of 512 rows whose weight gradients split (scratch included).
+const SHAPES = [[3, 7, false], [8, 64, true]] as const;
 for (const dtype of ["float32", "float16"] as const) {
-  Deno.test(`memoryPlan lists exactly the storage buffers GPT.create allocates (${dtype})`, async () => {
-    const gpu = await testGpu();
-    const c: GPTConfig = {
-      n_layer: 2,
-      n_head: 2,
-      n_embd: 16,
-      block_size: 8,
-      vocab_size: 13,
-      bias: true,
-      dropout: 0.1,
-    };
-    const sizes: number[] = [];
-    const create = gpu.device.createBuffer.bind(gpu.device);
-    gpu.device.createBuffer = (d: GPUBufferDescriptor) => {
-      if (d.usage & GPUBufferUsage.STORAGE) sizes.push(d.size);
-      return create(d);
-    };
-    try {
-      await GPT.create(gpu, c, { B: 3, T: 7, dtype });
-    } finally {
-      gpu.device.createBuffer = create;
-    }
-    const planned = memoryPlan(c, 3, 7, false, dtype).map((b) => b.bytes);
-    assert.deepEqual([...sizes].sort((a, b) => a - b), [...planned].sort((a, b) => a - b));
-  });
+  for (const [B, T, splitK] of SHAPES) {
+    Deno.test(`memoryPlan lists exactly the storage buffers GPT.create allocates (${dtype}, B=${B} T=${T} splitK=${splitK})`, async () => {
+      const gpu = await testGpu();
+      const c: GPTConfig = {
+        n_layer: 2,
+        n_head: 2,
+        n_embd: 16,
+        block_size: 64,
+        vocab_size: 13,
+        bias: true,
+        dropout: 0.1,
+      };
+      const sizes: number[] = [];
+      const create = gpu.device.createBuffer.bind(gpu.device);
+      gpu.device.createBuffer = (d: GPUBufferDescriptor) => {
+        if (d.usage & GPUBufferUsage.STORAGE) sizes.push(d.size);
+        return create(d);
+      };
+      try {
+        const model = await GPT.create(gpu, c, { B, T, dtype, splitK });
+        const splits = model.backward.filter((d) => d.kernel === "matmul_backward_weight_split").length;
+        assert.equal(splits > 0, splitK, `split-K dispatches: ${splits}`);
+      } finally {
+        gpu.device.createBuffer = create;
+      }
+      const planned = memoryPlan(c, B, T, false, dtype, splitK).map((b) => b.bytes);
+      assert.deepEqual([...sizes].sort((a, b) => a - b), [...planned].sort((a, b) => a - b));
+    });
+  }
 }
 
 Deno.test("a configuration over the adapter's buffer limit is refused before allocating, naming both numbers", async () => {

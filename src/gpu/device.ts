@@ -53,11 +53,19 @@ export class Gpu {
   readonly features: GpuFeatures;
   /** Human-readable adapter description, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)". */
   readonly description: string;
+  /**
+   * A software (CPU) adapter such as Mesa's lavapipe or SwiftShader: a few threads, so work is better not
+   * split finer than the data already is (the model skips split-K weight gradients there).
+   */
+  readonly software: boolean;
   #pending: GpuError | null = null;
   #lost: GpuError | null = null;
 
-  /** Wraps an already-created device (use {@linkcode createGpu} normally). */
-  constructor(device: GPUDevice, description: string) {
+  /**
+   * Wraps an already-created device (use {@linkcode createGpu} normally). `software` defaults to a guess
+   * from the description (llvmpipe, lavapipe, SwiftShader).
+   */
+  constructor(device: GPUDevice, description: string, software?: boolean) {
     this.device = device;
     this.limits = device.limits;
     this.features = {
@@ -65,6 +73,7 @@ export class Gpu {
       f16: device.features.has("shader-f16"),
     };
     this.description = description;
+    this.software = software ?? /llvmpipe|lavapipe|swiftshader/i.test(description);
     device.addEventListener("uncapturederror", (ev) => {
       const err = (ev as GPUUncapturedErrorEvent).error;
       // Keep the first one: later errors are usually consequences of it.
@@ -155,5 +164,7 @@ export async function createGpu(options: GpuOptions = {}): Promise<Gpu> {
   ] as const;
   for (const n of names) requiredLimits[n] = adapter.limits[n];
   const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
-  return new Gpu(device, adapter.info?.description || adapter.info?.vendor || "unknown adapter");
+  const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
+  const description = info?.description || info?.vendor || "unknown adapter";
+  return new Gpu(device, description, info?.isFallbackAdapter || undefined);
 }

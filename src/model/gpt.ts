@@ -26,7 +26,8 @@ import { layernormBackward, layernormForward, layernormScratchBytes } from "../k
 import {
   matmulBackwardBias,
   matmulBackwardInput,
-  matmulBackwardWeight,
+  matmulBackwardWeightScratchBytes,
+  matmulBackwardWeightSplit,
   matmulForward,
   type MatmulTypes,
 } from "../kernels/matmul.ts";
@@ -34,7 +35,7 @@ import { createLossScaler } from "../kernels/optimizer.ts";
 import { dropoutBackward, dropoutForward, residualForward } from "../kernels/residual.ts";
 import { dropoutStream, type GPTConfig, type Precision, validateConfig } from "./config.ts";
 import { paramLayout } from "./params.ts";
-import { checkMemory, memoryPlan } from "./memory.ts";
+import { checkMemory, linearWeightShapes, memoryPlan } from "./memory.ts";
 
 /** Buffers of one transformer block's forward pass, kept for its backward. */
 interface BlockActs {
@@ -68,6 +69,13 @@ export interface GPTShape {
   training?: boolean;
   /** Storage precision (default "float32"); "float16" needs the adapter feature `shader-f16`. */
   dtype?: Precision;
+  /**
+   * Split the weight gradients' reduction over B*T when their output has too few tiles to fill a GPU
+   * (kernels/matmul.ts matmulBackwardWeightSplit decides per shape); false: one dispatch each. Default:
+   * true, except on a software adapter (`gpu.software`: lavapipe measured 5-13% slower with the split at
+   * the default training shape, its 2 threads being busy anyway).
+   */
+  splitK?: boolean;
 }
 
 /**
@@ -157,7 +165,7 @@ export class GPT {
     }
     checkMemory(
       gpu,
-      memoryPlan(c, B, T, shape.training ?? false, dtype),
+      memoryPlan(c, B, T, shape.training ?? false, dtype, shape.splitK ?? !gpu.software),
       "reduce --batch-size, --block-size, the model or the vocabulary",
     );
     const { layout, decayEnd } = paramLayout(c);
@@ -201,6 +209,14 @@ export class GPT {
     const lnScratchBytes = layernormScratchBytes({ N, C });
     const lnScratch = lnScratchBytes > 0 ? createStorage(gpu, "ln_scratch", lnScratchBytes) : undefined;
     const encScratch = createStorage(gpu, "enc_scratch", encoderScratchBytes({ B, T, C, V }));
+    // Split-K weight gradients: a Linear layer's dW has few output tiles and a reduction over all B*T rows,
+    // which would leave most of a large GPU idle; slices of rows go to this scratch, then add up in order.
+    const splitK = shape.splitK ?? !gpu.software;
+    const splitBytes = !splitK
+      ? 0
+      : Math.max(0, ...linearWeightShapes(c, N).map((s) => matmulBackwardWeightScratchBytes(s)));
+    const noSplit = splitBytes > 0 ? {} : { splits: 1 };
+    const splitScratch = splitBytes > 0 ? createStorage(gpu, "dw_split_scratch", splitBytes) : undefined;
     const view = (b: GPUBuffer, values: number, bytes = 4): Resource => ({
       buffer: b,
       offset: 0,
@@ -392,9 +408,17 @@ export class GPT {
         await matmulBackwardInput(gpu, { dinp, dout, weight: W(`${prefix}.weight`) }, s, {
           types: bwdInT(doutType),
         }),
-        await matmulBackwardWeight(gpu, { dweight: G(`${prefix}.weight`), dout, inp }, s, {
-          types: bwdWT(doutType),
-        }),
+        ...await matmulBackwardWeightSplit(
+          gpu,
+          {
+            dweight: G(`${prefix}.weight`),
+            dout,
+            inp,
+            ...(splitScratch ? { scratch: splitScratch } : {}),
+          },
+          s,
+          { types: bwdWT(doutType), ...noSplit },
+        ),
       ];
       if (c.bias) {
         ds.push(
@@ -426,11 +450,17 @@ export class GPT {
         K: C,
         N: V,
       }, { types: bwdInT(A) }),
-      await matmulBackwardWeight(gpu, { dweight: G("transformer.wte.weight"), dout: dlogits, inp: lnf }, {
-        M: N,
-        K: C,
-        N: V,
-      }, { types: bwdWT(A) }),
+      ...await matmulBackwardWeightSplit(
+        gpu,
+        {
+          dweight: G("transformer.wte.weight"),
+          dout: dlogits,
+          inp: lnf,
+          ...(splitScratch ? { scratch: splitScratch } : {}),
+        },
+        { M: N, K: C, N: V },
+        { types: bwdWT(A), ...noSplit },
+      ),
     );
     backward.push(
       ...await lnBack(

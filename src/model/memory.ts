@@ -10,6 +10,7 @@ import type { Gpu } from "../gpu/device.ts";
 import { attentionScratchBytes } from "../kernels/attention.ts";
 import { encoderScratchBytes } from "../kernels/encoder.ts";
 import { layernormScratchBytes } from "../kernels/layernorm.ts";
+import { matmulBackwardWeightScratchBytes } from "../kernels/matmul.ts";
 import type { GPTConfig, Precision } from "./config.ts";
 import { paramLayout } from "./params.ts";
 
@@ -24,7 +25,8 @@ export interface PlannedBuffer {
 /**
  * Every buffer GPT.create allocates for (B, T), plus the AdamW moments when `training` (the trainer's
  * two extra parameter-sized arenas). With dtype "float16" the matmul and attention operands take 2 bytes a
- * value, plus the f16 weight copy, the f16 loss gradient and the loss scaler. Mirrors src/model/gpt.ts; a
+ * value, plus the f16 weight copy, the f16 loss gradient and the loss scaler; `splitK` adds the split-K
+ * weight-gradient scratch where a shape splits. Mirrors src/model/gpt.ts; a
  * test checks the two agree.
  */
 export function memoryPlan(
@@ -33,6 +35,7 @@ export function memoryPlan(
   T: number,
   training = false,
   dtype: Precision = "float32",
+  splitK = true,
 ): PlannedBuffer[] {
   const C = c.n_embd, V = c.vocab_size, L = c.n_layer, N = B * T, NH = c.n_head;
   const P = paramLayout(c).layout.totalFloats * 4;
@@ -88,7 +91,27 @@ export function memoryPlan(
   const ln = layernormScratchBytes({ N, C });
   if (ln > 0) out.push({ name: "layernorm scratch", bytes: ln });
   out.push({ name: "embedding scratch", bytes: Math.max(4, encoderScratchBytes({ B, T, C, V })) });
+  const split = splitK
+    ? Math.max(0, ...linearWeightShapes(c, N).map((s) => matmulBackwardWeightScratchBytes(s)))
+    : 0;
+  if (split > 0) out.push({ name: "split-K weight-gradient scratch", bytes: split });
   return out;
+}
+
+/**
+ * The weight-gradient products of one step as matmul shapes {M: rows, K: in features, N: out features}:
+ * each block's four Linear layers and the tied head (N = vocab); M = B*T. The model sizes one split-K
+ * scratch for the largest (src/kernels/matmul.ts matmulBackwardWeightSplit).
+ */
+export function linearWeightShapes(c: GPTConfig, M: number): { M: number; K: number; N: number }[] {
+  const C = c.n_embd;
+  return [
+    { M, K: C, N: 3 * C },
+    { M, K: C, N: C },
+    { M, K: C, N: 4 * C },
+    { M, K: 4 * C, N: C },
+    { M, K: C, N: c.vocab_size },
+  ];
 }
 
 /** Human-readable bytes: "128 MiB", "3.07 GiB". */

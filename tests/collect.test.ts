@@ -1,0 +1,53 @@
+/** bench/collect.ts: the H200 figures from a run's JSON lines (synthetic lines here; the GPU run is elsewhere). */
+import assert from "node:assert/strict";
+import { collect, parseLines, recipeSummary } from "../bench/collect.ts";
+
+const meta = { dry: false, deno: "2.9.6", date: "2026-11-30T00:00:00Z" };
+
+Deno.test("collect: ratios, float16 and no-split steps, float32 profile kept apart from the float16 one", () => {
+  const shape = "L=6 NH=6 C=384 T=256 B=64 V=65";
+  const lines = parseLines([
+    JSON.stringify({ bench: "matmul_forward", shape: "M=4096 K=4096 N=4096", ms: 1, gflops: 40960 }),
+    JSON.stringify({ torch: "fp32", n: 4096, tflops: 51.2 }),
+    JSON.stringify({ bench: "train_step", shape, ms: 40, tokens_per_s: 409600 }),
+    JSON.stringify({ bench: "train_step_f16", shape: `${shape} float16`, ms: 30 }),
+    JSON.stringify({ bench: "train_step_nosplit", shape: `${shape} nosplit`, ms: 55 }),
+    JSON.stringify({ torch: "fp32-flash", ms_per_step: 37.5 }),
+    JSON.stringify({ torch: "tf32-flash", ms_per_step: 20.1 }),
+    JSON.stringify({ profile: "step", shape, one_pass_ms: 39, dispatches: 200 }),
+    JSON.stringify({ profile: "kernel", shape, kernel: "matmul_forward", count: 25, ms: 10, share: 0.3 }),
+    JSON.stringify({ profile: "step", shape: `${shape} float16`, one_pass_ms: 29, dispatches: 201 }),
+    JSON.stringify({
+      profile: "kernel",
+      shape: `${shape} float16`,
+      kernel: "cast_f16",
+      count: 1,
+      ms: 99,
+      share: 1,
+    }),
+    "not json",
+  ].join("\n"));
+  const f = collect(lines, { ...meta, shakespeare: { val_loss: 1.47, train_seconds: 170 } });
+  assert.equal(f.matmul_4096_tflops, 40.96);
+  assert.equal(f.ratios.matmul_4096_vs_cublas, 0.8);
+  assert.equal(f.step_ms, 40);
+  assert.equal(f.f16_step_ms, 30);
+  assert.equal(f.step_nosplit_ms, 55);
+  assert.equal(f.step_profile_ms, 39);
+  assert.equal(f.f16_step_profile_ms, 29);
+  assert.equal(f.step_dispatches, 200);
+  assert.deepEqual(f.top_kernels.map((k) => k.kernel), ["matmul_forward"]);
+  assert.equal(f.shakespeare_val_loss, 1.47);
+  assert.ok(Math.abs(f.ratios.step_vs_torch_fp32! - 37.5 / 40) < 1e-3);
+});
+
+Deno.test("recipeSummary: best validation loss, seconds and steps at the last record of a train log", () => {
+  const log = [
+    { step: 250, train_loss: null, val_loss: 1.9, elapsed_s: 10 },
+    { step: 500, train_loss: null, val_loss: 1.6, elapsed_s: 20 },
+    { step: 750, train_loss: null, val_loss: 1.62, elapsed_s: 30 },
+    { step: 760, train_loss: 1.4, val_loss: null, elapsed_s: 30.5 },
+  ].map((r) => JSON.stringify(r)).join("\n");
+  assert.deepEqual(recipeSummary(log), { val_loss: 1.6, train_seconds: 30.5, steps: 760 });
+  assert.deepEqual(recipeSummary(""), { val_loss: null, train_seconds: null, steps: null });
+});
