@@ -62,6 +62,11 @@ export interface H200Figures {
   step_profile_ms: number | null;
   step_dispatches: number | null;
   torch_fp32_manual_step_ms: number | null;
+  /** Square matmuls with f16 operands: f32 arithmetic (f16) and per-tile f16 sums (f16math). */
+  matmul_f16_4096_tflops: number | null;
+  matmul_f16_8192_tflops: number | null;
+  matmul_f16math_4096_tflops: number | null;
+  matmul_f16math_8192_tflops: number | null;
   /** The float32 step without split-K weight gradients (bench step --large on a hardware GPU). */
   step_nosplit_ms: number | null;
   /** The float16 step as one pass, from its profile's timestamps. */
@@ -125,7 +130,7 @@ export function collect(
     const g = num(l?.gflops);
     return g === null ? null : r3(g / 1000);
   };
-  const square = (n: number) => tflops(bench("matmul_forward", `M=${n} K=${n} N=${n}`));
+  const square = (n: number, suffix = "") => tflops(bench(`matmul_forward${suffix}`, `M=${n} K=${n} N=${n}`));
   const cublas = (n: number) => num(lines.find((l) => l.torch === "fp32" && l.n === n)?.tflops);
   const torchStep = (mode: string) => num(lines.find((l) => l.torch === mode)?.ms_per_step);
   const step = bench("train_step");
@@ -155,7 +160,8 @@ export function collect(
     const shape = String(l.shape);
     const m = /^M=(\d+) K=(\d+) N=(\d+)$/.exec(shape);
     if (!m || (m[1] === m[2] && m[2] === m[3])) continue; // square sizes are reported above
-    const form = name.replace(/^matmul_/, "").replace(/_split.*$/, "").replace(/_bias$/, "");
+    const form = name.replace(/^matmul_/, "").replace(/_f16(math)?$/, "").replace(/_split.*$/, "")
+      .replace(/_bias$/, "");
     const ours = tflops(l);
     if (ours === null) continue;
     const cb = torchShape(form, shape);
@@ -195,6 +201,10 @@ export function collect(
     step_profile_ms: num(profile?.one_pass_ms),
     step_dispatches: num(profile?.dispatches),
     torch_fp32_manual_step_ms: torchStep("fp32-manual"),
+    matmul_f16_4096_tflops: square(4096, "_f16"),
+    matmul_f16_8192_tflops: square(8192, "_f16"),
+    matmul_f16math_4096_tflops: square(4096, "_f16math"),
+    matmul_f16math_8192_tflops: square(8192, "_f16math"),
     step_nosplit_ms: num(nosplit?.ms),
     f16_step_profile_ms: num(profile16?.one_pass_ms),
     ratios: {

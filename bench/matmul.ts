@@ -11,12 +11,21 @@ import {
 } from "../src/kernels/matmul.ts";
 import { Rng } from "../src/util/rng.ts";
 
-/** A buffer of `n` floats filled with a repeated random block (cheap to make even at 8192^2). */
-function randomBuffer(gpu: Gpu, label: string, n: number, seed: number): GPUBuffer {
-  const buf = createStorage(gpu, label, n * 4);
-  const block = new Rng(seed).uniformArray(Math.min(n, 1 << 20));
+/** Storage and arithmetic of a case: f32; f16 storage with f32 math; f16 storage with f16 math per tile. */
+type Precision = "f32" | "f16" | "f16math";
+
+/**
+ * A buffer of `n` floats (2-byte halves when `half`) filled with a repeated random block (cheap to make
+ * even at 8192^2).
+ */
+function randomBuffer(gpu: Gpu, label: string, n: number, seed: number, half = false): GPUBuffer {
+  const bytes = half ? 2 : 4;
+  const buf = createStorage(gpu, label, n * bytes);
+  const values = new Rng(seed).uniformArray(Math.min(n, 1 << 20) & ~1); // even: whole 4-byte words
+  const block = half ? Float16Array.from(values) : values;
   for (let off = 0; off < n; off += block.length) {
-    gpu.device.queue.writeBuffer(buf, off * 4, block as BufferSource, 0, Math.min(block.length, n - off));
+    const count = Math.min(block.length, n - off) & ~1;
+    if (count > 0) gpu.device.queue.writeBuffer(buf, off * bytes, block as BufferSource, 0, count);
   }
   return buf;
 }
@@ -29,30 +38,56 @@ type Form =
   | "backward_weight_split"
   | "backward_bias";
 
-async function matmulCase(gpu: Gpu, form: Form, M: number, K: number, N: number): Promise<BenchCase> {
+async function matmulCase(
+  gpu: Gpu,
+  form: Form,
+  M: number,
+  K: number,
+  N: number,
+  p: Precision = "f32",
+): Promise<BenchCase> {
   const shape = form === "backward_bias" ? `M=${M} N=${N}` : `M=${M} K=${K} N=${N}`;
-  const name = `matmul_${form}`;
+  const name = `matmul_${form}${p === "f32" ? "" : `_${p}`}`;
   const flops = 2 * M * K * N;
   const s = { M, K, N };
+  // f16 cases: every operand and the written output (out, dinp) stored as f16, as the model's f16 path.
+  const h = p !== "f32";
+  const o = h
+    ? {
+      types: { inp: "f16", weight: "f16", dout: "f16", out: "f16" } as const,
+      math: p === "f16math" ? "f16" as const : "f32" as const,
+    }
+    : {};
+  const bytes = h ? 2 : 4;
   if (form === "forward" || form === "forward_bias") {
-    const inp = randomBuffer(gpu, "inp", M * K, 1), weight = randomBuffer(gpu, "weight", N * K, 2);
-    const out = createStorage(gpu, "out", M * N * 4);
+    const inp = randomBuffer(gpu, "inp", M * K, 1, h), weight = randomBuffer(gpu, "weight", N * K, 2, h);
+    const out = createStorage(gpu, "out", M * N * bytes);
     const bias = form === "forward_bias" ? { bias: randomBuffer(gpu, "bias", N, 3) } : {};
-    return { name, shape, flops, dispatches: [await matmulForward(gpu, { out, inp, weight, ...bias }, s)] };
+    return {
+      name,
+      shape,
+      flops,
+      dispatches: [await matmulForward(gpu, { out, inp, weight, ...bias }, s, o)],
+    };
   }
-  const dout = randomBuffer(gpu, "dout", M * N, 4);
+  const dout = randomBuffer(gpu, "dout", M * N, 4, h);
   if (form === "backward_input") {
-    const weight = randomBuffer(gpu, "weight", N * K, 2), dinp = createStorage(gpu, "dinp", M * K * 4);
-    return { name, shape, flops, dispatches: [await matmulBackwardInput(gpu, { dinp, dout, weight }, s)] };
+    const weight = randomBuffer(gpu, "weight", N * K, 2, h), dinp = createStorage(gpu, "dinp", M * K * bytes);
+    return { name, shape, flops, dispatches: [await matmulBackwardInput(gpu, { dinp, dout, weight }, s, o)] };
   }
   if (form === "backward_weight") {
-    const inp = randomBuffer(gpu, "inp", M * K, 1), dweight = createStorage(gpu, "dweight", N * K * 4);
-    return { name, shape, flops, dispatches: [await matmulBackwardWeight(gpu, { dweight, dout, inp }, s)] };
+    const inp = randomBuffer(gpu, "inp", M * K, 1, h), dweight = createStorage(gpu, "dweight", N * K * 4);
+    return {
+      name,
+      shape,
+      flops,
+      dispatches: [await matmulBackwardWeight(gpu, { dweight, dout, inp }, s, o)],
+    };
   }
   if (form === "backward_weight_split") {
-    const inp = randomBuffer(gpu, "inp", M * K, 1), dweight = createStorage(gpu, "dweight", N * K * 4);
+    const inp = randomBuffer(gpu, "inp", M * K, 1, h), dweight = createStorage(gpu, "dweight", N * K * 4);
     const scratch = createStorage(gpu, "scratch", Math.max(4, matmulBackwardWeightScratchBytes(s)));
-    const dispatches = await matmulBackwardWeightSplit(gpu, { dweight, dout, inp, scratch }, s);
+    const dispatches = await matmulBackwardWeightSplit(gpu, { dweight, dout, inp, scratch }, s, o);
     return { name: `${name}${dispatches.length > 1 ? "" : "(unsplit)"}`, shape, flops, dispatches };
   }
   const dbias = createStorage(gpu, "dbias", N * 4);
@@ -68,7 +103,9 @@ async function matmulCase(gpu: Gpu, form: Form, M: number, K: number, N: number)
  * Matmul forward and backward forms, in GFLOP/s (bias backward in GB/s). CI: 256^3 and a small model
  * shape. Large: square 4096^3 and 8192^3 forward, and the shakespeare_char model shapes (B*T = 16384,
  * C = 384): qkv (N = 3C), MLP up (N = 4C) and down (K = 4C) projections, the tied 65-token head; the
- * weight gradient both as one dispatch and split along M ({@linkcode matmulBackwardWeightSplit}).
+ * weight gradient both as one dispatch and split along M ({@linkcode matmulBackwardWeightSplit}). Where the
+ * adapter has shader-f16, the same products with f16 operands (`_f16`: f32 arithmetic; `_f16math`: f16
+ * sums per 16-term tile) at 4096^3, 8192^3 and three model shapes (CI: 256^3 and one model shape).
  */
 export const build: BenchBuilder = async (gpu, large) => {
   const cases: [Form, number, number, number][] = large
@@ -106,5 +143,18 @@ export const build: BenchBuilder = async (gpu, large) => {
     ];
   const out: BenchCase[] = [];
   for (const [form, M, K, N] of cases) out.push(await matmulCase(gpu, form, M, K, N));
+  if (!gpu.features.f16) return out;
+  const halfCases: [Form, number, number, number][] = large
+    ? [
+      ["forward", 4096, 4096, 4096],
+      ["forward", 8192, 8192, 8192],
+      ["forward", 16384, 384, 1536],
+      ["backward_input", 16384, 384, 1536],
+      ["backward_weight_split", 16384, 384, 1152],
+    ]
+    : [["forward", 256, 256, 256], ["backward_weight_split", 1024, 64, 192]];
+  for (const p of ["f16", "f16math"] as const) {
+    for (const [form, M, K, N] of halfCases) out.push(await matmulCase(gpu, form, M, K, N, p));
+  }
   return out;
 };

@@ -48,6 +48,7 @@ alias TI = f32; // inp
 alias TW = f32; // weight
 alias TD = f32; // dout
 alias TO = f32; // out and dinp
+alias TT = f32; // workgroup tiles and the products: f16 only with HALF_MATH (see mac_tile)
 
 // #if K4
 alias KV = vec4<f32>;  // element of the f32 buffers contiguous along K (dweight, scratch)
@@ -99,8 +100,8 @@ override TM: u32 = 8u * WGY;
 override TN: u32 = 8u * WGX;
 override NT: u32 = WGX * WGY;  // threads per workgroup
 
-var<workgroup> As: array<vec4<f32>, BK * TM / 4u>;  // As[t][r]: TM / 4 vec4s per t
-var<workgroup> Bs: array<vec4<f32>, BK * TN / 4u>;  // Bs[t][s]: TN / 4 vec4s per t
+var<workgroup> As: array<vec4<TT>, BK * TM / 4u>;  // As[t][r]: TM / 4 vec4s per t
+var<workgroup> Bs: array<vec4<TT>, BK * TN / 4u>;  // Bs[t][s]: TN / 4 vec4s per t
 var<workgroup> lanes: array<f32, BX * BY>;          // bias backward partial sums [BY][BX]
 
 // ---- Storage access: 4 consecutive elements along the contiguous dimension, zero outside. ----
@@ -234,27 +235,27 @@ fn ld_dout1(i: u32) -> f32 {
 fn put_a_t(r: u32, t: u32, v: vec4<f32>) {
   let q = r / 4u;
   let e = r % 4u;
-  As[t * (TM / 4u) + q][e] = v.x;
-  As[(t + 1u) * (TM / 4u) + q][e] = v.y;
-  As[(t + 2u) * (TM / 4u) + q][e] = v.z;
-  As[(t + 3u) * (TM / 4u) + q][e] = v.w;
+  As[t * (TM / 4u) + q][e] = TT(v.x);
+  As[(t + 1u) * (TM / 4u) + q][e] = TT(v.y);
+  As[(t + 2u) * (TM / 4u) + q][e] = TT(v.z);
+  As[(t + 3u) * (TM / 4u) + q][e] = TT(v.w);
 }
 // B[s..s+3, t] = v (an operand contiguous along t): transposed into Bs[t..t+3][s].
 fn put_b_t(s: u32, t: u32, v: vec4<f32>) {
   let q = s / 4u;
   let e = s % 4u;
-  Bs[t * (TN / 4u) + q][e] = v.x;
-  Bs[(t + 1u) * (TN / 4u) + q][e] = v.y;
-  Bs[(t + 2u) * (TN / 4u) + q][e] = v.z;
-  Bs[(t + 3u) * (TN / 4u) + q][e] = v.w;
+  Bs[t * (TN / 4u) + q][e] = TT(v.x);
+  Bs[(t + 1u) * (TN / 4u) + q][e] = TT(v.y);
+  Bs[(t + 2u) * (TN / 4u) + q][e] = TT(v.z);
+  Bs[(t + 3u) * (TN / 4u) + q][e] = TT(v.w);
 }
 // A[r..r+3, t] = v (an operand contiguous along r): As[t][r..r+3].
 fn put_a(t: u32, r: u32, v: vec4<f32>) {
-  As[t * (TM / 4u) + r / 4u] = v;
+  As[t * (TM / 4u) + r / 4u] = vec4<TT>(v);
 }
 // B[t, s..s+3] = v (an operand contiguous along s): Bs[t][s..s+3].
 fn put_b(t: u32, s: u32, v: vec4<f32>) {
-  Bs[t * (TN / 4u) + s / 4u] = v;
+  Bs[t * (TN / 4u) + s / 4u] = vec4<TT>(v);
 }
 
 // ---- The 8x8 register tile. ----
@@ -278,6 +279,46 @@ fn fma8x8(c: Acc, a0: vec4<f32>, a1: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>) ->
   );
 }
 
+// #if HALF_MATH
+// f16 arithmetic (twice the FMA rate of f32 on GPUs with packed half math): the tiles hold f16, the BK
+// products of one tile are summed in f16 accumulators (AccH), and each tile's partial sums are widened and
+// added to the f32 accumulators, so rounding error grows with BK (16 terms), not with the full reduction.
+struct AccH {
+  r0a: vec4<f16>, r0b: vec4<f16>, r1a: vec4<f16>, r1b: vec4<f16>,
+  r2a: vec4<f16>, r2b: vec4<f16>, r3a: vec4<f16>, r3b: vec4<f16>,
+  r4a: vec4<f16>, r4b: vec4<f16>, r5a: vec4<f16>, r5b: vec4<f16>,
+  r6a: vec4<f16>, r6b: vec4<f16>, r7a: vec4<f16>, r7b: vec4<f16>,
+}
+
+fn fma8x8h(c: AccH, a0: vec4<f16>, a1: vec4<f16>, b0: vec4<f16>, b1: vec4<f16>) -> AccH {
+  return AccH(
+    c.r0a + a0.x * b0, c.r0b + a0.x * b1, c.r1a + a0.y * b0, c.r1b + a0.y * b1,
+    c.r2a + a0.z * b0, c.r2b + a0.z * b1, c.r3a + a0.w * b0, c.r3b + a0.w * b1,
+    c.r4a + a1.x * b0, c.r4b + a1.x * b1, c.r5a + a1.y * b0, c.r5b + a1.y * b1,
+    c.r6a + a1.z * b0, c.r6b + a1.z * b1, c.r7a + a1.w * b0, c.r7b + a1.w * b1,
+  );
+}
+
+fn widen_add(c: Acc, h: AccH) -> Acc {
+  return Acc(
+    c.r0a + vec4<f32>(h.r0a), c.r0b + vec4<f32>(h.r0b), c.r1a + vec4<f32>(h.r1a), c.r1b + vec4<f32>(h.r1b),
+    c.r2a + vec4<f32>(h.r2a), c.r2b + vec4<f32>(h.r2b), c.r3a + vec4<f32>(h.r3a), c.r3b + vec4<f32>(h.r3b),
+    c.r4a + vec4<f32>(h.r4a), c.r4b + vec4<f32>(h.r4b), c.r5a + vec4<f32>(h.r5a), c.r5b + vec4<f32>(h.r5b),
+    c.r6a + vec4<f32>(h.r6a), c.r6b + vec4<f32>(h.r6b), c.r7a + vec4<f32>(h.r7a), c.r7b + vec4<f32>(h.r7b),
+  );
+}
+
+// Adds the product of the current As, Bs tiles (BK steps of t) to c: f16 within the tile, f32 across.
+fn mac_tile(c: Acc, tx: u32, ty: u32) -> Acc {
+  var h = AccH();
+  for (var t = 0u; t < BK; t++) {
+    let a = t * (TM / 4u);
+    let b = t * (TN / 4u);
+    h = fma8x8h(h, As[a + ty], As[a + WGY + ty], Bs[b + tx], Bs[b + WGX + tx]);
+  }
+  return widen_add(c, h);
+}
+// #else
 // Adds the product of the current As, Bs tiles (BK steps of t) to c.
 fn mac_tile(c: Acc, tx: u32, ty: u32) -> Acc {
   var acc = c;
@@ -288,6 +329,7 @@ fn mac_tile(c: Acc, tx: u32, ty: u32) -> Acc {
   }
   return acc;
 }
+// #endif
 
 // ---- Forward: out[M, N] = inp[M, K] · weight[N, K]ᵀ (+ bias). R = M, S = N, t over K. ----
 

@@ -9,6 +9,14 @@ Deno.test("collect: ratios, float16 and no-split steps, float32 profile kept apa
   const lines = parseLines([
     JSON.stringify({ bench: "matmul_forward", shape: "M=4096 K=4096 N=4096", ms: 1, gflops: 40960 }),
     JSON.stringify({ torch: "fp32", n: 4096, tflops: 51.2 }),
+    JSON.stringify({ bench: "matmul_forward_f16math", shape: "M=4096 K=4096 N=4096", ms: 1, gflops: 35000 }),
+    JSON.stringify({
+      bench: "matmul_backward_input_f16",
+      shape: "M=16384 K=384 N=1536",
+      ms: 1,
+      gflops: 20000,
+    }),
+    JSON.stringify({ torch: "fp32_shape", form: "backward_input", M: 16384, K: 384, N: 1536, tflops: 40 }),
     JSON.stringify({ bench: "train_step", shape, ms: 40, tokens_per_s: 409600 }),
     JSON.stringify({ bench: "train_step_f16", shape: `${shape} float16`, ms: 30 }),
     JSON.stringify({ bench: "train_step_nosplit", shape: `${shape} nosplit`, ms: 55 }),
@@ -30,6 +38,11 @@ Deno.test("collect: ratios, float16 and no-split steps, float32 profile kept apa
   const f = collect(lines, { ...meta, shakespeare: { val_loss: 1.47, train_seconds: 170 } });
   assert.equal(f.matmul_4096_tflops, 40.96);
   assert.equal(f.ratios.matmul_4096_vs_cublas, 0.8);
+  assert.equal(f.matmul_f16math_4096_tflops, 35);
+  assert.equal(f.matmul_f16_4096_tflops, null);
+  // A model-shape f16 product is compared with cuBLAS fp32 at the same form and shape.
+  const row = f.model_matmuls.find((r) => r.bench === "matmul_backward_input_f16");
+  assert.deepEqual([row?.tflops, row?.cublas_tflops, row?.ratio], [20, 40, 0.5]);
   assert.equal(f.step_ms, 40);
   assert.equal(f.f16_step_ms, 30);
   assert.equal(f.step_nosplit_ms, 55);

@@ -259,6 +259,44 @@ for (const [M, K, N] of F16_SHAPES) {
   });
 }
 
+// f16 math (HALF_MATH): products and per-tile sums in f16, widened per tile of BK = 16 into f32. Positive
+// operands make every partial sum grow, so an f16 accumulation over the whole reduction (K = 2048, sums
+// ~512 where the f16 spacing is 0.5) would be off by whole units, while per-tile sums (~4, spacing 2^-9)
+// keep the error within 16 * 2^-11 (7.8e-3) of each tile's sum, measured 1.7e-4 (forward, 128 tiles) to
+// 1.6e-3 (input gradient, 3 tiles) relative: held to 4e-3 relative of the result.
+Deno.test("matmul with f16 math: f16 within a tile, f32 across tiles, every product form", async () => {
+  const gpu = await testGpu();
+  const [M, K, N] = [67, 2048, 36];
+  const rng = new Rng(99);
+  const x = roundF16(rng.uniformArray(M * K, 0, 1)), w = roundF16(rng.uniformArray(N * K, 0, 1));
+  const dy = roundF16(rng.uniformArray(M * N, 0, 1));
+  const x16 = uploadF16(gpu, "inp16", x),
+    w16 = uploadF16(gpu, "weight16", w),
+    dy16 = uploadF16(gpu, "dout16", dy);
+  const fwd = ref.matmulForward(x, w, null, M, K, N);
+  const rel = { atol: 0, rtol: 4e-3 };
+  for (const vec4 of [true, false]) {
+    const o = { vec4, math: "f16" as const, types: { inp: "f16", weight: "f16", dout: "f16" } as const };
+    const out = upload(gpu, "out", new Float32Array(M * N).fill(12345));
+    const y = await runAndRead(gpu, [
+      await matmulForward(gpu, { out, inp: x16, weight: w16 }, { M, K, N }, o),
+    ], out);
+    assertClose(`f16 math fwd vec4=${vec4}`, y, fwd, rel);
+    // The input gradient reduces over N = 36 (3 tiles), the weight gradient over M = 67 (5 tiles).
+    const g = ref.matmulBackward(dy, x, w, M, K, N);
+    const dinp = upload(gpu, "dinp", new Float32Array(M * K).fill(12345));
+    const dx = await runAndRead(gpu, [
+      await matmulBackwardInput(gpu, { dinp, dout: dy16, weight: w16 }, { M, K, N }, o),
+    ], dinp);
+    assertClose(`f16 math bwd input vec4=${vec4}`, dx, g.dinp, rel);
+    const dweight = upload(gpu, "dweight", new Float32Array(N * K));
+    const dw = await runAndRead(gpu, [
+      await matmulBackwardWeight(gpu, { dweight, dout: dy16, inp: x16 }, { M, K, N }, o),
+    ], dweight);
+    assertClose(`f16 math bwd weight vec4=${vec4}`, dw, g.dweight, rel);
+  }
+});
+
 Deno.test("weight and bias gradients accumulate across two dispatches", async () => {
   const gpu = await testGpu();
   const [M, K, N] = [75, 36, 44];

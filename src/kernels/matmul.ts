@@ -53,6 +53,13 @@ export interface MatmulOptions {
    * bytes per value. Accumulation is f32 always; dweight, dbias and the split-K scratch are f32.
    */
   readonly types?: MatmulTypes;
+  /**
+   * Arithmetic of the products (default "f32"). "f16": the workgroup tiles hold f16 and each tile's BK = 16
+   * products are summed in f16, then added to f32 accumulators (twice the FMA rate where the GPU packs
+   * half math; error per tile ~ 16 half ulps of the partial sums instead of f32's). Needs `shader-f16`;
+   * meant for f16 operands. Bias and split-K reductions stay f32.
+   */
+  readonly math?: "f32" | "f16";
 }
 
 /** Storage element types of a matmul's operands ({@linkcode MatmulOptions.types}). */
@@ -80,11 +87,14 @@ function shaderFor(
   flags: Readonly<Record<string, boolean>>,
   types: MatmulTypes | undefined,
   used: readonly (keyof MatmulTypes)[],
+  math: "f32" | "f16" = "f32",
 ): string {
+  if (math !== "f32" && math !== "f16") throw new Error(`${entry}: math must be f32 or f16 (got ${math})`);
   const t: Record<string, StorageType> = {};
   for (const k of used) if (types?.[k] && types[k] !== "f32") t[ALIAS[k]] = types[k];
+  if (math === "f16") t.TT = "f16";
   checkTypes(gpu, entry, t);
-  return withTypes(matmulSource(flags), t);
+  return withTypes(matmulSource({ ...flags, HALF_MATH: math === "f16" }), t);
 }
 
 /** Operands each entry point reads or writes, for {@linkcode shaderFor}. */
@@ -110,11 +120,12 @@ export interface MatmulSplitOptions extends MatmulOptions {
 
 /**
  * The shader text with one branch of each `// #if NAME` / `// #else` / `// #endif` block kept (NAME
- * in `flags` and true keeps the first branch); the dropped lines and the directives become empty lines
- * so WGSL error line numbers still match shaders/matmul.wgsl. Blocks do not nest.
+ * in `flags` and true keeps the first branch; HALF_MATH defaults to false); the dropped lines and the
+ * directives become empty lines so WGSL error line numbers still match shaders/matmul.wgsl. Blocks do not
+ * nest. HALF_MATH also needs `alias TT = f16` ({@linkcode withTypes}).
  */
 export function matmulSource(flags: Readonly<Record<string, boolean>>): string {
-  return withFlags(source, flags, "matmul.wgsl");
+  return withFlags(source, { HALF_MATH: false, ...flags }, "matmul.wgsl");
 }
 
 function checkDims(kernel: string, dims: Record<string, number>): void {
@@ -157,6 +168,7 @@ async function tiled(
       { K4: vec && K % 4 === 0, N4: vec && N % 4 === 0 },
       opts.types,
       USES[entry],
+      opts.math,
     ),
     entryPoint: entry,
     constants: { WGX: wg, WGY: wg, BK },
@@ -295,6 +307,7 @@ export async function matmulBackwardWeightSplit(
     flags,
     opts.types,
     USES.matmul_backward_weight_split,
+    opts.math,
   );
   const wg = tile / 8;
   const split = await getKernel(gpu, {

@@ -29,7 +29,7 @@ import {
   matmulBackwardWeightScratchBytes,
   matmulBackwardWeightSplit,
   matmulForward,
-  type MatmulTypes,
+  type MatmulOptions,
 } from "../kernels/matmul.ts";
 import { createLossScaler } from "../kernels/optimizer.ts";
 import { dropoutBackward, dropoutForward, residualForward } from "../kernels/residual.ts";
@@ -76,6 +76,12 @@ export interface GPTShape {
    * the default training shape, its 2 threads being busy anyway).
    */
   splitK?: boolean;
+  /**
+   * float16 only: matmuls whose two operands are both f16 sum each 16-term tile in f16 arithmetic (twice
+   * the FMA rate on GPUs with packed half math), widening into f32 accumulators per tile (default true).
+   * false: f32 arithmetic on f16-stored operands.
+   */
+  halfMath?: boolean;
 }
 
 /**
@@ -235,10 +241,21 @@ export class GPT {
       const e = layout.get(n);
       return { buffer: params16, offset: e.offset * 2, size: Math.ceil(e.size / 2) * 4 }; // padded arena
     };
-    // Matmul operand types: forward (inp, weight in A; out given), backward input / weight (dout given).
-    const fwdT = (out: "f16" | "f32"): MatmulTypes => ({ inp: A, weight: A, out });
-    const bwdInT = (dout: "f16" | "f32"): MatmulTypes => ({ dout, weight: A, out: "f32" });
-    const bwdWT = (dout: "f16" | "f32"): MatmulTypes => ({ dout, inp: A });
+    // Matmul options: operand types (forward: inp, weight in A, out given; backward input / weight: dout
+    // given) and their arithmetic.
+    // f16 arithmetic (per-tile f16 sums, f32 across tiles) where both operands of a product are f16.
+    const halfMath = half && (shape.halfMath ?? true);
+    const math = (a: "f16" | "f32", b: "f16" | "f32") =>
+      halfMath && a === "f16" && b === "f16" ? "f16" : "f32";
+    const fwdT = (out: "f16" | "f32"): MatmulOptions => ({
+      types: { inp: A, weight: A, out },
+      math: math(A, A),
+    });
+    const bwdInT = (dout: "f16" | "f32"): MatmulOptions => ({
+      types: { dout, weight: A, out: "f32" },
+      math: math(dout, A),
+    });
+    const bwdWT = (dout: "f16" | "f32"): MatmulOptions => ({ types: { dout, inp: A }, math: math(dout, A) });
     const G = (n: string) => grads.bind(n);
     const PB = (n: string) => c.bias ? { bias: P(n) } : {};
 
@@ -279,7 +296,7 @@ export class GPT {
               ...PB(`${h}.attn.c_attn.bias`),
             },
             { M: N, K: C, N: 3 * C },
-            { types: fwdT(A) },
+            fwdT(A),
           ),
         );
         ds.push(
@@ -301,7 +318,7 @@ export class GPT {
               ...PB(`${h}.attn.c_proj.bias`),
             },
             { M: N, K: C, N: C },
-            { types: fwdT("f32") },
+            fwdT("f32"),
           ),
         );
         if (drop) {
@@ -334,7 +351,7 @@ export class GPT {
               ...PB(`${h}.mlp.c_fc.bias`),
             },
             { M: N, K: C, N: 4 * C },
-            { types: fwdT(A) },
+            fwdT(A),
           ),
         );
         ds.push(await geluForward(gpu, { out: a.fcg, inp: a.fch }, N * 4 * C, { inp: A, out: A }));
@@ -348,7 +365,7 @@ export class GPT {
               ...PB(`${h}.mlp.c_proj.bias`),
             },
             { M: N, K: 4 * C, N: C },
-            { types: fwdT("f32") },
+            fwdT("f32"),
           ),
         );
         if (drop) {
@@ -377,7 +394,7 @@ export class GPT {
           M: N,
           K: C,
           N: V,
-        }, { types: fwdT("f32") }),
+        }, fwdT("f32")),
       );
       return ds;
     };
@@ -405,9 +422,7 @@ export class GPT {
     ) => {
       const s = { M: N, K, N: M2 };
       const ds = [
-        await matmulBackwardInput(gpu, { dinp, dout, weight: W(`${prefix}.weight`) }, s, {
-          types: bwdInT(doutType),
-        }),
+        await matmulBackwardInput(gpu, { dinp, dout, weight: W(`${prefix}.weight`) }, s, bwdInT(doutType)),
         ...await matmulBackwardWeightSplit(
           gpu,
           {
@@ -417,7 +432,7 @@ export class GPT {
             ...(splitScratch ? { scratch: splitScratch } : {}),
           },
           s,
-          { types: bwdWT(doutType), ...noSplit },
+          { ...bwdWT(doutType), ...noSplit },
         ),
       ];
       if (c.bias) {
@@ -449,7 +464,7 @@ export class GPT {
         M: N,
         K: C,
         N: V,
-      }, { types: bwdInT(A) }),
+      }, bwdInT(A)),
       ...await matmulBackwardWeightSplit(
         gpu,
         {
@@ -459,7 +474,7 @@ export class GPT {
           ...(splitScratch ? { scratch: splitScratch } : {}),
         },
         { M: N, K: C, N: V },
-        { types: bwdWT(A), ...noSplit },
+        { ...bwdWT(A), ...noSplit },
       ),
     );
     backward.push(
