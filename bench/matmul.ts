@@ -33,6 +33,9 @@ function randomBuffer(gpu: Gpu, label: string, n: number, seed: number, half = f
 type Form =
   | "forward"
   | "forward_bias"
+  | "forward_gelu"
+  | "forward_gelu_bias"
+  | "backward_input_gelu"
   | "backward_input"
   | "backward_weight"
   | "backward_weight_split"
@@ -59,21 +62,28 @@ async function matmulCase(
     }
     : {};
   const bytes = h ? 2 : 4;
-  if (form === "forward" || form === "forward_bias") {
+  if (form.startsWith("forward")) {
     const inp = randomBuffer(gpu, "inp", M * K, 1, h), weight = randomBuffer(gpu, "weight", N * K, 2, h);
     const out = createStorage(gpu, "out", M * N * bytes);
-    const bias = form === "forward_bias" ? { bias: randomBuffer(gpu, "bias", N, 3) } : {};
+    const bias = form.endsWith("_bias") ? { bias: randomBuffer(gpu, "bias", N, 3) } : {};
+    const act = form.includes("gelu") ? { act: createStorage(gpu, "act", M * N * bytes) } : {};
     return {
       name,
       shape,
       flops,
-      dispatches: [await matmulForward(gpu, { out, inp, weight, ...bias }, s, o)],
+      dispatches: [await matmulForward(gpu, { out, inp, weight, ...bias, ...act }, s, o)],
     };
   }
   const dout = randomBuffer(gpu, "dout", M * N, 4, h);
-  if (form === "backward_input") {
+  if (form === "backward_input" || form === "backward_input_gelu") {
     const weight = randomBuffer(gpu, "weight", N * K, 2, h), dinp = createStorage(gpu, "dinp", M * K * bytes);
-    return { name, shape, flops, dispatches: [await matmulBackwardInput(gpu, { dinp, dout, weight }, s, o)] };
+    const pre = form === "backward_input_gelu" ? { pre: randomBuffer(gpu, "pre", M * K, 5, h) } : {};
+    return {
+      name,
+      shape,
+      flops,
+      dispatches: [await matmulBackwardInput(gpu, { dinp, dout, weight, ...pre }, s, o)],
+    };
   }
   if (form === "backward_weight") {
     const inp = randomBuffer(gpu, "inp", M * K, 1, h), dweight = createStorage(gpu, "dweight", N * K * 4);
@@ -102,7 +112,8 @@ async function matmulCase(
 /**
  * Matmul forward and backward forms, in GFLOP/s (bias backward in GB/s). CI: 256^3 and a small model
  * shape. Large: square 4096^3 and 8192^3 forward, and the shakespeare_char model shapes (B*T = 16384,
- * C = 384): qkv (N = 3C), MLP up (N = 4C) and down (K = 4C) projections, the tied 65-token head; the
+ * C = 384): qkv (N = 3C), MLP up (N = 4C, also with its fused GELU) and down (K = 4C, and its input
+ * gradient with the fused GELU backward) projections, the tied 65-token head; the
  * weight gradient both as one dispatch and split along M ({@linkcode matmulBackwardWeightSplit}). Where the
  * adapter has shader-f16, the same products with f16 operands (`_f16`: f32 arithmetic; `_f16math`: f16
  * sums per 16-term tile) at 4096^3, 8192^3 and three model shapes (CI: 256^3 and one model shape).
@@ -115,9 +126,11 @@ export const build: BenchBuilder = async (gpu, large) => {
       ["forward", 16384, 384, 1152],
       ["forward_bias", 16384, 384, 1152],
       ["forward", 16384, 1536, 384],
+      ["forward_gelu", 16384, 384, 1536],
       ["forward", 16384, 384, 65],
       ["backward_input", 16384, 384, 1536],
       ["backward_input", 16384, 384, 1152],
+      ["backward_input_gelu", 16384, 1536, 384],
       ["backward_weight", 16384, 384, 1536],
       ["backward_weight", 16384, 384, 1152],
       ["backward_weight", 16384, 384, 384],
@@ -135,7 +148,10 @@ export const build: BenchBuilder = async (gpu, large) => {
       ["backward_input", 256, 256, 256],
       ["backward_weight", 256, 256, 256],
       ["forward", 256, 64, 192],
+      ["forward_gelu", 256, 64, 256],
+      ["forward_gelu_bias", 256, 64, 256],
       ["backward_input", 256, 64, 192],
+      ["backward_input_gelu", 256, 256, 64],
       ["backward_weight", 256, 64, 192],
       ["backward_weight", 1024, 64, 192],
       ["backward_weight_split", 1024, 64, 192],

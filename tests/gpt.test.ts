@@ -97,7 +97,7 @@ async function checkModel(
     worst = Math.max(worst, err / scale);
   }
   console.log(
-    `${dtype}${halfMath ? " (f16 math)" : ""}: loss gpu ${loss.toFixed(7)} ref ${
+    `${dtype}${halfMath && dtype === "float16" ? " (f16 math)" : ""}: loss gpu ${loss.toFixed(7)} ref ${
       ref.loss.toFixed(7)
     }; worst gradient error ${worst.toExponential(2)}`,
   );

@@ -14,6 +14,7 @@ import {
   type MatmulTypes,
 } from "../src/kernels/matmul.ts";
 import * as ref from "../src/reference/matmul.ts";
+import { gelu, geluGrad } from "../src/reference/gelu.ts";
 import { Rng } from "../src/util/rng.ts";
 
 /** f32 dot products of length n: error grows like sqrt(n) times the terms' size. */
@@ -80,6 +81,9 @@ Deno.test("each entry point declares exactly its bindings (no dummy buffers)", (
   const expect: Record<string, string[]> = {
     matmul_forward: ["out", "inp", "weight", "dims"],
     matmul_forward_bias: ["out", "inp", "weight", "bias", "dims"],
+    matmul_forward_gelu: ["out", "inp", "weight", "dims", "act"],
+    matmul_forward_gelu_bias: ["out", "inp", "weight", "bias", "dims", "act"],
+    matmul_backward_input_gelu: ["dinp", "weight", "dout", "dims", "pre"],
     matmul_backward_input: ["dinp", "weight", "dout", "dims"],
     matmul_backward_weight: ["dweight", "inp", "dout", "dims"],
     matmul_backward_bias: ["dbias", "dout", "dims"],
@@ -175,7 +179,7 @@ for (const [M, K, N] of SHAPES) {
 // output must then match as tightly as in the f32 tests (only the storage of the inputs changed); an f16
 // output carries one more rounding, relative error <= 2^-11 ~ 4.9e-4, so rtol gets 1e-3 on top.
 const F16_SHAPES: [number, number, number][] = [[37, 20, 65], [45, 66, 36], [67, 129, 33], [256, 64, 192]];
-const half = (t: { atol: number; rtol: number }) => ({ atol: t.atol, rtol: t.rtol + 1e-3 });
+const half16 = (t: { atol: number; rtol: number }) => ({ atol: t.atol, rtol: t.rtol + 1e-3 });
 
 for (const [M, K, N] of F16_SHAPES) {
   Deno.test(`matmul with f16 operands matches reference on rounded inputs, M=${M} K=${K} N=${N}`, async () => {
@@ -209,7 +213,7 @@ for (const [M, K, N] of F16_SHAPES) {
           types,
         });
         const y = await read(o, out, M * N, [d]);
-        assertClose(`fwd ${tag}`, y, fwd, out === "f16" ? half(tol(K)) : tol(K));
+        assertClose(`fwd ${tag}`, y, fwd, out === "f16" ? half16(tol(K)) : tol(K));
       }
       for (const [dtype, dout] of [["f16", dy16], ["f32", dy32]] as const) {
         for (const out of ["f32", "f16"] as const) {
@@ -223,7 +227,7 @@ for (const [M, K, N] of F16_SHAPES) {
             `bwd input ${tag}`,
             await read(dinp, out, M * K, [d]),
             g.dinp,
-            out === "f16" ? half(tol(N)) : tol(N),
+            out === "f16" ? half16(tol(N)) : tol(N),
           );
         }
         const types: MatmulTypes = { dout: dtype, inp: "f16" };
@@ -296,6 +300,53 @@ Deno.test("matmul with f16 math: f16 within a tile, f32 across tiles, every prod
     assertClose(`f16 math bwd weight vec4=${vec4}`, dw, g.dweight, rel);
   }
 });
+
+// Fused GELU: the forward writes out and gelu(out); the input gradient multiplies by gelu'(pre). Checked
+// against the reference matmul composed with the reference GELU (erf to 1e-15; the shader's erf is within
+// 1.5e-7), in f32 and with the model's f16 storage (one more rounding of each output: rtol + 1e-3).
+for (const [M, K, N] of [[67, 129, 33], [45, 66, 36], [130, 96, 260]]) {
+  Deno.test(`matmul with fused GELU matches matmul then GELU, M=${M} K=${K} N=${N}`, async () => {
+    const gpu = await testGpu();
+    const rng = new Rng(M * 31 + K * 7 + N);
+    const x = roundF16(rng.uniformArray(M * K)), w = roundF16(rng.uniformArray(N * K));
+    const dy = roundF16(rng.uniformArray(M * N)), b = rng.uniformArray(N);
+    const pre = roundF16(rng.uniformArray(M * K, -3, 3));
+    const fwd = ref.matmulForward(x, w, b, M, K, N);
+    const act = fwd.map(gelu);
+    const dinpRef = ref.matmulBackward(dy, x, w, M, K, N).dinp.map((v, i) => v * geluGrad(pre[i]));
+    for (const half of [false, true]) {
+      const up = (label: string, a: ArrayLike<number>) =>
+        half ? uploadF16(gpu, label, a) : upload(gpu, label, Float32Array.from(a));
+      const read = async (buf: GPUBuffer, n: number) =>
+        half ? await readF16(gpu, buf, 0, n) : await runAndRead(gpu, [], buf);
+      const T = half ? "f16" as const : "f32" as const;
+      const o = { types: { inp: T, weight: T, dout: T, out: T, pre: T } };
+      const t = half ? half16(tol(K)) : tol(K);
+      for (const vec4 of [true, false]) {
+        const tag = `M=${M} K=${K} N=${N} ${T} vec4=${vec4}`;
+        const garbage = (n: number) => new Float32Array(n).fill(12345);
+        const out = up("out", garbage(M * N)), a = up("act", garbage(M * N));
+        const inp = up("inp", x), weight = up("weight", w), bias = upload(gpu, "bias", b);
+        await runAndRead(gpu, [
+          await matmulForward(gpu, { out, act: a, inp, weight, bias }, { M, K, N }, { ...o, vec4 }),
+        ], bias);
+        assertClose(`fused fwd out ${tag}`, await read(out, M * N), fwd, t);
+        // gelu of the f32 product, then one rounding: compare with gelu(ref) at the output's precision.
+        assertClose(`fused fwd act ${tag}`, await read(a, M * N), act, t);
+        const dinp = up("dinp", garbage(M * K)), dout = up("dout", dy), p = up("pre", pre);
+        await runAndRead(gpu, [
+          await matmulBackwardInput(gpu, { dinp, dout, weight, pre: p }, { M, K, N }, { ...o, vec4 }),
+        ], bias);
+        assertClose(
+          `fused bwd input ${tag}`,
+          await read(dinp, M * K),
+          dinpRef,
+          half ? half16(tol(N)) : tol(N),
+        );
+      }
+    }
+  });
+}
 
 Deno.test("weight and bias gradients accumulate across two dispatches", async () => {
   const gpu = await testGpu();

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import geluMath from "../../shaders/gelu_math.wgsl" with { type: "text" };
 import hash from "../../shaders/hash.wgsl" with { type: "text" };
 import type { Gpu } from "./device.ts";
 
@@ -35,6 +36,14 @@ export function withFlags(source: string, flags: Readonly<Record<string, boolean
 /** `source` with the counter-based hash functions of shaders/hash.wgsl prepended. */
 export function withHash(source: string): string {
   return `${hash}\n${source}`;
+}
+
+/**
+ * `source` with exact GELU and its derivative (shaders/gelu_math.wgsl: gelu, gelu_grad, gelu4, gelu_grad4)
+ * appended: WGSL declarations may come in any order, and appending keeps the file's line numbers.
+ */
+export function withGeluMath(source: string): string {
+  return `${source}\n${geluMath}`;
 }
 
 /**

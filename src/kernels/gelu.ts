@@ -7,7 +7,7 @@
 import source from "../../shaders/gelu.wgsl" with { type: "text" };
 import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, getKernel, grid, type Kernel, type Resource } from "../gpu/kernel.ts";
-import { checkTypes, type StorageType, withTypes } from "../gpu/source.ts";
+import { checkTypes, type StorageType, withGeluMath, withTypes } from "../gpu/source.ts";
 
 const WG = 256;
 
@@ -34,7 +34,7 @@ async function kernel(gpu: Gpu, entry: string, types: Record<string, StorageType
   checkTypes(gpu, entry, types);
   return await getKernel(gpu, {
     name: entry,
-    source: withTypes(source, types),
+    source: withTypes(withGeluMath(source), types),
     entryPoint: entry,
     constants: { WG },
   });

@@ -22,7 +22,7 @@
 import source from "../../shaders/matmul.wgsl" with { type: "text" };
 import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, getKernel, grid, type Resource } from "../gpu/kernel.ts";
-import { checkTypes, type StorageType, withFlags, withTypes } from "../gpu/source.ts";
+import { checkTypes, type StorageType, withFlags, withGeluMath, withTypes } from "../gpu/source.ts";
 
 /** Reduction step (rows of the workgroup tiles); a multiple of 4 with 2*BK divisible by the thread grid. */
 const BK = 16;
@@ -70,12 +70,14 @@ export interface MatmulTypes {
   readonly weight?: StorageType;
   /** Output gradient (all backward products). */
   readonly dout?: StorageType;
-  /** The written output: `out` (forward) or `dinp` (input gradient). */
+  /** The written output: `out` and `act` (forward) or `dinp` (input gradient). */
   readonly out?: StorageType;
+  /** The GELU input `pre` of the fused input gradient. */
+  readonly pre?: StorageType;
 }
 
 /** The shader's alias for each operand type. */
-const ALIAS = { inp: "TI", weight: "TW", dout: "TD", out: "TO" } as const;
+const ALIAS = { inp: "TI", weight: "TW", dout: "TD", out: "TO", pre: "TP" } as const;
 
 /**
  * The shader for `entry`: flags applied, then the storage types of the operands `entry` touches (others
@@ -101,7 +103,10 @@ function shaderFor(
 const USES: Readonly<Record<string, readonly (keyof MatmulTypes)[]>> = {
   matmul_forward: ["inp", "weight", "out"],
   matmul_forward_bias: ["inp", "weight", "out"],
+  matmul_forward_gelu: ["inp", "weight", "out"],
+  matmul_forward_gelu_bias: ["inp", "weight", "out"],
   matmul_backward_input: ["dout", "weight", "out"],
+  matmul_backward_input_gelu: ["dout", "weight", "out", "pre"],
   matmul_backward_weight: ["dout", "inp"],
   matmul_backward_weight_split: ["dout", "inp"],
   matmul_backward_weight_reduce: [],
@@ -125,7 +130,7 @@ export interface MatmulSplitOptions extends MatmulOptions {
  * nest. HALF_MATH also needs `alias TT = f16` ({@linkcode withTypes}).
  */
 export function matmulSource(flags: Readonly<Record<string, boolean>>): string {
-  return withFlags(source, { HALF_MATH: false, ...flags }, "matmul.wgsl");
+  return withGeluMath(withFlags(source, { HALF_MATH: false, ...flags }, "matmul.wgsl"));
 }
 
 function checkDims(kernel: string, dims: Record<string, number>): void {
@@ -178,29 +183,36 @@ async function tiled(
 
 /**
  * Forward: out[M, N] = inp[M, K] · weight[N, K]ᵀ + bias[N] (no bias term when `bias` is absent).
- * `out` is written.
+ * `out` is written. With `act` (the MLP's fused GELU), act[M, N] = gelu(out) is written too, in the same
+ * storage type as `out`.
  */
 export function matmulForward(
   gpu: Gpu,
-  b: { out: Resource; inp: Resource; weight: Resource; bias?: Resource },
+  b: { out: Resource; inp: Resource; weight: Resource; bias?: Resource; act?: Resource },
   s: { M: number; K: number; N: number },
   opts: MatmulOptions = {},
 ): Promise<Dispatch> {
   const res: Record<string, Resource> = { out: b.out, inp: b.inp, weight: b.weight };
   if (b.bias) res.bias = b.bias;
-  const entry = b.bias ? "matmul_forward_bias" : "matmul_forward";
+  if (b.act) res.act = b.act;
+  const entry = `matmul_forward${b.act ? "_gelu" : ""}${b.bias ? "_bias" : ""}`;
   return tiled(gpu, entry, res, s, s.M, s.N, opts);
 }
 
-/** Backward, input gradient: dinp[M, K] = dout[M, N] · weight[N, K] (written). */
+/**
+ * Backward, input gradient: dinp[M, K] = dout[M, N] · weight[N, K] (written). With `pre` (the MLP's fused
+ * GELU backward, pre = the GELU's input [M, K]): dinp = (dout · weight) * gelu'(pre).
+ */
 export function matmulBackwardInput(
   gpu: Gpu,
-  b: { dinp: Resource; dout: Resource; weight: Resource },
+  b: { dinp: Resource; dout: Resource; weight: Resource; pre?: Resource },
   s: { M: number; K: number; N: number },
   opts: MatmulOptions = {},
 ): Promise<Dispatch> {
-  const res = { dinp: b.dinp, dout: b.dout, weight: b.weight };
-  return tiled(gpu, "matmul_backward_input", res, s, s.M, s.K, opts);
+  const res: Record<string, Resource> = { dinp: b.dinp, dout: b.dout, weight: b.weight };
+  if (b.pre) res.pre = b.pre;
+  const entry = b.pre ? "matmul_backward_input_gelu" : "matmul_backward_input";
+  return tiled(gpu, entry, res, s, s.M, s.K, opts);
 }
 
 /** Backward, weight gradient: dweight[N, K] += dout[M, N]ᵀ · inp[M, K] (accumulated). */

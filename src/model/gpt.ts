@@ -21,7 +21,6 @@ import { attentionBackward, attentionForward, attentionScratchBytes } from "../k
 import { accumulateLoss, crossEntropyForwardBackward, crossEntropyLoss } from "../kernels/crossentropy.ts";
 import { castToF16 } from "../kernels/convert.ts";
 import { encoderBackward, encoderForward, encoderScratchBytes } from "../kernels/encoder.ts";
-import { geluBackward, geluForward } from "../kernels/gelu.ts";
 import { layernormBackward, layernormForward, layernormScratchBytes } from "../kernels/layernorm.ts";
 import {
   matmulBackwardBias,
@@ -210,7 +209,7 @@ export class GPT {
 
     // Backward scratch, shared by all layers.
     const dres = f32("dres", N * C), dC = f32("d_c", N * C);
-    const d4a = f32("d_4c_a", N * 4 * C), d4b = act("d_4c_b", N * 4 * C);
+    const dAttyBuf = f32("d_atty", N * C), d4b = act("d_4c_b", N * 4 * C);
     const attScratch = createStorage(gpu, "att_scratch", attentionScratchBytes({ B, T, C, NH }));
     const lnScratchBytes = layernormScratchBytes({ N, C });
     const lnScratch = lnScratchBytes > 0 ? createStorage(gpu, "ln_scratch", lnScratchBytes) : undefined;
@@ -346,6 +345,7 @@ export class GPT {
             gpu,
             {
               out: a.fch,
+              act: a.fcg, // fused GELU: fcg = gelu(fch)
               inp: a.ln2,
               weight: W(`${h}.mlp.c_fc.weight`),
               ...PB(`${h}.mlp.c_fc.bias`),
@@ -354,7 +354,6 @@ export class GPT {
             fwdT(A),
           ),
         );
-        ds.push(await geluForward(gpu, { out: a.fcg, inp: a.fch }, N * 4 * C, { inp: A, out: A }));
         ds.push(
           await matmulForward(
             gpu,
@@ -419,10 +418,17 @@ export class GPT {
       K: number,
       M2: number,
       doutType: "f16" | "f32",
+      geluPre?: Resource, // the MLP's fused GELU backward: dinp = (dout · W) * gelu'(pre), stored as A
     ) => {
       const s = { M: N, K, N: M2 };
+      const inOpts = bwdInT(doutType);
       const ds = [
-        await matmulBackwardInput(gpu, { dinp, dout, weight: W(`${prefix}.weight`) }, s, bwdInT(doutType)),
+        await matmulBackwardInput(
+          gpu,
+          { dinp, dout, weight: W(`${prefix}.weight`), ...(geluPre ? { pre: geluPre } : {}) },
+          s,
+          geluPre ? { ...inOpts, types: { ...inOpts.types, out: A, pre: A } } : inOpts,
+        ),
         ...await matmulBackwardWeightSplit(
           gpu,
           {
@@ -495,14 +501,8 @@ export class GPT {
       const h = `transformer.h.${l}`, a = blocks[l];
       // MLP: dres is d(x3); the branch gradient passes the residual dropout first.
       const dmlp = await dropBack(dropoutStream("mlp_resid", l));
-      backward.push(...await linBack(`${h}.mlp.c_proj`, d4a, dmlp, a.fcg, 4 * C, C, "f32"));
-      backward.push(
-        await geluBackward(gpu, { dinp: d4b, inp: a.fch, dout: d4a }, N * 4 * C, {
-          inp: A,
-          dout: "f32",
-          dinp: A,
-        }),
-      );
+      // c_proj's input gradient goes through GELU in its epilogue: d4b = d(fch).
+      backward.push(...await linBack(`${h}.mlp.c_proj`, d4b, dmlp, a.fcg, 4 * C, C, "f32", a.fch));
       backward.push(...await linBack(`${h}.mlp.c_fc`, dC, d4b, a.ln2, C, 4 * C, A));
       backward.push(
         ...await lnBack(
@@ -513,7 +513,7 @@ export class GPT {
       );
       // Attention: dres is now d(x2).
       const datt = await dropBack(dropoutStream("attn_resid", l));
-      const dAtty = view(d4a, N * C), dQkv = view(d4b, N * 3 * C, half ? 2 : 4);
+      const dAtty = dAttyBuf, dQkv = view(d4b, N * 3 * C, half ? 2 : 4);
       backward.push(...await linBack(`${h}.attn.c_proj`, dAtty, datt, a.atty, C, C, "f32"));
       backward.push(
         ...await attentionBackward(gpu, {
