@@ -9,6 +9,8 @@
 // Fused GELU (the MLP: fch = ln2 · Wfcᵀ, fcg = gelu(fch); d(fch) = (d(fcg) · Wproj) * gelu'(fch)):
 //   matmul_forward_gelu(_bias):  out[M, N] = inp · weightᵀ (+ bias), and act[M, N] = gelu(out)
 //   matmul_backward_input_gelu:  dinp[M, K] = (dout · weight) * gelu'(pre[M, K])
+// Fused residual (a projection added to the residual stream, no dropout between):
+//   matmul_forward_residual(_bias): out[M, N] = resid[M, N] + inp · weightᵀ (+ bias)   (resid f32)
 // Split-K weight gradient (when dweight has too few output tiles to fill a GPU), two dispatches:
 //   matmul_backward_weight_split:  scratch[z, N, K] = dout[Mz, N]ᵀ · inp[Mz, K] for slices z < Z,
 //                                  Mz = rows [z*MS, min((z+1)*MS, M)) of M, Z = ceil(M / MS)
@@ -80,7 +82,7 @@ alias NO = TO;
 // #endif
 
 // Bindings, one number per variable across the file. Outputs first, then inputs, then dims.
-// forward: out, inp, weight, (bias), dims; forward_gelu adds act. backward_input: dinp, dout, weight, dims;
+// forward: out, inp, weight, (bias), dims; forward_gelu adds act; forward_residual adds resid. backward_input: dinp, dout, weight, dims;
 // backward_input_gelu adds pre.
 // backward_weight: dweight, dout, inp, dims. backward_bias: dbias, dout, dims.
 // backward_weight_split: scratch, dout, inp, dims. backward_weight_reduce: dweight, partials, dims.
@@ -97,6 +99,7 @@ alias NO = TO;
 @group(0) @binding(10) var<uniform> dims: Dims;
 @group(0) @binding(11) var<storage, read_write> act: array<NO>;     // [M, N] gelu(out), fused forward
 @group(0) @binding(12) var<storage, read> pre: array<KP>;           // [M, K] GELU input, fused backward
+@group(0) @binding(13) var<storage, read> resid: array<NV>;         // [M, N] residual stream, fused forward
 
 override WGX: u32 = 16;   // threads along output columns; TN = 8 * WGX
 override WGY: u32 = 16;   // threads along output rows; TM = 8 * WGY
@@ -219,6 +222,10 @@ fn st_out(r: u32, c: u32, v: vec4<f32>) {
 fn st_act(r: u32, c: u32, v: vec4<f32>) {
   if (r < dims.M && c < dims.N) { act[(r * dims.N + c) / 4u] = NO(v); }
 }
+fn ld_resid(r: u32, c: u32) -> vec4<f32> {
+  if (r < dims.M && c < dims.N) { return resid[(r * dims.N + c) / 4u]; }
+  return vec4<f32>();
+}
 fn ld_dout1(i: u32) -> f32 {  // dout's flat element i (bias backward)
   return f32(dout[i / 4u][i % 4u]);
 }
@@ -259,6 +266,17 @@ fn st_act(r: u32, c: u32, v: vec4<f32>) {
     if (c + 2u < dims.N) { act[i + 2u] = TO(v.z); }
     if (c + 3u < dims.N) { act[i + 3u] = TO(v.w); }
   }
+}
+fn ld_resid(r: u32, c: u32) -> vec4<f32> {
+  var v = vec4<f32>();
+  if (r < dims.M) {
+    let i = r * dims.N + c;
+    if (c < dims.N) { v.x = resid[i]; }
+    if (c + 1u < dims.N) { v.y = resid[i + 1u]; }
+    if (c + 2u < dims.N) { v.z = resid[i + 2u]; }
+    if (c + 3u < dims.N) { v.w = resid[i + 3u]; }
+  }
+  return v;
 }
 fn ld_dout1(i: u32) -> f32 {
   return f32(dout[i]);
@@ -457,6 +475,42 @@ fn matmul_forward_gelu_bias(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local
   let acc = forward_tile(wg, li, lid);
   let sa = wg.x * TN + 4u * li.x;
   store_out_gelu(acc, wg, li, ld_bias(sa), ld_bias(sa + TN / 2u));
+}
+
+// out = resid + v at [r, c..c+3].
+fn st_out_resid(r: u32, c: u32, v: vec4<f32>) {
+  st_out(r, c, ld_resid(r, c) + v);
+}
+
+fn store_out_resid(c: Acc, wg: vec3<u32>, li: vec3<u32>, ba: vec4<f32>, bb: vec4<f32>) {
+  let ra = wg.y * TM + 4u * li.y;
+  let rb = ra + TM / 2u;
+  let sa = wg.x * TN + 4u * li.x;
+  let sb = sa + TN / 2u;
+  st_out_resid(ra, sa, c.r0a + ba); st_out_resid(ra, sb, c.r0b + bb);
+  st_out_resid(ra + 1u, sa, c.r1a + ba); st_out_resid(ra + 1u, sb, c.r1b + bb);
+  st_out_resid(ra + 2u, sa, c.r2a + ba); st_out_resid(ra + 2u, sb, c.r2b + bb);
+  st_out_resid(ra + 3u, sa, c.r3a + ba); st_out_resid(ra + 3u, sb, c.r3b + bb);
+  st_out_resid(rb, sa, c.r4a + ba); st_out_resid(rb, sb, c.r4b + bb);
+  st_out_resid(rb + 1u, sa, c.r5a + ba); st_out_resid(rb + 1u, sb, c.r5b + bb);
+  st_out_resid(rb + 2u, sa, c.r6a + ba); st_out_resid(rb + 2u, sb, c.r6b + bb);
+  st_out_resid(rb + 3u, sa, c.r7a + ba); st_out_resid(rb + 3u, sb, c.r7b + bb);
+}
+
+@compute @workgroup_size(WGX, WGY)
+fn matmul_forward_residual(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li: vec3<u32>,
+                           @builtin(local_invocation_index) lid: u32) {
+  let acc = forward_tile(wg, li, lid);
+  store_out_resid(acc, wg, li, vec4<f32>(), vec4<f32>());
+}
+
+@compute @workgroup_size(WGX, WGY)
+fn matmul_forward_residual_bias(@builtin(workgroup_id) wg: vec3<u32>,
+                                @builtin(local_invocation_id) li: vec3<u32>,
+                                @builtin(local_invocation_index) lid: u32) {
+  let acc = forward_tile(wg, li, lid);
+  let sa = wg.x * TN + 4u * li.x;
+  store_out_resid(acc, wg, li, ld_bias(sa), ld_bias(sa + TN / 2u));
 }
 
 // ---- Backward input: dinp[M, K] = dout[M, N] · weight[N, K]. R = M, S = K, t over N. ----

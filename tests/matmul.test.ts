@@ -84,6 +84,8 @@ Deno.test("each entry point declares exactly its bindings (no dummy buffers)", (
     matmul_forward_gelu: ["out", "inp", "weight", "dims", "act"],
     matmul_forward_gelu_bias: ["out", "inp", "weight", "bias", "dims", "act"],
     matmul_backward_input_gelu: ["dinp", "weight", "dout", "dims", "pre"],
+    matmul_forward_residual: ["out", "inp", "weight", "dims", "resid"],
+    matmul_forward_residual_bias: ["out", "inp", "weight", "bias", "dims", "resid"],
     matmul_backward_input: ["dinp", "weight", "dout", "dims"],
     matmul_backward_weight: ["dweight", "inp", "dout", "dims"],
     matmul_backward_bias: ["dbias", "dout", "dims"],
@@ -343,6 +345,40 @@ for (const [M, K, N] of [[67, 129, 33], [45, 66, 36], [130, 96, 260]]) {
           dinpRef,
           half ? half16(tol(N)) : tol(N),
         );
+      }
+    }
+  });
+}
+
+// Fused residual: out = resid + inp · weightᵀ (+ bias), resid f32; with the model's f16 operands too.
+for (const [M, K, N] of [[67, 129, 33], [45, 66, 36], [130, 96, 260]]) {
+  Deno.test(`matmul with fused residual add matches resid + matmul, M=${M} K=${K} N=${N}`, async () => {
+    const gpu = await testGpu();
+    const rng = new Rng(M * 17 + K * 3 + N);
+    const x = roundF16(rng.uniformArray(M * K)), w = roundF16(rng.uniformArray(N * K));
+    const r = rng.uniformArray(M * N, -4, 4), b = rng.uniformArray(N);
+    const resid = upload(gpu, "resid", r), bias = upload(gpu, "bias", b);
+    for (const half of [false, true]) {
+      const up = (label: string, a: ArrayLike<number>) =>
+        half ? uploadF16(gpu, label, a) : upload(gpu, label, Float32Array.from(a));
+      const T = half ? "f16" as const : "f32" as const;
+      const inp = up("inp", x), weight = up("weight", w);
+      for (const withBias of [false, true]) {
+        const want = add(r, ref.matmulForward(x, w, withBias ? b : null, M, K, N));
+        for (const vec4 of [true, false]) {
+          const out = upload(gpu, "out", new Float32Array(M * N).fill(12345));
+          const d = await matmulForward(gpu, { out, inp, weight, resid, ...(withBias ? { bias } : {}) }, {
+            M,
+            K,
+            N,
+          }, { vec4, types: { inp: T, weight: T } });
+          assertClose(
+            `fused residual ${T} bias=${withBias} vec4=${vec4}`,
+            await runAndRead(gpu, [d], out),
+            want,
+            tol(K),
+          );
+        }
       }
     }
   });

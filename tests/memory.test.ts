@@ -5,10 +5,11 @@ import type { GPTConfig } from "../src/model/config.ts";
 import { GPT } from "../src/model/gpt.ts";
 import { memoryPlan } from "../src/model/memory.ts";
 
-// [B, T, splitK]: a small step, and one of 512 rows whose weight gradients split (scratch included).
-const SHAPES = [[3, 7, false], [8, 64, true]] as const;
+// [B, T, splitK, dropout]: a small step with dropout, and one of 512 rows without dropout (projections add
+// into the residual stream in their epilogue) whose weight gradients split (scratch included).
+const SHAPES = [[3, 7, false, 0.1], [8, 64, true, 0]] as const;
 for (const dtype of ["float32", "float16"] as const) {
-  for (const [B, T, splitK] of SHAPES) {
+  for (const [B, T, splitK, dropout] of SHAPES) {
     Deno.test(`memoryPlan lists exactly the storage buffers GPT.create allocates (${dtype}, B=${B} T=${T} splitK=${splitK})`, async () => {
       const gpu = await testGpu();
       const c: GPTConfig = {
@@ -18,7 +19,7 @@ for (const dtype of ["float32", "float16"] as const) {
         block_size: 64,
         vocab_size: 13,
         bias: true,
-        dropout: 0.1,
+        dropout,
       };
       const sizes: number[] = [];
       const create = gpu.device.createBuffer.bind(gpu.device);

@@ -105,6 +105,8 @@ const USES: Readonly<Record<string, readonly (keyof MatmulTypes)[]>> = {
   matmul_forward_bias: ["inp", "weight", "out"],
   matmul_forward_gelu: ["inp", "weight", "out"],
   matmul_forward_gelu_bias: ["inp", "weight", "out"],
+  matmul_forward_residual: ["inp", "weight", "out"],
+  matmul_forward_residual_bias: ["inp", "weight", "out"],
   matmul_backward_input: ["dout", "weight", "out"],
   matmul_backward_input_gelu: ["dout", "weight", "out", "pre"],
   matmul_backward_weight: ["dout", "inp"],
@@ -184,18 +186,24 @@ async function tiled(
 /**
  * Forward: out[M, N] = inp[M, K] · weight[N, K]ᵀ + bias[N] (no bias term when `bias` is absent).
  * `out` is written. With `act` (the MLP's fused GELU), act[M, N] = gelu(out) is written too, in the same
- * storage type as `out`.
+ * storage type as `out`. With `resid` (f32 [M, N], a projection added to the residual stream): out = resid
+ * + inp · weightᵀ (+ bias); not together with `act`.
  */
 export function matmulForward(
   gpu: Gpu,
-  b: { out: Resource; inp: Resource; weight: Resource; bias?: Resource; act?: Resource },
+  b: { out: Resource; inp: Resource; weight: Resource; bias?: Resource; act?: Resource; resid?: Resource },
   s: { M: number; K: number; N: number },
   opts: MatmulOptions = {},
 ): Promise<Dispatch> {
+  if (b.act && b.resid) {
+    throw new Error("matmul_forward: act (fused GELU) and resid (fused residual) exclude each other");
+  }
   const res: Record<string, Resource> = { out: b.out, inp: b.inp, weight: b.weight };
   if (b.bias) res.bias = b.bias;
   if (b.act) res.act = b.act;
-  const entry = `matmul_forward${b.act ? "_gelu" : ""}${b.bias ? "_bias" : ""}`;
+  if (b.resid) res.resid = b.resid;
+  const fused = b.act ? "_gelu" : b.resid ? "_residual" : "";
+  const entry = `matmul_forward${fused}${b.bias ? "_bias" : ""}`;
   return tiled(gpu, entry, res, s, s.M, s.N, opts);
 }
 

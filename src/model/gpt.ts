@@ -204,7 +204,10 @@ export class GPT {
         fcg: act(`h${l}.fcg`, N * 4 * C),
       });
     }
-    const proj = f32("proj", N * C), projDrop = f32("proj_drop", N * C);
+    // The projections' outputs before and after dropout: only a dropout model's training forward needs them
+    // (without dropout the projection adds itself to the residual stream in its matmul's epilogue).
+    const proj = c.dropout > 0 ? f32("proj", N * C) : undefined;
+    const projDrop = c.dropout > 0 ? f32("proj_drop", N * C) : undefined;
     const lnf = act("lnf", N * C), lnfMean = f32("lnf_mean", N), lnfRstd = f32("lnf_rstd", N);
 
     // Backward scratch, shared by all layers.
@@ -258,6 +261,31 @@ export class GPT {
     const G = (n: string) => grads.bind(n);
     const PB = (n: string) => c.bias ? { bias: P(n) } : {};
 
+    // out = resid + dropout(inp · Wᵀ + b) for a projection [N, K] -> [N, C]: without dropout one matmul with
+    // the residual add in its epilogue; with it, matmul, dropout and residual add.
+    const project = async (
+      ds: Dispatch[],
+      out: GPUBuffer,
+      resid: GPUBuffer,
+      inp: GPUBuffer,
+      prefix: string,
+      K: number,
+      drop: boolean,
+      stream: number,
+    ) => {
+      const w = { inp, weight: W(`${prefix}.weight`), ...PB(`${prefix}.bias`) };
+      const s = { M: N, K, N: C };
+      if (!drop || !proj || !projDrop) {
+        ds.push(await matmulForward(gpu, { out, resid, ...w }, s, fwdT("f32")));
+        return;
+      }
+      ds.push(await matmulForward(gpu, { out: proj, ...w }, s, fwdT("f32")));
+      ds.push(
+        await dropoutForward(gpu, { out: projDrop, inp: proj, rng }, { n: N * C, p: c.dropout, stream }),
+      );
+      ds.push(await residualForward(gpu, { out, a: resid, b: projDrop }, N * C));
+    };
+
     const forward = async (train: boolean): Promise<Dispatch[]> => {
       const ds: Dispatch[] = [];
       const drop = train && c.dropout > 0;
@@ -307,29 +335,8 @@ export class GPT {
             types: { qkv: A, out: A },
           }),
         );
-        ds.push(
-          await matmulForward(
-            gpu,
-            {
-              out: proj,
-              inp: a.atty,
-              weight: W(`${h}.attn.c_proj.weight`),
-              ...PB(`${h}.attn.c_proj.bias`),
-            },
-            { M: N, K: C, N: C },
-            fwdT("f32"),
-          ),
-        );
-        if (drop) {
-          ds.push(
-            await dropoutForward(gpu, { out: projDrop, inp: proj, rng }, {
-              n: N * C,
-              p: c.dropout,
-              stream: dropoutStream("attn_resid", l),
-            }),
-          );
-        }
-        ds.push(await residualForward(gpu, { out: a.x2, a: res[l], b: drop ? projDrop : proj }, N * C));
+        // x2 = res + dropout(attn_proj(atty)).
+        await project(ds, a.x2, res[l], a.atty, `${h}.attn.c_proj`, C, drop, dropoutStream("attn_resid", l));
         ds.push(
           await layernormForward(gpu, {
             out: a.ln2,
@@ -354,29 +361,17 @@ export class GPT {
             fwdT(A),
           ),
         );
-        ds.push(
-          await matmulForward(
-            gpu,
-            {
-              out: proj,
-              inp: a.fcg,
-              weight: W(`${h}.mlp.c_proj.weight`),
-              ...PB(`${h}.mlp.c_proj.bias`),
-            },
-            { M: N, K: 4 * C, N: C },
-            fwdT("f32"),
-          ),
+        // res[l+1] = x2 + dropout(mlp_proj(fcg)).
+        await project(
+          ds,
+          res[l + 1],
+          a.x2,
+          a.fcg,
+          `${h}.mlp.c_proj`,
+          4 * C,
+          drop,
+          dropoutStream("mlp_resid", l),
         );
-        if (drop) {
-          ds.push(
-            await dropoutForward(gpu, { out: projDrop, inp: proj, rng }, {
-              n: N * C,
-              p: c.dropout,
-              stream: dropoutStream("mlp_resid", l),
-            }),
-          );
-        }
-        ds.push(await residualForward(gpu, { out: res[l + 1], a: a.x2, b: drop ? projDrop : proj }, N * C));
       }
       ds.push(
         await layernormForward(gpu, {
