@@ -37,6 +37,8 @@ type Form =
   | "forward_gelu_bias"
   | "forward_residual"
   | "forward_residual_bias"
+  | "forward_residual_dropout"
+  | "forward_residual_dropout_bias"
   | "backward_input_gelu"
   | "backward_input"
   | "backward_weight"
@@ -71,13 +73,20 @@ async function matmulCase(
     // The fused residual reads and writes the f32 residual stream, whatever the operands' type.
     const residual = form.includes("residual");
     const resid = residual ? { resid: randomBuffer(gpu, "resid", M * N, 6) } : {};
+    const drop = form.includes("dropout");
+    const rng = drop ? { rng: createStorage(gpu, "rng", 16, new Uint32Array([42, 0, 0, 0])) } : {};
     const out = createStorage(gpu, "out", M * N * (residual ? 4 : bytes));
     const oo = residual && h ? { ...o, types: { ...o.types, out: "f32" as const } } : o;
     return {
       name,
       shape,
       flops,
-      dispatches: [await matmulForward(gpu, { out, inp, weight, ...bias, ...act, ...resid }, s, oo)],
+      dispatches: [
+        await matmulForward(gpu, { out, inp, weight, ...bias, ...act, ...resid, ...rng }, {
+          ...s,
+          ...(drop ? { dropout: { p: 0.2, stream: 1 } } : {}),
+        }, oo),
+      ],
     };
   }
   const dout = randomBuffer(gpu, "dout", M * N, 4, h);
@@ -119,7 +128,8 @@ async function matmulCase(
  * Matmul forward and backward forms, in GFLOP/s (bias backward in GB/s). CI: 256^3 and a small model
  * shape. Large: square 4096^3 and 8192^3 forward, and the shakespeare_char model shapes (B*T = 16384,
  * C = 384): qkv (N = 3C), MLP up (N = 4C, also with its fused GELU) and down (K = 4C, also adding into
- * the residual stream, and its input gradient with the fused GELU backward) projections, the tied
+ * the residual stream with and without dropout, and its input gradient with the fused GELU backward)
+ * projections, the tied
  * 65-token head; the
  * weight gradient both as one dispatch and split along M ({@linkcode matmulBackwardWeightSplit}). Where the
  * adapter has shader-f16, the same products with f16 operands (`_f16`: f32 arithmetic; `_f16math`: f16
@@ -135,6 +145,7 @@ export const build: BenchBuilder = async (gpu, large) => {
       ["forward", 16384, 1536, 384],
       ["forward_gelu", 16384, 384, 1536],
       ["forward_residual", 16384, 1536, 384],
+      ["forward_residual_dropout", 16384, 1536, 384],
       ["forward", 16384, 384, 65],
       ["backward_input", 16384, 384, 1536],
       ["backward_input", 16384, 384, 1152],
@@ -160,6 +171,8 @@ export const build: BenchBuilder = async (gpu, large) => {
       ["forward_gelu_bias", 256, 64, 256],
       ["forward_residual", 256, 256, 64],
       ["forward_residual_bias", 256, 256, 64],
+      ["forward_residual_dropout", 256, 256, 64],
+      ["forward_residual_dropout_bias", 256, 256, 64],
       ["backward_input", 256, 64, 192],
       ["backward_input_gelu", 256, 256, 64],
       ["backward_weight", 256, 64, 192],

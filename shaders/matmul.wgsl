@@ -11,6 +11,9 @@
 //   matmul_backward_input_gelu:  dinp[M, K] = (dout · weight) * gelu'(pre[M, K])
 // Fused residual (a projection added to the residual stream, no dropout between):
 //   matmul_forward_residual(_bias): out[M, N] = resid[M, N] + inp · weightᵀ (+ bias)   (resid f32)
+//   matmul_forward_residual_dropout(_bias): out = resid + dropout(inp · weightᵀ (+ bias)), the mask of
+//     element (m, n) that of flat index m * N + n on stream drop_stream with seed rng[0], exactly as
+//     shaders/residual.wgsl's dropout_forward over the [M, N] product (whose backward regenerates it).
 // Split-K weight gradient (when dweight has too few output tiles to fill a GPU), two dispatches:
 //   matmul_backward_weight_split:  scratch[z, N, K] = dout[Mz, N]ᵀ · inp[Mz, K] for slices z < Z,
 //                                  Mz = rows [z*MS, min((z+1)*MS, M)) of M, Z = ceil(M / MS)
@@ -44,8 +47,10 @@
 // columns x BY row lanes; each lane sums rows m = lane (mod BY) in 4 fixed interleaved partial sums,
 // then the lanes are added by a fixed tree.
 
-// MS: rows of M per split-K slice (matmul_backward_weight*; the other entry points ignore it).
-struct Dims { M: u32, K: u32, N: u32, MS: u32 }
+// MS: rows of M per split-K slice (matmul_backward_weight*; the other entry points ignore it). drop_*:
+// the fused dropout's keep threshold on (hash >> 8), scale 1 / (1 - p) and hash stream (shaders/hash.wgsl,
+// appended by the dispatcher); 0, 1, 0 elsewhere.
+struct Dims { M: u32, K: u32, N: u32, MS: u32, drop_threshold: u32, drop_scale: f32, drop_stream: u32 }
 
 // Storage element types of the operands, f32 or f16 (src/gpu/source.ts withTypes rewrites these lines):
 // loads convert to f32, stores round to the type; tiles, accumulators, dweight, bias and scratch stay f32.
@@ -82,7 +87,8 @@ alias NO = TO;
 // #endif
 
 // Bindings, one number per variable across the file. Outputs first, then inputs, then dims.
-// forward: out, inp, weight, (bias), dims; forward_gelu adds act; forward_residual adds resid. backward_input: dinp, dout, weight, dims;
+// forward: out, inp, weight, (bias), dims; forward_gelu adds act; forward_residual adds resid (and rng
+// with dropout). backward_input: dinp, dout, weight, dims;
 // backward_input_gelu adds pre.
 // backward_weight: dweight, dout, inp, dims. backward_bias: dbias, dout, dims.
 // backward_weight_split: scratch, dout, inp, dims. backward_weight_reduce: dweight, partials, dims.
@@ -100,6 +106,7 @@ alias NO = TO;
 @group(0) @binding(11) var<storage, read_write> act: array<NO>;     // [M, N] gelu(out), fused forward
 @group(0) @binding(12) var<storage, read> pre: array<KP>;           // [M, K] GELU input, fused backward
 @group(0) @binding(13) var<storage, read> resid: array<NV>;         // [M, N] residual stream, fused forward
+@group(0) @binding(14) var<storage, read> rng: array<u32>;          // [>= 1] dropout seed in rng[0]
 
 override WGX: u32 = 16;   // threads along output columns; TN = 8 * WGX
 override WGY: u32 = 16;   // threads along output rows; TM = 8 * WGY
@@ -511,6 +518,55 @@ fn matmul_forward_residual_bias(@builtin(workgroup_id) wg: vec3<u32>,
   let acc = forward_tile(wg, li, lid);
   let sa = wg.x * TN + 4u * li.x;
   store_out_resid(acc, wg, li, ld_bias(sa), ld_bias(sa + TN / 2u));
+}
+
+// Dropout of the 4 elements at flat indices i .. i+3 (the mask of shaders/residual.wgsl's dropout).
+fn dropout4(v: vec4<f32>, i: u32) -> vec4<f32> {
+  let seed = rng[0];
+  let keep = vec4<bool>(
+    (hash3(seed, dims.drop_stream, i) >> 8u) >= dims.drop_threshold,
+    (hash3(seed, dims.drop_stream, i + 1u) >> 8u) >= dims.drop_threshold,
+    (hash3(seed, dims.drop_stream, i + 2u) >> 8u) >= dims.drop_threshold,
+    (hash3(seed, dims.drop_stream, i + 3u) >> 8u) >= dims.drop_threshold,
+  );
+  return select(vec4<f32>(), v * dims.drop_scale, keep);
+}
+
+// out = resid + dropout(v) at [r, c..c+3].
+fn st_out_resid_drop(r: u32, c: u32, v: vec4<f32>) {
+  st_out(r, c, ld_resid(r, c) + dropout4(v, r * dims.N + c));
+}
+
+fn store_out_resid_drop(c: Acc, wg: vec3<u32>, li: vec3<u32>, ba: vec4<f32>, bb: vec4<f32>) {
+  let ra = wg.y * TM + 4u * li.y;
+  let rb = ra + TM / 2u;
+  let sa = wg.x * TN + 4u * li.x;
+  let sb = sa + TN / 2u;
+  st_out_resid_drop(ra, sa, c.r0a + ba); st_out_resid_drop(ra, sb, c.r0b + bb);
+  st_out_resid_drop(ra + 1u, sa, c.r1a + ba); st_out_resid_drop(ra + 1u, sb, c.r1b + bb);
+  st_out_resid_drop(ra + 2u, sa, c.r2a + ba); st_out_resid_drop(ra + 2u, sb, c.r2b + bb);
+  st_out_resid_drop(ra + 3u, sa, c.r3a + ba); st_out_resid_drop(ra + 3u, sb, c.r3b + bb);
+  st_out_resid_drop(rb, sa, c.r4a + ba); st_out_resid_drop(rb, sb, c.r4b + bb);
+  st_out_resid_drop(rb + 1u, sa, c.r5a + ba); st_out_resid_drop(rb + 1u, sb, c.r5b + bb);
+  st_out_resid_drop(rb + 2u, sa, c.r6a + ba); st_out_resid_drop(rb + 2u, sb, c.r6b + bb);
+  st_out_resid_drop(rb + 3u, sa, c.r7a + ba); st_out_resid_drop(rb + 3u, sb, c.r7b + bb);
+}
+
+@compute @workgroup_size(WGX, WGY)
+fn matmul_forward_residual_dropout(@builtin(workgroup_id) wg: vec3<u32>,
+                                   @builtin(local_invocation_id) li: vec3<u32>,
+                                   @builtin(local_invocation_index) lid: u32) {
+  let acc = forward_tile(wg, li, lid);
+  store_out_resid_drop(acc, wg, li, vec4<f32>(), vec4<f32>());
+}
+
+@compute @workgroup_size(WGX, WGY)
+fn matmul_forward_residual_dropout_bias(@builtin(workgroup_id) wg: vec3<u32>,
+                                        @builtin(local_invocation_id) li: vec3<u32>,
+                                        @builtin(local_invocation_index) lid: u32) {
+  let acc = forward_tile(wg, li, lid);
+  let sa = wg.x * TN + 4u * li.x;
+  store_out_resid_drop(acc, wg, li, ld_bias(sa), ld_bias(sa + TN / 2u));
 }
 
 // ---- Backward input: dinp[M, K] = dout[M, N] · weight[N, K]. R = M, S = K, t over N. ----

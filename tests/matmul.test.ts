@@ -15,6 +15,7 @@ import {
 } from "../src/kernels/matmul.ts";
 import * as ref from "../src/reference/matmul.ts";
 import { gelu, geluGrad } from "../src/reference/gelu.ts";
+import { residualDropoutForward } from "../src/reference/residual.ts";
 import { Rng } from "../src/util/rng.ts";
 
 /** f32 dot products of length n: error grows like sqrt(n) times the terms' size. */
@@ -86,6 +87,8 @@ Deno.test("each entry point declares exactly its bindings (no dummy buffers)", (
     matmul_backward_input_gelu: ["dinp", "weight", "dout", "dims", "pre"],
     matmul_forward_residual: ["out", "inp", "weight", "dims", "resid"],
     matmul_forward_residual_bias: ["out", "inp", "weight", "bias", "dims", "resid"],
+    matmul_forward_residual_dropout: ["out", "inp", "weight", "dims", "resid", "rng"],
+    matmul_forward_residual_dropout_bias: ["out", "inp", "weight", "bias", "dims", "resid", "rng"],
     matmul_backward_input: ["dinp", "weight", "dout", "dims"],
     matmul_backward_weight: ["dweight", "inp", "dout", "dims"],
     matmul_backward_bias: ["dbias", "dout", "dims"],
@@ -350,7 +353,8 @@ for (const [M, K, N] of [[67, 129, 33], [45, 66, 36], [130, 96, 260]]) {
   });
 }
 
-// Fused residual: out = resid + inp · weightᵀ (+ bias), resid f32; with the model's f16 operands too.
+// Fused residual: out = resid + inp · weightᵀ (+ bias), resid f32; with the model's f16 operands too; and
+// with dropout of the product, whose mask must be the residual kernels' (same hash, flat index, stream).
 for (const [M, K, N] of [[67, 129, 33], [45, 66, 36], [130, 96, 260]]) {
   Deno.test(`matmul with fused residual add matches resid + matmul, M=${M} K=${K} N=${N}`, async () => {
     const gpu = await testGpu();
@@ -358,6 +362,8 @@ for (const [M, K, N] of [[67, 129, 33], [45, 66, 36], [130, 96, 260]]) {
     const x = roundF16(rng.uniformArray(M * K)), w = roundF16(rng.uniformArray(N * K));
     const r = rng.uniformArray(M * N, -4, 4), b = rng.uniformArray(N);
     const resid = upload(gpu, "resid", r), bias = upload(gpu, "bias", b);
+    const seed = 1234 + M, stream = 7, p = 0.3;
+    const rngBuf = createStorage(gpu, "rng", 16, new Uint32Array([seed, 0, 0, 0]));
     for (const half of [false, true]) {
       const up = (label: string, a: ArrayLike<number>) =>
         half ? uploadF16(gpu, label, a) : upload(gpu, label, Float32Array.from(a));
@@ -378,6 +384,24 @@ for (const [M, K, N] of [[67, 129, 33], [45, 66, 36], [130, 96, 260]]) {
             want,
             tol(K),
           );
+          const prod = ref.matmulForward(x, w, withBias ? b : null, M, K, N);
+          const wantDrop = residualDropoutForward(r, prod, p, seed, stream);
+          const outD = upload(gpu, "out_drop", new Float32Array(M * N).fill(12345));
+          const dd = await matmulForward(
+            gpu,
+            { out: outD, inp, weight, resid, rng: rngBuf, ...(withBias ? { bias } : {}) },
+            { M, K, N, dropout: { p, stream } },
+            { vec4, types: { inp: T, weight: T } },
+          );
+          const got = await runAndRead(gpu, [dd], outD);
+          const t = tol(K);
+          assertClose(`fused residual dropout ${T} bias=${withBias} vec4=${vec4}`, got, wantDrop, {
+            atol: t.atol / (1 - p),
+            rtol: t.rtol,
+          });
+          // The mask was applied: about p of the elements equal resid exactly.
+          const dropped = got.filter((v, i) => v === Math.fround(r[i])).length / got.length;
+          if (Math.abs(dropped - p) > 0.08) throw new Error(`dropped fraction ${dropped}, expected ~${p}`);
         }
       }
     }

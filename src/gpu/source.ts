@@ -33,9 +33,12 @@ export function withFlags(source: string, flags: Readonly<Record<string, boolean
   }).join("\n");
 }
 
-/** `source` with the counter-based hash functions of shaders/hash.wgsl prepended. */
+/**
+ * `source` with the counter-based hash functions of shaders/hash.wgsl appended (WGSL declarations may come
+ * in any order; appending keeps the file's line numbers).
+ */
 export function withHash(source: string): string {
-  return `${hash}\n${source}`;
+  return `${source}\n${hash}`;
 }
 
 /**

@@ -22,7 +22,8 @@
 import source from "../../shaders/matmul.wgsl" with { type: "text" };
 import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, getKernel, grid, type Resource } from "../gpu/kernel.ts";
-import { checkTypes, type StorageType, withFlags, withGeluMath, withTypes } from "../gpu/source.ts";
+import { checkTypes, type StorageType, withFlags, withGeluMath, withHash, withTypes } from "../gpu/source.ts";
+import { dropoutDims } from "./residual.ts";
 
 /** Reduction step (rows of the workgroup tiles); a multiple of 4 with 2*BK divisible by the thread grid. */
 const BK = 16;
@@ -34,6 +35,9 @@ const BIG_TILE_MIN_GROUPS = 256;
 const SPLIT_TARGET_GROUPS = 512, SPLIT_MIN_ROWS = 256;
 /** Threads per workgroup of the split-K reduction. */
 const WG_REDUCE = 256;
+
+/** The fused dropout's uniforms when there is none. */
+const NO_DROP = { drop_threshold: 0, drop_scale: 1, drop_stream: 0 };
 
 /** Tuning and test options for the matmul dispatchers; the defaults suit every shape. */
 export interface MatmulOptions {
@@ -107,6 +111,8 @@ const USES: Readonly<Record<string, readonly (keyof MatmulTypes)[]>> = {
   matmul_forward_gelu_bias: ["inp", "weight", "out"],
   matmul_forward_residual: ["inp", "weight", "out"],
   matmul_forward_residual_bias: ["inp", "weight", "out"],
+  matmul_forward_residual_dropout: ["inp", "weight", "out"],
+  matmul_forward_residual_dropout_bias: ["inp", "weight", "out"],
   matmul_backward_input: ["dout", "weight", "out"],
   matmul_backward_input_gelu: ["dout", "weight", "out", "pre"],
   matmul_backward_weight: ["dout", "inp"],
@@ -132,7 +138,7 @@ export interface MatmulSplitOptions extends MatmulOptions {
  * nest. HALF_MATH also needs `alias TT = f16` ({@linkcode withTypes}).
  */
 export function matmulSource(flags: Readonly<Record<string, boolean>>): string {
-  return withGeluMath(withFlags(source, { HALF_MATH: false, ...flags }, "matmul.wgsl"));
+  return withHash(withGeluMath(withFlags(source, { HALF_MATH: false, ...flags }, "matmul.wgsl")));
 }
 
 function checkDims(kernel: string, dims: Record<string, number>): void {
@@ -159,6 +165,7 @@ async function tiled(
   R: number,
   S: number,
   opts: MatmulOptions,
+  drop: Partial<typeof NO_DROP> = {},
 ): Promise<Dispatch> {
   const { M, K, N } = s;
   checkDims(entry, { M, K, N });
@@ -180,31 +187,54 @@ async function tiled(
     entryPoint: entry,
     constants: { WGX: wg, WGY: wg, BK },
   });
-  return k.dispatch(resources, { M, K, N, MS: M }, [Math.ceil(S / tile), Math.ceil(R / tile)]);
+  return k.dispatch(resources, { M, K, N, MS: M, ...NO_DROP, ...drop }, [
+    Math.ceil(S / tile),
+    Math.ceil(R / tile),
+  ]);
 }
 
 /**
  * Forward: out[M, N] = inp[M, K] · weight[N, K]ᵀ + bias[N] (no bias term when `bias` is absent).
  * `out` is written. With `act` (the MLP's fused GELU), act[M, N] = gelu(out) is written too, in the same
  * storage type as `out`. With `resid` (f32 [M, N], a projection added to the residual stream): out = resid
- * + inp · weightᵀ (+ bias); not together with `act`.
+ * + inp · weightᵀ (+ bias); not together with `act`. With `resid`, `rng` and `s.dropout` as well:
+ * out = resid + dropout(inp · weightᵀ (+ bias)) with the mask kernels/residual.ts dropoutForward would
+ * draw over the flat [M, N] product for seed rng[0] and `s.dropout.stream` (so dropoutBackward undoes it).
  */
 export function matmulForward(
   gpu: Gpu,
-  b: { out: Resource; inp: Resource; weight: Resource; bias?: Resource; act?: Resource; resid?: Resource },
-  s: { M: number; K: number; N: number },
+  b: {
+    out: Resource;
+    inp: Resource;
+    weight: Resource;
+    bias?: Resource;
+    act?: Resource;
+    resid?: Resource;
+    rng?: Resource;
+  },
+  s: { M: number; K: number; N: number; dropout?: { p: number; stream: number } },
   opts: MatmulOptions = {},
 ): Promise<Dispatch> {
   if (b.act && b.resid) {
     throw new Error("matmul_forward: act (fused GELU) and resid (fused residual) exclude each other");
   }
+  if (!!s.dropout !== !!b.rng || (s.dropout && !b.resid)) {
+    throw new Error("matmul_forward: a fused dropout needs resid, rng and s.dropout together");
+  }
   const res: Record<string, Resource> = { out: b.out, inp: b.inp, weight: b.weight };
   if (b.bias) res.bias = b.bias;
   if (b.act) res.act = b.act;
   if (b.resid) res.resid = b.resid;
-  const fused = b.act ? "_gelu" : b.resid ? "_residual" : "";
+  if (b.rng) res.rng = b.rng;
+  const fused = b.act ? "_gelu" : b.resid ? (s.dropout ? "_residual_dropout" : "_residual") : "";
   const entry = `matmul_forward${fused}${b.bias ? "_bias" : ""}`;
-  return tiled(gpu, entry, res, s, s.M, s.N, opts);
+  let drop = {};
+  if (s.dropout) {
+    const d = dropoutDims(entry, s.M * s.N, s.dropout.p, s.dropout.stream);
+    if (s.M * s.N > 0xffffffff) throw new Error(`${entry}: M*N exceeds u32 dropout indexing`);
+    drop = { drop_threshold: d.threshold, drop_scale: d.scale, drop_stream: d.stream };
+  }
+  return tiled(gpu, entry, res, { M: s.M, K: s.K, N: s.N }, s.M, s.N, opts, drop);
 }
 
 /**
@@ -254,7 +284,7 @@ export async function matmulBackwardBias(
     constants: { BX, BY },
   });
   // K and MS are not used by this entry point; the shared dims struct still needs values.
-  return k.dispatch({ dbias: b.dbias, dout: b.dout }, { M, K: 0, N, MS: M }, [Math.ceil(N / BX)]);
+  return k.dispatch({ dbias: b.dbias, dout: b.dout }, { M, K: 0, N, MS: M, ...NO_DROP }, [Math.ceil(N / BX)]);
 }
 
 /** How the split-K weight gradient divides M: `Z` slices of `MS` rows (the last may be shorter). */
@@ -342,7 +372,7 @@ export async function matmulBackwardWeightSplit(
     entryPoint: "matmul_backward_weight_reduce",
     constants: { WG: WG_REDUCE },
   });
-  const dims = { M, K, N, MS };
+  const dims = { M, K, N, MS, ...NO_DROP };
   return [
     split.dispatch({ scratch: b.scratch, dout: b.dout, inp: b.inp }, dims, [
       Math.ceil(K / tile),

@@ -22,8 +22,16 @@ import { withHash } from "../gpu/source.ts";
 const WG = 256;
 const full = withHash(source);
 
-/** The dropout uniforms for probability p on `stream`: the exact integer keep threshold and the scale. */
-function dropoutDims(kernel: string, n: number, p: number, stream: number) {
+/**
+ * The dropout uniforms for probability p on `stream` over n elements: the exact integer keep threshold
+ * (keep iff (hash >> 8) >= threshold) and the scale 1 / (1 - p). Throws naming `kernel` on a bad p or stream.
+ */
+export function dropoutDims(
+  kernel: string,
+  n: number,
+  p: number,
+  stream: number,
+): { n: number; threshold: number; scale: number; stream: number } {
   if (!(p >= 0 && p <= 1)) throw new Error(`${kernel}: dropout p must be in [0, 1] (got ${p})`);
   if (!Number.isInteger(stream) || stream < 0 || stream > 0xffffffff) {
     throw new Error(`${kernel}: stream must be a u32 (got ${stream})`);

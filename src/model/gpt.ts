@@ -31,7 +31,7 @@ import {
   type MatmulOptions,
 } from "../kernels/matmul.ts";
 import { createLossScaler } from "../kernels/optimizer.ts";
-import { dropoutBackward, dropoutForward, residualForward } from "../kernels/residual.ts";
+import { dropoutBackward, dropoutForward } from "../kernels/residual.ts";
 import { dropoutStream, type GPTConfig, type Precision, validateConfig } from "./config.ts";
 import { paramLayout } from "./params.ts";
 import { checkMemory, linearWeightShapes, memoryPlan } from "./memory.ts";
@@ -204,10 +204,6 @@ export class GPT {
         fcg: act(`h${l}.fcg`, N * 4 * C),
       });
     }
-    // The projections' outputs before and after dropout: only a dropout model's training forward needs them
-    // (without dropout the projection adds itself to the residual stream in its matmul's epilogue).
-    const proj = c.dropout > 0 ? f32("proj", N * C) : undefined;
-    const projDrop = c.dropout > 0 ? f32("proj_drop", N * C) : undefined;
     const lnf = act("lnf", N * C), lnfMean = f32("lnf_mean", N), lnfRstd = f32("lnf_rstd", N);
 
     // Backward scratch, shared by all layers.
@@ -261,8 +257,8 @@ export class GPT {
     const G = (n: string) => grads.bind(n);
     const PB = (n: string) => c.bias ? { bias: P(n) } : {};
 
-    // out = resid + dropout(inp · Wᵀ + b) for a projection [N, K] -> [N, C]: without dropout one matmul with
-    // the residual add in its epilogue; with it, matmul, dropout and residual add.
+    // out = resid + dropout(inp · Wᵀ + b) for a projection [N, K] -> [N, C]: one matmul, the dropout and
+    // the residual add in its epilogue (the backward regenerates the mask from the stream).
     const project = async (
       ds: Dispatch[],
       out: GPUBuffer,
@@ -273,17 +269,16 @@ export class GPT {
       drop: boolean,
       stream: number,
     ) => {
-      const w = { inp, weight: W(`${prefix}.weight`), ...PB(`${prefix}.bias`) };
-      const s = { M: N, K, N: C };
-      if (!drop || !proj || !projDrop) {
-        ds.push(await matmulForward(gpu, { out, resid, ...w }, s, fwdT("f32")));
-        return;
-      }
-      ds.push(await matmulForward(gpu, { out: proj, ...w }, s, fwdT("f32")));
-      ds.push(
-        await dropoutForward(gpu, { out: projDrop, inp: proj, rng }, { n: N * C, p: c.dropout, stream }),
-      );
-      ds.push(await residualForward(gpu, { out, a: resid, b: projDrop }, N * C));
+      const b = {
+        out,
+        resid,
+        inp,
+        weight: W(`${prefix}.weight`),
+        ...PB(`${prefix}.bias`),
+        ...(drop ? { rng } : {}),
+      };
+      const s = { M: N, K, N: C, ...(drop ? { dropout: { p: c.dropout, stream } } : {}) };
+      ds.push(await matmulForward(gpu, b, s, fwdT("f32")));
     };
 
     const forward = async (train: boolean): Promise<Dispatch[]> => {

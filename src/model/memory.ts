@@ -73,7 +73,6 @@ export function memoryPlan(
       h(`h${l}.fcg [${N} x ${4 * C}]`, N * 4 * C),
     );
   }
-  if (c.dropout > 0) out.push(f("proj", N * C), f("proj_drop", N * C));
   out.push(h("lnf", N * C), f("lnf_mean", N), f("lnf_rstd", N));
   out.push(
     f("dres", N * C),
