@@ -67,6 +67,8 @@ export interface H200Figures {
   matmul_f16_8192_tflops: number | null;
   matmul_f16math_4096_tflops: number | null;
   matmul_f16math_8192_tflops: number | null;
+  /** 4096^3 forward with the tuning knobs (bench/matmul.ts `_pf`, `_bk32`, `_pf_bk32`). */
+  matmul_4096_tuned_tflops: { prefetch: number | null; bk32: number | null; prefetch_bk32: number | null };
   /** The float32 step without split-K weight gradients (bench step --large on a hardware GPU). */
   step_nosplit_ms: number | null;
   /** The float16 step as one pass, from its profile's timestamps. */
@@ -160,8 +162,8 @@ export function collect(
     const shape = String(l.shape);
     const m = /^M=(\d+) K=(\d+) N=(\d+)$/.exec(shape);
     if (!m || (m[1] === m[2] && m[2] === m[3])) continue; // square sizes are reported above
-    const form = name.replace(/^matmul_/, "").replace(/_f16(math)?$/, "").replace(/_split.*$/, "")
-      .replace(/_bias$/, "");
+    const form = name.replace(/^matmul_/, "").replace(/(_pf)?(_bk32)?$/, "").replace(/_f16(math)?$/, "")
+      .replace(/_split.*$/, "").replace(/_bias$/, "");
     const ours = tflops(l);
     if (ours === null) continue;
     const cb = torchShape(form, shape);
@@ -205,6 +207,11 @@ export function collect(
     matmul_f16_8192_tflops: square(8192, "_f16"),
     matmul_f16math_4096_tflops: square(4096, "_f16math"),
     matmul_f16math_8192_tflops: square(8192, "_f16math"),
+    matmul_4096_tuned_tflops: {
+      prefetch: square(4096, "_pf"),
+      bk32: square(4096, "_bk32"),
+      prefetch_bk32: square(4096, "_pf_bk32"),
+    },
     step_nosplit_ms: num(nosplit?.ms),
     f16_step_profile_ms: num(profile16?.one_pass_ms),
     ratios: {

@@ -8,11 +8,20 @@ import {
   matmulBackwardWeightScratchBytes,
   matmulBackwardWeightSplit,
   matmulForward,
+  type MatmulOptions,
 } from "../src/kernels/matmul.ts";
 import { Rng } from "../src/util/rng.ts";
 
 /** Storage and arithmetic of a case: f32; f16 storage with f32 math; f16 storage with f16 math per tile. */
 type Precision = "f32" | "f16" | "f16math";
+
+/** Tuning knobs of a case (kernels/matmul.ts MatmulOptions): software pipelining, 32-step reduction. */
+type Tune = { prefetch?: boolean; bk?: 16 | 32 };
+
+/** "_pf", "_bk32", "_pf_bk32" or "" (default tuning): appended to the case name. */
+export function tuneSuffix(t: Tune): string {
+  return `${t.prefetch ? "_pf" : ""}${t.bk === 32 ? "_bk32" : ""}`;
+}
 
 /**
  * A buffer of `n` floats (2-byte halves when `half`) filled with a repeated random block (cheap to make
@@ -52,19 +61,21 @@ async function matmulCase(
   K: number,
   N: number,
   p: Precision = "f32",
+  tune: Tune = {},
 ): Promise<BenchCase> {
   const shape = form === "backward_bias" ? `M=${M} N=${N}` : `M=${M} K=${K} N=${N}`;
-  const name = `matmul_${form}${p === "f32" ? "" : `_${p}`}`;
+  const name = `matmul_${form}${p === "f32" ? "" : `_${p}`}${tuneSuffix(tune)}`;
   const flops = 2 * M * K * N;
   const s = { M, K, N };
   // f16 cases: every operand and the written output (out, dinp) stored as f16, as the model's f16 path.
   const h = p !== "f32";
-  const o = h
+  const o: MatmulOptions = h
     ? {
+      ...tune,
       types: { inp: "f16", weight: "f16", dout: "f16", out: "f16" } as const,
       math: p === "f16math" ? "f16" as const : "f32" as const,
     }
-    : {};
+    : { ...tune };
   const bytes = h ? 2 : 4;
   if (form.startsWith("forward")) {
     const inp = randomBuffer(gpu, "inp", M * K, 1, h), weight = randomBuffer(gpu, "weight", N * K, 2, h);
@@ -133,7 +144,8 @@ async function matmulCase(
  * 65-token head; the
  * weight gradient both as one dispatch and split along M ({@linkcode matmulBackwardWeightSplit}). Where the
  * adapter has shader-f16, the same products with f16 operands (`_f16`: f32 arithmetic; `_f16math`: f16
- * sums per 16-term tile) at 4096^3, 8192^3 and three model shapes (CI: 256^3 and one model shape).
+ * sums per 16-term tile) at 4096^3, 8192^3 and three model shapes (CI: 256^3 and one model shape); and
+ * the same shapes with the tuning knobs `_pf` (prefetch), `_bk32`, `_pf_bk32` to pick defaults from.
  */
 export const build: BenchBuilder = async (gpu, large) => {
   const cases: [Form, number, number, number][] = large
@@ -194,6 +206,12 @@ export const build: BenchBuilder = async (gpu, large) => {
     : [["forward", 256, 256, 256], ["backward_weight_split", 1024, 64, 192]];
   for (const p of ["f16", "f16math"] as const) {
     for (const [form, M, K, N] of halfCases) out.push(await matmulCase(gpu, form, M, K, N, p));
+  }
+  // Tuning variants at the square sizes and the model's three heaviest shapes (f32, and f16 math).
+  const tunes: Tune[] = [{ prefetch: true }, { bk: 32 }, { prefetch: true, bk: 32 }];
+  for (const tune of tunes) {
+    for (const [form, M, K, N] of halfCases) out.push(await matmulCase(gpu, form, M, K, N, "f32", tune));
+    if (large) out.push(await matmulCase(gpu, "forward", 4096, 4096, 4096, "f16math", tune));
   }
   return out;
 };

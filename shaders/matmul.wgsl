@@ -118,6 +118,8 @@ override WG: u32 = 256;   // split reduce: threads per workgroup
 override TM: u32 = 8u * WGY;
 override TN: u32 = 8u * WGX;
 override NT: u32 = WGX * WGY;  // threads per workgroup
+override LA: u32 = TM * BK / 4u / NT;  // vec4 loads per thread per A tile (<= 4 with PREFETCH)
+override LB: u32 = TN * BK / 4u / NT;  // vec4 loads per thread per B tile (<= 4 with PREFETCH)
 
 var<workgroup> As: array<vec4<TT>, BK * TM / 4u>;  // As[t][r]: TM / 4 vec4s per t
 var<workgroup> Bs: array<vec4<TT>, BK * TN / 4u>;  // Bs[t][s]: TN / 4 vec4s per t
@@ -319,6 +321,15 @@ fn put_b(t: u32, s: u32, v: vec4<f32>) {
   Bs[t * (TN / 4u) + s / 4u] = vec4<TT>(v);
 }
 
+// #if PREFETCH
+// Software pipelining: one tile's global loads held in registers (constant member names only) while the
+// previous tile is multiplied, so their latency hides behind arithmetic.
+struct Pre {
+  a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>,
+  b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>,
+}
+// #endif
+
 // ---- The 8x8 register tile. ----
 
 // Thread-local rows 0-3 are r = 4ty + 0..3, rows 4-7 are TM/2 + 4ty + 0..3; column half a is
@@ -394,29 +405,88 @@ fn mac_tile(c: Acc, tx: u32, ty: u32) -> Acc {
 
 // ---- Forward: out[M, N] = inp[M, K] · weight[N, K]ᵀ (+ bias). R = M, S = N, t over K. ----
 
+// forward_tile: load i (< LA) of A's tile, A[r, t] = inp[r, t], contiguous along t; load i (< LB) of B's, B[t, s] = weight[s, t], contiguous along t.
+fn fwd_ld_a(i: u32, t0: u32, r0: u32, lid: u32) -> vec4<f32> {
+  let f = lid + i * NT;
+  let r = f / (BK / 4u);
+  let t = (f % (BK / 4u)) * 4u;
+  return ld_inp(r0 + r, t0 + t);
+}
+fn fwd_put_a(i: u32, lid: u32, v: vec4<f32>) {
+  let f = lid + i * NT;
+  let r = f / (BK / 4u);
+  let t = (f % (BK / 4u)) * 4u;
+  put_a_t(r, t, v);
+}
+fn fwd_ld_b(i: u32, t0: u32, s0: u32, lid: u32) -> vec4<f32> {
+  let f = lid + i * NT;
+  let s = f / (BK / 4u);
+  let t = (f % (BK / 4u)) * 4u;
+  return ld_weight(s0 + s, t0 + t);
+}
+fn fwd_put_b(i: u32, lid: u32, v: vec4<f32>) {
+  let f = lid + i * NT;
+  let s = f / (BK / 4u);
+  let t = (f % (BK / 4u)) * 4u;
+  put_b_t(s, t, v);
+}
+// #if PREFETCH
+fn fwd_fetch(t0: u32, r0: u32, s0: u32, lid: u32) -> Pre {
+  var p = Pre();
+  p.a0 = fwd_ld_a(0u, t0, r0, lid);
+  if (LA > 1u) { p.a1 = fwd_ld_a(1u, t0, r0, lid); }
+  if (LA > 2u) { p.a2 = fwd_ld_a(2u, t0, r0, lid); }
+  if (LA > 3u) { p.a3 = fwd_ld_a(3u, t0, r0, lid); }
+  p.b0 = fwd_ld_b(0u, t0, s0, lid);
+  if (LB > 1u) { p.b1 = fwd_ld_b(1u, t0, s0, lid); }
+  if (LB > 2u) { p.b2 = fwd_ld_b(2u, t0, s0, lid); }
+  if (LB > 3u) { p.b3 = fwd_ld_b(3u, t0, s0, lid); }
+  return p;
+}
+fn fwd_store(p: Pre, lid: u32) {
+  fwd_put_a(0u, lid, p.a0);
+  if (LA > 1u) { fwd_put_a(1u, lid, p.a1); }
+  if (LA > 2u) { fwd_put_a(2u, lid, p.a2); }
+  if (LA > 3u) { fwd_put_a(3u, lid, p.a3); }
+  fwd_put_b(0u, lid, p.b0);
+  if (LB > 1u) { fwd_put_b(1u, lid, p.b1); }
+  if (LB > 2u) { fwd_put_b(2u, lid, p.b2); }
+  if (LB > 3u) { fwd_put_b(3u, lid, p.b3); }
+}
+// The next tile's global loads are issued before this tile's arithmetic and land in registers.
 fn forward_tile(wg: vec3<u32>, li: vec3<u32>, lid: u32) -> Acc {
   let r0 = wg.y * TM;
   let s0 = wg.x * TN;
+  let t_begin = 0u;
+  let t_end = dims.K;
   var acc = Acc();
-  for (var t0 = 0u; t0 < dims.K; t0 += BK) {
-    for (var i = 0u; i < TM * BK / 4u / NT; i++) {
-      let f = lid + i * NT;
-      let r = f / (BK / 4u);
-      let t = (f % (BK / 4u)) * 4u;
-      put_a_t(r, t, ld_inp(r0 + r, t0 + t));
-    }
-    for (var i = 0u; i < TN * BK / 4u / NT; i++) {
-      let f = lid + i * NT;
-      let s = f / (BK / 4u);
-      let t = (f % (BK / 4u)) * 4u;
-      put_b_t(s, t, ld_weight(s0 + s, t0 + t));
-    }
+  var p = Pre();
+  if (t_begin < t_end) { p = fwd_fetch(t_begin, r0, s0, lid); }
+  for (var t0 = t_begin; t0 < t_end; t0 += BK) {
+    fwd_store(p, lid);
+    workgroupBarrier();
+    if (t0 + BK < t_end) { p = fwd_fetch(t0 + BK, r0, s0, lid); }
+    acc = mac_tile(acc, li.x, li.y);
+    workgroupBarrier();
+  }
+  return acc;
+}
+// #else
+fn forward_tile(wg: vec3<u32>, li: vec3<u32>, lid: u32) -> Acc {
+  let r0 = wg.y * TM;
+  let s0 = wg.x * TN;
+  let t_end = dims.K;
+  var acc = Acc();
+  for (var t0 = 0u; t0 < t_end; t0 += BK) {
+    for (var i = 0u; i < LA; i++) { fwd_put_a(i, lid, fwd_ld_a(i, t0, r0, lid)); }
+    for (var i = 0u; i < LB; i++) { fwd_put_b(i, lid, fwd_ld_b(i, t0, s0, lid)); }
     workgroupBarrier();
     acc = mac_tile(acc, li.x, li.y);
     workgroupBarrier();
   }
   return acc;
 }
+// #endif
 
 fn store_out(c: Acc, wg: vec3<u32>, li: vec3<u32>, ba: vec4<f32>, bb: vec4<f32>) {
   let ra = wg.y * TM + 4u * li.y;
@@ -571,29 +641,88 @@ fn matmul_forward_residual_dropout_bias(@builtin(workgroup_id) wg: vec3<u32>,
 
 // ---- Backward input: dinp[M, K] = dout[M, N] · weight[N, K]. R = M, S = K, t over N. ----
 
+// backward_input_tile: load i (< LA) of A's tile, A[r, t] = dout[r, t], contiguous along t; load i (< LB) of B's, B[t, s] = weight[t, s], contiguous along s.
+fn bin_ld_a(i: u32, t0: u32, r0: u32, lid: u32) -> vec4<f32> {
+  let f = lid + i * NT;
+  let r = f / (BK / 4u);
+  let t = (f % (BK / 4u)) * 4u;
+  return ld_dout(r0 + r, t0 + t);
+}
+fn bin_put_a(i: u32, lid: u32, v: vec4<f32>) {
+  let f = lid + i * NT;
+  let r = f / (BK / 4u);
+  let t = (f % (BK / 4u)) * 4u;
+  put_a_t(r, t, v);
+}
+fn bin_ld_b(i: u32, t0: u32, s0: u32, lid: u32) -> vec4<f32> {
+  let f = lid + i * NT;
+  let t = f / (TN / 4u);
+  let s = (f % (TN / 4u)) * 4u;
+  return ld_weight(t0 + t, s0 + s);
+}
+fn bin_put_b(i: u32, lid: u32, v: vec4<f32>) {
+  let f = lid + i * NT;
+  let t = f / (TN / 4u);
+  let s = (f % (TN / 4u)) * 4u;
+  put_b(t, s, v);
+}
+// #if PREFETCH
+fn bin_fetch(t0: u32, r0: u32, s0: u32, lid: u32) -> Pre {
+  var p = Pre();
+  p.a0 = bin_ld_a(0u, t0, r0, lid);
+  if (LA > 1u) { p.a1 = bin_ld_a(1u, t0, r0, lid); }
+  if (LA > 2u) { p.a2 = bin_ld_a(2u, t0, r0, lid); }
+  if (LA > 3u) { p.a3 = bin_ld_a(3u, t0, r0, lid); }
+  p.b0 = bin_ld_b(0u, t0, s0, lid);
+  if (LB > 1u) { p.b1 = bin_ld_b(1u, t0, s0, lid); }
+  if (LB > 2u) { p.b2 = bin_ld_b(2u, t0, s0, lid); }
+  if (LB > 3u) { p.b3 = bin_ld_b(3u, t0, s0, lid); }
+  return p;
+}
+fn bin_store(p: Pre, lid: u32) {
+  bin_put_a(0u, lid, p.a0);
+  if (LA > 1u) { bin_put_a(1u, lid, p.a1); }
+  if (LA > 2u) { bin_put_a(2u, lid, p.a2); }
+  if (LA > 3u) { bin_put_a(3u, lid, p.a3); }
+  bin_put_b(0u, lid, p.b0);
+  if (LB > 1u) { bin_put_b(1u, lid, p.b1); }
+  if (LB > 2u) { bin_put_b(2u, lid, p.b2); }
+  if (LB > 3u) { bin_put_b(3u, lid, p.b3); }
+}
+// The next tile's global loads are issued before this tile's arithmetic and land in registers.
 fn backward_input_tile(wg: vec3<u32>, li: vec3<u32>, lid: u32) -> Acc {
   let r0 = wg.y * TM;
   let s0 = wg.x * TN;
+  let t_begin = 0u;
+  let t_end = dims.N;
   var acc = Acc();
-  for (var t0 = 0u; t0 < dims.N; t0 += BK) {
-    for (var i = 0u; i < TM * BK / 4u / NT; i++) {  // A[r, t] = dout[r, t], contiguous along t
-      let f = lid + i * NT;
-      let r = f / (BK / 4u);
-      let t = (f % (BK / 4u)) * 4u;
-      put_a_t(r, t, ld_dout(r0 + r, t0 + t));
-    }
-    for (var i = 0u; i < TN * BK / 4u / NT; i++) {  // B[t, s] = weight[t, s], contiguous along s
-      let f = lid + i * NT;
-      let t = f / (TN / 4u);
-      let s = (f % (TN / 4u)) * 4u;
-      put_b(t, s, ld_weight(t0 + t, s0 + s));
-    }
+  var p = Pre();
+  if (t_begin < t_end) { p = bin_fetch(t_begin, r0, s0, lid); }
+  for (var t0 = t_begin; t0 < t_end; t0 += BK) {
+    bin_store(p, lid);
+    workgroupBarrier();
+    if (t0 + BK < t_end) { p = bin_fetch(t0 + BK, r0, s0, lid); }
+    acc = mac_tile(acc, li.x, li.y);
+    workgroupBarrier();
+  }
+  return acc;
+}
+// #else
+fn backward_input_tile(wg: vec3<u32>, li: vec3<u32>, lid: u32) -> Acc {
+  let r0 = wg.y * TM;
+  let s0 = wg.x * TN;
+  let t_end = dims.N;
+  var acc = Acc();
+  for (var t0 = 0u; t0 < t_end; t0 += BK) {
+    for (var i = 0u; i < LA; i++) { bin_put_a(i, lid, bin_ld_a(i, t0, r0, lid)); }
+    for (var i = 0u; i < LB; i++) { bin_put_b(i, lid, bin_ld_b(i, t0, s0, lid)); }
     workgroupBarrier();
     acc = mac_tile(acc, li.x, li.y);
     workgroupBarrier();
   }
   return acc;
 }
+// #endif
 
 @compute @workgroup_size(WGX, WGY)
 fn matmul_backward_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li: vec3<u32>,
@@ -639,30 +768,88 @@ fn matmul_backward_input_gelu(@builtin(workgroup_id) wg: vec3<u32>, @builtin(loc
 // ---- Backward weight: dweight[N, K] += dout[M, N]ᵀ · inp[M, K]. R = N, S = K, t over M. ----
 
 // The product over slice wg.z of M: rows [wg.z * MS, min((wg.z + 1) * MS, M)).
+// backward_weight_tile: load i (< LA) of A's tile, A[r, t] = dout[t, r], contiguous along r; load i (< LB) of B's, B[t, s] = inp[t, s], contiguous along s.
+fn bw_ld_a(i: u32, t0: u32, r0: u32, lid: u32) -> vec4<f32> {
+  let f = lid + i * NT;
+  let t = f / (TM / 4u);
+  let r = (f % (TM / 4u)) * 4u;
+  return ld_dout(t0 + t, r0 + r);
+}
+fn bw_put_a(i: u32, lid: u32, v: vec4<f32>) {
+  let f = lid + i * NT;
+  let t = f / (TM / 4u);
+  let r = (f % (TM / 4u)) * 4u;
+  put_a(t, r, v);
+}
+fn bw_ld_b(i: u32, t0: u32, s0: u32, lid: u32) -> vec4<f32> {
+  let f = lid + i * NT;
+  let t = f / (TN / 4u);
+  let s = (f % (TN / 4u)) * 4u;
+  return ld_inp(t0 + t, s0 + s);
+}
+fn bw_put_b(i: u32, lid: u32, v: vec4<f32>) {
+  let f = lid + i * NT;
+  let t = f / (TN / 4u);
+  let s = (f % (TN / 4u)) * 4u;
+  put_b(t, s, v);
+}
+// #if PREFETCH
+fn bw_fetch(t0: u32, r0: u32, s0: u32, lid: u32) -> Pre {
+  var p = Pre();
+  p.a0 = bw_ld_a(0u, t0, r0, lid);
+  if (LA > 1u) { p.a1 = bw_ld_a(1u, t0, r0, lid); }
+  if (LA > 2u) { p.a2 = bw_ld_a(2u, t0, r0, lid); }
+  if (LA > 3u) { p.a3 = bw_ld_a(3u, t0, r0, lid); }
+  p.b0 = bw_ld_b(0u, t0, s0, lid);
+  if (LB > 1u) { p.b1 = bw_ld_b(1u, t0, s0, lid); }
+  if (LB > 2u) { p.b2 = bw_ld_b(2u, t0, s0, lid); }
+  if (LB > 3u) { p.b3 = bw_ld_b(3u, t0, s0, lid); }
+  return p;
+}
+fn bw_store(p: Pre, lid: u32) {
+  bw_put_a(0u, lid, p.a0);
+  if (LA > 1u) { bw_put_a(1u, lid, p.a1); }
+  if (LA > 2u) { bw_put_a(2u, lid, p.a2); }
+  if (LA > 3u) { bw_put_a(3u, lid, p.a3); }
+  bw_put_b(0u, lid, p.b0);
+  if (LB > 1u) { bw_put_b(1u, lid, p.b1); }
+  if (LB > 2u) { bw_put_b(2u, lid, p.b2); }
+  if (LB > 3u) { bw_put_b(3u, lid, p.b3); }
+}
+// The next tile's global loads are issued before this tile's arithmetic and land in registers.
+fn backward_weight_tile(wg: vec3<u32>, li: vec3<u32>, lid: u32) -> Acc {
+  let r0 = wg.y * TM;
+  let s0 = wg.x * TN;
+  let t_begin = wg.z * dims.MS;
+  let t_end = min(dims.M, (wg.z + 1u) * dims.MS);
+  var acc = Acc();
+  var p = Pre();
+  if (t_begin < t_end) { p = bw_fetch(t_begin, r0, s0, lid); }
+  for (var t0 = t_begin; t0 < t_end; t0 += BK) {
+    bw_store(p, lid);
+    workgroupBarrier();
+    if (t0 + BK < t_end) { p = bw_fetch(t0 + BK, r0, s0, lid); }
+    acc = mac_tile(acc, li.x, li.y);
+    workgroupBarrier();
+  }
+  return acc;
+}
+// #else
 fn backward_weight_tile(wg: vec3<u32>, li: vec3<u32>, lid: u32) -> Acc {
   let r0 = wg.y * TM;
   let s0 = wg.x * TN;
   let t_end = min(dims.M, (wg.z + 1u) * dims.MS);
   var acc = Acc();
   for (var t0 = wg.z * dims.MS; t0 < t_end; t0 += BK) {
-    for (var i = 0u; i < TM * BK / 4u / NT; i++) {  // A[r, t] = dout[t, r], contiguous along r
-      let f = lid + i * NT;
-      let t = f / (TM / 4u);
-      let r = (f % (TM / 4u)) * 4u;
-      put_a(t, r, ld_dout(t0 + t, r0 + r));
-    }
-    for (var i = 0u; i < TN * BK / 4u / NT; i++) {  // B[t, s] = inp[t, s], contiguous along s
-      let f = lid + i * NT;
-      let t = f / (TN / 4u);
-      let s = (f % (TN / 4u)) * 4u;
-      put_b(t, s, ld_inp(t0 + t, s0 + s));
-    }
+    for (var i = 0u; i < LA; i++) { bw_put_a(i, lid, bw_ld_a(i, t0, r0, lid)); }
+    for (var i = 0u; i < LB; i++) { bw_put_b(i, lid, bw_ld_b(i, t0, s0, lid)); }
     workgroupBarrier();
     acc = mac_tile(acc, li.x, li.y);
     workgroupBarrier();
   }
   return acc;
 }
+// #endif
 
 @compute @workgroup_size(WGX, WGY)
 fn matmul_backward_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li: vec3<u32>,

@@ -115,8 +115,22 @@ const SHAPES: [number, number, number][] = [
   [45, 66, 36], // K % 4 != 0, N % 4 == 0
   [256, 64, 192], // model-like
 ];
-const OPTIONS: MatmulOptions[] = [{}, { tile: 128 }, { tile: 64, vec4: false }, { tile: 128, vec4: false }];
-const SPLITS: MatmulSplitOptions[] = [{ splits: 3 }, { splits: 2, tile: 64, vec4: false }];
+// Tiles, storage forms, and the tuning knobs: software pipelining (prefetch) and the 32-step reduction.
+const OPTIONS: MatmulOptions[] = [
+  {},
+  { tile: 128 },
+  { tile: 64, vec4: false },
+  { tile: 128, vec4: false },
+  { prefetch: true },
+  { tile: 64, prefetch: true, vec4: false },
+  { tile: 128, bk: 32, prefetch: true },
+  { tile: 64, bk: 32 },
+];
+const SPLITS: MatmulSplitOptions[] = [
+  { splits: 3 },
+  { splits: 2, tile: 64, vec4: false },
+  { splits: 3, prefetch: true, bk: 32 },
+];
 
 for (const [M, K, N] of SHAPES) {
   Deno.test(`matmul forward and backward match reference, M=${M} K=${K} N=${N}`, async () => {

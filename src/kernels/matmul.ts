@@ -25,7 +25,7 @@ import { type Dispatch, getKernel, grid, type Resource } from "../gpu/kernel.ts"
 import { checkTypes, type StorageType, withFlags, withGeluMath, withHash, withTypes } from "../gpu/source.ts";
 import { dropoutDims } from "./residual.ts";
 
-/** Reduction step (rows of the workgroup tiles); a multiple of 4 with 2*BK divisible by the thread grid. */
+/** Default reduction step (rows of the workgroup tiles); a multiple of 4 with 2*BK divisible by the thread grid. */
 const BK = 16;
 /** Bias backward: columns per workgroup and row lanes per workgroup (a power of two). */
 const BX = 8, BY = 32;
@@ -43,7 +43,8 @@ const NO_DROP = { drop_threshold: 0, drop_scale: 1, drop_stream: 0 };
 export interface MatmulOptions {
   /**
    * Output tile edge per workgroup: 128 (16x16 threads) or 64 (8x8 threads), each thread computing
-   * 8x8 outputs. Default: 128 when that gives at least 256 workgroups, else 64.
+   * 8x8 outputs. Default: 128 when that gives at least 256 workgroups (or prefetch with bk 32 asks for
+   * it), else 64.
    */
   readonly tile?: 64 | 128;
   /**
@@ -64,6 +65,18 @@ export interface MatmulOptions {
    * meant for f16 operands. Bias and split-K reductions stay f32.
    */
   readonly math?: "f32" | "f16";
+  /**
+   * Reduction step per workgroup tile: 16 (default) or 32 (half the barriers per FLOP, twice the
+   * workgroup memory: 32 KiB for 128x128 f32 tiles, over WebGPU's default 16 KiB limit; needs an adapter
+   * that allows it). A tuning knob for real GPUs, measured by `bench matmul --large`.
+   */
+  readonly bk?: 16 | 32;
+  /**
+   * Software pipelining (default false): each thread issues the next tile's global loads into registers
+   * before multiplying the current tile, hiding their latency behind arithmetic. Needs at most 4 vec4
+   * loads per operand per thread (BK 16 with either tile, or BK 32 with 128x128 tiles).
+   */
+  readonly prefetch?: boolean;
 }
 
 /** Storage element types of a matmul's operands ({@linkcode MatmulOptions.types}). */
@@ -103,6 +116,20 @@ function shaderFor(
   return withTypes(matmulSource({ ...flags, HALF_MATH: math === "f16" }), t);
 }
 
+/** The tile constants for `opts` (override values) after checking bk and prefetch fit the tile. */
+function tileConstants(entry: string, tile: number, opts: MatmulOptions): Record<string, number> {
+  const bk = opts.bk ?? BK;
+  if (bk !== 16 && bk !== 32) throw new Error(`${entry}: bk must be 16 or 32 (got ${bk})`);
+  const wg = tile / 8;
+  const loads = (2 * bk) / wg; // vec4 loads per thread per operand tile: TM * BK / 4 / (WGX * WGY)
+  if (opts.prefetch && loads > 4) {
+    throw new Error(
+      `${entry}: prefetch holds at most 4 loads per thread (tile ${tile} with bk ${bk} needs ${loads})`,
+    );
+  }
+  return { WGX: wg, WGY: wg, BK: bk };
+}
+
 /** Operands each entry point reads or writes, for {@linkcode shaderFor}. */
 const USES: Readonly<Record<string, readonly (keyof MatmulTypes)[]>> = {
   matmul_forward: ["inp", "weight", "out"],
@@ -138,7 +165,9 @@ export interface MatmulSplitOptions extends MatmulOptions {
  * nest. HALF_MATH also needs `alias TT = f16` ({@linkcode withTypes}).
  */
 export function matmulSource(flags: Readonly<Record<string, boolean>>): string {
-  return withHash(withGeluMath(withFlags(source, { HALF_MATH: false, ...flags }, "matmul.wgsl")));
+  return withHash(
+    withGeluMath(withFlags(source, { HALF_MATH: false, PREFETCH: false, ...flags }, "matmul.wgsl")),
+  );
 }
 
 function checkDims(kernel: string, dims: Record<string, number>): void {
@@ -171,21 +200,23 @@ async function tiled(
   checkDims(entry, { M, K, N });
   const vec = opts.vec4 ?? true;
   const groups = (t: number) => Math.ceil(R / t) * Math.ceil(S / t);
-  const tile = opts.tile ?? (groups(128) >= BIG_TILE_MIN_GROUPS ? 128 : 64);
+  // Prefetch with bk 32 fits only the 128-wide tile (4 loads per thread per operand).
+  const fits64 = !(opts.prefetch && opts.bk === 32);
+  const tile = opts.tile ?? (groups(128) >= BIG_TILE_MIN_GROUPS || !fits64 ? 128 : 64);
   if (tile !== 64 && tile !== 128) throw new Error(`${entry}: tile must be 64 or 128 (got ${tile})`);
-  const wg = tile / 8;
+  const constants = tileConstants(entry, tile, opts);
   const k = await getKernel(gpu, {
     name: entry,
     source: shaderFor(
       gpu,
       entry,
-      { K4: vec && K % 4 === 0, N4: vec && N % 4 === 0 },
+      { K4: vec && K % 4 === 0, N4: vec && N % 4 === 0, PREFETCH: opts.prefetch ?? false },
       opts.types,
       USES[entry],
       opts.math,
     ),
     entryPoint: entry,
-    constants: { WGX: wg, WGY: wg, BK },
+    constants,
   });
   return k.dispatch(resources, { M, K, N, MS: M, ...NO_DROP, ...drop }, [
     Math.ceil(S / tile),
@@ -298,7 +329,8 @@ function splitPlan(s: { M: number; K: number; N: number }, opts: MatmulSplitOpti
       : Math.min(Math.ceil(SPLIT_TARGET_GROUPS / tiles), Math.floor(M / SPLIT_MIN_ROWS)));
   if (!Number.isInteger(z) || z < 0) throw new Error(`matmul_backward_weight_split: bad splits ${z}`);
   z = Math.max(1, z);
-  const MS = Math.ceil(Math.ceil(M / z) / BK) * BK;
+  const bk = opts.bk ?? BK; // slices are whole reduction steps: no tile straddles two
+  const MS = Math.ceil(Math.ceil(M / z) / bk) * bk;
   return { tile, Z: Math.ceil(M / MS), MS };
 }
 
@@ -350,7 +382,7 @@ export async function matmulBackwardWeightSplit(
   }
   if (tile !== 64 && tile !== 128) throw new Error(`matmul_backward_weight_split: tile must be 64 or 128`);
   const K4 = (opts.vec4 ?? true) && K % 4 === 0;
-  const flags = { K4, N4: (opts.vec4 ?? true) && N % 4 === 0 };
+  const flags = { K4, N4: (opts.vec4 ?? true) && N % 4 === 0, PREFETCH: opts.prefetch ?? false };
   const src = shaderFor(
     gpu,
     "matmul_backward_weight_split",
@@ -359,16 +391,15 @@ export async function matmulBackwardWeightSplit(
     USES.matmul_backward_weight_split,
     opts.math,
   );
-  const wg = tile / 8;
   const split = await getKernel(gpu, {
     name: "matmul_backward_weight_split",
     source: src,
     entryPoint: "matmul_backward_weight_split",
-    constants: { WGX: wg, WGY: wg, BK },
+    constants: tileConstants("matmul_backward_weight_split", tile, opts),
   });
   const reduce = await getKernel(gpu, {
     name: "matmul_backward_weight_reduce",
-    source: matmulSource(flags),
+    source: matmulSource({ K4: flags.K4, N4: flags.N4 }),
     entryPoint: "matmul_backward_weight_reduce",
     constants: { WG: WG_REDUCE },
   });
