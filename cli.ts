@@ -181,6 +181,11 @@ function trainWithSignal(cfg: TrainConfig, progress: Progress, signal: AbortSign
         );
       }
       if (cfg.mode !== "teacher-forcing") console.log(`mode: ${describeMode(cfg)}`);
+      if (cfg.dtype === "float16") {
+        console.log(
+          "precision: float16 operands, float32 arithmetic and master weights, dynamic loss scaling",
+        );
+      }
       if (s.startStep > 0) console.log(`resuming at step ${s.startStep}`);
       progress.start(s.startStep);
     },
@@ -192,7 +197,8 @@ function trainWithSignal(cfg: TrainConfig, progress: Progress, signal: AbortSign
         if (!progress.interactive) {
           console.log(
             `step ${r.step}: train loss ${fmt(r.train_loss)}, lr ${r.lr.toExponential(2)}, ` +
-              `grad norm ${fmt(r.grad_norm, 3)}, ${Math.round(r.tokens_per_s!)} tok/s`,
+              `grad norm ${fmt(r.grad_norm, 3)}, ${Math.round(r.tokens_per_s!)} tok/s` +
+              (r.skipped ? ` (float16 overflow: step skipped, loss scale ${r.loss_scale} halved)` : ""),
           );
         }
       }
