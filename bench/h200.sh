@@ -14,7 +14,7 @@
 # above), "recipe" (nanoGPT's shakespeare_char recipe, `deno task train --preset shakespeare-char` on
 # $H200_TORCH_DIR/tinyshakespeare.txt, log in $OUT/recipe; H200_RECIPE_DTYPE float32 or float16; about
 # 5 minutes), or "bench recipe". A device command runs at most 600 s, so run the two as separate calls
-# and merge their $OUT folders before collect.ts (it reads recipe/log.jsonl when present).
+# and merge their $OUT folders with bench/h200_merge.sh (collect.ts reads recipe/log.jsonl when present).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 out=${OUT:-/tmp/h200}
