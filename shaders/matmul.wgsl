@@ -6,14 +6,7 @@
 //   matmul_backward_input:   dinp[M, K]     =  dout · weight                (NN form, reduce over N)
 //   matmul_backward_weight:  dweight[N, K] +=  doutᵀ · inp                  (TN form, reduce over M)
 //   matmul_backward_bias:    dbias[N]      +=  sum over m of dout[m, :]     (column reduction)
-// Fused GELU (the MLP: fch = ln2 · Wfcᵀ, fcg = gelu(fch); d(fch) = (d(fcg) · Wproj) * gelu'(fch)):
-//   matmul_forward_gelu(_bias):  out[M, N] = inp · weightᵀ (+ bias), and act[M, N] = gelu(out)
-//   matmul_backward_input_gelu:  dinp[M, K] = (dout · weight) * gelu'(pre[M, K])
-// Fused residual (a projection added to the residual stream, no dropout between):
-//   matmul_forward_residual(_bias): out[M, N] = resid[M, N] + inp · weightᵀ (+ bias)   (resid f32)
-//   matmul_forward_residual_dropout(_bias): out = resid + dropout(inp · weightᵀ (+ bias)), the mask of
-//     element (m, n) that of flat index m * N + n on stream drop_stream with seed rng[0], exactly as
-//     shaders/residual.wgsl's dropout_forward over the [M, N] product (whose backward regenerates it).
+// Fused epilogues (GELU, residual add, dropout) are in shaders/matmul_fused.wgsl, appended to this file.
 // Split-K weight gradient (when dweight has too few output tiles to fill a GPU), two dispatches:
 //   matmul_backward_weight_split:  scratch[z, N, K] = dout[Mz, N]ᵀ · inp[Mz, K] for slices z < Z,
 //                                  Mz = rows [z*MS, min((z+1)*MS, M)) of M, Z = ceil(M / MS)
@@ -57,8 +50,7 @@ struct Dims { M: u32, K: u32, N: u32, MS: u32, drop_threshold: u32, drop_scale: 
 alias TI = f32; // inp
 alias TW = f32; // weight
 alias TD = f32; // dout
-alias TO = f32; // out, act and dinp
-alias TP = f32; // pre (fused GELU backward)
+alias TO = f32; // out and dinp (and matmul_fused.wgsl's act)
 alias TT = f32; // workgroup tiles and the products: f16 only with HALF_MATH (see mac_tile)
 
 // #if K4
@@ -66,14 +58,12 @@ alias KV = vec4<f32>;  // element of the f32 buffers contiguous along K (dweight
 alias KI = vec4<TI>;   // element of inp
 alias KWT = vec4<TW>;  // element of weight
 alias KO = vec4<TO>;   // element of dinp
-alias KP = vec4<TP>;   // element of pre
 const KW: u32 = 4u;    // floats per KV
 // #else
 alias KV = f32;
 alias KI = TI;
 alias KWT = TW;
 alias KO = TO;
-alias KP = TP;
 const KW: u32 = 1u;
 // #endif
 // #if N4
@@ -87,9 +77,7 @@ alias NO = TO;
 // #endif
 
 // Bindings, one number per variable across the file. Outputs first, then inputs, then dims.
-// forward: out, inp, weight, (bias), dims; forward_gelu adds act; forward_residual adds resid (and rng
-// with dropout). backward_input: dinp, dout, weight, dims;
-// backward_input_gelu adds pre.
+// forward: out, inp, weight, (bias), dims. backward_input: dinp, dout, weight, dims.
 // backward_weight: dweight, dout, inp, dims. backward_bias: dbias, dout, dims.
 // backward_weight_split: scratch, dout, inp, dims. backward_weight_reduce: dweight, partials, dims.
 @group(0) @binding(0) var<storage, read_write> out: array<NO>;      // [M, N]
@@ -103,10 +91,6 @@ alias NO = TO;
 @group(0) @binding(8) var<storage, read> dout: array<ND>;           // [M, N]
 @group(0) @binding(9) var<storage, read> partials: array<KV>;       // [Z, N, K], the scratch
 @group(0) @binding(10) var<uniform> dims: Dims;
-@group(0) @binding(11) var<storage, read_write> act: array<NO>;     // [M, N] gelu(out), fused forward
-@group(0) @binding(12) var<storage, read> pre: array<KP>;           // [M, K] GELU input, fused backward
-@group(0) @binding(13) var<storage, read> resid: array<NV>;         // [M, N] residual stream, fused forward
-@group(0) @binding(14) var<storage, read> rng: array<u32>;          // [>= 1] dropout seed in rng[0]
 
 override WGX: u32 = 16;   // threads along output columns; TN = 8 * WGX
 override WGY: u32 = 16;   // threads along output rows; TM = 8 * WGY
@@ -139,10 +123,6 @@ fn ld_weight(r: u32, c: u32) -> vec4<f32> {
 }
 fn st_dinp(r: u32, c: u32, v: vec4<f32>) {
   if (r < dims.M && c < dims.K) { dinp[(r * dims.K + c) / 4u] = KO(v); }
-}
-fn ld_pre(r: u32, c: u32) -> vec4<f32> {
-  if (r < dims.M && c < dims.K) { return vec4<f32>(pre[(r * dims.K + c) / 4u]); }
-  return vec4<f32>();
 }
 fn add_dweight(r: u32, c: u32, v: vec4<f32>) {
   if (r < dims.N && c < dims.K) {
@@ -185,17 +165,6 @@ fn st_dinp(r: u32, c: u32, v: vec4<f32>) {
     if (c + 3u < dims.K) { dinp[i + 3u] = TO(v.w); }
   }
 }
-fn ld_pre(r: u32, c: u32) -> vec4<f32> {
-  var v = vec4<f32>();
-  if (r < dims.M) {
-    let i = r * dims.K + c;
-    if (c < dims.K) { v.x = f32(pre[i]); }
-    if (c + 1u < dims.K) { v.y = f32(pre[i + 1u]); }
-    if (c + 2u < dims.K) { v.z = f32(pre[i + 2u]); }
-    if (c + 3u < dims.K) { v.w = f32(pre[i + 3u]); }
-  }
-  return v;
-}
 fn add_dweight(r: u32, c: u32, v: vec4<f32>) {
   if (r < dims.N) {
     let i = r * dims.K + c;
@@ -228,13 +197,6 @@ fn ld_bias(c: u32) -> vec4<f32> {
 fn st_out(r: u32, c: u32, v: vec4<f32>) {
   if (r < dims.M && c < dims.N) { out[(r * dims.N + c) / 4u] = NO(v); }
 }
-fn st_act(r: u32, c: u32, v: vec4<f32>) {
-  if (r < dims.M && c < dims.N) { act[(r * dims.N + c) / 4u] = NO(v); }
-}
-fn ld_resid(r: u32, c: u32) -> vec4<f32> {
-  if (r < dims.M && c < dims.N) { return resid[(r * dims.N + c) / 4u]; }
-  return vec4<f32>();
-}
 fn ld_dout1(i: u32) -> f32 {  // dout's flat element i (bias backward)
   return f32(dout[i / 4u][i % 4u]);
 }
@@ -266,26 +228,6 @@ fn st_out(r: u32, c: u32, v: vec4<f32>) {
     if (c + 2u < dims.N) { out[i + 2u] = TO(v.z); }
     if (c + 3u < dims.N) { out[i + 3u] = TO(v.w); }
   }
-}
-fn st_act(r: u32, c: u32, v: vec4<f32>) {
-  if (r < dims.M) {
-    let i = r * dims.N + c;
-    if (c < dims.N) { act[i] = TO(v.x); }
-    if (c + 1u < dims.N) { act[i + 1u] = TO(v.y); }
-    if (c + 2u < dims.N) { act[i + 2u] = TO(v.z); }
-    if (c + 3u < dims.N) { act[i + 3u] = TO(v.w); }
-  }
-}
-fn ld_resid(r: u32, c: u32) -> vec4<f32> {
-  var v = vec4<f32>();
-  if (r < dims.M) {
-    let i = r * dims.N + c;
-    if (c < dims.N) { v.x = resid[i]; }
-    if (c + 1u < dims.N) { v.y = resid[i + 1u]; }
-    if (c + 2u < dims.N) { v.z = resid[i + 2u]; }
-    if (c + 3u < dims.N) { v.w = resid[i + 3u]; }
-  }
-  return v;
 }
 fn ld_dout1(i: u32) -> f32 {
   return f32(dout[i]);
@@ -518,127 +460,6 @@ fn matmul_forward_bias(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invo
   store_out(acc, wg, li, ld_bias(sa), ld_bias(sa + TN / 2u));
 }
 
-// out and act = gelu(out) at [r, c..c+3].
-fn st_out_gelu(r: u32, c: u32, v: vec4<f32>) {
-  st_out(r, c, v);
-  st_act(r, c, gelu4(v));
-}
-
-fn store_out_gelu(c: Acc, wg: vec3<u32>, li: vec3<u32>, ba: vec4<f32>, bb: vec4<f32>) {
-  let ra = wg.y * TM + 4u * li.y;
-  let rb = ra + TM / 2u;
-  let sa = wg.x * TN + 4u * li.x;
-  let sb = sa + TN / 2u;
-  st_out_gelu(ra, sa, c.r0a + ba); st_out_gelu(ra, sb, c.r0b + bb);
-  st_out_gelu(ra + 1u, sa, c.r1a + ba); st_out_gelu(ra + 1u, sb, c.r1b + bb);
-  st_out_gelu(ra + 2u, sa, c.r2a + ba); st_out_gelu(ra + 2u, sb, c.r2b + bb);
-  st_out_gelu(ra + 3u, sa, c.r3a + ba); st_out_gelu(ra + 3u, sb, c.r3b + bb);
-  st_out_gelu(rb, sa, c.r4a + ba); st_out_gelu(rb, sb, c.r4b + bb);
-  st_out_gelu(rb + 1u, sa, c.r5a + ba); st_out_gelu(rb + 1u, sb, c.r5b + bb);
-  st_out_gelu(rb + 2u, sa, c.r6a + ba); st_out_gelu(rb + 2u, sb, c.r6b + bb);
-  st_out_gelu(rb + 3u, sa, c.r7a + ba); st_out_gelu(rb + 3u, sb, c.r7b + bb);
-}
-
-@compute @workgroup_size(WGX, WGY)
-fn matmul_forward_gelu(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li: vec3<u32>,
-                       @builtin(local_invocation_index) lid: u32) {
-  let acc = forward_tile(wg, li, lid);
-  store_out_gelu(acc, wg, li, vec4<f32>(), vec4<f32>());
-}
-
-@compute @workgroup_size(WGX, WGY)
-fn matmul_forward_gelu_bias(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li: vec3<u32>,
-                            @builtin(local_invocation_index) lid: u32) {
-  let acc = forward_tile(wg, li, lid);
-  let sa = wg.x * TN + 4u * li.x;
-  store_out_gelu(acc, wg, li, ld_bias(sa), ld_bias(sa + TN / 2u));
-}
-
-// out = resid + v at [r, c..c+3].
-fn st_out_resid(r: u32, c: u32, v: vec4<f32>) {
-  st_out(r, c, ld_resid(r, c) + v);
-}
-
-fn store_out_resid(c: Acc, wg: vec3<u32>, li: vec3<u32>, ba: vec4<f32>, bb: vec4<f32>) {
-  let ra = wg.y * TM + 4u * li.y;
-  let rb = ra + TM / 2u;
-  let sa = wg.x * TN + 4u * li.x;
-  let sb = sa + TN / 2u;
-  st_out_resid(ra, sa, c.r0a + ba); st_out_resid(ra, sb, c.r0b + bb);
-  st_out_resid(ra + 1u, sa, c.r1a + ba); st_out_resid(ra + 1u, sb, c.r1b + bb);
-  st_out_resid(ra + 2u, sa, c.r2a + ba); st_out_resid(ra + 2u, sb, c.r2b + bb);
-  st_out_resid(ra + 3u, sa, c.r3a + ba); st_out_resid(ra + 3u, sb, c.r3b + bb);
-  st_out_resid(rb, sa, c.r4a + ba); st_out_resid(rb, sb, c.r4b + bb);
-  st_out_resid(rb + 1u, sa, c.r5a + ba); st_out_resid(rb + 1u, sb, c.r5b + bb);
-  st_out_resid(rb + 2u, sa, c.r6a + ba); st_out_resid(rb + 2u, sb, c.r6b + bb);
-  st_out_resid(rb + 3u, sa, c.r7a + ba); st_out_resid(rb + 3u, sb, c.r7b + bb);
-}
-
-@compute @workgroup_size(WGX, WGY)
-fn matmul_forward_residual(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li: vec3<u32>,
-                           @builtin(local_invocation_index) lid: u32) {
-  let acc = forward_tile(wg, li, lid);
-  store_out_resid(acc, wg, li, vec4<f32>(), vec4<f32>());
-}
-
-@compute @workgroup_size(WGX, WGY)
-fn matmul_forward_residual_bias(@builtin(workgroup_id) wg: vec3<u32>,
-                                @builtin(local_invocation_id) li: vec3<u32>,
-                                @builtin(local_invocation_index) lid: u32) {
-  let acc = forward_tile(wg, li, lid);
-  let sa = wg.x * TN + 4u * li.x;
-  store_out_resid(acc, wg, li, ld_bias(sa), ld_bias(sa + TN / 2u));
-}
-
-// Dropout of the 4 elements at flat indices i .. i+3 (the mask of shaders/residual.wgsl's dropout).
-fn dropout4(v: vec4<f32>, i: u32) -> vec4<f32> {
-  let seed = rng[0];
-  let keep = vec4<bool>(
-    (hash3(seed, dims.drop_stream, i) >> 8u) >= dims.drop_threshold,
-    (hash3(seed, dims.drop_stream, i + 1u) >> 8u) >= dims.drop_threshold,
-    (hash3(seed, dims.drop_stream, i + 2u) >> 8u) >= dims.drop_threshold,
-    (hash3(seed, dims.drop_stream, i + 3u) >> 8u) >= dims.drop_threshold,
-  );
-  return select(vec4<f32>(), v * dims.drop_scale, keep);
-}
-
-// out = resid + dropout(v) at [r, c..c+3].
-fn st_out_resid_drop(r: u32, c: u32, v: vec4<f32>) {
-  st_out(r, c, ld_resid(r, c) + dropout4(v, r * dims.N + c));
-}
-
-fn store_out_resid_drop(c: Acc, wg: vec3<u32>, li: vec3<u32>, ba: vec4<f32>, bb: vec4<f32>) {
-  let ra = wg.y * TM + 4u * li.y;
-  let rb = ra + TM / 2u;
-  let sa = wg.x * TN + 4u * li.x;
-  let sb = sa + TN / 2u;
-  st_out_resid_drop(ra, sa, c.r0a + ba); st_out_resid_drop(ra, sb, c.r0b + bb);
-  st_out_resid_drop(ra + 1u, sa, c.r1a + ba); st_out_resid_drop(ra + 1u, sb, c.r1b + bb);
-  st_out_resid_drop(ra + 2u, sa, c.r2a + ba); st_out_resid_drop(ra + 2u, sb, c.r2b + bb);
-  st_out_resid_drop(ra + 3u, sa, c.r3a + ba); st_out_resid_drop(ra + 3u, sb, c.r3b + bb);
-  st_out_resid_drop(rb, sa, c.r4a + ba); st_out_resid_drop(rb, sb, c.r4b + bb);
-  st_out_resid_drop(rb + 1u, sa, c.r5a + ba); st_out_resid_drop(rb + 1u, sb, c.r5b + bb);
-  st_out_resid_drop(rb + 2u, sa, c.r6a + ba); st_out_resid_drop(rb + 2u, sb, c.r6b + bb);
-  st_out_resid_drop(rb + 3u, sa, c.r7a + ba); st_out_resid_drop(rb + 3u, sb, c.r7b + bb);
-}
-
-@compute @workgroup_size(WGX, WGY)
-fn matmul_forward_residual_dropout(@builtin(workgroup_id) wg: vec3<u32>,
-                                   @builtin(local_invocation_id) li: vec3<u32>,
-                                   @builtin(local_invocation_index) lid: u32) {
-  let acc = forward_tile(wg, li, lid);
-  store_out_resid_drop(acc, wg, li, vec4<f32>(), vec4<f32>());
-}
-
-@compute @workgroup_size(WGX, WGY)
-fn matmul_forward_residual_dropout_bias(@builtin(workgroup_id) wg: vec3<u32>,
-                                        @builtin(local_invocation_id) li: vec3<u32>,
-                                        @builtin(local_invocation_index) lid: u32) {
-  let acc = forward_tile(wg, li, lid);
-  let sa = wg.x * TN + 4u * li.x;
-  store_out_resid_drop(acc, wg, li, ld_bias(sa), ld_bias(sa + TN / 2u));
-}
-
 // ---- Backward input: dinp[M, K] = dout[M, N] · weight[N, K]. R = M, S = K, t over N. ----
 
 // backward_input_tile: load i (< LA) of A's tile, A[r, t] = dout[r, t], contiguous along t; load i (< LB) of B's, B[t, s] = weight[t, s], contiguous along s.
@@ -740,29 +561,6 @@ fn matmul_backward_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_in
   st_dinp(rb + 1u, sa, acc.r5a); st_dinp(rb + 1u, sb, acc.r5b);
   st_dinp(rb + 2u, sa, acc.r6a); st_dinp(rb + 2u, sb, acc.r6b);
   st_dinp(rb + 3u, sa, acc.r7a); st_dinp(rb + 3u, sb, acc.r7b);
-}
-
-// dinp at [r, c..c+3] times gelu'(pre) there.
-fn st_dinp_gelu(r: u32, c: u32, v: vec4<f32>) {
-  st_dinp(r, c, v * gelu_grad4(ld_pre(r, c)));
-}
-
-@compute @workgroup_size(WGX, WGY)
-fn matmul_backward_input_gelu(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li: vec3<u32>,
-                              @builtin(local_invocation_index) lid: u32) {
-  let acc = backward_input_tile(wg, li, lid);
-  let ra = wg.y * TM + 4u * li.y;
-  let rb = ra + TM / 2u;
-  let sa = wg.x * TN + 4u * li.x;
-  let sb = sa + TN / 2u;
-  st_dinp_gelu(ra, sa, acc.r0a); st_dinp_gelu(ra, sb, acc.r0b);
-  st_dinp_gelu(ra + 1u, sa, acc.r1a); st_dinp_gelu(ra + 1u, sb, acc.r1b);
-  st_dinp_gelu(ra + 2u, sa, acc.r2a); st_dinp_gelu(ra + 2u, sb, acc.r2b);
-  st_dinp_gelu(ra + 3u, sa, acc.r3a); st_dinp_gelu(ra + 3u, sb, acc.r3b);
-  st_dinp_gelu(rb, sa, acc.r4a); st_dinp_gelu(rb, sb, acc.r4b);
-  st_dinp_gelu(rb + 1u, sa, acc.r5a); st_dinp_gelu(rb + 1u, sb, acc.r5b);
-  st_dinp_gelu(rb + 2u, sa, acc.r6a); st_dinp_gelu(rb + 2u, sb, acc.r6b);
-  st_dinp_gelu(rb + 3u, sa, acc.r7a); st_dinp_gelu(rb + 3u, sb, acc.r7b);
 }
 
 // ---- Backward weight: dweight[N, K] += dout[M, N]ᵀ · inp[M, K]. R = N, S = K, t over M. ----

@@ -20,6 +20,7 @@
  * @module
  */
 import source from "../../shaders/matmul.wgsl" with { type: "text" };
+import fused from "../../shaders/matmul_fused.wgsl" with { type: "text" };
 import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, getKernel, grid, type Resource } from "../gpu/kernel.ts";
 import { checkTypes, type StorageType, withFlags, withGeluMath, withHash, withTypes } from "../gpu/source.ts";
@@ -162,12 +163,15 @@ export interface MatmulSplitOptions extends MatmulOptions {
  * The shader text with one branch of each `// #if NAME` / `// #else` / `// #endif` block kept (NAME
  * in `flags` and true keeps the first branch; HALF_MATH defaults to false); the dropped lines and the
  * directives become empty lines so WGSL error line numbers still match shaders/matmul.wgsl. Blocks do not
- * nest. HALF_MATH also needs `alias TT = f16` ({@linkcode withTypes}).
+ * nest. HALF_MATH also needs `alias TT = f16` ({@linkcode withTypes}). shaders/matmul_fused.wgsl (the
+ * epilogue fusions), GELU math and the hash functions are appended.
  */
 export function matmulSource(flags: Readonly<Record<string, boolean>>): string {
-  return withHash(
-    withGeluMath(withFlags(source, { HALF_MATH: false, PREFETCH: false, ...flags }, "matmul.wgsl")),
-  );
+  const all = { HALF_MATH: false, PREFETCH: false, ...flags };
+  // The fusions come after the core file, so the core's line numbers hold; the fused file's lines are
+  // offset by the core's line count in compiler messages.
+  const both = `${withFlags(source, all, "matmul.wgsl")}\n${withFlags(fused, all, "matmul_fused.wgsl")}`;
+  return withHash(withGeluMath(both));
 }
 
 function checkDims(kernel: string, dims: Record<string, number>): void {
