@@ -7,10 +7,11 @@
  * fch/gelu [N,4C]; logits [N,V], overwritten in place by dlogits in the backward.
  *
  * Mixed precision (dtype "float16"): the forward starts by refreshing an f16 copy of the parameter arena;
- * ln1/ln2/lnf, qkv, the attention output, fch/gelu and the MLP-input gradient are stored as f16 (the operands
- * of matmuls and attention), and the loss gradient goes to a separate f16 [N,V] buffer, multiplied by the
- * dynamic loss scale in `lossScaler`. Residual stream, layernorm statistics, lse, logits, the projections'
- * outputs, every other gradient and the parameter gradients stay f32; all arithmetic is f32.
+ * ln1/ln2/lnf, qkv, the attention output, fch/gelu and the gradients of the attention output, of qkv and of
+ * fch are stored as f16 (the operands of matmuls and attention), and the loss gradient goes to a separate
+ * f16 [N,V] buffer, multiplied by the dynamic loss scale in `lossScaler`. Residual stream and its gradient,
+ * layernorm statistics, lse, logits and the parameter gradients stay f32; arithmetic is f32 (the matmuls
+ * whose two operands are f16 sum each 16-term tile in f16 unless `halfMath` is false).
  *
  * @module
  */
@@ -208,7 +209,8 @@ export class GPT {
 
     // Backward scratch, shared by all layers.
     const dres = f32("dres", N * C), dC = f32("d_c", N * C);
-    const dAttyBuf = f32("d_atty", N * C), d4b = act("d_4c_b", N * 4 * C);
+    // Gradients that feed attention's backward and the MLP's up-projection: stored as A, like activations.
+    const dAttyBuf = act("d_atty", N * C), d4b = act("d_4c_b", N * 4 * C);
     const attScratch = createStorage(gpu, "att_scratch", attentionScratchBytes({ B, T, C, NH }));
     const lnScratchBytes = layernormScratchBytes({ N, C });
     const lnScratch = lnScratchBytes > 0 ? createStorage(gpu, "ln_scratch", lnScratchBytes) : undefined;
@@ -249,8 +251,8 @@ export class GPT {
       types: { inp: A, weight: A, out },
       math: math(A, A),
     });
-    const bwdInT = (dout: "f16" | "f32"): MatmulOptions => ({
-      types: { dout, weight: A, out: "f32" },
+    const bwdInT = (dout: "f16" | "f32", out: "f16" | "f32" = "f32"): MatmulOptions => ({
+      types: { dout, weight: A, out },
       math: math(dout, A),
     });
     const bwdWT = (dout: "f16" | "f32"): MatmulOptions => ({ types: { dout, inp: A }, math: math(dout, A) });
@@ -408,16 +410,17 @@ export class GPT {
       K: number,
       M2: number,
       doutType: "f16" | "f32",
-      geluPre?: Resource, // the MLP's fused GELU backward: dinp = (dout · W) * gelu'(pre), stored as A
+      dinpType: "f16" | "f32",
+      geluPre?: Resource, // the MLP's fused GELU backward: dinp = (dout · W) * gelu'(pre)
     ) => {
       const s = { M: N, K, N: M2 };
-      const inOpts = bwdInT(doutType);
+      const inOpts = bwdInT(doutType, dinpType);
       const ds = [
         await matmulBackwardInput(
           gpu,
           { dinp, dout, weight: W(`${prefix}.weight`), ...(geluPre ? { pre: geluPre } : {}) },
           s,
-          geluPre ? { ...inOpts, types: { ...inOpts.types, out: A, pre: A } } : inOpts,
+          geluPre ? { ...inOpts, types: { ...inOpts.types, pre: A } } : inOpts,
         ),
         ...await matmulBackwardWeightSplit(
           gpu,
@@ -492,8 +495,8 @@ export class GPT {
       // MLP: dres is d(x3); the branch gradient passes the residual dropout first.
       const dmlp = await dropBack(dropoutStream("mlp_resid", l));
       // c_proj's input gradient goes through GELU in its epilogue: d4b = d(fch).
-      backward.push(...await linBack(`${h}.mlp.c_proj`, d4b, dmlp, a.fcg, 4 * C, C, "f32", a.fch));
-      backward.push(...await linBack(`${h}.mlp.c_fc`, dC, d4b, a.ln2, C, 4 * C, A));
+      backward.push(...await linBack(`${h}.mlp.c_proj`, d4b, dmlp, a.fcg, 4 * C, C, "f32", A, a.fch));
+      backward.push(...await linBack(`${h}.mlp.c_fc`, dC, d4b, a.ln2, C, 4 * C, A, "f32"));
       backward.push(
         ...await lnBack(
           { dinp: dres, dout: dC, inp: a.x2, mean: a.ln2Mean, rstd: a.ln2Rstd },
@@ -504,7 +507,7 @@ export class GPT {
       // Attention: dres is now d(x2).
       const datt = await dropBack(dropoutStream("attn_resid", l));
       const dAtty = dAttyBuf, dQkv = view(d4b, N * 3 * C, half ? 2 : 4);
-      backward.push(...await linBack(`${h}.attn.c_proj`, dAtty, datt, a.atty, C, C, "f32"));
+      backward.push(...await linBack(`${h}.attn.c_proj`, dAtty, datt, a.atty, C, C, "f32", A));
       backward.push(
         ...await attentionBackward(gpu, {
           dqkv: dQkv,
@@ -513,9 +516,9 @@ export class GPT {
           out: a.atty,
           lse: a.lse,
           scratch: attScratch,
-        }, { B, T, C, NH, types: { qkv: A, out: A, dout: "f32", dqkv: A } }),
+        }, { B, T, C, NH, types: { qkv: A, out: A, dout: A, dqkv: A } }),
       );
-      backward.push(...await linBack(`${h}.attn.c_attn`, dC, dQkv, a.ln1, C, 3 * C, A));
+      backward.push(...await linBack(`${h}.attn.c_attn`, dC, dQkv, a.ln1, C, 3 * C, A, "f32"));
       backward.push(
         ...await lnBack(
           { dinp: dres, dout: dC, inp: res[l], mean: a.ln1Mean, rstd: a.ln1Rstd },

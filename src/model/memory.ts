@@ -77,7 +77,7 @@ export function memoryPlan(
   out.push(
     f("dres", N * C),
     f("d_c", N * C),
-    f("d_atty", N * C),
+    h("d_atty", N * C),
     h("d_4c_b", N * 4 * C),
   );
   if (half) {
