@@ -187,7 +187,8 @@ export class GPT {
     // Forward activations.
     const res: GPUBuffer[] = [];
     for (let l = 0; l <= L; l++) res.push(f32(`res${l}`, N * C));
-    const emb = f32("emb", N * C); // encoder output before embedding dropout
+    // The encoder's output before embedding dropout (without dropout the encoder writes res[0] directly).
+    const emb = c.dropout > 0 ? f32("emb", N * C) : undefined;
     const blocks: BlockActs[] = [];
     for (let l = 0; l < L; l++) {
       blocks.push({
@@ -288,8 +289,10 @@ export class GPT {
       const drop = train && c.dropout > 0;
       const wpe = P("transformer.wpe.weight"), wte = P("transformer.wte.weight");
       if (params16) ds.push(await castToF16(gpu, { out: params16, inp: params.buffer }, layout.totalFloats));
-      ds.push(await encoderForward(gpu, { out: drop ? emb : res[0], tokens, wte, wpe }, { B, T, C, V }));
-      if (drop) {
+      ds.push(
+        await encoderForward(gpu, { out: drop && emb ? emb : res[0], tokens, wte, wpe }, { B, T, C, V }),
+      );
+      if (drop && emb) {
         ds.push(
           await dropoutForward(gpu, { out: res[0], inp: emb, rng }, {
             n: N * C,

@@ -56,7 +56,7 @@ export function memoryPlan(
   ];
   if (training) out.push({ name: "adam_m", bytes: P }, { name: "adam_v", bytes: P });
   for (let l = 0; l <= L; l++) out.push(f(`residual ${l} [${N} x ${C}]`, N * C));
-  out.push(f("emb", N * C));
+  if (c.dropout > 0) out.push(f("emb", N * C));
   for (let l = 0; l < L; l++) {
     out.push(
       h(`h${l}.ln1`, N * C),
