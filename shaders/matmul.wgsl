@@ -345,6 +345,10 @@ fn mac_tile(c: Acc, tx: u32, ty: u32) -> Acc {
 }
 // #endif
 
+// The three products below share one shape (WGSL has no generics): per product, ld_a / put_a and ld_b /
+// put_b move load i of a thread's share of the A and B tiles from storage to workgroup memory, and the
+// *_tile function runs the reduction loop, with PREFETCH in its software-pipelined form.
+
 // ---- Forward: out[M, N] = inp[M, K] · weight[N, K]ᵀ (+ bias). R = M, S = N, t over K. ----
 
 // forward_tile: load i (< LA) of A's tile, A[r, t] = inp[r, t], contiguous along t; load i (< LB) of B's, B[t, s] = weight[s, t], contiguous along t.

@@ -11,6 +11,8 @@
 //     element (m, n) that of flat index m * N + n on stream dims.drop_stream with seed rng[0], exactly as
 //     shaders/residual.wgsl's dropout_forward over the [M, N] product (whose backward regenerates it).
 // gelu4 / gelu_grad4: shaders/gelu_math.wgsl; hash3: shaders/hash.wgsl (both appended by the dispatcher).
+// Each epilogue spells out its 16 stores like matmul.wgsl's store_out: WGSL has no function pointers, and
+// one shared store choosing its epilogue at run time would make every entry point bind every buffer.
 // Bindings: forward_gelu adds act to the forward's; forward_residual adds resid (and rng with dropout);
 // backward_input_gelu adds pre to the input gradient's.
 
