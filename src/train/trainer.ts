@@ -33,7 +33,7 @@ import { RunLog, type StepRecord } from "./log.ts";
 import { loadModel, weightsToArena } from "../model/checkpoint.ts";
 import { buildModeStep, createGradProbe } from "./modes.ts";
 
-/** A float16 run stops when overflow has halved its loss scale below this (2^16 halvings from the start). */
+/** A float16 run stops when overflow has halved its loss scale below this (32 halvings from 2^16). */
 const MIN_LOSS_SCALE = 1 / 65536;
 
 /** Hooks and resources for {@linkcode train}. */
