@@ -141,6 +141,33 @@ Deno.test("float16 mixed precision follows the float32 loss curve within seed-to
   assert.ok(a32.history.every((h) => h.loss_scale === undefined), "float32 logs no loss scale");
 });
 
+Deno.test("float16 overflow skips steps and halves the loss scale until it fits; training goes on", async () => {
+  const gpu = await testGpu();
+  // 2^40: the loss gradient times the scale overflows f16 until about 2^20 (|dlogits| <= 1/(B*T) = 1/64).
+  const r = await train({ ...tiny, dtype: "float16", steps: 30, log_interval: 1, eval_interval: 30 }, {
+    gpu,
+    noSave: true,
+    lossScaleInit: 2 ** 40,
+  });
+  const logged = r.history.filter((h) => h.train_loss !== null);
+  const skipped = logged.filter((h) => h.skipped);
+  console.log(`${skipped.length} steps skipped; loss scale settled at 2^${40 - skipped.length}`);
+  assert.equal(r.stopped, "done");
+  assert.ok(skipped.length >= 10, `only ${skipped.length} steps skipped`);
+  // Skipped steps come first, each at half the previous scale; then every step is finite.
+  assert.deepEqual(skipped.map((h) => h.step), skipped.map((_, i) => i + 1));
+  assert.deepEqual(skipped.map((h) => h.loss_scale), skipped.map((_, i) => 2 ** (40 - i)));
+  const after = logged.slice(skipped.length);
+  assert.ok(after.length > 5 && after.every((h) => !h.skipped && Number.isFinite(h.grad_norm)));
+  assert.equal(after[0].loss_scale, 2 ** (40 - skipped.length));
+  // Skipped steps leave the weights alone: their losses stay at the initial loss.
+  const first = skipped[0].train_loss!;
+  for (const h of skipped) {
+    assert.ok(Math.abs(h.train_loss! - first) < 0.2, `loss moved in a skipped step: ${h.train_loss}`);
+  }
+  assert.ok(logged.at(-1)!.train_loss! < first - 0.1, "the loss did not fall after the scale settled");
+});
+
 Deno.test("a float16 run resumed at step 6 continues exactly, loss scale included", async () => {
   const gpu = await testGpu();
   const cfg = { ...tiny, dtype: "float16" as const, lr_decay_steps: 12 };

@@ -48,6 +48,8 @@ export interface TrainHooks {
   signal?: AbortSignal;
   /** Write nothing to disk (tests, browser pages). */
   noSave?: boolean;
+  /** float16 runs: the initial dynamic loss scale (default 2^16, as torch.cuda.amp.GradScaler). */
+  lossScaleInit?: number;
   /** Training text given directly instead of `cfg.data` (browser pages, library callers). */
   text?: string;
   /** Called after each evaluation (and its checkpoint) with the model, e.g. to sample from it. */
@@ -145,8 +147,8 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
     training: true,
     dtype: cfg.dtype,
   });
-  if (model.lossScaler && resumed?.state.lossScaler) {
-    const { scale, good } = resumed.state.lossScaler;
+  if (model.lossScaler && (resumed?.state.lossScaler || hooks.lossScaleInit !== undefined)) {
+    const { scale, good } = resumed?.state.lossScaler ?? { scale: hooks.lossScaleInit!, good: 0 };
     writeArray(gpu, model.lossScaler, new Float32Array([scale, good]));
   }
   const layout = model.params.layout;
