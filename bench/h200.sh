@@ -12,7 +12,8 @@
 # H200_DRY=1: CI sizes (no --large) for a check on lavapipe; the PyTorch parts run only where torch sees
 # CUDA. H200_BUDGET: seconds for the whole run (default 420). H200_PARTS: "bench" (default: everything
 # above), "recipe" (nanoGPT's shakespeare_char recipe, `deno task train --preset shakespeare-char` on
-# $H200_TORCH_DIR/tinyshakespeare.txt, log in $OUT/recipe; H200_RECIPE_DTYPE float32 or float16; about
+# $H200_TORCH_DIR/tinyshakespeare.txt, log in $OUT/recipe; H200_RECIPE_DTYPE float16 (default:
+# nanoGPT runs the recipe in mixed precision too, bf16 autocast) or float32; about
 # 5 minutes), or "bench recipe". A device command runs at most 600 s, so run the two as separate calls
 # and merge their $OUT folders with bench/h200_merge.sh (collect.ts reads recipe/log.jsonl when present).
 set -uo pipefail
@@ -150,8 +151,13 @@ if [[ "$parts" == *" recipe "* ]]; then
   if [ -f "$data" ]; then
     steps=()
     [ "$dry" = 1 ] && steps=(--steps 4 --eval-interval 2 --eval-iters 1 --batch-size 2 --n-layer 1 --sample-chars 0)
-    part recipe 560 deno task train --preset shakespeare-char --data "$data" --out "$out/recipe" \
-      --dtype "${H200_RECIPE_DTYPE:-float32}" "${steps[@]}"
+    # Checkpoints (~200 MB) stay outside $OUT; only the log and the plot come back.
+    run_dir=${TMPDIR:-/tmp}/tforce-recipe
+    rm -rf "$run_dir"
+    part recipe 560 deno task train --preset shakespeare-char --data "$data" --out "$run_dir" \
+      --dtype "${H200_RECIPE_DTYPE:-float16}" "${steps[@]}"
+    mkdir -p "$out/recipe"
+    cp "$run_dir/log.jsonl" "$run_dir/loss.svg" "$out/recipe/" 2>/dev/null || true
   else
     skip recipe "no $data (copy ../shared/data/tinyshakespeare.txt there before packing)"
   fi
