@@ -273,6 +273,21 @@ Deno.test("scheduled sampling at eps = 1 equals teacher forcing bit for bit (los
   assert.notDeepEqual(mixed.params, tf.params, "eps = 0.5 trained exactly like teacher forcing");
 });
 
+Deno.test("free running and scheduled sampling train in float16 as in float32 (same losses within 0.02)", async () => {
+  const gpu = await testGpu();
+  for (const mode of ["free-running", "scheduled-sampling"] as const) {
+    const cfg = { ...tiny, mode, steps: 12, lr_decay_steps: 12, eval_interval: 12 };
+    const run = (dtype: "float32" | "float16") => train({ ...cfg, dtype }, { gpu, noSave: true });
+    const [a, b] = [await run("float32"), await run("float16")];
+    const losses = (r: typeof a) => r.history.filter((h) => h.train_loss !== null).map((h) => h.train_loss!);
+    const gap = Math.max(...losses(a).map((x, i) => Math.abs(x - losses(b)[i])));
+    console.log(`${mode}: float16 vs float32 train loss gap ${gap.toExponential(2)} over 12 steps`);
+    assert.equal(b.stopped, "done");
+    assert.ok(gap < 0.02, `${mode}: float16 differs from float32 by ${gap}`);
+    assert.ok(losses(b).at(-1)! < losses(b)[0], `${mode}: float16 loss did not fall`);
+  }
+});
+
 Deno.test("free-running and scheduled-sampling steps are still one submission each", async () => {
   const gpu = await testGpu();
   const labels: string[] = [];

@@ -216,9 +216,6 @@ export function validateTrainConfig(c: TrainConfig): void {
   if (!PRECISIONS.includes(c.dtype)) {
     throw new Error(`--dtype must be ${PRECISIONS.join(" or ")} (got ${c.dtype})`);
   }
-  if (c.dtype === "float16" && c.mode !== "teacher-forcing") {
-    throw new Error(`--dtype float16 runs --mode teacher-forcing only so far (got ${c.mode})`);
-  }
   validateModeConfig(c);
 }
 

@@ -57,6 +57,7 @@ export interface TrainHooks {
   /**
    * Called at log steps with this step's gradient g and the previous step's p: [g·p, g·g, p·p] (cosine of
    * successive gradients = gp / sqrt(gg * pp)). Setting it adds one pass over the gradients to each step.
+   * In float16 runs g is the loss-scaled gradient (S·g: the cosine is unaffected, gg and gp scale).
    */
   onGradStats?: (step: number, stats: { gp: number; gg: number; pp: number }) => void;
 }
