@@ -114,7 +114,8 @@ def case(form, M, K, N):
     ms = timed(f)
     print(json.dumps({"torch": "fp32_shape", "form": form, "M": M, "K": K, "N": N, "ms": round(ms, 4),
                       "tflops": round(2 * M * K * N / ms / 1e9, 2)}), flush=True)
-for c in [("forward", 16384, 384, 1152), ("forward", 16384, 1536, 384), ("forward", 16384, 384, 65),
+for c in [("forward", 4096, 4097, 4096), ("forward", 4096, 4096, 4097),
+          ("forward", 16384, 384, 1152), ("forward", 16384, 1536, 384), ("forward", 16384, 384, 65),
           ("backward_input", 16384, 384, 1536), ("backward_input", 16384, 384, 1152),
           ("backward_weight", 16384, 384, 1536), ("backward_weight", 16384, 384, 1152),
           ("backward_weight", 16384, 1536, 384), ("backward_weight", 16384, 384, 384),

@@ -152,6 +152,8 @@ export const build: BenchBuilder = async (gpu, large) => {
     ? [
       ["forward", 4096, 4096, 4096],
       ["forward", 8192, 8192, 8192],
+      ["forward", 4096, 4097, 4096], // K odd: element-by-element loads (the "no cliff" check)
+      ["forward", 4096, 4096, 4097], // N odd: element-by-element stores
       ["forward", 16384, 384, 1152],
       ["forward_bias", 16384, 384, 1152],
       ["forward", 16384, 1536, 384],

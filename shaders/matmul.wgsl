@@ -110,7 +110,9 @@ var<workgroup> Bs: array<vec4<TT>, BK * TN / 4u>;  // Bs[t][s]: TN / 4 vec4s per
 var<workgroup> lanes: array<f32, BX * BY>;          // bias backward partial sums [BY][BX]
 
 // ---- Storage access: 4 consecutive elements along the contiguous dimension, zero outside. ----
-// ld_X(r, c) reads X[r, c..c+3]; st_X / add_X write or accumulate v into X[r, c..c+3]; c % 4 == 0.
+// ld_X(r, c) reads X[r, c..c+3]; st_X / add_X write or accumulate v into X[r, c..c+3]; c % 4 == 0. The
+// element-by-element forms take the 4 elements without per-element checks when all 4 are inside the row
+// and check each only at a row's end (no cliff for shapes that are not multiples of 4).
 
 // #if K4
 fn ld_inp(r: u32, c: u32) -> vec4<f32> {
@@ -138,10 +140,10 @@ fn ld_inp(r: u32, c: u32) -> vec4<f32> {
   var v = vec4<f32>();
   if (r < dims.M) {
     let i = r * dims.K + c;
+    if (c + 3u < dims.K) { return vec4<f32>(f32(inp[i]), f32(inp[i + 1u]), f32(inp[i + 2u]), f32(inp[i + 3u])); }
     if (c < dims.K) { v.x = f32(inp[i]); }
     if (c + 1u < dims.K) { v.y = f32(inp[i + 1u]); }
     if (c + 2u < dims.K) { v.z = f32(inp[i + 2u]); }
-    if (c + 3u < dims.K) { v.w = f32(inp[i + 3u]); }
   }
   return v;
 }
@@ -149,38 +151,56 @@ fn ld_weight(r: u32, c: u32) -> vec4<f32> {
   var v = vec4<f32>();
   if (r < dims.N) {
     let i = r * dims.K + c;
+    if (c + 3u < dims.K) { return vec4<f32>(f32(weight[i]), f32(weight[i + 1u]), f32(weight[i + 2u]), f32(weight[i + 3u])); }
     if (c < dims.K) { v.x = f32(weight[i]); }
     if (c + 1u < dims.K) { v.y = f32(weight[i + 1u]); }
     if (c + 2u < dims.K) { v.z = f32(weight[i + 2u]); }
-    if (c + 3u < dims.K) { v.w = f32(weight[i + 3u]); }
   }
   return v;
 }
 fn st_dinp(r: u32, c: u32, v: vec4<f32>) {
   if (r < dims.M) {
     let i = r * dims.K + c;
+    if (c + 3u < dims.K) {
+      dinp[i] = TO(v.x);
+      dinp[i + 1u] = TO(v.y);
+      dinp[i + 2u] = TO(v.z);
+      dinp[i + 3u] = TO(v.w);
+      return;
+    }
     if (c < dims.K) { dinp[i] = TO(v.x); }
     if (c + 1u < dims.K) { dinp[i + 1u] = TO(v.y); }
     if (c + 2u < dims.K) { dinp[i + 2u] = TO(v.z); }
-    if (c + 3u < dims.K) { dinp[i + 3u] = TO(v.w); }
   }
 }
 fn add_dweight(r: u32, c: u32, v: vec4<f32>) {
   if (r < dims.N) {
     let i = r * dims.K + c;
+    if (c + 3u < dims.K) {
+      dweight[i] = dweight[i] + v.x;
+      dweight[i + 1u] = dweight[i + 1u] + v.y;
+      dweight[i + 2u] = dweight[i + 2u] + v.z;
+      dweight[i + 3u] = dweight[i + 3u] + v.w;
+      return;
+    }
     if (c < dims.K) { dweight[i] = dweight[i] + v.x; }
     if (c + 1u < dims.K) { dweight[i + 1u] = dweight[i + 1u] + v.y; }
     if (c + 2u < dims.K) { dweight[i + 2u] = dweight[i + 2u] + v.z; }
-    if (c + 3u < dims.K) { dweight[i + 3u] = dweight[i + 3u] + v.w; }
   }
 }
 fn st_scratch(z: u32, r: u32, c: u32, v: vec4<f32>) {
   if (r < dims.N) {
     let i = z * dims.N * dims.K + r * dims.K + c;
+    if (c + 3u < dims.K) {
+      scratch[i] = v.x;
+      scratch[i + 1u] = v.y;
+      scratch[i + 2u] = v.z;
+      scratch[i + 3u] = v.w;
+      return;
+    }
     if (c < dims.K) { scratch[i] = v.x; }
     if (c + 1u < dims.K) { scratch[i + 1u] = v.y; }
     if (c + 2u < dims.K) { scratch[i + 2u] = v.z; }
-    if (c + 3u < dims.K) { scratch[i + 3u] = v.w; }
   }
 }
 // #endif
@@ -205,10 +225,10 @@ fn ld_dout(r: u32, c: u32) -> vec4<f32> {
   var v = vec4<f32>();
   if (r < dims.M) {
     let i = r * dims.N + c;
+    if (c + 3u < dims.N) { return vec4<f32>(f32(dout[i]), f32(dout[i + 1u]), f32(dout[i + 2u]), f32(dout[i + 3u])); }
     if (c < dims.N) { v.x = f32(dout[i]); }
     if (c + 1u < dims.N) { v.y = f32(dout[i + 1u]); }
     if (c + 2u < dims.N) { v.z = f32(dout[i + 2u]); }
-    if (c + 3u < dims.N) { v.w = f32(dout[i + 3u]); }
   }
   return v;
 }
@@ -223,10 +243,16 @@ fn ld_bias(c: u32) -> vec4<f32> {
 fn st_out(r: u32, c: u32, v: vec4<f32>) {
   if (r < dims.M) {
     let i = r * dims.N + c;
+    if (c + 3u < dims.N) {
+      out[i] = TO(v.x);
+      out[i + 1u] = TO(v.y);
+      out[i + 2u] = TO(v.z);
+      out[i + 3u] = TO(v.w);
+      return;
+    }
     if (c < dims.N) { out[i] = TO(v.x); }
     if (c + 1u < dims.N) { out[i + 1u] = TO(v.y); }
     if (c + 2u < dims.N) { out[i + 2u] = TO(v.z); }
-    if (c + 3u < dims.N) { out[i + 3u] = TO(v.w); }
   }
 }
 fn ld_dout1(i: u32) -> f32 {

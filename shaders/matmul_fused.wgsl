@@ -40,10 +40,10 @@ fn ld_pre(r: u32, c: u32) -> vec4<f32> {
   var v = vec4<f32>();
   if (r < dims.M) {
     let i = r * dims.K + c;
+    if (c + 3u < dims.K) { return vec4<f32>(f32(pre[i]), f32(pre[i + 1u]), f32(pre[i + 2u]), f32(pre[i + 3u])); }
     if (c < dims.K) { v.x = f32(pre[i]); }
     if (c + 1u < dims.K) { v.y = f32(pre[i + 1u]); }
     if (c + 2u < dims.K) { v.z = f32(pre[i + 2u]); }
-    if (c + 3u < dims.K) { v.w = f32(pre[i + 3u]); }
   }
   return v;
 }
@@ -61,20 +61,26 @@ fn ld_resid(r: u32, c: u32) -> vec4<f32> {
 fn st_act(r: u32, c: u32, v: vec4<f32>) {
   if (r < dims.M) {
     let i = r * dims.N + c;
+    if (c + 3u < dims.N) {
+      act[i] = TO(v.x);
+      act[i + 1u] = TO(v.y);
+      act[i + 2u] = TO(v.z);
+      act[i + 3u] = TO(v.w);
+      return;
+    }
     if (c < dims.N) { act[i] = TO(v.x); }
     if (c + 1u < dims.N) { act[i + 1u] = TO(v.y); }
     if (c + 2u < dims.N) { act[i + 2u] = TO(v.z); }
-    if (c + 3u < dims.N) { act[i + 3u] = TO(v.w); }
   }
 }
 fn ld_resid(r: u32, c: u32) -> vec4<f32> {
   var v = vec4<f32>();
   if (r < dims.M) {
     let i = r * dims.N + c;
+    if (c + 3u < dims.N) { return vec4<f32>(resid[i], resid[i + 1u], resid[i + 2u], resid[i + 3u]); }
     if (c < dims.N) { v.x = resid[i]; }
     if (c + 1u < dims.N) { v.y = resid[i + 1u]; }
     if (c + 2u < dims.N) { v.z = resid[i + 2u]; }
-    if (c + 3u < dims.N) { v.w = resid[i + 3u]; }
   }
   return v;
 }
