@@ -3,7 +3,12 @@ import type { Gpu } from "../src/gpu/device.ts";
 import { createStorage } from "../src/gpu/buffers.ts";
 import { submitDispatches } from "../src/gpu/kernel.ts";
 import type { StorageType } from "../src/gpu/source.ts";
-import { attentionBackward, attentionForward, attentionScratchBytes } from "../src/kernels/attention.ts";
+import {
+  attentionBackward,
+  attentionForward,
+  type AttentionOptions,
+  attentionScratchBytes,
+} from "../src/kernels/attention.ts";
 import { Rng } from "../src/util/rng.ts";
 
 /** Bytes per value of a storage type. */
@@ -31,8 +36,8 @@ interface Types {
 }
 
 const F32: Types = { qkv: "f32", out: "f32", dout: "f32", dqkv: "f32" };
-/** The model's mixed-precision combination: f16 activations, f32 incoming gradient dout. */
-const MODEL_F16: Types = { qkv: "f16", out: "f16", dout: "f32", dqkv: "f16" };
+/** The model's mixed-precision combination: every attention operand f16 (lse and delta stay f32). */
+const MODEL_F16: Types = { qkv: "f16", out: "f16", dout: "f16", dqkv: "f16" };
 
 /**
  * Forward, backward and both for one shape and one type combination (names get `suffix`). FLOPs count the
@@ -49,6 +54,7 @@ async function cases(
   NH: number,
   ty: Types,
   suffix: string,
+  opts: AttentionOptions = {},
 ): Promise<BenchCase[]> {
   const s = { B, T, C, NH };
   const shape = `B=${B} T=${T} C=${C} NH=${NH} HS=${C / NH}`;
@@ -58,8 +64,13 @@ async function cases(
     lse = createStorage(gpu, "lse", B * NH * T * 4);
   const dqkv = createStorage(gpu, "dqkv", B * T * 3 * C * size(ty.dqkv));
   const scratch = createStorage(gpu, "scratch", attentionScratchBytes(s));
-  const fwd = await attentionForward(gpu, { out, lse, qkv }, { ...s, types: { qkv: ty.qkv, out: ty.out } });
-  const bwd = await attentionBackward(gpu, { dqkv, dout, qkv, out, lse, scratch }, { ...s, types: ty });
+  const fwd = await attentionForward(
+    gpu,
+    { out, lse, qkv },
+    { ...s, types: { qkv: ty.qkv, out: ty.out } },
+    opts,
+  );
+  const bwd = await attentionBackward(gpu, { dqkv, dout, qkv, out, lse, scratch }, { ...s, types: ty }, opts);
   submitDispatches(gpu, [fwd], "attention bench setup"); // real out and lse for the backward-only case
   const flops = 2 * B * NH * T * T * (C / NH);
   const n = B * T * C, rows = B * NH * T;
@@ -82,7 +93,8 @@ async function cases(
 /**
  * Causal attention; CI: tiny heads; large: GPT-2 small (T 1024, HS 64), shakespeare_char, and HS 128. Each
  * shape in f32 and, when the device has `shader-f16`, in the model's f16 combination (names end in `_f16`:
- * forward qkv and out f16; backward also dqkv f16, dout f32).
+ * forward qkv and out f16; backward also dout and dqkv f16); at large, the GPT-2 shape also with 16 KiB
+ * of workgroup memory (`_wg16k`: tiles of half the rows) to pick the tile size from.
  */
 export const build: BenchBuilder = async (gpu, large) => {
   const shapes: [number, number, number, number][] = large
@@ -93,5 +105,7 @@ export const build: BenchBuilder = async (gpu, large) => {
     all.push(...await cases(gpu, B, T, C, NH, F32, ""));
     if (gpu.features.f16) all.push(...await cases(gpu, B, T, C, NH, MODEL_F16, "_f16"));
   }
+  // Tile-size knob at the GPT-2 shape: 16 KiB of workgroup memory (half the default tile rows).
+  if (large) all.push(...await cases(gpu, 8, 1024, 768, 12, F32, "_wg16k", { workgroupBytes: 16384 }));
   return all;
 };
