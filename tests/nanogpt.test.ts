@@ -1,0 +1,58 @@
+/**
+ * PyTorch cross-check (llm.c style): a checkpoint written by `train` loads into a module laid out as
+ * nanoGPT's model.py with load_state_dict(strict=True), and PyTorch's loss and logits on a fixed batch
+ * equal the engine's (bench/nanogpt_check.py). Runs where /usr/bin/python3 has torch (.ci/run installs
+ * Debian's python3-torch); elsewhere it is reported as ignored.
+ */
+import assert from "node:assert/strict";
+import { testGpu } from "./helpers.ts";
+import { tinyTrain } from "./fixtures.ts";
+import { nanogptBatch } from "../bench/nanogpt_batch.ts";
+import { train } from "../src/train/trainer.ts";
+
+const PYTHON = "/usr/bin/python3";
+
+async function hasTorch(): Promise<boolean> {
+  try {
+    const r = await new Deno.Command(PYTHON, { args: ["-c", "import torch"], stdout: "null", stderr: "null" })
+      .output();
+    return r.success;
+  } catch {
+    return false;
+  }
+}
+
+const torchHere = await hasTorch();
+if (!torchHere) console.log(`nanogpt.test.ts: no torch for ${PYTHON}; the PyTorch cross-check is ignored`);
+
+for (const [bias, dtype] of [[true, "float32"], [false, "float16"]] as const) {
+  Deno.test({
+    name:
+      `a checkpoint loads into nanoGPT's layout (strict) and PyTorch agrees: bias=${bias}, trained in ${dtype}`,
+    ignore: !torchHere,
+    fn: async () => {
+      const gpu = await testGpu();
+      const dir = await Deno.makeTempDir({ prefix: "tforce-nanogpt-" });
+      await train({ ...tinyTrain, bias, dtype, n_layer: 2, out: dir }, { gpu });
+      const batchPath = `${dir}/batch.json`;
+      await Deno.writeTextFile(
+        batchPath,
+        JSON.stringify(await nanogptBatch(gpu, `${dir}/model.safetensors`, 3)),
+      );
+      const r = await new Deno.Command(PYTHON, {
+        args: ["bench/nanogpt_check.py", `${dir}/model.safetensors`, batchPath],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const out = new TextDecoder().decode(r.stdout).trim(), err = new TextDecoder().decode(r.stderr);
+      assert.ok(r.success, `nanogpt_check.py failed: ${out} ${err.split("\n").slice(-3).join(" ")}`);
+      const j = JSON.parse(out);
+      console.log(
+        `loss torch ${j.loss_torch} ours ${j.loss_ours} (rel ${j.loss_rel_diff}); logits ${j.logits_max_abs_diff}`,
+      );
+      assert.equal(j.strict, "<All keys matched successfully>");
+      assert.ok(j.loss_rel_diff < 1e-5 && j.logits_max_abs_diff < 1e-4);
+      await Deno.remove(dir, { recursive: true });
+    },
+  });
+}
