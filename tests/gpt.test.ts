@@ -160,3 +160,21 @@ Deno.test("GPT with split-K weight gradients (B*T = 512 rows) equals the referen
     }
   }
 });
+
+Deno.test("float16 on an adapter without shader-f16 is refused with one line before allocating", async () => {
+  const gpu = await testGpu();
+  const noF16 = Object.create(gpu, { features: { value: { ...gpu.features, f16: false } } });
+  let created = 0;
+  const create = gpu.device.createBuffer.bind(gpu.device);
+  gpu.device.createBuffer = (d: GPUBufferDescriptor) => (created++, create(d));
+  try {
+    let msg = "";
+    await GPT.create(noF16, toy, { B: 2, T: 8, dtype: "float16" }).catch((e) => msg = String(e));
+    if (!msg.includes("needs the adapter feature 'shader-f16'") || msg.includes("\n")) {
+      throw new Error(`unexpected: ${msg}`);
+    }
+    if (created !== 0) throw new Error(`${created} buffers allocated before the refusal`);
+  } finally {
+    gpu.device.createBuffer = create;
+  }
+});
