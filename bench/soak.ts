@@ -3,15 +3,17 @@
  * buffer churn over time. A healthy run creates no GPU buffers per step (every buffer is allocated up
  * front; readbacks destroy their staging buffers) and its host memory stays flat.
  *
- *   deno run --allow-read --allow-write=/tmp --allow-env bench/soak.ts [steps=10000]
+ *   deno run --allow-read --allow-write=/tmp --allow-env bench/soak.ts [steps=10000] [float32|float16]
  *
  * Prints JSON lines {step, rss_mib, heap_mib, buffers_live, buffers_created} every 10% of the run.
  */
 import { createGpu } from "../src/gpu/device.ts";
 import { DEFAULT_TRAIN } from "../src/train/config.ts";
+import type { Precision } from "../src/model/config.ts";
 import { train } from "../src/train/trainer.ts";
 
 const steps = Number(Deno.args[0] ?? 10000);
+const dtype = (Deno.args[1] ?? "float32") as Precision;
 const gpu = await createGpu();
 let created = 0, destroyed = 0;
 const create = gpu.device.createBuffer.bind(gpu.device);
@@ -51,6 +53,7 @@ await train({
   eval_iters: 2,
   log_interval: 50,
   sample_chars: 0,
+  dtype,
   out: "/tmp/tforce-soak",
 }, {
   gpu,
