@@ -15,6 +15,23 @@
  * @module
  */
 
+/** One matmul product at one shape and precision under each tuning variant (bench/matmul.ts tuneSuffix). */
+export interface TuningRow {
+  /** The case name without its tuning suffix, e.g. "matmul_forward" or "matmul_forward_f16math". */
+  bench: string;
+  /** "M=4096 K=4096 N=4096". */
+  shape: string;
+  /** TFLOP/s by variant: default, prefetch, bk32, prefetch_bk32 (null when not measured). */
+  tflops: {
+    default: number | null;
+    prefetch: number | null;
+    bk32: number | null;
+    prefetch_bk32: number | null;
+  };
+  /** The fastest measured variant. */
+  best: string;
+}
+
 /** One parsed JSON line. */
 type Line = Record<string, unknown>;
 
@@ -86,6 +103,8 @@ export interface H200Figures {
   torch_sdpa_1024_ms: number | null;
   /** The model-shape matmuls against cuBLAS at the same shapes (target >= 0.6). */
   model_matmuls: ShapeRow[];
+  /** Per product and shape with tuning variants: TFLOP/s of each, and the fastest (to pick defaults). */
+  matmul_tuning: TuningRow[];
   /** The profile's five largest kernels: name, ms per step, share of the per-pass sum. */
   top_kernels: { kernel: string; count: number; ms: number; share: number }[];
   /** Exit status of each part of the run (from status.txt). */
@@ -224,6 +243,7 @@ export function collect(
     attention_1024_ms: attMs,
     torch_sdpa_1024_ms: sdpa,
     model_matmuls: modelMatmuls,
+    matmul_tuning: tuning(lines),
     top_kernels: kernels.slice(0, 5),
     parts: meta.parts ?? {},
   };
@@ -274,6 +294,31 @@ async function main(args: string[]): Promise<number> {
   await Deno.writeTextFile(`${dir}/h200.json`, text);
   console.log(text.trimEnd());
   return 0;
+}
+
+/** Groups the matmul cases measured with tuning suffixes with their default-tuned twins. */
+export function tuning(lines: readonly Line[]): TuningRow[] {
+  const variants = { prefetch: "_pf", bk32: "_bk32", prefetch_bk32: "_pf_bk32" } as const;
+  const gflops = (l: Line | undefined) => typeof l?.gflops === "number" ? r3(l.gflops / 1000) : null;
+  const find = (bench: string, shape: string) => lines.find((l) => l.bench === bench && l.shape === shape);
+  const rows: TuningRow[] = [];
+  const seen = new Set<string>();
+  for (const l of lines) {
+    const name = String(l.bench ?? "");
+    const m = /^(matmul_.+?)(_pf_bk32|_pf|_bk32)$/.exec(name);
+    if (!m || seen.has(`${m[1]} ${l.shape}`)) continue;
+    seen.add(`${m[1]} ${l.shape}`);
+    const shape = String(l.shape);
+    const tflops = {
+      default: gflops(find(m[1], shape)),
+      prefetch: gflops(find(m[1] + variants.prefetch, shape)),
+      bk32: gflops(find(m[1] + variants.bk32, shape)),
+      prefetch_bk32: gflops(find(m[1] + variants.prefetch_bk32, shape)),
+    };
+    const best = Object.entries(tflops).filter(([, v]) => v !== null).sort((a, b) => b[1]! - a[1]!)[0]?.[0];
+    rows.push({ bench: m[1], shape, tflops, best: best ?? "none" });
+  }
+  return rows;
 }
 
 /**

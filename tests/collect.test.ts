@@ -1,6 +1,6 @@
 /** bench/collect.ts: the H200 figures from a run's JSON lines (synthetic lines here; the GPU run is elsewhere). */
 import assert from "node:assert/strict";
-import { collect, parseLines, recipeSummary } from "../bench/collect.ts";
+import { collect, parseLines, recipeSummary, tuning } from "../bench/collect.ts";
 
 const meta = { dry: false, deno: "2.9.6", date: "2026-11-30T00:00:00Z" };
 
@@ -52,6 +52,33 @@ Deno.test("collect: ratios, float16 and no-split steps, float32 profile kept apa
   assert.deepEqual(f.top_kernels.map((k) => k.kernel), ["matmul_forward"]);
   assert.equal(f.shakespeare_val_loss, 1.47);
   assert.ok(Math.abs(f.ratios.step_vs_torch_fp32! - 37.5 / 40) < 1e-3);
+});
+
+Deno.test("matmul tuning rows: each variant next to its default twin, and the fastest named", () => {
+  const shape = "M=4096 K=4096 N=4096";
+  const line = (bench: string, gflops: number) => ({ bench, shape, ms: 1, gflops });
+  const rows = tuning([
+    line("matmul_forward", 24000),
+    line("matmul_forward_pf", 27000),
+    line("matmul_forward_bk32", 25000),
+    line("matmul_forward_pf_bk32", 26000),
+    line("matmul_forward_f16math_pf", 33000),
+    line("matmul_forward_f16math", 35000),
+  ]);
+  assert.deepEqual(rows, [
+    {
+      bench: "matmul_forward",
+      shape,
+      tflops: { default: 24, prefetch: 27, bk32: 25, prefetch_bk32: 26 },
+      best: "prefetch",
+    },
+    {
+      bench: "matmul_forward_f16math",
+      shape,
+      tflops: { default: 35, prefetch: 33, bk32: null, prefetch_bk32: null },
+      best: "default",
+    },
+  ]);
 });
 
 Deno.test("recipeSummary: best validation loss, seconds and steps at the last record of a train log", () => {
