@@ -14,7 +14,12 @@
  * reduction over slices of rows into a caller-provided scratch buffer and adds the slices in a fixed
  * order in a second dispatch (deterministic). {@linkcode matmulBackwardWeight} is the one-dispatch form.
  *
- * WebGPU tracks buffer usage per whole buffer within one dispatch: the output (`out`, `dinp`,
+ * Epilogue fusions (shaders/matmul_fused.wgsl): the forward can also write GELU of its output (`act`) or
+ * add itself, after dropout, into a residual stream (`resid`); the input gradient can multiply by GELU'
+ * (`pre`). Options choose f16 storage per operand (`types`), f16 arithmetic per tile (`math`) and the
+ * tuning knobs (`tile`, `bk`, `prefetch`).
+ *
+ * WebGPU tracks buffer usage per whole buffer within one dispatch: the output (`out`, `act`, `dinp`,
  * `dweight`, `dbias`, `scratch`) must live in a different buffer than the inputs of the same dispatch.
  *
  * @module
