@@ -148,6 +148,13 @@ Deno.test("browser: the demo page trains, samples, saves and loads a model in he
     await page.goto(`http://127.0.0.1:${server.addr.port}/?size=tiny&steps=${STEPS}&eval=8&chars=80`);
     await waitForState(page, ["ready"], 30_000);
     console.log(`  ${await page.textContent("#adapter")}`);
+    // The precision choice follows the adapter: float16 can be picked only with shader-f16.
+    const f16 = await page.getAttribute("body", "data-f16");
+    assert(f16 === "true" || f16 === "false", `data-f16 is ${f16}`);
+    const f16Disabled =
+      await page.locator('#dtype option[value="float16"]').getAttribute("disabled") !== null;
+    assert.equal(f16Disabled, f16 === "false");
+    console.log(`  shader-f16: ${f16}`);
     lap("page ready");
 
     await page.click("#train");

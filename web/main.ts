@@ -8,8 +8,9 @@
  * second WebGPU device (a {@linkcode Sampler}) so that their many small read-backs do not wait in the
  * training queue behind the steps submitted before them.
  *
- * For tests and links, URL parameters preset the form: `size` (tiny | small), `steps`, `eval` (steps
- * between evaluations) and `chars` (sample length). The body's data attributes report progress:
+ * For tests and links, URL parameters preset the form: `size` (tiny | small), `dtype` (float32 | float16:
+ * mixed precision where the adapter has shader-f16), `steps`, `eval` (steps between evaluations) and
+ * `chars` (sample length). The body's data attributes report progress:
  * `data-state` (loading | ready | training | sampling | done | error), `data-step`, `data-first-loss`,
  * `data-last-loss` (training loss of the first and latest logged steps), `data-val-loss` and
  * `data-samples` (samples shown so far). After training and after loading a checkpoint the page measures
@@ -26,7 +27,7 @@ import { generateLanguage } from "../src/data/language.ts";
 import { type Tokenizer, trainTokenizer } from "../src/data/tokenizer.ts";
 import { linePlotSvg } from "../src/io/svg.ts";
 import { decodeModel, encodeModel, weightsToArena } from "../src/model/checkpoint.ts";
-import type { GPTConfig } from "../src/model/config.ts";
+import type { GPTConfig, Precision } from "../src/model/config.ts";
 import { Generator } from "../src/model/generate.ts";
 import { countParams, paramLayout } from "../src/model/params.ts";
 import { DEFAULT_TRAIN, type TrainConfig } from "../src/train/config.ts";
@@ -59,10 +60,11 @@ function presetSteps(size: Size): number {
 }
 
 /** The TrainConfig of a preset run of `steps` steps with about six evaluations (or every `evalEvery`). */
-function runConfig(size: Size, steps: number, evalEvery?: number): TrainConfig {
+function runConfig(size: Size, steps: number, evalEvery?: number, dtype: Precision = "float32"): TrainConfig {
   return {
     ...DEFAULT_TRAIN,
     ...PRESETS[size],
+    dtype,
     steps,
     warmup: Math.min(PRESETS[size].warmup ?? DEFAULT_TRAIN.warmup, Math.floor(steps / 5)),
     eval_interval: evalEvery ?? Math.max(1, Math.ceil(steps / 6)),
@@ -86,6 +88,7 @@ const ui = {
   resetText: el<HTMLButtonElement>("reset-text"),
   textInfo: el<HTMLSpanElement>("text-info"),
   size: el<HTMLSelectElement>("size"),
+  dtype: el<HTMLSelectElement>("dtype"),
   sizeInfo: el<HTMLParagraphElement>("size-info"),
   steps: el<HTMLInputElement>("steps"),
   train: el<HTMLButtonElement>("train"),
@@ -208,6 +211,7 @@ function setBusy(state: "training" | "sampling" | "measuring" | "ready" | "done"
   ui.file.disabled = busy;
   ui.resetText.disabled = busy;
   ui.size.disabled = busy;
+  ui.dtype.disabled = busy;
   ui.steps.disabled = busy;
   setData({ state });
 }
@@ -375,7 +379,7 @@ async function runTraining(): Promise<void> {
   const steps = Number(ui.steps.value);
   if (!Number.isInteger(steps) || steps < 1) throw new Error(`steps must be a positive integer`);
   const size = ui.size.value as Size;
-  const cfg = runConfig(size, steps, evalEvery);
+  const cfg = runConfig(size, steps, evalEvery, ui.dtype.value as Precision);
   const [g, sg] = await Promise.all([gpu("train"), gpu("sample")]);
   const entropyRate = text === DEFAULT_TEXT.text ? DEFAULT_TEXT.entropyRate : undefined;
   // The trainer builds the same char tokenizer from the same text; samples during training need it.
@@ -556,6 +560,11 @@ function init(): void {
     throw new Error(`URL parameter size=${size}: expected tiny or small`);
   }
   ui.size.value = size;
+  const dtype = query.get("dtype") ?? "float32";
+  if (dtype !== "float32" && dtype !== "float16") {
+    throw new Error(`URL parameter dtype=${dtype}: expected float32 or float16`);
+  }
+  ui.dtype.value = dtype;
   ui.steps.value = String(intParam("steps") ?? presetSteps(size));
   ui.text.value = DEFAULT_TEXT.text;
   describeText();
@@ -601,6 +610,11 @@ function init(): void {
 
   gpu("train").then((g) => {
     ui.adapter.textContent = `WebGPU adapter: ${g.description}`;
+    // Mixed precision needs shader-f16; without it the option stays visible but cannot be picked.
+    const f16 = ui.dtype.querySelector<HTMLOptionElement>('option[value="float16"]')!;
+    f16.disabled = !g.features.f16;
+    if (!g.features.f16 && ui.dtype.value === "float16") ui.dtype.value = "float32";
+    setData({ f16: String(g.features.f16) });
     setBusy("ready");
   }, (e) => {
     ui.adapter.textContent = "WebGPU is not available in this browser.";
