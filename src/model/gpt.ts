@@ -107,7 +107,7 @@ export class GPT {
   readonly targets: GPUBuffer;
   /** Dropout seed, u32 [4] (element 0 used). */
   readonly rng: GPUBuffer;
-  /** Logits [B*T, V]; after the backward they hold dlogits. */
+  /** Logits [B*T, V]; after the backward they hold dlogits (float32; float16 writes dlogits elsewhere). */
   readonly logits: GPUBuffer;
   /** Per-position losses [B*T]. */
   readonly losses: GPUBuffer;
