@@ -88,6 +88,11 @@ export interface H200Figures {
   matmul_4096_tuned_tflops: { prefetch: number | null; bk32: number | null; prefetch_bk32: number | null };
   /** The float32 step without split-K weight gradients (bench step --large on a hardware GPU). */
   step_nosplit_ms: number | null;
+  /** The step with the matmul tuning knobs over the whole model, float32 and float16 (bench/step.ts). */
+  step_tuned_ms: Record<
+    "prefetch" | "bk32" | "prefetch_bk32",
+    { float32: number | null; float16: number | null }
+  >;
   /** The float16 step as one pass, from its profile's timestamps. */
   f16_step_profile_ms: number | null;
   /** Ratios: ours / cuBLAS for matmuls (target >= 0.8), torch / ours for the step (target >= 1). */
@@ -232,6 +237,14 @@ export function collect(
       prefetch_bk32: square(4096, "_pf_bk32"),
     },
     step_nosplit_ms: num(nosplit?.ms),
+    step_tuned_ms: {
+      prefetch: { float32: num(bench("train_step_pf")?.ms), float16: num(bench("train_step_f16_pf")?.ms) },
+      bk32: { float32: num(bench("train_step_bk32")?.ms), float16: num(bench("train_step_f16_bk32")?.ms) },
+      prefetch_bk32: {
+        float32: num(bench("train_step_pf_bk32")?.ms),
+        float16: num(bench("train_step_f16_pf_bk32")?.ms),
+      },
+    },
     f16_step_profile_ms: num(profile16?.one_pass_ms),
     ratios: {
       matmul_4096_vs_cublas: ratio(m4096, c4096),

@@ -28,8 +28,10 @@ export interface StepShape {
   readonly T: number;
   /** Storage precision (default float32); float16 adds the loss scaler to the grad norm. */
   readonly dtype?: Precision;
-  /** Split-K weight gradients where a shape splits (default true, as the model). */
+  /** Split-K weight gradients where a shape splits (default: the model's, off on software adapters). */
   readonly splitK?: boolean;
+  /** Matmul tuning knobs for the whole model (GPTShape.matmul). */
+  readonly matmul?: { readonly prefetch?: boolean; readonly bk?: 16 | 32 };
 }
 
 /** CI size: a step of a few ms on lavapipe with every kernel of the large step (head size 32). */
@@ -54,6 +56,8 @@ export function describeStep(s: StepShape): string {
   if (c.dropout > 0) d += ` dropout=${c.dropout}`;
   if (s.dtype === "float16") d += " float16";
   if (s.splitK === false) d += " nosplit";
+  if (s.matmul?.prefetch) d += " prefetch";
+  if (s.matmul?.bk === 32) d += " bk32";
   return d;
 }
 
@@ -104,6 +108,7 @@ export async function buildTrainingStep(gpu: Gpu, shape: StepShape, seed = 1): P
     lossScale: 1 / N,
     dtype: shape.dtype,
     splitK: shape.splitK,
+    matmul: shape.matmul,
   });
   const layout = model.params.layout;
   writeArray(gpu, model.params.buffer, initParams(config, layout, seed));
@@ -164,7 +169,8 @@ export async function buildTrainingStep(gpu: Gpu, shape: StepShape, seed = 1): P
  * The training step (forward + backward + AdamW in one pass, grads cleared before it), in ms/step,
  * tokens/s and model GFLOP/s, in float32 and (where the adapter has shader-f16) float16 mixed precision
  * as `train_step_f16`; at `large` on a hardware GPU also without split-K weight gradients
- * (`train_step_nosplit`). CI: {@linkcode CI_STEP}; large: {@linkcode SHAKESPEARE_STEP}.
+ * (`train_step_nosplit`) and with each matmul tuning knob (`train_step[_f16]_pf`, `_bk32`, `_pf_bk32`).
+ * CI: {@linkcode CI_STEP}; large: {@linkcode SHAKESPEARE_STEP}.
  */
 export const build: BenchBuilder = async (gpu, large) => {
   const base = large ? SHAKESPEARE_STEP : CI_STEP;
@@ -173,6 +179,17 @@ export const build: BenchBuilder = async (gpu, large) => {
   // Split-K weight gradients are on by default on a hardware GPU: measure the step without them too.
   if (large && !gpu.software) {
     variants.push({ name: "train_step_nosplit", shape: { ...base, splitK: false } });
+    // The matmul tuning knobs over the whole step, to choose the model's defaults from.
+    const knobs = [["pf", { prefetch: true }], ["bk32", { bk: 32 }], ["pf_bk32", {
+      prefetch: true,
+      bk: 32,
+    }]] as const;
+    for (const [suffix, matmul] of knobs) {
+      variants.push({ name: `train_step_${suffix}`, shape: { ...base, matmul } });
+      if (gpu.features.f16) {
+        variants.push({ name: `train_step_f16_${suffix}`, shape: { ...base, dtype: "float16", matmul } });
+      }
+    }
   }
   const cases = [];
   for (const v of variants) {

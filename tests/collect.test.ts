@@ -20,6 +20,7 @@ Deno.test("collect: ratios, float16 and no-split steps, float32 profile kept apa
     JSON.stringify({ bench: "train_step", shape, ms: 40, tokens_per_s: 409600 }),
     JSON.stringify({ bench: "train_step_f16", shape: `${shape} float16`, ms: 30 }),
     JSON.stringify({ bench: "train_step_nosplit", shape: `${shape} nosplit`, ms: 55 }),
+    JSON.stringify({ bench: "train_step_f16_pf", shape: `${shape} float16 prefetch`, ms: 28 }),
     JSON.stringify({ torch: "fp32-flash", ms_per_step: 37.5 }),
     JSON.stringify({ torch: "tf32-flash", ms_per_step: 20.1 }),
     JSON.stringify({ profile: "step", shape, one_pass_ms: 39, dispatches: 200 }),
@@ -46,6 +47,7 @@ Deno.test("collect: ratios, float16 and no-split steps, float32 profile kept apa
   assert.equal(f.step_ms, 40);
   assert.equal(f.f16_step_ms, 30);
   assert.equal(f.step_nosplit_ms, 55);
+  assert.deepEqual(f.step_tuned_ms.prefetch, { float32: null, float16: 28 });
   assert.equal(f.step_profile_ms, 39);
   assert.equal(f.f16_step_profile_ms, 29);
   assert.equal(f.step_dispatches, 200);

@@ -8,7 +8,7 @@ import { assertClose, testGpu } from "./helpers.ts";
 import { readF32 } from "../src/gpu/buffers.ts";
 import { submitDispatches } from "../src/gpu/kernel.ts";
 import type { GPTConfig, Precision } from "../src/model/config.ts";
-import { GPT } from "../src/model/gpt.ts";
+import { GPT, type GPTShape } from "../src/model/gpt.ts";
 import { paramSpecs } from "../src/model/params.ts";
 import { gptBackward, gptForward } from "../src/reference/gpt.ts";
 import { Rng } from "../src/util/rng.ts";
@@ -55,6 +55,7 @@ async function checkModel(
   dtype: Precision = "float32",
   splitK?: boolean,
   halfMath = false,
+  matmul?: GPTShape["matmul"],
 ): Promise<GPT> {
   const tol = TOL[dtype === "float16" && halfMath ? "float16_half_math" : dtype];
   const gpu = await testGpu();
@@ -67,7 +68,7 @@ async function checkModel(
    }
   const dropSeed = 1234;
 
-  const model = await GPT.create(gpu, c, { B, T, ignoreIndex, dtype, splitK, halfMath });
+  const model = await GPT.create(gpu, c, { B, T, ignoreIndex, dtype, splitK, halfMath, matmul });
   const unscale = model.lossScaler ? 1 / LOSS_SCALE : 1;
   if (model.lossScaler) gpu.device.queue.writeBuffer(model.lossScaler, 0, new Float32Array([LOSS_SCALE, 0]));
   const host = new Float32Array(model.params.layout.totalFloats);
@@ -177,4 +178,10 @@ Deno.test("float16 on an adapter without shader-f16 is refused with one line bef
   } finally {
     gpu.device.createBuffer = create;
   }
+});
+
+Deno.test("GPT with the matmul tuning knobs (prefetch, bk 32) equals the reference, split-K included", async () => {
+  const c = { ...toy, block_size: 128 };
+  await checkModel(c, 4, 128, 6, undefined, "float32", true, false, { prefetch: true, bk: 32 });
+  await checkModel(c, 4, 128, 6, undefined, "float16", true, true, { prefetch: true });
 });

@@ -82,6 +82,11 @@ export interface GPTShape {
    * false: f32 arithmetic on f16-stored operands.
    */
   halfMath?: boolean;
+  /**
+   * Tuning knobs for every matmul of the model (kernels/matmul.ts MatmulOptions `prefetch`, `bk`); default
+   * off / 16 until measured on a real GPU (`bench step --large` runs the step with each).
+   */
+  matmul?: { readonly prefetch?: boolean; readonly bk?: 16 | 32 };
 }
 
 /**
@@ -218,6 +223,7 @@ export class GPT {
     const encScratch = createStorage(gpu, "enc_scratch", encoderScratchBytes({ B, T, C, V }));
     // Split-K weight gradients: a Linear layer's dW has few output tiles and a reduction over all B*T rows,
     // which would leave most of a large GPU idle; slices of rows go to this scratch, then add up in order.
+    // Sized with the default bk of 16: slices of 32 rows (bk 32) are never more numerous.
     const splitK = shape.splitK ?? !gpu.software;
     const splitBytes = !splitK
       ? 0
@@ -248,15 +254,22 @@ export class GPT {
     const halfMath = half && (shape.halfMath ?? true);
     const math = (a: "f16" | "f32", b: "f16" | "f32") =>
       halfMath && a === "f16" && b === "f16" ? "f16" : "f32";
+    const tune = shape.matmul ?? {};
     const fwdT = (out: "f16" | "f32"): MatmulOptions => ({
+      ...tune,
       types: { inp: A, weight: A, out },
       math: math(A, A),
     });
     const bwdInT = (dout: "f16" | "f32", out: "f16" | "f32" = "f32"): MatmulOptions => ({
+      ...tune,
       types: { dout, weight: A, out },
       math: math(dout, A),
     });
-    const bwdWT = (dout: "f16" | "f32"): MatmulOptions => ({ types: { dout, inp: A }, math: math(dout, A) });
+    const bwdWT = (dout: "f16" | "f32"): MatmulOptions => ({
+      ...tune,
+      types: { dout, inp: A },
+      math: math(dout, A),
+    });
     const G = (n: string) => grads.bind(n);
     const PB = (n: string) => c.bias ? { bias: P(n) } : {};
 
