@@ -1,4 +1,4 @@
-import type { BenchBuilder, BenchCase } from "./harness.ts";
+import { type BenchBuilder, type BenchCase, randomStorage } from "./harness.ts";
 import type { Gpu } from "../src/gpu/device.ts";
 import { createStorage } from "../src/gpu/buffers.ts";
 import { submitDispatches } from "../src/gpu/kernel.ts";
@@ -9,23 +9,9 @@ import {
   type AttentionOptions,
   attentionScratchBytes,
 } from "../src/kernels/attention.ts";
-import { Rng } from "../src/util/rng.ts";
 
 /** Bytes per value of a storage type. */
 const size = (t: StorageType): number => t === "f16" ? 2 : 4;
-
-/** A buffer of `n` values of `type` filled with a repeated random block (cheap to make at any size). */
-function randomBuffer(gpu: Gpu, label: string, n: number, seed: number, type: StorageType): GPUBuffer {
-  const buf = createStorage(gpu, label, n * size(type));
-  const f32 = new Rng(seed).normalArray(Math.min(n, 1 << 20));
-  const block = (type === "f16" ? Float16Array.from(f32) : f32) as
-    | Float32Array<ArrayBuffer>
-    | Float16Array<ArrayBuffer>;
-  for (let off = 0; off < n; off += block.length) {
-    gpu.device.queue.writeBuffer(buf, off * size(type), block, 0, Math.min(block.length, n - off));
-  }
-  return buf;
-}
 
 /** Storage types of one benchmarked combination (the forward uses qkv and out). */
 interface Types {
@@ -58,8 +44,8 @@ async function cases(
 ): Promise<BenchCase[]> {
   const s = { B, T, C, NH };
   const shape = `B=${B} T=${T} C=${C} NH=${NH} HS=${C / NH}`;
-  const qkv = randomBuffer(gpu, "qkv", B * T * 3 * C, 1, ty.qkv);
-  const dout = randomBuffer(gpu, "dout", B * T * C, 2, ty.dout);
+  const qkv = randomStorage(gpu, "qkv", B * T * 3 * C, 1, ty.qkv, "normal");
+  const dout = randomStorage(gpu, "dout", B * T * C, 2, ty.dout, "normal");
   const out = createStorage(gpu, "out", B * T * C * size(ty.out)),
     lse = createStorage(gpu, "lse", B * NH * T * 4);
   const dqkv = createStorage(gpu, "dqkv", B * T * 3 * C * size(ty.dqkv));

@@ -3,8 +3,11 @@
  * `onSubmittedWorkDone` when the adapter lacks them) and prints one JSON line per case:
  * {"bench", "shape", "ms", "gflops"?, "gbps"?, "tokens_per_s"?, "timer"}.
  */
+import { createStorage } from "../src/gpu/buffers.ts";
 import type { Gpu } from "../src/gpu/device.ts";
 import { type Dispatch, encodeDispatches } from "../src/gpu/kernel.ts";
+import type { StorageType } from "../src/gpu/source.ts";
+import { Rng } from "../src/util/rng.ts";
 
 /** One benchmark case, built for the given device and size class. */
 export interface BenchCase {
@@ -117,4 +120,29 @@ export async function timeCase(gpu: Gpu, c: BenchCase, iters: number, trials = 5
 function round(x: number, digits: number): number {
   const p = 10 ** digits;
   return Math.round(x * p) / p;
+}
+
+/**
+ * A storage buffer of `n` random values of `type` (f16: 2 bytes each), filled with one repeated block of
+ * at most 2^20 values from Rng(seed), uniform in [-1, 1) or standard normal: cheap to make at any size.
+ * The last odd f16 value (a half 4-byte word) stays zero.
+ */
+export function randomStorage(
+  gpu: Gpu,
+  label: string,
+  n: number,
+  seed: number,
+  type: StorageType = "f32",
+  dist: "uniform" | "normal" = "uniform",
+): GPUBuffer {
+  const bytes = type === "f16" ? 2 : 4;
+  const buf = createStorage(gpu, label, n * bytes);
+  const rng = new Rng(seed), len = Math.min(n, 1 << 20) & ~1; // even: writes are whole 4-byte words
+  const values = dist === "normal" ? rng.normalArray(len) : rng.uniformArray(len);
+  const block = type === "f16" ? Float16Array.from(values) : values;
+  for (let off = 0; off < n; off += block.length) {
+    const count = Math.min(block.length, n - off) & ~1;
+    if (count > 0) gpu.device.queue.writeBuffer(buf, off * bytes, block as BufferSource, 0, count);
+  }
+  return buf;
 }

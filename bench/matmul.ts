@@ -1,4 +1,4 @@
-import type { BenchBuilder, BenchCase } from "./harness.ts";
+import { type BenchBuilder, type BenchCase, randomStorage } from "./harness.ts";
 import type { Gpu } from "../src/gpu/device.ts";
 import { createStorage } from "../src/gpu/buffers.ts";
 import {
@@ -10,7 +10,6 @@ import {
   matmulForward,
   type MatmulOptions,
 } from "../src/kernels/matmul.ts";
-import { Rng } from "../src/util/rng.ts";
 
 /** Storage and arithmetic of a case: f32; f16 storage with f32 math; f16 storage with f16 math per tile. */
 type Precision = "f32" | "f16" | "f16math";
@@ -21,22 +20,6 @@ type Tune = { prefetch?: boolean; bk?: 16 | 32 };
 /** "_pf", "_bk32", "_pf_bk32" or "" (default tuning): appended to the case name. */
 export function tuneSuffix(t: Tune): string {
   return `${t.prefetch ? "_pf" : ""}${t.bk === 32 ? "_bk32" : ""}`;
-}
-
-/**
- * A buffer of `n` floats (2-byte halves when `half`) filled with a repeated random block (cheap to make
- * even at 8192^2).
- */
-function randomBuffer(gpu: Gpu, label: string, n: number, seed: number, half = false): GPUBuffer {
-  const bytes = half ? 2 : 4;
-  const buf = createStorage(gpu, label, n * bytes);
-  const values = new Rng(seed).uniformArray(Math.min(n, 1 << 20) & ~1); // even: whole 4-byte words
-  const block = half ? Float16Array.from(values) : values;
-  for (let off = 0; off < n; off += block.length) {
-    const count = Math.min(block.length, n - off) & ~1;
-    if (count > 0) gpu.device.queue.writeBuffer(buf, off * bytes, block as BufferSource, 0, count);
-  }
-  return buf;
 }
 
 type Form =
@@ -76,14 +59,15 @@ async function matmulCase(
       math: p === "f16math" ? "f16" as const : "f32" as const,
     }
     : { ...tune };
-  const bytes = h ? 2 : 4;
+  const bytes = h ? 2 : 4, st = h ? "f16" as const : "f32" as const;
   if (form.startsWith("forward")) {
-    const inp = randomBuffer(gpu, "inp", M * K, 1, h), weight = randomBuffer(gpu, "weight", N * K, 2, h);
-    const bias = form.endsWith("_bias") ? { bias: randomBuffer(gpu, "bias", N, 3) } : {};
+    const inp = randomStorage(gpu, "inp", M * K, 1, st),
+      weight = randomStorage(gpu, "weight", N * K, 2, st);
+    const bias = form.endsWith("_bias") ? { bias: randomStorage(gpu, "bias", N, 3) } : {};
     const act = form.includes("gelu") ? { act: createStorage(gpu, "act", M * N * bytes) } : {};
     // The fused residual reads and writes the f32 residual stream, whatever the operands' type.
     const residual = form.includes("residual");
-    const resid = residual ? { resid: randomBuffer(gpu, "resid", M * N, 6) } : {};
+    const resid = residual ? { resid: randomStorage(gpu, "resid", M * N, 6) } : {};
     const drop = form.includes("dropout");
     const rng = drop ? { rng: createStorage(gpu, "rng", 16, new Uint32Array([42, 0, 0, 0])) } : {};
     const out = createStorage(gpu, "out", M * N * (residual ? 4 : bytes));
@@ -100,10 +84,11 @@ async function matmulCase(
       ],
     };
   }
-  const dout = randomBuffer(gpu, "dout", M * N, 4, h);
+  const dout = randomStorage(gpu, "dout", M * N, 4, st);
   if (form === "backward_input" || form === "backward_input_gelu") {
-    const weight = randomBuffer(gpu, "weight", N * K, 2, h), dinp = createStorage(gpu, "dinp", M * K * bytes);
-    const pre = form === "backward_input_gelu" ? { pre: randomBuffer(gpu, "pre", M * K, 5, h) } : {};
+    const weight = randomStorage(gpu, "weight", N * K, 2, st),
+      dinp = createStorage(gpu, "dinp", M * K * bytes);
+    const pre = form === "backward_input_gelu" ? { pre: randomStorage(gpu, "pre", M * K, 5, st) } : {};
     return {
       name,
       shape,
@@ -112,7 +97,8 @@ async function matmulCase(
     };
   }
   if (form === "backward_weight") {
-    const inp = randomBuffer(gpu, "inp", M * K, 1, h), dweight = createStorage(gpu, "dweight", N * K * 4);
+    const inp = randomStorage(gpu, "inp", M * K, 1, st),
+      dweight = createStorage(gpu, "dweight", N * K * 4);
     return {
       name,
       shape,
@@ -121,7 +107,8 @@ async function matmulCase(
     };
   }
   if (form === "backward_weight_split") {
-    const inp = randomBuffer(gpu, "inp", M * K, 1, h), dweight = createStorage(gpu, "dweight", N * K * 4);
+    const inp = randomStorage(gpu, "inp", M * K, 1, st),
+      dweight = createStorage(gpu, "dweight", N * K * 4);
     const scratch = createStorage(gpu, "scratch", Math.max(4, matmulBackwardWeightScratchBytes(s)));
     const dispatches = await matmulBackwardWeightSplit(gpu, { dweight, dout, inp, scratch }, s, o);
     return { name: `${name}${dispatches.length > 1 ? "" : "(unsplit)"}`, shape, flops, dispatches };
