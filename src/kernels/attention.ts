@@ -16,6 +16,7 @@
  * @module
  */
 import source from "../../shaders/attention.wgsl" with { type: "text" };
+import forwardSource from "../../shaders/attention_forward.wgsl" with { type: "text" };
 import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, getKernel, grid, type Kernel, type Resource } from "../gpu/kernel.ts";
 import { checkTypes, type StorageType, withTypes } from "../gpu/source.ts";
@@ -98,6 +99,51 @@ function plan(kind: keyof typeof MAX_SHARE, hs: number, budget: number): Plan {
   return { dp, bc, red };
 }
 
+/** Layout of the blocked forward (shaders/attention_forward.wgsl) for one head size: its const lines. */
+interface ForwardPlan {
+  HS: number;
+  /** Query vec4s per thread: 32 * RV rows per workgroup. */
+  RV: number;
+  /** Key quads per thread: 32 * KV keys per tile. */
+  KV: number;
+  /** Head dims per staged Q/K chunk. */
+  BD: number;
+  /** Keys per staged V chunk. */
+  KC: number;
+  /** vec4s of the staging buffer. */
+  STAGE: number;
+}
+
+/**
+ * The blocked forward's layout for head size `hs` within `budget` bytes of workgroup memory: the largest
+ * blocks that fit, with at most 16 vec4 output accumulators per thread (RV * ceil(HS / 32) <= 4).
+ */
+function forwardPlan(hs: number, budget: number): ForwardPlan {
+  const hs4 = hs / 4;
+  const BD = hs % 16 === 0 ? 16 : hs % 8 === 0 ? 8 : 4;
+  for (const [RV, KV] of [[2, 2], [2, 1], [1, 2], [1, 1]]) {
+    if (RV * Math.ceil(hs4 / 8) > 4) continue;
+    const BR = 32 * RV, BC = 32 * KV;
+    const qk = BD * (BR + BC) / 4;
+    let KC = BC;
+    while (KC > 4 && KC * hs4 > qk) KC /= 2;
+    const STAGE = Math.max(qk, KC * hs4);
+    if (16 * (STAGE + BC * BR / 4 + BR / 4) <= budget) return { HS: hs, RV, KV, BD, KC, STAGE };
+  }
+  throw new Error(`attention: ${budget} bytes of workgroup memory is too little for HS = ${hs}`);
+}
+
+/** `src` with each `const NAME: u32 = <n>u;` line of `values` rewritten to the given number. */
+function withConsts(src: string, values: Readonly<Record<string, number>>, file: string): string {
+  let out = src;
+  for (const [name, v] of Object.entries(values)) {
+    const line = new RegExp(`^const ${name}: u32 = \\d+u;`, "m");
+    if (!line.test(out)) throw new Error(`${file}: line 'const ${name}: u32 = ...;' not found`);
+    out = out.replace(line, `const ${name}: u32 = ${v}u;`);
+  }
+  return out;
+}
+
 /** The shader with its head size and threads per row filled in. */
 function specialize(hs: number, dp: number): string {
   const hsLine = /^const HS: u32 = \d+u;/m, dpLine = /^const DP: u32 = \d+u;/m;
@@ -149,12 +195,17 @@ export async function attentionForward(
   const hs = headSize(s);
   const types = { QT: s.types?.qkv ?? "f32", OT: s.types?.out ?? "f32" };
   checkTypes(gpu, "attention_forward", types);
-  const budget = budgetOf(gpu, opts);
-  const { kernel, rows } = await tiledKernel(gpu, "attention_forward", "forward", hs, budget, types);
+  const p = forwardPlan(hs, budgetOf(gpu, opts));
+  const kernel = await getKernel(gpu, {
+    name: "attention_forward",
+    // withTypes last: it prefixes line 1
+    source: withTypes(withConsts(forwardSource, { ...p }, "attention_forward.wgsl"), types),
+    entryPoint: "attention_forward",
+  });
   return kernel.dispatch(
     { out: b.out, lse: b.lse, qkv: b.qkv },
-    uniforms(s),
-    [Math.ceil(s.T / rows), s.NH, s.B],
+    { T: s.T, C4: s.C / 4, NH: s.NH },
+    [Math.ceil(s.T / (32 * p.RV)), s.NH, s.B],
   );
 }
 
