@@ -17,6 +17,7 @@
  */
 import source from "../../shaders/attention.wgsl" with { type: "text" };
 import forwardSource from "../../shaders/attention_forward.wgsl" with { type: "text" };
+import dqSource from "../../shaders/attention_dq.wgsl" with { type: "text" };
 import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, getKernel, grid, type Kernel, type Resource } from "../gpu/kernel.ts";
 import { checkTypes, type StorageType, withTypes } from "../gpu/source.ts";
@@ -133,6 +134,36 @@ function forwardPlan(hs: number, budget: number): ForwardPlan {
   throw new Error(`attention: ${budget} bytes of workgroup memory is too little for HS = ${hs}`);
 }
 
+/** Layout of the blocked dq kernel (shaders/attention_dq.wgsl) for one head size: its const lines. */
+interface DqPlan {
+  HS: number;
+  /** Query vec4s per thread: 32 * RV rows per workgroup. */
+  RV: number;
+  /** Head dims per staged Q/dO/K/V chunk. */
+  BD: number;
+  /** Keys per staged K chunk. */
+  KC: number;
+  /** vec4s of the staging buffer. */
+  STAGE: number;
+}
+
+/** The dq kernel's layout for head size `hs` within `budget` bytes: the largest blocks and chunks that fit. */
+function dqPlan(hs: number, budget: number): DqPlan {
+  const hs4 = hs / 4, BC = 32;
+  for (const RV of [2, 1]) {
+    if (RV * Math.ceil(hs4 / 8) > 4) continue;
+    for (const BD of [16, 8, 4]) {
+      if (hs % BD !== 0) continue;
+      const BR = 32 * RV, chunks = BD * (2 * BR + 2 * BC) / 4;
+      let KC = BC;
+      while (KC > 4 && KC * hs4 > chunks) KC /= 2;
+      const STAGE = Math.max(chunks, KC * hs4);
+      if (16 * (STAGE + BC * BR / 4) <= budget) return { HS: hs, RV, BD, KC, STAGE };
+    }
+  }
+  throw new Error(`attention: ${budget} bytes of workgroup memory is too little for HS = ${hs}`);
+}
+
 /** `src` with each `const NAME: u32 = <n>u;` line of `values` rewritten to the given number. */
 function withConsts(src: string, values: Readonly<Record<string, number>>, file: string): string {
   let out = src;
@@ -244,7 +275,12 @@ export async function attentionBackward(
     constants: { WG },
   });
   const dkdv = await tiledKernel(gpu, "attention_backward_dkdv", "dkdv", hs, budget, { QT, DT, GT });
-  const dq = await tiledKernel(gpu, "attention_backward_dq", "dq", hs, budget, { QT, DT, GT });
+  const dqp = dqPlan(hs, budget);
+  const dq = await getKernel(gpu, {
+    name: "attention_backward_dq",
+    source: withTypes(withConsts(dqSource, { ...dqp }, "attention_dq.wgsl"), { QT, DT, GT }),
+    entryPoint: "attention_backward_dq",
+  });
   return [
     deltaKernel.dispatch({ delta: b.scratch, dout: b.dout, fwd_out: b.out }, u, grid(u.n, WG)),
     dkdv.kernel.dispatch(
@@ -252,10 +288,10 @@ export async function attentionBackward(
       u,
       [Math.ceil(s.T / dkdv.rows), s.NH, s.B],
     ),
-    dq.kernel.dispatch(
+    dq.dispatch(
       { dqkv: b.dqkv, qkv: b.qkv, dout: b.dout, fwd_lse: b.lse, delta_in: b.scratch },
-      u,
-      [Math.ceil(s.T / dq.rows), s.NH, s.B],
+      { T: s.T, C4: s.C / 4, NH: s.NH },
+      [Math.ceil(s.T / (32 * dqp.RV)), s.NH, s.B],
     ),
   ];
 }

@@ -1,0 +1,262 @@
+// Causal attention backward, dq, register-blocked (FlashAttention-2 backward, query-block form).
+//
+// Shapes: B batch, T time, C channels, NH heads, HS = C / NH head size, C4 = C / 4, HS4 = HS / 4.
+//   qkv   [B, T, 3C]  q = [0, C), k = [C, 2C), v = [2C, 3C); head h uses columns h*HS .. h*HS+HS-1 of each
+//   dout  [B, T, C]   gradient of the attention output
+//   lse   [B, NH, T]  the forward's natural logsumexp per query row
+//   delta [B, NH, T]  delta_t = dout_t . out_t (attention_backward_delta in shaders/attention.wgsl)
+//   dqkv  [B, T, 3C]  gradient of qkv: this kernel WRITES (=) its q columns, every row t < T
+// With s_tj = scale q_t . k_j (scale = 1 / sqrt(HS), keys j <= t): p_tj = exp(s_tj - lse_t),
+// dp_tj = dout_t . v_j, ds_tj = p_tj (dp_tj - delta_t), dq_t = scale sum_j ds_tj k_j.
+//
+// The forward's structure (shaders/attention_forward.wgsl) with two products in phase 1 and no row pass:
+// a workgroup of 64 threads (8 x 8, tx = lid % 8, ty = lid / 8) owns BR = 32 * RV query rows of one
+// (batch, head), heaviest blocks first, and streams key tiles of BC = 32 keys up to its last row:
+//   1. S^T = K Q^T and dP^T = V dO^T (BC x BR, reduced over HS in chunks of BD dims staged transposed):
+//      thread holds keys 4ty + i (i < 4) by query vec4s 4tx + 32h (h < RV).
+//   2. In registers: p = exp2(s - lse log2 e) (0 above the diagonal), ds = p (dp - delta), stored as
+//      dsT[key][query].
+//   3. dq += dS K (BR x HS, reduced over the tile's keys in chunks of KC staged K rows): thread holds queries
+//      4ty + 32h + i by dim vec4s tx + 8c (c < NC).
+// Register arrays are indexed by constants only (statements written out, guarded by `if (RV > 1u)` etc.).
+// Every summation order is fixed: results are bitwise reproducible.
+
+// Specialised by the dispatcher (src/kernels/attention.ts), which rewrites these lines.
+const HS: u32 = 64u; // head size, a multiple of 4, at most 128
+const RV: u32 = 2u; // query vec4s per thread: BR = 32 * RV rows per block (RV * NC <= 4)
+const BD: u32 = 16u; // head dims per staged chunk of Q, dO, K, V (16, 8 or 4, divides HS)
+const KC: u32 = 32u; // keys per staged K chunk in phase 3 (divides BC)
+const STAGE: u32 = 768u; // vec4s of `stage`: max(BD * (2 BR + 2 BC) / 4, KC * HS4)
+
+const HS4: u32 = HS / 4u;
+const BR: u32 = 32u * RV;
+const BC: u32 = 32u;
+const NC: u32 = (HS4 + 7u) / 8u; // dim vec4s per thread in phase 3: tx + 8c, valid while < HS4
+const R1: u32 = 4u * NC * (RV - 1u); // dq index of query 4ty + 32 (0 when RV = 1: keeps indices in range)
+const SCALE: f32 = 1.0 / sqrt(f32(HS));
+const LOG2E: f32 = 1.4426950408889634;
+const SCALE_LOG2E: f32 = SCALE * LOG2E;
+
+// Storage element types, f32 or f16 (withTypes rewrites these lines): QT qkv, DT dout, GT dqkv. Loads convert
+// to f32 and stores round to the type; workgroup tiles, arithmetic, lse and delta stay f32.
+alias QT = f32;
+alias DT = f32;
+alias GT = f32;
+
+struct Dims { T: u32, C4: u32, NH: u32 }
+
+@group(0) @binding(0) var<storage, read_write> dqkv: array<vec4<GT>>; // [B, T, 3C/4]
+@group(0) @binding(1) var<storage, read> qkv: array<vec4<QT>>; // [B, T, 3C/4]
+@group(0) @binding(2) var<storage, read> dout: array<vec4<DT>>; // [B, T, C/4]
+@group(0) @binding(3) var<storage, read> fwd_lse: array<f32>; // [B, NH, T]
+@group(0) @binding(4) var<storage, read> delta_in: array<f32>; // [B, NH, T]
+@group(0) @binding(5) var<uniform> dims: Dims;
+
+// Phase 1, d-major chunks, vec4s along rows: qT[d][query] at 0, goT[d][query] at BD * BR / 4,
+// kT[d][key] at BD * BR / 2, vT[d][key] at BD * BR / 2 + BD * BC / 4. Phase 3: ks[key][dim] at 0.
+var<workgroup> stage: array<vec4<f32>, STAGE>;
+var<workgroup> dsT: array<vec4<f32>, BC * BR / 4u>; // [BC keys][BR queries]
+
+// Transposes the 4 dims of `v` (row `row` of a chunk whose rows are `n` long) into stage at `base`.
+fn put_t(base: u32, n: u32, row: u32, dv: u32, v: vec4<f32>) {
+  let at = base + 4u * dv * (n / 4u) + row / 4u;
+  let e = row % 4u;
+  stage[at][e] = v.x;
+  stage[at + n / 4u][e] = v.y;
+  stage[at + 2u * (n / 4u)][e] = v.z;
+  stage[at + 3u * (n / 4u)][e] = v.w;
+}
+
+// Stages dims d0 .. d0+BD-1 of the block's Q (times scale * log2(e)) and dO and of the tile's K and V,
+// transposed; rows past T read as zeros.
+fn stage_chunk(b: u32, h: u32, q0: u32, k0: u32, d0: u32, lid: u32) {
+  let T = dims.T;
+  let C4 = dims.C4;
+  let bd4 = BD / 4u;
+  let col = h * HS4 + d0 / 4u;
+  for (var x = lid; x < (BR + BC) * bd4; x += 64u) {
+    let row = x / bd4;
+    let dv = x % bd4;
+    var a = vec4<f32>(0.0);
+    var g = vec4<f32>(0.0);
+    if (row < BR) { // a query: q and dout
+      let t = q0 + row;
+      if (t < T) {
+        a = vec4<f32>(qkv[(b * T + t) * 3u * C4 + col + dv]) * SCALE_LOG2E;
+        g = vec4<f32>(dout[(b * T + t) * C4 + col + dv]);
+      }
+      put_t(0u, BR, row, dv, a);
+      put_t(BD * BR / 4u, BR, row, dv, g);
+    } else { // a key: k and v
+      let j = row - BR;
+      let t = k0 + j;
+      if (t < T) {
+        a = vec4<f32>(qkv[(b * T + t) * 3u * C4 + C4 + col + dv]);
+        g = vec4<f32>(qkv[(b * T + t) * 3u * C4 + 2u * C4 + col + dv]);
+      }
+      put_t(BD * BR / 2u, BC, j, dv, a);
+      put_t(BD * BR / 2u + BD * BC / 4u, BC, j, dv, g);
+    }
+  }
+}
+
+// Stages keys k0 .. k0+KC-1 of the head's K (zeros past T).
+fn stage_k(b: u32, h: u32, k0: u32, lid: u32) {
+  let T = dims.T;
+  let C4 = dims.C4;
+  for (var x = lid; x < KC * HS4; x += 64u) {
+    let t = k0 + x / HS4;
+    var v = vec4<f32>(0.0);
+    if (t < T) { v = vec4<f32>(qkv[(b * T + t) * 3u * C4 + C4 + h * HS4 + x % HS4]); }
+    stage[x] = v;
+  }
+}
+
+// lse * log2(e) and delta of queries t .. t+3 (clamped to T - 1: rows past T are computed, never stored).
+fn row_stats(bh: u32, t: u32) -> array<vec4<f32>, 2> {
+  let last = dims.T - 1u;
+  let i = vec4<u32>(min(t, last), min(t + 1u, last), min(t + 2u, last), min(t + 3u, last)) + vec4<u32>(bh);
+  return array<vec4<f32>, 2>(
+    vec4<f32>(fwd_lse[i.x], fwd_lse[i.y], fwd_lse[i.z], fwd_lse[i.w]) * LOG2E,
+    vec4<f32>(delta_in[i.x], delta_in[i.y], delta_in[i.z], delta_in[i.w]),
+  );
+}
+
+// p and ds of one key against 4 queries (phase 2); `masked` marks queries above the diagonal.
+fn grad_scores(s: vec4<f32>, dp: vec4<f32>, st: array<vec4<f32>, 2>, masked: vec4<bool>) -> vec4<f32> {
+  let p = select(exp2(s - st[0]), vec4<f32>(0.0), masked);
+  return p * (dp - st[1]);
+}
+
+@compute @workgroup_size(64)
+fn attention_backward_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                         @builtin(local_invocation_index) lid: u32) {
+  let T = dims.T;
+  let C4 = dims.C4;
+  let h = wg.y;
+  let b = wg.z;
+  let q0 = (nwg.x - 1u - wg.x) * BR; // heaviest blocks first
+  let qlast = min(q0 + BR, T) - 1u;
+  let tx = lid % 8u;
+  let ty = lid / 8u;
+  let bh = (b * dims.NH + h) * T;
+  // Phase 2's per-query constants for queries 4tx + 32h .. +3: (lse log2 e, delta).
+  let st0 = row_stats(bh, q0 + 4u * tx);
+  let st1 = row_stats(bh, q0 + 4u * tx + 32u * (RV - 1u));
+  let qv0 = vec4<u32>(q0 + 4u * tx) + vec4<u32>(0u, 1u, 2u, 3u);
+  let qv1 = qv0 + vec4<u32>(32u);
+
+  // Phase 3 accumulators: dq[(4h + i) * NC + c] = query 4ty + 32h + i, dims 4(tx + 8c) .. +3 (R1 = 4 NC).
+  var dq: array<vec4<f32>, 16>;
+  var s: array<vec4<f32>, 8>; // phase 1: s[2i + h] = key 4ty + i with queries 4tx + 32h .. +3
+  var dp: array<vec4<f32>, 8>; // phase 1: dp, same layout
+
+  let ntiles = qlast / BC + 1u;
+  for (var kt = 0u; kt < ntiles; kt++) {
+    let k0 = kt * BC;
+    // ---- Phase 1. Zeroed by assignment: a `var` in a loop body is not re-zeroed by every compiler. ----
+    s = array<vec4<f32>, 8>();
+    dp = array<vec4<f32>, 8>();
+    for (var d0 = 0u; d0 < HS; d0 += BD) {
+      workgroupBarrier(); // the previous readers of `stage` are done
+      stage_chunk(b, h, q0, k0, d0, lid);
+      workgroupBarrier();
+      for (var d = 0u; d < BD; d++) {
+        let qa = d * (BR / 4u) + tx;
+        let ka = BD * BR / 2u + d * (BC / 4u) + ty;
+        let q_0 = stage[qa];
+        let q_1 = stage[qa + 8u * (RV - 1u)]; // only used when RV > 1
+        let g_0 = stage[qa + BD * BR / 4u];
+        let g_1 = stage[qa + BD * BR / 4u + 8u * (RV - 1u)];
+        let k = stage[ka];
+        let v = stage[ka + BD * BC / 4u];
+        s[0] += k.x * q_0; s[2] += k.y * q_0; s[4] += k.z * q_0; s[6] += k.w * q_0;
+        dp[0] += v.x * g_0; dp[2] += v.y * g_0; dp[4] += v.z * g_0; dp[6] += v.w * g_0;
+        if (RV > 1u) {
+          s[1] += k.x * q_1; s[3] += k.y * q_1; s[5] += k.z * q_1; s[7] += k.w * q_1;
+          dp[1] += v.x * g_1; dp[3] += v.y * g_1; dp[5] += v.z * g_1; dp[7] += v.w * g_1;
+        }
+      }
+    }
+    // ---- Phase 2: dsT[key][query] = p (dp - delta), p = 0 where key > query. ----
+    let kk = k0 + 4u * ty;
+    let pa = (4u * ty) * (BR / 4u) + tx;
+    dsT[pa] = grad_scores(s[0], dp[0], st0, vec4<u32>(kk) > qv0);
+    dsT[pa + BR / 4u] = grad_scores(s[2], dp[2], st0, vec4<u32>(kk + 1u) > qv0);
+    dsT[pa + 2u * (BR / 4u)] = grad_scores(s[4], dp[4], st0, vec4<u32>(kk + 2u) > qv0);
+    dsT[pa + 3u * (BR / 4u)] = grad_scores(s[6], dp[6], st0, vec4<u32>(kk + 3u) > qv0);
+    if (RV > 1u) {
+      dsT[pa + 8u] = grad_scores(s[1], dp[1], st1, vec4<u32>(kk) > qv1);
+      dsT[pa + 8u + BR / 4u] = grad_scores(s[3], dp[3], st1, vec4<u32>(kk + 1u) > qv1);
+      dsT[pa + 8u + 2u * (BR / 4u)] = grad_scores(s[5], dp[5], st1, vec4<u32>(kk + 2u) > qv1);
+      dsT[pa + 8u + 3u * (BR / 4u)] = grad_scores(s[7], dp[7], st1, vec4<u32>(kk + 3u) > qv1);
+    }
+
+    // ---- Phase 3: dq += dS K over the tile's keys. ----
+    let kd = min(tx, HS4 - 1u); // dim vec4 0 of this thread (clamped: past HS4 only garbage, never stored)
+    let kd1 = min(tx + 8u, HS4 - 1u);
+    let kd2 = min(tx + 16u, HS4 - 1u);
+    let kd3 = min(tx + 24u, HS4 - 1u);
+    let nchunks = (min(BC, qlast + 1u - k0) + KC - 1u) / KC; // keys past the last row have ds = 0
+    for (var c0 = 0u; c0 < nchunks; c0++) {
+      workgroupBarrier(); // phase 1's (or the previous chunk's) readers of `stage` are done; dsT is written
+      stage_k(b, h, k0 + c0 * KC, lid);
+      workgroupBarrier();
+      for (var j = 0u; j < KC; j++) {
+        let pj = (c0 * KC + j) * (BR / 4u) + ty;
+        let p0 = dsT[pj];
+        let p1 = dsT[pj + 8u * (RV - 1u)];
+        let ka = j * HS4;
+        let k_0 = stage[ka + kd];
+        dq[0] += p0.x * k_0; dq[NC] += p0.y * k_0; dq[2u * NC] += p0.z * k_0; dq[3u * NC] += p0.w * k_0;
+        if (RV > 1u) {
+          dq[R1] += p1.x * k_0; dq[R1 + NC] += p1.y * k_0; dq[R1 + 2u * NC] += p1.z * k_0;
+          dq[R1 + 3u * NC] += p1.w * k_0;
+        }
+        if (NC > 1u) {
+          let k_1 = stage[ka + kd1];
+          dq[1] += p0.x * k_1; dq[NC + 1u] += p0.y * k_1; dq[2u * NC + 1u] += p0.z * k_1;
+          dq[3u * NC + 1u] += p0.w * k_1;
+          if (RV > 1u) {
+            dq[R1 + 1u] += p1.x * k_1; dq[R1 + NC + 1u] += p1.y * k_1; dq[R1 + 2u * NC + 1u] += p1.z * k_1;
+            dq[R1 + 3u * NC + 1u] += p1.w * k_1;
+          }
+        }
+        if (NC > 2u) {
+          let k_2 = stage[ka + kd2];
+          dq[2] += p0.x * k_2; dq[NC + 2u] += p0.y * k_2; dq[2u * NC + 2u] += p0.z * k_2;
+          dq[3u * NC + 2u] += p0.w * k_2;
+        }
+        if (NC > 3u) {
+          let k_3 = stage[ka + kd3];
+          dq[3] += p0.x * k_3; dq[NC + 3u] += p0.y * k_3; dq[2u * NC + 3u] += p0.z * k_3;
+          dq[3u * NC + 3u] += p0.w * k_3;
+        }
+      }
+    }
+  }
+
+  // ---- Store dq = scale * sum (the scores were in log2 units; ds is in natural units already). ----
+  let ta = q0 + 4u * ty;
+  store_row(b, h, ta, tx, dq[0], dq[1], dq[2], dq[3]);
+  store_row(b, h, ta + 1u, tx, dq[NC], dq[NC + 1u], dq[NC + 2u], dq[NC + 3u]);
+  store_row(b, h, ta + 2u, tx, dq[2u * NC], dq[2u * NC + 1u], dq[2u * NC + 2u], dq[2u * NC + 3u]);
+  store_row(b, h, ta + 3u, tx, dq[3u * NC], dq[3u * NC + 1u], dq[3u * NC + 2u], dq[3u * NC + 3u]);
+  if (RV > 1u) {
+    store_row(b, h, ta + 32u, tx, dq[R1], dq[R1 + 1u], vec4<f32>(), vec4<f32>());
+    store_row(b, h, ta + 33u, tx, dq[R1 + NC], dq[R1 + NC + 1u], vec4<f32>(), vec4<f32>());
+    store_row(b, h, ta + 34u, tx, dq[R1 + 2u * NC], dq[R1 + 2u * NC + 1u], vec4<f32>(), vec4<f32>());
+    store_row(b, h, ta + 35u, tx, dq[R1 + 3u * NC], dq[R1 + 3u * NC + 1u], vec4<f32>(), vec4<f32>());
+  }
+}
+
+// Stores scale times this thread's dim vec4s tx + 8c (c < NC, those < HS4) of query row t's dq (if t < T).
+// Callers pass 4 vec4s whatever NC is; those past NC are never stored (with RV = 2, NC <= 2).
+fn store_row(b: u32, h: u32, t: u32, tx: u32, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>) {
+  if (t >= dims.T) { return; }
+  let a = (b * dims.T + t) * 3u * dims.C4 + h * HS4;
+  if (tx < HS4) { dqkv[a + tx] = vec4<GT>(v0 * SCALE); }
+  if (NC > 1u && tx + 8u < HS4) { dqkv[a + tx + 8u] = vec4<GT>(v1 * SCALE); }
+  if (NC > 2u && tx + 16u < HS4) { dqkv[a + tx + 16u] = vec4<GT>(v2 * SCALE); }
+  if (NC > 3u && tx + 24u < HS4) { dqkv[a + tx + 24u] = vec4<GT>(v3 * SCALE); }
+}
