@@ -7,7 +7,7 @@
  * `.gpu/torch_mm.py` lines ({"torch": "fp32", "n", "tflops"}), `.gpu/torch_gpt.py` lines ({"torch":
  * "fp32-flash", "ms_per_step"}) and bench/h200.sh's own PyTorch lines ({"torch": "fp32_shape" |
  * "sdpa_fp32", ...}). Optional: DIR/gpu.txt (nvidia-smi's name and driver), DIR/status.txt ("name rc"
- * per part of the run), DIR/shakespeare.json ({"val_loss", "train_seconds"} of a training run) or, when
+ * per part of the run), DIR/shakespeare.json ({"val_loss", "train_seconds", ...} of a training run) or, when
  * that is absent, DIR/recipe/log.jsonl (the log of `deno task train --preset shakespeare-char`, summarised
  * by {@linkcode recipeSummary}).
  * Every figure that is missing is null, so a run without PyTorch still gives a valid file.
@@ -62,6 +62,10 @@ export interface H200Figures {
   f16_step_ms: number | null;
   shakespeare_val_loss: number | null;
   shakespeare_train_seconds: number | null;
+  /** The part of shakespeare_train_seconds spent evaluating (200 batches every 250 steps) and checkpointing. */
+  shakespeare_eval_seconds: number | null;
+  /** Training seconds (evaluations included) at the first evaluation with val loss <= 1.47 (issue 5's bar). */
+  shakespeare_seconds_to_147: number | null;
   date: string;
   deno: string;
   /** True for a dry run at CI sizes (never commit such a file as GPU figures). */
@@ -147,7 +151,12 @@ export function collect(
     gpu?: string | null;
     adapter?: string | null;
     parts?: Record<string, number>;
-    shakespeare?: { val_loss?: unknown; train_seconds?: unknown } | null;
+    shakespeare?: {
+      val_loss?: unknown;
+      train_seconds?: unknown;
+      eval_seconds?: unknown;
+      seconds_to_147?: unknown;
+    } | null;
   },
 ): H200Figures {
   const bench = (name: string, shape?: string) =>
@@ -216,6 +225,8 @@ export function collect(
     f16_step_ms: num(f16?.ms),
     shakespeare_val_loss: num(meta.shakespeare?.val_loss),
     shakespeare_train_seconds: num(meta.shakespeare?.train_seconds),
+    shakespeare_eval_seconds: num(meta.shakespeare?.eval_seconds),
+    shakespeare_seconds_to_147: num(meta.shakespeare?.seconds_to_147),
     date: meta.date,
     deno: meta.deno,
     dry: meta.dry,
@@ -334,20 +345,32 @@ export function tuning(lines: readonly Line[]): TuningRow[] {
   return rows;
 }
 
-/**
- * The figures of a training run from its log.jsonl: the best validation loss, the training seconds at the
- * last record (evaluations included, as nanoGPT's wall-clock figure) and the steps done; nulls when absent.
- */
-export function recipeSummary(
-  logText: string,
-): { val_loss: number | null; train_seconds: number | null; steps: number | null } {
+/** The figures {@linkcode recipeSummary} reads from a training log. */
+export interface RecipeSummary {
+  /** Best validation loss. */
+  val_loss: number | null;
+  /** Training seconds at the last record, evaluations included (as nanoGPT's wall-clock figure). */
+  train_seconds: number | null;
+  /** The part of train_seconds spent evaluating and checkpointing (logs that record `eval_s`). */
+  eval_seconds: number | null;
+  /** Training seconds at the first evaluation with val loss <= 1.47. */
+  seconds_to_147: number | null;
+  /** Steps done. */
+  steps: number | null;
+}
+
+/** The figures of a training run from its log.jsonl; nulls when absent. */
+export function recipeSummary(logText: string): RecipeSummary {
   const recs = parseLines(logText);
   const vals = recs.map((r) => r.val_loss).filter((v): v is number => typeof v === "number");
   const last = recs.at(-1);
+  const hit = recs.find((r) => typeof r.val_loss === "number" && r.val_loss <= 1.47);
   return {
     val_loss: vals.length ? Math.min(...vals) : null,
-    train_seconds: typeof last?.elapsed_s === "number" ? last.elapsed_s : null,
-    steps: typeof last?.step === "number" ? last.step : null,
+    train_seconds: num(last?.elapsed_s),
+    eval_seconds: num(last?.eval_s),
+    seconds_to_147: num(hit?.elapsed_s),
+    steps: num(last?.step),
   };
 }
 

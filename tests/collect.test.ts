@@ -85,11 +85,18 @@ Deno.test("matmul tuning rows: each variant next to its default twin, and the fa
 
 Deno.test("recipeSummary: best validation loss, seconds and steps at the last record of a train log", () => {
   const log = [
-    { step: 250, train_loss: null, val_loss: 1.9, elapsed_s: 10 },
-    { step: 500, train_loss: null, val_loss: 1.6, elapsed_s: 20 },
-    { step: 750, train_loss: null, val_loss: 1.62, elapsed_s: 30 },
-    { step: 760, train_loss: 1.4, val_loss: null, elapsed_s: 30.5 },
+    { step: 250, train_loss: null, val_loss: 1.9, elapsed_s: 10, eval_s: 1 },
+    { step: 500, train_loss: null, val_loss: 1.46, elapsed_s: 20, eval_s: 2 },
+    { step: 750, train_loss: null, val_loss: 1.45, elapsed_s: 30, eval_s: 3 },
+    { step: 760, train_loss: 1.4, val_loss: null, elapsed_s: 30.5, eval_s: 3 },
   ].map((r) => JSON.stringify(r)).join("\n");
-  assert.deepEqual(recipeSummary(log), { val_loss: 1.6, train_seconds: 30.5, steps: 760 });
-  assert.deepEqual(recipeSummary(""), { val_loss: null, train_seconds: null, steps: null });
+  assert.deepEqual(recipeSummary(log), {
+    val_loss: 1.45,
+    train_seconds: 30.5,
+    eval_seconds: 3,
+    seconds_to_147: 20,
+    steps: 760,
+  });
+  const none = { val_loss: null, train_seconds: null, eval_seconds: null, seconds_to_147: null, steps: null };
+  assert.deepEqual(recipeSummary(""), none);
 });

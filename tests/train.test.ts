@@ -203,6 +203,12 @@ Deno.test("a run resumed at step 6 continues exactly like an uninterrupted 12-st
   // The log holds both halves of the resumed run.
   const log = (await Deno.readTextFile(`${a}/log.jsonl`)).trim().split("\n").map((l) => JSON.parse(l));
   assert.deepEqual(log.filter((r) => r.train_loss !== null).map((r) => r.step), [2, 4, 6, 8, 10, 12]);
+  // Evaluation seconds: part of the wall clock, growing at each evaluation, carried across the resume.
+  for (const [i, r] of log.entries()) {
+    assert.ok(r.eval_s >= (log[i - 1]?.eval_s ?? 0) && r.eval_s <= r.elapsed_s, JSON.stringify(r));
+  }
+  const evals = log.filter((r) => r.val_loss !== null);
+  assert.ok(evals.length >= 2 && evals.every((r, i) => i === 0 || r.eval_s > evals[i - 1].eval_s));
   await Deno.remove(a, { recursive: true });
   await Deno.remove(b, { recursive: true });
 });

@@ -22,8 +22,10 @@ export interface StepRecord {
   grad_norm: number | null;
   /** Training throughput since the previous log line, or null on an evaluation line. */
   tokens_per_s: number | null;
-  /** Training seconds so far (across resumes). */
+  /** Training seconds so far (across resumes), wall clock: evaluations and checkpoints included. */
   elapsed_s: number;
+  /** The part of elapsed_s spent evaluating and saving checkpoints (absent in logs written before it). */
+  eval_s?: number;
   /** float16 runs, training lines: the loss scale of the logged step. */
   loss_scale?: number;
   /** float16 runs, training lines: true when the logged step overflowed f16 and was skipped. */

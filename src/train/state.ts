@@ -28,6 +28,8 @@ export interface TrainState {
   bestVal: number;
   /** Training seconds so far. */
   elapsed: number;
+  /** The part of `elapsed` spent evaluating and saving checkpoints (0 in state files written before it). */
+  evalElapsed: number;
   /** AdamW first moments, parameter-arena image. */
   m: Float32Array;
   /** AdamW second moments, parameter-arena image. */
@@ -70,6 +72,7 @@ export async function saveCheckpoint(
       eval_rng: String(state.evalRng),
       best_val: String(state.bestVal),
       elapsed: String(state.elapsed),
+      eval_elapsed: String(state.evalElapsed),
       ...(state.lossScaler
         ? { loss_scale: String(state.lossScaler.scale), loss_scale_good: String(state.lossScaler.good) }
         : {}),
@@ -117,6 +120,7 @@ export async function loadTrainState(path: string): Promise<ModelCheckpoint & { 
     evalRng: num("eval_rng"),
     bestVal: num("best_val"),
     elapsed: num("elapsed"),
+    evalElapsed: file.metadata.eval_elapsed === undefined ? 0 : num("eval_elapsed"),
     m,
     v,
     ...(file.metadata.loss_scale !== undefined

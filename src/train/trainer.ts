@@ -240,13 +240,14 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
     decaySteps: cfg.lr_decay_steps ?? cfg.steps,
   };
   const trainRng = new Rng(cfg.seed ^ 0x5eed5eed), evalRng = new Rng(cfg.seed ^ 0xe7a1e7a1);
-  let startStep = 0, bestVal = Infinity, elapsedBefore = 0;
+  let startStep = 0, bestVal = Infinity, elapsedBefore = 0, evalSeconds = 0;
   if (resumed) {
     trainRng.state = resumed.state.trainRng;
     evalRng.state = resumed.state.evalRng;
     startStep = resumed.state.step;
     bestVal = resumed.state.bestVal;
     elapsedBefore = resumed.state.elapsed;
+    evalSeconds = resumed.state.evalElapsed;
   }
   const log = new RunLog(cfg.out, hooks.noSave === true, resumed !== null, corpus.entropyRate);
   await log.open();
@@ -263,6 +264,9 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
   const inFlight: Promise<void>[] = [];
   const t0 = performance.now();
   const elapsed = () => elapsedBefore + (performance.now() - t0) / 1000;
+  // Seconds spent evaluating and checkpointing (part of elapsed): finished evaluations plus the running one.
+  let evalStart: number | null = null;
+  const evalTime = () => evalSeconds + (evalStart === null ? 0 : (performance.now() - evalStart) / 1000);
   let lastLog = { step: startStep, time: performance.now() };
   let diverged: string | null = null;
   let finalVal = NaN;
@@ -301,6 +305,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
       evalRng: evalRng.state,
       bestVal,
       elapsed: elapsed(),
+      evalElapsed: evalTime(),
       m,
       v,
       ...(ls ? { lossScaler: { scale: ls[0], good: ls[1] } } : {}),
@@ -382,6 +387,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
             grad_norm: gnorm,
             tokens_per_s: tps,
             elapsed_s: elapsed(),
+            eval_s: evalTime(),
             ...(model.lossScaler ? { loss_scale: lossScale, skipped } : {}),
           };
           log.add(rec);
@@ -396,6 +402,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
         await ring.drain();
         gpu.check();
         if (diverged) break;
+        evalStart = performance.now();
         const val = await evaluate();
         finalVal = val;
         if (!Number.isFinite(val)) {
@@ -412,12 +419,15 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
           grad_norm: null,
           tokens_per_s: null,
           elapsed_s: elapsed(),
+          eval_s: evalTime(),
         };
         log.add(rec);
         hooks.onRecord?.(rec);
         await save(done, val);
         savedStep = done;
         await log.flush();
+        evalSeconds = evalTime();
+        evalStart = null;
         await hooks.onEval?.({ step: done, valLoss: val, model });
       }
     }
@@ -443,6 +453,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
   }
   if (stopped === "aborted" && step > startStep) {
     // Keep the last completed step.
+    evalStart = performance.now();
     const val = await evaluate();
     finalVal = val;
     if (Number.isFinite(val)) {
