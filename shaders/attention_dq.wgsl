@@ -21,7 +21,8 @@
 // Register arrays are indexed by constants only (statements written out, guarded by `if (RV > 1u)` etc.).
 // Every summation order is fixed: results are bitwise reproducible.
 
-// Specialised by the dispatcher (src/kernels/attention.ts), which rewrites these lines.
+// Specialised by the dispatcher (src/kernels/attention.ts, plan from attention_plan.ts), which rewrites
+// these lines: private and workgroup arrays need const sizes.
 const HS: u32 = 64u; // head size, a multiple of 4, at most 128
 const RV: u32 = 2u; // query vec4s per thread: BR = 32 * RV rows per block (RV * NC <= 4)
 const BD: u32 = 16u; // head dims per staged chunk of Q, dO, K, V (16, 8 or 4, divides HS)

@@ -23,8 +23,8 @@
 // Scores are in log2 units (q pre-multiplied by scale * log2(e)) so exp2 does the softmax.
 // Every summation order is fixed: results are bitwise reproducible.
 
-// Specialised by the dispatcher (src/kernels/attention.ts), which rewrites these lines: private arrays and
-// workgroup arrays need const sizes.
+// Specialised by the dispatcher (src/kernels/attention.ts, plan from attention_plan.ts), which rewrites
+// these lines: private and workgroup arrays need const sizes.
 const HS: u32 = 64u; // head size, a multiple of 4, at most 128
 const RV: u32 = 2u; // query vec4s per thread in each phase: BR = 32 * RV rows per block (RV * NC <= 4)
 const KV: u32 = 2u; // key quads per thread in phase 1: BC = 32 * KV keys per tile

@@ -9,6 +9,7 @@ import {
   type AttentionOptions,
   attentionScratchBytes,
 } from "../src/kernels/attention.ts";
+import { dkdvPlan, dqPlan, forwardPlan } from "../src/kernels/attention_plan.ts";
 import * as ref from "../src/reference/attention.ts";
 import { Rng } from "../src/util/rng.ts";
 
@@ -122,6 +123,11 @@ const shapes: { B: number; T: number; C: number; NH: number; std?: number; opts?
   { B: 1, T: 100, C: 64, NH: 1, opts: { workgroupBytes: 16384 } }, // WebGPU-default budget: small tiles
   { B: 1, T: 29, C: 256, NH: 2, opts: { workgroupBytes: 16384 } },
   { B: 1, T: 1024, C: 16, NH: 1 },
+  { B: 1, T: 40, C: 8, NH: 2, opts: { workgroupBytes: 16384 } }, // HS 4: chunks of 4 dims
+  { B: 2, T: 19, C: 24, NH: 2 }, // HS 12
+  { B: 1, T: 70, C: 72, NH: 2 }, // HS 36: a partial dim column per thread
+  { B: 1, T: 33, C: 160, NH: 2 }, // HS 80
+  { B: 1, T: 66, C: 248, NH: 2, opts: { workgroupBytes: 16384 } }, // HS 124
 ];
 
 for (const { B, T, C, NH, std = 1, opts } of shapes) {
@@ -190,7 +196,7 @@ Deno.test("attention dispatchers reject unsupported head sizes with a clear erro
   const gpu = await testGpu();
   const buf = createStorage(gpu, "x", 4096);
   const b = { out: buf, lse: buf, qkv: buf };
-  for (const [C, NH] of [[36, 2], [272, 2], [30, 4], [72, 2], [240, 2]]) {
+  for (const [C, NH] of [[36, 2], [272, 2], [30, 4], [20, 2], [264, 2]]) {
     let msg = "";
     try {
       await attentionForward(gpu, b, { B: 1, T: 4, C, NH });
@@ -243,4 +249,40 @@ Deno.test("attention backward takes qkv, dout, out and lse as ranges of one read
     rtol: 1e-3,
   });
   for (const b of [buf, dqkv, scratch]) b.destroy();
+});
+
+Deno.test("attention plans fit every head size in 32 KiB and 16 KiB, and reject the rest in one line", () => {
+  for (let hs = 4; hs <= 128; hs += 4) {
+    for (const budget of [32768, 16384]) {
+      const hs4 = hs / 4, nc = Math.ceil(hs4 / 8);
+      const f = forwardPlan(hs, budget), q = dqPlan(hs, budget), k = dkdvPlan(hs, budget);
+      const fBR = 32 * f.RV, fBC = 32 * f.KV, qBR = 32 * q.RV, kBQ = 32 * k.RV;
+      const checks: [string, boolean][] = [
+        ["forward bytes", 16 * (f.STAGE + fBC * fBR / 4 + fBR / 4) <= budget],
+        ["forward stage", f.STAGE >= f.BD * (fBR + fBC) / 4 && f.STAGE >= f.KC * hs4 && fBC % f.KC === 0],
+        ["dq bytes", 16 * (q.STAGE + 32 * qBR / 4) <= budget],
+        ["dq stage", q.STAGE >= q.BD * (2 * qBR + 64) / 4 && q.STAGE >= q.KC * hs4 && 32 % q.KC === 0],
+        ["dkdv bytes", 16 * (k.STAGE + 2 * kBQ * 8 + kBQ / 2) <= budget],
+        ["dkdv stage", k.STAGE >= k.BD * (64 + 2 * kBQ) / 4 && k.STAGE >= 2 * k.QC * hs4 && kBQ % k.QC === 0],
+        ["chunk dims", hs % f.BD === 0 && hs % q.BD === 0 && hs % k.BD === 0],
+        ["registers", f.RV * nc <= 4 && q.RV * nc <= 4 && k.RV * nc <= 4],
+      ];
+      for (const [what, ok] of checks) {
+        if (!ok) throw new Error(`${what}: HS ${hs}, budget ${budget}: ${JSON.stringify({ f, q, k })}`);
+      }
+    }
+  }
+  for (const [hs, budget] of [[132, 32768], [18, 32768], [0, 32768], [64, 4096]]) {
+    for (const plan of [forwardPlan, dqPlan, dkdvPlan]) {
+      let msg = "";
+      try {
+        plan(hs, budget);
+      } catch (e) {
+        msg = (e as Error).message;
+      }
+      if (!/^attention: [^\n]+$/.test(msg)) {
+        throw new Error(`${plan.name} HS ${hs} budget ${budget}: '${msg}'`);
+      }
+    }
+  }
 });

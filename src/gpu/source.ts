@@ -50,6 +50,22 @@ export function withGeluMath(source: string): string {
 }
 
 /**
+ * `source` with each line `const NAME: u32 = <n>u;` named in `values` rewritten to the given number: how a
+ * dispatcher sizes a shader's register and workgroup arrays (WGSL wants const sizes; `override` constants
+ * cannot size private arrays). A missing line throws, naming `file`.
+ */
+export function withConsts(source: string, values: Readonly<Record<string, number>>, file: string): string {
+  let out = source;
+  for (const [name, v] of Object.entries(values)) {
+    if (!Number.isInteger(v) || v < 0) throw new Error(`${file}: const ${name} = ${v} is not a u32`);
+    const line = new RegExp(`^const ${name}: u32 = \\d+u;`, "m");
+    if (!line.test(out)) throw new Error(`${file}: line 'const ${name}: u32 = ...;' not found`);
+    out = out.replace(line, `const ${name}: u32 = ${v}u;`);
+  }
+  return out;
+}
+
+/**
  * Element type of a storage buffer: `f32`, or `f16` (half the bytes; needs the `shader-f16` feature).
  * Shaders compute in f32 either way: an f16 buffer is converted on load and rounded on store.
  */
