@@ -58,46 +58,59 @@ struct Dims { T: u32, C4: u32, NH: u32 }
 var<workgroup> stage: array<vec4<f32>, STAGE>;
 var<workgroup> dsT: array<vec4<f32>, BC * BR / 4u>; // [BC keys][BR queries]
 
-// Transposes the 4 dims of `v` (row `row` of a chunk whose rows are `n` long) into stage at `base`.
-fn put_t(base: u32, n: u32, row: u32, dv: u32, v: vec4<f32>) {
-  let at = base + 4u * dv * (n / 4u) + row / 4u;
-  let e = row % 4u;
-  stage[at][e] = v.x;
-  stage[at + n / 4u][e] = v.y;
-  stage[at + 2u * (n / 4u)][e] = v.z;
-  stage[at + 3u * (n / 4u)][e] = v.w;
-}
-
 // Stages dims d0 .. d0+BD-1 of the block's Q (times scale * log2(e)) and dO and of the tile's K and V,
-// transposed; rows past T read as zeros.
+// transposed; rows past T read as zeros. Each item is 4 consecutive rows at one dim vec4 of two operands:
+// 4 loads each, transposed in registers into 4 vec4 stores each (one per dim, along the 4 rows).
 fn stage_chunk(b: u32, h: u32, q0: u32, k0: u32, d0: u32, lid: u32) {
   let T = dims.T;
   let C4 = dims.C4;
   let bd4 = BD / 4u;
   let col = h * HS4 + d0 / 4u;
-  for (var x = lid; x < (BR + BC) * bd4; x += 64u) {
-    let row = x / bd4;
+  for (var x = lid; x < (BR + BC) / 4u * bd4; x += 64u) {
+    let r4 = x / bd4; // row quad
     let dv = x % bd4;
-    var a = vec4<f32>(0.0);
-    var g = vec4<f32>(0.0);
-    if (row < BR) { // a query: q and dout
-      let t = q0 + row;
-      if (t < T) {
-        a = vec4<f32>(qkv[(b * T + t) * 3u * C4 + col + dv]) * SCALE_LOG2E;
-        g = vec4<f32>(dout[(b * T + t) * C4 + col + dv]);
-      }
-      put_t(0u, BR, row, dv, a);
-      put_t(BD * BR / 4u, BR, row, dv, g);
-    } else { // a key: k and v
-      let j = row - BR;
-      let t = k0 + j;
-      if (t < T) {
-        a = vec4<f32>(qkv[(b * T + t) * 3u * C4 + C4 + col + dv]);
-        g = vec4<f32>(qkv[(b * T + t) * 3u * C4 + 2u * C4 + col + dv]);
-      }
-      put_t(BD * BR / 2u, BC, j, dv, a);
-      put_t(BD * BR / 2u + BD * BC / 4u, BC, j, dv, g);
+    var u0 = vec4<f32>(0.0); // q or k
+    var u1 = vec4<f32>(0.0);
+    var u2 = vec4<f32>(0.0);
+    var u3 = vec4<f32>(0.0);
+    var w0 = vec4<f32>(0.0); // dout or v
+    var w1 = vec4<f32>(0.0);
+    var w2 = vec4<f32>(0.0);
+    var w3 = vec4<f32>(0.0);
+    var at: u32; // first vec4 of the quad's u in stage
+    var wo: u32; // offset of w's chunk from u's
+    var stride: u32; // vec4s per dim row of the chunk
+    if (r4 < BR / 4u) { // 4 queries: q and dout
+      let t = q0 + 4u * r4;
+      let a = (b * T + t) * 3u * C4 + col + dv;
+      let g = (b * T + t) * C4 + col + dv;
+      if (t < T) { u0 = vec4<f32>(qkv[a]) * SCALE_LOG2E; w0 = vec4<f32>(dout[g]); }
+      if (t + 1u < T) { u1 = vec4<f32>(qkv[a + 3u * C4]) * SCALE_LOG2E; w1 = vec4<f32>(dout[g + C4]); }
+      if (t + 2u < T) { u2 = vec4<f32>(qkv[a + 6u * C4]) * SCALE_LOG2E; w2 = vec4<f32>(dout[g + 2u * C4]); }
+      if (t + 3u < T) { u3 = vec4<f32>(qkv[a + 9u * C4]) * SCALE_LOG2E; w3 = vec4<f32>(dout[g + 3u * C4]); }
+      at = 4u * dv * (BR / 4u) + r4;
+      wo = BD * BR / 4u;
+      stride = BR / 4u;
+    } else { // 4 keys: k and v
+      let r = r4 - BR / 4u;
+      let t = k0 + 4u * r;
+      let a = (b * T + t) * 3u * C4 + C4 + col + dv;
+      if (t < T) { u0 = vec4<f32>(qkv[a]); w0 = vec4<f32>(qkv[a + C4]); }
+      if (t + 1u < T) { u1 = vec4<f32>(qkv[a + 3u * C4]); w1 = vec4<f32>(qkv[a + 4u * C4]); }
+      if (t + 2u < T) { u2 = vec4<f32>(qkv[a + 6u * C4]); w2 = vec4<f32>(qkv[a + 7u * C4]); }
+      if (t + 3u < T) { u3 = vec4<f32>(qkv[a + 9u * C4]); w3 = vec4<f32>(qkv[a + 10u * C4]); }
+      at = BD * BR / 2u + 4u * dv * (BC / 4u) + r;
+      wo = BD * BC / 4u;
+      stride = BC / 4u;
     }
+    stage[at] = vec4<f32>(u0.x, u1.x, u2.x, u3.x);
+    stage[at + stride] = vec4<f32>(u0.y, u1.y, u2.y, u3.y);
+    stage[at + 2u * stride] = vec4<f32>(u0.z, u1.z, u2.z, u3.z);
+    stage[at + 3u * stride] = vec4<f32>(u0.w, u1.w, u2.w, u3.w);
+    stage[wo + at] = vec4<f32>(w0.x, w1.x, w2.x, w3.x);
+    stage[wo + at + stride] = vec4<f32>(w0.y, w1.y, w2.y, w3.y);
+    stage[wo + at + 2u * stride] = vec4<f32>(w0.z, w1.z, w2.z, w3.z);
+    stage[wo + at + 3u * stride] = vec4<f32>(w0.w, w1.w, w2.w, w3.w);
   }
 }
 

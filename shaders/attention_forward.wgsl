@@ -60,36 +60,45 @@ var<workgroup> pT: array<vec4<f32>, BC * BR / 4u>; // [BC keys][BR queries]: sco
 var<workgroup> rowstat: array<vec4<f32>, BR / 4u>; // per query row: alpha of this tile, at the end 1 / l
 
 // Stages dims d0 .. d0+BD-1 of the block's queries (times scale * log2(e)) and of the tile's keys,
-// transposed; rows past T read as zeros.
+// transposed; rows past T read as zeros. Each item is 4 consecutive rows at one dim vec4: 4 loads,
+// transposed in registers into 4 vec4 stores (one per dim, along the 4 rows).
 fn stage_qk(b: u32, h: u32, q0: u32, k0: u32, d0: u32, lid: u32) {
   let T = dims.T;
   let C4 = dims.C4;
   let bd4 = BD / 4u;
-  let col = h * HS4 + d0 / 4u;
-  for (var x = lid; x < (BR + BC) * bd4; x += 64u) {
-    let row = x / bd4;
+  for (var x = lid; x < (BR + BC) / 4u * bd4; x += 64u) {
+    let r4 = x / bd4; // row quad
     let dv = x % bd4;
-    var v = vec4<f32>(0.0);
-    if (row < BR) { // a query
-      let t = q0 + row;
-      if (t < T) { v = vec4<f32>(qkv[(b * T + t) * 3u * C4 + col + dv]) * SCALE_LOG2E; }
-      let at = 4u * dv * (BR / 4u) + row / 4u;
-      let e = row % 4u;
-      stage[at][e] = v.x;
-      stage[at + BR / 4u][e] = v.y;
-      stage[at + 2u * (BR / 4u)][e] = v.z;
-      stage[at + 3u * (BR / 4u)][e] = v.w;
-    } else { // a key
-      let j = row - BR;
-      let t = k0 + j;
-      if (t < T) { v = vec4<f32>(qkv[(b * T + t) * 3u * C4 + C4 + col + dv]); }
-      let at = BD * BR / 4u + 4u * dv * (BC / 4u) + j / 4u;
-      let e = j % 4u;
-      stage[at][e] = v.x;
-      stage[at + BC / 4u][e] = v.y;
-      stage[at + 2u * (BC / 4u)][e] = v.z;
-      stage[at + 3u * (BC / 4u)][e] = v.w;
+    var t: u32; // first row of the quad
+    var a: u32; // its vec4 in qkv
+    var at: u32; // its first vec4 in stage
+    var stride: u32; // vec4s per dim row of the chunk
+    var sc: f32;
+    if (r4 < BR / 4u) { // 4 queries
+      t = q0 + 4u * r4;
+      a = (b * T + t) * 3u * C4 + h * HS4 + d0 / 4u + dv;
+      at = 4u * dv * (BR / 4u) + r4;
+      stride = BR / 4u;
+      sc = SCALE_LOG2E;
+    } else { // 4 keys
+      t = k0 + 4u * (r4 - BR / 4u);
+      a = (b * T + t) * 3u * C4 + C4 + h * HS4 + d0 / 4u + dv;
+      at = BD * BR / 4u + 4u * dv * (BC / 4u) + r4 - BR / 4u;
+      stride = BC / 4u;
+      sc = 1.0;
     }
+    var u0 = vec4<f32>(0.0);
+    var u1 = vec4<f32>(0.0);
+    var u2 = vec4<f32>(0.0);
+    var u3 = vec4<f32>(0.0);
+    if (t < T) { u0 = vec4<f32>(qkv[a]) * sc; }
+    if (t + 1u < T) { u1 = vec4<f32>(qkv[a + 3u * C4]) * sc; }
+    if (t + 2u < T) { u2 = vec4<f32>(qkv[a + 6u * C4]) * sc; }
+    if (t + 3u < T) { u3 = vec4<f32>(qkv[a + 9u * C4]) * sc; }
+    stage[at] = vec4<f32>(u0.x, u1.x, u2.x, u3.x);
+    stage[at + stride] = vec4<f32>(u0.y, u1.y, u2.y, u3.y);
+    stage[at + 2u * stride] = vec4<f32>(u0.z, u1.z, u2.z, u3.z);
+    stage[at + 3u * stride] = vec4<f32>(u0.w, u1.w, u2.w, u3.w);
   }
 }
 
