@@ -21,13 +21,14 @@ export interface TuningRow {
   bench: string;
   /** "M=4096 K=4096 N=4096". */
   shape: string;
-  /** TFLOP/s by variant: default, prefetch, bk32, prefetch_bk32, tile64 (null when not measured). */
+  /** TFLOP/s by variant: default, prefetch, bk32, prefetch_bk32, tile64, unroll (null when not measured). */
   tflops: {
     default: number | null;
     prefetch: number | null;
     bk32: number | null;
     prefetch_bk32: number | null;
     tile64: number | null;
+    unroll: number | null;
   };
   /** The fastest measured variant. */
   best: string;
@@ -95,7 +96,7 @@ export interface H200Figures {
   step_nosplit_ms: number | null;
   /** The step with the matmul tuning knobs over the whole model, float32 and float16 (bench/step.ts). */
   step_tuned_ms: Record<
-    "prefetch" | "bk32" | "prefetch_bk32",
+    "prefetch" | "bk32" | "prefetch_bk32" | "unroll",
     { float32: number | null; float16: number | null }
   >;
   /** The float16 step as one pass, from its profile's timestamps. */
@@ -196,7 +197,7 @@ export function collect(
     const shape = String(l.shape);
     const m = /^M=(\d+) K=(\d+) N=(\d+)$/.exec(shape);
     if (!m || (m[1] === m[2] && m[2] === m[3])) continue; // square sizes are reported above
-    const form = name.replace(/^matmul_/, "").replace(/(_pf)?(_bk32)?(_t64)?$/, "").replace(
+    const form = name.replace(/^matmul_/, "").replace(/(_pf)?(_bk32)?(_t64)?(_ur)?$/, "").replace(
       /_f16(math)?$/,
       "",
     )
@@ -259,6 +260,7 @@ export function collect(
         float32: num(bench("train_step_pf_bk32")?.ms),
         float16: num(bench("train_step_f16_pf_bk32")?.ms),
       },
+      unroll: { float32: num(bench("train_step_ur")?.ms), float16: num(bench("train_step_f16_ur")?.ms) },
     },
     f16_step_profile_ms: num(profile16?.one_pass_ms),
     ratios: {
@@ -326,14 +328,20 @@ async function main(args: string[]): Promise<number> {
 
 /** Groups the matmul cases measured with tuning suffixes with their default-tuned twins. */
 export function tuning(lines: readonly Line[]): TuningRow[] {
-  const variants = { prefetch: "_pf", bk32: "_bk32", prefetch_bk32: "_pf_bk32", tile64: "_t64" } as const;
+  const variants = {
+    prefetch: "_pf",
+    bk32: "_bk32",
+    prefetch_bk32: "_pf_bk32",
+    tile64: "_t64",
+    unroll: "_ur",
+  } as const;
   const gflops = (l: Line | undefined) => typeof l?.gflops === "number" ? r3(l.gflops / 1000) : null;
   const find = (bench: string, shape: string) => lines.find((l) => l.bench === bench && l.shape === shape);
   const rows: TuningRow[] = [];
   const seen = new Set<string>();
   for (const l of lines) {
     const name = String(l.bench ?? "");
-    const m = /^(matmul_.+?)(_pf_bk32|_pf|_bk32|_t64)$/.exec(name);
+    const m = /^(matmul_.+?)(_pf_bk32|_pf|_bk32|_t64|_ur)$/.exec(name);
     if (!m || seen.has(`${m[1]} ${l.shape}`)) continue;
     seen.add(`${m[1]} ${l.shape}`);
     const shape = String(l.shape);
@@ -343,6 +351,7 @@ export function tuning(lines: readonly Line[]): TuningRow[] {
       bk32: gflops(find(m[1] + variants.bk32, shape)),
       prefetch_bk32: gflops(find(m[1] + variants.prefetch_bk32, shape)),
       tile64: gflops(find(m[1] + variants.tile64, shape)),
+      unroll: gflops(find(m[1] + variants.unroll, shape)),
     };
     const best = Object.entries(tflops).filter(([, v]) => v !== null).sort((a, b) => b[1]! - a[1]!)[0]?.[0];
     rows.push({ bench: m[1], shape, tflops, best: best ?? "none" });

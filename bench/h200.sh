@@ -136,14 +136,14 @@ fi
 # 2. The engine: matmul, the training step (float32 and float16), its profiles, attention, then the rest.
 if [[ "$parts" == *" bench "* ]]; then
   part bench_matmul 150 deno task bench $large matmul
-  part bench_step 90 deno task bench $large step
+  part bench_step 110 deno task bench $large step
   part profile 90 deno task bench $large --profile
   part profile_f16 60 deno task bench $large --profile --dtype float16
   part bench_attention 60 deno task bench $large attention
   # Every other module registered in bench/modules.ts (one "  name," line each).
   rest=$(sed -n 's/^  \([a-z0-9_]*\),$/\1/p' bench/modules.ts | grep -vxE 'matmul|attention|step' | tr '\n' ' ')
   # shellcheck disable=SC2086
-  part bench_rest 120 deno task bench $large $rest
+  part bench_rest 100 deno task bench $large $rest
 fi
 
 # 3. nanoGPT's shakespeare_char recipe, timed (val loss and seconds come from recipe/log.jsonl).

@@ -17,13 +17,15 @@ type Precision = "f32" | "f16" | "f16math";
 /**
  * Tuning knobs of a case (kernels/matmul.ts MatmulOptions): software pipelining, 32-step reduction, 64x64
  * workgroup tiles (more, smaller workgroups: fewer idle SMs in the last wave when a 128-tile grid is a few
- * hundred workgroups).
+ * hundred workgroups), the tile product written out instead of looped.
  */
-type Tune = { prefetch?: boolean; bk?: 16 | 32; tile?: 64 };
+type Tune = { prefetch?: boolean; bk?: 16 | 32; tile?: 64; unroll?: boolean };
 
-/** "_pf", "_bk32", "_pf_bk32", "_t64" or "" (default tuning): appended to the case name. */
+/** "_pf", "_bk32", "_pf_bk32", "_t64", "_ur" or "" (default tuning): appended to the case name. */
 export function tuneSuffix(t: Tune): string {
-  return `${t.prefetch ? "_pf" : ""}${t.bk === 32 ? "_bk32" : ""}${t.tile === 64 ? "_t64" : ""}`;
+  return `${t.prefetch ? "_pf" : ""}${t.bk === 32 ? "_bk32" : ""}${t.tile === 64 ? "_t64" : ""}${
+    t.unroll ? "_ur" : ""
+  }`;
 }
 
 type Form =
@@ -136,7 +138,7 @@ async function matmulCase(
  * weight gradient both as one dispatch and split along M ({@linkcode matmulBackwardWeightSplit}). Where the
  * adapter has shader-f16, the same products with f16 operands (`_f16`: f32 arithmetic; `_f16math`: f16
  * sums per 16-term tile) at 4096^3, 8192^3 and three model shapes (CI: 256^3 and one model shape); and
- * the same shapes with the tuning knobs `_pf` (prefetch), `_bk32`, `_pf_bk32` and `_t64` (64x64 tiles) to
+ * the same shapes with the tuning knobs `_pf` (prefetch), `_bk32`, `_pf_bk32`, `_t64` (64x64 tiles) and `_ur` (unrolled) to
  * pick defaults from.
  */
 export const build: BenchBuilder = async (gpu, large) => {
@@ -202,7 +204,9 @@ export const build: BenchBuilder = async (gpu, large) => {
     for (const [form, M, K, N] of halfCases) out.push(await matmulCase(gpu, form, M, K, N, p));
   }
   // Tuning variants at the square sizes and the model's three heaviest shapes (f32, and f16 math).
-  const tunes: Tune[] = [{ prefetch: true }, { bk: 32 }, { prefetch: true, bk: 32 }, { tile: 64 }];
+  const tunes: Tune[] = [{ prefetch: true }, { bk: 32 }, { prefetch: true, bk: 32 }, { tile: 64 }, {
+    unroll: true,
+  }];
   for (const tune of tunes) {
     for (const [form, M, K, N] of halfCases) out.push(await matmulCase(gpu, form, M, K, N, "f32", tune));
     if (large) out.push(await matmulCase(gpu, "forward", 4096, 4096, 4096, "f16math", tune));

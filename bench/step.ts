@@ -31,7 +31,7 @@ export interface StepShape {
   /** Split-K weight gradients where a shape splits (default: the model's, off on software adapters). */
   readonly splitK?: boolean;
   /** Matmul tuning knobs for the whole model (GPTShape.matmul). */
-  readonly matmul?: { readonly prefetch?: boolean; readonly bk?: 16 | 32 };
+  readonly matmul?: { readonly prefetch?: boolean; readonly bk?: 16 | 32; readonly unroll?: boolean };
 }
 
 /** CI size: a step of a few ms on lavapipe with every kernel of the large step (head size 32). */
@@ -58,6 +58,7 @@ export function describeStep(s: StepShape): string {
   if (s.splitK === false) d += " nosplit";
   if (s.matmul?.prefetch) d += " prefetch";
   if (s.matmul?.bk === 32) d += " bk32";
+  if (s.matmul?.unroll) d += " unroll";
   return d;
 }
 
@@ -169,7 +170,7 @@ export async function buildTrainingStep(gpu: Gpu, shape: StepShape, seed = 1): P
  * The training step (forward + backward + AdamW in one pass, grads cleared before it), in ms/step,
  * tokens/s and model GFLOP/s, in float32 and (where the adapter has shader-f16) float16 mixed precision
  * as `train_step_f16`; at `large` on a hardware GPU also without split-K weight gradients
- * (`train_step_nosplit`) and with each matmul tuning knob (`train_step[_f16]_pf`, `_bk32`, `_pf_bk32`).
+ * (`train_step_nosplit`) and with each matmul tuning knob (`train_step[_f16]_pf`, `_bk32`, `_pf_bk32`, `_ur`).
  * CI: {@linkcode CI_STEP}; large: {@linkcode SHAKESPEARE_STEP}.
  */
 export const build: BenchBuilder = async (gpu, large) => {
@@ -183,7 +184,7 @@ export const build: BenchBuilder = async (gpu, large) => {
     const knobs = [["pf", { prefetch: true }], ["bk32", { bk: 32 }], ["pf_bk32", {
       prefetch: true,
       bk: 32,
-    }]] as const;
+    }], ["ur", { unroll: true }]] as const;
     for (const [suffix, matmul] of knobs) {
       variants.push({ name: `train_step_${suffix}`, shape: { ...base, matmul } });
       if (gpu.features.f16) {

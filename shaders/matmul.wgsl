@@ -95,6 +95,10 @@ alias NO = TO;
 override WGX: u32 = 16;   // threads along output columns; TN = 8 * WGX
 override WGY: u32 = 16;   // threads along output rows; TM = 8 * WGY
 override BK: u32 = 16;    // reduction step; a multiple of 4 with 2 * BK divisible by WGX and WGY
+// The tile product's BK steps written out (mac_tile) instead of looped: naga emits every WGSL loop as an
+// unbounded loop plus a 64-bit iteration counter, which a driver may not unroll; written out, the shared
+// memory offsets are constants. A tuning knob (slower on lavapipe), for a GPU run to decide.
+override UNROLL: bool = false;
 override BX: u32 = 8;     // bias backward: columns per workgroup
 override BY: u32 = 32;    // bias backward: row lanes per workgroup, a power of two
 override WG: u32 = 256;   // split reduce: threads per workgroup
@@ -348,24 +352,102 @@ fn widen_add(c: Acc, h: AccH) -> Acc {
   );
 }
 
+// Step t of the tile product, in f16.
+fn mac_step(c: AccH, t: u32, tx: u32, ty: u32) -> AccH {
+  let a = t * (TM / 4u);
+  let b = t * (TN / 4u);
+  return fma8x8h(c, As[a + ty], As[a + WGY + ty], Bs[b + tx], Bs[b + WGX + tx]);
+}
 // Adds the product of the current As, Bs tiles (BK steps of t) to c: f16 within the tile, f32 across.
 fn mac_tile(c: Acc, tx: u32, ty: u32) -> Acc {
-  var h = AccH();
-  for (var t = 0u; t < BK; t++) {
-    let a = t * (TM / 4u);
-    let b = t * (TN / 4u);
-    h = fma8x8h(h, As[a + ty], As[a + WGY + ty], Bs[b + tx], Bs[b + WGX + tx]);
+  var acc = AccH();
+  if (UNROLL) {
+    acc = mac_step(acc, 0u, tx, ty);
+    acc = mac_step(acc, 1u, tx, ty);
+    acc = mac_step(acc, 2u, tx, ty);
+    acc = mac_step(acc, 3u, tx, ty);
+    acc = mac_step(acc, 4u, tx, ty);
+    acc = mac_step(acc, 5u, tx, ty);
+    acc = mac_step(acc, 6u, tx, ty);
+    acc = mac_step(acc, 7u, tx, ty);
+    acc = mac_step(acc, 8u, tx, ty);
+    acc = mac_step(acc, 9u, tx, ty);
+    acc = mac_step(acc, 10u, tx, ty);
+    acc = mac_step(acc, 11u, tx, ty);
+    acc = mac_step(acc, 12u, tx, ty);
+    acc = mac_step(acc, 13u, tx, ty);
+    acc = mac_step(acc, 14u, tx, ty);
+    acc = mac_step(acc, 15u, tx, ty);
+    if (BK > 16u) {
+      acc = mac_step(acc, 16u, tx, ty);
+      acc = mac_step(acc, 17u, tx, ty);
+      acc = mac_step(acc, 18u, tx, ty);
+      acc = mac_step(acc, 19u, tx, ty);
+      acc = mac_step(acc, 20u, tx, ty);
+      acc = mac_step(acc, 21u, tx, ty);
+      acc = mac_step(acc, 22u, tx, ty);
+      acc = mac_step(acc, 23u, tx, ty);
+      acc = mac_step(acc, 24u, tx, ty);
+      acc = mac_step(acc, 25u, tx, ty);
+      acc = mac_step(acc, 26u, tx, ty);
+      acc = mac_step(acc, 27u, tx, ty);
+      acc = mac_step(acc, 28u, tx, ty);
+      acc = mac_step(acc, 29u, tx, ty);
+      acc = mac_step(acc, 30u, tx, ty);
+      acc = mac_step(acc, 31u, tx, ty);
+    }
+  } else {
+    for (var t = 0u; t < BK; t++) { acc = mac_step(acc, t, tx, ty); }
   }
-  return widen_add(c, h);
+  return widen_add(c, acc);
 }
 // #else
+// Step t of the tile product.
+fn mac_step(c: Acc, t: u32, tx: u32, ty: u32) -> Acc {
+  let a = t * (TM / 4u);
+  let b = t * (TN / 4u);
+  return fma8x8(c, As[a + ty], As[a + WGY + ty], Bs[b + tx], Bs[b + WGX + tx]);
+}
 // Adds the product of the current As, Bs tiles (BK steps of t) to c.
 fn mac_tile(c: Acc, tx: u32, ty: u32) -> Acc {
   var acc = c;
-  for (var t = 0u; t < BK; t++) {
-    let a = t * (TM / 4u);
-    let b = t * (TN / 4u);
-    acc = fma8x8(acc, As[a + ty], As[a + WGY + ty], Bs[b + tx], Bs[b + WGX + tx]);
+  if (UNROLL) {
+    acc = mac_step(acc, 0u, tx, ty);
+    acc = mac_step(acc, 1u, tx, ty);
+    acc = mac_step(acc, 2u, tx, ty);
+    acc = mac_step(acc, 3u, tx, ty);
+    acc = mac_step(acc, 4u, tx, ty);
+    acc = mac_step(acc, 5u, tx, ty);
+    acc = mac_step(acc, 6u, tx, ty);
+    acc = mac_step(acc, 7u, tx, ty);
+    acc = mac_step(acc, 8u, tx, ty);
+    acc = mac_step(acc, 9u, tx, ty);
+    acc = mac_step(acc, 10u, tx, ty);
+    acc = mac_step(acc, 11u, tx, ty);
+    acc = mac_step(acc, 12u, tx, ty);
+    acc = mac_step(acc, 13u, tx, ty);
+    acc = mac_step(acc, 14u, tx, ty);
+    acc = mac_step(acc, 15u, tx, ty);
+    if (BK > 16u) {
+      acc = mac_step(acc, 16u, tx, ty);
+      acc = mac_step(acc, 17u, tx, ty);
+      acc = mac_step(acc, 18u, tx, ty);
+      acc = mac_step(acc, 19u, tx, ty);
+      acc = mac_step(acc, 20u, tx, ty);
+      acc = mac_step(acc, 21u, tx, ty);
+      acc = mac_step(acc, 22u, tx, ty);
+      acc = mac_step(acc, 23u, tx, ty);
+      acc = mac_step(acc, 24u, tx, ty);
+      acc = mac_step(acc, 25u, tx, ty);
+      acc = mac_step(acc, 26u, tx, ty);
+      acc = mac_step(acc, 27u, tx, ty);
+      acc = mac_step(acc, 28u, tx, ty);
+      acc = mac_step(acc, 29u, tx, ty);
+      acc = mac_step(acc, 30u, tx, ty);
+      acc = mac_step(acc, 31u, tx, ty);
+    }
+  } else {
+    for (var t = 0u; t < BK; t++) { acc = mac_step(acc, t, tx, ty); }
   }
   return acc;
 }

@@ -65,6 +65,7 @@ Deno.test("matmul tuning rows: each variant next to its default twin, and the fa
     line("matmul_forward_bk32", 25000),
     line("matmul_forward_pf_bk32", 26000),
     line("matmul_forward_t64", 28000),
+    line("matmul_forward_ur", 29000),
     line("matmul_forward_f16math_pf", 33000),
     line("matmul_forward_f16math", 35000),
   ]);
@@ -72,13 +73,13 @@ Deno.test("matmul tuning rows: each variant next to its default twin, and the fa
     {
       bench: "matmul_forward",
       shape,
-      tflops: { default: 24, prefetch: 27, bk32: 25, prefetch_bk32: 26, tile64: 28 },
-      best: "tile64",
+      tflops: { default: 24, prefetch: 27, bk32: 25, prefetch_bk32: 26, tile64: 28, unroll: 29 },
+      best: "unroll",
     },
     {
       bench: "matmul_forward_f16math",
       shape,
-      tflops: { default: 35, prefetch: 33, bk32: null, prefetch_bk32: null, tile64: null },
+      tflops: { default: 35, prefetch: 33, bk32: null, prefetch_bk32: null, tile64: null, unroll: null },
       best: "default",
     },
   ]);

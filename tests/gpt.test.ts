@@ -180,8 +180,8 @@ Deno.test("float16 on an adapter without shader-f16 is refused with one line bef
   }
 });
 
-Deno.test("GPT with the matmul tuning knobs (prefetch, bk 32) equals the reference, split-K included", async () => {
+Deno.test("GPT with the matmul tuning knobs (prefetch, bk 32, unroll) equals the reference, split-K included", async () => {
   const c = { ...toy, block_size: 128 };
   await checkModel(c, 4, 128, 6, undefined, "float32", true, false, { prefetch: true, bk: 32 });
-  await checkModel(c, 4, 128, 6, undefined, "float16", true, true, { prefetch: true });
+  await checkModel(c, 4, 128, 6, undefined, "float16", true, true, { prefetch: true, unroll: true });
 });

@@ -17,7 +17,7 @@
  * Epilogue fusions (shaders/matmul_fused.wgsl): the forward can also write GELU of its output (`act`) or
  * add itself, after dropout, into a residual stream (`resid`); the input gradient can multiply by GELU'
  * (`pre`). Options choose f16 storage per operand (`types`), f16 arithmetic per tile (`math`) and the
- * tuning knobs (`tile`, `bk`, `prefetch`).
+ * tuning knobs (`tile`, `bk`, `prefetch`, `unroll`).
  *
  * WebGPU tracks buffer usage per whole buffer within one dispatch: the output (`out`, `act`, `dinp`,
  * `dweight`, `dbias`, `scratch`) must live in a different buffer than the inputs of the same dispatch.
@@ -83,6 +83,11 @@ export interface MatmulOptions {
    * loads per operand per thread (BK 16 with either tile, or BK 32 with 128x128 tiles).
    */
   readonly prefetch?: boolean;
+  /**
+   * The tile product's BK steps written out instead of looped (default false): constant shared-memory
+   * offsets and no loop counter. Slower on lavapipe; a knob for a GPU measurement to decide.
+   */
+  readonly unroll?: boolean;
 }
 
 /** Storage element types of a matmul's operands ({@linkcode MatmulOptions.types}). */
@@ -133,7 +138,7 @@ function tileConstants(entry: string, tile: number, opts: MatmulOptions): Record
       `${entry}: prefetch holds at most 4 loads per thread (tile ${tile} with bk ${bk} needs ${loads})`,
     );
   }
-  return { WGX: wg, WGY: wg, BK: bk };
+  return { WGX: wg, WGY: wg, BK: bk, UNROLL: opts.unroll ? 1 : 0 };
 }
 
 /** Operands each entry point reads or writes, for {@linkcode shaderFor}. */

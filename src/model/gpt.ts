@@ -83,10 +83,11 @@ export interface GPTShape {
    */
   halfMath?: boolean;
   /**
-   * Tuning knobs for every matmul of the model (kernels/matmul.ts MatmulOptions `prefetch`, `bk`); default
-   * off / 16 until measured on a real GPU (`bench step --large` runs the step with each).
+   * Tuning knobs for every matmul of the model (kernels/matmul.ts MatmulOptions `prefetch`, `bk`,
+   * `unroll`); default off / 16 / off until measured on a real GPU (`bench step --large` runs the step with
+   * each).
    */
-  matmul?: { readonly prefetch?: boolean; readonly bk?: 16 | 32 };
+  matmul?: { readonly prefetch?: boolean; readonly bk?: 16 | 32; readonly unroll?: boolean };
 }
 
 /**
