@@ -38,11 +38,16 @@ const RV: u32 = 2u; // query vec4s per thread in phases 1-3: BQ = 32 * RV querie
 const BD: u32 = 16u; // head dims per staged chunk in phase 1 (16, 8 or 4, divides HS)
 const QC: u32 = 16u; // queries per staged Q/dO row chunk in phase 4 (divides BQ)
 const STAGE: u32 = 768u; // vec4s of `stage`: max(BD * (2 BK + 2 BQ) / 4, 2 QC HS4)
+const KS: u32 = 1u; // phase 4 query split: 8 / DL, more than 1 only for HS <= 16 (see DL)
 
 const HS4: u32 = HS / 4u;
 const BK: u32 = 32u; // keys per workgroup
 const BQ: u32 = 32u * RV;
-const NC: u32 = (HS4 + 7u) / 8u; // dim vec4s per thread in phase 4: tx + 8c, valid while < HS4
+const NC: u32 = (HS4 + 7u) / 8u; // dim vec4s per thread in phase 4: dl + 8c, valid while < HS4
+// Phase 4 lanes: tx = kp * DL + dl. With HS4 >= 8, DL = 8 and each thread takes every query of the chunk
+// for dims dl + 8c. A small head (HS4 <= 4) would leave lanes dl >= HS4 idle, so the lanes split the
+// queries instead: lane kp takes queries q = kp (mod KS), and the KS partial sums are added at the end.
+const DL: u32 = 8u / KS;
 const SCALE: f32 = 1.0 / sqrt(f32(HS));
 const LOG2E: f32 = 1.4426950408889634;
 const SCALE_LOG2E: f32 = SCALE * LOG2E;
@@ -176,6 +181,8 @@ fn attention_backward_dkdv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_
   let j0 = wg.x * BK; // low key blocks see the most queries: they come first
   let tx = lid % 8u;
   let ty = lid / 8u;
+  let dl = tx % DL; // phase 4 dim lane
+  let kp = tx / DL; // phase 4 query part
 
   // Phase 4 accumulators: dk[NC i + c], dv[NC i + c] = key 4ty + i, dims 4(tx + 8c) .. +3.
   var dk: array<vec4<f32>, 16>;
@@ -184,10 +191,10 @@ fn attention_backward_dkdv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_
   var dp: array<vec4<f32>, 8>; // phase 1 dout . v, then ds
 
   let kk = vec4<u32>(j0 + 4u * ty) + vec4<u32>(0u, 1u, 2u, 3u); // this thread's keys
-  let vd0 = min(tx, HS4 - 1u); // dim vec4 0 of this thread (clamped: past HS4 only garbage, never stored)
-  let vd1 = min(tx + 8u, HS4 - 1u);
-  let vd2 = min(tx + 16u, HS4 - 1u);
-  let vd3 = min(tx + 24u, HS4 - 1u);
+  let vd0 = min(dl, HS4 - 1u); // dim vec4 0 of this thread (clamped: past HS4 only garbage, never stored)
+  let vd1 = min(dl + 8u, HS4 - 1u);
+  let vd2 = min(dl + 16u, HS4 - 1u);
+  let vd3 = min(dl + 24u, HS4 - 1u);
 
   for (var i0 = j0; i0 < T; i0 += BQ) {
     // ---- Phase 1: s[2i + h] = scores of key 4ty + i with queries 4tx + 32h .. +3; dp likewise. ----
@@ -261,7 +268,7 @@ fn attention_backward_dkdv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_
       workgroupBarrier(); // phase 1's (or the previous chunk's) readers of `stage` are done; pds is written
       stage_rows(b, h, i0 + c0 * QC, lid);
       workgroupBarrier();
-      for (var q = 0u; q < QC; q++) {
+      for (var q = kp; q < QC; q += KS) {
         let ra = (c0 * QC + q) * (BK / 4u) + ty;
         let p = pds[ra];
         let g = pds[DS0 + ra];
@@ -293,26 +300,44 @@ fn attention_backward_dkdv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_
     }
   }
 
+  // ---- Small heads: add the query parts into part 0, in part order (pds is free: the last tile is done). ----
+  if (KS > 1u) { // then NC = 1: dk[0 .. 4), dv[0 .. 4) are the thread's outputs
+    let slot = (ty * DL + dl) * 8u;
+    for (var p = 1u; p < KS; p++) {
+      workgroupBarrier();
+      if (kp == p) {
+        pds[slot] = dk[0]; pds[slot + 1u] = dk[1]; pds[slot + 2u] = dk[2]; pds[slot + 3u] = dk[3];
+        pds[slot + 4u] = dv[0]; pds[slot + 5u] = dv[1]; pds[slot + 6u] = dv[2]; pds[slot + 7u] = dv[3];
+      }
+      workgroupBarrier();
+      if (kp == 0u) {
+        dk[0] += pds[slot]; dk[1] += pds[slot + 1u]; dk[2] += pds[slot + 2u]; dk[3] += pds[slot + 3u];
+        dv[0] += pds[slot + 4u]; dv[1] += pds[slot + 5u]; dv[2] += pds[slot + 6u]; dv[3] += pds[slot + 7u];
+      }
+    }
+  }
+
   // ---- Store: dk * scale and dv of keys 4ty + i. ----
   let ka = j0 + 4u * ty;
-  store_kv(b, h, ka, tx, dk[0], dk[1], dk[2], dk[3], dv[0], dv[1], dv[2], dv[3]);
-  store_kv(b, h, ka + 1u, tx, dk[NC], dk[NC + 1u], dk[NC + 2u], dk[NC + 3u],
+  if (kp != 0u) { return; } // small heads: part 0 holds the sums
+  store_kv(b, h, ka, dl, dk[0], dk[1], dk[2], dk[3], dv[0], dv[1], dv[2], dv[3]);
+  store_kv(b, h, ka + 1u, dl, dk[NC], dk[NC + 1u], dk[NC + 2u], dk[NC + 3u],
            dv[NC], dv[NC + 1u], dv[NC + 2u], dv[NC + 3u]);
-  store_kv(b, h, ka + 2u, tx, dk[2u * NC], dk[2u * NC + 1u], dk[2u * NC + 2u], dk[2u * NC + 3u],
+  store_kv(b, h, ka + 2u, dl, dk[2u * NC], dk[2u * NC + 1u], dk[2u * NC + 2u], dk[2u * NC + 3u],
            dv[2u * NC], dv[2u * NC + 1u], dv[2u * NC + 2u], dv[2u * NC + 3u]);
-  store_kv(b, h, ka + 3u, tx, dk[3u * NC], dk[3u * NC + 1u], dk[3u * NC + 2u], dk[3u * NC + 3u],
+  store_kv(b, h, ka + 3u, dl, dk[3u * NC], dk[3u * NC + 1u], dk[3u * NC + 2u], dk[3u * NC + 3u],
            dv[3u * NC], dv[3u * NC + 1u], dv[3u * NC + 2u], dv[3u * NC + 3u]);
 }
 
-// Stores this thread's dim vec4s tx + 8c (c < NC, those < HS4) of key row t's dk (times scale) and dv, if
+// Stores this thread's dim vec4s dl + 8c (c < NC, those < HS4) of key row t's dk (times scale) and dv, if
 // t < T. Callers pass dk[... + c] for c < 4 whatever NC is; the entries past NC are never stored.
-fn store_kv(b: u32, h: u32, t: u32, tx: u32, k0: vec4<f32>, k1: vec4<f32>, k2: vec4<f32>, k3: vec4<f32>,
+fn store_kv(b: u32, h: u32, t: u32, dl: u32, k0: vec4<f32>, k1: vec4<f32>, k2: vec4<f32>, k3: vec4<f32>,
             v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>) {
   if (t >= dims.T) { return; }
   let C4 = dims.C4;
-  let a = (b * dims.T + t) * 3u * C4 + C4 + h * HS4 + tx;
-  if (tx < HS4) { dqkv[a] = vec4<GT>(k0 * SCALE); dqkv[a + C4] = vec4<GT>(v0); }
-  if (NC > 1u && tx + 8u < HS4) { dqkv[a + 8u] = vec4<GT>(k1 * SCALE); dqkv[a + C4 + 8u] = vec4<GT>(v1); }
-  if (NC > 2u && tx + 16u < HS4) { dqkv[a + 16u] = vec4<GT>(k2 * SCALE); dqkv[a + C4 + 16u] = vec4<GT>(v2); }
-  if (NC > 3u && tx + 24u < HS4) { dqkv[a + 24u] = vec4<GT>(k3 * SCALE); dqkv[a + C4 + 24u] = vec4<GT>(v3); }
+  let a = (b * dims.T + t) * 3u * C4 + C4 + h * HS4 + dl;
+  if (dl < HS4) { dqkv[a] = vec4<GT>(k0 * SCALE); dqkv[a + C4] = vec4<GT>(v0); }
+  if (NC > 1u && dl + 8u < HS4) { dqkv[a + 8u] = vec4<GT>(k1 * SCALE); dqkv[a + C4 + 8u] = vec4<GT>(v1); }
+  if (NC > 2u && dl + 16u < HS4) { dqkv[a + 16u] = vec4<GT>(k2 * SCALE); dqkv[a + C4 + 16u] = vec4<GT>(v2); }
+  if (NC > 3u && dl + 24u < HS4) { dqkv[a + 24u] = vec4<GT>(k3 * SCALE); dqkv[a + C4 + 24u] = vec4<GT>(v3); }
 }

@@ -28,11 +28,14 @@ const RV: u32 = 2u; // query vec4s per thread: BR = 32 * RV rows per block (RV *
 const BD: u32 = 16u; // head dims per staged chunk of Q, dO, K, V (16, 8 or 4, divides HS)
 const KC: u32 = 32u; // keys per staged K chunk in phase 3 (divides BC)
 const STAGE: u32 = 768u; // vec4s of `stage`: max(BD * (2 BR + 2 BC) / 4, KC * HS4)
+const KS: u32 = 1u; // phase 3 key split, as the forward's: 8 / DL, more than 1 only for HS <= 16
 
 const HS4: u32 = HS / 4u;
 const BR: u32 = 32u * RV;
 const BC: u32 = 32u;
-const NC: u32 = (HS4 + 7u) / 8u; // dim vec4s per thread in phase 3: tx + 8c, valid while < HS4
+const NC: u32 = (HS4 + 7u) / 8u; // dim vec4s per thread in phase 3: dl + 8c, valid while < HS4
+// Phase 3 lanes: tx = kp * DL + dl (as in the forward: small heads split the keys among lanes kp).
+const DL: u32 = 8u / KS;
 const R1: u32 = 4u * NC * (RV - 1u); // dq index of query 4ty + 32 (0 when RV = 1: keeps indices in range)
 const SCALE: f32 = 1.0 / sqrt(f32(HS));
 const LOG2E: f32 = 1.4426950408889634;
@@ -153,6 +156,8 @@ fn attention_backward_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_work
   let qlast = min(q0 + BR, T) - 1u;
   let tx = lid % 8u;
   let ty = lid / 8u;
+  let dl = tx % DL; // phase 3 dim lane
+  let kp = tx / DL; // phase 3 key part
   let bh = (b * dims.NH + h) * T;
   // Phase 2's per-query constants for queries 4tx + 32h .. +3: (lse log2 e, delta).
   let st0 = row_stats(bh, q0 + 4u * tx);
@@ -207,16 +212,16 @@ fn attention_backward_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_work
     }
 
     // ---- Phase 3: dq += dS K over the tile's keys. ----
-    let kd = min(tx, HS4 - 1u); // dim vec4 0 of this thread (clamped: past HS4 only garbage, never stored)
-    let kd1 = min(tx + 8u, HS4 - 1u);
-    let kd2 = min(tx + 16u, HS4 - 1u);
-    let kd3 = min(tx + 24u, HS4 - 1u);
+    let kd = min(dl, HS4 - 1u); // dim vec4 0 of this thread (clamped: past HS4 only garbage, never stored)
+    let kd1 = min(dl + 8u, HS4 - 1u);
+    let kd2 = min(dl + 16u, HS4 - 1u);
+    let kd3 = min(dl + 24u, HS4 - 1u);
     let nchunks = (min(BC, qlast + 1u - k0) + KC - 1u) / KC; // keys past the last row have ds = 0
     for (var c0 = 0u; c0 < nchunks; c0++) {
       workgroupBarrier(); // phase 1's (or the previous chunk's) readers of `stage` are done; dsT is written
       stage_k(b, h, k0 + c0 * KC, lid);
       workgroupBarrier();
-      for (var j = 0u; j < KC; j++) {
+      for (var j = kp; j < KC; j += KS) {
         let pj = (c0 * KC + j) * (BR / 4u) + ty;
         let p0 = dsT[pj];
         let p1 = dsT[pj + 8u * (RV - 1u)];
@@ -250,27 +255,49 @@ fn attention_backward_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_work
     }
   }
 
+  // ---- Small heads: add the key parts into part 0, in part order (dsT is free: the last tile is done). ----
+  if (KS > 1u) { // then NC = 1: dq[0 .. 4 RV) are the thread's outputs
+    let slot = (ty * DL + dl) * 8u;
+    for (var p = 1u; p < KS; p++) {
+      workgroupBarrier();
+      if (kp == p) {
+        dsT[slot] = dq[0]; dsT[slot + 1u] = dq[1]; dsT[slot + 2u] = dq[2]; dsT[slot + 3u] = dq[3];
+        if (RV > 1u) {
+          dsT[slot + 4u] = dq[4]; dsT[slot + 5u] = dq[5]; dsT[slot + 6u] = dq[6]; dsT[slot + 7u] = dq[7];
+        }
+      }
+      workgroupBarrier();
+      if (kp == 0u) {
+        dq[0] += dsT[slot]; dq[1] += dsT[slot + 1u]; dq[2] += dsT[slot + 2u]; dq[3] += dsT[slot + 3u];
+        if (RV > 1u) {
+          dq[4] += dsT[slot + 4u]; dq[5] += dsT[slot + 5u]; dq[6] += dsT[slot + 6u]; dq[7] += dsT[slot + 7u];
+        }
+      }
+    }
+  }
+
   // ---- Store dq = scale * sum (the scores were in log2 units; ds is in natural units already). ----
   let ta = q0 + 4u * ty;
-  store_row(b, h, ta, tx, dq[0], dq[1], dq[2], dq[3]);
-  store_row(b, h, ta + 1u, tx, dq[NC], dq[NC + 1u], dq[NC + 2u], dq[NC + 3u]);
-  store_row(b, h, ta + 2u, tx, dq[2u * NC], dq[2u * NC + 1u], dq[2u * NC + 2u], dq[2u * NC + 3u]);
-  store_row(b, h, ta + 3u, tx, dq[3u * NC], dq[3u * NC + 1u], dq[3u * NC + 2u], dq[3u * NC + 3u]);
+  if (kp != 0u) { return; } // small heads: part 0 holds the sums
+  store_row(b, h, ta, dl, dq[0], dq[1], dq[2], dq[3]);
+  store_row(b, h, ta + 1u, dl, dq[NC], dq[NC + 1u], dq[NC + 2u], dq[NC + 3u]);
+  store_row(b, h, ta + 2u, dl, dq[2u * NC], dq[2u * NC + 1u], dq[2u * NC + 2u], dq[2u * NC + 3u]);
+  store_row(b, h, ta + 3u, dl, dq[3u * NC], dq[3u * NC + 1u], dq[3u * NC + 2u], dq[3u * NC + 3u]);
   if (RV > 1u) {
-    store_row(b, h, ta + 32u, tx, dq[R1], dq[R1 + 1u], vec4<f32>(), vec4<f32>());
-    store_row(b, h, ta + 33u, tx, dq[R1 + NC], dq[R1 + NC + 1u], vec4<f32>(), vec4<f32>());
-    store_row(b, h, ta + 34u, tx, dq[R1 + 2u * NC], dq[R1 + 2u * NC + 1u], vec4<f32>(), vec4<f32>());
-    store_row(b, h, ta + 35u, tx, dq[R1 + 3u * NC], dq[R1 + 3u * NC + 1u], vec4<f32>(), vec4<f32>());
+    store_row(b, h, ta + 32u, dl, dq[R1], dq[R1 + 1u], vec4<f32>(), vec4<f32>());
+    store_row(b, h, ta + 33u, dl, dq[R1 + NC], dq[R1 + NC + 1u], vec4<f32>(), vec4<f32>());
+    store_row(b, h, ta + 34u, dl, dq[R1 + 2u * NC], dq[R1 + 2u * NC + 1u], vec4<f32>(), vec4<f32>());
+    store_row(b, h, ta + 35u, dl, dq[R1 + 3u * NC], dq[R1 + 3u * NC + 1u], vec4<f32>(), vec4<f32>());
   }
 }
 
-// Stores scale times this thread's dim vec4s tx + 8c (c < NC, those < HS4) of query row t's dq (if t < T).
+// Stores scale times this thread's dim vec4s dl + 8c (c < NC, those < HS4) of query row t's dq (if t < T).
 // Callers pass 4 vec4s whatever NC is; those past NC are never stored (with RV = 2, NC <= 2).
-fn store_row(b: u32, h: u32, t: u32, tx: u32, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>) {
+fn store_row(b: u32, h: u32, t: u32, dl: u32, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>) {
   if (t >= dims.T) { return; }
   let a = (b * dims.T + t) * 3u * dims.C4 + h * HS4;
-  if (tx < HS4) { dqkv[a + tx] = vec4<GT>(v0 * SCALE); }
-  if (NC > 1u && tx + 8u < HS4) { dqkv[a + tx + 8u] = vec4<GT>(v1 * SCALE); }
-  if (NC > 2u && tx + 16u < HS4) { dqkv[a + tx + 16u] = vec4<GT>(v2 * SCALE); }
-  if (NC > 3u && tx + 24u < HS4) { dqkv[a + tx + 24u] = vec4<GT>(v3 * SCALE); }
+  if (dl < HS4) { dqkv[a + dl] = vec4<GT>(v0 * SCALE); }
+  if (NC > 1u && dl + 8u < HS4) { dqkv[a + dl + 8u] = vec4<GT>(v1 * SCALE); }
+  if (NC > 2u && dl + 16u < HS4) { dqkv[a + dl + 16u] = vec4<GT>(v2 * SCALE); }
+  if (NC > 3u && dl + 24u < HS4) { dqkv[a + dl + 24u] = vec4<GT>(v3 * SCALE); }
 }

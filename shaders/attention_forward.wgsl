@@ -17,7 +17,8 @@
 //   2. Softmax, one thread per query row: the row's running max m moves to the tile's max, alpha =
 //      exp2(m_old - m_new) rescales the row's sum l and (phase 3) its output; p = exp2(s - m) overwrites pT.
 //   3. O += P V (BR x HS, reduced over the tile's keys in chunks of KC staged V rows): thread (tx, ty) holds
-//      queries 4ty + 32h + i by dim vec4s tx + 8c (c < NC), up to 16 vec4 accumulators.
+//      queries 4ty + 32h + i by dim vec4s tx + 8c (c < NC), up to 16 vec4 accumulators (small heads: see
+//      KS).
 // Register arrays are indexed by constants only (each statement written out, guarded by `if (KV > g)` and
 // the like, which the compiler folds): dynamically indexed private arrays can land in slow local memory.
 // Scores are in log2 units (q pre-multiplied by scale * log2(e)) so exp2 does the softmax.
@@ -31,11 +32,16 @@ const KV: u32 = 2u; // key quads per thread in phase 1: BC = 32 * KV keys per ti
 const BD: u32 = 16u; // head dims per staged Q/K chunk (16, 8 or 4, divides HS)
 const KC: u32 = 32u; // keys per staged V chunk (divides BC)
 const STAGE: u32 = 512u; // vec4s of `stage`: max(BD * (BR + BC) / 4, KC * HS4)
+const KS: u32 = 1u; // phase 3 key split: 8 / DL, more than 1 only for HS <= 16 (see DL)
 
 const HS4: u32 = HS / 4u;
 const BR: u32 = 32u * RV;
 const BC: u32 = 32u * KV;
-const NC: u32 = (HS4 + 7u) / 8u; // dim vec4s per thread in phase 3: tx + 8c, valid while < HS4
+const NC: u32 = (HS4 + 7u) / 8u; // dim vec4s per thread in phase 3: dl + 8c, valid while < HS4
+// Phase 3 lanes: tx = kp * DL + dl. With HS4 >= 8, DL = 8 and each thread takes every key of the tile for
+// dims dl + 8c. A small head (HS4 <= 4) would leave lanes dl >= HS4 idle, so the lanes split the keys
+// instead: lane kp takes keys j = kp (mod KS), and the KS partial sums are added at the end.
+const DL: u32 = 8u / KS;
 const R1: u32 = 4u * NC * (RV - 1u); // o index of query 4ty + 32 (0 when RV = 1: keeps indices in range)
 const SCALE_LOG2E: f32 = 1.4426950408889634 / sqrt(f32(HS));
 const LN2: f32 = 0.6931471805599453;
@@ -125,6 +131,8 @@ fn attention_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
   let qlast = min(q0 + BR, T) - 1u;
   let tx = lid % 8u;
   let ty = lid / 8u;
+  let dl = tx % DL; // phase 3 dim lane
+  let kp = tx / DL; // phase 3 key part
 
   // Phase 3 accumulators: o[(4h + i) * NC + c] = query 4ty + 32h + i, dims 4(tx + 8c) .. +3 (R1 = 4 NC).
   var o: array<vec4<f32>, 16>;
@@ -253,16 +261,16 @@ fn attention_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
         o[R1 + 1u] *= al1.x; o[R1 + NC + 1u] *= al1.y; o[R1 + 2u * NC + 1u] *= al1.z; o[R1 + 3u * NC + 1u] *= al1.w;
       }
     }
-    let vd = min(tx, HS4 - 1u); // dim vec4 0 of this thread (clamped: past HS4 only garbage, never stored)
-    let vd1 = min(tx + 8u, HS4 - 1u);
-    let vd2 = min(tx + 16u, HS4 - 1u);
-    let vd3 = min(tx + 24u, HS4 - 1u);
+    let vd = min(dl, HS4 - 1u); // dim vec4 0 of this thread (clamped: past HS4 only garbage, never stored)
+    let vd1 = min(dl + 8u, HS4 - 1u);
+    let vd2 = min(dl + 16u, HS4 - 1u);
+    let vd3 = min(dl + 24u, HS4 - 1u);
     let nchunks = (min(BC, qlast + 1u - k0) + KC - 1u) / KC; // chunks wholly past the last row hold p = 0
     for (var c0 = 0u; c0 < nchunks; c0++) {
       workgroupBarrier(); // phase 1's (or the previous chunk's) readers of `stage` are done
       stage_v(b, h, k0 + c0 * KC, lid);
       workgroupBarrier();
-      for (var j = 0u; j < KC; j++) {
+      for (var j = kp; j < KC; j += KS) {
         let pj = (c0 * KC + j) * (BR / 4u) + ty;
         let p0 = pT[pj];
         let p1 = pT[pj + 8u * (RV - 1u)];
@@ -292,6 +300,25 @@ fn attention_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
     }
   }
 
+  // ---- Small heads: add the key parts into part 0, in part order (pT is free: the last tile is done). ----
+  if (KS > 1u) { // then NC = 1: o[0 .. 4 RV) are the thread's outputs
+    let slot = (ty * DL + dl) * 8u;
+    for (var p = 1u; p < KS; p++) {
+      workgroupBarrier();
+      if (kp == p) {
+        pT[slot] = o[0]; pT[slot + 1u] = o[1]; pT[slot + 2u] = o[2]; pT[slot + 3u] = o[3];
+        if (RV > 1u) { pT[slot + 4u] = o[4]; pT[slot + 5u] = o[5]; pT[slot + 6u] = o[6]; pT[slot + 7u] = o[7]; }
+      }
+      workgroupBarrier();
+      if (kp == 0u) {
+        o[0] += pT[slot]; o[1] += pT[slot + 1u]; o[2] += pT[slot + 2u]; o[3] += pT[slot + 3u];
+        if (RV > 1u) {
+          o[4] += pT[slot + 4u]; o[5] += pT[slot + 5u]; o[6] += pT[slot + 6u]; o[7] += pT[slot + 7u];
+        }
+      }
+    }
+  }
+
   // ---- Normalise and store: out = o / l, lse = (m + log2 l) ln 2. ----
   workgroupBarrier();
   if (lid < BR) {
@@ -303,27 +330,28 @@ fn attention_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
   let inv0 = rowstat[ty];
   let inv1 = rowstat[ty + 8u * (RV - 1u)];
   let ta = q0 + 4u * ty;
-  store_row(b, h, ta, tx, o[0] * inv0.x, o[1] * inv0.x, o[2] * inv0.x, o[3] * inv0.x);
-  store_row(b, h, ta + 1u, tx, o[NC] * inv0.y, o[NC + 1u] * inv0.y, o[NC + 2u] * inv0.y, o[NC + 3u] * inv0.y);
-  store_row(b, h, ta + 2u, tx, o[2u * NC] * inv0.z, o[2u * NC + 1u] * inv0.z, o[2u * NC + 2u] * inv0.z,
+  if (kp != 0u) { return; } // small heads: part 0 holds the sums
+  store_row(b, h, ta, dl, o[0] * inv0.x, o[1] * inv0.x, o[2] * inv0.x, o[3] * inv0.x);
+  store_row(b, h, ta + 1u, dl, o[NC] * inv0.y, o[NC + 1u] * inv0.y, o[NC + 2u] * inv0.y, o[NC + 3u] * inv0.y);
+  store_row(b, h, ta + 2u, dl, o[2u * NC] * inv0.z, o[2u * NC + 1u] * inv0.z, o[2u * NC + 2u] * inv0.z,
             o[2u * NC + 3u] * inv0.z);
-  store_row(b, h, ta + 3u, tx, o[3u * NC] * inv0.w, o[3u * NC + 1u] * inv0.w, o[3u * NC + 2u] * inv0.w,
+  store_row(b, h, ta + 3u, dl, o[3u * NC] * inv0.w, o[3u * NC + 1u] * inv0.w, o[3u * NC + 2u] * inv0.w,
             o[3u * NC + 3u] * inv0.w);
   if (RV > 1u) {
-    store_row(b, h, ta + 32u, tx, o[R1] * inv1.x, o[R1 + 1u] * inv1.x, vec4<f32>(), vec4<f32>());
-    store_row(b, h, ta + 33u, tx, o[R1 + NC] * inv1.y, o[R1 + NC + 1u] * inv1.y, vec4<f32>(), vec4<f32>());
-    store_row(b, h, ta + 34u, tx, o[R1 + 2u * NC] * inv1.z, o[R1 + 2u * NC + 1u] * inv1.z, vec4<f32>(), vec4<f32>());
-    store_row(b, h, ta + 35u, tx, o[R1 + 3u * NC] * inv1.w, o[R1 + 3u * NC + 1u] * inv1.w, vec4<f32>(), vec4<f32>());
+    store_row(b, h, ta + 32u, dl, o[R1] * inv1.x, o[R1 + 1u] * inv1.x, vec4<f32>(), vec4<f32>());
+    store_row(b, h, ta + 33u, dl, o[R1 + NC] * inv1.y, o[R1 + NC + 1u] * inv1.y, vec4<f32>(), vec4<f32>());
+    store_row(b, h, ta + 34u, dl, o[R1 + 2u * NC] * inv1.z, o[R1 + 2u * NC + 1u] * inv1.z, vec4<f32>(), vec4<f32>());
+    store_row(b, h, ta + 35u, dl, o[R1 + 3u * NC] * inv1.w, o[R1 + 3u * NC + 1u] * inv1.w, vec4<f32>(), vec4<f32>());
   }
 }
 
-// Stores this thread's dim vec4s tx + 8c (c < NC, those < HS4) of query row t (if t < T). Callers pass
+// Stores this thread's dim vec4s dl + 8c (c < NC, those < HS4) of query row t (if t < T). Callers pass
 // o[... + c] for c < 4 whatever NC is; the entries past NC are never stored (with RV = 2, NC <= 2).
-fn store_row(b: u32, h: u32, t: u32, tx: u32, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>) {
+fn store_row(b: u32, h: u32, t: u32, dl: u32, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>) {
   if (t >= dims.T) { return; }
   let a = (b * dims.T + t) * dims.C4 + h * HS4;
-  if (tx < HS4) { out[a + tx] = vec4<OT>(v0); }
-  if (NC > 1u && tx + 8u < HS4) { out[a + tx + 8u] = vec4<OT>(v1); }
-  if (NC > 2u && tx + 16u < HS4) { out[a + tx + 16u] = vec4<OT>(v2); }
-  if (NC > 3u && tx + 24u < HS4) { out[a + tx + 24u] = vec4<OT>(v3); }
+  if (dl < HS4) { out[a + dl] = vec4<OT>(v0); }
+  if (NC > 1u && dl + 8u < HS4) { out[a + dl + 8u] = vec4<OT>(v1); }
+  if (NC > 2u && dl + 16u < HS4) { out[a + dl + 16u] = vec4<OT>(v2); }
+  if (NC > 3u && dl + 24u < HS4) { out[a + dl + 24u] = vec4<OT>(v3); }
 }

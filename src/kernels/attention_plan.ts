@@ -25,6 +25,8 @@ export interface ForwardPlan {
   KC: number;
   /** vec4s of the staging buffer. */
   STAGE: number;
+  /** Key split of the output phase (small heads): see {@linkcode keySplit}. */
+  KS: number;
 }
 
 /** Const lines of the dq kernel: BR = 32 * RV query rows per workgroup, 32 keys per tile. */
@@ -38,6 +40,8 @@ export interface DqPlan {
   KC: number;
   /** vec4s of the staging buffer. */
   STAGE: number;
+  /** Key split of the output phase (small heads): see {@linkcode keySplit}. */
+  KS: number;
 }
 
 /** Const lines of the dk/dv kernel: 32 keys per workgroup, BQ = 32 * RV queries per tile. */
@@ -51,6 +55,8 @@ export interface DkdvPlan {
   QC: number;
   /** vec4s of the staging buffer. */
   STAGE: number;
+  /** Query split of the output phase (small heads): see {@linkcode keySplit}. */
+  KS: number;
 }
 
 /** Whether `hs` is a head size the blocked kernels take. */
@@ -81,6 +87,17 @@ function chunkRows(max: number, min: number, perRow: number, room: number): numb
   return n;
 }
 
+/**
+ * Key split of an output phase whose 8 lanes per thread row hold dim vec4s: 1 when the head has at least 8
+ * dim vec4s (HS >= 32); else 8 / DL, DL the power of two >= HS / 4, so that the lanes a small head leaves
+ * without dims take a share of the keys (or queries) instead.
+ */
+export function keySplit(hs: number): number {
+  let dl = 1;
+  while (dl < hs / 4 && dl < 8) dl *= 2;
+  return 8 / dl;
+}
+
 function tooSmall(budget: number, hs: number): Error {
   return new Error(`attention: ${budget} bytes of workgroup memory is too little for HS = ${hs}`);
 }
@@ -96,7 +113,9 @@ export function forwardPlan(hs: number, budget: number): ForwardPlan {
         const KC = chunkRows(BC, 4, hs4, qk);
         const STAGE = Math.max(qk, KC * hs4);
         // stage + pT [BC][BR] + rowstat [BR]
-        if (16 * (STAGE + BC * BR / 4 + BR / 4) <= budget) return { HS: hs, RV, KV, BD, KC, STAGE };
+        if (16 * (STAGE + BC * BR / 4 + BR / 4) <= budget) {
+          return { HS: hs, RV, KV, BD, KC, STAGE, KS: keySplit(hs) };
+        }
       }
     }
   }
@@ -113,7 +132,7 @@ export function dqPlan(hs: number, budget: number): DqPlan {
       const KC = chunkRows(BC, 4, hs4, chunks);
       const STAGE = Math.max(chunks, KC * hs4);
       // stage + dsT [BC][BR]
-      if (16 * (STAGE + BC * BR / 4) <= budget) return { HS: hs, RV, BD, KC, STAGE };
+      if (16 * (STAGE + BC * BR / 4) <= budget) return { HS: hs, RV, BD, KC, STAGE, KS: keySplit(hs) };
     }
   }
   throw tooSmall(budget, hs);
@@ -129,7 +148,9 @@ export function dkdvPlan(hs: number, budget: number): DkdvPlan {
       const QC = chunkRows(BQ, 1, 2 * hs4, qk); // phase 4: QC rows each of Q and dO
       const STAGE = Math.max(qk, 2 * QC * hs4);
       // stage + P and dS [BQ][BK] + lse and delta [BQ]
-      if (16 * (STAGE + 2 * BQ * BK / 4 + BQ / 2) <= budget) return { HS: hs, RV, BD, QC, STAGE };
+      if (16 * (STAGE + 2 * BQ * BK / 4 + BQ / 2) <= budget) {
+        return { HS: hs, RV, BD, QC, STAGE, KS: keySplit(hs) };
+      }
     }
   }
   throw tooSmall(budget, hs);
