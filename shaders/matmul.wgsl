@@ -92,8 +92,11 @@ alias NO = TO;
 @group(0) @binding(9) var<storage, read> partials: array<KV>;       // [Z, N, K], the scratch
 @group(0) @binding(10) var<uniform> dims: Dims;
 
-override WGX: u32 = 16;   // threads along output columns; TN = 8 * WGX
-override WGY: u32 = 16;   // threads along output rows; TM = 8 * WGY
+// The tile edge is a const, rewritten per tile by the dispatcher (withConsts), so that the workgroup tiles
+// rows have a constant length: As[t][r] indexes a 2-D array whose inner index (a thread's row) is clamped
+// once per kernel, not once per load (naga clamps every dynamic index into a fixed-size array).
+const WGX: u32 = 16u;     // threads along output columns; TN = 8 * WGX
+const WGY: u32 = 16u;     // threads along output rows; TM = 8 * WGY
 override BK: u32 = 16;    // reduction step; a multiple of 4 with 2 * BK divisible by WGX and WGY
 // The tile product's BK steps written out (mac_tile) instead of looped: naga emits every WGSL loop as an
 // unbounded loop plus a 64-bit iteration counter, which a driver may not unroll; written out, the shared
@@ -103,14 +106,14 @@ override BX: u32 = 8;     // bias backward: columns per workgroup
 override BY: u32 = 32;    // bias backward: row lanes per workgroup, a power of two
 override WG: u32 = 256;   // split reduce: threads per workgroup
 
-override TM: u32 = 8u * WGY;
-override TN: u32 = 8u * WGX;
-override NT: u32 = WGX * WGY;  // threads per workgroup
+const TM: u32 = 8u * WGY;
+const TN: u32 = 8u * WGX;
+const NT: u32 = WGX * WGY;  // threads per workgroup
 override LA: u32 = TM * BK / 4u / NT;  // vec4 loads per thread per A tile (<= 4 with PREFETCH)
 override LB: u32 = TN * BK / 4u / NT;  // vec4 loads per thread per B tile (<= 4 with PREFETCH)
 
-var<workgroup> As: array<vec4<TT>, BK * TM / 4u>;  // As[t][r]: TM / 4 vec4s per t
-var<workgroup> Bs: array<vec4<TT>, BK * TN / 4u>;  // Bs[t][s]: TN / 4 vec4s per t
+var<workgroup> As: array<array<vec4<TT>, TM / 4u>, BK>;  // As[t][r / 4]: TM / 4 vec4s per t
+var<workgroup> Bs: array<array<vec4<TT>, TN / 4u>, BK>;  // Bs[t][s / 4]: TN / 4 vec4s per t
 var<workgroup> lanes: array<f32, BX * BY>;          // bias backward partial sums [BY][BX]
 
 // ---- Storage access: 4 consecutive elements along the contiguous dimension, zero outside. ----
@@ -270,27 +273,27 @@ fn ld_dout1(i: u32) -> f32 {
 fn put_a_t(r: u32, t: u32, v: vec4<f32>) {
   let q = r / 4u;
   let e = r % 4u;
-  As[t * (TM / 4u) + q][e] = TT(v.x);
-  As[(t + 1u) * (TM / 4u) + q][e] = TT(v.y);
-  As[(t + 2u) * (TM / 4u) + q][e] = TT(v.z);
-  As[(t + 3u) * (TM / 4u) + q][e] = TT(v.w);
+  As[t][q][e] = TT(v.x);
+  As[t + 1u][q][e] = TT(v.y);
+  As[t + 2u][q][e] = TT(v.z);
+  As[t + 3u][q][e] = TT(v.w);
 }
 // B[s..s+3, t] = v (an operand contiguous along t): transposed into Bs[t..t+3][s].
 fn put_b_t(s: u32, t: u32, v: vec4<f32>) {
   let q = s / 4u;
   let e = s % 4u;
-  Bs[t * (TN / 4u) + q][e] = TT(v.x);
-  Bs[(t + 1u) * (TN / 4u) + q][e] = TT(v.y);
-  Bs[(t + 2u) * (TN / 4u) + q][e] = TT(v.z);
-  Bs[(t + 3u) * (TN / 4u) + q][e] = TT(v.w);
+  Bs[t][q][e] = TT(v.x);
+  Bs[t + 1u][q][e] = TT(v.y);
+  Bs[t + 2u][q][e] = TT(v.z);
+  Bs[t + 3u][q][e] = TT(v.w);
 }
 // A[r..r+3, t] = v (an operand contiguous along r): As[t][r..r+3].
 fn put_a(t: u32, r: u32, v: vec4<f32>) {
-  As[t * (TM / 4u) + r / 4u] = vec4<TT>(v);
+  As[t][r / 4u] = vec4<TT>(v);
 }
 // B[t, s..s+3] = v (an operand contiguous along s): Bs[t][s..s+3].
 fn put_b(t: u32, s: u32, v: vec4<f32>) {
-  Bs[t * (TN / 4u) + s / 4u] = vec4<TT>(v);
+  Bs[t][s / 4u] = vec4<TT>(v);
 }
 
 // #if PREFETCH
@@ -354,9 +357,7 @@ fn widen_add(c: Acc, h: AccH) -> Acc {
 
 // Step t of the tile product, in f16.
 fn mac_step(c: AccH, t: u32, tx: u32, ty: u32) -> AccH {
-  let a = t * (TM / 4u);
-  let b = t * (TN / 4u);
-  return fma8x8h(c, As[a + ty], As[a + WGY + ty], Bs[b + tx], Bs[b + WGX + tx]);
+  return fma8x8h(c, As[t][ty], As[t][WGY + ty], Bs[t][tx], Bs[t][WGX + tx]);
 }
 // Adds the product of the current As, Bs tiles (BK steps of t) to c: f16 within the tile, f32 across.
 fn mac_tile(c: Acc, tx: u32, ty: u32) -> Acc {
@@ -404,9 +405,7 @@ fn mac_tile(c: Acc, tx: u32, ty: u32) -> Acc {
 // #else
 // Step t of the tile product.
 fn mac_step(c: Acc, t: u32, tx: u32, ty: u32) -> Acc {
-  let a = t * (TM / 4u);
-  let b = t * (TN / 4u);
-  return fma8x8(c, As[a + ty], As[a + WGY + ty], Bs[b + tx], Bs[b + WGX + tx]);
+  return fma8x8(c, As[t][ty], As[t][WGY + ty], Bs[t][tx], Bs[t][WGX + tx]);
 }
 // Adds the product of the current As, Bs tiles (BK steps of t) to c.
 fn mac_tile(c: Acc, tx: u32, ty: u32) -> Acc {

@@ -28,7 +28,15 @@ import source from "../../shaders/matmul.wgsl" with { type: "text" };
 import fused from "../../shaders/matmul_fused.wgsl" with { type: "text" };
 import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, getKernel, grid, type Resource } from "../gpu/kernel.ts";
-import { checkTypes, type StorageType, withFlags, withGeluMath, withHash, withTypes } from "../gpu/source.ts";
+import {
+  checkTypes,
+  type StorageType,
+  withConsts,
+  withFlags,
+  withGeluMath,
+  withHash,
+  withTypes,
+} from "../gpu/source.ts";
 import { dropoutDims } from "./residual.ts";
 
 /** Default reduction step (rows of the workgroup tiles); a multiple of 4 with 2*BK divisible by the thread grid. */
@@ -118,16 +126,25 @@ function shaderFor(
   types: MatmulTypes | undefined,
   used: readonly (keyof MatmulTypes)[],
   math: "f32" | "f16" = "f32",
+  tile = 128,
 ): string {
   if (math !== "f32" && math !== "f16") throw new Error(`${entry}: math must be f32 or f16 (got ${math})`);
   const t: Record<string, StorageType> = {};
   for (const k of used) if (types?.[k] && types[k] !== "f32") t[ALIAS[k]] = types[k];
   if (math === "f16") t.TT = "f16";
   checkTypes(gpu, entry, t);
-  return withTypes(matmulSource({ ...flags, HALF_MATH: math === "f16" }), t);
+  // withTypes last: it prefixes line 1
+  const src = withConsts(matmulSource({ ...flags, HALF_MATH: math === "f16" }), {
+    WGX: tile / 8,
+    WGY: tile / 8,
+  }, "matmul.wgsl");
+  return withTypes(src, t);
 }
 
-/** The tile constants for `opts` (override values) after checking bk and prefetch fit the tile. */
+/**
+ * The tile's override constants for `opts` after checking bk and prefetch fit the tile (the tile edge itself
+ * is a const line of the source: {@linkcode shaderFor}).
+ */
 function tileConstants(entry: string, tile: number, opts: MatmulOptions): Record<string, number> {
   const bk = opts.bk ?? BK;
   if (bk !== 16 && bk !== 32) throw new Error(`${entry}: bk must be 16 or 32 (got ${bk})`);
@@ -138,7 +155,7 @@ function tileConstants(entry: string, tile: number, opts: MatmulOptions): Record
       `${entry}: prefetch holds at most 4 loads per thread (tile ${tile} with bk ${bk} needs ${loads})`,
     );
   }
-  return { WGX: wg, WGY: wg, BK: bk, UNROLL: opts.unroll ? 1 : 0 };
+  return { BK: bk, UNROLL: opts.unroll ? 1 : 0 };
 }
 
 /** Operands each entry point reads or writes, for {@linkcode shaderFor}. */
@@ -228,6 +245,7 @@ async function tiled(
       opts.types,
       USES[entry],
       opts.math,
+      tile,
     ),
     entryPoint: entry,
     constants,
@@ -404,6 +422,7 @@ export async function matmulBackwardWeightSplit(
     opts.types,
     USES.matmul_backward_weight_split,
     opts.math,
+    tile,
   );
   const split = await getKernel(gpu, {
     name: "matmul_backward_weight_split",
