@@ -24,8 +24,8 @@
 //   3. P and dS go to workgroup memory transposed, as [query][key] with vec4s along the block's keys (a 4 x 4
 //      register transpose: the thread's 4 keys become one vec4 per query).
 //   4. dV += P^T dO and dK += dS^T Q (BK x HS, reduced over the tile's queries in chunks of QC staged Q and
-//      dO rows): thread (tx, ty) holds keys 4ty + i by dim vec4s tx + 8c (c < NC): dk[NC i + c],
-//      dv[NC i + c], up to 16 vec4s each.
+//      dO rows): thread (tx, ty) holds keys 4ty + i by dim vec4s dl + 8c (c < NC; dl = tx but for small
+//      heads, see KS): dk[NC i + c], dv[NC i + c], up to 16 vec4s each.
 // Register arrays are indexed by constants only (each statement written out, guarded by `if (RV > 1u)` and
 // the like, which the compiler folds): dynamically indexed private arrays can land in slow local memory.
 // Scores are in log2 units (k pre-multiplied by scale * log2(e)) so exp2 gives the probabilities.

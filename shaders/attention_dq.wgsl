@@ -17,7 +17,7 @@
 //   2. In registers: p = exp2(s - lse log2 e) (0 above the diagonal), ds = p (dp - delta), stored as
 //      dsT[key][query].
 //   3. dq += dS K (BR x HS, reduced over the tile's keys in chunks of KC staged K rows): thread holds queries
-//      4ty + 32h + i by dim vec4s tx + 8c (c < NC).
+//      4ty + 32h + i by dim vec4s dl + 8c (c < NC; dl = tx but for small heads, see KS).
 // Register arrays are indexed by constants only (statements written out, guarded by `if (RV > 1u)` etc.).
 // Every summation order is fixed: results are bitwise reproducible.
 

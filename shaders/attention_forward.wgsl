@@ -5,7 +5,7 @@
 //   out [B, T, C]   heads merged the same way: out[b, t, h*HS + d]
 //   lse [B, NH, T]  natural logsumexp over keys j <= t of the scaled scores of query row t (for backward)
 // Scores s_tj = scale * q_t . k_j, scale = 1 / sqrt(HS), keys j <= t only. Forward only: no gradients here
-// (the backward is in shaders/attention.wgsl and reads out and lse).
+// (the backward, attention.wgsl's delta then attention_dkdv.wgsl and attention_dq.wgsl, reads out and lse).
 //
 // A workgroup of 64 threads (an 8 x 8 grid, tx = lid % 8, ty = lid / 8) owns BR = 32 * RV query rows of one
 // (batch, head), heaviest (last) blocks first, and streams key tiles of BC = 32 * KV keys up to its last row.
@@ -17,8 +17,8 @@
 //   2. Softmax, one thread per query row: the row's running max m moves to the tile's max, alpha =
 //      exp2(m_old - m_new) rescales the row's sum l and (phase 3) its output; p = exp2(s - m) overwrites pT.
 //   3. O += P V (BR x HS, reduced over the tile's keys in chunks of KC staged V rows): thread (tx, ty) holds
-//      queries 4ty + 32h + i by dim vec4s tx + 8c (c < NC), up to 16 vec4 accumulators (small heads: see
-//      KS).
+//      queries 4ty + 32h + i by dim vec4s dl + 8c (c < NC; dl = tx but for small heads, see KS), up to 16
+//      vec4 accumulators.
 // Register arrays are indexed by constants only (each statement written out, guarded by `if (KV > g)` and
 // the like, which the compiler folds): dynamically indexed private arrays can land in slow local memory.
 // Scores are in log2 units (q pre-multiplied by scale * log2(e)) so exp2 does the softmax.
