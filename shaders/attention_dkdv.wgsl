@@ -73,7 +73,7 @@ struct Dims { T: u32, C4: u32, NH: u32 }
 @group(0) @binding(5) var<uniform> dims: Dims;
 
 // Phase 1: kT, vT, qT, oT (see VT0 ...). Phase 4: Q rows at stage[0, QC * HS4), dO rows after them, [query][dim].
-var<workgroup> stage: array<vec4<f32>, STAGE>;
+var<workgroup> stage: array<vec4<f32>, STAGE>; // stage_t4 (attention_stage.wgsl, appended) writes it
 var<workgroup> pds: array<vec4<f32>, 2u * BQ * (BK / 4u)>; // P then dS, each [BQ queries][BK keys]
 var<workgroup> stats: array<vec4<f32>, BQ / 2u>; // lse * log2(e) of the tile's queries, then their delta
 
@@ -123,14 +123,8 @@ fn stage_chunk(b: u32, h: u32, j0: u32, i0: u32, d0: u32, lid: u32) {
       wo = BD * (BQ / 4u);
       stride = BQ / 4u;
     }
-    stage[at] = vec4<f32>(u0.x, u1.x, u2.x, u3.x);
-    stage[at + stride] = vec4<f32>(u0.y, u1.y, u2.y, u3.y);
-    stage[at + 2u * stride] = vec4<f32>(u0.z, u1.z, u2.z, u3.z);
-    stage[at + 3u * stride] = vec4<f32>(u0.w, u1.w, u2.w, u3.w);
-    stage[wo + at] = vec4<f32>(w0.x, w1.x, w2.x, w3.x);
-    stage[wo + at + stride] = vec4<f32>(w0.y, w1.y, w2.y, w3.y);
-    stage[wo + at + 2u * stride] = vec4<f32>(w0.z, w1.z, w2.z, w3.z);
-    stage[wo + at + 3u * stride] = vec4<f32>(w0.w, w1.w, w2.w, w3.w);
+    stage_t4(at, stride, u0, u1, u2, u3);
+    stage_t4(wo + at, stride, w0, w1, w2, w3);
   }
   if (d0 == 0u && lid < BQ) {
     let t = i0 + lid;

@@ -58,7 +58,7 @@ struct Dims { T: u32, C4: u32, NH: u32 }
 
 // Phase 1, d-major chunks, vec4s along rows: qT[d][query] at 0, goT[d][query] at BD * BR / 4,
 // kT[d][key] at BD * BR / 2, vT[d][key] at BD * BR / 2 + BD * BC / 4. Phase 3: ks[key][dim] at 0.
-var<workgroup> stage: array<vec4<f32>, STAGE>;
+var<workgroup> stage: array<vec4<f32>, STAGE>; // stage_t4 (attention_stage.wgsl, appended) writes it
 var<workgroup> dsT: array<vec4<f32>, BC * BR / 4u>; // [BC keys][BR queries]
 
 // Stages dims d0 .. d0+BD-1 of the block's Q (times scale * log2(e)) and dO and of the tile's K and V,
@@ -106,14 +106,8 @@ fn stage_chunk(b: u32, h: u32, q0: u32, k0: u32, d0: u32, lid: u32) {
       wo = BD * BC / 4u;
       stride = BC / 4u;
     }
-    stage[at] = vec4<f32>(u0.x, u1.x, u2.x, u3.x);
-    stage[at + stride] = vec4<f32>(u0.y, u1.y, u2.y, u3.y);
-    stage[at + 2u * stride] = vec4<f32>(u0.z, u1.z, u2.z, u3.z);
-    stage[at + 3u * stride] = vec4<f32>(u0.w, u1.w, u2.w, u3.w);
-    stage[wo + at] = vec4<f32>(w0.x, w1.x, w2.x, w3.x);
-    stage[wo + at + stride] = vec4<f32>(w0.y, w1.y, w2.y, w3.y);
-    stage[wo + at + 2u * stride] = vec4<f32>(w0.z, w1.z, w2.z, w3.z);
-    stage[wo + at + 3u * stride] = vec4<f32>(w0.w, w1.w, w2.w, w3.w);
+    stage_t4(at, stride, u0, u1, u2, u3);
+    stage_t4(wo + at, stride, w0, w1, w2, w3);
   }
 }
 

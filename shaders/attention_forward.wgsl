@@ -61,7 +61,7 @@ struct Dims { T: u32, C4: u32, NH: u32 }
 
 // Phase 1: qT[d][query] at stage[0, BD * BR / 4) and kT[d][key] after it, vec4s along queries / keys.
 // Phase 3: vs[key][dim] at stage[0, KC * HS4), vec4s along dims.
-var<workgroup> stage: array<vec4<f32>, STAGE>;
+var<workgroup> stage: array<vec4<f32>, STAGE>; // stage_t4 (attention_stage.wgsl, appended) writes it
 var<workgroup> pT: array<vec4<f32>, BC * BR / 4u>; // [BC keys][BR queries]: scores, then probabilities
 var<workgroup> rowstat: array<vec4<f32>, BR / 4u>; // per query row: alpha of this tile, at the end 1 / l
 
@@ -101,10 +101,7 @@ fn stage_qk(b: u32, h: u32, q0: u32, k0: u32, d0: u32, lid: u32) {
     if (t + 1u < T) { u1 = vec4<f32>(qkv[a + 3u * C4]) * sc; }
     if (t + 2u < T) { u2 = vec4<f32>(qkv[a + 6u * C4]) * sc; }
     if (t + 3u < T) { u3 = vec4<f32>(qkv[a + 9u * C4]) * sc; }
-    stage[at] = vec4<f32>(u0.x, u1.x, u2.x, u3.x);
-    stage[at + stride] = vec4<f32>(u0.y, u1.y, u2.y, u3.y);
-    stage[at + 2u * stride] = vec4<f32>(u0.z, u1.z, u2.z, u3.z);
-    stage[at + 3u * stride] = vec4<f32>(u0.w, u1.w, u2.w, u3.w);
+    stage_t4(at, stride, u0, u1, u2, u3);
   }
 }
 

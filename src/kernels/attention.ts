@@ -20,6 +20,7 @@ import deltaSource from "../../shaders/attention.wgsl" with { type: "text" };
 import forwardSource from "../../shaders/attention_forward.wgsl" with { type: "text" };
 import dkdvSource from "../../shaders/attention_dkdv.wgsl" with { type: "text" };
 import dqSource from "../../shaders/attention_dq.wgsl" with { type: "text" };
+import stageSnippet from "../../shaders/attention_stage.wgsl" with { type: "text" };
 import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, getKernel, grid, type Resource } from "../gpu/kernel.ts";
 import { checkTypes, type StorageType, withConsts, withTypes } from "../gpu/source.ts";
@@ -74,7 +75,11 @@ function dims(s: AttentionShape): Record<string, number> {
   return { T: s.T, C4: s.C / 4, NH: s.NH };
 }
 
-/** Compiles (or finds cached) one blocked kernel: `source` with `plan`'s const lines and storage `types`. */
+/**
+ * Compiles (or finds cached) one blocked kernel: `source` with `plan`'s const lines and storage `types`, and
+ * the shared staging helper appended (WGSL declarations may come in any order; appending keeps the file's
+ * line numbers).
+ */
 function blockedKernel(
   gpu: Gpu,
   entry: string,
@@ -86,7 +91,7 @@ function blockedKernel(
   return getKernel(gpu, {
     name: entry,
     // withTypes last: it prefixes line 1
-    source: withTypes(withConsts(source, plan as Record<string, number>, file), types),
+    source: withTypes(withConsts(`${source}\n${stageSnippet}`, plan as Record<string, number>, file), types),
     entryPoint: entry,
   });
 }
