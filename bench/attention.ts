@@ -5,6 +5,7 @@ import { submitDispatches } from "../src/gpu/kernel.ts";
 import type { StorageType } from "../src/gpu/source.ts";
 import {
   attentionBackward,
+  attentionDsBytes,
   attentionForward,
   type AttentionOptions,
   attentionScratchBytes,
@@ -26,11 +27,13 @@ const F32: Types = { qkv: "f32", out: "f32", dout: "f32", dqkv: "f32" };
 const MODEL_F16: Types = { qkv: "f16", out: "f16", dout: "f16", dqkv: "f16" };
 
 /**
- * Forward, backward and both for one shape and one type combination (names get `suffix`). FLOPs count the
- * causal half: forward 2*B*NH*T^2*HS (QK^T and PV over the lower triangle), backward 2.5x that (recomputed
- * S, dP, dV, dK, dQ), as FlashAttention reports. Bytes are the minimum traffic at each tensor's storage
- * type: forward reads qkv, writes out and lse (f32); backward reads qkv, out, dout, lse, writes dqkv and
- * writes then reads the f32 delta scratch.
+ * Forward, backward and both for one shape and one type combination (names get `suffix`), and the backward
+ * and both again with the stored-dS backward (`_ds` after the suffix). FLOPs count the causal half: forward
+ * 2*B*NH*T^2*HS (QK^T and PV over the lower triangle), backward 2.5x that (recomputed S, dP, dV, dK, dQ),
+ * as FlashAttention reports, whatever a kernel recomputes. Bytes are the minimum traffic at each tensor's
+ * storage type: forward reads qkv, writes out and lse (f32); backward reads qkv, out, dout, lse, writes
+ * dqkv and writes then reads the f32 delta scratch (the stored-dS form also writes and reads the causal
+ * half of dS in f32).
  */
 async function cases(
   gpu: Gpu,
@@ -57,12 +60,20 @@ async function cases(
     opts,
   );
   const bwd = await attentionBackward(gpu, { dqkv, dout, qkv, out, lse, scratch }, { ...s, types: ty }, opts);
+  const ds = createStorage(gpu, "ds", attentionDsBytes(s));
+  const bwdDs = await attentionBackward(
+    gpu,
+    { dqkv, dout, qkv, out, lse, scratch, ds },
+    { ...s, types: ty },
+    opts,
+  );
   submitDispatches(gpu, [fwd], "attention bench setup"); // real out and lse for the backward-only case
   const flops = 2 * B * NH * T * T * (C / NH);
   const n = B * T * C, rows = B * NH * T;
   const fwdBytes = 3 * n * size(ty.qkv) + n * size(ty.out) + 4 * rows;
   const bwdBytes = 3 * n * size(ty.qkv) + n * size(ty.out) + n * size(ty.dout) + 4 * rows +
     3 * n * size(ty.dqkv) + 8 * rows;
+  const dsBytes = 2 * 4 * B * NH * T * (T + 1) / 2;
   return [
     { name: `attention_forward${suffix}`, shape, dispatches: [fwd], flops, bytes: fwdBytes },
     { name: `attention_backward${suffix}`, shape, dispatches: bwd, flops: 2.5 * flops, bytes: bwdBytes },
@@ -72,6 +83,20 @@ async function cases(
       dispatches: [fwd, ...bwd],
       flops: 3.5 * flops,
       bytes: fwdBytes + bwdBytes,
+    },
+    {
+      name: `attention_backward${suffix}_ds`,
+      shape,
+      dispatches: bwdDs,
+      flops: 2.5 * flops,
+      bytes: bwdBytes + dsBytes,
+    },
+    {
+      name: `attention_forward_backward${suffix}_ds`,
+      shape,
+      dispatches: [fwd, ...bwdDs],
+      flops: 3.5 * flops,
+      bytes: fwdBytes + bwdBytes + dsBytes,
     },
   ];
 }

@@ -94,6 +94,8 @@ export interface H200Figures {
   matmul_4096_tuned_tflops: { prefetch: number | null; bk32: number | null; prefetch_bk32: number | null };
   /** The float32 step without split-K weight gradients (bench step --large on a hardware GPU). */
   step_nosplit_ms: number | null;
+  /** The float32 step with attention's dS recomputed in dq (the default stores it at this shape). */
+  step_recompute_ds_ms: number | null;
   /** The step with the matmul tuning knobs over the whole model, float32 and float16 (bench/step.ts). */
   step_tuned_ms: Record<
     "prefetch" | "bk32" | "prefetch_bk32" | "unroll",
@@ -109,8 +111,13 @@ export interface H200Figures {
     step_vs_torch_tf32: number | null;
     attention_1024_vs_sdpa: number | null;
   };
-  /** Attention forward+backward at T 1024, HS 64 (B 8, NH 12): ours and PyTorch SDPA fp32. */
+  /**
+   * Attention forward+backward at T 1024, HS 64 (B 8, NH 12): ours (the faster backward: dS stored or
+   * recomputed, each also given) and PyTorch SDPA fp32.
+   */
   attention_1024_ms: number | null;
+  attention_1024_stored_ds_ms: number | null;
+  attention_1024_recompute_ds_ms: number | null;
   torch_sdpa_1024_ms: number | null;
   /** The model-shape matmuls against cuBLAS at the same shapes (target >= 0.6). */
   model_matmuls: ShapeRow[];
@@ -208,8 +215,14 @@ export function collect(
     modelMatmuls.push({ bench: name, shape, tflops: ours, cublas_tflops: cb, ratio: ratio(ours, cb) });
   }
 
-  const att = bench("attention_forward_backward", "B=8 T=1024 C=768 NH=12 HS=64");
-  const attMs = num(att?.ms);
+  const att1024 = "B=8 T=1024 C=768 NH=12 HS=64";
+  const attRecompute = num(bench("attention_forward_backward", att1024)?.ms);
+  const attStored = num(bench("attention_forward_backward_ds", att1024)?.ms);
+  const attMs = attRecompute === null
+    ? attStored
+    : attStored === null
+    ? attRecompute
+    : Math.min(attRecompute, attStored);
   const sdpa = num(
     lines.find((l) => l.torch === "sdpa_fp32" && l.pass === "forward_backward" && l.T === 1024 && l.HS === 64)
       ?.ms,
@@ -253,6 +266,7 @@ export function collect(
       prefetch_bk32: square(4096, "_pf_bk32"),
     },
     step_nosplit_ms: num(nosplit?.ms),
+    step_recompute_ds_ms: num(bench("train_step_recompute_ds")?.ms),
     step_tuned_ms: {
       prefetch: { float32: num(bench("train_step_pf")?.ms), float16: num(bench("train_step_f16_pf")?.ms) },
       bk32: { float32: num(bench("train_step_bk32")?.ms), float16: num(bench("train_step_f16_bk32")?.ms) },
@@ -271,6 +285,8 @@ export function collect(
       attention_1024_vs_sdpa: ratio(sdpa, attMs),
     },
     attention_1024_ms: attMs,
+    attention_1024_stored_ds_ms: attStored,
+    attention_1024_recompute_ds_ms: attRecompute,
     torch_sdpa_1024_ms: sdpa,
     model_matmuls: modelMatmuls,
     matmul_tuning: tuning(lines),

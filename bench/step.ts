@@ -30,6 +30,8 @@ export interface StepShape {
   readonly dtype?: Precision;
   /** Split-K weight gradients where a shape splits (default: the model's, off on software adapters). */
   readonly splitK?: boolean;
+  /** Attention's backward keeps dS (GPTShape.storedDs; default: the model's, by memory). */
+  readonly storedDs?: boolean;
   /** Matmul tuning knobs for the whole model (GPTShape.matmul). */
   readonly matmul?: { readonly prefetch?: boolean; readonly bk?: 16 | 32; readonly unroll?: boolean };
 }
@@ -56,6 +58,7 @@ export function describeStep(s: StepShape): string {
   if (c.dropout > 0) d += ` dropout=${c.dropout}`;
   if (s.dtype === "float16") d += " float16";
   if (s.splitK === false) d += " nosplit";
+  if (s.storedDs === false) d += " recompute-ds";
   if (s.matmul?.prefetch) d += " prefetch";
   if (s.matmul?.bk === 32) d += " bk32";
   if (s.matmul?.unroll) d += " unroll";
@@ -109,6 +112,7 @@ export async function buildTrainingStep(gpu: Gpu, shape: StepShape, seed = 1): P
     lossScale: 1 / N,
     dtype: shape.dtype,
     splitK: shape.splitK,
+    storedDs: shape.storedDs,
     matmul: shape.matmul,
   });
   const layout = model.params.layout;
@@ -170,7 +174,8 @@ export async function buildTrainingStep(gpu: Gpu, shape: StepShape, seed = 1): P
  * The training step (forward + backward + AdamW in one pass, grads cleared before it), in ms/step,
  * tokens/s and model GFLOP/s, in float32 and (where the adapter has shader-f16) float16 mixed precision
  * as `train_step_f16`; at `large` on a hardware GPU also without split-K weight gradients
- * (`train_step_nosplit`) and with each matmul tuning knob (`train_step[_f16]_pf`, `_bk32`, `_pf_bk32`, `_ur`).
+ * (`train_step_nosplit`), with attention's dS recomputed instead of stored (`train_step_recompute_ds`) and
+ * with each matmul tuning knob (`train_step[_f16]_pf`, `_bk32`, `_pf_bk32`, `_ur`).
  * CI: {@linkcode CI_STEP}; large: {@linkcode SHAKESPEARE_STEP}.
  */
 export const build: BenchBuilder = async (gpu, large) => {
@@ -180,6 +185,7 @@ export const build: BenchBuilder = async (gpu, large) => {
   // Split-K weight gradients are on by default on a hardware GPU: measure the step without them too.
   if (large && !gpu.software) {
     variants.push({ name: "train_step_nosplit", shape: { ...base, splitK: false } });
+    variants.push({ name: "train_step_recompute_ds", shape: { ...base, storedDs: false } });
     // The matmul tuning knobs over the whole step, to choose the model's defaults from.
     const knobs = [["pf", { prefetch: true }], ["bk32", { bk: 32 }], ["pf_bk32", {
       prefetch: true,

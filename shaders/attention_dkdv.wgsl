@@ -26,6 +26,10 @@
 //   4. dV += P^T dO and dK += dS^T Q (BK x HS, reduced over the tile's queries in chunks of QC staged Q and
 //      dO rows): thread (tx, ty) holds keys 4ty + i by dim vec4s dl + 8c (c < NC; dl = tx but for small
 //      heads, see KS): dk[NC i + c], dv[NC i + c], up to 16 vec4s each.
+// With the DS flag (the stored-dS path, chosen by the dispatcher when the buffer fits) phase 3 also writes
+// the tile's dS to global memory, transposed as ds[b, h, key j, query t] (vec4s along queries, rows of
+// TQ4 = ceil(T / 4) vec4s), every entry with a query vec4 at or past the key block's first key: the dq
+// kernel then reads dS instead of recomputing S and dP (5 products of T^2 HS in the backward instead of 7).
 // Register arrays are indexed by constants only (each statement written out, guarded by `if (RV > 1u)` and
 // the like, which the compiler folds): dynamically indexed private arrays can land in slow local memory.
 // Scores are in log2 units (k pre-multiplied by scale * log2(e)) so exp2 gives the probabilities.
@@ -71,6 +75,7 @@ struct Dims { T: u32, C4: u32, NH: u32 }
 @group(0) @binding(3) var<storage, read> fwd_lse: array<f32>; // [B, NH, T], the forward's lse
 @group(0) @binding(4) var<storage, read> delta_in: array<f32>; // [B, NH, T], delta
 @group(0) @binding(5) var<uniform> dims: Dims;
+@group(0) @binding(6) var<storage, read_write> ds_out: array<vec4<f32>>; // [B, NH, T, TQ4] with DS only
 
 // Phase 1: kT, vT, qT, oT (see VT0 ...). Phase 4: Q rows at stage[0, QC * HS4), dO rows after them, [query][dim].
 var<workgroup> stage: array<vec4<f32>, STAGE>; // stage_t4 (attention_stage.wgsl, appended) writes it
@@ -167,6 +172,19 @@ fn put_t(at: u32, a: vec4<f32>, b2: vec4<f32>, c: vec4<f32>, d: vec4<f32>) {
   pds[at + 3u * (BK / 4u)] = vec4<f32>(a.w, b2.w, c.w, d.w);
 }
 
+// DS only: stores dS of keys j .. j+3 (a, b2, c, d: vec4s along queries 4u .. 4u+3) at query vec4 u of head
+// row bh = b * NH + h, for keys j < T and u < TQ4.
+fn store_ds(bh: u32, j: u32, u: u32, a: vec4<f32>, b2: vec4<f32>, c: vec4<f32>, d: vec4<f32>) {
+  let T = dims.T;
+  let tq4 = (T + 3u) / 4u;
+  if (u >= tq4) { return; }
+  let at = (bh * T + j) * tq4 + u;
+  if (j < T) { ds_out[at] = a; }
+  if (j + 1u < T) { ds_out[at + tq4] = b2; }
+  if (j + 2u < T) { ds_out[at + 2u * tq4] = c; }
+  if (j + 3u < T) { ds_out[at + 3u * tq4] = d; }
+}
+
 @compute @workgroup_size(64)
 fn attention_backward_dkdv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let T = dims.T;
@@ -246,7 +264,7 @@ fn attention_backward_dkdv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_
       dp[7] = s[7] * (dp[7] - dl1);
     }
 
-    // ---- Phase 3: P and dS to pds[query][key], vec4s along keys. ----
+    // ---- Phase 3: P and dS to pds[query][key], vec4s along keys (and dS to ds_out with DS). ----
     // Their previous readers (last tile's phase 4) finished before phase 1's barriers.
     let pa = 4u * tx * (BK / 4u) + ty; // pds index of query 4tx, key vec4 ty
     put_t(pa, s[0], s[2], s[4], s[6]);
@@ -255,6 +273,11 @@ fn attention_backward_dkdv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_
       put_t(pa + 32u * (BK / 4u), s[1], s[3], s[5], s[7]);
       put_t(DS0 + pa + 32u * (BK / 4u), dp[1], dp[3], dp[5], dp[7]);
     }
+    // #if DS
+    let bh = b * dims.NH + h;
+    store_ds(bh, kk.x, i0 / 4u + tx, dp[0], dp[2], dp[4], dp[6]);
+    if (RV > 1u) { store_ds(bh, kk.x, i0 / 4u + tx + 8u, dp[1], dp[3], dp[5], dp[7]); }
+    // #endif
 
     // ---- Phase 4: dv += P^T dO, dk += dS^T Q over the tile's queries, QC at a time. ----
     let nchunks = (min(BQ, T - i0) + QC - 1u) / QC; // chunks wholly past T hold p = ds = 0

@@ -18,6 +18,10 @@
 //      dsT[key][query].
 //   3. dq += dS K (BR x HS, reduced over the tile's keys in chunks of KC staged K rows): thread holds queries
 //      4ty + 32h + i by dim vec4s dl + 8c (c < NC; dl = tx but for small heads, see KS).
+// With the DS flag (the stored-dS path) phases 1 and 2 are replaced by reading the tile's dS^T from ds_in,
+// which attention_backward_dkdv wrote (DS there; it runs first): ds[b, h, key j, query t], rows of
+// TQ4 = ceil(T / 4) vec4s along queries. Entries with query < key are masked to 0 here (dkdv leaves the
+// part below its key block unwritten). Only phase 3's product remains: 1 of 3 T^2 HS products.
 // Register arrays are indexed by constants only (statements written out, guarded by `if (RV > 1u)` etc.).
 // Every summation order is fixed: results are bitwise reproducible.
 
@@ -55,6 +59,7 @@ struct Dims { T: u32, C4: u32, NH: u32 }
 @group(0) @binding(3) var<storage, read> fwd_lse: array<f32>; // [B, NH, T]
 @group(0) @binding(4) var<storage, read> delta_in: array<f32>; // [B, NH, T]
 @group(0) @binding(5) var<uniform> dims: Dims;
+@group(0) @binding(6) var<storage, read> ds_in: array<vec4<f32>>; // [B, NH, T, TQ4] with DS only
 
 // Phase 1, d-major chunks, vec4s along rows: qT[d][query] at 0, goT[d][query] at BD * BR / 4,
 // kT[d][key] at BD * BR / 2, vT[d][key] at BD * BR / 2 + BD * BC / 4. Phase 3: ks[key][dim] at 0.
@@ -133,6 +138,23 @@ fn row_stats(bh: u32, t: u32) -> array<vec4<f32>, 2> {
   );
 }
 
+// DS only: stages dsT[key][query] of keys k0 .. k0+BC-1 against the block's queries from ds_in, 0 where the
+// query precedes the key or the key is past T.
+fn stage_ds(bh: u32, q0: u32, k0: u32, lid: u32) {
+  let T = dims.T;
+  let tq4 = (T + 3u) / 4u;
+  for (var x = lid; x < BC * BR / 4u; x += 64u) {
+    let j = k0 + x / (BR / 4u);
+    let u = q0 / 4u + x % (BR / 4u);
+    var v = vec4<f32>(0.0);
+    if (j < T && u < tq4) {
+      let masked = vec4<u32>(4u * u) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(j);
+      v = select(ds_in[(bh + j) * tq4 + u], vec4<f32>(0.0), masked);
+    }
+    dsT[x] = v;
+  }
+}
+
 // p and ds of one key against 4 queries (phase 2); `masked` marks queries above the diagonal.
 fn grad_scores(s: vec4<f32>, dp: vec4<f32>, st: array<vec4<f32>, 2>, masked: vec4<bool>) -> vec4<f32> {
   let p = select(exp2(s - st[0]), vec4<f32>(0.0), masked);
@@ -153,20 +175,30 @@ fn attention_backward_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_work
   let dl = tx % DL; // phase 3 dim lane
   let kp = tx / DL; // phase 3 key part
   let bh = (b * dims.NH + h) * T;
+  // #if DS
+  // #else
   // Phase 2's per-query constants for queries 4tx + 32h .. +3: (lse log2 e, delta).
   let st0 = row_stats(bh, q0 + 4u * tx);
   let st1 = row_stats(bh, q0 + 4u * tx + 32u * (RV - 1u));
   let qv0 = vec4<u32>(q0 + 4u * tx) + vec4<u32>(0u, 1u, 2u, 3u);
   let qv1 = qv0 + vec4<u32>(32u);
+  // #endif
 
   // Phase 3 accumulators: dq[(4h + i) * NC + c] = query 4ty + 32h + i, dims 4(tx + 8c) .. +3 (R1 = 4 NC).
   var dq: array<vec4<f32>, 16>;
+  // #if DS
+  // #else
   var s: array<vec4<f32>, 8>; // phase 1: s[2i + h] = key 4ty + i with queries 4tx + 32h .. +3
   var dp: array<vec4<f32>, 8>; // phase 1: dp, same layout
+  // #endif
 
   let ntiles = qlast / BC + 1u;
   for (var kt = 0u; kt < ntiles; kt++) {
     let k0 = kt * BC;
+    // #if DS
+    workgroupBarrier(); // the previous tile's phase 3 readers of dsT are done
+    stage_ds(bh, q0, k0, lid); // phase 3's first barrier publishes it
+    // #else
     // ---- Phase 1. Zeroed by assignment: a `var` in a loop body is not re-zeroed by every compiler. ----
     s = array<vec4<f32>, 8>();
     dp = array<vec4<f32>, 8>();
@@ -204,6 +236,7 @@ fn attention_backward_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_work
       dsT[pa + 8u + 2u * (BR / 4u)] = grad_scores(s[5], dp[5], st1, vec4<u32>(kk + 2u) > qv1);
       dsT[pa + 8u + 3u * (BR / 4u)] = grad_scores(s[7], dp[7], st1, vec4<u32>(kk + 3u) > qv1);
     }
+    // #endif
 
     // ---- Phase 3: dq += dS K over the tile's keys. ----
     let kd = min(dl, HS4 - 1u); // dim vec4 0 of this thread (clamped: past HS4 only garbage, never stored)

@@ -5,6 +5,7 @@ import type { Gpu } from "../src/gpu/device.ts";
 import { submitDispatches } from "../src/gpu/kernel.ts";
 import {
   attentionBackward,
+  attentionDsBytes,
   attentionForward,
   type AttentionOptions,
   attentionScratchBytes,
@@ -60,7 +61,8 @@ function store(gpu: Gpu, label: string, data: Float32Array, type: StorageType): 
 
 /**
  * Runs forward and backward on the GPU with storage types `ty`; outputs are pre-filled with garbage to catch
- * unwritten elements. Results are widened to f32 whatever their storage type.
+ * unwritten elements. Results are widened to f32 whatever their storage type. `storedDs`: the backward's
+ * stored-dS path, its dS buffer pre-filled with NaN (what dq must not read comes out NaN if it does).
  */
 async function runGpu(
   x: Float32Array,
@@ -68,6 +70,7 @@ async function runGpu(
   s: { B: number; T: number; C: number; NH: number },
   opts: AttentionOptions = {},
   ty: AttentionTypes = F32,
+  storedDs = false,
 ): Promise<{ out: Float32Array; lse: Float32Array; dqkv: Float32Array; dqkv2: Float32Array }> {
   const gpu = await testGpu();
   const { B, T, C, NH } = s;
@@ -83,7 +86,13 @@ async function runGpu(
     { ...s, types: { qkv: ty.qkv, out: ty.out } },
     opts,
   );
-  const bwd = await attentionBackward(gpu, { dqkv, dout, qkv, out, lse, scratch }, { ...s, types: ty }, opts);
+  const ds = storedDs ? upload(gpu, "ds", filled(attentionDsBytes(s) / 4, NaN)) : undefined;
+  const bwd = await attentionBackward(
+    gpu,
+    { dqkv, dout, qkv, out, lse, scratch, ds },
+    { ...s, types: ty },
+    opts,
+  );
   submitDispatches(gpu, [fwd, ...bwd], "attention test");
   const r: { out: Float32Array; lse: Float32Array; dqkv: Float32Array; dqkv2: Float32Array } = {
     out: await read(out, ty.out),
@@ -95,9 +104,10 @@ async function runGpu(
   const again = filled(B * T * 3 * C, -GARBAGE);
   gpu.device.queue.writeBuffer(dqkv, 0, ty.dqkv === "f16" ? Float16Array.from(again) : again);
   gpu.device.queue.writeBuffer(scratch, 0, filled(B * NH * T, -GARBAGE));
+  if (ds) gpu.device.queue.writeBuffer(ds, 0, filled(attentionDsBytes(s) / 4, GARBAGE));
   submitDispatches(gpu, bwd, "attention test again");
   r.dqkv2 = await read(dqkv, ty.dqkv);
-  for (const buf of [qkv, dout, out, lse, dqkv, scratch]) buf.destroy();
+  for (const buf of [qkv, dout, out, lse, dqkv, scratch, ds]) buf?.destroy();
   return r;
 }
 
@@ -144,6 +154,10 @@ for (const { B, T, C, NH, std = 1, opts } of shapes) {
     const dx = ref.attentionBackward(dy, x, B, T, C, NH);
     assertClose(`dqkv ${name}`, r.dqkv, dx, { atol: 1e-4, rtol: 1e-3 });
     assertSameBits(r);
+    // The stored-dS path: the same gradients, from dS written by dk/dv and read back by dq.
+    const rs = await runGpu(x, dy, s, opts, F32, true);
+    assertClose(`dqkv stored dS ${name}`, rs.dqkv, dx, { atol: 1e-4, rtol: 1e-3 });
+    assertSameBits(rs);
   });
 }
 
@@ -169,7 +183,8 @@ for (const { B, T, C, NH } of f16Shapes) {
       const x = rng.normalArray(B * T * 3 * C), dy = rng.normalArray(B * T * C);
       // The reference sees exactly what the GPU reads: inputs rounded where they are stored as f16.
       const xr = ty.qkv === "f16" ? roundF16(x) : x, dyr = ty.dout === "f16" ? roundF16(dy) : dy;
-      const r = await runGpu(x, dy, s, {}, ty);
+      // The model's combination takes the stored-dS path (as the model does where dS fits).
+      const r = await runGpu(x, dy, s, {}, ty, combo === "model");
       const want = ref.attentionForward(xr, B, T, C, NH);
       const dx = ref.attentionBackward(dyr, xr, B, T, C, NH);
       // f32-stored results from (rounded) inputs: the f32 test's tolerances.

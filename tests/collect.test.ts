@@ -20,6 +20,14 @@ Deno.test("collect: ratios, float16 and no-split steps, float32 profile kept apa
     JSON.stringify({ bench: "train_step", shape, ms: 40, tokens_per_s: 409600 }),
     JSON.stringify({ bench: "train_step_f16", shape: `${shape} float16`, ms: 30 }),
     JSON.stringify({ bench: "train_step_nosplit", shape: `${shape} nosplit`, ms: 55 }),
+    JSON.stringify({ bench: "train_step_recompute_ds", shape: `${shape} recompute-ds`, ms: 42 }),
+    JSON.stringify({ bench: "attention_forward_backward", shape: "B=8 T=1024 C=768 NH=12 HS=64", ms: 9 }),
+    JSON.stringify({
+      bench: "attention_forward_backward_ds",
+      shape: "B=8 T=1024 C=768 NH=12 HS=64",
+      ms: 7.5,
+    }),
+    JSON.stringify({ torch: "sdpa_fp32", pass: "forward_backward", T: 1024, HS: 64, ms: 5 }),
     JSON.stringify({ bench: "train_step_f16_pf", shape: `${shape} float16 prefetch`, ms: 28 }),
     JSON.stringify({ torch: "fp32-flash", ms_per_step: 37.5 }),
     JSON.stringify({ torch: "tf32-flash", ms_per_step: 20.1 }),
@@ -47,6 +55,18 @@ Deno.test("collect: ratios, float16 and no-split steps, float32 profile kept apa
   assert.equal(f.step_ms, 40);
   assert.equal(f.f16_step_ms, 30);
   assert.equal(f.step_nosplit_ms, 55);
+  assert.equal(f.step_recompute_ds_ms, 42);
+  // Attention at T 1024: the faster backward form, both kept.
+  assert.deepEqual(
+    [
+      f.attention_1024_ms,
+      f.attention_1024_stored_ds_ms,
+      f.attention_1024_recompute_ds_ms,
+      f.torch_sdpa_1024_ms,
+    ],
+    [7.5, 7.5, 9, 5],
+  );
+  assert.ok(Math.abs(f.ratios.attention_1024_vs_sdpa! - 5 / 7.5) < 1e-3);
   assert.deepEqual(f.step_tuned_ms.prefetch, { float32: null, float16: 28 });
   assert.equal(f.step_profile_ms, 39);
   assert.equal(f.f16_step_profile_ms, 29);

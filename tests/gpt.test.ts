@@ -55,7 +55,7 @@ async function checkModel(
   dtype: Precision = "float32",
   splitK?: boolean,
   halfMath = false,
-  matmul?: GPTShape["matmul"],
+  knobs: Pick<GPTShape, "matmul" | "storedDs"> = {},
 ): Promise<GPT> {
   const tol = TOL[dtype === "float16" && halfMath ? "float16_half_math" : dtype];
   const gpu = await testGpu();
@@ -68,7 +68,7 @@ async function checkModel(
    }
   const dropSeed = 1234;
 
-  const model = await GPT.create(gpu, c, { B, T, ignoreIndex, dtype, splitK, halfMath, matmul });
+  const model = await GPT.create(gpu, c, { B, T, ignoreIndex, dtype, splitK, halfMath, ...knobs });
   const unscale = model.lossScaler ? 1 / LOSS_SCALE : 1;
   if (model.lossScaler) gpu.device.queue.writeBuffer(model.lossScaler, 0, new Float32Array([LOSS_SCALE, 0]));
   const host = new Float32Array(model.params.layout.totalFloats);
@@ -182,6 +182,16 @@ Deno.test("float16 on an adapter without shader-f16 is refused with one line bef
 
 Deno.test("GPT with the matmul tuning knobs (prefetch, bk 32, unroll) equals the reference, split-K included", async () => {
   const c = { ...toy, block_size: 128 };
-  await checkModel(c, 4, 128, 6, undefined, "float32", true, false, { prefetch: true, bk: 32 });
-  await checkModel(c, 4, 128, 6, undefined, "float16", true, true, { prefetch: true, unroll: true });
+  await checkModel(c, 4, 128, 6, undefined, "float32", true, false, { matmul: { prefetch: true, bk: 32 } });
+  await checkModel(c, 4, 128, 6, undefined, "float16", true, true, {
+    matmul: { prefetch: true, unroll: true },
+  });
+});
+
+Deno.test("GPT with attention's dS recomputed (storedDs false) or stored equals the reference", async () => {
+  for (const storedDs of [false, true]) {
+    const model = await checkModel(toy, 2, 7, 7, undefined, "float32", undefined, false, { storedDs });
+    const dqDs = model.backward.filter((d) => d.kernel === "attention_backward_dq_ds").length;
+    if (dqDs !== (storedDs ? toy.n_layer : 0)) throw new Error(`storedDs ${storedDs}: ${dqDs} stored-dS dq`);
+  }
 });

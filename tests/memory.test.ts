@@ -3,14 +3,15 @@ import assert from "node:assert/strict";
 import { testGpu } from "./helpers.ts";
 import type { GPTConfig } from "../src/model/config.ts";
 import { GPT } from "../src/model/gpt.ts";
-import { memoryPlan } from "../src/model/memory.ts";
+import { memoryPlan, storedDsDefault } from "../src/model/memory.ts";
 
-// [B, T, splitK, dropout]: a small step with dropout, and one of 512 rows without dropout (projections add
-// into the residual stream in their epilogue) whose weight gradients split (scratch included).
-const SHAPES = [[3, 7, false, 0.1], [8, 64, true, 0]] as const;
+// [B, T, splitK, dropout, storedDs]: a small step with dropout and attention's stored dS, and one of 512 rows
+// without dropout (projections add into the residual stream in their epilogue) whose weight gradients split
+// (scratch included), recomputing dS.
+const SHAPES = [[3, 7, false, 0.1, true], [8, 64, true, 0, false]] as const;
 for (const dtype of ["float32", "float16"] as const) {
-  for (const [B, T, splitK, dropout] of SHAPES) {
-    Deno.test(`memoryPlan lists exactly the storage buffers GPT.create allocates (${dtype}, B=${B} T=${T} splitK=${splitK})`, async () => {
+  for (const [B, T, splitK, dropout, storedDs] of SHAPES) {
+    Deno.test(`memoryPlan lists exactly the storage buffers GPT.create allocates (${dtype}, B=${B} T=${T} splitK=${splitK} storedDs=${storedDs})`, async () => {
       const gpu = await testGpu();
       const c: GPTConfig = {
         n_layer: 2,
@@ -28,17 +29,42 @@ for (const dtype of ["float32", "float16"] as const) {
         return create(d);
       };
       try {
-        const model = await GPT.create(gpu, c, { B, T, dtype, splitK });
+        const model = await GPT.create(gpu, c, { B, T, dtype, splitK, storedDs });
         const splits = model.backward.filter((d) => d.kernel === "matmul_backward_weight_split").length;
         assert.equal(splits > 0, splitK, `split-K dispatches: ${splits}`);
+        const dqDs = model.backward.filter((d) => d.kernel === "attention_backward_dq_ds").length;
+        assert.equal(dqDs, storedDs ? c.n_layer : 0, `stored-dS dq dispatches: ${dqDs}`);
       } finally {
         gpu.device.createBuffer = create;
       }
-      const planned = memoryPlan(c, B, T, false, dtype, splitK).map((b) => b.bytes);
+      const planned = memoryPlan(c, B, T, false, dtype, splitK, storedDs).map((b) => b.bytes);
       assert.deepEqual([...sizes].sort((a, b) => a - b), [...planned].sort((a, b) => a - b));
     });
   }
 }
+
+Deno.test("attention's dS is stored by default only while it adds at most a quarter to the other buffers", async () => {
+  const gpu = await testGpu();
+  const c: GPTConfig = {
+    n_layer: 1,
+    n_head: 2,
+    n_embd: 16,
+    block_size: 1024,
+    vocab_size: 13,
+    bias: true,
+    dropout: 0,
+  };
+  const uses = async (T: number) =>
+    (await GPT.create(gpu, c, { B: 1, T })).backward.some((d) => d.kernel === "attention_backward_dq_ds");
+  // T 64: dS is 2 x 64 x 64 floats (32 KiB), a fraction of the rest; T 1024: 8 MiB, more than the rest.
+  for (const [T, want] of [[64, true], [1024, false]] as const) {
+    const plan = memoryPlan(c, 1, T);
+    const ds = 4 * 2 * T * T, rest = plan.reduce((s, b) => s + b.bytes, 0);
+    assert.equal(ds <= rest / 4, want, `T=${T}: dS ${ds} B, rest ${rest} B`);
+    assert.equal(storedDsDefault(gpu, c, 1, T, plan), want);
+    assert.equal(await uses(T), want);
+  }
+});
 
 Deno.test("a configuration over the adapter's buffer limit is refused before allocating, naming both numbers", async () => {
   const gpu = await testGpu();

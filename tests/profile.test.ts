@@ -42,6 +42,11 @@ Deno.test("dispatchFlops: 2·M·K·N for each matmul form from its bound sizes; 
       dispatchFlops("attention_backward_dq", {}, CI_STEP),
     2.5 * 2 * B * T * T * C,
   );
+  assert.deepEqual(
+    dispatchFlops("attention_backward_dkdv_ds", {}, CI_STEP) +
+      dispatchFlops("attention_backward_dq_ds", {}, CI_STEP),
+    2.5 * 2 * B * T * T * C,
+  );
 });
 
 Deno.test("profile: the CI training step, per-kernel times and counts consistent with the step", async () => {

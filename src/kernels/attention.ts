@@ -23,7 +23,7 @@ import dqSource from "../../shaders/attention_dq.wgsl" with { type: "text" };
 import stageSnippet from "../../shaders/attention_stage.wgsl" with { type: "text" };
 import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, getKernel, grid, type Resource } from "../gpu/kernel.ts";
-import { checkTypes, type StorageType, withConsts, withTypes } from "../gpu/source.ts";
+import { checkTypes, type StorageType, withConsts, withFlags, withTypes } from "../gpu/source.ts";
 import { dkdvPlan, dqPlan, forwardPlan, supportedHeadSize } from "./attention_plan.ts";
 
 /** Attention shape: batch, time, channels, heads (head size C / NH). */
@@ -76,9 +76,9 @@ function dims(s: AttentionShape): Record<string, number> {
 }
 
 /**
- * Compiles (or finds cached) one blocked kernel: `source` with `plan`'s const lines and storage `types`, and
- * the shared staging helper appended (WGSL declarations may come in any order; appending keeps the file's
- * line numbers).
+ * Compiles (or finds cached) one blocked kernel: `source` with `plan`'s const lines, `flags`' blocks and
+ * storage `types`, and the shared staging helper appended (WGSL declarations may come in any order;
+ * appending keeps the file's line numbers). `name` labels it (profiles, errors).
  */
 function blockedKernel(
   gpu: Gpu,
@@ -87,11 +87,13 @@ function blockedKernel(
   file: string,
   plan: object,
   types: Record<string, StorageType>,
+  flags: Record<string, boolean> = {},
+  name = entry,
 ) {
+  const sized = withConsts(`${source}\n${stageSnippet}`, plan as Record<string, number>, file);
   return getKernel(gpu, {
-    name: entry,
-    // withTypes last: it prefixes line 1
-    source: withTypes(withConsts(`${source}\n${stageSnippet}`, plan as Record<string, number>, file), types),
+    name,
+    source: withTypes(withFlags(sized, flags, file), types), // withTypes last: it prefixes line 1
     entryPoint: entry,
   });
 }
@@ -135,13 +137,25 @@ export async function attentionForward(
  * qkv, the forward's out and lse. `scratch` ({@linkcode attentionScratchBytes} bytes) receives
  * delta = rowsum(dout * out) [B, NH, T]. Three dispatches, in order: delta, dk/dv, dq.
  *
+ * With `ds` ({@linkcode attentionDsBytes} bytes: dS as f32 [B, NH, T, T rounded up to 4]) the dk/dv
+ * kernel also stores dS there and the dq kernel reads it back instead of recomputing S and dP: 5 products of
+ * T^2 HS per head instead of 7, for T^2 floats of memory per head. Same results up to rounding order.
+ *
  * `s.types` sets the storage type of qkv, out (the forward's, as it wrote it), dout and dqkv (default f32
  * each); an f16 buffer holds 2 bytes per value (rounded to nearest on store, widened to f32 on load). lse
  * and scratch are always f32. f16 needs `shader-f16`: without it this throws a one-line error.
  */
 export async function attentionBackward(
   gpu: Gpu,
-  b: { dqkv: Resource; dout: Resource; qkv: Resource; out: Resource; lse: Resource; scratch: Resource },
+  b: {
+    dqkv: Resource;
+    dout: Resource;
+    qkv: Resource;
+    out: Resource;
+    lse: Resource;
+    scratch: Resource;
+    ds?: Resource;
+  },
   s: {
     B: number;
     T: number;
@@ -163,31 +177,52 @@ export async function attentionBackward(
     entryPoint: "attention_backward_delta",
     constants: { WG },
   });
-  const kv = dkdvPlan(hs, budget), q = dqPlan(hs, budget);
-  const dkdv = await blockedKernel(gpu, "attention_backward_dkdv", dkdvSource, "attention_dkdv.wgsl", kv, {
-    QT,
-    DT,
-    GT,
-  });
-  const dq = await blockedKernel(gpu, "attention_backward_dq", dqSource, "attention_dq.wgsl", q, {
-    QT,
-    DT,
-    GT,
-  });
+  const stored = b.ds !== undefined, flags = { DS: stored }, sfx = stored ? "_ds" : "";
+  const kv = dkdvPlan(hs, budget), q = dqPlan(hs, budget, stored);
+  const dkdv = await blockedKernel(
+    gpu,
+    "attention_backward_dkdv",
+    dkdvSource,
+    "attention_dkdv.wgsl",
+    kv,
+    { QT, DT, GT },
+    flags,
+    `attention_backward_dkdv${sfx}`,
+  );
+  const dq = await blockedKernel(
+    gpu,
+    "attention_backward_dq",
+    dqSource,
+    "attention_dq.wgsl",
+    q,
+    stored ? { QT, GT } : { QT, DT, GT },
+    flags,
+    `attention_backward_dq${sfx}`,
+  );
   const n = s.B * s.NH * s.T;
   const inputs = { dqkv: b.dqkv, qkv: b.qkv, dout: b.dout, fwd_lse: b.lse, delta_in: b.scratch };
+  const dkdvIn = b.ds ? { ...inputs, ds_out: b.ds } : inputs;
+  const dqIn = b.ds ? { dqkv: b.dqkv, qkv: b.qkv, ds_in: b.ds } : inputs;
   return [
     delta.dispatch(
       { delta: b.scratch, dout: b.dout, fwd_out: b.out },
       { C4: s.C / 4, NH: s.NH, T: s.T, HS4: hs / 4, n },
       grid(n, WG),
     ),
-    dkdv.dispatch(inputs, dims(s), [Math.ceil(s.T / 32), s.NH, s.B]), // low key blocks (most work) first
-    dq.dispatch(inputs, dims(s), [Math.ceil(s.T / (32 * q.RV)), s.NH, s.B]),
+    dkdv.dispatch(dkdvIn, dims(s), [Math.ceil(s.T / 32), s.NH, s.B]), // low key blocks (most work) first
+    dq.dispatch(dqIn, dims(s), [Math.ceil(s.T / (32 * q.RV)), s.NH, s.B]),
   ];
 }
 
 /** Bytes of the `scratch` buffer {@linkcode attentionBackward} needs: delta [B, NH, T] as f32. */
 export function attentionScratchBytes(s: { B: number; T: number; C: number; NH: number }): number {
   return 4 * s.B * s.NH * s.T;
+}
+
+/**
+ * Bytes of the optional `ds` buffer of {@linkcode attentionBackward}: dS as f32 [B, NH, T, 4 ceil(T / 4)]
+ * (the whole square per head; only its causal half is written and read).
+ */
+export function attentionDsBytes(s: { B: number; T: number; C: number; NH: number }): number {
+  return 16 * s.B * s.NH * s.T * Math.ceil(s.T / 4);
 }

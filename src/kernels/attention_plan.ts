@@ -122,14 +122,17 @@ export function forwardPlan(hs: number, budget: number): ForwardPlan {
   throw tooSmall(budget, hs);
 }
 
-/** The dq kernel's layout for head size `hs` within `budget` bytes of workgroup memory. */
-export function dqPlan(hs: number, budget: number): DqPlan {
+/**
+ * The dq kernel's layout for head size `hs` within `budget` bytes of workgroup memory. `stored`: the
+ * stored-dS form (no phase 1, so `stage` holds only K rows: as many of the tile's 32 as fit; BD unused).
+ */
+export function dqPlan(hs: number, budget: number, stored = false): DqPlan {
   check(hs);
   const hs4 = hs / 4, BC = 32;
   for (const RV of rowVec4s(hs)) {
     for (const BD of chunkDims(hs)) {
-      const BR = 32 * RV, chunks = BD * (2 * BR + 2 * BC) / 4;
-      const KC = chunkRows(BC, 4, hs4, chunks);
+      const BR = 32 * RV, chunks = stored ? 0 : BD * (2 * BR + 2 * BC) / 4;
+      const KC = chunkRows(BC, 4, hs4, stored ? budget / 16 - BC * BR / 4 : chunks);
       const STAGE = Math.max(chunks, KC * hs4);
       // stage + dsT [BC][BR]
       if (16 * (STAGE + BC * BR / 4) <= budget) return { HS: hs, RV, BD, KC, STAGE, KS: keySplit(hs) };

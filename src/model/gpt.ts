@@ -18,7 +18,12 @@
 import { Arena, createStorage } from "../gpu/buffers.ts";
 import type { Gpu } from "../gpu/device.ts";
 import type { Dispatch, Resource } from "../gpu/kernel.ts";
-import { attentionBackward, attentionForward, attentionScratchBytes } from "../kernels/attention.ts";
+import {
+  attentionBackward,
+  attentionDsBytes,
+  attentionForward,
+  attentionScratchBytes,
+} from "../kernels/attention.ts";
 import { accumulateLoss, crossEntropyForwardBackward, crossEntropyLoss } from "../kernels/crossentropy.ts";
 import { castToF16 } from "../kernels/convert.ts";
 import { encoderBackward, encoderForward, encoderScratchBytes } from "../kernels/encoder.ts";
@@ -35,7 +40,7 @@ import { createLossScaler } from "../kernels/optimizer.ts";
 import { dropoutBackward, dropoutForward } from "../kernels/residual.ts";
 import { dropoutStream, type GPTConfig, type Precision, validateConfig } from "./config.ts";
 import { paramLayout } from "./params.ts";
-import { checkMemory, linearWeightShapes, memoryPlan } from "./memory.ts";
+import { checkMemory, linearWeightShapes, memoryPlan, storedDsBuffer, storedDsDefault } from "./memory.ts";
 
 /** Buffers of one transformer block's forward pass, kept for its backward. */
 interface BlockActs {
@@ -82,6 +87,12 @@ export interface GPTShape {
    * false: f32 arithmetic on f16-stored operands.
    */
   halfMath?: boolean;
+  /**
+   * Attention's backward keeps dS in a [B, NH, T, T] f32 buffer, written by the dk/dv kernel and read by
+   * the dq kernel instead of recomputing S and dP (model/memory.ts storedDsDefault). Default: when that
+   * buffer fits one binding and adds at most a quarter to the model's other buffers.
+   */
+  storedDs?: boolean;
   /**
    * Tuning knobs for every matmul of the model (kernels/matmul.ts MatmulOptions `prefetch`, `bk`,
    * `unroll`); default off / 16 / off until measured on a real GPU (`bench step --large` runs the step with
@@ -175,11 +186,10 @@ export class GPT {
         "dtype float16 needs the adapter feature 'shader-f16', which this GPU lacks; use float32",
       );
     }
-    checkMemory(
-      gpu,
-      memoryPlan(c, B, T, shape.training ?? false, dtype, shape.splitK ?? !gpu.software),
-      "reduce --batch-size, --block-size, the model or the vocabulary",
-    );
+    const plan = memoryPlan(c, B, T, shape.training ?? false, dtype, shape.splitK ?? !gpu.software);
+    const storedDs = shape.storedDs ?? storedDsDefault(gpu, c, B, T, plan);
+    if (storedDs) plan.push(storedDsBuffer(c, B, T));
+    checkMemory(gpu, plan, "reduce --batch-size, --block-size, the model or the vocabulary");
     const { layout, decayEnd } = paramLayout(c);
     const params = new Arena(gpu, "params", layout);
     const grads = new Arena(gpu, "grads", layout);
@@ -219,6 +229,7 @@ export class GPT {
     // Gradients that feed attention's backward and the MLP's up-projection: stored as A, like activations.
     const dAttyBuf = act("d_atty", N * C), d4b = act("d_4c_b", N * 4 * C);
     const attScratch = createStorage(gpu, "att_scratch", attentionScratchBytes({ B, T, C, NH }));
+    const attDs = storedDs ? createStorage(gpu, "att_ds", attentionDsBytes({ B, T, C, NH })) : undefined;
     const lnScratchBytes = layernormScratchBytes({ N, C });
     const lnScratch = lnScratchBytes > 0 ? createStorage(gpu, "ln_scratch", lnScratchBytes) : undefined;
     const encScratch = createStorage(gpu, "enc_scratch", encoderScratchBytes({ B, T, C, V }));
@@ -533,6 +544,7 @@ export class GPT {
           out: a.atty,
           lse: a.lse,
           scratch: attScratch,
+          ds: attDs,
         }, { B, T, C, NH, types: { qkv: A, out: A, dout: A, dqkv: A } }),
       );
       backward.push(...await linBack(`${h}.attn.c_attn`, dC, dQkv, a.ln1, C, 3 * C, A, "f32"));

@@ -7,7 +7,7 @@
  * @module
  */
 import type { Gpu } from "../gpu/device.ts";
-import { attentionScratchBytes } from "../kernels/attention.ts";
+import { attentionDsBytes, attentionScratchBytes } from "../kernels/attention.ts";
 import { encoderScratchBytes } from "../kernels/encoder.ts";
 import { layernormScratchBytes } from "../kernels/layernorm.ts";
 import { matmulBackwardWeightScratchBytes } from "../kernels/matmul.ts";
@@ -26,8 +26,8 @@ export interface PlannedBuffer {
  * Every buffer GPT.create allocates for (B, T), plus the AdamW moments when `training` (the trainer's
  * two extra parameter-sized arenas). With dtype "float16" the matmul and attention operands take 2 bytes a
  * value, plus the f16 weight copy, the f16 loss gradient and the loss scaler; `splitK` adds the split-K
- * weight-gradient scratch where a shape splits. Mirrors src/model/gpt.ts; a
- * test checks the two agree.
+ * weight-gradient scratch where a shape splits; `storedDs` the attention backward's dS buffer (see
+ * {@linkcode storedDsDefault}). Mirrors src/model/gpt.ts; a test checks the two agree.
  */
 export function memoryPlan(
   c: GPTConfig,
@@ -36,6 +36,7 @@ export function memoryPlan(
   training = false,
   dtype: Precision = "float32",
   splitK = true,
+  storedDs = false,
 ): PlannedBuffer[] {
   const C = c.n_embd, V = c.vocab_size, L = c.n_layer, N = B * T, NH = c.n_head;
   const P = paramLayout(c).layout.totalFloats * 4;
@@ -95,7 +96,36 @@ export function memoryPlan(
     ? Math.max(0, ...linearWeightShapes(c, N).map((s) => matmulBackwardWeightScratchBytes(s)))
     : 0;
   if (split > 0) out.push({ name: "split-K weight-gradient scratch", bytes: split });
+  if (storedDs) out.push(storedDsBuffer(c, B, T));
   return out;
+}
+
+/** The attention backward's dS buffer (one for all layers). */
+export function storedDsBuffer(c: GPTConfig, B: number, T: number): PlannedBuffer {
+  const NH = c.n_head;
+  return {
+    name: `attention dS [${B * NH} x ${T} x ${T}]`,
+    bytes: attentionDsBytes({ B, T, C: c.n_embd, NH }),
+  };
+}
+
+/**
+ * Whether a model keeps attention's dS for its backward by default (kernels/attention.ts attentionBackward
+ * `ds`: the dq kernel reads dS instead of recomputing S and dP, 5 instead of 7 products of T^2 HS per head,
+ * 23-32% less backward time on lavapipe): when the buffer, one T x T square of f32 per (batch, head), fits
+ * one binding and adds at most a quarter to the bytes of the model's other buffers (`plan`), so that long
+ * contexts with small models keep FlashAttention's linear memory.
+ */
+export function storedDsDefault(
+  gpu: Gpu,
+  c: GPTConfig,
+  B: number,
+  T: number,
+  plan: readonly PlannedBuffer[],
+) {
+  const { bytes } = storedDsBuffer(c, B, T);
+  const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
+  return bytes <= limit && bytes <= plan.reduce((s, b) => s + b.bytes, 0) / 4;
 }
 
 /**
