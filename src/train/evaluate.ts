@@ -57,7 +57,7 @@ export async function evaluateTokens(
   const B = Math.max(1, Math.min(opts.batchSize ?? 8, windows));
   if (!Number.isInteger(B)) throw new Error(`--batch-size must be a positive integer`);
   const gpu = opts.gpu ?? await createGpu();
-  const model = await GPT.create(gpu, ck.config, { B, T });
+  const model = await GPT.create(gpu, ck.config, { B, T, storedDs: false }); // forward only: no dS buffer
   writeArray(gpu, model.params.buffer, weightsToArena(ck.weights, model.params.layout));
   const batches = Math.ceil(windows / B);
   const perSubmit = Math.min(batches, 16);

@@ -113,7 +113,7 @@ export async function measureExposure(
   const seed = opts.seed ?? 1337;
 
   const gpu = opts.gpu ?? await createGpu();
-  const model = await GPT.create(gpu, config, { B, T });
+  const model = await GPT.create(gpu, config, { B, T, storedDs: false }); // forward only: no dS buffer
   const dev = gpu.device;
   if (params instanceof Float32Array) writeArray(gpu, model.params.buffer, params);
   else {
