@@ -271,19 +271,22 @@ Deno.test("attention plans fit every head size in 32 KiB and 16 KiB, and reject 
     for (const budget of [32768, 16384]) {
       const hs4 = hs / 4, nc = Math.ceil(hs4 / 8);
       const f = forwardPlan(hs, budget), q = dqPlan(hs, budget), k = dkdvPlan(hs, budget);
-      const fBR = 32 * f.RV, fBC = 32 * f.KV, qBR = 32 * q.RV, kBQ = 32 * k.RV;
+      const qs = dqPlan(hs, budget, true); // stored dS: K rows only in `stage`
+      const fBR = 32 * f.RV, fBC = 32 * f.KV, qBR = 32 * q.RV, kBQ = 32 * k.RV, qsBR = 32 * qs.RV;
       const checks: [string, boolean][] = [
         ["forward bytes", 16 * (f.STAGE + fBC * fBR / 4 + fBR / 4) <= budget],
         ["forward stage", f.STAGE >= f.BD * (fBR + fBC) / 4 && f.STAGE >= f.KC * hs4 && fBC % f.KC === 0],
         ["dq bytes", 16 * (q.STAGE + 32 * qBR / 4) <= budget],
         ["dq stage", q.STAGE >= q.BD * (2 * qBR + 64) / 4 && q.STAGE >= q.KC * hs4 && 32 % q.KC === 0],
+        ["dq stored-dS bytes", 16 * (qs.STAGE + 32 * qsBR / 4) <= budget],
+        ["dq stored-dS stage", qs.STAGE >= qs.KC * hs4 && 32 % qs.KC === 0 && qs.KC >= q.KC],
         ["dkdv bytes", 16 * (k.STAGE + 2 * kBQ * 8 + kBQ / 2) <= budget],
         ["dkdv stage", k.STAGE >= k.BD * (64 + 2 * kBQ) / 4 && k.STAGE >= 2 * k.QC * hs4 && kBQ % k.QC === 0],
         ["chunk dims", hs % f.BD === 0 && hs % q.BD === 0 && hs % k.BD === 0],
-        ["registers", f.RV * nc <= 4 && q.RV * nc <= 4 && k.RV * nc <= 4],
+        ["registers", f.RV * nc <= 4 && q.RV * nc <= 4 && k.RV * nc <= 4 && qs.RV * nc <= 4],
       ];
       for (const [what, ok] of checks) {
-        if (!ok) throw new Error(`${what}: HS ${hs}, budget ${budget}: ${JSON.stringify({ f, q, k })}`);
+        if (!ok) throw new Error(`${what}: HS ${hs}, budget ${budget}: ${JSON.stringify({ f, q, qs, k })}`);
       }
     }
   }
