@@ -60,7 +60,7 @@ async function cases(
     opts,
   );
   const bwd = await attentionBackward(gpu, { dqkv, dout, qkv, out, lse, scratch }, { ...s, types: ty }, opts);
-  const ds = createStorage(gpu, "ds", attentionDsBytes(s));
+  const ds = createStorage(gpu, "ds", attentionDsBytes(s, ty.dqkv));
   const bwdDs = await attentionBackward(
     gpu,
     { dqkv, dout, qkv, out, lse, scratch, ds },

@@ -28,7 +28,8 @@
 //      heads, see KS): dk[NC i + c], dv[NC i + c], up to 16 vec4s each.
 // With the DS flag (the stored-dS path, chosen by the dispatcher when the buffer fits) phase 3 also writes
 // the tile's dS to global memory, transposed as ds[b, h, key j, query t] (vec4s along queries, rows of
-// TQ4 = ceil(T / 4) vec4s), every entry with a query vec4 at or past the key block's first key: the dq
+// TQ4 = ceil(T / 4) vec4s; stored as GT, dqkv's type: f16 in mixed precision, as FlashAttention-2 feeds dS
+// to its dQ product in half precision), every entry with a query vec4 at or past the key block's first key: the dq
 // kernel then reads dS instead of recomputing S and dP (5 products of T^2 HS in the backward instead of 7).
 // Register arrays are indexed by constants only (each statement written out, guarded by `if (RV > 1u)` and
 // the like, which the compiler folds): dynamically indexed private arrays can land in slow local memory.
@@ -75,7 +76,7 @@ struct Dims { T: u32, C4: u32, NH: u32 }
 @group(0) @binding(3) var<storage, read> fwd_lse: array<f32>; // [B, NH, T], the forward's lse
 @group(0) @binding(4) var<storage, read> delta_in: array<f32>; // [B, NH, T], delta
 @group(0) @binding(5) var<uniform> dims: Dims;
-@group(0) @binding(6) var<storage, read_write> ds_out: array<vec4<f32>>; // [B, NH, T, TQ4] with DS only
+@group(0) @binding(6) var<storage, read_write> ds_out: array<vec4<GT>>; // [B, NH, T, TQ4] with DS only
 
 // Phase 1: kT, vT, qT, oT (see VT0 ...). Phase 4: Q rows at stage[0, QC * HS4), dO rows after them, [query][dim].
 var<workgroup> stage: array<vec4<f32>, STAGE>; // stage_t4 (attention_stage.wgsl, appended) writes it
@@ -179,10 +180,10 @@ fn store_ds(bh: u32, j: u32, u: u32, a: vec4<f32>, b2: vec4<f32>, c: vec4<f32>, 
   let tq4 = (T + 3u) / 4u;
   if (u >= tq4) { return; }
   let at = (bh * T + j) * tq4 + u;
-  if (j < T) { ds_out[at] = a; }
-  if (j + 1u < T) { ds_out[at + tq4] = b2; }
-  if (j + 2u < T) { ds_out[at + 2u * tq4] = c; }
-  if (j + 3u < T) { ds_out[at + 3u * tq4] = d; }
+  if (j < T) { ds_out[at] = vec4<GT>(a); }
+  if (j + 1u < T) { ds_out[at + tq4] = vec4<GT>(b2); }
+  if (j + 2u < T) { ds_out[at + 2u * tq4] = vec4<GT>(c); }
+  if (j + 3u < T) { ds_out[at + 3u * tq4] = vec4<GT>(d); }
 }
 
 @compute @workgroup_size(64)

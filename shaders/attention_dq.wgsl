@@ -59,7 +59,7 @@ struct Dims { T: u32, C4: u32, NH: u32 }
 @group(0) @binding(3) var<storage, read> fwd_lse: array<f32>; // [B, NH, T]
 @group(0) @binding(4) var<storage, read> delta_in: array<f32>; // [B, NH, T]
 @group(0) @binding(5) var<uniform> dims: Dims;
-@group(0) @binding(6) var<storage, read> ds_in: array<vec4<f32>>; // [B, NH, T, TQ4] with DS only
+@group(0) @binding(6) var<storage, read> ds_in: array<vec4<GT>>; // [B, NH, T, TQ4] with DS only, as GT
 
 // Phase 1, d-major chunks, vec4s along rows: qT[d][query] at 0, goT[d][query] at BD * BR / 4,
 // kT[d][key] at BD * BR / 2, vT[d][key] at BD * BR / 2 + BD * BC / 4. Phase 3: ks[key][dim] at 0.
@@ -149,7 +149,7 @@ fn stage_ds(bh: u32, q0: u32, k0: u32, lid: u32) {
     var v = vec4<f32>(0.0);
     if (j < T && u < tq4) {
       let masked = vec4<u32>(4u * u) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(j);
-      v = select(ds_in[(bh + j) * tq4 + u], vec4<f32>(0.0), masked);
+      v = select(vec4<f32>(ds_in[(bh + j) * tq4 + u]), vec4<f32>(0.0), masked);
     }
     dsT[x] = v;
   }

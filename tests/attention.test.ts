@@ -86,7 +86,9 @@ async function runGpu(
     { ...s, types: { qkv: ty.qkv, out: ty.out } },
     opts,
   );
-  const ds = storedDs ? upload(gpu, "ds", filled(attentionDsBytes(s) / 4, NaN)) : undefined;
+  // dS is stored as dqkv's type; NaN in either width.
+  const dsFill = (v: number) => filled(attentionDsBytes(s, ty.dqkv) / (ty.dqkv === "f16" ? 2 : 4), v);
+  const ds = storedDs ? store(gpu, "ds", dsFill(NaN), ty.dqkv) : undefined;
   const bwd = await attentionBackward(
     gpu,
     { dqkv, dout, qkv, out, lse, scratch, ds },
@@ -104,7 +106,9 @@ async function runGpu(
   const again = filled(B * T * 3 * C, -GARBAGE);
   gpu.device.queue.writeBuffer(dqkv, 0, ty.dqkv === "f16" ? Float16Array.from(again) : again);
   gpu.device.queue.writeBuffer(scratch, 0, filled(B * NH * T, -GARBAGE));
-  if (ds) gpu.device.queue.writeBuffer(ds, 0, filled(attentionDsBytes(s) / 4, GARBAGE));
+  if (ds) {
+    gpu.device.queue.writeBuffer(ds, 0, ty.dqkv === "f16" ? Float16Array.from(dsFill(1)) : dsFill(GARBAGE));
+  }
   submitDispatches(gpu, bwd, "attention test again");
   r.dqkv2 = await read(dqkv, ty.dqkv);
   for (const buf of [qkv, dout, out, lse, dqkv, scratch, ds]) buf?.destroy();

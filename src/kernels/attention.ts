@@ -137,7 +137,7 @@ export async function attentionForward(
  * qkv, the forward's out and lse. `scratch` ({@linkcode attentionScratchBytes} bytes) receives
  * delta = rowsum(dout * out) [B, NH, T]. Three dispatches, in order: delta, dk/dv, dq.
  *
- * With `ds` ({@linkcode attentionDsBytes} bytes: dS as f32 [B, NH, T, T rounded up to 4]) the dk/dv
+ * With `ds` ({@linkcode attentionDsBytes} bytes: dS [B, NH, T, T rounded up to 4] in dqkv's type) the dk/dv
  * kernel also stores dS there and the dq kernel reads it back instead of recomputing S and dP: 5 products of
  * T^2 HS per head instead of 7, for T^2 floats of memory per head. Same results up to rounding order.
  *
@@ -220,9 +220,12 @@ export function attentionScratchBytes(s: { B: number; T: number; C: number; NH: 
 }
 
 /**
- * Bytes of the optional `ds` buffer of {@linkcode attentionBackward}: dS as f32 [B, NH, T, 4 ceil(T / 4)]
- * (the whole square per head; only its causal half is written and read).
+ * Bytes of the optional `ds` buffer of {@linkcode attentionBackward}: dS [B, NH, T, 4 ceil(T / 4)] stored as
+ * `type`, dqkv's storage type (the whole square per head; only its causal half is written and read).
  */
-export function attentionDsBytes(s: { B: number; T: number; C: number; NH: number }): number {
-  return 16 * s.B * s.NH * s.T * Math.ceil(s.T / 4);
+export function attentionDsBytes(
+  s: { B: number; T: number; C: number; NH: number },
+  type: StorageType = "f32",
+): number {
+  return (type === "f16" ? 8 : 16) * s.B * s.NH * s.T * Math.ceil(s.T / 4);
 }

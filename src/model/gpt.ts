@@ -187,8 +187,8 @@ export class GPT {
       );
     }
     const plan = memoryPlan(c, B, T, shape.training ?? false, dtype, shape.splitK ?? !gpu.software);
-    const storedDs = shape.storedDs ?? storedDsDefault(gpu, c, B, T, plan);
-    if (storedDs) plan.push(storedDsBuffer(c, B, T));
+    const storedDs = shape.storedDs ?? storedDsDefault(gpu, c, B, T, plan, dtype);
+    if (storedDs) plan.push(storedDsBuffer(c, B, T, dtype));
     checkMemory(gpu, plan, "reduce --batch-size, --block-size, the model or the vocabulary");
     const { layout, decayEnd } = paramLayout(c);
     const params = new Arena(gpu, "params", layout);
@@ -229,7 +229,7 @@ export class GPT {
     // Gradients that feed attention's backward and the MLP's up-projection: stored as A, like activations.
     const dAttyBuf = act("d_atty", N * C), d4b = act("d_4c_b", N * 4 * C);
     const attScratch = createStorage(gpu, "att_scratch", attentionScratchBytes({ B, T, C, NH }));
-    const attDs = storedDs ? createStorage(gpu, "att_ds", attentionDsBytes({ B, T, C, NH })) : undefined;
+    const attDs = storedDs ? createStorage(gpu, "att_ds", attentionDsBytes({ B, T, C, NH }, A)) : undefined;
     const lnScratchBytes = layernormScratchBytes({ N, C });
     const lnScratch = lnScratchBytes > 0 ? createStorage(gpu, "ln_scratch", lnScratchBytes) : undefined;
     const encScratch = createStorage(gpu, "enc_scratch", encoderScratchBytes({ B, T, C, V }));

@@ -96,16 +96,21 @@ export function memoryPlan(
     ? Math.max(0, ...linearWeightShapes(c, N).map((s) => matmulBackwardWeightScratchBytes(s)))
     : 0;
   if (split > 0) out.push({ name: "split-K weight-gradient scratch", bytes: split });
-  if (storedDs) out.push(storedDsBuffer(c, B, T));
+  if (storedDs) out.push(storedDsBuffer(c, B, T, dtype));
   return out;
 }
 
-/** The attention backward's dS buffer (one for all layers). */
-export function storedDsBuffer(c: GPTConfig, B: number, T: number): PlannedBuffer {
+/** The attention backward's dS buffer (one for all layers; f16 in mixed precision, like dqkv). */
+export function storedDsBuffer(
+  c: GPTConfig,
+  B: number,
+  T: number,
+  dtype: Precision = "float32",
+): PlannedBuffer {
   const NH = c.n_head;
   return {
     name: `attention dS [${B * NH} x ${T} x ${T}]`,
-    bytes: attentionDsBytes({ B, T, C: c.n_embd, NH }),
+    bytes: attentionDsBytes({ B, T, C: c.n_embd, NH }, dtype === "float16" ? "f16" : "f32"),
   };
 }
 
@@ -122,8 +127,9 @@ export function storedDsDefault(
   B: number,
   T: number,
   plan: readonly PlannedBuffer[],
-) {
-  const { bytes } = storedDsBuffer(c, B, T);
+  dtype: Precision = "float32",
+): boolean {
+  const { bytes } = storedDsBuffer(c, B, T, dtype);
   const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
   return bytes <= limit && bytes <= plan.reduce((s, b) => s + b.bytes, 0) / 4;
 }
