@@ -27,8 +27,9 @@ const F32: Types = { qkv: "f32", out: "f32", dout: "f32", dqkv: "f32" };
 const MODEL_F16: Types = { qkv: "f16", out: "f16", dout: "f16", dqkv: "f16" };
 
 /**
- * Forward, backward and both for one shape and one type combination (names get `suffix`), and the backward
- * and both again with the stored-dS backward (`_ds` after the suffix). FLOPs count the causal half: forward
+ * Forward, backward and both for one shape and one type combination (names get `suffix`), the backward
+ * and both again with the stored-dS backward (`_ds` after the suffix), and both with dropout 0.2 on the
+ * probabilities (`_ds_dropout`, as the shakespeare_char recipe trains). FLOPs count the causal half: forward
  * 2*B*NH*T^2*HS (QK^T and PV over the lower triangle), backward 2.5x that (recomputed S, dP, dV, dK, dQ),
  * as FlashAttention reports, whatever a kernel recomputes. Bytes are the minimum traffic at each tensor's
  * storage type: forward reads qkv, writes out and lse (f32); backward reads qkv, out, dout, lse, writes
@@ -67,6 +68,21 @@ async function cases(
     { ...s, types: ty },
     opts,
   );
+  // Dropout 0.2 on the probabilities (the shakespeare_char recipe's), stored dS: as the model trains it.
+  const rng = createStorage(gpu, "rng", 16);
+  const dropout = { p: 0.2, stream: 0x8000 };
+  const fwdDrop = await attentionForward(
+    gpu,
+    { out, lse, qkv, rng },
+    { ...s, types: { qkv: ty.qkv, out: ty.out }, dropout },
+    opts,
+  );
+  const bwdDrop = await attentionBackward(
+    gpu,
+    { dqkv, dout, qkv, out, lse, scratch, ds, rng },
+    { ...s, types: ty, dropout },
+    opts,
+  );
   submitDispatches(gpu, [fwd], "attention bench setup"); // real out and lse for the backward-only case
   const flops = 2 * B * NH * T * T * (C / NH);
   const n = B * T * C, rows = B * NH * T;
@@ -97,6 +113,13 @@ async function cases(
       dispatches: [fwd, ...bwdDs],
       flops: 3.5 * flops,
       bytes: fwdBytes + bwdBytes + dsBytes,
+    },
+    {
+      name: `attention_forward_backward${suffix}_ds_dropout`,
+      shape,
+      dispatches: [fwdDrop, ...bwdDrop],
+      flops: 3.5 * flops,
+      bytes: fwdBytes + bwdBytes + dsBytes + 4,
     },
   ];
 }

@@ -31,6 +31,8 @@
 // TQ4 = ceil(T / 4) vec4s; stored as GT, dqkv's type: f16 in mixed precision, as FlashAttention-2 feeds dS
 // to its dQ product in half precision), every entry with a query vec4 at or past the key block's first key: the dq
 // kernel then reads dS instead of recomputing S and dP (5 products of T^2 HS in the backward instead of 7).
+// With DROP, the forward's dropout on the probabilities (attention_forward.wgsl, same mask): F = mask / (1 -
+// p_drop) multiplies dP before ds = p (dP F - delta), and P F (what the forward multiplied V by) feeds dV.
 // Register arrays are indexed by constants only (each statement written out, guarded by `if (RV > 1u)` and
 // the like, which the compiler folds): dynamically indexed private arrays can land in slow local memory.
 // Scores are in log2 units (k pre-multiplied by scale * log2(e)) so exp2 gives the probabilities.
@@ -68,7 +70,8 @@ alias QT = f32;
 alias DT = f32;
 alias GT = f32;
 
-struct Dims { T: u32, C4: u32, NH: u32 }
+// drop_*: the dropout's keep threshold on (hash >> 8), its scale 1 / (1 - p) and hash stream (DROP only).
+struct Dims { T: u32, C4: u32, NH: u32, drop_threshold: u32, drop_scale: f32, drop_stream: u32 }
 
 @group(0) @binding(0) var<storage, read_write> dqkv: array<vec4<GT>>; // [B, T, 3C/4]
 @group(0) @binding(1) var<storage, read> qkv: array<vec4<QT>>; // [B, T, 3C/4]
@@ -77,6 +80,7 @@ struct Dims { T: u32, C4: u32, NH: u32 }
 @group(0) @binding(4) var<storage, read> delta_in: array<f32>; // [B, NH, T], delta
 @group(0) @binding(5) var<uniform> dims: Dims;
 @group(0) @binding(6) var<storage, read_write> ds_out: array<vec4<GT>>; // [B, NH, T, TQ4] with DS only
+@group(0) @binding(7) var<storage, read> rng: array<u32>; // DROP only: the step's dropout seed in rng[0]
 
 // Phase 1: kT, vT, qT, oT (see VT0 ...). Phase 4: Q rows at stage[0, QC * HS4), dO rows after them, [query][dim].
 var<workgroup> stage: array<vec4<f32>, STAGE>; // stage_t4 (attention_stage.wgsl, appended) writes it
@@ -173,6 +177,19 @@ fn put_t(at: u32, a: vec4<f32>, b2: vec4<f32>, c: vec4<f32>, d: vec4<f32>) {
   pds[at + 3u * (BK / 4u)] = vec4<f32>(a.w, b2.w, c.w, d.w);
 }
 
+// Dropout factors of key j with queries qv (0 or 1 / (1 - p), the forward's mask; all 1 without DROP) and
+// the per-head hash key they derive from.
+// #if DROP
+fn drop_key(bh: u32) -> u32 { return hash3(rng[0], dims.drop_stream, bh); }
+fn drop4(key: u32, qv: vec4<u32>, j: u32) -> vec4<f32> {
+  let hh = pcg_hash4((qv * dims.T + vec4<u32>(j)) ^ vec4<u32>(key));
+  return select(vec4<f32>(0.0), vec4<f32>(dims.drop_scale), (hh >> vec4<u32>(8u)) >= vec4<u32>(dims.drop_threshold));
+}
+// #else
+fn drop_key(bh: u32) -> u32 { return 0u; }
+fn drop4(key: u32, qv: vec4<u32>, j: u32) -> vec4<f32> { return vec4<f32>(1.0); }
+// #endif
+
 // DS only: stores dS of keys j .. j+3 (a, b2, c, d: vec4s along queries 4u .. 4u+3) at query vec4 u of head
 // row bh = b * NH + h, for keys j < T and u < TQ4.
 fn store_ds(bh: u32, j: u32, u: u32, a: vec4<f32>, b2: vec4<f32>, c: vec4<f32>, d: vec4<f32>) {
@@ -204,6 +221,7 @@ fn attention_backward_dkdv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_
   var dp: array<vec4<f32>, 8>; // phase 1 dout . v, then ds
 
   let kk = vec4<u32>(j0 + 4u * ty) + vec4<u32>(0u, 1u, 2u, 3u); // this thread's keys
+  let dkey = drop_key(b * dims.NH + h);
   let vd0 = min(dl, HS4 - 1u); // dim vec4 0 of this thread (clamped: past HS4 only garbage, never stored)
   let vd1 = min(dl + 8u, HS4 - 1u);
   let vd2 = min(dl + 16u, HS4 - 1u);
@@ -237,7 +255,8 @@ fn attention_backward_dkdv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_
       }
     }
 
-    // ---- Phase 2: p = exp2(s - lse log2(e)) where key <= query < T (else 0), ds = p (dp - delta). ----
+    // ---- Phase 2: p = exp2(s - lse log2(e)) where key <= query < T (else 0), ds = p (dp F - delta), and
+    // s becomes p F for dV (F = 1 without dropout). ----
     let qv0 = vec4<u32>(i0 + 4u * tx) + vec4<u32>(0u, 1u, 2u, 3u);
     let in0 = qv0 < vec4<u32>(T);
     let ls0 = stats[tx];
@@ -246,10 +265,18 @@ fn attention_backward_dkdv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_
     s[2] = select(vec4<f32>(0.0), exp2(s[2] - ls0), in0 & (qv0 >= vec4<u32>(kk.y)));
     s[4] = select(vec4<f32>(0.0), exp2(s[4] - ls0), in0 & (qv0 >= vec4<u32>(kk.z)));
     s[6] = select(vec4<f32>(0.0), exp2(s[6] - ls0), in0 & (qv0 >= vec4<u32>(kk.w)));
-    dp[0] = s[0] * (dp[0] - dl0);
-    dp[2] = s[2] * (dp[2] - dl0);
-    dp[4] = s[4] * (dp[4] - dl0);
-    dp[6] = s[6] * (dp[6] - dl0);
+    let f0 = drop4(dkey, qv0, kk.x);
+    let f2 = drop4(dkey, qv0, kk.y);
+    let f4 = drop4(dkey, qv0, kk.z);
+    let f6 = drop4(dkey, qv0, kk.w);
+    dp[0] = s[0] * (dp[0] * f0 - dl0);
+    dp[2] = s[2] * (dp[2] * f2 - dl0);
+    dp[4] = s[4] * (dp[4] * f4 - dl0);
+    dp[6] = s[6] * (dp[6] * f6 - dl0);
+    s[0] *= f0;
+    s[2] *= f2;
+    s[4] *= f4;
+    s[6] *= f6;
     if (RV > 1u) {
       let qv1 = qv0 + vec4<u32>(32u);
       let in1 = qv1 < vec4<u32>(T);
@@ -259,10 +286,18 @@ fn attention_backward_dkdv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_
       s[3] = select(vec4<f32>(0.0), exp2(s[3] - ls1), in1 & (qv1 >= vec4<u32>(kk.y)));
       s[5] = select(vec4<f32>(0.0), exp2(s[5] - ls1), in1 & (qv1 >= vec4<u32>(kk.z)));
       s[7] = select(vec4<f32>(0.0), exp2(s[7] - ls1), in1 & (qv1 >= vec4<u32>(kk.w)));
-      dp[1] = s[1] * (dp[1] - dl1);
-      dp[3] = s[3] * (dp[3] - dl1);
-      dp[5] = s[5] * (dp[5] - dl1);
-      dp[7] = s[7] * (dp[7] - dl1);
+      let f1 = drop4(dkey, qv1, kk.x);
+      let f3 = drop4(dkey, qv1, kk.y);
+      let f5 = drop4(dkey, qv1, kk.z);
+      let f7 = drop4(dkey, qv1, kk.w);
+      dp[1] = s[1] * (dp[1] * f1 - dl1);
+      dp[3] = s[3] * (dp[3] * f3 - dl1);
+      dp[5] = s[5] * (dp[5] * f5 - dl1);
+      dp[7] = s[7] * (dp[7] * f7 - dl1);
+      s[1] *= f1;
+      s[3] *= f3;
+      s[5] *= f5;
+      s[7] *= f7;
     }
 
     // ---- Phase 3: P and dS to pds[query][key], vec4s along keys (and dS to ds_out with DS). ----

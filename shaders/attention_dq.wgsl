@@ -22,6 +22,9 @@
 // which attention_backward_dkdv wrote (DS there; it runs first): ds[b, h, key j, query t], rows of
 // TQ4 = ceil(T / 4) vec4s along queries. Entries with query < key are masked to 0 here (dkdv leaves the
 // part below its key block unwritten). Only phase 3's product remains: 1 of 3 T^2 HS products.
+// With DROP (recomputing form only; stored dS already includes it), the forward's dropout on the
+// probabilities (attention_forward.wgsl, same mask): F = mask / (1 - p_drop) multiplies dP, ds = p (dP F -
+// delta).
 // Register arrays are indexed by constants only (statements written out, guarded by `if (RV > 1u)` etc.).
 // Every summation order is fixed: results are bitwise reproducible.
 
@@ -51,7 +54,8 @@ alias QT = f32;
 alias DT = f32;
 alias GT = f32;
 
-struct Dims { T: u32, C4: u32, NH: u32 }
+// drop_*: the dropout's keep threshold on (hash >> 8), its scale 1 / (1 - p) and hash stream (DROP only).
+struct Dims { T: u32, C4: u32, NH: u32, drop_threshold: u32, drop_scale: f32, drop_stream: u32 }
 
 @group(0) @binding(0) var<storage, read_write> dqkv: array<vec4<GT>>; // [B, T, 3C/4]
 @group(0) @binding(1) var<storage, read> qkv: array<vec4<QT>>; // [B, T, 3C/4]
@@ -60,6 +64,7 @@ struct Dims { T: u32, C4: u32, NH: u32 }
 @group(0) @binding(4) var<storage, read> delta_in: array<f32>; // [B, NH, T]
 @group(0) @binding(5) var<uniform> dims: Dims;
 @group(0) @binding(6) var<storage, read> ds_in: array<vec4<GT>>; // [B, NH, T, TQ4] with DS only, as GT
+@group(0) @binding(7) var<storage, read> rng: array<u32>; // DROP only: the step's dropout seed in rng[0]
 
 // Phase 1, d-major chunks, vec4s along rows: qT[d][query] at 0, goT[d][query] at BD * BR / 4,
 // kT[d][key] at BD * BR / 2, vT[d][key] at BD * BR / 2 + BD * BC / 4. Phase 3: ks[key][dim] at 0.
@@ -155,10 +160,23 @@ fn stage_ds(bh: u32, q0: u32, k0: u32, lid: u32) {
   }
 }
 
-// p and ds of one key against 4 queries (phase 2); `masked` marks queries above the diagonal.
-fn grad_scores(s: vec4<f32>, dp: vec4<f32>, st: array<vec4<f32>, 2>, masked: vec4<bool>) -> vec4<f32> {
-  let p = select(exp2(s - st[0]), vec4<f32>(0.0), masked);
-  return p * (dp - st[1]);
+// Dropout factors of key j with queries qv (0 or 1 / (1 - p), the forward's mask; all 1 without DROP) and
+// the per-head hash key they derive from.
+// #if DROP
+fn drop_key(bh: u32) -> u32 { return hash3(rng[0], dims.drop_stream, bh); }
+fn drop4(key: u32, qv: vec4<u32>, j: u32) -> vec4<f32> {
+  let hh = pcg_hash4((qv * dims.T + vec4<u32>(j)) ^ vec4<u32>(key));
+  return select(vec4<f32>(0.0), vec4<f32>(dims.drop_scale), (hh >> vec4<u32>(8u)) >= vec4<u32>(dims.drop_threshold));
+}
+// #else
+fn drop_key(bh: u32) -> u32 { return 0u; }
+fn drop4(key: u32, qv: vec4<u32>, j: u32) -> vec4<f32> { return vec4<f32>(1.0); }
+// #endif
+
+// ds of key j against 4 queries qv (phase 2): p (dp F - delta), p = 0 above the diagonal.
+fn grad_scores(s: vec4<f32>, dp: vec4<f32>, st: array<vec4<f32>, 2>, qv: vec4<u32>, j: u32, dkey: u32) -> vec4<f32> {
+  let p = select(exp2(s - st[0]), vec4<f32>(0.0), vec4<u32>(j) > qv);
+  return p * (dp * drop4(dkey, qv, j) - st[1]);
 }
 
 @compute @workgroup_size(64)
@@ -182,6 +200,7 @@ fn attention_backward_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_work
   let st1 = row_stats(bh, q0 + 4u * tx + 32u * (RV - 1u));
   let qv0 = vec4<u32>(q0 + 4u * tx) + vec4<u32>(0u, 1u, 2u, 3u);
   let qv1 = qv0 + vec4<u32>(32u);
+  let dkey = drop_key(b * dims.NH + h);
   // #endif
 
   // Phase 3 accumulators: dq[(4h + i) * NC + c] = query 4ty + 32h + i, dims 4(tx + 8c) .. +3 (R1 = 4 NC).
@@ -226,15 +245,15 @@ fn attention_backward_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_work
     // ---- Phase 2: dsT[key][query] = p (dp - delta), p = 0 where key > query. ----
     let kk = k0 + 4u * ty;
     let pa = (4u * ty) * (BR / 4u) + tx;
-    dsT[pa] = grad_scores(s[0], dp[0], st0, vec4<u32>(kk) > qv0);
-    dsT[pa + BR / 4u] = grad_scores(s[2], dp[2], st0, vec4<u32>(kk + 1u) > qv0);
-    dsT[pa + 2u * (BR / 4u)] = grad_scores(s[4], dp[4], st0, vec4<u32>(kk + 2u) > qv0);
-    dsT[pa + 3u * (BR / 4u)] = grad_scores(s[6], dp[6], st0, vec4<u32>(kk + 3u) > qv0);
+    dsT[pa] = grad_scores(s[0], dp[0], st0, qv0, kk, dkey);
+    dsT[pa + BR / 4u] = grad_scores(s[2], dp[2], st0, qv0, kk + 1u, dkey);
+    dsT[pa + 2u * (BR / 4u)] = grad_scores(s[4], dp[4], st0, qv0, kk + 2u, dkey);
+    dsT[pa + 3u * (BR / 4u)] = grad_scores(s[6], dp[6], st0, qv0, kk + 3u, dkey);
     if (RV > 1u) {
-      dsT[pa + 8u] = grad_scores(s[1], dp[1], st1, vec4<u32>(kk) > qv1);
-      dsT[pa + 8u + BR / 4u] = grad_scores(s[3], dp[3], st1, vec4<u32>(kk + 1u) > qv1);
-      dsT[pa + 8u + 2u * (BR / 4u)] = grad_scores(s[5], dp[5], st1, vec4<u32>(kk + 2u) > qv1);
-      dsT[pa + 8u + 3u * (BR / 4u)] = grad_scores(s[7], dp[7], st1, vec4<u32>(kk + 3u) > qv1);
+      dsT[pa + 8u] = grad_scores(s[1], dp[1], st1, qv1, kk, dkey);
+      dsT[pa + 8u + BR / 4u] = grad_scores(s[3], dp[3], st1, qv1, kk + 1u, dkey);
+      dsT[pa + 8u + 2u * (BR / 4u)] = grad_scores(s[5], dp[5], st1, qv1, kk + 2u, dkey);
+      dsT[pa + 8u + 3u * (BR / 4u)] = grad_scores(s[7], dp[7], st1, qv1, kk + 3u, dkey);
     }
     // #endif
 

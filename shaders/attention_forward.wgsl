@@ -22,6 +22,10 @@
 // Register arrays are indexed by constants only (each statement written out, guarded by `if (KV > g)` and
 // the like, which the compiler folds): dynamically indexed private arrays can land in slow local memory.
 // Scores are in log2 units (q pre-multiplied by scale * log2(e)) so exp2 does the softmax.
+// With the DROP flag, dropout on the probabilities (nanoGPT's attn_dropout): phase 2 adds every p to the
+// row's sum l but stores p / (1 - p_drop) or 0 for phase 3, the mask of (query t, key j) in head
+// bh = b * NH + h kept when (pcg_hash(t * T + j ^ hash3(rng[0], drop_stream, bh)) >> 8) >= drop_threshold
+// (shaders/hash.wgsl, appended; the backward kernels regenerate it, src/reference/attention.ts draws it too).
 // Every summation order is fixed: results are bitwise reproducible.
 
 // Specialised by the dispatcher (src/kernels/attention.ts, plan from attention_plan.ts), which rewrites
@@ -52,12 +56,14 @@ const MASKED: f32 = -1.0e30; // stands in for -inf: exp2(MASKED - m) == 0 for an
 alias QT = f32;
 alias OT = f32;
 
-struct Dims { T: u32, C4: u32, NH: u32 }
+// drop_*: the dropout's keep threshold on (hash >> 8), its scale 1 / (1 - p) and hash stream (DROP only).
+struct Dims { T: u32, C4: u32, NH: u32, drop_threshold: u32, drop_scale: f32, drop_stream: u32 }
 
 @group(0) @binding(0) var<storage, read_write> out: array<vec4<OT>>; // [B, T, C/4]
 @group(0) @binding(1) var<storage, read_write> lse: array<f32>; // [B, NH, T]
 @group(0) @binding(2) var<storage, read> qkv: array<vec4<QT>>; // [B, T, 3C/4]
 @group(0) @binding(3) var<uniform> dims: Dims;
+@group(0) @binding(4) var<storage, read> rng: array<u32>; // DROP only: the step's dropout seed in rng[0]
 
 // Phase 1: qT[d][query] at stage[0, BD * BR / 4) and kT[d][key] after it, vec4s along queries / keys.
 // Phase 3: vs[key][dim] at stage[0, KC * HS4), vec4s along dims.
@@ -137,6 +143,10 @@ fn attention_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
   // Phase 2 state of query row lid (threads lid < BR): running max (log2 units) and sum.
   var m = MASKED;
   var l = 0.0;
+  // #if DROP
+  let dkey = hash3(rng[0], dims.drop_stream, b * dims.NH + h);
+  let drow = (q0 + lid) * T; // hash index of query row lid's key 0
+  // #endif
 
   let ntiles = qlast / BC + 1u;
   for (var kt = 0u; kt < ntiles; kt++) {
@@ -236,8 +246,13 @@ fn attention_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
       var sum = 0.0;
       for (var j = 0u; j < BC; j++) {
         let p = exp2(pT[j * (BR / 4u) + qa][e] - mnew);
-        pT[j * (BR / 4u) + qa][e] = p;
         sum += p;
+        // #if DROP
+        let keep = (pcg_hash((drow + k0 + j) ^ dkey) >> 8u) >= dims.drop_threshold;
+        pT[j * (BR / 4u) + qa][e] = select(0.0, p * dims.drop_scale, keep);
+        // #else
+        pT[j * (BR / 4u) + qa][e] = p;
+        // #endif
       }
       l = l * alpha + sum;
       m = mnew;

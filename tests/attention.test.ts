@@ -63,6 +63,7 @@ function store(gpu: Gpu, label: string, data: Float32Array, type: StorageType): 
  * Runs forward and backward on the GPU with storage types `ty`; outputs are pre-filled with garbage to catch
  * unwritten elements. Results are widened to f32 whatever their storage type. `storedDs`: the backward's
  * stored-dS path, its dS buffer pre-filled with NaN (what dq must not read comes out NaN if it does).
+ * `drop`: dropout on the probabilities with that p, seed (written to rng[0]) and stream.
  */
 async function runGpu(
   x: Float32Array,
@@ -71,9 +72,12 @@ async function runGpu(
   opts: AttentionOptions = {},
   ty: AttentionTypes = F32,
   storedDs = false,
+  drop?: ref.AttentionDropout,
 ): Promise<{ out: Float32Array; lse: Float32Array; dqkv: Float32Array; dqkv2: Float32Array }> {
   const gpu = await testGpu();
   const { B, T, C, NH } = s;
+  const rng = drop ? upload(gpu, "rng", new Uint32Array([drop.seed, 0, 0, 0])) : undefined;
+  const dropout = drop ? { p: drop.p, stream: drop.stream } : undefined;
   const read = (buf: GPUBuffer, type: StorageType) => type === "f16" ? readF16(gpu, buf) : readF32(gpu, buf);
   const qkv = store(gpu, "qkv", x, ty.qkv), dout = store(gpu, "dout", dy, ty.dout);
   const out = store(gpu, "out", filled(B * T * C, GARBAGE), ty.out);
@@ -82,8 +86,8 @@ async function runGpu(
   const scratch = upload(gpu, "scratch", filled(attentionScratchBytes(s) / 4, GARBAGE));
   const fwd = await attentionForward(
     gpu,
-    { out, lse, qkv },
-    { ...s, types: { qkv: ty.qkv, out: ty.out } },
+    { out, lse, qkv, rng },
+    { ...s, types: { qkv: ty.qkv, out: ty.out }, dropout },
     opts,
   );
   // dS is stored as dqkv's type; NaN in either width.
@@ -91,8 +95,8 @@ async function runGpu(
   const ds = storedDs ? store(gpu, "ds", dsFill(NaN), ty.dqkv) : undefined;
   const bwd = await attentionBackward(
     gpu,
-    { dqkv, dout, qkv, out, lse, scratch, ds },
-    { ...s, types: ty },
+    { dqkv, dout, qkv, out, lse, scratch, ds, rng },
+    { ...s, types: ty, dropout },
     opts,
   );
   submitDispatches(gpu, [fwd, ...bwd], "attention test");
@@ -111,7 +115,7 @@ async function runGpu(
   }
   submitDispatches(gpu, bwd, "attention test again");
   r.dqkv2 = await read(dqkv, ty.dqkv);
-  for (const buf of [qkv, dout, out, lse, dqkv, scratch, ds]) buf?.destroy();
+  for (const buf of [qkv, dout, out, lse, dqkv, scratch, ds, rng]) buf?.destroy();
   return r;
 }
 
@@ -209,6 +213,74 @@ for (const { B, T, C, NH } of f16Shapes) {
       assertSameBits(r);
     });
   }
+}
+
+Deno.test("reference attention dropout: about p of the probabilities dropped, the backward equals finite differences", () => {
+  const drop = { p: 0.25, seed: 7, stream: 3 };
+  let zeros = 0, n = 0;
+  for (let bh = 0; bh < 4; bh++) {
+    for (let t = 0; t < 64; t++) {
+      for (let j = 0; j <= t; j++, n++) {
+        const f = ref.attentionDropFactor(drop, bh, 64, t, j);
+        if (f === 0) zeros++;
+        else if (f !== 1 / 0.75) throw new Error(`kept factor ${f}`);
+      }
+    }
+  }
+  // n = 8320 draws: the dropped share is within 4 standard deviations of p.
+  const sd = Math.sqrt(0.25 * 0.75 / n);
+  if (Math.abs(zeros / n - 0.25) > 4 * sd) throw new Error(`dropped ${zeros} of ${n}`);
+  for (const [B, T, C, NH] of [[1, 5, 8, 2], [2, 4, 8, 1]]) {
+    const x = new Rng(30 + T).normalArray(B * T * 3 * C);
+    const w = new Rng(40 + T).normalArray(B * T * C);
+    const g = ref.attentionBackward(w, x, B, T, C, NH, drop);
+    const fd = finiteDiff((p) => dot(ref.attentionForward(p, B, T, C, NH, drop).out, w), x);
+    assertClose("attention dropout fd", g, fd, { atol: 1e-8, rtol: 1e-6 });
+    // The mask changes the output.
+    const plain = ref.attentionForward(x, B, T, C, NH).out;
+    const dropped = ref.attentionForward(x, B, T, C, NH, drop).out;
+    if (plain.every((v, i) => v === dropped[i])) throw new Error("dropout changed nothing");
+  }
+});
+
+// Dropout on the probabilities: both backward forms, small heads (key split), two query vec4s per thread,
+// HS 128, T not a multiple of any tile, the WebGPU-default budget and the model's f16 combination.
+const dropShapes: {
+  B: number;
+  T: number;
+  C: number;
+  NH: number;
+  opts?: AttentionOptions;
+  ty?: AttentionTypes;
+}[] = [
+  { B: 2, T: 37, C: 32, NH: 2 }, // HS 16
+  { B: 1, T: 70, C: 128, NH: 2 }, // HS 64
+  { B: 1, T: 33, C: 256, NH: 2, opts: { workgroupBytes: 16384 } }, // HS 128
+  { B: 1, T: 45, C: 128, NH: 2, ty: { qkv: "f16", out: "f16", dout: "f16", dqkv: "f16" } },
+];
+for (const { B, T, C, NH, opts, ty = F32 } of dropShapes) {
+  const name = `B=${B} T=${T} C=${C} NH=${NH}${opts ? ` budget=${opts.workgroupBytes}` : ""} ${ty.qkv}`;
+  Deno.test(`attention with dropout on the probabilities matches reference, ${name}`, async () => {
+    const s = { B, T, C, NH };
+    const rng = new Rng(B * 1000 + T + C + 11);
+    const x = rng.normalArray(B * T * 3 * C), dy = rng.normalArray(B * T * C);
+    const xr = ty.qkv === "f16" ? roundF16(x) : x, dyr = ty.dout === "f16" ? roundF16(dy) : dy;
+    const drop = { p: 0.2, seed: 12345 + T, stream: 0x8000 + 1 };
+    const want = ref.attentionForward(xr, B, T, C, NH, drop);
+    const dx = ref.attentionBackward(dyr, xr, B, T, C, NH, drop);
+    const f16 = ty.dqkv === "f16";
+    const outTol = f16 ? { atol: 2e-5, rtol: 1e-3 } : { atol: 2e-5, rtol: 1e-4 };
+    const dTol = f16
+      ? { atol: 2e-3 * dx.reduce((m, v) => Math.max(m, Math.abs(v)), 0), rtol: 2e-3 }
+      : { atol: 1e-4, rtol: 1e-3 };
+    for (const storedDs of [false, true]) {
+      const r = await runGpu(x, dy, s, opts, ty, storedDs, drop);
+      assertClose(`out ${name}`, r.out, want.out, outTol);
+      assertClose(`lse ${name}`, r.lse, want.lse, { atol: 2e-5, rtol: 1e-5 });
+      assertClose(`dqkv ${name} storedDs=${storedDs}`, r.dqkv, dx, dTol);
+      assertSameBits(r);
+    }
+  });
 }
 
 Deno.test("attention dispatchers reject unsupported head sizes with a clear error", async () => {

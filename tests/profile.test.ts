@@ -47,6 +47,13 @@ Deno.test("dispatchFlops: 2·M·K·N for each matmul form from its bound sizes; 
       dispatchFlops("attention_backward_dq_ds", {}, CI_STEP),
     2.5 * 2 * B * T * T * C,
   );
+  // With dropout on the probabilities: the same model FLOPs.
+  assert.deepEqual(dispatchFlops("attention_forward_dropout", {}, CI_STEP), 2 * B * T * T * C);
+  assert.deepEqual(
+    dispatchFlops("attention_backward_dkdv_dropout_ds", {}, CI_STEP) +
+      dispatchFlops("attention_backward_dq_dropout", {}, CI_STEP),
+    2.5 * 2 * B * T * T * C,
+  );
 });
 
 Deno.test("profile: the CI training step, per-kernel times and counts consistent with the step", async () => {

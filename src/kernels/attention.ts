@@ -14,6 +14,10 @@
  * `shader-f16`): an f16 buffer holds 2 bytes per value, so its binding's byte offset and size are half the
  * f32 ones. Arithmetic, lse and the backward's delta scratch stay f32 whatever the types.
  *
+ * Dropout on the attention probabilities (nanoGPT's attn_dropout; `s.dropout` with `b.rng`, the seed in
+ * rng[0]): the forward keeps each p_tj with the counter-based hash mask of src/reference/attention.ts
+ * (attentionDropFactor) and scales it by 1 / (1 - p); the backward regenerates the mask. No mask is stored.
+ *
  * @module
  */
 import deltaSource from "../../shaders/attention.wgsl" with { type: "text" };
@@ -23,7 +27,8 @@ import dqSource from "../../shaders/attention_dq.wgsl" with { type: "text" };
 import stageSnippet from "../../shaders/attention_stage.wgsl" with { type: "text" };
 import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, getKernel, grid, type Resource } from "../gpu/kernel.ts";
-import { checkTypes, type StorageType, withConsts, withFlags, withTypes } from "../gpu/source.ts";
+import { checkTypes, type StorageType, withConsts, withFlags, withHash, withTypes } from "../gpu/source.ts";
+import { dropoutDims } from "./residual.ts";
 import { dkdvPlan, dqPlan, forwardPlan, supportedHeadSize } from "./attention_plan.ts";
 
 /** Attention shape: batch, time, channels, heads (head size C / NH). */
@@ -70,9 +75,41 @@ function budgetOf(gpu: Gpu, opts: AttentionOptions): number {
   return Math.min(gpu.limits.maxComputeWorkgroupStorageSize, opts.workgroupBytes ?? DEFAULT_BUDGET);
 }
 
-/** The blocked kernels' uniforms. */
-function dims(s: AttentionShape): Record<string, number> {
-  return { T: s.T, C4: s.C / 4, NH: s.NH };
+/** Dropout on the attention probabilities: drop probability p and the hash stream of its masks. */
+export interface AttentionDropoutSpec {
+  /** Drop probability in [0, 1); 0 means no dropout. */
+  readonly p: number;
+  /** Hash stream (model/config.ts dropoutStream("attn", layer)). */
+  readonly stream: number;
+}
+
+/** The blocked kernels' uniforms (the dropout fields 0, 1, 0 without dropout). */
+function dims(s: AttentionShape, drop?: AttentionDropoutSpec): Record<string, number> {
+  const d = drop ? dropoutDims("attention", 0, drop.p, drop.stream) : { threshold: 0, scale: 1, stream: 0 };
+  return {
+    T: s.T,
+    C4: s.C / 4,
+    NH: s.NH,
+    drop_threshold: d.threshold,
+    drop_scale: d.scale,
+    drop_stream: d.stream,
+  };
+}
+
+/**
+ * The dropout of `s` when it drops anything (p > 0), checked against `rng`: both or neither. Throws a
+ * one-line error naming `kernel`.
+ */
+function dropoutOf(
+  kernel: string,
+  s: { dropout?: AttentionDropoutSpec },
+  rng: Resource | undefined,
+): AttentionDropoutSpec | undefined {
+  if (!!s.dropout !== !!rng) throw new Error(`${kernel}: dropout needs both s.dropout and the rng buffer`);
+  if (s.dropout && !(s.dropout.p >= 0 && s.dropout.p < 1)) {
+    throw new Error(`${kernel}: dropout p must be in [0, 1) (got ${s.dropout.p})`);
+  }
+  return s.dropout && s.dropout.p > 0 ? s.dropout : undefined;
 }
 
 /**
@@ -90,7 +127,7 @@ function blockedKernel(
   flags: Record<string, boolean> = {},
   name = entry,
 ) {
-  const sized = withConsts(`${source}\n${stageSnippet}`, plan as Record<string, number>, file);
+  const sized = withHash(withConsts(`${source}\n${stageSnippet}`, plan as Record<string, number>, file));
   return getKernel(gpu, {
     name,
     source: withTypes(withFlags(sized, flags, file), types), // withTypes last: it prefixes line 1
@@ -105,17 +142,26 @@ function blockedKernel(
  *
  * `s.types` sets the storage type of qkv and out (default f32 each); an f16 buffer holds 2 bytes per value
  * (rounded to nearest on store, widened to f32 on load). lse is always f32. f16 needs `shader-f16`: without
- * it this throws a one-line error.
+ * it this throws a one-line error. `s.dropout` with `b.rng`: dropout on the probabilities (lse stays that
+ * of the undropped softmax).
  */
 export async function attentionForward(
   gpu: Gpu,
-  b: { out: Resource; lse: Resource; qkv: Resource },
-  s: { B: number; T: number; C: number; NH: number; types?: { qkv?: StorageType; out?: StorageType } },
+  b: { out: Resource; lse: Resource; qkv: Resource; rng?: Resource },
+  s: {
+    B: number;
+    T: number;
+    C: number;
+    NH: number;
+    types?: { qkv?: StorageType; out?: StorageType };
+    dropout?: AttentionDropoutSpec;
+  },
   opts: AttentionOptions = {},
 ): Promise<Dispatch> {
   const hs = headSize(s);
   const types = { QT: s.types?.qkv ?? "f32", OT: s.types?.out ?? "f32" };
   checkTypes(gpu, "attention_forward", types);
+  const drop = dropoutOf("attention_forward", s, b.rng);
   const p = forwardPlan(hs, budgetOf(gpu, opts));
   const kernel = await blockedKernel(
     gpu,
@@ -124,8 +170,11 @@ export async function attentionForward(
     "attention_forward.wgsl",
     p,
     types,
+    { DROP: !!drop },
+    drop ? "attention_forward_dropout" : "attention_forward",
   );
-  return kernel.dispatch({ out: b.out, lse: b.lse, qkv: b.qkv }, dims(s), [
+  const res = { out: b.out, lse: b.lse, qkv: b.qkv, ...(drop ? { rng: b.rng! } : {}) };
+  return kernel.dispatch(res, dims(s, drop), [
     Math.ceil(s.T / (32 * p.RV)),
     s.NH,
     s.B,
@@ -140,6 +189,7 @@ export async function attentionForward(
  * With `ds` ({@linkcode attentionDsBytes} bytes: dS [B, NH, T, T rounded up to 4] in dqkv's type) the dk/dv
  * kernel also stores dS there and the dq kernel reads it back instead of recomputing S and dP: 5 products of
  * T^2 HS per head instead of 7, for T^2 floats of memory per head. Same results up to rounding order.
+ * `s.dropout` with `b.rng` (the forward's, same seed): the backward of dropout on the probabilities.
  *
  * `s.types` sets the storage type of qkv, out (the forward's, as it wrote it), dout and dqkv (default f32
  * each); an f16 buffer holds 2 bytes per value (rounded to nearest on store, widened to f32 on load). lse
@@ -155,6 +205,7 @@ export async function attentionBackward(
     lse: Resource;
     scratch: Resource;
     ds?: Resource;
+    rng?: Resource;
   },
   s: {
     B: number;
@@ -162,10 +213,12 @@ export async function attentionBackward(
     C: number;
     NH: number;
     types?: { qkv?: StorageType; out?: StorageType; dout?: StorageType; dqkv?: StorageType };
+    dropout?: AttentionDropoutSpec;
   },
   opts: AttentionOptions = {},
 ): Promise<Dispatch[]> {
   const hs = headSize(s);
+  const drop = dropoutOf("attention_backward", s, b.rng);
   const t = s.types ?? {};
   const QT = t.qkv ?? "f32", OT = t.out ?? "f32", DT = t.dout ?? "f32", GT = t.dqkv ?? "f32";
   checkTypes(gpu, "attention_backward", { QT, OT, DT, GT });
@@ -177,7 +230,9 @@ export async function attentionBackward(
     entryPoint: "attention_backward_delta",
     constants: { WG },
   });
-  const stored = b.ds !== undefined, flags = { DS: stored }, sfx = stored ? "_ds" : "";
+  const stored = b.ds !== undefined, sfx = stored ? "_ds" : "", dsfx = drop ? "_dropout" : "";
+  // With stored dS the dq kernel needs no mask: dS already has it.
+  const kvFlags = { DS: stored, DROP: !!drop }, qFlags = { DS: stored, DROP: !!drop && !stored };
   const kv = dkdvPlan(hs, budget), q = dqPlan(hs, budget, stored);
   const dkdv = await blockedKernel(
     gpu,
@@ -186,8 +241,8 @@ export async function attentionBackward(
     "attention_dkdv.wgsl",
     kv,
     { QT, DT, GT },
-    flags,
-    `attention_backward_dkdv${sfx}`,
+    kvFlags,
+    `attention_backward_dkdv${dsfx}${sfx}`,
   );
   const dq = await blockedKernel(
     gpu,
@@ -196,21 +251,23 @@ export async function attentionBackward(
     "attention_dq.wgsl",
     q,
     stored ? { QT, GT } : { QT, DT, GT },
-    flags,
-    `attention_backward_dq${sfx}`,
+    qFlags,
+    `attention_backward_dq${qFlags.DROP ? dsfx : ""}${sfx}`,
   );
   const n = s.B * s.NH * s.T;
   const inputs = { dqkv: b.dqkv, qkv: b.qkv, dout: b.dout, fwd_lse: b.lse, delta_in: b.scratch };
-  const dkdvIn = b.ds ? { ...inputs, ds_out: b.ds } : inputs;
-  const dqIn = b.ds ? { dqkv: b.dqkv, qkv: b.qkv, ds_in: b.ds } : inputs;
+  const dkdvIn: Record<string, Resource> = { ...inputs };
+  if (drop) dkdvIn.rng = b.rng!;
+  if (b.ds) dkdvIn.ds_out = b.ds;
+  const dqIn: Record<string, Resource> = b.ds ? { dqkv: b.dqkv, qkv: b.qkv, ds_in: b.ds } : { ...dkdvIn };
   return [
     delta.dispatch(
       { delta: b.scratch, dout: b.dout, fwd_out: b.out },
       { C4: s.C / 4, NH: s.NH, T: s.T, HS4: hs / 4, n },
       grid(n, WG),
     ),
-    dkdv.dispatch(dkdvIn, dims(s), [Math.ceil(s.T / 32), s.NH, s.B]), // low key blocks (most work) first
-    dq.dispatch(dqIn, dims(s), [Math.ceil(s.T / (32 * q.RV)), s.NH, s.B]),
+    dkdv.dispatch(dkdvIn, dims(s, drop), [Math.ceil(s.T / 32), s.NH, s.B]), // low key blocks (most work) first
+    dq.dispatch(dqIn, dims(s, drop), [Math.ceil(s.T / (32 * q.RV)), s.NH, s.B]),
   ];
 }
 

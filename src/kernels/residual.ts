@@ -1,7 +1,7 @@
 /**
  * Residual-add and dropout dispatchers over flat arrays of `n` floats (nanoGPT's
- * `x = x + dropout(c_proj(y))` and the embedding dropout). Attention-probability dropout is not
- * provided: flash attention has no probability matrix to drop.
+ * `x = x + dropout(c_proj(y))` and the embedding dropout). Dropout on the attention probabilities is inside
+ * the attention kernels (kernels/attention.ts), from the same hash.
  *
  * Dropout masks come from the counter-based hash (shaders/hash.wgsl): element i is kept when
  * `uniform01(hash3(seed, stream, i)) >= p`, with `seed = rng[0]` read from a u32 storage buffer the

@@ -18,7 +18,10 @@ export interface GPTConfig {
   vocab_size: number;
   /** Biases in Linear layers and LayerNorms (nanoGPT default true). */
   bias: boolean;
-  /** Dropout probability on embeddings and residual branches (nanoGPT default 0.0; shakespeare_char 0.2). */
+  /**
+   * Dropout probability on embeddings, residual branches and attention probabilities, as nanoGPT's
+   * `dropout` (default 0.0; shakespeare_char 0.2).
+   */
   dropout: number;
 }
 
@@ -61,14 +64,24 @@ export type Precision = "float32" | "float16";
 /** The storage precisions a run can ask for. */
 export const PRECISIONS: readonly Precision[] = ["float32", "float16"];
 
-/** Where dropout is applied; with the layer index this picks the hash stream of each dropout site. */
-export type DropoutSite = "embedding" | "attn_resid" | "mlp_resid";
+/**
+ * Where dropout is applied (nanoGPT: the embedding's `drop`, each block's `resid_dropout` after the
+ * attention and MLP projections, and `attn_dropout` on the attention probabilities, `attn`); with the layer
+ * index this picks the hash stream of each dropout site.
+ */
+export type DropoutSite = "embedding" | "attn_resid" | "mlp_resid" | "attn";
 
 /**
  * The counter-based hash stream for a dropout site: distinct per site and layer, shared by the GPU model
  * and the CPU reference so both draw the same masks. `micro` separates gradient-accumulation micro-steps.
  */
 export function dropoutStream(site: DropoutSite, layer = 0, micro = 0): number {
-  const s = site === "embedding" ? 0 : site === "attn_resid" ? 1 + 2 * layer : 2 + 2 * layer;
+  const s = site === "embedding"
+    ? 0
+    : site === "attn_resid"
+    ? 1 + 2 * layer
+    : site === "mlp_resid"
+    ? 2 + 2 * layer
+    : 0x8000 + layer;
   return (micro * 65536 + s) >>> 0;
 }

@@ -352,12 +352,13 @@ export class GPT {
           ),
         );
         ds.push(
-          await attentionForward(gpu, { out: a.atty, lse: a.lse, qkv: a.qkv }, {
+          await attentionForward(gpu, { out: a.atty, lse: a.lse, qkv: a.qkv, ...(drop ? { rng } : {}) }, {
             B,
             T,
             C,
             NH,
             types: { qkv: A, out: A },
+            ...(drop ? { dropout: { p: c.dropout, stream: dropoutStream("attn", l) } } : {}),
           }),
         );
         // x2 = res + dropout(attn_proj(atty)).
@@ -545,7 +546,15 @@ export class GPT {
           lse: a.lse,
           scratch: attScratch,
           ds: attDs,
-        }, { B, T, C, NH, types: { qkv: A, out: A, dout: A, dqkv: A } }),
+          ...(c.dropout > 0 ? { rng } : {}),
+        }, {
+          B,
+          T,
+          C,
+          NH,
+          types: { qkv: A, out: A, dout: A, dqkv: A },
+          ...(c.dropout > 0 ? { dropout: { p: c.dropout, stream: dropoutStream("attn", l) } } : {}),
+        }),
       );
       backward.push(...await linBack(`${h}.attn.c_attn`, dC, dQkv, a.ln1, C, 3 * C, A, "f32"));
       backward.push(

@@ -122,7 +122,8 @@ export function gptForward(
       C,
       3 * C,
     );
-    const atty = attentionForward(qkv, B, T, C, c.n_head).out;
+    const attDrop = c.dropout > 0 ? { p: c.dropout, seed, stream: dropoutStream("attn", l) } : undefined;
+    const atty = attentionForward(qkv, B, T, C, c.n_head, attDrop).out;
     const proj = matmulForward(
       atty,
       get(p, `${h}.attn.c_proj.weight`),
@@ -218,7 +219,8 @@ export function gptBackward(c: GPTConfig, p: RefParams, cache: RefCache): Record
     const ap = matmulBackward(dproj, a.atty, get(p, `${h}.attn.c_proj.weight`), N, C, C);
     acc(`${h}.attn.c_proj.weight`, ap.dweight);
     if (c.bias) acc(`${h}.attn.c_proj.bias`, ap.dbias);
-    const dqkv = attentionBackward(ap.dinp, a.qkv, B, T, C, c.n_head);
+    const attDrop = c.dropout > 0 ? { p: c.dropout, seed, stream: dropoutStream("attn", l) } : undefined;
+    const dqkv = attentionBackward(ap.dinp, a.qkv, B, T, C, c.n_head, attDrop);
     const qk = matmulBackward(dqkv, a.ln1.out, get(p, `${h}.attn.c_attn.weight`), N, C, 3 * C);
     acc(`${h}.attn.c_attn.weight`, qk.dweight);
     if (c.bias) acc(`${h}.attn.c_attn.bias`, qk.dbias);
