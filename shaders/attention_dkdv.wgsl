@@ -31,7 +31,7 @@
 // TQ4 = ceil(T / 4) vec4s; stored as GT, dqkv's type: f16 in mixed precision, as FlashAttention-2 feeds dS
 // to its dQ product in half precision), every entry with a query vec4 at or past the key block's first key: the dq
 // kernel then reads dS instead of recomputing S and dP (5 products of T^2 HS in the backward instead of 7).
-// With DROP, the forward's dropout on the probabilities (attention_forward.wgsl, same mask): F = mask / (1 -
+// With DROP, the forward's dropout on the probabilities (drop4, attention_shared.wgsl): F = mask / (1 -
 // p_drop) multiplies dP before ds = p (dP F - delta), and P F (what the forward multiplied V by) feeds dV.
 // Register arrays are indexed by constants only (each statement written out, guarded by `if (RV > 1u)` and
 // the like, which the compiler folds): dynamically indexed private arrays can land in slow local memory.
@@ -83,7 +83,7 @@ struct Dims { T: u32, C4: u32, NH: u32, drop_threshold: u32, drop_scale: f32, dr
 @group(0) @binding(7) var<storage, read> rng: array<u32>; // DROP only: the step's dropout seed in rng[0]
 
 // Phase 1: kT, vT, qT, oT (see VT0 ...). Phase 4: Q rows at stage[0, QC * HS4), dO rows after them, [query][dim].
-var<workgroup> stage: array<vec4<f32>, STAGE>; // stage_t4 (attention_stage.wgsl, appended) writes it
+var<workgroup> stage: array<vec4<f32>, STAGE>; // stage_t4 (attention_shared.wgsl, appended) writes it
 var<workgroup> pds: array<vec4<f32>, 2u * BQ * (BK / 4u)>; // P then dS, each [BQ queries][BK keys]
 var<workgroup> stats: array<vec4<f32>, BQ / 2u>; // lse * log2(e) of the tile's queries, then their delta
 
@@ -176,19 +176,6 @@ fn put_t(at: u32, a: vec4<f32>, b2: vec4<f32>, c: vec4<f32>, d: vec4<f32>) {
   pds[at + 2u * (BK / 4u)] = vec4<f32>(a.z, b2.z, c.z, d.z);
   pds[at + 3u * (BK / 4u)] = vec4<f32>(a.w, b2.w, c.w, d.w);
 }
-
-// Dropout factors of key j with queries qv (0 or 1 / (1 - p), the forward's mask; all 1 without DROP) and
-// the per-head hash key they derive from.
-// #if DROP
-fn drop_key(bh: u32) -> u32 { return hash3(rng[0], dims.drop_stream, bh); }
-fn drop4(key: u32, qv: vec4<u32>, j: u32) -> vec4<f32> {
-  let hh = pcg_hash4((qv * dims.T + vec4<u32>(j)) ^ vec4<u32>(key));
-  return select(vec4<f32>(0.0), vec4<f32>(dims.drop_scale), (hh >> vec4<u32>(8u)) >= vec4<u32>(dims.drop_threshold));
-}
-// #else
-fn drop_key(bh: u32) -> u32 { return 0u; }
-fn drop4(key: u32, qv: vec4<u32>, j: u32) -> vec4<f32> { return vec4<f32>(1.0); }
-// #endif
 
 // DS only: stores dS of keys j .. j+3 (a, b2, c, d: vec4s along queries 4u .. 4u+3) at query vec4 u of head
 // row bh = b * NH + h, for keys j < T and u < TQ4.

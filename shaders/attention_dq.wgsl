@@ -68,7 +68,7 @@ struct Dims { T: u32, C4: u32, NH: u32, drop_threshold: u32, drop_scale: f32, dr
 
 // Phase 1, d-major chunks, vec4s along rows: qT[d][query] at 0, goT[d][query] at BD * BR / 4,
 // kT[d][key] at BD * BR / 2, vT[d][key] at BD * BR / 2 + BD * BC / 4. Phase 3: ks[key][dim] at 0.
-var<workgroup> stage: array<vec4<f32>, STAGE>; // stage_t4 (attention_stage.wgsl, appended) writes it
+var<workgroup> stage: array<vec4<f32>, STAGE>; // stage_t4 (attention_shared.wgsl, appended) writes it
 var<workgroup> dsT: array<vec4<f32>, BC * BR / 4u>; // [BC keys][BR queries]
 
 // Stages dims d0 .. d0+BD-1 of the block's Q (times scale * log2(e)) and dO and of the tile's K and V,
@@ -159,19 +159,6 @@ fn stage_ds(bh: u32, q0: u32, k0: u32, lid: u32) {
     dsT[x] = v;
   }
 }
-
-// Dropout factors of key j with queries qv (0 or 1 / (1 - p), the forward's mask; all 1 without DROP) and
-// the per-head hash key they derive from.
-// #if DROP
-fn drop_key(bh: u32) -> u32 { return hash3(rng[0], dims.drop_stream, bh); }
-fn drop4(key: u32, qv: vec4<u32>, j: u32) -> vec4<f32> {
-  let hh = pcg_hash4((qv * dims.T + vec4<u32>(j)) ^ vec4<u32>(key));
-  return select(vec4<f32>(0.0), vec4<f32>(dims.drop_scale), (hh >> vec4<u32>(8u)) >= vec4<u32>(dims.drop_threshold));
-}
-// #else
-fn drop_key(bh: u32) -> u32 { return 0u; }
-fn drop4(key: u32, qv: vec4<u32>, j: u32) -> vec4<f32> { return vec4<f32>(1.0); }
-// #endif
 
 // ds of key j against 4 queries qv (phase 2): p (dp F - delta), p = 0 above the diagonal.
 fn grad_scores(s: vec4<f32>, dp: vec4<f32>, st: array<vec4<f32>, 2>, qv: vec4<u32>, j: u32, dkey: u32) -> vec4<f32> {

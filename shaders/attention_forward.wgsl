@@ -23,9 +23,8 @@
 // the like, which the compiler folds): dynamically indexed private arrays can land in slow local memory.
 // Scores are in log2 units (q pre-multiplied by scale * log2(e)) so exp2 does the softmax.
 // With the DROP flag, dropout on the probabilities (nanoGPT's attn_dropout): phase 2 adds every p to the
-// row's sum l but stores p / (1 - p_drop) or 0 for phase 3, the mask of (query t, key j) in head
-// bh = b * NH + h kept when (pcg_hash(t * T + j ^ hash3(rng[0], drop_stream, bh)) >> 8) >= drop_threshold
-// (shaders/hash.wgsl, appended; the backward kernels regenerate it, src/reference/attention.ts draws it too).
+// row's sum l but stores p / (1 - p_drop) or 0 for phase 3 (drop1 in attention_shared.wgsl: the mask the
+// backward kernels regenerate and src/reference/attention.ts draws too).
 // Every summation order is fixed: results are bitwise reproducible.
 
 // Specialised by the dispatcher (src/kernels/attention.ts, plan from attention_plan.ts), which rewrites
@@ -67,7 +66,7 @@ struct Dims { T: u32, C4: u32, NH: u32, drop_threshold: u32, drop_scale: f32, dr
 
 // Phase 1: qT[d][query] at stage[0, BD * BR / 4) and kT[d][key] after it, vec4s along queries / keys.
 // Phase 3: vs[key][dim] at stage[0, KC * HS4), vec4s along dims.
-var<workgroup> stage: array<vec4<f32>, STAGE>; // stage_t4 (attention_stage.wgsl, appended) writes it
+var<workgroup> stage: array<vec4<f32>, STAGE>; // stage_t4 (attention_shared.wgsl, appended) writes it
 var<workgroup> pT: array<vec4<f32>, BC * BR / 4u>; // [BC keys][BR queries]: scores, then probabilities
 var<workgroup> rowstat: array<vec4<f32>, BR / 4u>; // per query row: alpha of this tile, at the end 1 / l
 
@@ -143,10 +142,8 @@ fn attention_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
   // Phase 2 state of query row lid (threads lid < BR): running max (log2 units) and sum.
   var m = MASKED;
   var l = 0.0;
-  // #if DROP
-  let dkey = hash3(rng[0], dims.drop_stream, b * dims.NH + h);
+  let dkey = drop_key(b * dims.NH + h); // DROP only (0 without)
   let drow = (q0 + lid) * T; // hash index of query row lid's key 0
-  // #endif
 
   let ntiles = qlast / BC + 1u;
   for (var kt = 0u; kt < ntiles; kt++) {
@@ -247,12 +244,7 @@ fn attention_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
       for (var j = 0u; j < BC; j++) {
         let p = exp2(pT[j * (BR / 4u) + qa][e] - mnew);
         sum += p;
-        // #if DROP
-        let keep = (pcg_hash((drow + k0 + j) ^ dkey) >> 8u) >= dims.drop_threshold;
-        pT[j * (BR / 4u) + qa][e] = select(0.0, p * dims.drop_scale, keep);
-        // #else
-        pT[j * (BR / 4u) + qa][e] = p;
-        // #endif
+        pT[j * (BR / 4u) + qa][e] = p * drop1(dkey, drow + k0 + j); // dropout factor: 1 without DROP
       }
       l = l * alpha + sum;
       m = mnew;

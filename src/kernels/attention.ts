@@ -24,7 +24,7 @@ import deltaSource from "../../shaders/attention.wgsl" with { type: "text" };
 import forwardSource from "../../shaders/attention_forward.wgsl" with { type: "text" };
 import dkdvSource from "../../shaders/attention_dkdv.wgsl" with { type: "text" };
 import dqSource from "../../shaders/attention_dq.wgsl" with { type: "text" };
-import stageSnippet from "../../shaders/attention_stage.wgsl" with { type: "text" };
+import sharedSnippet from "../../shaders/attention_shared.wgsl" with { type: "text" };
 import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, getKernel, grid, type Resource } from "../gpu/kernel.ts";
 import { checkTypes, type StorageType, withConsts, withFlags, withHash, withTypes } from "../gpu/source.ts";
@@ -114,8 +114,9 @@ function dropoutOf(
 
 /**
  * Compiles (or finds cached) one blocked kernel: `source` with `plan`'s const lines, `flags`' blocks and
- * storage `types`, and the shared staging helper appended (WGSL declarations may come in any order;
- * appending keeps the file's line numbers). `name` labels it (profiles, errors).
+ * storage `types`, with shaders/attention_shared.wgsl (staging, dropout masks) and hash.wgsl appended
+ * (WGSL declarations may come in any order; appending keeps the file's line numbers). `name` labels it
+ * (profiles, errors).
  */
 function blockedKernel(
   gpu: Gpu,
@@ -127,7 +128,7 @@ function blockedKernel(
   flags: Record<string, boolean> = {},
   name = entry,
 ) {
-  const sized = withHash(withConsts(`${source}\n${stageSnippet}`, plan as Record<string, number>, file));
+  const sized = withHash(withConsts(`${source}\n${sharedSnippet}`, plan as Record<string, number>, file));
   return getKernel(gpu, {
     name,
     source: withTypes(withFlags(sized, flags, file), types), // withTypes last: it prefixes line 1
