@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 import { assertClose, dot, finiteDiff, testGpu } from "./helpers.ts";
 import { createStorage, readF16, readF32, roundF16, upload, uploadF16 } from "../src/gpu/buffers.ts";
 import type { StorageType } from "../src/gpu/source.ts";
@@ -283,7 +284,7 @@ for (const { B, T, C, NH, opts, ty = F32 } of dropShapes) {
   });
 }
 
-Deno.test("attention dispatchers reject unsupported head sizes with a clear error", async () => {
+Deno.test("attention dispatchers reject unsupported head sizes, a short dS buffer and bad dropout in one line", async () => {
   const gpu = await testGpu();
   const buf = createStorage(gpu, "x", 4096);
   const b = { out: buf, lse: buf, qkv: buf };
@@ -303,6 +304,21 @@ Deno.test("attention dispatchers reject unsupported head sizes with a clear erro
     msg = (e as Error).message;
   }
   if (!/head size HS = C \/ NH = 18/.test(msg)) throw new Error(`backward: got '${msg}'`);
+  // A dS buffer too small for the shape, and dropout without its seed buffer: one line each.
+  const s = { B: 1, T: 64, C: 32, NH: 2 };
+  const b2 = { ...b, dqkv: buf, dout: buf, scratch: buf };
+  await assert.rejects(
+    attentionBackward(gpu, { ...b2, ds: buf }, s),
+    /^Error: attention_backward: the ds buffer holds 4096 bytes; dS needs 32768$/,
+  );
+  await assert.rejects(
+    attentionForward(gpu, b, { ...s, dropout: { p: 0.1, stream: 1 } }),
+    /^Error: attention_forward: dropout needs both s.dropout and the rng buffer$/,
+  );
+  await assert.rejects(
+    attentionBackward(gpu, { ...b2, rng: buf }, { ...s, dropout: { p: 1, stream: 1 } }),
+    /^Error: attention_backward: dropout p must be in \[0, 1\) \(got 1\)$/,
+  );
   buf.destroy();
 });
 

@@ -232,6 +232,13 @@ export async function attentionBackward(
     constants: { WG },
   });
   const stored = b.ds !== undefined, sfx = stored ? "_ds" : "", dsfx = drop ? "_dropout" : "";
+  if (b.ds) {
+    const have = b.ds instanceof GPUBuffer ? b.ds.size : b.ds.size ?? b.ds.buffer.size - (b.ds.offset ?? 0);
+    const need = attentionDsBytes(s, GT);
+    if (have < need) {
+      throw new Error(`attention_backward: the ds buffer holds ${have} bytes; dS needs ${need}`);
+    }
+  }
   // With stored dS the dq kernel needs no mask: dS already has it.
   const kvFlags = { DS: stored, DROP: !!drop }, qFlags = { DS: stored, DROP: !!drop && !stored };
   const kv = dkdvPlan(hs, budget), q = dqPlan(hs, budget, stored);
