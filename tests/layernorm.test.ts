@@ -58,68 +58,86 @@ Deno.test("reference layernorm: C=1 has zero variance, out = bias, rstd = 1/sqrt
 
 const shapes: [number, number][] = [[1, 1], [1, 4], [5, 7], [64, 48], [33, 384], [40, 130]];
 
+// Every reduction team size (the default 32, 8 on a software adapter, and 4).
 for (const [N, C] of shapes) {
   for (const withBias of [true, false]) {
-    Deno.test(`layernorm forward and backward match reference, N=${N} C=${C} bias=${withBias}`, async () => {
-      const gpu = await testGpu();
-      const rng = new Rng(N * 1000 + C + (withBias ? 7 : 0));
-      const x = inputRows(rng, N, C);
-      const w = rng.uniformArray(C, -1.5, 1.5), bvals = rng.uniformArray(C);
-      const dy = rng.uniformArray(N * C);
-      const eps = 1e-5;
-      const tag = `N=${N} C=${C} bias=${withBias}`;
+    for (const team of [32, 8, 4] as const) {
+      Deno.test(`layernorm forward and backward match reference, N=${N} C=${C} bias=${withBias} team=${team}`, async () => {
+        const gpu = await testGpu();
+        const rng = new Rng(N * 1000 + C + (withBias ? 7 : 0));
+        const x = inputRows(rng, N, C);
+        const w = rng.uniformArray(C, -1.5, 1.5), bvals = rng.uniformArray(C);
+        const dy = rng.uniformArray(N * C);
+        const eps = 1e-5;
+        const tag = `N=${N} C=${C} bias=${withBias} team=${team}`;
 
-      // Forward: outputs pre-filled with garbage so unwritten elements show.
-      const inp = upload(gpu, "inp", x), weight = upload(gpu, "weight", w), bias = upload(gpu, "bias", bvals);
-      const out = upload(gpu, "out", filled(N * C, GARBAGE));
-      const mean = upload(gpu, "mean", filled(N, GARBAGE)), rstd = upload(gpu, "rstd", filled(N, GARBAGE));
-      const fwd = await layernormForward(gpu, {
-        out,
-        mean,
-        rstd,
-        inp,
-        weight,
-        ...(withBias ? { bias } : {}),
-      }, { N, C, eps });
-      const y = await runAndRead(gpu, [fwd], out);
-      const r = ref.layernormForward(x, w, withBias ? bvals : null, N, C, eps);
-      assertClose(`ln fwd out ${tag}`, y, r.out, { atol: 2e-5, rtol: 1e-5 });
-      assertClose(`ln fwd mean ${tag}`, await readF32(gpu, mean), r.mean, { atol: 1e-5, rtol: 1e-6 });
-      assertClose(`ln fwd rstd ${tag}`, await readF32(gpu, rstd), r.rstd, { atol: 0, rtol: 1e-5 });
+        // Forward: outputs pre-filled with garbage so unwritten elements show.
+        const inp = upload(gpu, "inp", x),
+          weight = upload(gpu, "weight", w),
+          bias = upload(gpu, "bias", bvals);
+        const out = upload(gpu, "out", filled(N * C, GARBAGE));
+        const mean = upload(gpu, "mean", filled(N, GARBAGE)), rstd = upload(gpu, "rstd", filled(N, GARBAGE));
+        const fwd = await layernormForward(
+          gpu,
+          {
+            out,
+            mean,
+            rstd,
+            inp,
+            weight,
+            ...(withBias ? { bias } : {}),
+          },
+          { N, C, eps },
+          { team },
+        );
+        const y = await runAndRead(gpu, [fwd], out);
+        const r = ref.layernormForward(x, w, withBias ? bvals : null, N, C, eps);
+        assertClose(`ln fwd out ${tag}`, y, r.out, { atol: 2e-5, rtol: 1e-5 });
+        assertClose(`ln fwd mean ${tag}`, await readF32(gpu, mean), r.mean, { atol: 1e-5, rtol: 1e-6 });
+        assertClose(`ln fwd rstd ${tag}`, await readF32(gpu, rstd), r.rstd, { atol: 0, rtol: 1e-5 });
 
-      // Backward, from the reference's mean and rstd (so this checks the backward alone).
-      // The reference backward sees the same f32-rounded mean and rstd as the GPU.
-      const m32 = Float32Array.from(r.mean), r32 = Float32Array.from(r.rstd);
-      const g = ref.layernormBackward(dy, x, w, m32, r32, N, C);
-      const dout = upload(gpu, "dout", dy);
-      const smean = upload(gpu, "smean", m32), srstd = upload(gpu, "srstd", r32);
-      const scratch = upload(gpu, "scratch", filled(layernormScratchBytes({ N, C }) / 4, GARBAGE));
-      for (const accumulate of [false, true]) {
-        const dinpInit = accumulate ? rng.uniformArray(N * C) : filled(N * C, GARBAGE);
-        const dwInit = rng.uniformArray(C), dbInit = rng.uniformArray(C);
-        const dinp = upload(gpu, "dinp", dinpInit);
-        const dweight = upload(gpu, "dweight", dwInit), dbias = upload(gpu, "dbias", dbInit);
-        const ds = await layernormBackward(gpu, {
-          dinp,
-          dweight,
-          ...(withBias ? { dbias } : {}),
-          dout,
-          inp,
-          weight,
-          mean: smean,
-          rstd: srstd,
-          scratch,
-        }, { N, C, accumulate });
-        const dx = await runAndRead(gpu, ds, dinp);
-        const want = accumulate ? g.dinp.map((v, i) => v + dinpInit[i]) : g.dinp;
-        const t2 = `${tag} acc=${accumulate}`;
-        assertClose(`ln bwd dinp ${t2}`, dx, want, { atol: 1e-5, rtol: 1e-4 });
-        const dwWant = g.dweight.map((v, i) => v + dwInit[i]);
-        assertClose(`ln bwd dweight ${t2}`, await readF32(gpu, dweight), dwWant, { atol: 5e-5, rtol: 1e-5 });
-        const dbWant = withBias ? g.dbias.map((v, i) => v + dbInit[i]) : dbInit;
-        assertClose(`ln bwd dbias ${t2}`, await readF32(gpu, dbias), dbWant, { atol: 5e-5, rtol: 1e-5 });
-      }
-    });
+        // Backward, from the reference's mean and rstd (so this checks the backward alone).
+        // The reference backward sees the same f32-rounded mean and rstd as the GPU.
+        const m32 = Float32Array.from(r.mean), r32 = Float32Array.from(r.rstd);
+        const g = ref.layernormBackward(dy, x, w, m32, r32, N, C);
+        const dout = upload(gpu, "dout", dy);
+        const smean = upload(gpu, "smean", m32), srstd = upload(gpu, "srstd", r32);
+        const scratch = upload(gpu, "scratch", filled(layernormScratchBytes({ N, C }) / 4, GARBAGE));
+        for (const accumulate of [false, true]) {
+          const dinpInit = accumulate ? rng.uniformArray(N * C) : filled(N * C, GARBAGE);
+          const dwInit = rng.uniformArray(C), dbInit = rng.uniformArray(C);
+          const dinp = upload(gpu, "dinp", dinpInit);
+          const dweight = upload(gpu, "dweight", dwInit), dbias = upload(gpu, "dbias", dbInit);
+          const ds = await layernormBackward(
+            gpu,
+            {
+              dinp,
+              dweight,
+              ...(withBias ? { dbias } : {}),
+              dout,
+              inp,
+              weight,
+              mean: smean,
+              rstd: srstd,
+              scratch,
+            },
+            { N, C, accumulate },
+            { team },
+          );
+          const dx = await runAndRead(gpu, ds, dinp);
+          const want = accumulate ? g.dinp.map((v, i) => v + dinpInit[i]) : g.dinp;
+          const t2 = `${tag} acc=${accumulate}`;
+          assertClose(`ln bwd dinp ${t2}`, dx, want, { atol: 1e-5, rtol: 1e-4 });
+          const dwWant = g.dweight.map((v, i) => v + dwInit[i]);
+          assertClose(`ln bwd dweight ${t2}`, await readF32(gpu, dweight), dwWant, {
+            atol: 5e-5,
+            rtol: 1e-5,
+          });
+          const dbWant = withBias ? g.dbias.map((v, i) => v + dbInit[i]) : dbInit;
+          assertClose(`ln bwd dbias ${t2}`, await readF32(gpu, dbias), dbWant, { atol: 5e-5, rtol: 1e-5 });
+        }
+      });
+    }
   }
 }
 
