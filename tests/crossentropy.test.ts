@@ -96,49 +96,59 @@ const cases: Case[] = [
   { N: 70001, V: 2, lo: -3, hi: 3, ignoreEvery: 7 },
 ];
 
+// Each case at 8 threads a row (a software adapter's default) and at 64 and 256 (a GPU's).
 for (const c of cases) {
   const { N, V } = c;
-  Deno.test(`gpu cross-entropy matches reference, N=${N} V=${V}`, async () => {
-    const gpu = await testGpu();
-    const rng = new Rng(N * 7919 + V);
-    const x = rng.uniformArray(N * V, c.lo, c.hi);
-    const ignore = c.ignore ?? IGNORE;
-    const t = randomTargets(rng, N, V, c.ignoreEvery, ignore);
-    const scale = 1 / N;
-    const want = ref.crossEntropy(x, t, N, V, scale, ignore);
-    const logits = upload(gpu, "logits", x);
-    const losses = upload(gpu, "losses", garbage(N));
-    const targets = upload(gpu, "targets", t);
-    const s = { N, V, ignoreIndex: c.ignore };
-
-    // Forward only: losses written, logits bitwise untouched.
-    const lossOnly = await runAndRead(
-      gpu,
-      [await crossEntropyLoss(gpu, { losses, logits, targets }, s)],
-      losses,
-    );
-    assertClose(`ce loss N=${N} V=${V}`, lossOnly, want.losses, { atol: 2e-5, rtol: 2e-6 });
-    const after = await readF32(gpu, logits);
-    if (!after.every((v, i) => v === x[i])) throw new Error("crossEntropyLoss modified the logits");
-
-    // Fused: losses and dlogits in place.
-    gpu.device.queue.writeBuffer(losses, 0, garbage(N));
-    const fb = await crossEntropyForwardBackward(gpu, { logits, losses, targets }, { ...s, scale });
-    const dl = await runAndRead(gpu, [fb], logits);
-    assertClose(`ce fused loss N=${N} V=${V}`, await readF32(gpu, losses), want.losses, {
-      atol: 2e-5,
-      rtol: 2e-6,
-    });
-    // Gradient entries are O(scale * p): compare with an absolute floor relative to the scale.
-    assertClose(`ce dlogits N=${N} V=${V}`, dl, want.dlogits, { atol: 1e-7 * scale, rtol: 2e-5 });
-    for (let n = 0; n < N; n++) {
-      if (t[n] !== ignore) continue;
-      if (lossOnly[n] !== 0) throw new Error(`ignored row ${n}: loss ${lossOnly[n]}`);
-      for (let v = 0; v < V; v++) {
-        if (dl[n * V + v] !== 0) throw new Error(`ignored row ${n}: dlogits[${v}] = ${dl[n * V + v]}`);
-      }
-    }
+  Deno.test(`gpu cross-entropy matches reference, N=${N} V=${V}, 8, 64 and 256 threads a row`, async () => {
+    for (const threads of [8, 64, 256]) await checkCase(c, threads);
   });
+}
+
+/** One cross-entropy case at `threads` threads a row: forward-only, then fused, against the reference. */
+async function checkCase(c: typeof cases[number], threads: number): Promise<void> {
+  const { N, V } = c;
+  const gpu = await testGpu();
+  const rng = new Rng(N * 7919 + V);
+  const x = rng.uniformArray(N * V, c.lo, c.hi);
+  const ignore = c.ignore ?? IGNORE;
+  const t = randomTargets(rng, N, V, c.ignoreEvery, ignore);
+  const scale = 1 / N;
+  const want = ref.crossEntropy(x, t, N, V, scale, ignore);
+  const logits = upload(gpu, "logits", x);
+  const losses = upload(gpu, "losses", garbage(N));
+  const targets = upload(gpu, "targets", t);
+  const s = { N, V, ignoreIndex: c.ignore };
+
+  // Forward only: losses written, logits bitwise untouched.
+  const lossOnly = await runAndRead(
+    gpu,
+    [await crossEntropyLoss(gpu, { losses, logits, targets }, s, { threads })],
+    losses,
+  );
+  assertClose(`ce loss N=${N} V=${V}`, lossOnly, want.losses, { atol: 2e-5, rtol: 2e-6 });
+  const after = await readF32(gpu, logits);
+  if (!after.every((v, i) => v === x[i])) throw new Error("crossEntropyLoss modified the logits");
+
+  // Fused: losses and dlogits in place.
+  gpu.device.queue.writeBuffer(losses, 0, garbage(N));
+  const fb = await crossEntropyForwardBackward(gpu, { logits, losses, targets }, { ...s, scale }, {
+    threads,
+  });
+  const dl = await runAndRead(gpu, [fb], logits);
+  assertClose(`ce fused loss N=${N} V=${V}`, await readF32(gpu, losses), want.losses, {
+    atol: 2e-5,
+    rtol: 2e-6,
+  });
+  // Gradient entries are O(scale * p): compare with an absolute floor relative to the scale.
+  assertClose(`ce dlogits N=${N} V=${V}`, dl, want.dlogits, { atol: 1e-7 * scale, rtol: 2e-5 });
+  for (let n = 0; n < N; n++) {
+    if (t[n] !== ignore) continue;
+    if (lossOnly[n] !== 0) throw new Error(`ignored row ${n}: loss ${lossOnly[n]}`);
+    for (let v = 0; v < V; v++) {
+      if (dl[n * V + v] !== 0) throw new Error(`ignored row ${n}: dlogits[${v}] = ${dl[n * V + v]}`);
+    }
+  }
+  for (const b of [logits, losses, targets]) b.destroy();
 }
 
 // Separate gradient output (f32 or f16) and a dynamic loss scale read from a GPU buffer. The reference
@@ -348,7 +358,7 @@ Deno.test("gpu cross-entropy feeds accumulateLoss on the GPU (default: nothing i
   assertClose("acc of ce", got, [want.losses.reduce((a, b) => a + b, 0), N], { atol: 0, rtol: 2e-6 });
 });
 
-Deno.test("crossentropy dispatchers reject bad shapes", async () => {
+Deno.test("crossentropy dispatchers reject bad shapes and thread counts", async () => {
   const gpu = await testGpu();
   const b = createStorage(gpu, "b", 16);
   let threw = false;
@@ -358,4 +368,13 @@ Deno.test("crossentropy dispatchers reject bad shapes", async () => {
     threw = true;
   }
   if (!threw) throw new Error("V=0 accepted");
+  let msg = "";
+  try {
+    await crossEntropyLoss(gpu, { losses: b, logits: b, targets: b }, { N: 1, V: 4 }, { threads: 48 });
+  } catch (e) {
+    msg = (e as Error).message;
+  }
+  if (msg !== "crossentropy_forward: threads must be a power of two up to 256 (got 48)") {
+    throw new Error(`threads 48: got '${msg}'`);
+  }
 });
