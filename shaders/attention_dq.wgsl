@@ -23,8 +23,8 @@
 // TQ4 = ceil(T / 4) vec4s along queries. Entries with query < key are masked to 0 here (dkdv leaves the
 // part below its key block unwritten). Only phase 3's product remains: 1 of 3 T^2 HS products.
 // With DROP (recomputing form only; stored dS already includes it), the forward's dropout on the
-// probabilities (attention_forward.wgsl, same mask): F = mask / (1 - p_drop) multiplies dP, ds = p (dP F -
-// delta).
+// probabilities (drop4, attention_shared.wgsl): F = mask / (1 - p_drop) multiplies dP, ds = p (dP F -
+// delta). The `// #if DS` blocks with an empty first branch hold what only the recomputing form needs.
 // Register arrays are indexed by constants only (statements written out, guarded by `if (RV > 1u)` etc.).
 // Every summation order is fixed: results are bitwise reproducible.
 
@@ -229,7 +229,7 @@ fn attention_backward_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_work
         }
       }
     }
-    // ---- Phase 2: dsT[key][query] = p (dp - delta), p = 0 where key > query. ----
+    // ---- Phase 2: dsT[key][query] = p (dp F - delta), p = 0 where key > query (F = 1 without DROP). ----
     let kk = k0 + 4u * ty;
     let pa = (4u * ty) * (BR / 4u) + tx;
     dsT[pa] = grad_scores(s[0], dp[0], st0, qv0, kk, dkey);
