@@ -1,6 +1,6 @@
 /**
  * `deno run --allow-read=DIR --allow-write=DIR bench/collect.ts DIR [--dry]`: assembles the figures of one
- * GPU run (bench/h200.sh) into DIR/h200.json and prints it.
+ * GPU run (bench/h200.sh) into DIR/h200.json and prints it. `--dry` or a DIR/dry.txt marks a dry run.
  *
  * Reads every `*.jsonl` file in DIR and keeps the lines that parse as JSON objects: `deno task bench` lines
  * ({"bench", "shape", "ms", ...}), `--profile` lines ({"profile": "step" | "kernel", ...}),
@@ -328,7 +328,8 @@ async function main(args: string[]): Promise<number> {
   const sk = await readOptional(`${dir}/shakespeare.json`);
   const recipeLog = sk ? null : await readOptional(`${dir}/recipe/log.jsonl`);
   const figures = collect(lines, {
-    dry: args.includes("--dry"),
+    // Dry: asked for, or DIR holds a dry run's marker (bench/h200.sh writes dry.txt; a merge copies it).
+    dry: args.includes("--dry") || (await readOptional(`${dir}/dry.txt`)) !== null,
     deno: Deno.version.deno,
     date: new Date().toISOString(),
     gpu,

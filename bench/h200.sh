@@ -27,6 +27,7 @@ torch_dir=${H200_TORCH_DIR:-.gpu}
 large=--large
 [ "$dry" = 1 ] && large=
 : > "$out/status.txt"
+rm -f "$out/dry.txt" # a stale marker from an earlier dry run into the same folder
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
 
 # part NAME WANT_SECONDS CMD...: runs CMD with stdout to NAME.jsonl and stderr to NAME.log, under a timeout
@@ -166,6 +167,7 @@ fi
 
 # 4. The figures.
 dryflag=
-[ "$dry" = 1 ] && dryflag=--dry
+# The marker travels with the folder (bench/h200_merge.sh copies it), so merged dry runs stay dry.
+[ "$dry" = 1 ] && dryflag=--dry && echo "dry run at CI sizes: not GPU figures" > "$out/dry.txt"
 deno run --allow-read="$out" --allow-write="$out" bench/collect.ts "$out" $dryflag
 echo "# h200.sh: ${SECONDS}s; logs and h200.json in $out" >&2

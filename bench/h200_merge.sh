@@ -6,8 +6,9 @@
 #   bash bench/h200_merge.sh MERGED DIR1 DIR2 ...
 #
 # Files are copied in argument order (a later folder's file of the same name wins, e.g. env.txt);
-# status.txt lines are concatenated. Then, if MERGED/h200.json says "dry": false, copy it to
-# bench/results/h200.json and update the README table from it.
+# status.txt lines are concatenated. Then, unless MERGED/h200.json is a dry run (CI sizes), it is copied to
+# bench/results/h200.json and the README's table of the targets is written from it (bench/h200_table.ts).
+# Review and commit both.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 [ $# -ge 2 ] || { echo "usage: bash bench/h200_merge.sh MERGED DIR1 [DIR2 ...]" >&2; exit 2; }
@@ -23,3 +24,11 @@ done
 mv "$merged/status.txt.new" "$merged/status.txt"
 rm -f "$merged/h200.json"
 deno run --allow-read="$merged" --allow-write="$merged" bench/collect.ts "$merged"
+if deno run --allow-read="$merged" bench/h200_table.ts "$merged/h200.json" > /dev/null; then
+  mkdir -p bench/results
+  cp "$merged/h200.json" bench/results/h200.json
+  deno run --allow-read=. --allow-write=. bench/h200_table.ts bench/results/h200.json --readme
+  echo "# h200_merge: bench/results/h200.json and the README table written; review and commit them" >&2
+else
+  echo "# h200_merge: bench/results and the README left alone (see above)" >&2
+fi

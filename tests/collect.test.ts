@@ -1,6 +1,7 @@
 /** bench/collect.ts: the H200 figures from a run's JSON lines (synthetic lines here; the GPU run is elsewhere). */
 import assert from "node:assert/strict";
 import { collect, parseLines, recipeSummary, tuning } from "../bench/collect.ts";
+import { h200Table, replaceTable, targetRows } from "../bench/h200_table.ts";
 
 const meta = { dry: false, deno: "2.9.6", date: "2026-11-30T00:00:00Z" };
 
@@ -121,4 +122,59 @@ Deno.test("recipeSummary: best validation loss, seconds and steps at the last re
   });
   const none = { val_loss: null, train_seconds: null, eval_seconds: null, seconds_to_147: null, steps: null };
   assert.deepEqual(recipeSummary(""), none);
+});
+
+Deno.test("h200 table: each target's ratio and verdict from the figures, written between the README markers", () => {
+  const shape = "L=6 NH=6 C=384 T=256 B=64 V=65";
+  const lines = parseLines([
+    JSON.stringify({ bench: "matmul_forward", shape: "M=4096 K=4096 N=4096", ms: 1, gflops: 41000 }),
+    JSON.stringify({ torch: "fp32", n: 4096, tflops: 51.25 }),
+    JSON.stringify({ bench: "matmul_forward", shape: "M=8192 K=8192 N=8192", ms: 1, gflops: 30000 }),
+    JSON.stringify({ torch: "fp32", n: 8192, tflops: 50 }),
+    JSON.stringify({ bench: "matmul_backward_input", shape: "M=16384 K=384 N=1536", ms: 1, gflops: 20000 }),
+    JSON.stringify({ torch: "fp32_shape", form: "backward_input", M: 16384, K: 384, N: 1536, tflops: 40 }),
+    JSON.stringify({ bench: "train_step", shape, ms: 30 }),
+    JSON.stringify({ bench: "train_step_f16", shape: `${shape} float16`, ms: 25 }),
+    JSON.stringify({ torch: "fp32-flash", ms_per_step: 37.5 }),
+    JSON.stringify({ torch: "tf32-flash", ms_per_step: 20.1 }),
+    JSON.stringify({ bench: "attention_forward_backward_ds", shape: "B=8 T=1024 C=768 NH=12 HS=64", ms: 8 }),
+    JSON.stringify({ torch: "sdpa_fp32", pass: "forward_backward", T: 1024, HS: 64, ms: 5 }),
+  ].join("\n"));
+  const f = collect(lines, {
+    ...meta,
+    gpu: "NVIDIA H200",
+    shakespeare: { val_loss: 1.465, train_seconds: 200, eval_seconds: 30, seconds_to_147: 170 },
+  });
+  const rows = targetRows(f);
+  const verdicts = Object.fromEntries(rows.map((r) => [r.what.split(" vs ")[0], r.met]));
+  assert.deepEqual(verdicts, {
+    "f32 matmul 4096³": true, // 41 / 51.25 = 0.8
+    "f32 matmul 8192³": false, // 0.6
+    "model-shape matmuls, the worst (matmul_backward_input, M=16384 K=384 N=1536)": false, // 20 / 40
+    "shakespeare_char training step, float32": true, // 37.5 / 30
+    "the same step, float16 mixed precision": false, // 25 ms is not under 20.1
+    "PyTorch bf16 step (reference only)": null,
+    "attention forward+backward, T 1024, HS 64 (B 8, NH 12)": true, // 5 / 8 = 0.625 >= 0.5
+    "shakespeare_char recipe: best val loss, training seconds (evaluation included)": true, // 1.465 at 170 s
+  });
+  const table = h200Table(f);
+  assert.match(
+    table,
+    /^H200 figures of 2026-11-30 \(Deno 2\.9\.6, NVIDIA H200; bench\/results\/h200\.json\):/,
+  );
+  assert.match(
+    table,
+    /\| f32 matmul 8192³ vs cuBLAS SGEMM \| 30\.0 TFLOP\/s \| 50\.0 TFLOP\/s \| 0\.60 \| ≥ 0\.8 \| not met \|/,
+  );
+  assert.match(
+    table,
+    /Recipe: val ≤ 1\.47 first reached at 170 s; evaluation and checkpoints took 30 s of the run\./,
+  );
+  // Missing figures give dashes and no verdict, not a crash.
+  const empty = targetRows(collect([], meta));
+  assert.ok(empty.every((r) => r.met === null && r.ratio === null));
+  // The README section between the markers is replaced, the rest kept; no markers: one-line error.
+  const readme = "intro\n<!-- h200:begin -->\nold\n<!-- h200:end -->\nrest\n";
+  assert.equal(replaceTable(readme, "NEW"), "intro\n<!-- h200:begin -->\nNEW\n<!-- h200:end -->\nrest\n");
+  assert.throws(() => replaceTable("no markers", "x"), /^Error: README\.md has no '<!-- h200:begin -->'/);
 });
