@@ -19,7 +19,7 @@
  */
 import type { Gpu } from "../src/gpu/device.ts";
 import type { Precision } from "../src/model/config.ts";
-import { builtKernels, encodeDispatches } from "../src/gpu/kernel.ts";
+import { builtKernels, encodeDispatches, type Resource, resourceBytes } from "../src/gpu/kernel.ts";
 import {
   buildTrainingStep,
   CI_STEP,
@@ -116,10 +116,10 @@ export async function recordStep(gpu: Gpu, shape: StepShape): Promise<RecordedSt
     const group = original.call(this, desc);
     const sizes = new Map<number, number>();
     for (const e of desc.entries) {
-      const r = e.resource as GPUBufferBinding | GPUBuffer;
-      const b = r instanceof GPUBuffer ? { buffer: r } : r;
-      if (!(b.buffer instanceof GPUBuffer) || b.buffer.usage & GPUBufferUsage.UNIFORM) continue;
-      sizes.set(e.binding, b.size ?? b.buffer.size - (b.offset ?? 0));
+      const r = e.resource as Resource;
+      const buffer = r instanceof GPUBuffer ? r : r.buffer;
+      if (!(buffer instanceof GPUBuffer) || buffer.usage & GPUBufferUsage.UNIFORM) continue;
+      sizes.set(e.binding, resourceBytes(r));
     }
     groups.set(group, sizes);
     return group;

@@ -60,6 +60,12 @@ export interface Dispatch {
 /** A buffer or a range of one, as bound to a kernel. */
 export type Resource = GPUBuffer | GPUBufferBinding;
 
+/** Bytes a resource binds: the whole buffer, the range's size, or the buffer past the range's offset. */
+export function resourceBytes(r: Resource): number {
+  if (r instanceof GPUBuffer) return r.size;
+  return r.size ?? r.buffer.size - (r.offset ?? 0);
+}
+
 /** Reads the bindings an entry point uses (group 0 only: every tforce shader uses one group). */
 export function reflectBindings(source: string, entryPoint: string): BindingInfo[] {
   const reflect = new WgslReflect(source);

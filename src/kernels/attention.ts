@@ -26,7 +26,7 @@ import dkdvSource from "../../shaders/attention_dkdv.wgsl" with { type: "text" }
 import dqSource from "../../shaders/attention_dq.wgsl" with { type: "text" };
 import sharedSnippet from "../../shaders/attention_shared.wgsl" with { type: "text" };
 import type { Gpu } from "../gpu/device.ts";
-import { type Dispatch, getKernel, grid, type Resource } from "../gpu/kernel.ts";
+import { type Dispatch, getKernel, grid, type Resource, resourceBytes } from "../gpu/kernel.ts";
 import { checkTypes, type StorageType, withConsts, withFlags, withHash, withTypes } from "../gpu/source.ts";
 import { dropoutDims } from "./residual.ts";
 import { dkdvPlan, dqPlan, forwardPlan, supportedHeadSize } from "./attention_plan.ts";
@@ -233,7 +233,7 @@ export async function attentionBackward(
   });
   const stored = b.ds !== undefined, sfx = stored ? "_ds" : "", dsfx = drop ? "_dropout" : "";
   if (b.ds) {
-    const have = b.ds instanceof GPUBuffer ? b.ds.size : b.ds.size ?? b.ds.buffer.size - (b.ds.offset ?? 0);
+    const have = resourceBytes(b.ds);
     const need = attentionDsBytes(s, GT);
     if (have < need) {
       throw new Error(`attention_backward: the ds buffer holds ${have} bytes; dS needs ${need}`);

@@ -9,7 +9,7 @@
  */
 import source from "../../shaders/encoder.wgsl" with { type: "text" };
 import { type Gpu, GpuError } from "../gpu/device.ts";
-import { type Dispatch, getKernel, grid, type Resource } from "../gpu/kernel.ts";
+import { type Dispatch, getKernel, grid, type Resource, resourceBytes } from "../gpu/kernel.ts";
 
 const WG = 256; // forward and dwpe: elements per workgroup
 const SWG = 256; // sort: positions per chunk
@@ -88,11 +88,6 @@ export function encoderScratchBytes(s: { B: number; T: number; C: number; V: num
   return 4 * encoderScratchLayout(s).total;
 }
 
-function bindingBytes(r: Resource): number {
-  if (r instanceof GPUBuffer) return r.size;
-  return r.size ?? r.buffer.size - (r.offset ?? 0);
-}
-
 type Dims = Record<string, number>;
 
 /** Lanes that scan one digit's row of per-chunk counts: min(SWG, next power of two >= nchunks). */
@@ -167,8 +162,8 @@ export async function encoderBackward(
 ): Promise<Dispatch[]> {
   const L = encoderScratchLayout(s);
   const need = 4 * L.total;
-  if (bindingBytes(b.scratch) < need) {
-    throw new GpuError("encoder_backward", `scratch has ${bindingBytes(b.scratch)} bytes, needs ${need}`);
+  if (resourceBytes(b.scratch) < need) {
+    throw new GpuError("encoder_backward", `scratch has ${resourceBytes(b.scratch)} bytes, needs ${need}`);
   }
   const N = s.B * s.T;
   const base = baseDims(s, L);

@@ -27,7 +27,7 @@
 import source from "../../shaders/matmul.wgsl" with { type: "text" };
 import fused from "../../shaders/matmul_fused.wgsl" with { type: "text" };
 import type { Gpu } from "../gpu/device.ts";
-import { type Dispatch, getKernel, grid, type Resource } from "../gpu/kernel.ts";
+import { type Dispatch, getKernel, grid, type Resource, resourceBytes } from "../gpu/kernel.ts";
 import {
   checkTypes,
   type StorageType,
@@ -380,10 +380,6 @@ export function matmulBackwardWeightScratchBytes(
   return Z > 1 ? Z * s.N * s.K * 4 : 0;
 }
 
-function bindingBytes(r: Resource): number {
-  return r instanceof GPUBuffer ? r.size : r.size ?? r.buffer.size - (r.offset ?? 0);
-}
-
 /**
  * Weight gradient dweight[N, K] += dout[M, N]ᵀ · inp[M, K] (accumulated), split along M for outputs
  * too small to fill the GPU (a Linear layer's weight: few output tiles, a long reduction over B*T).
@@ -405,7 +401,7 @@ export async function matmulBackwardWeightSplit(
     return [await matmulBackwardWeight(gpu, { dweight: b.dweight, dout: b.dout, inp: b.inp }, s, opts)];
   }
   const need = Z * N * K * 4;
-  if (!b.scratch || bindingBytes(b.scratch) < need) {
+  if (!b.scratch || resourceBytes(b.scratch) < need) {
     throw new Error(
       `matmul_backward_weight_split: a scratch of matmulBackwardWeightScratchBytes(${
         JSON.stringify(s)

@@ -16,7 +16,7 @@
 import source from "../../shaders/optimizer.wgsl" with { type: "text" };
 import type { Gpu } from "../gpu/device.ts";
 import { GpuError } from "../gpu/device.ts";
-import { type Dispatch, getKernel, grid, type Resource } from "../gpu/kernel.ts";
+import { type Dispatch, getKernel, grid, type Resource, resourceBytes } from "../gpu/kernel.ts";
 
 const WG = 256;
 /** At most this many partial sums; each stage-1 thread then loops over n / (MAX_PARTS * WG) elements. */
@@ -46,13 +46,8 @@ const ADAMW_ZERO = {
   bc2: 0,
 };
 
-function bytesOf(r: Resource): number {
-  if (r instanceof GPUBuffer) return r.size;
-  return r.size ?? r.buffer.size - (r.offset ?? 0);
-}
-
 function checkSize(kernel: string, what: string, r: Resource, bytes: number): void {
-  const have = bytesOf(r);
+  const have = resourceBytes(r);
   if (have < bytes) throw new GpuError(kernel, `'${what}' holds ${have} bytes, needs ${bytes}`);
 }
 
