@@ -118,9 +118,8 @@ export function storedDsBuffer(
  * Whether a model keeps attention's dS for its backward by default (kernels/attention.ts attentionBackward
  * `ds`: the dq kernel reads dS instead of recomputing S and dP, 5 instead of 7 products of T^2 HS per head,
  * 23-32% less backward time on lavapipe): when the buffer, one T x T square per (batch, head) in f32 (f16 in
- * mixed precision), fits
- * one binding and adds at most a quarter to the bytes of the model's other buffers (`plan`), so that long
- * contexts with small models keep FlashAttention's linear memory.
+ * mixed precision), fits one binding and adds at most a quarter to the bytes of the model's other buffers
+ * (`plan`), so that long contexts with small models keep FlashAttention's linear memory.
  */
 export function storedDsDefault(
   gpu: Gpu,
