@@ -3,6 +3,7 @@
 #
 #   source .gpu/setup.sh && bash bench/h200.sh
 #
+# on the device, after `bash bench/gpu_pack.sh` here and with carry [".gpu"] (that script says why).
 # Writes every raw log and $OUT/h200.json (bench/collect.ts) under $OUT (default /tmp/h200). Parts, most
 # important first: PyTorch references (.gpu/torch_mm.py fp32 4096/8192, .gpu/torch_gpt.py, cuBLAS at the
 # model's matmul shapes and SDPA at T 1024), then `deno task bench --large` for matmul, the training step,
@@ -29,6 +30,14 @@ large=--large
 : > "$out/status.txt"
 rm -f "$out/dry.txt" # a stale marker from an earlier dry run into the same folder
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
+
+# The device has no network: deno runs on the flat node_modules that bench/gpu_pack.sh packed into .gpu,
+# resolving packages from it and never installing (--node-modules-dir=manual). The commands are deno.json's
+# `bench` and `train` tasks with that flag.
+[ -d node_modules ] || { [ -d .gpu/node_modules ] && cp -r .gpu/node_modules node_modules; }
+# (Arrays, not functions: `timeout` runs a program.)
+bench=(deno run --node-modules-dir=manual --allow-read=. --allow-env bench/run.ts)
+train=(deno run --node-modules-dir=manual --allow-read --allow-write cli.ts train)
 
 # part NAME WANT_SECONDS CMD...: runs CMD with stdout to NAME.jsonl and stderr to NAME.log, under a timeout
 # of WANT_SECONDS or what is left of the budget (leaving 20 s for collect), whichever is less.
@@ -136,15 +145,15 @@ fi
 
 # 2. The engine: matmul, the training step (float32 and float16), its profiles, attention, then the rest.
 if [[ "$parts" == *" bench "* ]]; then
-  part bench_matmul 150 deno task bench $large matmul
-  part bench_step 110 deno task bench $large step
-  part profile 90 deno task bench $large --profile
-  part profile_f16 60 deno task bench $large --profile --dtype float16
-  part bench_attention 60 deno task bench $large attention
+  part bench_matmul 150 "${bench[@]}" $large matmul
+  part bench_step 110 "${bench[@]}" $large step
+  part profile 90 "${bench[@]}" $large --profile
+  part profile_f16 60 "${bench[@]}" $large --profile --dtype float16
+  part bench_attention 60 "${bench[@]}" $large attention
   # Every other module registered in bench/modules.ts (one "  name," line each).
   rest=$(sed -n 's/^  \([a-z0-9_]*\),$/\1/p' bench/modules.ts | grep -vxE 'matmul|attention|step' | tr '\n' ' ')
   # shellcheck disable=SC2086
-  part bench_rest 100 deno task bench $large $rest
+  part bench_rest 100 "${bench[@]}" $large $rest
 fi
 
 # 3. nanoGPT's shakespeare_char recipe, timed (val loss and seconds come from recipe/log.jsonl).
@@ -156,7 +165,7 @@ if [[ "$parts" == *" recipe "* ]]; then
     # Checkpoints (~200 MB) stay outside $OUT; only the log and the plot come back.
     run_dir=${TMPDIR:-/tmp}/tforce-recipe
     rm -rf "$run_dir"
-    part recipe 560 deno task train --preset shakespeare-char --data "$data" --out "$run_dir" \
+    part recipe 560 "${train[@]}" --preset shakespeare-char --data "$data" --out "$run_dir" \
       --dtype "${H200_RECIPE_DTYPE:-float16}" "${steps[@]}"
     mkdir -p "$out/recipe"
     cp "$run_dir/log.jsonl" "$run_dir/loss.svg" "$out/recipe/" 2>/dev/null || true
@@ -169,5 +178,5 @@ fi
 dryflag=
 # The marker travels with the folder (bench/h200_merge.sh copies it), so merged dry runs stay dry.
 [ "$dry" = 1 ] && dryflag=--dry && echo "dry run at CI sizes: not GPU figures" > "$out/dry.txt"
-deno run --allow-read="$out" --allow-write="$out" bench/collect.ts "$out" $dryflag
+deno run --node-modules-dir=manual --allow-read="$out" --allow-write="$out" bench/collect.ts "$out" $dryflag
 echo "# h200.sh: ${SECONDS}s; logs and h200.json in $out" >&2
