@@ -6,7 +6,7 @@
  * ({"bench", "shape", "ms", ...}), `--profile` lines ({"profile": "step" | "kernel", ...}),
  * `.gpu/torch_mm.py` lines ({"torch": "fp32", "n", "tflops"}), `.gpu/torch_gpt.py` lines ({"torch":
  * "fp32-flash", "ms_per_step"}) and bench/h200.sh's own PyTorch lines ({"torch": "fp32_shape" |
- * "sdpa_fp32", ...}). Optional: DIR/gpu.txt (nvidia-smi's name and driver), DIR/status.txt ("name rc"
+ * "sdpa_fp32", ...}) and bench/adapter.ts's line ({"webgpu_adapter", "features", "limits"}). Optional: DIR/gpu.txt (nvidia-smi's name and driver), DIR/status.txt ("name rc"
  * per part of the run), DIR/shakespeare.json ({"val_loss", "train_seconds", ...} of a training run) or, when
  * that is absent, DIR/recipe/log.jsonl (the log of `deno task train --preset shakespeare-char`, summarised
  * by {@linkcode recipeSummary}).
@@ -74,6 +74,10 @@ export interface H200Figures {
   dry: boolean;
   /** WebGPU adapter description. */
   adapter: string | null;
+  /** Every optional feature the adapter offers (bench/adapter.ts), sorted. */
+  adapter_features: string[] | null;
+  /** Every limit the adapter reports (bench/adapter.ts). */
+  adapter_limits: Record<string, number> | null;
   /** nvidia-smi's name and driver, when present. */
   gpu: string | null;
   /** The shape step_ms was measured at. */
@@ -227,6 +231,7 @@ export function collect(
     lines.find((l) => l.torch === "sdpa_fp32" && l.pass === "forward_backward" && l.T === 1024 && l.HS === 64)
       ?.ms,
   );
+  const report = lines.find((l) => typeof l.webgpu_adapter === "string");
   const f16 = bench("train_step_f16");
   const nosplit = bench("train_step_nosplit");
   const torchFp32 = torchStep("fp32-flash"), torchTf32 = torchStep("tf32-flash");
@@ -248,7 +253,15 @@ export function collect(
     date: meta.date,
     deno: meta.deno,
     dry: meta.dry,
-    adapter: typeof profile?.adapter === "string" ? profile.adapter : meta.adapter ?? null,
+    adapter: typeof profile?.adapter === "string"
+      ? profile.adapter
+      : meta.adapter ?? (report ? String(report.webgpu_adapter) : null),
+    adapter_features: Array.isArray(report?.features) ? report.features.map(String) : null,
+    adapter_limits: report?.limits && typeof report.limits === "object"
+      ? Object.fromEntries(
+        Object.entries(report.limits as Record<string, unknown>).filter(([, v]) => typeof v === "number"),
+      ) as Record<string, number>
+      : null,
     gpu: meta.gpu ?? null,
     step_shape: typeof step?.shape === "string" ? step.shape : null,
     step_tokens_per_s: num(step?.tokens_per_s),

@@ -81,6 +81,9 @@ if command -v python3 >/dev/null &&
   have_torch=1
 fi
 
+# 0. The adapter's features and limits (bench/adapter.ts): what WebGPU offers on this GPU.
+part adapter 30 deno run --node-modules-dir=manual bench/adapter.ts
+
 # 1. PyTorch references.
 if [[ "$parts" != *" bench "* ]]; then
   : # benchmarks not asked for

@@ -134,7 +134,36 @@ export function h200Table(f: H200Figures): string {
         `checkpoints took ${fmt(f.shakespeare_eval_seconds, 0, "s")} of the run.`,
     );
   }
+  const adapter = adapterLine(f);
+  if (adapter) lines.push("", adapter);
   return lines.join("\n");
+}
+
+/**
+ * What WebGPU offered on the run's adapter (bench/adapter.ts), or null without that report: the features
+ * that decide the f16 target (tensor cores need a cooperative- or subgroup-matrix feature) and the limits
+ * that size the model.
+ */
+export function adapterLine(f: H200Figures): string | null {
+  const features = f.adapter_features;
+  if (!features) return null;
+  const matrix = features.filter((x) => /matrix|cooperative/i.test(x));
+  const limit = (name: string, unit: number, suffix: string) => {
+    const v = f.adapter_limits?.[name];
+    return v === undefined ? null : `${name} ${Math.round(v / unit)} ${suffix}`;
+  };
+  const limits = [
+    limit("maxStorageBufferBindingSize", 2 ** 20, "MiB"),
+    limit("maxBufferSize", 2 ** 20, "MiB"),
+    limit("maxComputeWorkgroupStorageSize", 2 ** 10, "KiB"),
+  ].filter((x) => x !== null);
+  return `WebGPU on this adapter (${f.adapter ?? "unknown"}; bench/adapter.ts): ` +
+    `${features.length ? features.map((x) => `\`${x}\``).join(", ") : "no optional features"}. ` +
+    (matrix.length
+      ? `Matrix features offered: ${matrix.join(", ")}. `
+      : "No cooperative- or subgroup-matrix feature, so no tensor cores; " +
+        `\`subgroups\` ${features.includes("subgroups") ? "offered" : "not offered"}. `) +
+    (limits.length ? `Limits: ${limits.join(", ")}.` : "");
 }
 
 const BEGIN = "<!-- h200:begin -->", END = "<!-- h200:end -->";

@@ -1,7 +1,8 @@
 /** bench/collect.ts: the H200 figures from a run's JSON lines (synthetic lines here; the GPU run is elsewhere). */
 import assert from "node:assert/strict";
 import { collect, parseLines, recipeSummary, tuning } from "../bench/collect.ts";
-import { h200Table, replaceTable, targetRows } from "../bench/h200_table.ts";
+import { adapterLine, h200Table, replaceTable, targetRows } from "../bench/h200_table.ts";
+import { adapterReport } from "../bench/adapter.ts";
 
 const meta = { dry: false, deno: "2.9.6", date: "2026-11-30T00:00:00Z" };
 
@@ -177,4 +178,47 @@ Deno.test("h200 table: each target's ratio and verdict from the figures, written
   const readme = "intro\n<!-- h200:begin -->\nold\n<!-- h200:end -->\nrest\n";
   assert.equal(replaceTable(readme, "NEW"), "intro\n<!-- h200:begin -->\nNEW\n<!-- h200:end -->\nrest\n");
   assert.throws(() => replaceTable("no markers", "x"), /^Error: README\.md has no '<!-- h200:begin -->'/);
+});
+
+Deno.test("adapter report: features and limits from bench/adapter.ts into h200.json and the table's last line", async () => {
+  // This machine's adapter, as the GPU run records it.
+  const report = await adapterReport();
+  assert.ok(report, "no adapter");
+  assert.ok(report.features.includes("timestamp-query"), `features: ${report.features}`);
+  assert.deepEqual(report.features, [...report.features].sort());
+  assert.ok(report.limits.maxStorageBufferBindingSize >= 128 * 2 ** 20, JSON.stringify(report.limits));
+  assert.equal(report.webgpu_adapter, report.info.description || report.info.vendor || "unknown adapter");
+
+  // Collected from a run's lines (synthetic H200 figures here) and rendered under the table.
+  const line = {
+    webgpu_adapter: "NVIDIA H200",
+    info: { vendor: "nvidia", description: "NVIDIA H200" },
+    features: ["shader-f16", "timestamp-query"],
+    limits: { maxStorageBufferBindingSize: 2 ** 31, maxComputeWorkgroupStorageSize: 49152, bogus: "x" },
+  };
+  const f = collect(parseLines(JSON.stringify(line)), meta);
+  assert.equal(f.adapter, "NVIDIA H200");
+  assert.deepEqual(f.adapter_features, ["shader-f16", "timestamp-query"]);
+  assert.deepEqual(f.adapter_limits, {
+    maxStorageBufferBindingSize: 2 ** 31,
+    maxComputeWorkgroupStorageSize: 49152,
+  });
+  assert.equal(
+    adapterLine(f),
+    "WebGPU on this adapter (NVIDIA H200; bench/adapter.ts): `shader-f16`, `timestamp-query`. No cooperative- " +
+      "or subgroup-matrix feature, so no tensor cores; `subgroups` not offered. Limits: " +
+      "maxStorageBufferBindingSize 2048 MiB, maxComputeWorkgroupStorageSize 48 KiB.",
+  );
+  assert.match(h200Table(f), /\n\nWebGPU on this adapter \(NVIDIA H200;/);
+  // A matrix feature, if a later wgpu offers one, is named instead.
+  const withMatrix = collect(
+    parseLines(JSON.stringify({ ...line, features: ["subgroup-matrix", "subgroups"] })),
+    meta,
+  );
+  assert.match(adapterLine(withMatrix)!, /Matrix features offered: subgroup-matrix\. Limits:/);
+  // No report: no line, and null fields.
+  const none = collect([], meta);
+  assert.equal(none.adapter_features, null);
+  assert.equal(none.adapter_limits, null);
+  assert.equal(adapterLine(none), null);
 });
