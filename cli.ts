@@ -1,12 +1,26 @@
 /**
  * Command line: `deno task train | eval | sample | experiment [flags]` (this file with the command as its first
- * argument). Every flag maps 1:1 to a TrainConfig key in kebab case. Bad input gets one line on stderr
- * and exit code 2; a failure during a run exit code 1.
+ * argument). Every train flag maps 1:1 to a TrainConfig key in kebab case; src/cli/flags.ts holds each
+ * command's flags for the parser and `--help` alike. Bad input gets one line on stderr and exit code 2;
+ * a failure during a run exit code 1; `--help` prints the command's flags and exits 0.
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import { DEFAULT_TRAIN, kebab, PRESETS, type TrainConfig, validateTrainConfig } from "./src/train/config.ts";
+import { DEFAULT_TRAIN, PRESETS, type TrainConfig, validateTrainConfig } from "./src/train/config.ts";
+import {
+  commandHelp,
+  EVAL_FLAGS,
+  EXPERIMENT_FLAGS,
+  type FlagTable,
+  isNumeric,
+  OVERVIEW,
+  parseOptions,
+  SAMPLE_FLAGS,
+  trainFlags,
+  trainKey,
+  wantsHelp,
+} from "./src/cli/flags.ts";
 import { train, TrainingDiverged } from "./src/train/trainer.ts";
 import type { StepRecord } from "./src/train/log.ts";
 import { Generator } from "./src/model/generate.ts";
@@ -28,52 +42,9 @@ import { writeFileAtomic } from "./src/io/atomic.ts";
 /** A usage error: printed as one line, exit code 2. */
 class UsageError extends Error {}
 
-type FlagType = "string" | "boolean";
-const numberKeys = new Set<keyof TrainConfig>([
-  "vocab_size",
-  "n_layer",
-  "n_head",
-  "n_embd",
-  "block_size",
-  "batch_size",
-  "grad_accum",
-  "dropout",
-  "steps",
-  "lr",
-  "min_lr",
-  "warmup",
-  "lr_decay_steps",
-  "weight_decay",
-  "beta1",
-  "beta2",
-  "grad_clip",
-  "eval_interval",
-  "eval_iters",
-  "log_interval",
-  "seed",
-  "sample_chars",
-  "prefix",
-  "ss_k",
-  "ss_c",
-  "ss_min",
-]);
-const stringKeys = new Set<keyof TrainConfig>([
-  "data",
-  "val",
-  "tokenizer",
-  "examples",
-  "out",
-  "init_from",
-  "dtype",
-  "mode",
-  "fr_decode",
-  "ss_decode",
-  "ss_schedule",
-]);
-const boolKeys = new Set<keyof TrainConfig>(["bias", "resume"]);
-
-function parse(argv: string[], options: Record<string, { type: FlagType }>) {
+function parse(argv: string[], table: FlagTable) {
   try {
+    const options = parseOptions(table);
     return parseArgs({ args: argv, options, allowPositionals: false, strict: true, allowNegative: true });
   } catch (e) {
     throw new UsageError((e as Error).message.split("\n")[0]);
@@ -94,12 +65,10 @@ export function parseTrainArgs(argv: string[]): TrainConfig {
 /** `train` flags plus `extra` ones: the TrainConfig and the extra values. */
 function parseTrainAnd(
   argv: string[],
-  extra: Record<string, { type: FlagType }>,
+  extra: FlagTable,
 ): { cfg: TrainConfig; extra: Record<string, string | boolean | undefined> } {
-  const options: Record<string, { type: FlagType }> = { ...extra, preset: { type: "string" } };
-  for (const k of [...numberKeys, ...stringKeys]) options[kebab(k)] = { type: "string" };
-  for (const k of boolKeys) options[kebab(k)] = { type: "boolean" };
-  const { values } = parse(argv, options);
+  const flags = trainFlags();
+  const { values } = parse(argv, { ...flags, ...extra });
   const preset = values.preset as string | undefined;
   if (preset !== undefined && !Object.hasOwn(PRESETS, preset)) {
     throw new UsageError(`--preset: unknown preset '${preset}' (have: ${Object.keys(PRESETS).join(", ")})`);
@@ -112,8 +81,8 @@ function parseTrainAnd(
       rest[flag] = v as string | boolean;
       continue;
     }
-    const key = flag.replaceAll("-", "_") as keyof TrainConfig;
-    cfg[key] = numberKeys.has(key) ? toNumber(flag, v as string) : v;
+    const key = trainKey(flag)!;
+    cfg[key] = isNumeric(flags[flag]) ? toNumber(flag, v as string) : v;
   }
   return { cfg: cfg as unknown as TrainConfig, extra: rest };
 }
@@ -226,17 +195,7 @@ function safeEncode(tok: { encode(s: string): Uint32Array }, s: string): boolean
 }
 
 async function runEval(argv: string[]): Promise<number> {
-  const { values } = parse(argv, {
-    checkpoint: { type: "string" },
-    data: { type: "string" },
-    "batch-size": { type: "string" },
-    exposure: { type: "boolean" },
-    prefix: { type: "string" },
-    "fr-decode": { type: "string" },
-    windows: { type: "string" },
-    seed: { type: "string" },
-    plot: { type: "string" },
-  });
+  const { values } = parse(argv, EVAL_FLAGS);
   if (!values.checkpoint) throw new UsageError("eval needs --checkpoint FILE");
   if (!values.data) throw new UsageError("eval needs --data FILE");
   if (values.exposure) return await runExposure(values as Record<string, string | boolean | undefined>);
@@ -282,14 +241,7 @@ async function runExposure(values: Record<string, string | boolean | undefined>)
 }
 
 async function runSample(argv: string[]): Promise<number> {
-  const { values } = parse(argv, {
-    checkpoint: { type: "string" },
-    prompt: { type: "string" },
-    "max-tokens": { type: "string" },
-    temperature: { type: "string" },
-    "top-k": { type: "string" },
-    seed: { type: "string" },
-  });
+  const { values } = parse(argv, SAMPLE_FLAGS);
   if (!values.checkpoint) throw new UsageError("sample needs --checkpoint FILE");
   const num = (k: string, d: number) => values[k] === undefined ? d : toNumber(k, values[k] as string);
   await sampleCheckpoint(values.checkpoint as string, {
@@ -308,15 +260,7 @@ async function runSample(argv: string[]): Promise<number> {
 
 /** `experiment`: the three modes on the same corpus, steps and seed; a Markdown report with SVG plots. */
 async function runExperimentCmd(argv: string[]): Promise<number> {
-  const { cfg, extra } = parseTrainAnd(argv, {
-    report: { type: "string" },
-    modes: { type: "string" },
-    target: { type: "string" },
-    window: { type: "string" },
-    windows: { type: "string" },
-    title: { type: "string" },
-    note: { type: "string" },
-  });
+  const { cfg, extra } = parseTrainAnd(argv, EXPERIMENT_FLAGS);
   validateTrainConfig(cfg);
   if (cfg.resume) throw new UsageError("experiment trains from scratch: --resume is not supported");
   const num = (k: string) => extra[k] === undefined ? undefined : toNumber(k, extra[k] as string);
@@ -374,20 +318,72 @@ function reproduce(argv: string[]): string {
   return ["deno task experiment", ...kept].join(" ");
 }
 
-const commands: Record<string, (argv: string[]) => Promise<number>> = {
-  train: runTrain,
-  eval: runEval,
-  sample: runSample,
-  experiment: runExperimentCmd,
+/** Each command: what runs it, and its `--help`. */
+const commands: Record<string, { run: (argv: string[]) => Promise<number>; help: () => string }> = {
+  train: {
+    run: runTrain,
+    help: () =>
+      commandHelp(
+        "deno task train [--preset NAME] [--flag VALUE ...]",
+        "Trains a GPT and saves it to --out; each flag is a TrainConfig key (src/train/config.ts).",
+        trainFlags(),
+      ),
+  },
+  eval: {
+    run: runEval,
+    help: () =>
+      commandHelp(
+        "deno task eval --checkpoint FILE --data FILE [--exposure ...]",
+        "Prints a checkpoint's mean next-token loss on a text as JSON (the last line); with --exposure, the\n" +
+          "loss per position after a gold prefix, teacher-forced against free-running, and an SVG plot.",
+        EVAL_FLAGS,
+      ),
+  },
+  sample: {
+    run: runSample,
+    help: () =>
+      commandHelp(
+        "deno task sample --checkpoint FILE [--prompt TEXT] [--flag VALUE ...]",
+        "Generates text from a checkpoint, streamed to stdout.",
+        SAMPLE_FLAGS,
+      ),
+  },
+  experiment: {
+    run: runExperimentCmd,
+    help: () =>
+      commandHelp(
+        "deno task experiment [experiment and train flags]",
+        "Trains each mode (teacher-forcing, free-running, scheduled-sampling) with the same data, steps and\n" +
+          "seed, and writes a Markdown report with plots. Its own flags, then train's:",
+        EXPERIMENT_FLAGS,
+        trainFlags(),
+      ),
+  },
 };
 
 /** Runs a command line; returns the exit code (errors become one line on stderr). */
 export async function main(args: string[]): Promise<number> {
   const [cmd, ...rest] = args;
-  const run = commands[cmd];
+  // Help on stdout with status 0; no command at all is a usage error (status 2) with the same text.
+  if (cmd === undefined) {
+    console.error(OVERVIEW);
+    return 2;
+  }
+  if (cmd === "help" || cmd === "--help" || cmd === "-h") {
+    const topic = commands[rest[0]];
+    console.log(topic ? topic.help() : OVERVIEW);
+    return 0;
+  }
+  const command = commands[cmd];
+  if (command && wantsHelp(rest)) {
+    console.log(command.help());
+    return 0;
+  }
   try {
-    if (!run) throw new UsageError(`unknown command '${cmd ?? ""}' (use train, eval, sample or experiment)`);
-    return await run(rest);
+    if (!command) {
+      throw new UsageError(`unknown command '${cmd}' (use train, eval, sample or experiment; --help)`);
+    }
+    return await command.run(rest);
   } catch (e) {
     const msg = (e as Error).message?.split("\n")[0] ?? String(e);
     console.error(`tforce ${cmd ?? ""}: ${msg}`);

@@ -1,7 +1,8 @@
 /** Bad input at the command line: one line on stderr naming the problem, a non-zero exit, no stack trace. */
 import assert from "node:assert/strict";
 import { main, parseTrainArgs } from "../cli.ts";
-import { PRESETS } from "../src/train/config.ts";
+import { DEFAULT_TRAIN, kebab, PRESETS, TRAIN_FLAG_HELP } from "../src/train/config.ts";
+import { EVAL_FLAGS, EXPERIMENT_FLAGS, SAMPLE_FLAGS, wrap } from "../src/cli/flags.ts";
 import { encodeSafetensors } from "../src/io/safetensors.ts";
 
 async function run(args: string[]): Promise<{ code: number; err: string[] }> {
@@ -102,4 +103,74 @@ Deno.test("--preset shakespeare-char is nanoGPT's recipe; later flags override i
     [c.n_layer, c.n_head, c.n_embd, c.block_size, c.batch_size, c.dropout, c.lr, c.min_lr, c.warmup],
     [6, 6, 384, 256, 64, 0.2, 1e-3, 1e-4, 100],
   );
+});
+
+/** main() with stdout and stderr captured. */
+async function runCaptured(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [], err: string[] = [];
+  const orig = console.error, origLog = console.log;
+  console.error = (...a: unknown[]) => err.push(a.join(" "));
+  console.log = (...a: unknown[]) => out.push(a.join(" "));
+  try {
+    return { code: await main(args), out: out.join("\n"), err: err.join("\n") };
+  } finally {
+    console.error = orig;
+    console.log = origLog;
+  }
+}
+
+Deno.test("--help lists every flag each command accepts, on stdout with status 0, within 100 columns", async () => {
+  const tables = {
+    train: ["preset", ...Object.keys(TRAIN_FLAG_HELP).map(kebab)],
+    eval: Object.keys(EVAL_FLAGS),
+    sample: Object.keys(SAMPLE_FLAGS),
+    experiment: [...Object.keys(EXPERIMENT_FLAGS), ...Object.keys(TRAIN_FLAG_HELP).map(kebab)],
+  };
+  for (const [cmd, flags] of Object.entries(tables)) {
+    for (const form of [[cmd, "--help"], [cmd, "--steps", "3", "-h"], ["help", cmd]]) {
+      const r = await runCaptured(form);
+      assert.equal(r.code, 0, form.join(" "));
+      assert.equal(r.err, "");
+      assert.match(r.out, new RegExp(`^usage: deno task ${cmd} `));
+      for (const f of flags) {
+        assert.match(r.out, new RegExp(`^  --${f}\\b`, "m"), `${cmd} --help lacks --${f}`);
+      }
+      const wide = r.out.split("\n").filter((l) => l.length > 100);
+      assert.deepEqual(wide, [], `${cmd} --help: lines over 100 columns`);
+    }
+  }
+  // Defaults come from DEFAULT_TRAIN; a number flag's value form makes the parser convert it.
+  const train = (await runCaptured(["train", "--help"])).out;
+  assert.match(train, /--lr X {2,}peak learning rate \(default 0\.003\)/);
+  assert.match(train, /--tokenizer char\|word\|bpe +char: code points;/);
+  // The overview: `help` and `--help` on stdout (0); no command at all on stderr (2).
+  for (const form of [["help"], ["--help"], ["-h"]]) {
+    const r = await runCaptured(form);
+    assert.equal(r.code, 0);
+    assert.match(r.out, /^usage: deno task train \| eval \| sample \| experiment/);
+  }
+  const none = await runCaptured([]);
+  assert.equal(none.code, 2);
+  assert.match(none.err, /^usage: deno task train \| eval/);
+  assert.deepEqual(wrap("aa bb cc dddddd", 5), ["aa bb", "cc", "dddddd"]);
+});
+
+Deno.test("every train flag parses back to its default's type and value", () => {
+  for (const [key, d] of Object.entries(DEFAULT_TRAIN)) {
+    const flag = `--${kebab(key)}`;
+    const argv = typeof d === "boolean" ? [d ? flag : `--no-${kebab(key)}`] : [flag, String(d)];
+    assert.equal(parseTrainArgs(argv)[key as keyof typeof DEFAULT_TRAIN], d, argv.join(" "));
+  }
+  // Optional keys without a default parse to numbers or strings by their value form.
+  const c = parseTrainArgs([
+    "--vocab-size",
+    "300",
+    "--lr-decay-steps",
+    "50",
+    "--ss-k",
+    "0.5",
+    "--val",
+    "v.txt",
+  ]);
+  assert.deepEqual([c.vocab_size, c.lr_decay_steps, c.ss_k, c.val], [300, 50, 0.5, "v.txt"]);
 });

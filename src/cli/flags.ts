@@ -1,0 +1,147 @@
+/**
+ * The command line's flags: one table per command that both the parser (`parseOptions`) and `--help`
+ * (`commandHelp`) read, so what is accepted and what is documented are the same list.
+ *
+ * @module
+ */
+import { DEFAULT_TRAIN, kebab, PRESETS, TRAIN_FLAG_HELP, type TrainConfig } from "../train/config.ts";
+
+/** One flag: its value form ("" for a switch), one line of help, and its default when it has one. */
+export interface Flag {
+  readonly value: string;
+  readonly help: string;
+  readonly default?: string;
+}
+
+/** Flags by name (kebab case, without the dashes). */
+export type FlagTable = Readonly<Record<string, Flag>>;
+
+/** Value forms of numeric flags: the parser converts these and refuses what is not a number. */
+const NUMERIC = new Set(["N", "X", "P"]);
+
+/** Whether a flag takes a number. */
+export function isNumeric(flag: Flag): boolean {
+  return NUMERIC.has(flag.value);
+}
+
+/** The `train` flags: `--preset` and every TrainConfig key (kebab case) with its default. */
+export function trainFlags(): FlagTable {
+  const table: Record<string, Flag> = {
+    preset: {
+      value: "NAME",
+      help: `a named recipe, under any other flag: ${Object.keys(PRESETS).join(", ")} (nanoGPT's)`,
+    },
+  };
+  for (const [key, [value, help]] of Object.entries(TRAIN_FLAG_HELP)) {
+    const d = DEFAULT_TRAIN[key as keyof TrainConfig];
+    table[kebab(key)] = { value, help, default: d === undefined || value === "" ? undefined : String(d) };
+  }
+  return table;
+}
+
+/** The TrainConfig key of a `train` flag, or undefined for `--preset` and extra flags. */
+export function trainKey(flag: string): keyof TrainConfig | undefined {
+  const key = flag.replaceAll("-", "_");
+  return Object.hasOwn(TRAIN_FLAG_HELP, key) ? key as keyof TrainConfig : undefined;
+}
+
+/** `eval`'s flags. */
+export const EVAL_FLAGS: FlagTable = {
+  checkpoint: { value: "FILE", help: "model checkpoint (.safetensors) to score (required)" },
+  data: { value: "FILE", help: "text to score, with the checkpoint's tokenizer (required)" },
+  "batch-size": { value: "N", help: "windows per GPU batch (default 8; 16 with --exposure)" },
+  exposure: { value: "", help: "exposure bias: per-position loss after gold vs the model's own tokens" },
+  prefix: { value: "N", help: "--exposure: gold prefix length (default: block size / 4)" },
+  "fr-decode": { value: "argmax|sample", help: "--exposure: how the model continues", default: "argmax" },
+  windows: { value: "N", help: "--exposure: windows of the data measured", default: "64" },
+  seed: { value: "N", help: "--exposure: seed of --fr-decode sample", default: "1337" },
+  plot: { value: "FILE", help: "--exposure: the SVG plot (default: CHECKPOINT.exposure.svg)" },
+};
+
+/** `sample`'s flags. */
+export const SAMPLE_FLAGS: FlagTable = {
+  checkpoint: { value: "FILE", help: "model checkpoint (.safetensors) to sample from (required)" },
+  prompt: { value: "TEXT", help: "text the sample continues (default: none)" },
+  "max-tokens": { value: "N", help: "tokens to generate", default: "200" },
+  temperature: { value: "X", help: "softmax temperature (0: argmax)", default: "0.8" },
+  "top-k": { value: "N", help: "sample among the k likeliest tokens (0: all)", default: "0" },
+  seed: { value: "N", help: "sampling seed", default: "1337" },
+};
+
+/** `experiment`'s own flags (it takes every `train` flag too). */
+export const EXPERIMENT_FLAGS: FlagTable = {
+  report: { value: "DIR", help: "folder of report.md and its SVG plots (default: OUT/experiment)" },
+  modes: {
+    value: "LIST",
+    help: "comma-separated modes to compare (default: all three)",
+  },
+  target: { value: "X", help: "validation loss that counts as converged (default: 90% of the way)" },
+  window: { value: "N", help: "final steps for the stability statistics (default: steps / 4, at least 10)" },
+  windows: { value: "N", help: "validation windows of the exposure curves", default: "64" },
+  title: { value: "TEXT", help: "the report's title" },
+  note: { value: "TEXT", help: "a paragraph under the title" },
+};
+
+/** node:util parseArgs options for a table: switches are booleans, everything else a string. */
+export function parseOptions(table: FlagTable): Record<string, { type: "string" | "boolean" }> {
+  const options: Record<string, { type: "string" | "boolean" }> = {};
+  for (const [name, f] of Object.entries(table)) {
+    options[name] = { type: f.value === "" ? "boolean" : "string" };
+  }
+  return options;
+}
+
+/** Whether argv asks for help (`--help` or `-h` anywhere). */
+export function wantsHelp(argv: readonly string[]): boolean {
+  return argv.includes("--help") || argv.includes("-h");
+}
+
+/**
+ * A command's help: its usage line, what it does, then one line per flag (`--name VALUE  help (default
+ * D)`), in table order.
+ */
+export function commandHelp(usage: string, summary: string, ...tables: FlagTable[]): string {
+  const rows = tables.flatMap((t) =>
+    Object.entries(t).map(([name, f]) => ({
+      left: `--${name}${f.value ? ` ${f.value}` : ""}`,
+      right: `${f.help}${f.default !== undefined ? ` (default ${f.default})` : ""}`,
+    }))
+  );
+  const width = Math.min(26, Math.max(...rows.map((r) => r.left.length)));
+  const indent = " ".repeat(width + 4);
+  const lines = rows.map((r) => {
+    const right = wrap(r.right, HELP_COLUMNS - indent.length).join(`\n${indent}`);
+    return r.left.length > width ? `  ${r.left}\n${indent}${right}` : `  ${r.left.padEnd(width)}  ${right}`;
+  });
+  return [`usage: ${usage}`, "", summary, "", ...lines].join("\n");
+}
+
+/** Help lines stay within this many columns. */
+const HELP_COLUMNS = 100;
+
+/** `text` broken at spaces into lines of at most `width` characters (a longer word keeps its own line). */
+export function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(" ")) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line ? `${line} ${word}` : word;
+    }
+  }
+  lines.push(line);
+  return lines;
+}
+
+/** The overview: `tforce --help`, `help` or no command at all. */
+export const OVERVIEW: string = [
+  "usage: deno task train | eval | sample | experiment [flags]   (each with --help for its flags)",
+  "",
+  "  train       train a GPT with teacher forcing (or free-running / scheduled sampling) on a text file,",
+  "              or on the embedded generated language when --data is not given",
+  "  eval        a checkpoint's mean next-token loss on a text; --exposure: its exposure bias",
+  "  sample      generate text from a checkpoint",
+  "  experiment  train the three input modes on the same data and seed; a Markdown report with plots",
+].join("\n");
