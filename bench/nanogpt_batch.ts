@@ -34,7 +34,13 @@ export interface NanoGptBatch {
 export async function nanogptBatch(gpu: Gpu, path: string, B = 4): Promise<NanoGptBatch> {
   const ck = await loadModel(path);
   const T = ck.config.block_size, V = ck.config.vocab_size;
-  const model = await GPT.create(gpu, { ...ck.config, dropout: 0 }, { B, T, storedDs: false }); // forward only
+  // Forward only: no dS buffer, every row's logits.
+  const model = await GPT.create(gpu, { ...ck.config, dropout: 0 }, {
+    B,
+    T,
+    storedDs: false,
+    headRows: B * T,
+  });
   writeArray(gpu, model.params.buffer, weightsToArena(ck.weights, model.params.layout));
   const rng = new Rng(20261130);
   const tokens = Uint32Array.from({ length: B * T }, () => rng.int(V));

@@ -2,16 +2,17 @@
 import assert from "node:assert/strict";
 import { testGpu } from "./helpers.ts";
 import type { GPTConfig } from "../src/model/config.ts";
+import type { Gpu } from "../src/gpu/device.ts";
 import { GPT } from "../src/model/gpt.ts";
-import { memoryPlan, storedDsDefault } from "../src/model/memory.ts";
+import { HEAD_CHUNK_BYTES, headRowsDefault, memoryPlan, storedDsDefault } from "../src/model/memory.ts";
 
-// [B, T, splitK, dropout, storedDs]: a small step with dropout and attention's stored dS, and one of 512 rows
-// without dropout (projections add into the residual stream in their epilogue) whose weight gradients split
-// (scratch included), recomputing dS.
-const SHAPES = [[3, 7, false, 0.1, true], [8, 64, true, 0, false]] as const;
+// [B, T, splitK, dropout, storedDs, headRows]: a small step with dropout and attention's stored dS, and one
+// of 512 rows without dropout (projections add into the residual stream in their epilogue) whose weight
+// gradients split (scratch included), recomputing dS, with the head in chunks of 128 rows.
+const SHAPES = [[3, 7, false, 0.1, true, undefined], [8, 64, true, 0, false, 128]] as const;
 for (const dtype of ["float32", "float16"] as const) {
-  for (const [B, T, splitK, dropout, storedDs] of SHAPES) {
-    Deno.test(`memoryPlan lists exactly the storage buffers GPT.create allocates (${dtype}, B=${B} T=${T} splitK=${splitK} storedDs=${storedDs})`, async () => {
+  for (const [B, T, splitK, dropout, storedDs, headRows] of SHAPES) {
+    Deno.test(`memoryPlan lists exactly the storage buffers GPT.create allocates (${dtype}, B=${B} T=${T} splitK=${splitK} storedDs=${storedDs} headRows=${headRows ?? "all"})`, async () => {
       const gpu = await testGpu();
       const c: GPTConfig = {
         n_layer: 2,
@@ -29,7 +30,8 @@ for (const dtype of ["float32", "float16"] as const) {
         return create(d);
       };
       try {
-        const model = await GPT.create(gpu, c, { B, T, dtype, splitK, storedDs });
+        const model = await GPT.create(gpu, c, { B, T, dtype, splitK, storedDs, headRows });
+        assert.equal(model.headRows, headRows ?? B * T);
         const splits = model.backward.filter((d) => d.kernel === "matmul_backward_weight_split").length;
         assert.equal(splits > 0, splitK, `split-K dispatches: ${splits}`);
         const dqDs = model.backward.filter((d) => d.kernel === "attention_backward_dq_ds").length;
@@ -37,7 +39,7 @@ for (const dtype of ["float32", "float16"] as const) {
       } finally {
         gpu.device.createBuffer = create;
       }
-      const planned = memoryPlan(c, B, T, false, dtype, splitK, storedDs).map((b) => b.bytes);
+      const planned = memoryPlan(c, B, T, false, dtype, splitK, storedDs, headRows).map((b) => b.bytes);
       assert.deepEqual([...sizes].sort((a, b) => a - b), [...planned].sort((a, b) => a - b));
     });
   }
@@ -78,13 +80,14 @@ Deno.test("a configuration over the adapter's buffer limit is refused before all
     bias: true,
     dropout: 0,
   };
-  // logits [16384 x 50304] f32 = 3.07 GiB, far over lavapipe's 128 MiB (and any real GPU's 2-4 GiB binding limit).
+  // logits [16384 x 50304] f32 = 3.07 GiB, far over lavapipe's 128 MiB (and any real GPU's 2-4 GiB binding
+  // limit), when the head is asked to hold every row's logits at once.
   let created = 0;
   const create = gpu.device.createBuffer.bind(gpu.device);
   gpu.device.createBuffer = (d: GPUBufferDescriptor) => (created++, create(d));
   try {
     await assert.rejects(
-      GPT.create(gpu, c, { B: 16, T: 1024 }),
+      GPT.create(gpu, c, { B: 16, T: 1024, headRows: 16384 }),
       (e: unknown) =>
         e instanceof Error && e.message.includes("needs 3.07 GiB in one buffer (logits [16384 x 50304])") &&
         e.message.includes(`allows ${limit >= 1 << 30 ? "" : (limit / 2 ** 20) + " MiB"}`) &&
@@ -94,4 +97,34 @@ Deno.test("a configuration over the adapter's buffer limit is refused before all
     gpu.device.createBuffer = create;
   }
   assert.equal(created, 0, "nothing may be allocated before the check");
+});
+
+Deno.test("a large vocabulary's head goes in chunks that fit the binding limit; a small one never chunks", () => {
+  const limits = (binding: number) =>
+    ({ limits: { maxStorageBufferBindingSize: binding, maxBufferSize: 2 ** 40 } }) as unknown as Gpu;
+  const gpt2: GPTConfig = {
+    n_layer: 12,
+    n_head: 12,
+    n_embd: 768,
+    block_size: 1024,
+    vocab_size: 50257,
+    bias: true,
+    dropout: 0,
+  };
+  // nanoGPT's GPT-2 micro-batch (12 x 1024) on an H200's 2 GiB binding limit: 2.3 GiB of logits whole.
+  const R = headRowsDefault(limits(2 ** 31), gpt2, 12, 1024);
+  assert.equal(R, 1280);
+  assert.ok(R * 50257 * 4 <= HEAD_CHUNK_BYTES);
+  const plan = memoryPlan(gpt2, 12, 1024, true, "float32", true, false, R);
+  assert.ok(
+    plan.every((b) => b.bytes <= 2 ** 31),
+    plan.filter((b) => b.bytes > 2 ** 31).map((b) => b.name).join(),
+  );
+  assert.ok(plan.some((b) => b.name === "logits [1280 x 50257]"));
+  // Under lavapipe's 128 MiB: the most rows of 64 that fit.
+  const lava = headRowsDefault(limits(2 ** 27), gpt2, 12, 1024);
+  assert.equal(lava % 64, 0);
+  assert.ok(lava * 50257 * 4 <= 2 ** 27 && (lava + 64) * 50257 * 4 > 2 ** 27, `${lava}`);
+  // shakespeare_char (V 65, 16384 rows: 4.1 MiB of logits) keeps the whole head.
+  assert.equal(headRowsDefault(limits(2 ** 27), { ...gpt2, vocab_size: 65 }, 64, 256), 16384);
 });

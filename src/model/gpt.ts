@@ -4,7 +4,10 @@
  *
  * Activation shapes (N = B*T rows): residual stream [N,C] per layer boundary; per block ln1/ln2 [N,C]
  * with mean/rstd [N], qkv [N,3C], attention output [N,C] with logsumexp [B,NH,T], MLP hidden
- * fch/gelu [N,4C]; logits [N,V], overwritten in place by dlogits in the backward.
+ * fch/gelu [N,4C]; logits [N,V], overwritten in place by dlogits in the backward. A large vocabulary's
+ * logits are computed `headRows` rows at a time (the head's matmul, the loss and the head's two gradient
+ * products per chunk of rows, all in the backward; model/memory.ts headRowsDefault), so logits [R,V] is
+ * the chunk's and memory no longer grows with N*V.
  *
  * Mixed precision (dtype "float16"): the forward starts by refreshing an f16 copy of the parameter arena;
  * ln1/ln2/lnf, qkv, the attention output, fch/gelu and the gradients of the attention output, of qkv and of
@@ -40,7 +43,14 @@ import { createLossScaler } from "../kernels/optimizer.ts";
 import { dropoutBackward, dropoutForward } from "../kernels/residual.ts";
 import { dropoutStream, type GPTConfig, type Precision, validateConfig } from "./config.ts";
 import { paramLayout } from "./params.ts";
-import { checkMemory, linearWeightShapes, memoryPlan, storedDsBuffer, storedDsDefault } from "./memory.ts";
+import {
+  checkMemory,
+  headRowsDefault,
+  linearWeightShapes,
+  memoryPlan,
+  storedDsBuffer,
+  storedDsDefault,
+} from "./memory.ts";
 
 /** Buffers of one transformer block's forward pass, kept for its backward. */
 interface BlockActs {
@@ -94,6 +104,14 @@ export interface GPTShape {
    */
   storedDs?: boolean;
   /**
+   * Rows of logits computed at a time by the tied head and the loss: B*T (the default while the f32
+   * logits take at most min(256 MiB, the binding limit): model/memory.ts headRowsDefault), or fewer, a
+   * multiple of 64. With fewer, the forwards end at the final layernorm, the head runs chunk by chunk in
+   * the backward and in `lossOnly`, and `logits` holds one chunk: a caller that reads every row's logits
+   * after `forwardEval` (scheduled sampling, the exposure measure) asks for B*T.
+   */
+  headRows?: number;
+  /**
    * Tuning knobs for every matmul of the model (kernels/matmul.ts MatmulOptions `prefetch`, `bk`,
    * `unroll`); default off / 16 / off until measured on a real GPU (`bench step --large` runs the step with
    * each).
@@ -124,8 +142,13 @@ export class GPT {
   readonly targets: GPUBuffer;
   /** Dropout seed, u32 [4] (element 0 used). */
   readonly rng: GPUBuffer;
-  /** Logits [B*T, V]; after the backward they hold dlogits (float32; float16 writes dlogits elsewhere). */
+  /**
+   * Logits [headRows, V]: every row's after `forwardEval` or `forwardTrain` when headRows = B*T (after
+   * the backward they hold dlogits in float32; float16 writes dlogits elsewhere); else one chunk's scratch.
+   */
   readonly logits: GPUBuffer;
+  /** Rows of logits computed at a time (GPTShape.headRows). */
+  readonly headRows: number;
   /** Per-position losses [B*T]. */
   readonly losses: GPUBuffer;
   /** Loss accumulator: [0] += sum of losses, [1] += count of scored positions. */
@@ -157,6 +180,7 @@ export class GPT {
     this.targets = init.targets;
     this.rng = init.rng;
     this.logits = init.logits;
+    this.headRows = init.headRows;
     this.losses = init.losses;
     this.lossAcc = init.lossAcc;
     this.dtype = init.dtype;
@@ -186,7 +210,12 @@ export class GPT {
         "dtype float16 needs the adapter feature 'shader-f16', which this GPU lacks; use float32",
       );
     }
-    const plan = memoryPlan(c, B, T, shape.training ?? false, dtype, shape.splitK ?? !gpu.software);
+    const R = shape.headRows ?? headRowsDefault(gpu, c, B, T);
+    if (!(Number.isInteger(R) && R >= 1 && R <= N && (R === N || R % 64 === 0))) {
+      throw new Error(`headRows must be B*T = ${N} or a multiple of 64 below it (got ${R})`);
+    }
+    const chunked = R < N;
+    const plan = memoryPlan(c, B, T, shape.training ?? false, dtype, shape.splitK ?? !gpu.software, false, R);
     const storedDs = shape.storedDs ?? storedDsDefault(gpu, c, B, T, plan, dtype);
     if (storedDs) plan.push(storedDsBuffer(c, B, T, dtype));
     checkMemory(gpu, plan, "reduce --batch-size, --block-size, the model or the vocabulary");
@@ -198,7 +227,7 @@ export class GPT {
     const act = half ? (label: string, n: number) => createStorage(gpu, label, n * 2) : f32;
     const A: "f16" | "f32" = half ? "f16" : "f32";
     const tokens = f32("tokens", N), targets = f32("targets", N), rng = f32("rng", 4);
-    const logits = f32("logits", N * V), losses = f32("losses", N), lossAcc = f32("loss_acc", 4);
+    const logits = f32("logits", R * V), losses = f32("losses", N), lossAcc = f32("loss_acc", 4);
 
     // Forward activations.
     const res: GPUBuffer[] = [];
@@ -250,7 +279,7 @@ export class GPT {
     // Mixed precision: the f16 weight copy, the f16 loss gradient and the loss scale (the allocation order
     // matches memoryPlan's list only as a multiset; the memory test sorts).
     const params16 = half ? createStorage(gpu, "params_f16", layout.totalFloats * 2) : undefined;
-    const dlogits16 = half ? act("dlogits_f16", N * V) : undefined;
+    const dlogits16 = half ? act("dlogits_f16", R * V) : undefined;
     const lossScaler = half ? createLossScaler(gpu) : undefined;
 
     const P = (n: string) => params.bind(n);
@@ -308,6 +337,25 @@ export class GPT {
       const s = { M: N, K, N: C, ...(drop ? { dropout: { p: c.dropout, stream } } : {}) };
       ds.push(await matmulForward(gpu, b, s, fwdT("f32")));
     };
+
+    // Rows r0 .. r0+rows-1 of a row-major [N, width] buffer of `bytes`-byte values.
+    const rows = (b: GPUBuffer, r0: number, n: number, width: number, bytes = 4): Resource => ({
+      buffer: b,
+      offset: r0 * width * bytes,
+      size: Math.ceil((n * width * bytes) / 4) * 4,
+    });
+    const abytes = half ? 2 : 4;
+    // The head's chunks of rows: [r0, rows] pairs covering 0 .. N-1 (one when unchunked).
+    const chunks: [number, number][] = [];
+    for (let r0 = 0; r0 < N; r0 += R) chunks.push([r0, Math.min(R, N - r0)]);
+    // logits [rows, V] = lnf[r0 .. r0+rows) · wteᵀ.
+    const headForward = async (r0: number, n: number) =>
+      await matmulForward(
+        gpu,
+        { out: view(logits, n * V), inp: rows(lnf, r0, n, C, abytes), weight: W("transformer.wte.weight") },
+        { M: n, K: C, N: V },
+        fwdT("f32"),
+      );
 
     const forward = async (train: boolean): Promise<Dispatch[]> => {
       const ds: Dispatch[] = [];
@@ -409,13 +457,8 @@ export class GPT {
           ...PB("transformer.ln_f.bias"),
         }, { N, C, types: { out: A } }),
       );
-      ds.push(
-        await matmulForward(gpu, { out: logits, inp: lnf, weight: W("transformer.wte.weight") }, {
-          M: N,
-          K: C,
-          N: V,
-        }, fwdT("f32")),
-      );
+      // The tied head: here for all rows at once, else chunk by chunk in the backward and lossOnly.
+      if (!chunked) ds.push(await headForward(0, N));
       return ds;
     };
 
@@ -477,34 +520,45 @@ export class GPT {
     const scale = shape.lossScale ?? 1 / N;
     const ignoreIndex = shape.ignoreIndex;
     // The loss gradient: in place over the logits, or (mixed precision) into the f16 buffer, times the loss scale.
-    const dlogits = dlogits16 ?? logits;
-    backward.push(
-      await crossEntropyForwardBackward(
-        gpu,
-        { logits, losses, targets, ...(half ? { dlogits, lossScale: lossScaler } : {}) },
-        { N, V, scale, ignoreIndex, ...(half ? { types: { dlogits: A } } : {}) },
-      ),
-    );
+    const dlogitsBuf = dlogits16 ?? logits;
+    for (const [r0, n] of chunks) {
+      const lg = view(logits, n * V), dlogits = view(dlogitsBuf, n * V, abytes);
+      const lnfRows = rows(lnf, r0, n, C, abytes);
+      if (chunked) backward.push(await headForward(r0, n));
+      backward.push(
+        await crossEntropyForwardBackward(
+          gpu,
+          {
+            logits: lg,
+            losses: rows(losses, r0, n, 1),
+            targets: rows(targets, r0, n, 1),
+            ...(half ? { dlogits, lossScale: lossScaler } : {}),
+          },
+          { N: n, V, scale, ignoreIndex, ...(half ? { types: { dlogits: A } } : {}) },
+        ),
+      );
+      // Tied head: dlnf = dlogits · wte, dwte += dlogitsᵀ · lnf.
+      backward.push(
+        await matmulBackwardInput(
+          gpu,
+          { dinp: rows(dC, r0, n, C), dout: dlogits, weight: W("transformer.wte.weight") },
+          { M: n, K: C, N: V },
+          bwdInT(A),
+        ),
+        ...await matmulBackwardWeightSplit(
+          gpu,
+          {
+            dweight: G("transformer.wte.weight"),
+            dout: dlogits,
+            inp: lnfRows,
+            ...(splitScratch ? { scratch: splitScratch } : {}),
+          },
+          { M: n, K: C, N: V },
+          { ...bwdWT(A), ...noSplit },
+        ),
+      );
+    }
     backward.push(await accumulateLoss(gpu, { acc: lossAcc, losses, targets }, { N, ignoreIndex }));
-    // Tied head: dlnf = dlogits · wte, dwte += dlogitsᵀ · lnf.
-    backward.push(
-      await matmulBackwardInput(gpu, { dinp: dC, dout: dlogits, weight: W("transformer.wte.weight") }, {
-        M: N,
-        K: C,
-        N: V,
-      }, bwdInT(A)),
-      ...await matmulBackwardWeightSplit(
-        gpu,
-        {
-          dweight: G("transformer.wte.weight"),
-          dout: dlogits,
-          inp: lnf,
-          ...(splitScratch ? { scratch: splitScratch } : {}),
-        },
-        { M: N, K: C, N: V },
-        { ...bwdWT(A), ...noSplit },
-      ),
-    );
     backward.push(
       ...await lnBack(
         { dinp: dres, dout: dC, inp: res[L], mean: lnfMean, rstd: lnfRstd },
@@ -576,10 +630,18 @@ export class GPT {
       }, { B, T, C, V }),
     );
 
-    const lossOnly = [
-      await crossEntropyLoss(gpu, { losses, logits, targets }, { N, V, ignoreIndex }),
-      await accumulateLoss(gpu, { acc: lossAcc, losses, targets }, { N, ignoreIndex }),
-    ];
+    const lossOnly: Dispatch[] = [];
+    for (const [r0, n] of chunks) {
+      if (chunked) lossOnly.push(await headForward(r0, n));
+      lossOnly.push(
+        await crossEntropyLoss(
+          gpu,
+          { losses: rows(losses, r0, n, 1), logits: view(logits, n * V), targets: rows(targets, r0, n, 1) },
+          { N: n, V, ignoreIndex },
+        ),
+      );
+    }
+    lossOnly.push(await accumulateLoss(gpu, { acc: lossAcc, losses, targets }, { N, ignoreIndex }));
     const forwardTrain = await forward(true);
     // Without dropout the two forwards are the same dispatches: share them rather than record twice.
     const forwardEval = c.dropout > 0 ? await forward(false) : forwardTrain;
@@ -594,6 +656,7 @@ export class GPT {
       targets,
       rng,
       logits,
+      headRows: R,
       losses,
       lossAcc,
       dtype,

@@ -27,7 +27,8 @@ export interface PlannedBuffer {
  * two extra parameter-sized arenas). With dtype "float16" the matmul and attention operands take 2 bytes a
  * value, plus the f16 weight copy, the f16 loss gradient and the loss scaler; `splitK` adds the split-K
  * weight-gradient scratch where a shape splits; `storedDs` the attention backward's dS buffer (see
- * {@linkcode storedDsDefault}). Mirrors src/model/gpt.ts; a test checks the two agree.
+ * {@linkcode storedDsDefault}); `headRows` the rows of logits held at a time (see {@linkcode headRowsDefault}).
+ * Mirrors src/model/gpt.ts; a test checks the two agree.
  */
 export function memoryPlan(
   c: GPTConfig,
@@ -37,8 +38,9 @@ export function memoryPlan(
   dtype: Precision = "float32",
   splitK = true,
   storedDs = false,
+  headRows = B * T,
 ): PlannedBuffer[] {
-  const C = c.n_embd, V = c.vocab_size, L = c.n_layer, N = B * T, NH = c.n_head;
+  const C = c.n_embd, V = c.vocab_size, L = c.n_layer, N = B * T, NH = c.n_head, R = headRows;
   const P = paramLayout(c).layout.totalFloats * 4;
   const f = (name: string, floats: number): PlannedBuffer => ({ name, bytes: Math.max(4, floats * 4) });
   const half = dtype === "float16";
@@ -51,7 +53,7 @@ export function memoryPlan(
     f("tokens", N),
     f("targets", N),
     f("rng", 4),
-    f(`logits [${N} x ${V}]`, N * V),
+    f(`logits [${R} x ${V}]`, R * V),
     f("losses", N),
     f("loss_acc", 4),
   ];
@@ -84,7 +86,7 @@ export function memoryPlan(
   if (half) {
     out.push(
       { name: `f16 parameters [${P / 4} halves]`, bytes: P / 2 },
-      h(`f16 dlogits [${N} x ${V}]`, N * V),
+      h(`f16 dlogits [${R} x ${V}]`, R * V),
       { name: "loss scaler", bytes: 8 },
     );
   }
@@ -132,6 +134,23 @@ export function storedDsDefault(
   const { bytes } = storedDsBuffer(c, B, T, dtype);
   const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
   return bytes <= limit && bytes <= plan.reduce((s, b) => s + b.bytes, 0) / 4;
+}
+
+/** Bytes of f32 logits the tied head holds at a time at most, below the adapter's binding limit. */
+export const HEAD_CHUNK_BYTES: number = 256 * 2 ** 20;
+
+/**
+ * Rows of logits the tied head and the loss compute at a time (GPTShape.headRows): all B*T rows while the
+ * f32 logits [B*T, V] take at most min(256 MiB, the adapter's binding limit); else as many rows as fit, a
+ * multiple of 64 so that every chunk's binding offsets stay 256-byte aligned. GPT-2's 50257-token
+ * vocabulary at B*T = 12288 (nanoGPT's micro-batch) needs 2.3 GiB of logits, more than an H200 binds (2 GiB):
+ * chunks of 1280 rows take 245 MiB. A vocabulary of 65 never chunks.
+ */
+export function headRowsDefault(gpu: Gpu, c: GPTConfig, B: number, T: number): number {
+  const N = B * T, rowBytes = c.vocab_size * 4;
+  const cap = Math.min(HEAD_CHUNK_BYTES, gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
+  if (N * rowBytes <= cap) return N;
+  return Math.max(64, Math.floor(cap / rowBytes / 64) * 64);
 }
 
 /**

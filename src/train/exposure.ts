@@ -113,7 +113,8 @@ export async function measureExposure(
   const seed = opts.seed ?? 1337;
 
   const gpu = opts.gpu ?? await createGpu();
-  const model = await GPT.create(gpu, config, { B, T, storedDs: false }); // forward only: no dS buffer
+  // Forward only (no dS buffer); every row's logits are read back (no head chunks).
+  const model = await GPT.create(gpu, config, { B, T, storedDs: false, headRows: B * T });
   const dev = gpu.device;
   if (params instanceof Float32Array) writeArray(gpu, model.params.buffer, params);
   else {

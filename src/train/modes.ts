@@ -306,6 +306,9 @@ export async function buildModeStep(
     });
     return { mode, dispatches: r.dispatches, update: () => {}, epsilonAt: () => 0 };
   }
+  if (model.headRows !== N) {
+    throw new Error(`scheduled sampling reads every row's logits: create the model with headRows = ${N}`);
+  }
   const sched = epsilonSchedule(cfg);
   const pred = createStorage(gpu, "ss.pred", N * 4);
   const pick = cfg.ss_decode === "argmax"
