@@ -30,6 +30,7 @@ import { type Corpus, drawWindows, loadCorpus, type Split } from "./data.ts";
 import { learningRate, type LrSchedule } from "./schedule.ts";
 import { loadTrainState, saveCheckpoint, type TrainState } from "./state.ts";
 import { RunLog, type StepRecord } from "./log.ts";
+import { ThroughputMeter } from "./throughput.ts";
 import { loadModel, weightsToArena } from "../model/checkpoint.ts";
 import { buildModeStep, createGradProbe } from "./modes.ts";
 
@@ -269,10 +270,9 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
   // Seconds spent evaluating and checkpointing (part of elapsed): finished evaluations plus the running one.
   let evalStart: number | null = null;
   const evalTime = () => evalSeconds + (evalStart === null ? 0 : (performance.now() - evalStart) / 1000);
-  let lastLog = { step: startStep, time: performance.now() };
+  const meter = new ThroughputMeter(N * M, startStep, performance.now());
   let diverged: string | null = null;
   let finalVal = NaN;
-  const tokensPerStep = N * M;
 
   const evaluate = async (): Promise<number> => {
     const offs = new Uint32Array(EI * B), lens = new Uint32Array(EI * B);
@@ -368,9 +368,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
         slot.read(([sum, count, gnorm, , skippedFlag, lossScale, gp, gg, pp]) => {
           if (probe) hooks.onGradStats!(s + 1, { gp, gg, pp });
           const loss = sum / count;
-          const now = performance.now();
-          const tps = (s + 1 - lastLog.step) * tokensPerStep / ((now - lastLog.time) / 1000);
-          lastLog = { step: s + 1, time: now };
+          const tps = meter.record(s + 1, performance.now());
           // A float16 step whose gradients overflowed was skipped and the loss scale halved: not divergence,
           // unless it keeps happening until the scale is absurdly small.
           const skipped = skippedFlag !== 0;
@@ -431,6 +429,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
         evalSeconds = evalTime();
         evalStart = null;
         await hooks.onEval?.({ step: done, valLoss: val, model });
+        meter.restart(done, performance.now()); // evaluation and checkpoint time is not training time
       }
     }
     await ring.drain();
