@@ -1,7 +1,7 @@
 /** The GPU layer itself: reflected layouts, binding checks, uniforms, errors naming the kernel. */
 import assert from "node:assert/strict";
 import { testGpu } from "./helpers.ts";
-import { createStorage, readF32 } from "../src/gpu/buffers.ts";
+import { createStorage, readF32, snapshotF32 } from "../src/gpu/buffers.ts";
 import { GpuError } from "../src/gpu/device.ts";
 import { getKernel, grid, reflectBindings, submitDispatches } from "../src/gpu/kernel.ts";
 import geluSource from "../shaders/gelu.wgsl" with { type: "text" };
@@ -108,4 +108,30 @@ Deno.test("grid folds large workgroup counts into two dimensions", () => {
   assert.deepEqual(grid(1000, 256), [4, 1]);
   const [x, y] = grid(100_000 * 256, 256);
   assert.ok(x <= 65535 && x * y >= 100_000);
+});
+
+Deno.test("snapshotF32 captures a buffer as of its call, leaving later work's errors to check()", async () => {
+  const gpu = await testGpu();
+  const k = await getKernel(gpu, { name: "scale_snapshot", source: scaleShader, entryPoint: "scale" });
+  const buf = createStorage(gpu, "weights", 16, new Float32Array([1, 2, 3, 4]));
+  const snap = snapshotF32(gpu, buf); // queued before the work below
+  // Later work: a dispatch that doubles the buffer in place, then one on a destroyed buffer (an error).
+  const inp = createStorage(gpu, "inp", 16, new Float32Array([1, 2, 3, 4]));
+  submitDispatches(gpu, [k.dispatch({ out: buf, inp }, { n: 4, scale: 2, shift: 0 }, [1])]);
+  const gone = createStorage(gpu, "gone", 16);
+  const bad = k.dispatch({ out: gone, inp }, { n: 4, scale: 1, shift: 0 }, [1]);
+  gone.destroy();
+  submitDispatches(gpu, [bad]);
+  assert.deepEqual([...await snap], [1, 2, 3, 4]);
+  // readF32, by contrast, raises the destroyed buffer's validation error (and clears it).
+  await assert.rejects(readF32(gpu, buf), (e: unknown) => e instanceof GpuError);
+  assert.deepEqual([...await readF32(gpu, buf)], [2, 4, 6, 8]);
+  // A copy that fails itself is thrown.
+  const dead = createStorage(gpu, "dead", 16);
+  dead.destroy();
+  await assert.rejects(
+    snapshotF32(gpu, dead),
+    (e: unknown) => e instanceof GpuError && /dead\.snapshot/.test(String(e)),
+  );
+  gpu.check();
 });

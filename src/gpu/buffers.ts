@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { Gpu } from "./device.ts";
+import { type Gpu, GpuError } from "./device.ts";
 
 /** Usage flags for a general storage buffer: bindable, copyable both ways. */
 export const STORAGE: number = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
@@ -58,6 +58,34 @@ export async function readBytes(
   staging.destroy();
   gpu.check();
   return bytes;
+}
+
+/**
+ * Queues a copy of the whole f32 `buffer` now, so that later submissions cannot change what it captures,
+ * and resolves with the copy once the GPU has made it. An error of the copy itself is thrown; unlike
+ * {@linkcode readF32} it does not raise errors of other GPU work submitted meanwhile (a checkpoint's copy
+ * goes ahead of training steps whose errors are theirs to report).
+ */
+export async function snapshotF32(gpu: Gpu, buffer: GPUBuffer): Promise<Float32Array> {
+  const dev = gpu.device;
+  const staging = dev.createBuffer({
+    label: `${buffer.label}.snapshot`,
+    size: buffer.size,
+    usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+  });
+  dev.pushErrorScope("validation");
+  const enc = dev.createCommandEncoder({ label: `${buffer.label}.snapshot` });
+  enc.copyBufferToBuffer(buffer, 0, staging, 0, buffer.size);
+  dev.queue.submit([enc.finish()]);
+  const copied = dev.popErrorScope();
+  try {
+    const err = await copied;
+    if (err) throw new GpuError(`${buffer.label}.snapshot`, err.message);
+    await staging.mapAsync(GPUMapMode.READ);
+    return new Float32Array(staging.getMappedRange().slice(0));
+  } finally {
+    staging.destroy();
+  }
 }
 
 /** Reads a whole f32 buffer (or `count` floats from `offsetFloats`). */
