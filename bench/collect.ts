@@ -100,6 +100,9 @@ export interface H200Figures {
   step_nosplit_ms: number | null;
   /** The float32 step with attention's dS recomputed in dq (the default stores it at this shape). */
   step_recompute_ds_ms: number | null;
+  /** The float32 step with a vocabulary of 8192, the head whole and in 4 chunks of rows (GPTShape.headRows). */
+  step_vocab8192_ms: number | null;
+  step_vocab8192_chunks_ms: number | null;
   /** The step with the matmul tuning knobs over the whole model, float32 and float16 (bench/step.ts). */
   step_tuned_ms: Record<
     "prefetch" | "bk32" | "prefetch_bk32" | "unroll",
@@ -280,6 +283,8 @@ export function collect(
     },
     step_nosplit_ms: num(nosplit?.ms),
     step_recompute_ds_ms: num(bench("train_step_recompute_ds")?.ms),
+    step_vocab8192_ms: num(bench("train_step_vocab8192")?.ms),
+    step_vocab8192_chunks_ms: num(bench("train_step_vocab8192_chunks")?.ms),
     step_tuned_ms: {
       prefetch: { float32: num(bench("train_step_pf")?.ms), float16: num(bench("train_step_f16_pf")?.ms) },
       bk32: { float32: num(bench("train_step_bk32")?.ms), float16: num(bench("train_step_f16_bk32")?.ms) },

@@ -32,6 +32,8 @@ export interface StepShape {
   readonly splitK?: boolean;
   /** Attention's backward keeps dS (GPTShape.storedDs; default: the model's, by memory). */
   readonly storedDs?: boolean;
+  /** Rows of logits the head computes at a time (GPTShape.headRows; default: the model's, by memory). */
+  readonly headRows?: number;
   /** Matmul tuning knobs for the whole model (GPTShape.matmul). */
   readonly matmul?: { readonly prefetch?: boolean; readonly bk?: 16 | 32; readonly unroll?: boolean };
 }
@@ -62,6 +64,7 @@ export function describeStep(s: StepShape): string {
   if (s.matmul?.prefetch) d += " prefetch";
   if (s.matmul?.bk === 32) d += " bk32";
   if (s.matmul?.unroll) d += " unroll";
+  if (s.headRows !== undefined && s.headRows < s.B * s.T) d += ` head-rows=${s.headRows}`;
   return d;
 }
 
@@ -113,6 +116,7 @@ export async function buildTrainingStep(gpu: Gpu, shape: StepShape, seed = 1): P
     dtype: shape.dtype,
     splitK: shape.splitK,
     storedDs: shape.storedDs,
+    headRows: shape.headRows,
     matmul: shape.matmul,
   });
   const layout = model.params.layout;
@@ -175,7 +179,9 @@ export async function buildTrainingStep(gpu: Gpu, shape: StepShape, seed = 1): P
  * tokens/s and model GFLOP/s, in float32 and (where the adapter has shader-f16) float16 mixed precision
  * as `train_step_f16`; at `large` on a hardware GPU also without split-K weight gradients
  * (`train_step_nosplit`), with attention's dS recomputed instead of stored (`train_step_recompute_ds`) and
- * with each matmul tuning knob (`train_step[_f16]_pf`, `_bk32`, `_pf_bk32`, `_ur`).
+ * with each matmul tuning knob (`train_step[_f16]_pf`, `_bk32`, `_pf_bk32`, `_ur`); and with a vocabulary of
+ * 2048 (CI) or 8192 (large) tokens, the head whole (`train_step_vocab2048`) and in 4 chunks of rows
+ * (`_chunks`).
  * CI: {@linkcode CI_STEP}; large: {@linkcode SHAKESPEARE_STEP}.
  */
 export const build: BenchBuilder = async (gpu, large) => {
@@ -197,6 +203,13 @@ export const build: BenchBuilder = async (gpu, large) => {
         variants.push({ name: `train_step_f16_${suffix}`, shape: { ...base, dtype: "float16", matmul } });
       }
     }
+  }
+  // A larger vocabulary with the head whole and in 4 chunks of rows (GPTShape.headRows): the chunks' cost.
+  if (!large || !gpu.software) {
+    const V = large ? 8192 : 2048, rows = (base.B * base.T) / 4;
+    const vocab = { ...base, config: { ...base.config, vocab_size: V } };
+    variants.push({ name: `train_step_vocab${V}`, shape: { ...vocab, headRows: base.B * base.T } });
+    variants.push({ name: `train_step_vocab${V}_chunks`, shape: { ...vocab, headRows: rows } });
   }
   const cases = [];
   for (const v of variants) {

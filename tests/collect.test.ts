@@ -23,6 +23,12 @@ Deno.test("collect: ratios, float16 and no-split steps, float32 profile kept apa
     JSON.stringify({ bench: "train_step_f16", shape: `${shape} float16`, ms: 30 }),
     JSON.stringify({ bench: "train_step_nosplit", shape: `${shape} nosplit`, ms: 55 }),
     JSON.stringify({ bench: "train_step_recompute_ds", shape: `${shape} recompute-ds`, ms: 42 }),
+    JSON.stringify({ bench: "train_step_vocab8192", shape: shape.replace("V=65", "V=8192"), ms: 50 }),
+    JSON.stringify({
+      bench: "train_step_vocab8192_chunks",
+      shape: `${shape.replace("V=65", "V=8192")} head-rows=4096`,
+      ms: 51,
+    }),
     JSON.stringify({ bench: "attention_forward_backward", shape: "B=8 T=1024 C=768 NH=12 HS=64", ms: 9 }),
     JSON.stringify({
       bench: "attention_forward_backward_ds",
@@ -58,6 +64,7 @@ Deno.test("collect: ratios, float16 and no-split steps, float32 profile kept apa
   assert.equal(f.f16_step_ms, 30);
   assert.equal(f.step_nosplit_ms, 55);
   assert.equal(f.step_recompute_ds_ms, 42);
+  assert.deepEqual([f.step_vocab8192_ms, f.step_vocab8192_chunks_ms], [50, 51]);
   // Attention at T 1024: the faster backward form, both kept.
   assert.deepEqual(
     [
