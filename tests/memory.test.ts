@@ -125,6 +125,8 @@ Deno.test("a large vocabulary's head goes in chunks that fit the binding limit; 
   const lava = headRowsDefault(limits(2 ** 27), gpt2, 12, 1024);
   assert.equal(lava % 64, 0);
   assert.ok(lava * 50257 * 4 <= 2 ** 27 && (lava + 64) * 50257 * 4 > 2 ** 27, `${lava}`);
+  // Fewer rows than a chunk: never more rows than there are (the plan's check then refuses a huge head).
+  assert.equal(headRowsDefault(limits(2 ** 31), { ...gpt2, vocab_size: 2_000_000 }, 1, 32), 32);
   // shakespeare_char (V 65, 16384 rows: 4.1 MiB of logits) keeps the whole head.
   assert.equal(headRowsDefault(limits(2 ** 27), { ...gpt2, vocab_size: 65 }, 64, 256), 16384);
 });

@@ -150,7 +150,8 @@ export function headRowsDefault(gpu: Gpu, c: GPTConfig, B: number, T: number): n
   const N = B * T, rowBytes = c.vocab_size * 4;
   const cap = Math.min(HEAD_CHUNK_BYTES, gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
   if (N * rowBytes <= cap) return N;
-  return Math.max(64, Math.floor(cap / rowBytes / 64) * 64);
+  // At least 64 rows (an absurd vocabulary is then refused by checkMemory with its size), at most N.
+  return Math.min(N, Math.max(64, Math.floor(cap / rowBytes / 64) * 64));
 }
 
 /**
