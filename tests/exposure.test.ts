@@ -18,6 +18,7 @@ import { trainTokenizer } from "../src/data/tokenizer.ts";
 import { main } from "../cli.ts";
 import { runExperiment } from "../src/train/experiment.ts";
 import { Rng } from "../src/util/rng.ts";
+import { Gpu } from "../src/gpu/device.ts";
 import { hostOf, randomWeights } from "./fixtures.ts";
 
 function logSoftmax(row: ArrayLike<number>): Float64Array {
@@ -253,4 +254,38 @@ Deno.test("the experiment trains the three modes and writes a report with its pl
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("exposure: by default a batch holds as many windows as one binding of their logits allows", async () => {
+  const real = await testGpu();
+  const c: GPTConfig = {
+    n_layer: 1,
+    n_head: 2,
+    n_embd: 16,
+    block_size: 8,
+    vocab_size: 2000,
+    bias: false,
+    dropout: 0,
+  };
+  // A window's logits are 8 x 2000 floats (62.5 KiB); a binding limit of 200 KiB takes 3 of them (the
+  // parameters, 2000 x 16 floats for wte plus one block, still fit).
+  const limit = 200 * 1024;
+  const limits: Record<string, number> = {};
+  for (const k in real.limits) limits[k] = (real.limits as unknown as Record<string, number>)[k]; // getters
+  limits.maxStorageBufferBindingSize = limit;
+  // The same device seen through a Gpu that reports the smaller limit.
+  const gpu = new Gpu(real.device, real.description, real.software);
+  Object.defineProperty(gpu, "limits", { value: limits });
+  const w = randomWeights(c, 3);
+  const rng = new Rng(8);
+  const ids = Uint32Array.from({ length: 200 }, () => rng.int(c.vocab_size));
+  const opts = { prefix: 2, windows: 7, gpu };
+  const auto = await measureExposure(c, hostOf(c, w), ids, opts);
+  const three = await measureExposure(c, hostOf(c, w), ids, { ...opts, batchSize: 3 });
+  assert.deepEqual(auto, three);
+  // Asked for 16 windows a batch (so all 7), the logits (437.5 KiB) are refused in one line.
+  await assert.rejects(
+    measureExposure(c, hostOf(c, w), ids, { ...opts, batchSize: 16 }),
+    /needs 437\.50 KiB in one buffer \(logits \[56 x 2000\]\) but the adapter allows 200 KiB/,
+  );
 });

@@ -49,7 +49,10 @@ export function trainKey(flag: string): keyof TrainConfig | undefined {
 export const EVAL_FLAGS: FlagTable = {
   checkpoint: { value: "FILE", help: "model checkpoint (.safetensors) to score (required)" },
   data: { value: "FILE", help: "text to score, with the checkpoint's tokenizer (required)" },
-  "batch-size": { value: "N", help: "windows per GPU batch (default 8; 16 with --exposure)" },
+  "batch-size": {
+    value: "N",
+    help: "windows per GPU batch (default 8; --exposure: 16, fewer if their logits exceed a binding)",
+  },
   exposure: { value: "", help: "exposure bias: per-position loss after gold vs the model's own tokens" },
   prefix: { value: "N", help: "--exposure: gold prefix length (default: block size / 4)" },
   "fr-decode": { value: "argmax|sample", help: "--exposure: how the model continues", default: "argmax" },

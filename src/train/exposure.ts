@@ -39,7 +39,7 @@ export interface ExposureOptions {
   decode?: DecodeRule;
   /** Windows of the data to measure (default 64; fewer if the data is short). */
   windows?: number;
-  /** Windows per GPU batch (default 16). */
+  /** Windows per GPU batch (default 16, fewer when their logits would exceed one binding). */
   batchSize?: number;
   /** Seed of the sampling (default 1337). */
   seed?: number;
@@ -108,11 +108,16 @@ export async function measureExposure(
     { length: W },
     (_, k) => W === 1 ? 0 : Math.floor(k * (ids.length - T - 1) / (W - 1)),
   );
-  const B = Math.min(opts.batchSize ?? 16, W);
-  if (!Number.isInteger(B) || B < 1) throw new Error(`--batch-size must be a positive integer (got ${B})`);
+  if (opts.batchSize !== undefined && !(Number.isInteger(opts.batchSize) && opts.batchSize >= 1)) {
+    throw new Error(`--batch-size must be a positive integer (got ${opts.batchSize})`);
+  }
   const seed = opts.seed ?? 1337;
 
   const gpu = opts.gpu ?? await createGpu();
+  // Every row's logits come back whole, so by default a batch holds as many windows (up to 16) as one
+  // binding of logits [B*T, V] allows: a large vocabulary gets smaller batches rather than a refusal.
+  const bindable = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
+  const B = Math.min(opts.batchSize ?? Math.max(1, Math.min(16, Math.floor(bindable / (T * V * 4)))), W);
   // Forward only (no dS buffer); every row's logits are read back (no head chunks).
   const model = await GPT.create(gpu, config, { B, T, storedDs: false, headRows: B * T });
   const dev = gpu.device;
