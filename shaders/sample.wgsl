@@ -10,8 +10,9 @@
 // argmax: the first index of the row's maximum.
 // sample: temperature T > 0, top-k K (K = 0 or K >= V: the whole vocabulary). Kept logits are those
 //   >= the K-th largest value (ties at the threshold are all kept); p_i ~ exp((l_i - max) / T) over kept
-//   i, 0 elsewhere. With u = uniform01(hash3(rng[0], stream, row)), the token is the smallest i (in id
-//   order) whose running sum of p exceeds u * total.
+//   i, 0 elsewhere. With u = uniform01(hash3(rng[0], stream, row0 + row)), the token is the smallest i
+//   (in id order) whose running sum of p exceeds u * total. row0: the first row's index in a larger batch
+//   whose logits come in chunks of rows (0 otherwise), so every chunk draws what the whole batch would.
 //
 // How sample works, per row (one workgroup of WG threads):
 //  1. max of the row, fused with the histogram of the top 11 bits of each logit's order-preserving key
@@ -34,6 +35,7 @@ struct Dims {
   temperature: f32,
   top_k: u32,
   stream: u32,
+  row0: u32,
 }
 
 // Bindings, one number per variable across the file: argmax uses 0, 1, 3; sample uses 0-3.
@@ -245,7 +247,7 @@ fn sample(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
   var excl = 0.0;
   if (lid > 0u) { excl = sm_f[lid - 1u]; }
   let total = sm_f[WG - 1u];
-  let u = uniform01(hash3(rng[0], dims.stream, row));
+  let u = uniform01(hash3(rng[0], dims.stream, dims.row0 + row));
   let goal = u * total;
   if (s > 0.0 && excl + s > goal) { atomicMin(&sel_first, lid); }
   if (s > 0.0) { atomicMax(&sel_last, lid); }

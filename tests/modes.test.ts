@@ -320,9 +320,9 @@ Deno.test("free-running and scheduled-sampling steps are still one submission ea
 });
 
 /** A GPT with random (non-tiny) weights on the GPU and the same weights for the CPU reference. */
-async function randomModel(gpu: Gpu, c: GPTConfig, B: number, seed: number) {
+async function randomModel(gpu: Gpu, c: GPTConfig, B: number, seed: number, headRows?: number) {
   const w = randomWeights(c, seed);
-  const model = await GPT.create(gpu, c, { B, T: c.block_size });
+  const model = await GPT.create(gpu, c, { B, T: c.block_size, headRows });
   writeArray(gpu, model.params.buffer, hostOf(c, w));
   return { model, w };
 }
@@ -385,3 +385,45 @@ function argmaxRows(logits: ArrayLike<number>, N: number, V: number): Uint32Arra
   }
   return out;
 }
+
+Deno.test("scheduled sampling with the head in chunks picks the same tokens as with the whole head", async () => {
+  const gpu = await testGpu();
+  const c: GPTConfig = {
+    n_layer: 1,
+    n_head: 2,
+    n_embd: 16,
+    block_size: 9,
+    vocab_size: 29,
+    bias: false,
+    dropout: 0,
+  };
+  // 8 x 9 = 72 rows: chunks of 64 and 8.
+  const B = 8, T = c.block_size, V = c.vocab_size, N = B * T, rng = new Rng(5);
+  const gold = Uint32Array.from({ length: N }, () => rng.int(V));
+  const targets = Uint32Array.from({ length: N }, () => rng.int(V));
+  for (const decode of ["argmax", "sample"] as const) {
+    const cfg: TrainConfig = {
+      ...DEFAULT_TRAIN,
+      mode: "scheduled-sampling",
+      ss_decode: decode,
+      ss_schedule: "linear",
+      ss_k: 0.3, // mostly the model's own tokens
+      block_size: T,
+    };
+    const picked: Uint32Array[] = [];
+    for (const headRows of [N, 64]) {
+      const { model } = await randomModel(gpu, c, B, 8, headRows);
+      assert.equal(model.headChunks.length, headRows === N ? 1 : 2);
+      const m = await buildModeStep(gpu, cfg, model);
+      m.update(0);
+      writeArray(gpu, model.tokens, gold);
+      writeArray(gpu, model.targets, targets);
+      writeArray(gpu, model.rng, Uint32Array.of(0x5eed, 0, 0, 0));
+      submitDispatches(gpu, m.dispatches);
+      picked.push(await readU32(gpu, model.tokens));
+    }
+    assert.deepEqual(picked[1], picked[0], `${decode}: chunked vs whole`);
+    const changed = picked[0].filter((t, i) => t !== gold[i]).length;
+    assert.ok(changed > N / 4, `${decode}: only ${changed} of ${N} inputs are the model's own`);
+  }
+});

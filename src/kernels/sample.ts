@@ -27,7 +27,7 @@ export async function argmax(
   const k = await getKernel(gpu, { name: "argmax", source, entryPoint: "argmax", constants: { WG } });
   return k.dispatch(
     { out: b.out, logits: b.logits },
-    { N: s.N, V: s.V, temperature: 1, top_k: 0, stream: 0 },
+    { N: s.N, V: s.V, temperature: 1, top_k: 0, stream: 0, row0: 0 },
     grid(s.N, 1),
   );
 }
@@ -36,14 +36,16 @@ export async function argmax(
  * Samples one token per row: out [N] u32 from logits [N, V] at `temperature` (> 0; use
  * {@linkcode argmax} for greedy decoding) restricted to the `topK` largest logits (0 or >= V: the whole
  * vocabulary; ties at the K-th value all kept). The row's uniform is
- * u = uniform01(hash3(rng[0], stream, row)), so the caller writes a fresh seed into `rng` [1] u32 for
- * every generated token; the chosen token is the smallest id whose cumulative probability exceeds u.
- * `temperature`, `topK` and `stream` can be changed later with `Dispatch.update`.
+ * u = uniform01(hash3(rng[0], stream, row0 + row)), so the caller writes a fresh seed into `rng` [1] u32
+ * for every generated token; the chosen token is the smallest id whose cumulative probability exceeds u.
+ * `row0` (default 0): the index of logits row 0 in a batch handled in chunks of rows, so a chunk draws the
+ * same tokens as the whole batch. `temperature`, `topK` and `stream` can be changed later with
+ * `Dispatch.update`.
  */
 export async function sample(
   gpu: Gpu,
   b: { out: Resource; logits: Resource; rng: Resource },
-  s: { N: number; V: number; temperature: number; topK: number; stream: number },
+  s: { N: number; V: number; temperature: number; topK: number; stream: number; row0?: number },
 ): Promise<Dispatch> {
   checkShape("sample", s.N, s.V);
   if (!(s.temperature > 0) || !Number.isFinite(s.temperature)) {
@@ -55,7 +57,14 @@ export async function sample(
   const k = await getKernel(gpu, { name: "sample", source, entryPoint: "sample", constants: { WG } });
   return k.dispatch(
     { out: b.out, logits: b.logits, rng: b.rng },
-    { N: s.N, V: s.V, temperature: s.temperature, top_k: Math.min(s.topK, 0xffffffff), stream: s.stream },
+    {
+      N: s.N,
+      V: s.V,
+      temperature: s.temperature,
+      top_k: Math.min(s.topK, 0xffffffff),
+      stream: s.stream,
+      row0: s.row0 ?? 0,
+    },
     grid(s.N, 1),
   );
 }

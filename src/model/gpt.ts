@@ -70,6 +70,16 @@ interface BlockActs {
 
 type GPTParts = { [K in keyof GPT]: GPT[K] };
 
+/** One chunk of the head's rows (GPT.headChunks). */
+export interface HeadChunk {
+  /** First batch row of the chunk. */
+  readonly r0: number;
+  /** Rows in the chunk. */
+  readonly rows: number;
+  /** Computes the chunk's logits into `logits` after forwardEval; null when the head is whole. */
+  readonly logits: Dispatch | null;
+}
+
 /** Options for {@linkcode GPT.create}. */
 export interface GPTShape {
   /** Sequences per micro-batch. */
@@ -107,8 +117,9 @@ export interface GPTShape {
    * Rows of logits computed at a time by the tied head and the loss: B*T (the default while the f32
    * logits take at most min(256 MiB, the binding limit): model/memory.ts headRowsDefault), or fewer, a
    * multiple of 64. With fewer, the forwards end at the final layernorm, the head runs chunk by chunk in
-   * the backward and in `lossOnly`, and `logits` holds one chunk: a caller that reads every row's logits
-   * after `forwardEval` (scheduled sampling, the exposure measure) asks for B*T.
+   * the backward and in `lossOnly`, and `logits` holds one chunk at a time: a consumer of every row's
+   * logits after `forwardEval` goes through `headChunks` (scheduled sampling) or asks for B*T (the exposure
+   * measure, which reads them all back).
    */
   headRows?: number;
   /**
@@ -149,6 +160,12 @@ export class GPT {
   readonly logits: GPUBuffer;
   /** Rows of logits computed at a time (GPTShape.headRows). */
   readonly headRows: number;
+  /**
+   * The head's chunks of rows, in order: batch rows r0 .. r0+rows-1, and the dispatch that computes their
+   * logits into rows 0 .. rows-1 of `logits` after `forwardEval` (null when headRows = B*T: the forward
+   * computed every row's logits itself). For consumers of every row's logits, such as scheduled sampling.
+   */
+  readonly headChunks: readonly HeadChunk[];
   /** Per-position losses [B*T]. */
   readonly losses: GPUBuffer;
   /** Loss accumulator: [0] += sum of losses, [1] += count of scored positions. */
@@ -181,6 +198,7 @@ export class GPT {
     this.rng = init.rng;
     this.logits = init.logits;
     this.headRows = init.headRows;
+    this.headChunks = init.headChunks;
     this.losses = init.losses;
     this.lossAcc = init.lossAcc;
     this.dtype = init.dtype;
@@ -631,8 +649,11 @@ export class GPT {
     );
 
     const lossOnly: Dispatch[] = [];
+    const headChunks: HeadChunk[] = [];
     for (const [r0, n] of chunks) {
-      if (chunked) lossOnly.push(await headForward(r0, n));
+      const lg = chunked ? await headForward(r0, n) : null;
+      headChunks.push({ r0, rows: n, logits: lg });
+      if (lg) lossOnly.push(lg);
       lossOnly.push(
         await crossEntropyLoss(
           gpu,
@@ -657,6 +678,7 @@ export class GPT {
       rng,
       logits,
       headRows: R,
+      headChunks,
       losses,
       lossAcc,
       dtype,

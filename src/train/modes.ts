@@ -306,20 +306,30 @@ export async function buildModeStep(
     });
     return { mode, dispatches: r.dispatches, update: () => {}, epsilonAt: () => 0 };
   }
-  if (model.headRows !== N) {
-    throw new Error(`scheduled sampling reads every row's logits: create the model with headRows = ${N}`);
-  }
   const sched = epsilonSchedule(cfg);
   const pred = createStorage(gpu, "ss.pred", N * 4);
-  const pick = cfg.ss_decode === "argmax"
-    ? await argmax(gpu, { out: pred, logits: model.logits }, { N, V })
-    : await sample(gpu, { out: pred, logits: model.logits, rng: model.rng }, {
-      N,
-      V,
-      temperature: 1,
-      topK: 0,
-      stream: STREAMS.ssSample,
-    });
+  // Pass 1's prediction per position, chunk by chunk of the head's rows (one chunk unless the vocabulary is
+  // large: model/memory.ts headRowsDefault); a chunk's draws are the whole batch's (sample's row0).
+  const pick: Dispatch[] = [];
+  for (const { r0, rows, logits } of model.headChunks) {
+    if (logits) pick.push(logits);
+    const b = {
+      out: { buffer: pred, offset: r0 * 4, size: rows * 4 },
+      logits: { buffer: model.logits, offset: 0, size: rows * V * 4 },
+    };
+    pick.push(
+      cfg.ss_decode === "argmax"
+        ? await argmax(gpu, b, { N: rows, V })
+        : await sample(gpu, { ...b, rng: model.rng }, {
+          N: rows,
+          V,
+          temperature: 1,
+          topK: 0,
+          stream: STREAMS.ssSample,
+          row0: r0,
+        }),
+    );
+  }
   const mix = await scheduledMix(
     gpu,
     { tokens: model.tokens, targets: model.targets, pred, rng: model.rng },
@@ -333,7 +343,7 @@ export async function buildModeStep(
   );
   return {
     mode,
-    dispatches: [...model.forwardEval, pick, mix],
+    dispatches: [...model.forwardEval, ...pick, mix],
     update: (step) => mix.update({ eps: epsilon(step, sched) }),
     epsilonAt: (step) => epsilon(step, sched),
   };

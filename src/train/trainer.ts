@@ -148,8 +148,6 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
     ignoreIndex: corpus.tokenizer.padId ?? undefined,
     training: true,
     dtype: cfg.dtype,
-    // Scheduled sampling's first pass reads every row's logits; other modes let a large head go in chunks.
-    ...(cfg.mode === "scheduled-sampling" ? { headRows: N } : {}),
   });
   if (model.lossScaler && (resumed?.state.lossScaler || hooks.lossScaleInit !== undefined)) {
     const { scale, good } = resumed?.state.lossScaler ?? { scale: hooks.lossScaleInit!, good: 0 };
