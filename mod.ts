@@ -80,7 +80,7 @@ export {
   validateConfig,
 } from "./src/model/config.ts";
 export { countParams, decays, paramLayout, type ParamSpec, paramSpecs } from "./src/model/params.ts";
-export { GPT, type GPTShape } from "./src/model/gpt.ts";
+export { GPT, type GPTShape, type HeadChunk } from "./src/model/gpt.ts";
 export { initParams } from "./src/model/init.ts";
 export { Generator, type SamplingOptions } from "./src/model/generate.ts";
 export {
