@@ -3,6 +3,7 @@
 # carry [".gpu"] only:
 #
 #   bash bench/gpu_pack.sh          (SHARED: the shared folder, default ../shared beside the project)
+#   bash bench/gpu_rehearse.sh      (both parts, dry and offline, on a copy of what the device receives)
 #
 # 1. $SHARED/gpu/pack.sh: Deno, the Vulkan/GL loaders, the PyTorch scripts and a Deno cache.
 # 2. $SHARED/data/tinyshakespeare.txt for the recipe part.
