@@ -243,13 +243,14 @@ async function runExposure(values: Record<string, string | boolean | undefined>)
 async function runSample(argv: string[]): Promise<number> {
   const { values } = parse(argv, SAMPLE_FLAGS);
   if (!values.checkpoint) throw new UsageError("sample needs --checkpoint FILE");
-  const num = (k: string, d: number) => values[k] === undefined ? d : toNumber(k, values[k] as string);
+  // A flag's value, or its default from the table `--help` prints.
+  const num = (k: string) => toNumber(k, (values[k] as string | undefined) ?? SAMPLE_FLAGS[k].default!);
   await sampleCheckpoint(values.checkpoint as string, {
     prompt: (values.prompt as string | undefined) ?? "",
-    maxTokens: num("max-tokens", 200),
-    temperature: num("temperature", 0.8),
-    topK: num("top-k", 0),
-    seed: num("seed", 1337),
+    maxTokens: num("max-tokens"),
+    temperature: num("temperature"),
+    topK: num("top-k"),
+    seed: num("seed"),
     write: async (s) => {
       await Deno.stdout.write(new TextEncoder().encode(s));
     },
