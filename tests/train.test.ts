@@ -316,11 +316,12 @@ Deno.test("a NaN loss stops training with a message and leaves the last checkpoi
   const gpu = await testGpu();
   const dir = await tempDir();
   await train({ ...tiny, steps: 4, eval_interval: 4, out: dir }, { gpu });
-  // Poison one weight in the resumable state: the next run's loss is NaN from its first step.
+  // Poison one AdamW moment in the resumable state (a NaN weight is refused at load): the first step's
+  // update makes that weight NaN, and the loss is NaN from the next step.
   const statePath = `${dir}/train_state.safetensors`;
   const f = decodeSafetensors(await Deno.readFile(statePath));
   const tensors = [...f.tensors].map(([name, t]) => ({ name, shape: t.shape, data: t.data }));
-  tensors.find((t) => t.name === "transformer.ln_f.weight")!.data[0] = NaN;
+  tensors.find((t) => t.name === "exp_avg.transformer.ln_f.weight")!.data[0] = NaN;
   await Deno.writeFile(statePath, encodeSafetensors(tensors, f.metadata));
   const before = await Deno.readFile(`${dir}/model.safetensors`);
   await assert.rejects(

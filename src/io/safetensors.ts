@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { InputError } from "../util/errors.ts";
 
 /** Element types this module reads (the writer uses F32 only). */
 export type Dtype = "F32" | "F16" | "BF16" | "F64";
@@ -36,8 +37,11 @@ export interface SafetensorsFile {
   readonly metadata: Readonly<Record<string, string>>;
 }
 
-/** A malformed safetensors file, or an invalid tensor given to the writer; the message is one line. */
-export class SafetensorsError extends Error {
+/**
+ * A malformed safetensors file, or an invalid tensor given to the writer; the message is one line. It is
+ * an {@linkcode InputError}: what was given (a file, tensors) cannot be used as it is.
+ */
+export class SafetensorsError extends InputError {
   /** Creates the error; `message` names the problem. */
   constructor(message: string) {
     super(message);

@@ -14,6 +14,7 @@ import { writeFileAtomic } from "../io/atomic.ts";
 import { decodeSafetensors, encodeSafetensors, type SafetensorsFile } from "../io/safetensors.ts";
 import { type GPTConfig, validateConfig } from "./config.ts";
 import { paramSpecs } from "./params.ts";
+import { InputError } from "../util/errors.ts";
 
 /** A loaded model checkpoint. */
 export interface ModelCheckpoint {
@@ -76,14 +77,16 @@ export async function saveModel(
   await writeFileAtomic(path, encodeModel(config, tokenizer, layout, host, extra));
 }
 
-/** Parses and checks a model checkpoint; every problem is a one-line Error naming the file. */
+/** Parses and checks a model checkpoint; every problem is a one-line {@linkcode InputError} naming the file. */
 export function decodeModel(bytes: Uint8Array, what = "checkpoint"): ModelCheckpoint {
   return modelFromFile(decodeSafetensors(bytes, what), what);
 }
 
 /**
- * The model inside a decoded safetensors file: config and tokenizer from the metadata, every weight
- * present with its config's shape. Tensors for which `extra(name)` is true are left for the caller.
+ * The model inside a decoded safetensors file: config and tokenizer from the metadata, a tokenizer with
+ * exactly `vocab_size` ids, every weight present with its config's shape and finite (no NaN or
+ * infinity). Tensors for which `extra(name)` is true are left for the caller. Every problem is a
+ * one-line {@linkcode InputError} naming `what`.
  */
 export function modelFromFile(
   file: SafetensorsFile,
@@ -92,26 +95,32 @@ export function modelFromFile(
 ): ModelCheckpoint {
   const meta = file.metadata;
   const config = parseConfig(meta.config, what);
-  if (meta.tokenizer === undefined) throw new Error(`${what}: metadata has no 'tokenizer'`);
+  if (meta.tokenizer === undefined) throw new InputError(`${what}: metadata has no 'tokenizer'`);
   let tokenizer: Tokenizer;
   try {
     tokenizer = tokenizerFromJSON(JSON.parse(meta.tokenizer));
   } catch (e) {
-    throw new Error(`${what}: bad tokenizer metadata: ${(e as Error).message}`);
+    throw new InputError(`${what}: bad tokenizer metadata: ${(e as Error).message}`);
   }
-  if (tokenizer.vocabSize > config.vocab_size) {
-    throw new Error(
+  // Training sizes the model to its tokenizer: fewer ids leave rows of the head that no text reaches (and
+  // sampling can emit ids the tokenizer cannot decode); more ids index past the embedding.
+  if (tokenizer.vocabSize !== config.vocab_size) {
+    throw new InputError(
       `${what}: tokenizer has ${tokenizer.vocabSize} tokens but the model's vocab_size is ${config.vocab_size}`,
     );
   }
   const weights = new Map<string, Float32Array>();
-  for (const p of paramSpecs(config)) weights.set(p.name, tensorOf(file, p.name, p.shape, what));
+  for (const p of paramSpecs(config)) {
+    const w = tensorOf(file, p.name, p.shape, what);
+    checkFinite(w, p.name, what);
+    weights.set(p.name, w);
+  }
   const lm = file.tensors.get("lm_head.weight");
   if (lm) {
     const wte = weights.get("transformer.wte.weight")!;
     checkShape(lm.shape, [config.vocab_size, config.n_embd], "lm_head.weight", what);
     if (!lm.data.every((v, i) => Object.is(v, wte[i]))) {
-      throw new Error(
+      throw new InputError(
         `${what}: lm_head.weight differs from transformer.wte.weight (only a tied head is supported)`,
       );
     }
@@ -122,7 +131,7 @@ export function modelFromFile(
       !weights.has(name) && name !== "lm_head.weight" && !/^transformer\.h\.\d+\.attn\.bias$/.test(name) &&
       !extra(name)
     ) {
-      throw new Error(`${what}: unexpected tensor '${name}' for this config`);
+      throw new InputError(`${what}: unexpected tensor '${name}' for this config`);
     }
   }
   const metadata: Record<string, string> = {};
@@ -130,13 +139,13 @@ export function modelFromFile(
   return { config, tokenizer, weights, metadata };
 }
 
-/** Reads a model checkpoint from disk with one-line errors for missing or unreadable files. */
+/** Reads a model checkpoint from disk; a missing, unreadable or bad file is a one-line InputError. */
 export async function loadModel(path: string): Promise<ModelCheckpoint> {
   let bytes: Uint8Array;
   try {
     bytes = await Deno.readFile(path);
   } catch (e) {
-    throw new Error(`${path}: cannot read checkpoint (${(e as Error).message.split("\n")[0]})`);
+    throw new InputError(`${path}: cannot read checkpoint (${(e as Error).message.split("\n")[0]})`);
   }
   return decodeModel(bytes, path);
 }
@@ -155,17 +164,19 @@ export function weightsToArena(weights: Map<string, Float32Array>, layout: Arena
 }
 
 function parseConfig(json: string | undefined, what: string): GPTConfig {
-  if (json === undefined) throw new Error(`${what}: metadata has no 'config' (the GPTConfig as JSON)`);
+  if (json === undefined) throw new InputError(`${what}: metadata has no 'config' (the GPTConfig as JSON)`);
   let raw: unknown;
   try {
     raw = JSON.parse(json);
   } catch {
-    throw new Error(`${what}: metadata 'config' is not valid JSON`);
+    throw new InputError(`${what}: metadata 'config' is not valid JSON`);
   }
-  if (typeof raw !== "object" || raw === null) throw new Error(`${what}: metadata 'config' is not an object`);
+  if (typeof raw !== "object" || raw === null) {
+    throw new InputError(`${what}: metadata 'config' is not an object`);
+  }
   const r = raw as Record<string, unknown>;
   for (const k of CONFIG_KEYS) {
-    if (r[k] === undefined) throw new Error(`${what}: config has no '${k}'`);
+    if (r[k] === undefined) throw new InputError(`${what}: config has no '${k}'`);
   }
   const config = {
     n_layer: r.n_layer,
@@ -179,20 +190,33 @@ function parseConfig(json: string | undefined, what: string): GPTConfig {
   try {
     validateConfig(config);
   } catch (e) {
-    throw new Error(`${what}: ${(e as Error).message}`);
+    throw new InputError(`${what}: ${(e as Error).message}`);
   }
   return config;
 }
 
 function checkShape(got: readonly number[], want: readonly number[], name: string, what: string): void {
   if (got.length !== want.length || got.some((d, i) => d !== want[i])) {
-    throw new Error(`${what}: tensor '${name}' has shape [${got}] but the config needs [${want}]`);
+    throw new InputError(`${what}: tensor '${name}' has shape [${got}] but the config needs [${want}]`);
   }
 }
 
 function tensorOf(file: SafetensorsFile, name: string, shape: readonly number[], what: string): Float32Array {
   const t = file.tensors.get(name);
-  if (!t) throw new Error(`${what}: missing tensor '${name}'`);
+  if (!t) throw new InputError(`${what}: missing tensor '${name}'`);
   checkShape(t.shape, shape, name, what);
   return t.data;
+}
+
+/** Refuses a tensor holding NaN or an infinity, naming it and the index of the first such value. */
+function checkFinite(data: Float32Array, name: string, what: string): void {
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    // v - v is 0 for every finite v, NaN for NaN and both infinities.
+    if (v - v !== 0) {
+      throw new InputError(
+        `${what}: tensor '${name}' holds ${v} at index ${i} of ${data.length} (weights must be finite)`,
+      );
+    }
+  }
 }
