@@ -7,6 +7,7 @@
  * @module
  */
 import { checkId, checkKeys, describe, show, type Tokenizer, type TokenizerType } from "./tokenizer.ts";
+import { InputError } from "../util/errors.ts";
 
 /** A character (code point) tokenizer; build with `trainTokenizer("char", text)` or from JSON. */
 export class CharTokenizer implements Tokenizer {
@@ -86,7 +87,7 @@ export class CharTokenizer implements Tokenizer {
     return new CharTokenizer(vocab as string[], pad !== undefined);
   }
 
-  /** One id per code point; throws naming the first character not in the vocabulary. */
+  /** One id per code point; throws an InputError naming the first character not in the vocabulary. */
   encode(text: string): Uint32Array {
     const out = new Uint32Array(text.length);
     let n = 0;
@@ -113,7 +114,7 @@ export class CharTokenizer implements Tokenizer {
           continue;
         }
       }
-      throw new Error(
+      throw new InputError(
         `char tokenizer: character ${JSON.stringify(String.fromCodePoint(cp))} (${codePoint(cp)}) at ` +
           `offset ${i} is not in the vocabulary (${this.vocab.length} characters)`,
       );

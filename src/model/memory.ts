@@ -13,6 +13,7 @@ import { layernormScratchBytes } from "../kernels/layernorm.ts";
 import { matmulBackwardWeightScratchBytes } from "../kernels/matmul.ts";
 import type { GPTConfig, Precision } from "./config.ts";
 import { paramLayout } from "./params.ts";
+import { InputError } from "../util/errors.ts";
 
 /** One planned buffer. */
 export interface PlannedBuffer {
@@ -182,15 +183,16 @@ export function formatBytes(n: number): string {
 }
 
 /**
- * Throws a one-line error when a planned buffer exceeds what the adapter can bind or allocate, naming
- * the buffer, its size, the limit and the plan's total.
+ * Throws a one-line {@linkcode InputError} (a configuration too large for the adapter is bad input)
+ * when a planned buffer exceeds what the adapter can bind or allocate, naming the buffer, its size, the
+ * limit and the plan's total.
  */
 export function checkMemory(gpu: Gpu, plan: readonly PlannedBuffer[], hint: string): void {
   const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
   const total = plan.reduce((s, b) => s + b.bytes, 0);
   const worst = plan.reduce((a, b) => b.bytes > a.bytes ? b : a);
   if (worst.bytes > limit) {
-    throw new Error(
+    throw new InputError(
       `this configuration needs ${formatBytes(worst.bytes)} in one buffer (${worst.name}) but the adapter ` +
         `allows ${formatBytes(limit)} per storage buffer (${formatBytes(total)} in total); ${hint}`,
     );

@@ -8,6 +8,7 @@ import type { TokenizerType } from "../data/tokenizer.ts";
 import { type Precision, PRECISIONS } from "../model/config.ts";
 import type { ExamplesMode } from "./data.ts";
 import { validateModeConfig } from "./modes.ts";
+import { InputError } from "../util/errors.ts";
 
 /** A training run's configuration (model shape, data, optimization, bookkeeping). */
 export interface TrainConfig {
@@ -15,6 +16,8 @@ export interface TrainConfig {
   data?: string;
   /** Validation text file; absent: the last 10% of the data. */
   val?: string;
+  /** Decode data and validation bytes that are not UTF-8 as U+FFFD instead of refusing the file. */
+  allow_invalid_utf8?: boolean;
   /** Tokenizer: char (code points), word, or byte-level bpe. */
   tokenizer: TokenizerType;
   /** Vocabulary size for word/bpe tokenizers (bpe default 512). */
@@ -171,6 +174,10 @@ export const TRAIN_FLAG_HELP: {
 } = {
   data: ["FILE", "training text (UTF-8); default: the embedded generated language"],
   val: ["FILE", "validation text; default: the last 10% of the data"],
+  allow_invalid_utf8: [
+    "",
+    "decode --data and --val bytes that are not UTF-8 as U+FFFD instead of refusing the file",
+  ],
   tokenizer: ["char|word|bpe", "char: code points; word: words and punctuation; bpe: byte-level BPE"],
   vocab_size: ["N", "vocabulary size of the word and bpe tokenizers (bpe: 512 when not given)"],
   examples: ["stream|lines", "stream: windows of one token stream; lines: one example per line, padded"],
@@ -232,45 +239,80 @@ export function validateTrainConfig(c: TrainConfig): void {
   ] as const;
   for (const k of posInt) {
     if (!Number.isInteger(c[k]) || c[k] < 1) {
-      throw new Error(`--${kebab(k)} must be a positive integer (got ${c[k]})`);
+      throw new InputError(`--${kebab(k)} must be a positive integer (got ${c[k]})`);
     }
   }
   const nonNegInt = ["warmup", "sample_chars"] as const;
   for (const k of nonNegInt) {
     if (!Number.isInteger(c[k]) || c[k] < 0) {
-      throw new Error(`--${kebab(k)} must be an integer >= 0 (got ${c[k]})`);
+      throw new InputError(`--${kebab(k)} must be an integer >= 0 (got ${c[k]})`);
     }
   }
   if (c.lr_decay_steps !== undefined && (!Number.isInteger(c.lr_decay_steps) || c.lr_decay_steps < 1)) {
-    throw new Error(`--lr-decay-steps must be a positive integer (got ${c.lr_decay_steps})`);
+    throw new InputError(`--lr-decay-steps must be a positive integer (got ${c.lr_decay_steps})`);
   }
   if (!Number.isInteger(c.seed) || c.seed < 0 || c.seed > 0xffffffff) {
-    throw new Error(`--seed must be an integer in [0, 2^32) (got ${c.seed})`);
+    throw new InputError(`--seed must be an integer in [0, 2^32) (got ${c.seed})`);
   }
   if (c.n_embd % c.n_head !== 0) {
-    throw new Error(`--n-embd (${c.n_embd}) must be divisible by --n-head (${c.n_head})`);
+    throw new InputError(`--n-embd (${c.n_embd}) must be divisible by --n-head (${c.n_head})`);
   }
-  const positive = ["lr"] as const;
-  for (const k of positive) if (!(c[k] > 0 && Number.isFinite(c[k]))) throw new Error(`--${k} must be > 0`);
-  if (!(c.min_lr >= 0 && c.min_lr <= c.lr)) throw new Error(`--min-lr must be in [0, lr] (got ${c.min_lr})`);
-  if (!(c.weight_decay >= 0)) throw new Error(`--weight-decay must be >= 0 (got ${c.weight_decay})`);
-  if (!(c.beta1 >= 0 && c.beta1 < 1)) throw new Error(`--beta1 must be in [0, 1) (got ${c.beta1})`);
-  if (!(c.beta2 >= 0 && c.beta2 < 1)) throw new Error(`--beta2 must be in [0, 1) (got ${c.beta2})`);
-  if (!(c.grad_clip >= 0)) throw new Error(`--grad-clip must be >= 0 (got ${c.grad_clip})`);
-  if (!(c.dropout >= 0 && c.dropout < 1)) throw new Error(`--dropout must be in [0, 1) (got ${c.dropout})`);
+  if (!(c.lr > 0 && Number.isFinite(c.lr))) throw new InputError(`--lr must be > 0 (got ${c.lr})`);
+  if (!(c.min_lr >= 0 && c.min_lr <= c.lr)) {
+    throw new InputError(`--min-lr must be in [0, lr = ${c.lr}] (got ${c.min_lr})`);
+  }
+  if (!(c.weight_decay >= 0 && Number.isFinite(c.weight_decay))) {
+    throw new InputError(`--weight-decay must be >= 0 (got ${c.weight_decay})`);
+  }
+  if (!(c.beta1 >= 0 && c.beta1 < 1)) throw new InputError(`--beta1 must be in [0, 1) (got ${c.beta1})`);
+  if (!(c.beta2 >= 0 && c.beta2 < 1)) throw new InputError(`--beta2 must be in [0, 1) (got ${c.beta2})`);
+  if (!(c.grad_clip >= 0 && Number.isFinite(c.grad_clip))) {
+    throw new InputError(`--grad-clip must be >= 0 (got ${c.grad_clip})`);
+  }
+  if (!(c.dropout >= 0 && c.dropout < 1)) {
+    throw new InputError(`--dropout must be in [0, 1) (got ${c.dropout})`);
+  }
   if (!["char", "word", "bpe"].includes(c.tokenizer)) {
-    throw new Error(`--tokenizer must be char, word or bpe (got ${c.tokenizer})`);
+    throw new InputError(`--tokenizer must be char, word or bpe (got ${c.tokenizer})`);
   }
   if (!["stream", "lines"].includes(c.examples)) {
-    throw new Error(`--examples must be stream or lines (got ${c.examples})`);
+    throw new InputError(`--examples must be stream or lines (got ${c.examples})`);
   }
-  if (c.vocab_size !== undefined && (!Number.isInteger(c.vocab_size) || c.vocab_size < 3)) {
-    throw new Error(`--vocab-size must be an integer >= 3 (got ${c.vocab_size})`);
-  }
+  checkVocabSize(c);
   if (!PRECISIONS.includes(c.dtype)) {
-    throw new Error(`--dtype must be ${PRECISIONS.join(" or ")} (got ${c.dtype})`);
+    throw new InputError(`--dtype must be ${PRECISIONS.join(" or ")} (got ${c.dtype})`);
   }
-  validateModeConfig(c);
+  try {
+    validateModeConfig(c);
+  } catch (e) {
+    // Every problem validateModeConfig finds is a setting of `c`: bad input, whatever type it threw.
+    throw new InputError((e as Error).message);
+  }
+}
+
+/**
+ * `--vocab-size` against the tokenizer it sizes: none for char (its vocabulary is the text's code
+ * points), >= 3 for word (`<pad>`, `<unk>` and one word), [256 (+1 for the `<pad>` of `--examples
+ * lines`), 2^21] for byte-level bpe.
+ */
+function checkVocabSize(c: TrainConfig): void {
+  const v = c.vocab_size;
+  if (v === undefined) return;
+  if (c.tokenizer === "char") {
+    throw new InputError(
+      `--vocab-size applies to the word and bpe tokenizers, not char (got --vocab-size ${v})`,
+    );
+  }
+  if (c.tokenizer === "word" && !(Number.isInteger(v) && v >= 3)) {
+    throw new InputError(`--vocab-size must be an integer >= 3 for the word tokenizer (got ${v})`);
+  }
+  const lines = c.examples === "lines", lo = 256 + (lines ? 1 : 0), hi = 2 ** 21;
+  if (c.tokenizer === "bpe" && !(Number.isInteger(v) && v >= lo && v <= hi)) {
+    throw new InputError(
+      `--vocab-size must be an integer in [${lo}, ${hi}] for the bpe tokenizer` +
+        `${lines ? " with --examples lines" : ""} (got ${v})`,
+    );
+  }
 }
 
 /** snake_case -> kebab-case. */

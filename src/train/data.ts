@@ -12,6 +12,8 @@
 import { type Tokenizer, type TokenizerType, trainTokenizer } from "../data/tokenizer.ts";
 import { generateLanguage } from "../data/language.ts";
 import type { Rng } from "../util/rng.ts";
+import { InputError } from "../util/errors.ts";
+import { invalidUtf8Offset } from "../util/utf8.ts";
 
 /** How examples are formed from the text. */
 export type ExamplesMode = "stream" | "lines";
@@ -60,18 +62,34 @@ export interface CorpusOptions {
   blockSize: number;
   /** Seed of the generated language. */
   seed: number;
+  /** Decode ill-formed UTF-8 in `data` and `val` to U+FFFD instead of refusing the file. */
+  allowInvalidUtf8?: boolean;
 }
 
-/** Reads a UTF-8 text file with one-line errors for missing, unreadable or empty files. */
-export async function readText(path: string, what: string): Promise<string> {
-  let text: string;
+/**
+ * Reads a UTF-8 text file; a missing, unreadable or empty file, or one that is not valid UTF-8, is an
+ * {@linkcode InputError} naming the file (and the offset of the first bad byte). With
+ * `allowInvalidUtf8`, ill-formed bytes decode to U+FFFD replacement characters instead.
+ */
+export async function readText(path: string, what: string, allowInvalidUtf8 = false): Promise<string> {
+  let bytes: Uint8Array;
   try {
-    text = await Deno.readTextFile(path);
+    bytes = await Deno.readFile(path);
   } catch (e) {
     const reason = e instanceof Deno.errors.NotFound ? "no such file" : (e as Error).message.split("\n")[0];
-    throw new Error(`${what} file '${path}': ${reason}`);
+    throw new InputError(`${what} file '${path}': ${reason}`);
   }
-  if (text.length === 0) throw new Error(`${what} file '${path}' is empty`);
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: !allowInvalidUtf8 }).decode(bytes);
+  } catch {
+    const at = invalidUtf8Offset(bytes);
+    throw new InputError(
+      `${what} file '${path}' is not valid UTF-8: bad byte 0x${bytes[at].toString(16).padStart(2, "0")} ` +
+        `at offset ${at} (--allow-invalid-utf8 decodes it with U+FFFD replacement characters)`,
+    );
+  }
+  if (text.length === 0) throw new InputError(`${what} file '${path}' is empty`);
   return text;
 }
 
@@ -79,7 +97,7 @@ export async function readText(path: string, what: string): Promise<string> {
 export async function loadCorpus(o: CorpusOptions): Promise<Corpus> {
   let text: string, source: string, entropyRate: number | undefined;
   if (o.data === undefined && o.text !== undefined) {
-    if (o.text.length === 0) throw new Error("data: the training text is empty");
+    if (o.text.length === 0) throw new InputError("data: the training text is empty");
     text = o.text;
     source = `text: ${text.length.toLocaleString("en-US")} chars`;
   } else if (o.data === undefined) {
@@ -89,10 +107,10 @@ export async function loadCorpus(o: CorpusOptions): Promise<Corpus> {
     // The generated language's rate is per character: it is per token for the char tokenizer only.
     if ((o.tokenizer?.type ?? o.tokenizerType) === "char") entropyRate = lang.entropyRate;
   } else {
-    text = await readText(o.data, "data");
+    text = await readText(o.data, "data", o.allowInvalidUtf8);
     source = `${o.data}: ${text.length.toLocaleString("en-US")} chars`;
   }
-  const valText = o.val === undefined ? undefined : await readText(o.val, "validation");
+  const valText = o.val === undefined ? undefined : await readText(o.val, "validation", o.allowInvalidUtf8);
   const lines = o.examples === "lines";
   // The char vocabulary covers the validation text too, so it can be encoded (nanoGPT builds it from
   // the whole file); word/bpe learn from the training text only.
@@ -102,7 +120,9 @@ export async function loadCorpus(o: CorpusOptions): Promise<Corpus> {
     { vocabSize: o.vocabSize, pad: lines },
   );
   if (lines && tokenizer.padId === null) {
-    throw new Error("--examples lines needs a tokenizer with a <pad> token (this checkpoint's has none)");
+    throw new InputError(
+      "--examples lines needs a tokenizer with a <pad> token (this checkpoint's has none)",
+    );
   }
   let train: Split, val: Split;
   if (valText !== undefined) {
@@ -111,7 +131,9 @@ export async function loadCorpus(o: CorpusOptions): Promise<Corpus> {
   } else if (lines) {
     const all = text.split("\n").filter((l) => l.length > 0);
     const cut = Math.max(1, Math.floor(all.length * 0.9));
-    if (all.length < 2) throw new Error("data: --examples lines needs at least 2 non-empty lines to split");
+    if (all.length < 2) {
+      throw new InputError("data: --examples lines needs at least 2 non-empty lines to split");
+    }
     train = encodeSplit(tokenizer, all.slice(0, cut).join("\n"), true);
     val = encodeSplit(tokenizer, all.slice(cut).join("\n"), true);
   } else {
@@ -123,18 +145,18 @@ export async function loadCorpus(o: CorpusOptions): Promise<Corpus> {
   const need = o.blockSize + 1;
   if (!lines) {
     if (train.tokens.length < need) {
-      throw new Error(
+      throw new InputError(
         `data: the training split has ${train.tokens.length} tokens, fewer than block_size+1 = ${need}`,
       );
     }
     if (val.tokens.length < need) {
-      throw new Error(
+      throw new InputError(
         `data: the validation split has ${val.tokens.length} tokens, fewer than block_size+1 = ${need}`,
       );
     }
   } else {
-    if (!train.starts?.length) throw new Error("data: no training examples (all lines empty?)");
-    if (!val.starts?.length) throw new Error("data: no validation examples (all lines empty?)");
+    if (!train.starts?.length) throw new InputError("data: no training examples (all lines empty?)");
+    if (!val.starts?.length) throw new InputError("data: no validation examples (all lines empty?)");
   }
   const description = `${source}; ${tokenizer.type} tokenizer, vocab ${tokenizer.vocabSize}; ` +
     `train ${train.tokens.length.toLocaleString("en-US")} tokens, val ${
@@ -147,7 +169,8 @@ function encodeOrThrow(tok: Tokenizer, text: string, what: string): Uint32Array 
   try {
     return tok.encode(text);
   } catch (e) {
-    throw new Error(`${what}: ${(e as Error).message}`);
+    const msg = `${what}: ${(e as Error).message}`;
+    throw e instanceof InputError ? new InputError(msg) : new Error(msg);
   }
 }
 

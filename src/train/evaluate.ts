@@ -15,6 +15,7 @@ import { gather, NO_TOKEN } from "../kernels/gather.ts";
 import { loadModel, type ModelCheckpoint, weightsToArena } from "../model/checkpoint.ts";
 import { GPT } from "../model/gpt.ts";
 import { readText } from "./data.ts";
+import { InputError } from "../util/errors.ts";
 
 /** The last stdout line of `deno task eval`. */
 export interface EvalResult {
@@ -28,19 +29,23 @@ export interface EvalResult {
   windows: number;
 }
 
-/** Evaluates the checkpoint at `path` on the text file `data`. */
+/**
+ * Evaluates the checkpoint at `path` on the text file `data` (refused unless valid UTF-8, or with
+ * `allowInvalidUtf8` decoded with U+FFFD replacement characters).
+ */
 export async function evaluateCheckpoint(
   path: string,
   data: string,
-  opts: { batchSize?: number; gpu?: Gpu } = {},
+  opts: { batchSize?: number; gpu?: Gpu; allowInvalidUtf8?: boolean } = {},
 ): Promise<EvalResult> {
   const ck = await loadModel(path);
-  const text = await readText(data, "data");
+  const text = await readText(data, "data", opts.allowInvalidUtf8);
   let ids: Uint32Array;
   try {
     ids = ck.tokenizer.encode(text);
   } catch (e) {
-    throw new Error(`data: ${(e as Error).message}`);
+    const msg = `data: ${(e as Error).message}`;
+    throw e instanceof InputError ? new InputError(msg) : new Error(msg);
   }
   return await evaluateTokens(ck, ids, opts);
 }
@@ -51,11 +56,13 @@ export async function evaluateTokens(
   ids: Uint32Array,
   opts: { batchSize?: number; gpu?: Gpu } = {},
 ): Promise<EvalResult> {
-  if (ids.length < 2) throw new Error(`data: ${ids.length} token(s); evaluation needs at least 2`);
+  if (opts.batchSize !== undefined && !(Number.isInteger(opts.batchSize) && opts.batchSize >= 1)) {
+    throw new InputError(`--batch-size must be a positive integer (got ${opts.batchSize})`);
+  }
+  if (ids.length < 2) throw new InputError(`data: ${ids.length} token(s); evaluation needs at least 2`);
   const T = ck.config.block_size;
   const windows = Math.ceil((ids.length - 1) / T);
-  const B = Math.max(1, Math.min(opts.batchSize ?? 8, windows));
-  if (!Number.isInteger(B)) throw new Error(`--batch-size must be a positive integer`);
+  const B = Math.min(opts.batchSize ?? 8, windows);
   const gpu = opts.gpu ?? await createGpu();
   const model = await GPT.create(gpu, ck.config, { B, T, storedDs: false }); // forward only: no dS buffer
   writeArray(gpu, model.params.buffer, weightsToArena(ck.weights, model.params.layout));

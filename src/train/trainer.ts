@@ -123,6 +123,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
     examples: cfg.examples,
     blockSize: base?.config.block_size ?? cfg.block_size,
     seed: cfg.seed,
+    allowInvalidUtf8: cfg.allow_invalid_utf8,
   });
   const config: GPTConfig = resumed?.config ??
     (initial ? { ...initial.config, dropout: cfg.dropout } : null) ?? {
