@@ -1,8 +1,9 @@
 /**
  * Command line: `deno task train | eval | sample | experiment [flags]` (this file with the command as its first
  * argument). Every train flag maps 1:1 to a TrainConfig key in kebab case; src/cli/flags.ts holds each
- * command's flags for the parser and `--help` alike. Bad input gets one line on stderr and exit code 2;
- * a failure during a run exit code 1; `--help` prints the command's flags and exits 0.
+ * command's flags for the parser and `--help` alike. Exit status (EXIT_STATUS, printed by `--help`): 0
+ * success; 1 a failure during a run; 2 bad input (any InputError, with one line on stderr naming the
+ * problem and the value given); 3 training diverged; 130 a second Ctrl-C.
  *
  * @module
  */
@@ -14,6 +15,7 @@ import {
   EXPERIMENT_FLAGS,
   type FlagTable,
   isNumeric,
+  joinNegativeNumbers,
   OVERVIEW,
   parseOptions,
   SAMPLE_FLAGS,
@@ -38,14 +40,17 @@ import {
 } from "./src/train/modes.ts";
 import { runExperiment } from "./src/train/experiment.ts";
 import { writeFileAtomic } from "./src/io/atomic.ts";
+import { InputError } from "./src/util/errors.ts";
 
-/** A usage error: printed as one line, exit code 2. */
-class UsageError extends Error {}
+/** A usage error (a flag the command cannot take): bad input, printed as one line, exit code 2. */
+class UsageError extends InputError {}
 
 function parse(argv: string[], table: FlagTable) {
   try {
     const options = parseOptions(table);
-    return parseArgs({ args: argv, options, allowPositionals: false, strict: true, allowNegative: true });
+    // `--lr -1`: parseArgs would call the separate "-1" ambiguous; joined, it reaches the range check.
+    const args = joinNegativeNumbers(argv, table);
+    return parseArgs({ args, options, allowPositionals: false, strict: true, allowNegative: true });
   } catch (e) {
     throw new UsageError((e as Error).message.split("\n")[0]);
   }
@@ -54,6 +59,14 @@ function parse(argv: string[], table: FlagTable) {
 function toNumber(flag: string, v: string): number {
   const x = Number(v);
   if (v.trim() === "" || !Number.isFinite(x)) throw new UsageError(`--${flag} expects a number (got '${v}')`);
+  return x;
+}
+
+/** `x` when it is a positive integer, else a UsageError showing it. */
+function positiveInt(flag: string, x: number): number {
+  if (!(Number.isInteger(x) && x >= 1)) {
+    throw new UsageError(`--${flag} must be a positive integer (got ${x})`);
+  }
   return x;
 }
 
@@ -202,8 +215,13 @@ async function runEval(argv: string[]): Promise<number> {
   for (const k of ["prefix", "fr-decode", "windows", "seed", "plot"]) {
     if (values[k] !== undefined) throw new UsageError(`--${k} needs --exposure`);
   }
+  const batch = values["batch-size"];
+  const batchSize = batch === undefined
+    ? undefined
+    : positiveInt("batch-size", toNumber("batch-size", batch as string));
   const r = await evaluateCheckpoint(values.checkpoint as string, values.data as string, {
-    batchSize: values["batch-size"] ? toNumber("batch-size", values["batch-size"] as string) : undefined,
+    batchSize,
+    allowInvalidUtf8: values["allow-invalid-utf8"] as boolean | undefined,
   });
   console.log(JSON.stringify(r));
   return 0;
@@ -212,17 +230,33 @@ async function runEval(argv: string[]): Promise<number> {
 /** `eval --exposure`: per-position teacher-forced vs free-running losses; JSON last, SVG plot. */
 async function runExposure(values: Record<string, string | boolean | undefined>): Promise<number> {
   const num = (k: string) => values[k] === undefined ? undefined : toNumber(k, values[k] as string);
+  const posInt = (k: string) => {
+    const x = num(k);
+    return x === undefined ? undefined : positiveInt(k, x);
+  };
+  if (values["allow-invalid-utf8"]) {
+    throw new UsageError("--allow-invalid-utf8 does not apply to --exposure (its --data must be UTF-8)");
+  }
+  // The prefix's upper bound, the checkpoint's block size, is exposureCheckpoint's to check.
+  const prefix = num("prefix");
+  if (prefix !== undefined && !(Number.isInteger(prefix) && prefix >= 1)) {
+    throw new UsageError(`--prefix must be an integer >= 1 (got ${prefix})`);
+  }
+  const seed = num("seed");
+  if (seed !== undefined && !(Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff)) {
+    throw new UsageError(`--seed must be an integer in [0, 2^32) (got ${seed})`);
+  }
   const decode = values["fr-decode"] as string | undefined;
   if (decode !== undefined && decode !== "argmax" && decode !== "sample") {
     throw new UsageError(`--fr-decode must be argmax or sample (got ${decode})`);
   }
   const checkpoint = values.checkpoint as string;
   const r = await exposureCheckpoint(checkpoint, values.data as string, {
-    prefix: num("prefix"),
+    prefix,
     decode: decode as DecodeRule | undefined,
-    windows: num("windows"),
-    batchSize: num("batch-size"),
-    seed: num("seed"),
+    windows: posInt("windows"),
+    batchSize: posInt("batch-size"),
+    seed,
   });
   const plot = (values.plot as string | undefined) ??
     `${checkpoint.replace(/\.safetensors$/, "")}.exposure.svg`;
@@ -278,9 +312,7 @@ async function runExperimentCmd(argv: string[]): Promise<number> {
   const target = num("target"), window = num("window"), windows = num("windows");
   if (target !== undefined && !(target > 0)) throw new UsageError(`--target must be > 0 (got ${target})`);
   for (const [k, v] of [["window", window], ["windows", windows]] as const) {
-    if (v !== undefined && !(Number.isInteger(v) && v >= 1)) {
-      throw new UsageError(`--${k} must be a positive integer (got ${v})`);
-    }
+    if (v !== undefined) positiveInt(k, v);
   }
   const report = (extra.report as string | undefined) ?? `${cfg.out}/experiment`;
   const r = await runExperiment({
@@ -388,7 +420,8 @@ export async function main(args: string[]): Promise<number> {
   } catch (e) {
     const msg = (e as Error).message?.split("\n")[0] ?? String(e);
     console.error(`tforce ${cmd ?? ""}: ${msg}`);
-    if (e instanceof UsageError) return 2;
+    // The convention --help prints (EXIT_STATUS): 2 bad input, 3 diverged, 1 any other failure.
+    if (e instanceof InputError) return 2;
     if (e instanceof TrainingDiverged) return 3;
     return 1;
   }

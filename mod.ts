@@ -176,3 +176,4 @@ export {
 export { writeFileAtomic } from "./src/io/atomic.ts";
 export { type LinePlotOptions, linePlotSvg, type PlotSeries } from "./src/io/svg.ts";
 export { Rng } from "./src/util/rng.ts";
+export { InputError } from "./src/util/errors.ts";

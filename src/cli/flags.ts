@@ -24,6 +24,28 @@ export function isNumeric(flag: Flag): boolean {
   return NUMERIC.has(flag.value);
 }
 
+/**
+ * argv with each numeric flag's negative value joined to it (`--lr -1` becomes `--lr=-1`), so the
+ * parser, which refuses a separate value that starts with a dash as ambiguous, passes it on to the
+ * range check. Only a value that parses as a number is joined; nothing after `--` is touched.
+ */
+export function joinNegativeNumbers(argv: readonly string[], table: FlagTable): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i], next = argv[i + 1];
+    if (a === "--") return [...out, ...argv.slice(i)];
+    const flag = a.startsWith("--") && !a.includes("=") ? table[a.slice(2)] : undefined;
+    if (
+      flag !== undefined && Object.hasOwn(table, a.slice(2)) && isNumeric(flag) && next !== undefined &&
+      next.startsWith("-") && next.trim() !== "" && !Number.isNaN(Number(next))
+    ) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
 /** The `train` flags: `--preset` and every TrainConfig key (kebab case) with its default. */
 export function trainFlags(): FlagTable {
   const table: Record<string, Flag> = {
@@ -49,6 +71,10 @@ export function trainKey(flag: string): keyof TrainConfig | undefined {
 export const EVAL_FLAGS: FlagTable = {
   checkpoint: { value: "FILE", help: "model checkpoint (.safetensors) to score (required)" },
   data: { value: "FILE", help: "text to score, with the checkpoint's tokenizer (required)" },
+  "allow-invalid-utf8": {
+    value: "",
+    help: "decode --data bytes that are not UTF-8 as U+FFFD instead of refusing the file (not --exposure)",
+  },
   "batch-size": {
     value: "N",
     help: "windows per GPU batch (default 8; --exposure: 16, fewer if their logits exceed a binding)",
@@ -116,8 +142,19 @@ export function commandHelp(usage: string, summary: string, ...tables: FlagTable
     const right = wrap(r.right, HELP_COLUMNS - indent.length).join(`\n${indent}`);
     return r.left.length > width ? `  ${r.left}\n${indent}${right}` : `  ${r.left.padEnd(width)}  ${right}`;
   });
-  return [`usage: ${usage}`, "", summary, "", ...lines].join("\n");
+  return [`usage: ${usage}`, "", summary, "", ...lines, "", EXIT_STATUS].join("\n");
 }
+
+/** The exit statuses of every command, at the end of the overview and of each command's help. */
+export const EXIT_STATUS: string = [
+  "exit status:",
+  "  0    success (also --help)",
+  "  1    a failure during a run: a GPU error, a write that failed",
+  "  2    bad input: flags, data files (missing, empty, not UTF-8), checkpoints, configurations too",
+  "       large for the adapter; one line on stderr names the problem and the value given",
+  "  3    training diverged (NaN loss)",
+  "  130  a second Ctrl-C in train (the first finishes the step in flight, saves it and exits 0)",
+].join("\n");
 
 /** Help lines stay within this many columns. */
 const HELP_COLUMNS = 100;
@@ -147,4 +184,6 @@ export const OVERVIEW: string = [
   "  eval        a checkpoint's mean next-token loss on a text; --exposure: its exposure bias",
   "  sample      generate text from a checkpoint",
   "  experiment  train the three input modes on the same data and seed; a Markdown report with plots",
+  "",
+  EXIT_STATUS,
 ].join("\n");

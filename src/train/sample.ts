@@ -8,6 +8,7 @@ import { createGpu, type Gpu } from "../gpu/device.ts";
 import { loadModel, weightsToArena } from "../model/checkpoint.ts";
 import { Generator } from "../model/generate.ts";
 import { paramLayout } from "../model/params.ts";
+import { InputError } from "../util/errors.ts";
 
 /** Options for {@linkcode sampleCheckpoint}. */
 export interface SampleOptions {
@@ -30,18 +31,24 @@ export interface SampleOptions {
 /** Generates from the checkpoint at `path`; returns the generated text (prompt excluded). */
 export async function sampleCheckpoint(path: string, o: SampleOptions): Promise<string> {
   if (!Number.isInteger(o.maxTokens) || o.maxTokens < 1) {
-    throw new Error(`--max-tokens must be a positive integer`);
+    throw new InputError(`--max-tokens must be a positive integer (got ${o.maxTokens})`);
   }
-  if (!(o.temperature >= 0)) throw new Error(`--temperature must be >= 0`);
-  if (!Number.isInteger(o.topK) || o.topK < 0) throw new Error(`--top-k must be an integer >= 0`);
-  if (!Number.isInteger(o.seed) || o.seed < 0) throw new Error(`--seed must be an integer >= 0`);
+  if (!(o.temperature >= 0 && Number.isFinite(o.temperature))) {
+    throw new InputError(`--temperature must be >= 0 (got ${o.temperature})`);
+  }
+  if (!Number.isInteger(o.topK) || o.topK < 0) {
+    throw new InputError(`--top-k must be an integer >= 0 (got ${o.topK})`);
+  }
+  if (!Number.isInteger(o.seed) || o.seed < 0 || o.seed > 0xffffffff) {
+    throw new InputError(`--seed must be an integer in [0, 2^32) (got ${o.seed})`);
+  }
   const ck = await loadModel(path);
   const tok = ck.tokenizer;
   let prompt: Uint32Array;
   try {
     prompt = tok.encode(o.prompt.length > 0 ? o.prompt : "\n");
   } catch (e) {
-    if (o.prompt.length > 0) throw new Error(`--prompt: ${(e as Error).message}`);
+    if (o.prompt.length > 0) throw new InputError(`--prompt: ${(e as Error).message}`);
     prompt = new Uint32Array([0]);
   }
   if (prompt.length === 0) prompt = new Uint32Array([0]);
