@@ -41,6 +41,8 @@ import {
 import { runExperiment } from "./src/train/experiment.ts";
 import { writeFileAtomic } from "./src/io/atomic.ts";
 import { InputError } from "./src/util/errors.ts";
+import { savedRun } from "./src/train/state.ts";
+import { startToken } from "./src/data/tokenizer.ts";
 
 /** A usage error (a flag the command cannot take): bad input, printed as one line, exit code 2. */
 class UsageError extends InputError {}
@@ -75,18 +77,21 @@ export function parseTrainArgs(argv: string[]): TrainConfig {
   return parseTrainAnd(argv, {}).cfg;
 }
 
-/** `train` flags plus `extra` ones: the TrainConfig and the extra values. */
+/**
+ * `train` flags plus `extra` ones: the TrainConfig over the defaults, the settings the command line gave
+ * (a preset's and the flags': what a resume checks against the saved run), and the extra values.
+ */
 function parseTrainAnd(
   argv: string[],
   extra: FlagTable,
-): { cfg: TrainConfig; extra: Record<string, string | boolean | undefined> } {
+): { cfg: TrainConfig; given: Partial<TrainConfig>; extra: Record<string, string | boolean | undefined> } {
   const flags = trainFlags();
   const { values } = parse(argv, { ...flags, ...extra });
   const preset = values.preset as string | undefined;
   if (preset !== undefined && !Object.hasOwn(PRESETS, preset)) {
     throw new UsageError(`--preset: unknown preset '${preset}' (have: ${Object.keys(PRESETS).join(", ")})`);
   }
-  const cfg: Record<string, unknown> = { ...DEFAULT_TRAIN, ...(preset ? PRESETS[preset] : {}) };
+  const given: Record<string, unknown> = { ...(preset ? PRESETS[preset] : {}) };
   const rest: Record<string, string | boolean | undefined> = {};
   for (const [flag, v] of Object.entries(values)) {
     if (flag === "preset") continue;
@@ -95,9 +100,10 @@ function parseTrainAnd(
       continue;
     }
     const key = trainKey(flag)!;
-    cfg[key] = isNumeric(flags[flag]) ? toNumber(flag, v as string) : v;
+    given[key] = isNumeric(flags[flag]) ? toNumber(flag, v as string) : v;
   }
-  return { cfg: cfg as unknown as TrainConfig, extra: rest };
+  const cfg = { ...DEFAULT_TRAIN, ...given } as TrainConfig;
+  return { cfg, given: given as Partial<TrainConfig>, extra: rest };
 }
 
 function fmt(x: number | null, digits = 4): string {
@@ -105,27 +111,46 @@ function fmt(x: number | null, digits = 4): string {
 }
 
 async function runTrain(argv: string[]): Promise<number> {
-  const cfg = parseTrainArgs(argv);
-  const progress = new Progress(cfg.steps);
-  // Ctrl-C: finish the step in flight, save a checkpoint of it, exit 0. A second Ctrl-C exits at once.
+  const { given } = parseTrainAnd(argv, {});
+  const out = given.out ?? DEFAULT_TRAIN.out;
+  if (given.resume) {
+    const saved = await savedRun(out);
+    const steps = given.steps ?? saved?.run?.steps ?? DEFAULT_TRAIN.steps;
+    if (saved && steps === saved.step) {
+      console.log(
+        `nothing to do: the run in '${out}' has completed its ${saved.step} steps ` +
+          `(give --steps above ${saved.step} to continue it)`,
+      );
+      return 0;
+    }
+  }
+  // SIGINT (Ctrl-C), SIGTERM (kill, systemd, docker stop) and SIGHUP (a closed terminal): finish the step in
+  // flight, save a checkpoint of it, exit 0. A second signal exits at once with status 130.
+  const shown: { progress?: Progress } = {};
+  const say = (line: string) => shown.progress ? shown.progress.line(line) : console.log(line);
   const stop = new AbortController();
-  const onSigint = () => {
+  const onSignal = () => {
     if (stop.signal.aborted) Deno.exit(130);
-    progress.line("interrupted: saving a checkpoint of the last completed step (Ctrl-C again to quit now)");
+    say("interrupted: saving a checkpoint of the last completed step (interrupt again to quit now)");
     stop.abort();
   };
-  Deno.addSignalListener("SIGINT", onSigint);
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM", "SIGHUP"];
+  for (const sig of signals) Deno.addSignalListener(sig, onSignal);
   let result;
   try {
-    result = await trainWithSignal(cfg, progress, stop.signal);
+    result = await trainWithSignal(given, (p) => shown.progress = p, stop.signal);
   } finally {
-    Deno.removeSignalListener("SIGINT", onSigint);
+    for (const sig of signals) Deno.removeSignalListener(sig, onSignal);
   }
-  progress.finish();
+  shown.progress?.finish();
+  const saved = result.checkpoint;
+  const where = !saved
+    ? "no checkpoint was written"
+    : saved.step === result.steps
+    ? `checkpoint in ${saved.path}`
+    : `the last checkpoint (step ${saved.step}) is in ${saved.path}`;
   if (result.stopped === "aborted") {
-    console.log(
-      `stopped at step ${result.steps}; checkpoint in ${cfg.out}/model.safetensors (--resume continues)`,
-    );
+    console.log(`stopped at step ${result.steps}; ${where}${saved ? " (--resume continues)" : ""}`);
     return 0;
   }
   const er = result.entropyRate;
@@ -134,12 +159,13 @@ async function runTrain(argv: string[]): Promise<number> {
       (er !== undefined
         ? ` (best achievable ${er.toFixed(4)}, gap ${(result.bestValLoss - er).toFixed(4)})`
         : "") +
-      `; checkpoint in ${cfg.out}/model.safetensors`,
+      `; ${where}`,
   );
+  const cfg = result.config;
   if (cfg.sample_chars > 0) {
     const gen = await Generator.create(result.gpu, result.model.config, result.model.params, 1);
     const tok = result.corpus.tokenizer;
-    const start = tok.encode(tok.type === "char" && safeEncode(tok, "\n") ? "\n" : " ").slice(0, 1);
+    const start = new Uint32Array([startToken(tok)]);
     const text = tok.decode(
       (await gen.generate(start, cfg.sample_chars, { temperature: 0.8, seed: cfg.seed }))[0],
     );
@@ -148,10 +174,28 @@ async function runTrain(argv: string[]): Promise<number> {
   return 0;
 }
 
-function trainWithSignal(cfg: TrainConfig, progress: Progress, signal: AbortSignal) {
-  return train(cfg, {
+function trainWithSignal(
+  given: Partial<TrainConfig>,
+  onProgress: (p: Progress) => void,
+  signal: AbortSignal,
+) {
+  let progress: Progress;
+  return train(given, {
     signal,
     onStart: (s) => {
+      const cfg = s.config;
+      progress = new Progress(cfg.steps);
+      onProgress(progress);
+      const f = s.folder;
+      if (f?.staleLockPid !== undefined) {
+        console.log(`took over the lock of process ${f.staleLockPid}, which no longer runs`);
+      }
+      if (f?.removedTemp.length) {
+        console.log(
+          `removed ${f.removedTemp.length} temporary file(s) of a killed run: ${f.removedTemp.join(", ")}`,
+        );
+      }
+      if (f?.movedTo) console.log(`--overwrite: the previous run's files are now in ${f.movedTo}`);
       console.log(`tforce: ${s.corpus}`);
       console.log(
         `model: ${s.model.n_layer} layers, ${s.model.n_head} heads, ${s.model.n_embd} channels, block ${s.model.block_size}, ` +
@@ -199,19 +243,13 @@ function describeMode(cfg: TrainConfig): string {
     `eps ${epsilon(0, s).toFixed(3)} at step 1, ${epsilon(cfg.steps - 1, s).toFixed(3)} at step ${cfg.steps}`;
 }
 
-function safeEncode(tok: { encode(s: string): Uint32Array }, s: string): boolean {
-  try {
-    return tok.encode(s).length > 0;
-  } catch {
-    return false;
-  }
-}
-
 async function runEval(argv: string[]): Promise<number> {
   const { values } = parse(argv, EVAL_FLAGS);
   if (!values.checkpoint) throw new UsageError("eval needs --checkpoint FILE");
-  if (!values.data) throw new UsageError("eval needs --data FILE");
-  if (values.exposure) return await runExposure(values as Record<string, string | boolean | undefined>);
+  if (values.exposure) {
+    if (!values.data) throw new UsageError("eval --exposure needs --data FILE");
+    return await runExposure(values as Record<string, string | boolean | undefined>);
+  }
   for (const k of ["prefix", "fr-decode", "windows", "seed", "plot"]) {
     if (values[k] !== undefined) throw new UsageError(`--${k} needs --exposure`);
   }
@@ -219,7 +257,7 @@ async function runEval(argv: string[]): Promise<number> {
   const batchSize = batch === undefined
     ? undefined
     : positiveInt("batch-size", toNumber("batch-size", batch as string));
-  const r = await evaluateCheckpoint(values.checkpoint as string, values.data as string, {
+  const r = await evaluateCheckpoint(values.checkpoint as string, values.data as string | undefined, {
     batchSize,
     allowInvalidUtf8: values["allow-invalid-utf8"] as boolean | undefined,
   });
@@ -366,9 +404,10 @@ const commands: Record<string, { run: (argv: string[]) => Promise<number>; help:
     run: runEval,
     help: () =>
       commandHelp(
-        "deno task eval --checkpoint FILE --data FILE [--exposure ...]",
-        "Prints a checkpoint's mean next-token loss on a text as JSON (the last line); with --exposure, the\n" +
-          "loss per position after a gold prefix, teacher-forced against free-running, and an SVG plot.",
+        "deno task eval --checkpoint FILE [--data FILE] [--exposure ...]",
+        "Prints a checkpoint's mean next-token loss on a text (default: its run's held-out text) as JSON\n" +
+          "(the last line); with --exposure and --data, the loss per position after a gold prefix,\n" +
+          "teacher-forced against free-running, and an SVG plot.",
         EVAL_FLAGS,
       ),
   },

@@ -103,7 +103,9 @@ export {
   type TrainStart,
 } from "./src/train/trainer.ts";
 export { type StepRecord } from "./src/train/log.ts";
-export { type EvalResult, evaluateCheckpoint, evaluateTokens } from "./src/train/evaluate.ts";
+export { type ClaimReport, RUN_FILES } from "./src/train/runfolder.ts";
+export { WriteError } from "./src/io/atomic.ts";
+export { type EvalResult, evaluateCheckpoint, evaluateTokens, heldOutTokens } from "./src/train/evaluate.ts";
 export { sampleCheckpoint, type SampleOptions } from "./src/train/sample.ts";
 export { learningRate, type LrSchedule } from "./src/train/schedule.ts";
 export {

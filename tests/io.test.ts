@@ -1,6 +1,6 @@
 // File tests write under Deno.makeTempDir(): run with --allow-write=/tmp --allow-read=/tmp in addition to
 // the usual --allow-read=. --allow-env.
-import { writeFileAtomic } from "../src/io/atomic.ts";
+import { WriteError, writeFileAtomic } from "../src/io/atomic.ts";
 import { JsonlLog, readJsonl } from "../src/io/log.ts";
 import { type LinePlotOptions, linePlotSvg } from "../src/io/svg.ts";
 
@@ -67,7 +67,8 @@ Deno.test("writeFileAtomic into a missing directory throws and leaves nothing", 
       () => writeFileAtomic(`${dir}/missing/sub/x.bin`, new Uint8Array(10)),
       "missing dir",
     );
-    check(e instanceof Deno.errors.NotFound, `got ${e}`);
+    check(e instanceof WriteError && e.cause instanceof Deno.errors.NotFound, `got ${e}`);
+    check(String(e).includes(`cannot write '${dir}/missing/sub/x.bin'`), `the message names the file: ${e}`);
     check((await listDir(dir)).length === 0, `dir has ${await listDir(dir)}`);
   });
 });

@@ -70,7 +70,10 @@ export function trainKey(flag: string): keyof TrainConfig | undefined {
 /** `eval`'s flags. */
 export const EVAL_FLAGS: FlagTable = {
   checkpoint: { value: "FILE", help: "model checkpoint (.safetensors) to score (required)" },
-  data: { value: "FILE", help: "text to score, with the checkpoint's tokenizer (required)" },
+  data: {
+    value: "FILE",
+    help: "text to score, with the checkpoint's tokenizer (default: the held-out text of its training run)",
+  },
   "allow-invalid-utf8": {
     value: "",
     help: "decode --data bytes that are not UTF-8 as U+FFFD instead of refusing the file (not --exposure)",

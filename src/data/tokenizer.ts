@@ -145,3 +145,19 @@ export function show(s: unknown): string {
 function oneLine(s: string): string {
   return s.replace(/\s*\n\s*/g, " ");
 }
+
+/**
+ * The token a sample with no prompt starts from, for any vocabulary: a newline if it encodes to one
+ * token, else a space, else the first id that is not padding (a DNA or digits corpus has neither).
+ */
+export function startToken(tok: Tokenizer): number {
+  for (const s of ["\n", " "]) {
+    try {
+      const ids = tok.encode(s);
+      if (ids.length === 1 && ids[0] !== tok.padId) return ids[0];
+    } catch {
+      // not in this vocabulary
+    }
+  }
+  return tok.padId === 0 ? 1 : 0;
+}

@@ -1,10 +1,26 @@
 /**
  * Crash-safe file replacement: write a temporary file beside the target, fsync it, rename it over the
  * target, fsync the directory. A crash at any point leaves either the old file or the new one, never a
- * half-written mix; on failure the temporary file is removed.
+ * half-written mix; on failure the temporary file is removed, and the error (a WriteError) names the file.
  *
  * @module
  */
+
+/** A file could not be written; the message names the file and the system's reason. */
+export class WriteError extends Error {
+  /** Creates the error with its one-line message. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "WriteError";
+  }
+}
+
+/** `e` as a WriteError naming `path` (one line: the system's first line of reason). */
+export function writeError(path: string, e: unknown): WriteError {
+  if (e instanceof WriteError) return e;
+  const why = (e instanceof Error ? e.message : String(e)).split("\n")[0];
+  return new WriteError(`cannot write '${path}': ${why}`, { cause: e });
+}
 
 function splitPath(path: string): { dir: string; base: string } {
   const i = Math.max(path.lastIndexOf("/"), Deno.build.os === "windows" ? path.lastIndexOf("\\") : -1);
@@ -19,9 +35,9 @@ function randomSuffix(): string {
 /**
  * Writes `data` (bytes, or a string as UTF-8) to `path` atomically: to a uniquely named temporary file
  * in the same directory (`.NAME.tmp-PID-RANDOM`), fsynced, then renamed over `path`, then the directory
- * is fsynced where the platform allows. An existing target's permission bits are kept. Throws the
- * underlying error (missing directory, permissions, target is a directory...) after removing the
- * temporary file.
+ * is fsynced where the platform allows. An existing target's permission bits are kept. Throws a
+ * WriteError naming `path` and the underlying reason (missing directory, permissions, a full disk, target
+ * is a directory...) after removing the temporary file.
  */
 export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
   const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
@@ -32,7 +48,7 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
     const st = await Deno.stat(path);
     if (st.isFile && st.mode !== null) mode = st.mode & 0o7777;
   } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    if (!(e instanceof Deno.errors.NotFound)) throw writeError(path, e);
   }
   const tmp = `${dir === "/" ? "" : dir}/.${base}.tmp-${Deno.pid}-${randomSuffix()}`;
   let created = false;
@@ -52,7 +68,7 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
     created = false;
   } catch (e) {
     if (created) await Deno.remove(tmp).catch(() => {});
-    throw e;
+    throw writeError(path, e);
   }
   await syncDir(dir);
 }

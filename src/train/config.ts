@@ -72,6 +72,8 @@ export interface TrainConfig {
   out: string;
   /** Continue from out/train_state.safetensors (weights, optimizer, step, RNG streams). */
   resume: boolean;
+  /** Train afresh into an `out` that holds another run, after moving its files to out/replaced-TIME/. */
+  overwrite: boolean;
   /** Fine-tune: start from this model checkpoint's weights, shape and tokenizer (fresh optimizer, step 0). */
   init_from?: string;
   /** Characters of sample text generated at the end (0: none). */
@@ -124,6 +126,7 @@ export const DEFAULT_TRAIN: Readonly<TrainConfig> = {
   seed: 1337,
   out: "out",
   resume: false,
+  overwrite: false,
   sample_chars: 300,
   mode: "teacher-forcing",
   fr_decode: "argmax",
@@ -204,7 +207,8 @@ export const TRAIN_FLAG_HELP: {
   log_interval: ["N", "read the training loss back every N steps"],
   seed: ["N", "seed of the initialisation, data order, dropout and generated language"],
   out: ["DIR", "run folder: checkpoints, log.jsonl, loss.svg"],
-  resume: ["", "continue from DIR/train_state.safetensors (weights, optimizer, step, RNG)"],
+  resume: ["", "continue the run in --out with its saved settings (model, data, optimizer, schedule)"],
+  overwrite: ["", "train afresh into an --out that holds a run, moving its files to DIR/replaced-TIME/"],
   init_from: ["FILE", "fine-tune from this checkpoint's weights, shape and tokenizer (step 0)"],
   sample_chars: ["N", "tokens of sample text printed at the end (0: none)"],
   mode: [
@@ -282,12 +286,7 @@ export function validateTrainConfig(c: TrainConfig): void {
   if (!PRECISIONS.includes(c.dtype)) {
     throw new InputError(`--dtype must be ${PRECISIONS.join(" or ")} (got ${c.dtype})`);
   }
-  try {
-    validateModeConfig(c);
-  } catch (e) {
-    // Every problem validateModeConfig finds is a setting of `c`: bad input, whatever type it threw.
-    throw new InputError((e as Error).message);
-  }
+  validateModeConfig(c);
 }
 
 /**

@@ -14,7 +14,8 @@ import { type Dispatch, encodeDispatches } from "../gpu/kernel.ts";
 import { gather, NO_TOKEN } from "../kernels/gather.ts";
 import { loadModel, type ModelCheckpoint, weightsToArena } from "../model/checkpoint.ts";
 import { GPT } from "../model/gpt.ts";
-import { readText } from "./data.ts";
+import { loadCorpus, readText } from "./data.ts";
+import { runConfigOf } from "./state.ts";
 import { InputError } from "../util/errors.ts";
 
 /** The last stdout line of `deno task eval`. */
@@ -31,14 +32,16 @@ export interface EvalResult {
 
 /**
  * Evaluates the checkpoint at `path` on the text file `data` (refused unless valid UTF-8, or with
- * `allowInvalidUtf8` decoded with U+FFFD replacement characters).
+ * `allowInvalidUtf8` decoded with U+FFFD replacement characters), or, without one, on the held-out text
+ * of the run that wrote it (`heldOutTokens`).
  */
 export async function evaluateCheckpoint(
   path: string,
-  data: string,
+  data: string | undefined,
   opts: { batchSize?: number; gpu?: Gpu; allowInvalidUtf8?: boolean } = {},
 ): Promise<EvalResult> {
   const ck = await loadModel(path);
+  if (data === undefined) return await evaluateTokens(ck, await heldOutTokens(ck, path), opts);
   const text = await readText(data, "data", opts.allowInvalidUtf8);
   let ids: Uint32Array;
   try {
@@ -48,6 +51,27 @@ export async function evaluateCheckpoint(
     throw e instanceof InputError ? new InputError(msg) : new Error(msg);
   }
   return await evaluateTokens(ck, ids, opts);
+}
+
+/**
+ * The validation split of the data the checkpoint's run trained on, tokenized as in training, from its
+ * `train_config` metadata: the generated language of the run's seed, the run's `--val` file, or the
+ * last 10% of its `--data`.
+ */
+export async function heldOutTokens(ck: ModelCheckpoint, path: string): Promise<Uint32Array> {
+  const run = runConfigOf(ck.metadata, path);
+  if (!run) throw new InputError(`${path} does not record the data it was trained on: give --data FILE`);
+  const corpus = await loadCorpus({
+    data: run.data,
+    val: run.val,
+    tokenizerType: ck.tokenizer.type,
+    tokenizer: ck.tokenizer,
+    examples: run.examples,
+    blockSize: ck.config.block_size,
+    seed: run.seed,
+    allowInvalidUtf8: run.allow_invalid_utf8,
+  });
+  return corpus.val.tokens;
 }
 
 /** Evaluates a loaded checkpoint on token ids by the window rule above. */

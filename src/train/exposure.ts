@@ -30,6 +30,7 @@ import { paramLayout } from "../model/params.ts";
 import { hash3 } from "../reference/hash.ts";
 import { readText } from "./data.ts";
 import { checkPrefix, createRollout, type DecodeRule } from "./modes.ts";
+import { InputError } from "../util/errors.ts";
 
 /** Options of {@linkcode measureExposure}. */
 export interface ExposureOptions {
@@ -88,19 +89,19 @@ export async function measureExposure(
   opts: ExposureOptions = {},
 ): Promise<ExposureResult> {
   const T = config.block_size, V = config.vocab_size;
-  if (T < 2) throw new Error(`exposure: block_size ${T} leaves no room for a free-running continuation`);
+  if (T < 2) throw new InputError(`exposure: block_size ${T} leaves no room for a free-running continuation`);
   const P = opts.prefix ?? Math.max(1, Math.floor(T / 4));
   checkPrefix(P, T);
   const decode = opts.decode ?? "argmax";
   if (decode !== "argmax" && decode !== "sample") {
-    throw new Error(`--fr-decode must be argmax or sample (got ${decode})`);
+    throw new InputError(`--fr-decode must be argmax or sample (got ${decode})`);
   }
   if (ids.length < T + 1) {
-    throw new Error(`data: ${ids.length} tokens, fewer than block_size+1 = ${T + 1} for one window`);
+    throw new InputError(`data: ${ids.length} tokens, fewer than block_size+1 = ${T + 1} for one window`);
   }
   const wantW = opts.windows ?? 64;
   if (!Number.isInteger(wantW) || wantW < 1) {
-    throw new Error(`--windows must be a positive integer (got ${wantW})`);
+    throw new InputError(`--windows must be a positive integer (got ${wantW})`);
   }
   const maxW = Math.floor((ids.length - 1) / T);
   const W = Math.min(wantW, maxW);
@@ -109,7 +110,7 @@ export async function measureExposure(
     (_, k) => W === 1 ? 0 : Math.floor(k * (ids.length - T - 1) / (W - 1)),
   );
   if (opts.batchSize !== undefined && !(Number.isInteger(opts.batchSize) && opts.batchSize >= 1)) {
-    throw new Error(`--batch-size must be a positive integer (got ${opts.batchSize})`);
+    throw new InputError(`--batch-size must be a positive integer (got ${opts.batchSize})`);
   }
   const seed = opts.seed ?? 1337;
 
@@ -215,7 +216,7 @@ export async function exposureCheckpoint(
   try {
     ids = ck.tokenizer.encode(text);
   } catch (e) {
-    throw new Error(`data: ${(e as Error).message}`);
+    throw new InputError(`data: ${(e as Error).message}`);
   }
   const host = weightsToArena(ck.weights, paramLayout(ck.config).layout);
   return await measureExposure(ck.config, host, ids, opts);

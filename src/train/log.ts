@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { writeFileAtomic } from "../io/atomic.ts";
+import { writeError, writeFileAtomic } from "../io/atomic.ts";
 import { JsonlLog, readJsonl } from "../io/log.ts";
 import { linePlotSvg } from "../io/svg.ts";
 
@@ -38,21 +38,26 @@ export class RunLog {
   readonly records: StepRecord[] = [];
   #dir: string;
   #dry: boolean;
-  #append: boolean;
+  #resumedAt: number | null;
   #entropy?: number;
   #file: JsonlLog | null = null;
   #past: StepRecord[] = [];
   #writes: Promise<void> = Promise.resolve();
+  #error: Error | null = null;
 
-  /** A log in `dir` (nothing written when `dry`); `append` continues an earlier run's log. */
-  constructor(dir: string, dry: boolean, append: boolean, entropyRate?: number) {
+  /**
+   * A log in `dir` (nothing written when `dry`). `resumedAt`: the step a resumed run continues from; the
+   * earlier run's lines up to it are kept and any after it (steps it logged past its last checkpoint,
+   * which this run will log again) are dropped, so each step appears once. null: a new log.
+   */
+  constructor(dir: string, dry: boolean, resumedAt: number | null, entropyRate?: number) {
     this.#dir = dir;
     this.#dry = dry;
-    this.#append = append;
+    this.#resumedAt = resumedAt;
     this.#entropy = entropyRate;
   }
 
-  /** Creates the folder and opens log.jsonl. */
+  /** Creates the folder and opens log.jsonl (on resume, without the lines past the resumed step). */
   async open(): Promise<void> {
     if (this.#dry) return;
     try {
@@ -61,26 +66,46 @@ export class RunLog {
       throw new Error(`--out '${this.#dir}': cannot create folder (${(e as Error).message.split("\n")[0]})`);
     }
     const path = `${this.#dir}/log.jsonl`;
-    if (this.#append) {
+    const at = this.#resumedAt;
+    if (at !== null) {
+      let past: StepRecord[] = [];
       try {
-        this.#past = (await readJsonl(path)) as unknown as StepRecord[];
+        past = (await readJsonl(path)) as unknown as StepRecord[];
       } catch {
-        this.#past = [];
+        // no log, or not one of ours: start a new one after it
+      }
+      this.#past = past.filter((r) => r.step <= at);
+      if (this.#past.length < past.length) {
+        const lines = this.#past.map((r) => JSON.stringify(r) + "\n").join("");
+        await writeFileAtomic(path, lines);
       }
     }
-    this.#file = await JsonlLog.open(path, { append: this.#append });
+    try {
+      this.#file = await JsonlLog.open(path, { append: at !== null });
+    } catch (e) {
+      throw writeError(path, e);
+    }
   }
 
-  /** Adds a record (written in the background, in order). */
+  /** Adds a record (written in the background, in order; a failure is kept for check()). */
   add(r: StepRecord): void {
     this.records.push(r);
     const f = this.#file;
-    if (f) this.#writes = this.#writes.then(() => f.write(r as unknown as Record<string, unknown>));
+    if (!f) return;
+    this.#writes = this.#writes.then(() => f.write(r as unknown as Record<string, unknown>)).catch((e) => {
+      this.#error ??= writeError(f.path, e);
+    });
+  }
+
+  /** Throws the first failed write of a record, if any. */
+  check(): void {
+    if (this.#error) throw this.#error;
   }
 
   /** Waits for pending writes and redraws loss.svg. */
   async flush(): Promise<void> {
     await this.#writes;
+    this.check();
     if (this.#dry) return;
     await writeFileAtomic(`${this.#dir}/loss.svg`, this.plot());
   }

@@ -8,11 +8,12 @@ import { createGpu, type Gpu } from "../gpu/device.ts";
 import { loadModel, weightsToArena } from "../model/checkpoint.ts";
 import { Generator } from "../model/generate.ts";
 import { paramLayout } from "../model/params.ts";
+import { startToken } from "../data/tokenizer.ts";
 import { InputError } from "../util/errors.ts";
 
 /** Options for {@linkcode sampleCheckpoint}. */
 export interface SampleOptions {
-  /** Text to continue; empty: start from a newline (or the first token). */
+  /** Text to continue; empty: start from one token (`startToken`: a newline, else a space, else the first). */
   prompt: string;
   /** Tokens to generate. */
   maxTokens: number;
@@ -44,14 +45,13 @@ export async function sampleCheckpoint(path: string, o: SampleOptions): Promise<
   }
   const ck = await loadModel(path);
   const tok = ck.tokenizer;
-  let prompt: Uint32Array;
+  let prompt: Uint32Array = new Uint32Array(0);
   try {
-    prompt = tok.encode(o.prompt.length > 0 ? o.prompt : "\n");
+    if (o.prompt.length > 0) prompt = tok.encode(o.prompt);
   } catch (e) {
-    if (o.prompt.length > 0) throw new InputError(`--prompt: ${(e as Error).message}`);
-    prompt = new Uint32Array([0]);
+    throw new InputError(`--prompt: ${(e as Error).message}`);
   }
-  if (prompt.length === 0) prompt = new Uint32Array([0]);
+  if (prompt.length === 0) prompt = new Uint32Array([startToken(tok)]);
   const gpu = o.gpu ?? await createGpu();
   const { layout } = paramLayout(ck.config);
   const params = new Arena(gpu, "params", layout);

@@ -15,6 +15,8 @@ import { decodeSafetensors, encodeSafetensors } from "../io/safetensors.ts";
 import { encodeModel, type ModelCheckpoint, modelFromFile, modelTensors } from "../model/checkpoint.ts";
 import type { GPTConfig } from "../model/config.ts";
 import { paramLayout, paramSpecs } from "../model/params.ts";
+import { InputError } from "../util/errors.ts";
+import type { TrainConfig } from "./config.ts";
 
 /** Everything besides the weights that a resumed run needs to continue exactly. */
 export interface TrainState {
@@ -36,6 +38,8 @@ export interface TrainState {
   v: Float32Array;
   /** float16 runs: the dynamic loss scale and its count of finite steps since it last changed. */
   lossScaler?: { scale: number; good: number };
+  /** The run's whole configuration (absent in state files written before it was stored). */
+  run?: TrainConfig;
 }
 
 /** Writes train_state.safetensors, then model.safetensors and, when `isBest`, best.safetensors. */
@@ -49,7 +53,11 @@ export async function saveCheckpoint(
   valLoss: number,
   isBest: boolean,
 ): Promise<void> {
-  const meta = { step: String(state.step), val_loss: String(valLoss) };
+  const meta = {
+    step: String(state.step),
+    val_loss: String(valLoss),
+    ...(state.run ? { train_config: JSON.stringify(state.run) } : {}),
+  };
   const [tensors, metadata] = modelTensors(config, tokenizer, layout, params, meta);
   const all = tensors.filter((t) => t.name !== "lm_head.weight");
   for (const e of layout.entries) {
@@ -90,7 +98,7 @@ export async function loadTrainState(path: string): Promise<ModelCheckpoint & { 
     bytes = await Deno.readFile(path);
   } catch (e) {
     const why = e instanceof Deno.errors.NotFound ? "no such file" : (e as Error).message.split("\n")[0];
-    throw new Error(`${path}: cannot resume (${why})`);
+    throw new InputError(`${path}: cannot resume (${why})`);
   }
   const file = decodeSafetensors(bytes, path);
   const ck = modelFromFile(file, path, (name) => name.startsWith("exp_avg"));
@@ -101,7 +109,7 @@ export async function loadTrainState(path: string): Promise<ModelCheckpoint & { 
     for (const [prefix, dst] of [["exp_avg", m], ["exp_avg_sq", v]] as const) {
       const t = file.tensors.get(`${prefix}.${p.name}`);
       if (!t || t.data.length !== e.size) {
-        throw new Error(`${path}: missing or mis-sized '${prefix}.${p.name}'`);
+        throw new InputError(`${path}: missing or mis-sized '${prefix}.${p.name}'`);
       }
       dst.set(t.data, e.offset);
     }
@@ -110,7 +118,7 @@ export async function loadTrainState(path: string): Promise<ModelCheckpoint & { 
     const s = file.metadata[k];
     const x = Number(s);
     if (s === undefined || (Number.isNaN(x) && s !== "NaN")) {
-      throw new Error(`${path}: metadata '${k}' missing or not a number`);
+      throw new InputError(`${path}: metadata '${k}' missing or not a number`);
     }
     return x;
   };
@@ -126,6 +134,64 @@ export async function loadTrainState(path: string): Promise<ModelCheckpoint & { 
     ...(file.metadata.loss_scale !== undefined
       ? { lossScaler: { scale: num("loss_scale"), good: num("loss_scale_good") } }
       : {}),
+    ...(ck.metadata.train_config !== undefined ? { run: runConfigOf(ck.metadata, path) } : {}),
   };
   return { ...ck, state };
+}
+
+/** The TrainConfig stored in a checkpoint's metadata (`train_config`), or undefined if it has none. */
+export function runConfigOf(metadata: Record<string, string>, path: string): TrainConfig | undefined {
+  const json = metadata.train_config;
+  if (json === undefined) return undefined;
+  try {
+    const v = JSON.parse(json);
+    if (typeof v === "object" && v !== null && !Array.isArray(v)) return v as TrainConfig;
+  } catch {
+    // reported below
+  }
+  throw new InputError(`${path}: metadata 'train_config' is not a JSON object`);
+}
+
+/**
+ * The step and configuration of the run saved in `dir`, from train_state.safetensors' header alone (a
+ * few KB, not the weights), or null when the folder holds no state file.
+ */
+export async function savedRun(dir: string): Promise<{ step: number; run?: TrainConfig } | null> {
+  const path = `${dir}/train_state.safetensors`;
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw new InputError(`${path}: cannot resume (${(e as Error).message.split("\n")[0]})`);
+  }
+  try {
+    const len = new Uint8Array(8);
+    if (!(await readFull(file, len))) throw new InputError(`${path}: not a safetensors file`);
+    const n = Number(new DataView(len.buffer).getBigUint64(0, true));
+    if (n > 100_000_000) throw new InputError(`${path}: not a safetensors file (header of ${n} bytes)`);
+    const header = new Uint8Array(n);
+    if (!(await readFull(file, header))) throw new InputError(`${path}: truncated header`);
+    let meta: Record<string, string>;
+    try {
+      meta = JSON.parse(new TextDecoder().decode(header)).__metadata__ ?? {};
+    } catch {
+      throw new InputError(`${path}: header is not valid JSON`);
+    }
+    const step = Number(meta.step);
+    if (!Number.isInteger(step) || step < 0) throw new InputError(`${path}: metadata 'step' missing or bad`);
+    return { step, run: runConfigOf(meta, path) };
+  } finally {
+    file.close();
+  }
+}
+
+async function readFull(file: Deno.FsFile, buf: Uint8Array): Promise<boolean> {
+  let got = 0;
+  while (got < buf.length) {
+    const n = await file.read(buf.subarray(got));
+    if (n === null) return false;
+    got += n;
+  }
+  return true;
 }

@@ -25,14 +25,18 @@ import { initParams } from "../model/init.ts";
 import { checkMemory } from "../model/memory.ts";
 import { hash3 } from "../reference/hash.ts";
 import { Rng } from "../util/rng.ts";
-import { type TrainConfig, validateTrainConfig } from "./config.ts";
+import { DEFAULT_TRAIN, type TrainConfig, validateTrainConfig } from "./config.ts";
 import { type Corpus, drawWindows, loadCorpus, type Split } from "./data.ts";
 import { learningRate, type LrSchedule } from "./schedule.ts";
 import { loadTrainState, saveCheckpoint, type TrainState } from "./state.ts";
 import { RunLog, type StepRecord } from "./log.ts";
+import { WriteError } from "../io/atomic.ts";
 import { ThroughputMeter } from "./throughput.ts";
 import { loadModel, weightsToArena } from "../model/checkpoint.ts";
 import { buildModeStep, createGradProbe } from "./modes.ts";
+import { type ClaimReport, RunFolder } from "./runfolder.ts";
+import { resolveSchedule, resumeConfig } from "./resume.ts";
+import { InputError } from "../util/errors.ts";
 
 /** A float16 run stops when overflow has halved its loss scale below this (32 halvings from 2^16). */
 const MIN_LOSS_SCALE = 1 / 65536;
@@ -77,6 +81,10 @@ export interface TrainStart {
   entropyRate?: number;
   /** First step to run (0, or the resumed step). */
   startStep: number;
+  /** The run's effective configuration (a resume's saved settings, defaults resolved). */
+  config: TrainConfig;
+  /** What preparing the run folder did (stale lock or temporary files removed, an old run moved). */
+  folder?: ClaimReport;
 }
 
 /** The outcome of {@linkcode train}. */
@@ -99,6 +107,10 @@ export interface TrainResult {
   gpu: Gpu;
   /** Best achievable loss when known. */
   entropyRate?: number;
+  /** The run's effective configuration. */
+  config: TrainConfig;
+  /** The latest checkpoint on disk and its step, or null when none was written (or noSave). */
+  checkpoint: { path: string; step: number } | null;
 }
 
 /** Per-step seed of micro-step `m`'s dropout masks: a pure function of (seed, step, m), so resumes match. */
@@ -106,10 +118,45 @@ export function dropoutSeed(seed: number, step: number, m: number): number {
   return hash3(seed, step, m);
 }
 
-/** Trains a GPT as `cfg` says; see the module doc for the shape of one step. */
-export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
+/**
+ * Trains a GPT as `given` says over the defaults (DEFAULT_TRAIN), or, with `resume`, over the settings
+ * saved in `out`; see the module doc for the shape of one step. Unless `hooks.noSave`, the run folder
+ * is claimed first (src/train/runfolder.ts): locked, and refused if it holds another run.
+ */
+export async function train(given: Partial<TrainConfig>, hooks: TrainHooks = {}): Promise<TrainResult> {
+  const set = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined));
+  const asked = { ...DEFAULT_TRAIN, ...set } as TrainConfig;
+  validateTrainConfig(asked);
+  if (asked.resume && asked.init_from !== undefined) {
+    throw new InputError(
+      "--init-from starts a new run from a checkpoint; it cannot be combined with --resume",
+    );
+  }
+  const folder = hooks.noSave
+    ? null
+    : await RunFolder.claim(asked.out, { resume: asked.resume, overwrite: asked.overwrite });
+  try {
+    return await trainIn(folder, asked, set, hooks);
+  } finally {
+    await folder?.release();
+  }
+}
+
+async function trainIn(
+  folder: RunFolder | null,
+  asked: TrainConfig,
+  given: Partial<TrainConfig>,
+  hooks: TrainHooks,
+): Promise<TrainResult> {
+  const resumed = asked.resume ? await loadResume(asked) : null;
+  const saved = resumed?.state.run;
+  const cfg = saved ? resumeConfig(saved, given, asked.out) : resolveSchedule(asked);
   validateTrainConfig(cfg);
-  const resumed = cfg.resume ? await loadResume(cfg) : null;
+  if (resumed && cfg.steps < resumed.state.step) {
+    throw new InputError(
+      `--steps ${cfg.steps} is below step ${resumed.state.step}, which the run in '${cfg.out}' has reached`,
+    );
+  }
   // Fine-tuning: weights, shape and tokenizer from a checkpoint; fresh optimizer, step 0, this run's dropout.
   const initial = !resumed && cfg.init_from !== undefined ? await loadModel(cfg.init_from) : null;
   const base = resumed ?? initial;
@@ -251,9 +298,13 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
     elapsedBefore = resumed.state.elapsed;
     evalSeconds = resumed.state.evalElapsed;
   }
-  const log = new RunLog(cfg.out, hooks.noSave === true, resumed !== null, corpus.entropyRate);
+  // Every input check has passed: only now is an old run moved aside (--overwrite) and the log opened.
+  await folder?.prepare();
+  const log = new RunLog(cfg.out, hooks.noSave === true, resumed?.state.step ?? null, corpus.entropyRate);
   await log.open();
   hooks.onStart?.({
+    config: cfg,
+    folder: folder?.report,
     corpus: corpus.description,
     model: config,
     params: layout.entries.reduce((s, e) => s + e.size, 0),
@@ -295,8 +346,8 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
   // Checkpoints are written while training goes on. The read-backs are queued at this point of the GPU's
   // timeline, so later steps cannot change what they copy; encoding, writing and fsync (0.2-0.6 s for
   // shakespeare_char's 10.7M parameters and moments on this machine) overlap the next steps instead of
-  // stalling them. One save at a time, in order; a failed save's error is thrown at the next save or at
-  // the end of the run (`settleSaves`), never left as an unhandled rejection.
+  // stalling them. One save at a time, in order; a failed save's error is thrown at the next step (or
+  // save, or the end of the run: `settleSaves`), never left as an unhandled rejection.
   let pendingSave: Promise<void> = Promise.resolve();
   let saveError: unknown = null;
   const settleSaves = async () => {
@@ -323,6 +374,7 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
         m,
         v,
         ...(ls ? { lossScaler: { scale: ls[0], good: ls[1] } } : {}),
+        run: cfg,
       };
       await saveCheckpoint(cfg.out, config, corpus.tokenizer, layout, params, state, valLoss, isBest);
       savedStep = step;
@@ -333,11 +385,17 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
 
   let step = startStep, savedStep = resumed ? startStep : -1;
   let stopped: TrainResult["stopped"] = "done";
+  const kept = () =>
+    savedStep >= 0 && !hooks.noSave
+      ? `the last checkpoint (step ${savedStep}) is kept in ${cfg.out}/model.safetensors`
+      : "no checkpoint was written";
   // However the run ends (an error included), no checkpoint write is left half done when the process exits.
   try {
     try {
       for (; step < cfg.steps; step++) {
         gpu.check(); // surface a validation error or device loss from an earlier step, naming its kernel
+        if (saveError !== null) throw saveError; // a checkpoint or log write failed: stop at once
+        log.check();
         if (hooks.signal?.aborted) {
           stopped = "aborted";
           break;
@@ -381,8 +439,10 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
             // A float16 step whose gradients overflowed was skipped and the loss scale halved: not divergence,
             // unless it keeps happening until the scale is absurdly small.
             const skipped = skippedFlag !== 0;
-            if (!Number.isFinite(loss) || (!Number.isFinite(gnorm) && !skipped)) {
+            if (!Number.isFinite(loss)) {
               diverged ??= `loss is ${loss} at step ${s + 1}`;
+            } else if (!Number.isFinite(gnorm) && !skipped) {
+              diverged ??= `gradient norm is ${gnorm} at step ${s + 1} (loss ${loss})`;
             } else if (skipped && lossScale < MIN_LOSS_SCALE) {
               diverged ??= `gradients overflow float16 at every loss scale (down to ${lossScale}) at step ${
                 s + 1
@@ -444,14 +504,15 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
       await settleSaves();
       gpu.check();
     } catch (e) {
-      if (!(e instanceof GpuError)) throw e;
       await pendingSave; // a save of weights read back before the error still lands (savedStep)
+      if (e instanceof WriteError) {
+        await log.close().catch(() => {});
+        throw new WriteError(`${e.message} at step ${step}; ${kept()}`);
+      }
+      if (!(e instanceof GpuError)) throw e;
       // A validation error or device loss mid-run: keep the log, name the step and the kernel, and point
       // at the checkpoint on disk (the weights on the GPU can no longer be trusted).
       await log.close().catch(() => {});
-      const kept = savedStep >= 0 && !hooks.noSave
-        ? `the last checkpoint (step ${savedStep}) is kept in ${cfg.out}/model.safetensors`
-        : "no checkpoint was saved yet";
       const culprit = gpu.lost ? null : await firstFailingDispatch(gpu, stepDispatches).catch(() => null);
       const kernel = culprit?.kernel ?? e.kernel;
       const where = culprit
@@ -461,25 +522,30 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
         kernel,
         `GPU error in ${where} at training step ${step + 1}: ${
           e.message.slice(e.kernel.length + 2)
-        }; ${kept}`,
+        }; ${kept()}`,
       );
     }
-    if (stopped === "aborted" && step > startStep) {
-      // Keep the last completed step.
-      evalStart = performance.now();
-      const val = await evaluate();
-      finalVal = val;
-      if (Number.isFinite(val)) {
-        if (val < bestVal) bestVal = val;
-        await save(step, val);
+    try {
+      if (stopped === "aborted" && step > startStep) {
+        // Keep the last completed step.
+        evalStart = performance.now();
+        const val = await evaluate();
+        finalVal = val;
+        if (Number.isFinite(val)) {
+          if (val < bestVal) bestVal = val;
+          await save(step, val);
+        }
       }
+      await settleSaves();
+    } catch (e) {
+      if (e instanceof WriteError) throw new WriteError(`${e.message} at step ${step}; ${kept()}`);
+      throw e;
     }
-    await settleSaves();
     if (diverged) stopped = "diverged";
     await log.close();
     if (diverged) {
       throw new TrainingDiverged(
-        `training stopped: ${diverged}; the last good checkpoint is kept in ${cfg.out}/model.safetensors`,
+        `training stopped: ${diverged}; ${kept().replace("last checkpoint", "last good checkpoint")}`,
       );
     }
     return {
@@ -492,6 +558,10 @@ export async function train(cfg: TrainConfig, hooks: TrainHooks = {}): Promise<T
       model,
       gpu,
       entropyRate: corpus.entropyRate,
+      config: cfg,
+      checkpoint: savedStep >= 0 && !hooks.noSave
+        ? { path: `${cfg.out}/model.safetensors`, step: savedStep }
+        : null,
     };
   } finally {
     await pendingSave;
