@@ -161,12 +161,28 @@ export {
   type TrainTokenizerOptions,
 } from "./src/data/tokenizer.ts";
 export {
+  type CharAutomaton,
+  DEFAULT_TYPO_RATE,
   type GeneratedLanguage,
   generateLanguage,
   type GenerateLanguageOptions,
   LanguageChain,
   type LanguageState,
 } from "./src/data/language.ts";
+export {
+  ChainOracle,
+  type CharOracle,
+  LanguageOracle,
+  languageOracle,
+  loadOracleFile,
+  MAX_ORACLE_CONTEXTS,
+  MAX_ORACLE_ENTRIES,
+  ORACLE_SUM_TOLERANCE,
+  type OrderKEntropy,
+  orderKEntropyRate,
+  parseOracle,
+  sampleOracle,
+} from "./src/data/oracle.ts";
 export {
   decodeSafetensors,
   type Dtype,

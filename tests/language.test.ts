@@ -66,22 +66,33 @@ Deno.test("generated language: default is seed 1337, ~300k readable characters, 
   const ms = performance.now() - t0;
   console.log(`generateLanguage() ${ms.toFixed(1)} ms: ${g.description}`);
   assert.ok(ms < 1000, `took ${ms} ms`);
-  assert.equal(g.text, generateLanguage({ seed: 1337, chars: 300_000 }).text);
+  assert.equal(g.text, generateLanguage({ seed: 1337, chars: 300_000, typoRate: 1e-3 }).text);
   assert.ok(g.text.length >= 300_000 && g.text.length < 300_040, `length ${g.text.length}`);
   assert.match(g.text, /^[A-Za-z .\n]+$/);
   assert.match(g.text, /^[A-Z]/);
-  assert.doesNotMatch(g.text, / {2}|\n\n|\.\.|[a-z][A-Z]/);
+  // Typos (rate 1e-3) make a few double spaces, doubled dots, stray capitals; without them there are none.
+  const odd = g.text.match(/ {2}|\n\n|\.\.|[a-z][A-Z]/g)?.length ?? 0;
+  assert.ok(odd > 0 && odd < 1e-3 * g.text.length, `${odd} odd pairs`);
+  assert.doesNotMatch(generateLanguage({ typoRate: 0 }).text, / {2}|\n\n|\.\.|[a-z][A-Z]/);
   assert.ok(g.text.includes(".\n") && g.text.includes(". "));
   assert.ok(g.entropyRate >= 0.5 && g.entropyRate <= 1.0, `entropy rate ${g.entropyRate}`);
+  // Every character of the text is in the alphabet, in code point order.
+  assert.deepEqual(g.alphabet, [...g.alphabet].sort());
+  assert.ok([...new Set(g.text)].every((ch) => g.alphabet.includes(ch)));
   assert.ok(!g.description.includes("\n"));
-  const words = new Set(g.text.toLowerCase().match(/[a-z]+/g));
-  assert.ok(words.size >= 100 && words.size <= 300, `${words.size} distinct words`);
+  // Distinct words seen at least 3 times (a typo makes a word that is seen about once).
+  const seen = new Map<string, number>();
+  for (const w of g.text.toLowerCase().match(/[a-z]+/g)!) seen.set(w, (seen.get(w) ?? 0) + 1);
+  const words = [...seen.values()].filter((n) => n >= 3).length;
+  assert.ok(words >= 100 && words <= 300, `${words} distinct words`);
 });
 
+// Without typos (typoRate 0) the text parses into word-chain states; the typo process is tested in
+// tests/oracle.test.ts through its exact next-character distributions.
 for (const [seed, chars] of [[1337, 300_000], [1, 300_000], [99, 300_000]]) {
   Deno.test(`generated language: oracle per-character entropy matches entropyRate, seed ${seed}`, () => {
-    const g = generateLanguage({ seed, chars });
-    const chain = new LanguageChain(seed);
+    const g = generateLanguage({ seed, chars, typoRate: 0 });
+    const chain = new LanguageChain(seed, 0);
     assert.equal(chain.entropyRate, g.entropyRate);
     const emp = oracleEntropy(chain, g.text);
     const rel = Math.abs(emp - g.entropyRate) / g.entropyRate;
@@ -94,8 +105,8 @@ for (const [seed, chars] of [[1337, 300_000], [1, 300_000], [99, 300_000]]) {
 }
 
 Deno.test("generated language: the text and the state sequence determine each other", () => {
-  const chain = new LanguageChain(5);
-  const { text } = generateLanguage({ seed: 5, chars: 30_000 });
+  const chain = new LanguageChain(5, 0);
+  const { text } = generateLanguage({ seed: 5, chars: 30_000, typoRate: 0 });
   const ids = parseStates(chain, text);
   let prev: number | null = null;
   const rebuilt = ids.map((s) => {
@@ -133,7 +144,7 @@ Deno.test("generated language: stationary distribution is stationary and matches
     assert.ok(Math.abs(r - 1) < 1e-12);
   }
   // Empirical state frequencies over a long text: total variation distance to pi.
-  const ids = parseStates(chain, generateLanguage({ seed: 1337, chars: 600_000 }).text);
+  const ids = parseStates(chain, generateLanguage({ seed: 1337, chars: 600_000, typoRate: 0 }).text);
   const freq = new Float64Array(n);
   for (const s of ids) freq[s] += 1 / ids.length;
   let tv = 0;
@@ -143,6 +154,92 @@ Deno.test("generated language: stationary distribution is stationary and matches
 });
 
 Deno.test("generated language: bad options give one-line errors", () => {
-  assert.throws(() => generateLanguage({ chars: 0 }), /chars must be a positive integer/);
-  assert.throws(() => generateLanguage({ seed: 1.5 }), /seed must be an integer/);
+  assert.throws(
+    () => generateLanguage({ chars: 0 }),
+    /^InputError: generateLanguage: chars must be a positive integer, got 0$/,
+  );
+  assert.throws(
+    () => generateLanguage({ seed: 1.5 }),
+    /^InputError: generateLanguage: seed must be an integer, got 1.5$/,
+  );
+  for (const bad of [-0.1, 1, NaN]) {
+    assert.throws(
+      () => generateLanguage({ typoRate: bad }),
+      new RegExp(`^InputError: generated language: typoRate must be in \\[0, 1\\), got ${bad}$`),
+    );
+  }
+});
+
+Deno.test("generated language: without typos the automaton's entropy rate is the word chain's formula", () => {
+  for (const seed of [1337, 1, 99, 5, 7]) {
+    const c0 = new LanguageChain(seed, 0);
+    assert.ok(
+      Math.abs(c0.entropyRate - c0.chainEntropyRate) < 1e-12,
+      `seed ${seed}: ${c0.entropyRate} vs ${c0.chainEntropyRate}`,
+    );
+    // Typos add entropy: about eps (log(|A| / eps) + 1) nats per character at eps = 1e-3, and the rate is
+    // continuous as eps goes to 0.
+    const c = new LanguageChain(seed);
+    assert.ok(c.entropyRate > c0.entropyRate && c.entropyRate < c0.entropyRate + 0.02, `${c.entropyRate}`);
+    const tiny = new LanguageChain(seed, 1e-12);
+    assert.ok(Math.abs(tiny.entropyRate - c0.entropyRate) < 1e-9, `${tiny.entropyRate}`);
+    if (seed === 1337) {
+      console.log(
+        `seed 1337: ${c.entropyRate.toFixed(6)} nats/char with typo rate 1e-3, ${
+          c0.entropyRate.toFixed(6)
+        } without`,
+      );
+      assert.equal(c0.chainEntropyRate.toFixed(4), "0.6047");
+      assert.equal(c.entropyRate.toFixed(4), "0.6149");
+    }
+  }
+});
+
+Deno.test("generated language: the automaton's stationary distribution is stationary, its rows distributions", () => {
+  for (const eps of [1e-3, 0.2, 0]) {
+    const a = new LanguageChain(1337, eps).automaton, A = a.alphabet.length;
+    let sum = 0;
+    for (const p of a.stationary) sum += p;
+    assert.ok(Math.abs(sum - 1) < 1e-12, `sum ${sum}`);
+    // pi Q from the dense tables, independent of the renewal computation.
+    const piQ = new Float64Array(a.size);
+    for (let s = 0; s < a.size; s++) {
+      let row = 0;
+      for (let c = 0; c < A; c++) {
+        piQ[a.next[s * A + c]] += a.stationary[s] * a.probs[s * A + c];
+        row += a.probs[s * A + c];
+        if (eps > 0) assert.ok(a.probs[s * A + c] >= eps / A * (1 - 1e-12));
+      }
+      assert.ok(Math.abs(row - 1) < 1e-12, `row ${s} sums to ${row}`);
+    }
+    let res = 0;
+    for (let s = 0; s < a.size; s++) res = Math.max(res, Math.abs(piQ[s] - a.stationary[s]));
+    console.log(`eps ${eps}: ${a.size} states, |pi Q - pi|max = ${res.toExponential(2)}`);
+    assert.ok(res < 1e-15, `residual ${res}`);
+  }
+});
+
+Deno.test("generated language: the text is the automaton's walk, with typos at the expected rate", () => {
+  const chain = new LanguageChain(1337), a = chain.automaton, A = a.alphabet.length;
+  const text = chain.sample(3, 400_000);
+  const index = new Map(a.alphabet.map((ch, i) => [ch, i]));
+  // Walk the text from the start state; count typos (characters that leave the state where it is) and
+  // their expected number sum_t P(typo | s_t).
+  let s = a.start, typos = 0, expected = 0, variance = 0;
+  for (const ch of text) {
+    const c = index.get(ch)!;
+    let pTypo = 0;
+    for (let c2 = 0; c2 < A; c2++) if (a.next[s * A + c2] === s) pTypo += a.probs[s * A + c2];
+    expected += pTypo;
+    variance += pTypo * (1 - pTypo);
+    if (a.next[s * A + c] === s) typos++;
+    s = a.next[s * A + c];
+  }
+  assert.ok(a.roots.includes(s), "the text ends inside a word");
+  const z = (typos - expected) / Math.sqrt(variance);
+  console.log(
+    `${typos} typos in ${text.length} characters, expected ${expected.toFixed(1)} (z = ${z.toFixed(2)})`,
+  );
+  assert.ok(Math.abs(z) < 4, `z = ${z}`);
+  assert.ok(typos > 100);
 });

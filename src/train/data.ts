@@ -95,7 +95,7 @@ export async function readText(path: string, what: string, allowInvalidUtf8 = fa
 
 /** Loads, tokenizes and splits the corpus; checks that each split can fill a window. */
 export async function loadCorpus(o: CorpusOptions): Promise<Corpus> {
-  let text: string, source: string, entropyRate: number | undefined;
+  let text: string, source: string, entropyRate: number | undefined, alphabet = "";
   if (o.data === undefined && o.text !== undefined) {
     if (o.text.length === 0) throw new InputError("data: the training text is empty");
     text = o.text;
@@ -106,6 +106,8 @@ export async function loadCorpus(o: CorpusOptions): Promise<Corpus> {
     source = lang.description;
     // The generated language's rate is per character: it is per token for the char tokenizer only.
     if ((o.tokenizer?.type ?? o.tokenizerType) === "char") entropyRate = lang.entropyRate;
+    // A char vocabulary holds every character the language can emit (a rare typo may be absent from the text).
+    alphabet = lang.alphabet.join("");
   } else {
     text = await readText(o.data, "data", o.allowInvalidUtf8);
     source = `${o.data}: ${text.length.toLocaleString("en-US")} chars`;
@@ -113,10 +115,10 @@ export async function loadCorpus(o: CorpusOptions): Promise<Corpus> {
   const valText = o.val === undefined ? undefined : await readText(o.val, "validation", o.allowInvalidUtf8);
   const lines = o.examples === "lines";
   // The char vocabulary covers the validation text too, so it can be encoded (nanoGPT builds it from
-  // the whole file); word/bpe learn from the training text only.
+  // the whole file), and the generated language's alphabet; word/bpe learn from the training text only.
   const tokenizer = o.tokenizer ?? trainTokenizer(
     o.tokenizerType,
-    o.tokenizerType === "char" && valText !== undefined ? text + valText : text,
+    o.tokenizerType === "char" ? text + (valText ?? "") + alphabet : text,
     { vocabSize: o.vocabSize, pad: lines },
   );
   if (lines && tokenizer.padId === null) {
