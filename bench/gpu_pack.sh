@@ -7,23 +7,29 @@
 #
 # 1. $SHARED/gpu/pack.sh: Deno, the Vulkan/GL loaders, the PyTorch scripts and a Deno cache.
 # 2. $SHARED/data/tinyshakespeare.txt for the recipe part.
-# 3. .gpu/node_modules: the npm packages the engine runs on (wgsl_reflect; @webgpu/types is types only),
-#    copied flat, in npm's layout and without symbolic links. h200.sh copies it to node_modules when the
-#    device has none and runs deno with --node-modules-dir=manual, which resolves packages from it and
-#    installs nothing. Carrying the whole node_modules instead does not work: it is 28 MiB (playwright-core
-#    and esbuild serve the tests and the web build) beside .gpu's 36, against 64 MiB for everything carried,
-#    its layout is symbolic links, and Deno's default mode fetches every package in deno.json's imports,
-#    which a device without network cannot (checked offline here, under `unshare -n`).
+# 3. .gpu/node_modules: the npm package the engine runs on (wgsl_reflect, the one in deno.json's imports
+#    and deno.lock), copied flat, in npm's layout and without symbolic links. h200.sh copies it to
+#    node_modules when the device has none and runs deno with --node-modules-dir=manual, which resolves
+#    packages from it and installs nothing. Carrying the whole node_modules instead does not work: it is
+#    28 MiB (playwright-core and esbuild serve the tests and the web build, from deno.dev.lock) beside .gpu's
+#    36, against 64 MiB for everything carried, its layout is symbolic links, and Deno's default mode
+#    fetches every package of deno.lock, which a device without network cannot (checked offline here, under
+#    `unshare -n`).
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
 cd "$root"
 shared=${SHARED:-$root/../shared}
-runtime_packages=(wgsl_reflect @webgpu/types)
+runtime_packages=(wgsl_reflect)
 
 [ -x "$shared/gpu/pack.sh" ] || [ -f "$shared/gpu/pack.sh" ] || {
   echo "gpu_pack: no $shared/gpu/pack.sh (set SHARED to the shared folder)" >&2
   exit 2
 }
+# pack.sh caches every .ts file, the browser test and the web build among them, which writes their npm
+# packages into deno.lock; they belong in deno.dev.lock (`deno task` installs all that deno.lock names).
+lock=$(mktemp)
+cp deno.lock "$lock"
+trap 'cp "$lock" deno.lock; rm -f "$lock"' EXIT
 bash "$shared/gpu/pack.sh"
 
 if [ -f "$shared/data/tinyshakespeare.txt" ]; then

@@ -14,7 +14,10 @@
  * @module
  */
 import assert from "node:assert/strict";
-import type { Browser, BrowserType, Page } from "playwright-core";
+// Not in deno.json's imports, which every `deno task` installs: only this test uses playwright-core (the
+// test task locks it in deno.dev.lock).
+// deno-lint-ignore no-import-prefix
+import type { Browser, BrowserType, Page } from "npm:playwright-core@1.64.1";
 import { buildWeb } from "../web/build.ts";
 import { decodeModel } from "../src/model/checkpoint.ts";
 
@@ -63,7 +66,8 @@ function serve(dir: string): Deno.HttpServer<Deno.NetAddr> {
 async function loadChromium(): Promise<BrowserType> {
   Deno.env.set("__IS_WSL_TEST__", "1");
   try {
-    return (await import("playwright-core")).chromium;
+    // deno-lint-ignore no-import-prefix
+    return (await import("npm:playwright-core@1.64.1")).chromium;
   } finally {
     Deno.env.delete("__IS_WSL_TEST__");
   }

@@ -10,7 +10,10 @@
  *
  * @module
  */
-import * as esbuild from "esbuild";
+// Not in deno.json's imports, which every `deno task` installs: only the build and the browser test use
+// esbuild (their tasks lock it in deno.dev.lock).
+// deno-lint-ignore no-import-prefix
+import * as esbuild from "npm:esbuild@0.28.2";
 
 /** What {@linkcode buildWeb} produced. */
 export interface WebBuild {
