@@ -226,13 +226,20 @@ Deno.test("after kill -9: the stale lock and temporary files are removed, and th
     "--sample-chars=0",
     `--out=${dir}`,
   ]);
-  await waitFor(child, /step 14: train loss/);
+  const { rest } = await waitFor(child, /step 14: train loss/);
+  // The step-10 checkpoint is written in the background: kill once it is on disk.
+  for (let i = 0; i < 200 && !await exists(`${dir}/train_state.safetensors`); i++) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
   child.kill("SIGKILL");
-  await Promise.all([child.status, child.stderr.cancel()]);
+  await Promise.all([child.status, rest, child.stderr.cancel()]);
   assert.ok(await exists(`${dir}/.lock`), "kill -9 leaves the lock");
+  const k = (await loadTrainState(`${dir}/train_state.safetensors`)).state.step;
+  const logged = trainSteps(await readJsonl(`${dir}/log.jsonl`));
+  assert.ok(Math.max(...logged) > k, `the killed run logged steps past its checkpoint (${k})`);
   const tmp = `${dir}/.model.safetensors.tmp-${child.pid}-0123456789ab`; // what a kill inside a write leaves
   await Deno.writeTextFile(tmp, "half a checkpoint");
-  const r = await run(["train", `--out=${dir}`, "--resume", "--steps=16"]);
+  const r = await run(["train", `--out=${dir}`, "--resume", `--steps=${k + 2}`]);
   assert.equal(r.code, 0, r.err.join("\n"));
   assert.match(r.out, new RegExp(`took over the lock of process ${child.pid}, which no longer runs`));
   assert.match(r.out, /removed 1 temporary file\(s\) of a killed run: \.model\.safetensors\.tmp-/);
@@ -240,7 +247,7 @@ Deno.test("after kill -9: the stale lock and temporary files are removed, and th
   assert.ok(!await exists(`${dir}/.lock`));
   assert.deepEqual(
     trainSteps(await readJsonl(`${dir}/log.jsonl`)),
-    Array.from({ length: 16 }, (_, i) => i + 1),
+    Array.from({ length: k + 2 }, (_, i) => i + 1),
   );
   await Deno.remove(dir, { recursive: true });
 });

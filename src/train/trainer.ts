@@ -132,22 +132,29 @@ export async function train(given: Partial<TrainConfig>, hooks: TrainHooks = {})
       "--init-from starts a new run from a checkpoint; it cannot be combined with --resume",
     );
   }
-  const folder = hooks.noSave
-    ? null
-    : await RunFolder.claim(asked.out, { resume: asked.resume, overwrite: asked.overwrite });
+  let folder: RunFolder | null = null;
+  const claim = async () => {
+    if (!hooks.noSave) folder = await RunFolder.claim(asked.out, asked);
+    return folder;
+  };
   try {
-    return await trainIn(folder, asked, set, hooks);
+    return await trainIn(claim, asked, set, hooks);
   } finally {
-    await folder?.release();
+    await (folder as RunFolder | null)?.release();
   }
 }
 
+/**
+ * The run after its settings are checked. `claim` takes the run folder: a resume first (its state is
+ * read under the lock), a new run once its data and checkpoint have loaded (bad input changes nothing).
+ */
 async function trainIn(
-  folder: RunFolder | null,
+  claim: () => Promise<RunFolder | null>,
   asked: TrainConfig,
   given: Partial<TrainConfig>,
   hooks: TrainHooks,
 ): Promise<TrainResult> {
+  let folder = asked.resume ? await claim() : null;
   const resumed = asked.resume ? await loadResume(asked) : null;
   const saved = resumed?.state.run;
   const cfg = saved ? resumeConfig(saved, given, asked.out) : resolveSchedule(asked);
@@ -172,6 +179,7 @@ async function trainIn(
     seed: cfg.seed,
     allowInvalidUtf8: cfg.allow_invalid_utf8,
   });
+  if (!asked.resume) folder = await claim();
   const config: GPTConfig = resumed?.config ??
     (initial ? { ...initial.config, dropout: cfg.dropout } : null) ?? {
     n_layer: cfg.n_layer,
