@@ -246,11 +246,8 @@ function describeMode(cfg: TrainConfig): string {
 async function runEval(argv: string[]): Promise<number> {
   const { values } = parse(argv, EVAL_FLAGS);
   if (!values.checkpoint) throw new UsageError("eval needs --checkpoint FILE");
-  if (values.exposure) {
-    if (!values.data) throw new UsageError("eval --exposure needs --data FILE");
-    return await runExposure(values as Record<string, string | boolean | undefined>);
-  }
-  for (const k of ["prefix", "fr-decode", "windows", "seed", "plot"]) {
+  if (values.exposure) return await runExposure(values as Record<string, string | boolean | undefined>);
+  for (const k of ["prefix", "fr-decode", "windows", "seed", "plot", "oracle", "rollouts"]) {
     if (values[k] !== undefined) throw new UsageError(`--${k} needs --exposure`);
   }
   const batch = values["batch-size"];
@@ -265,7 +262,10 @@ async function runEval(argv: string[]): Promise<number> {
   return 0;
 }
 
-/** `eval --exposure`: per-position teacher-forced vs free-running losses; JSON last, SVG plot. */
+/**
+ * `eval --exposure`: per position, KL(p* ‖ model) after the gold and after the model's own history where
+ * there is an oracle, and the drift of the predictions; a line per figure, the JSON last, an SVG plot.
+ */
 async function runExposure(values: Record<string, string | boolean | undefined>): Promise<number> {
   const num = (k: string) => values[k] === undefined ? undefined : toNumber(k, values[k] as string);
   const posInt = (k: string) => {
@@ -284,29 +284,51 @@ async function runExposure(values: Record<string, string | boolean | undefined>)
   if (seed !== undefined && !(Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff)) {
     throw new UsageError(`--seed must be an integer in [0, 2^32) (got ${seed})`);
   }
-  const decode = values["fr-decode"] as string | undefined;
-  if (decode !== undefined && decode !== "argmax" && decode !== "sample") {
+  const decode = (values["fr-decode"] as string | undefined) ?? EVAL_FLAGS["fr-decode"].default!;
+  if (decode !== "argmax" && decode !== "sample") {
     throw new UsageError(`--fr-decode must be argmax or sample (got ${decode})`);
   }
-  const checkpoint = values.checkpoint as string;
-  const r = await exposureCheckpoint(checkpoint, values.data as string, {
+  const oracleFile = values.oracle as string | undefined;
+  if (oracleFile !== undefined && !values.data) {
+    throw new UsageError(`--oracle ${oracleFile} needs --data FILE (a text of the oracle's language)`);
+  }
+  const checkpoint = values.checkpoint as string, rolloutsFile = values.rollouts as string | undefined;
+  const r = await exposureCheckpoint(checkpoint, values.data as string | undefined, {
     prefix,
-    decode: decode as DecodeRule | undefined,
+    decode: decode as DecodeRule,
     windows: posInt("windows"),
     batchSize: posInt("batch-size"),
     seed,
+    oracleFile,
+    keepRollouts: rolloutsFile !== undefined,
   });
+  if (rolloutsFile !== undefined) {
+    await writeFileAtomic(rolloutsFile, JSON.stringify(r.rollouts) + "\n");
+    delete r.rollouts;
+    console.log(`rollouts: ${rolloutsFile} (${r.windows} windows of ${r.positions - r.prefix} token ids)`);
+  }
   const plot = (values.plot as string | undefined) ??
     `${checkpoint.replace(/\.safetensors$/, "")}.exposure.svg`;
   try {
-    await writeFileAtomic(plot, exposurePlotSvg(r, `Exposure bias of ${checkpoint.split("/").pop()}`));
+    await writeFileAtomic(plot, exposurePlotSvg(r, checkpoint.split("/").pop()));
     console.log(`plot: ${plot}`);
   } catch (e) {
     console.error(`tforce eval: plot not written (${(e as Error).message.split("\n")[0]})`);
   }
+  const f = (x: number | null | undefined) => x === null || x === undefined ? "n/a" : x.toFixed(4);
+  const free = `positions ${r.prefix}..${r.positions - 1}, ${r.windows} windows, ${r.decode} continuation`;
+  if (r.oracle !== null) {
+    const gold = f(r.oracle_kl_gold_mean), own = f(r.oracle_kl_own_mean);
+    console.log(
+      `excess loss KL(p* || model), nats/char (${free}): after the gold history ${gold}, after its own ` +
+        `${own}; ${r.oracle_skipped} figures skipped; oracle: ${r.oracle}`,
+    );
+  }
   console.log(
-    `teacher-forced ${r.teacher_forced_mean.toFixed(4)}, free-running ${r.free_running_mean.toFixed(4)} ` +
-      `nats/token after a gold prefix of ${r.prefix}; mean KL ${r.divergence_mean.toFixed(4)}`,
+    `drift, not error (${free}): loss of the gold next token after the gold history ` +
+      `${f(r.gold_loss_after_gold_mean)}, after its own ${f(r.gold_loss_after_own_mean)}; ` +
+      `KL(gold-history || own-history predictions) ${f(r.drift_kl_mean)}` +
+      (r.oracle === null ? " (no oracle: --oracle FILE, or a char model of the built-in language)" : ""),
   );
   console.log(JSON.stringify(r));
   return 0;
@@ -368,7 +390,7 @@ async function runExperimentCmd(argv: string[]): Promise<number> {
   for (const run of r.runs) {
     console.log(
       `${run.mode}: best val ${run.bestVal.toFixed(4)}, ${Math.round(run.tokensPerS)} tok/s, exposure gap ${
-        (run.exposure.free_running_mean - run.exposure.teacher_forced_mean).toFixed(4)
+        (run.exposure.gold_loss_after_own_mean - run.exposure.gold_loss_after_gold_mean).toFixed(4)
       }`,
     );
   }
@@ -406,8 +428,9 @@ const commands: Record<string, { run: (argv: string[]) => Promise<number>; help:
       commandHelp(
         "deno task eval --checkpoint FILE [--data FILE] [--exposure ...]",
         "Prints a checkpoint's mean next-token loss on a text (default: its run's held-out text) as JSON\n" +
-          "(the last line); with --exposure and --data, the loss per position after a gold prefix,\n" +
-          "teacher-forced against free-running, and an SVG plot.",
+          "(the last line); with --exposure, per position after a gold prefix, KL(p* || model) after the\n" +
+          "gold and after the model's own history (p*: an oracle's true law) and the drift of the predictions,\n" +
+          "and an SVG plot.",
         EVAL_FLAGS,
       ),
   },

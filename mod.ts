@@ -131,10 +131,16 @@ export {
   validateModeConfig,
 } from "./src/train/modes.ts";
 export {
+  bindOracle,
+  type BoundOracle,
   exposureCheckpoint,
+  type ExposureCheckpointOptions,
+  type ExposureFigures,
   type ExposureOptions,
   exposurePlotSvg,
   type ExposureResult,
+  ExposureTally,
+  type ExposureWindow,
   measureExposure,
 } from "./src/train/exposure.ts";
 export {

@@ -343,29 +343,29 @@ async function showExposure(config: GPTConfig, host: Float32Array, ids: Uint32Ar
     prefix: Math.max(1, Math.floor(T / 4)),
     decode: "argmax",
   });
-  const gap = r.free_running_mean - r.teacher_forced_mean;
+  const gap = r.gold_loss_after_own_mean - r.gold_loss_after_gold_mean;
   const pts = (a: number[]) => a.map((y, t): [number, number] => [t, y]);
   ui.exposureChart.innerHTML = linePlotSvg({
     title: `teacher forcing vs free running (gold prefix ${r.prefix}, ${r.windows} windows, greedy)`,
     xLabel: "position t (scores the gold token t+1)",
     yLabel: "loss (nats/token)",
     series: [
-      { name: "teacher-forced", points: pts(r.teacher_forced) },
-      { name: "free-running", points: pts(r.free_running) },
-      { name: "KL(tf || fr)", points: pts(r.divergence), dashed: true },
+      { name: "teacher-forced", points: pts(r.gold_loss_after_gold) },
+      { name: "free-running", points: pts(r.gold_loss_after_own) },
+      { name: "KL(tf || fr)", points: pts(r.drift_kl), dashed: true },
     ],
     width: 900,
     height: 360,
   });
   ui.exposureStatus.textContent = `positions ${r.prefix}..${r.positions - 1}, ${r.windows} windows: ` +
-    `teacher-forced loss ${r.teacher_forced_mean.toFixed(3)} · free-running loss ` +
-    `${r.free_running_mean.toFixed(3)} · gap ${gap >= 0 ? "+" : ""}${gap.toFixed(3)} nats/token · ` +
-    `mean KL ${r.divergence_mean.toFixed(4)} · ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+    `teacher-forced loss ${r.gold_loss_after_gold_mean.toFixed(3)} · free-running loss ` +
+    `${r.gold_loss_after_own_mean.toFixed(3)} · gap ${gap >= 0 ? "+" : ""}${gap.toFixed(3)} nats/token · ` +
+    `mean KL ${r.drift_kl_mean.toFixed(4)} · ${((performance.now() - t0) / 1000).toFixed(1)} s`;
   setData({
-    exposureTf: r.teacher_forced_mean,
-    exposureFr: r.free_running_mean,
+    exposureTf: r.gold_loss_after_gold_mean,
+    exposureFr: r.gold_loss_after_own_mean,
     exposureGap: gap,
-    exposureKl: r.divergence_mean,
+    exposureKl: r.drift_kl_mean,
     exposureWindows: r.windows,
   });
 }

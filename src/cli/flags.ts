@@ -82,12 +82,29 @@ export const EVAL_FLAGS: FlagTable = {
     value: "N",
     help: "windows per GPU batch (default 8; --exposure: 16, fewer if their logits exceed a binding)",
   },
-  exposure: { value: "", help: "exposure bias: per-position loss after gold vs the model's own tokens" },
+  exposure: {
+    value: "",
+    help: "exposure bias: per position, the excess loss KL(p* || model) after the gold history and after " +
+      "the model's own continuation, p* an oracle's true next-character law (the built-in language's for a " +
+      "char model trained on it, or --oracle); without an oracle only the drift of the predictions",
+  },
+  oracle: {
+    value: "FILE",
+    help: "--exposure: the true law of --data's language, an order-k character chain (JSON; needs --data)",
+  },
   prefix: { value: "N", help: "--exposure: gold prefix length (default: block size / 4)" },
-  "fr-decode": { value: "argmax|sample", help: "--exposure: how the model continues", default: "argmax" },
+  "fr-decode": {
+    value: "sample|argmax",
+    help: "--exposure: how the model continues (sample: temperature 1)",
+    default: "sample",
+  },
   windows: { value: "N", help: "--exposure: windows of the data measured", default: "64" },
   seed: { value: "N", help: "--exposure: seed of --fr-decode sample", default: "1337" },
   plot: { value: "FILE", help: "--exposure: the SVG plot (default: CHECKPOINT.exposure.svg)" },
+  rollouts: {
+    value: "FILE",
+    help: "--exposure: write each window's continuation (T - P token ids) as a JSON array of arrays",
+  },
 };
 
 /** `sample`'s flags. */

@@ -324,15 +324,19 @@ function plots(runs: ModeRun[], target: number, entropy?: number): Record<string
     xLabel: "position t",
     yLabel: "loss (nats)",
     series: runs.flatMap((r): PlotSeries[] => [
-      { name: `${SHORT[r.mode]} model, gold history`, points: pos(r.exposure.teacher_forced) },
-      { name: `${SHORT[r.mode]} model, own history`, points: pos(r.exposure.free_running), dashed: true },
+      { name: `${SHORT[r.mode]} model, gold history`, points: pos(r.exposure.gold_loss_after_gold) },
+      {
+        name: `${SHORT[r.mode]} model, own history`,
+        points: pos(r.exposure.gold_loss_after_own),
+        dashed: true,
+      },
     ]),
   });
   out["exposure-kl.svg"] = linePlotSvg({
     title: "KL(gold-history || own-history next token) by position",
     xLabel: "position t",
     yLabel: "KL (nats)",
-    series: runs.map((r) => ({ name: LEGEND[r.mode], points: pos(r.exposure.divergence) })),
+    series: runs.map((r) => ({ name: LEGEND[r.mode], points: pos(r.exposure.drift_kl) })),
   });
   return out;
 }
@@ -432,9 +436,9 @@ function report(
   for (const r of runs) {
     const e = r.exposure;
     L.push(
-      `| ${r.mode} | ${f(e.teacher_forced_mean)} | ${f(e.free_running_mean)} | ${
-        f(e.free_running_mean - e.teacher_forced_mean)
-      } | ${f(e.divergence_mean)} |`,
+      `| ${r.mode} | ${f(e.gold_loss_after_gold_mean)} | ${f(e.gold_loss_after_own_mean)} | ${
+        f(e.gold_loss_after_own_mean - e.gold_loss_after_gold_mean)
+      } | ${f(e.drift_kl_mean)} |`,
     );
   }
   L.push("");
@@ -508,9 +512,9 @@ function report(
     const e = tfR.exposure, T = cfg.block_size;
     const q = Math.max(1, Math.floor((T - P) / 4));
     const early = (a: number[]) => meanOf(a.slice(P, P + q)), late = (a: number[]) => meanOf(a.slice(T - q));
-    const tfDrift = late(e.teacher_forced) - early(e.teacher_forced);
-    const frDrift = late(e.free_running) - early(e.free_running);
-    const held3 = e.free_running_mean > e.teacher_forced_mean && tfDrift < frDrift;
+    const tfDrift = late(e.gold_loss_after_gold) - early(e.gold_loss_after_gold);
+    const frDrift = late(e.gold_loss_after_own) - early(e.gold_loss_after_own);
+    const held3 = e.gold_loss_after_own_mean > e.gold_loss_after_gold_mean && tfDrift < frDrift;
     L.push(
       `### 3. Teacher forcing decouples the loss from the model's own prediction history: ${
         verdict(held3, !held3)
@@ -526,7 +530,7 @@ function report(
           T - 1
         }); ` +
         `given its own history it moves by ${f(frDrift)} and sits ${
-          f(e.free_running_mean - e.teacher_forced_mean)
+          f(e.gold_loss_after_own_mean - e.gold_loss_after_gold_mean)
         } ` +
         `nats higher on average. ${
           held3
@@ -564,39 +568,41 @@ function report(
       "",
     );
     // 5. exposure bias
-    const gap = (r: ModeRun) => r.exposure.free_running_mean - r.exposure.teacher_forced_mean;
-    const held5 = gap(tfR) > 0 && tfR.exposure.divergence_mean > 0;
+    const gap = (r: ModeRun) => r.exposure.gold_loss_after_own_mean - r.exposure.gold_loss_after_gold_mean;
+    const held5 = gap(tfR) > 0 && tfR.exposure.drift_kl_mean > 0;
     L.push(
       `### 5. Teacher forcing creates a mismatch with inference (exposure bias): ${verdict(held5, !held5)}`,
       "",
     );
-    const klEarly = early(e.divergence), klLate = late(e.divergence);
+    const klEarly = early(e.drift_kl), klLate = late(e.drift_kl);
     L.push(
       `Fed its own ${cfg.fr_decode} continuation after ${P} gold tokens, the teacher-forced model pays ` +
-        `${f(e.free_running_mean)} nats per gold token instead of ${f(e.teacher_forced_mean)} ` +
+        `${f(e.gold_loss_after_own_mean)} nats per gold token instead of ${f(e.gold_loss_after_gold_mean)} ` +
         `(gap ${
           f(gap(tfR))
         }), and its next-token distributions drift from the gold-history ones by a mean KL ` +
-        `of ${f(e.divergence_mean)} nats. The KL averages ${
-          f(klLate)
-        } over the last ${q} positions against ` +
+        `of ${f(e.drift_kl_mean)} nats. The KL averages ${f(klLate)} over the last ${q} positions against ` +
         `${f(klEarly)} over the first ${q} free ones (${
           klLate > klEarly ? "the mismatch grows along the sequence" : "no growth along the sequence"
         }).`,
     );
     for (const r of runs.filter((r) => r.mode !== "teacher-forcing")) {
       const smaller = gap(r) < gap(tfR);
-      const ownBetter = r.exposure.free_running_mean < e.free_running_mean;
+      const ownBetter = r.exposure.gold_loss_after_own_mean < e.gold_loss_after_own_mean;
       L.push(
-        `- ${r.mode} model: gap ${f(gap(r))}, mean KL ${f(r.exposure.divergence_mean)} — ${
+        `- ${r.mode} model: gap ${f(gap(r))}, mean KL ${f(r.exposure.drift_kl_mean)} — ${
           smaller ? "a smaller" : "no smaller"
         } gap than teacher forcing's. Its loss given its own history is ${
-          f(r.exposure.free_running_mean)
+          f(r.exposure.gold_loss_after_own_mean)
         }, ` +
-          `${ownBetter ? "lower" : "not lower"} than the teacher-forced model's ${f(e.free_running_mean)}; ` +
-          `given gold history ${f(r.exposure.teacher_forced_mean)} against ${f(e.teacher_forced_mean)}; ` +
+          `${ownBetter ? "lower" : "not lower"} than the teacher-forced model's ${
+            f(e.gold_loss_after_own_mean)
+          }; ` +
+          `given gold history ${f(r.exposure.gold_loss_after_gold_mean)} against ${
+            f(e.gold_loss_after_gold_mean)
+          }; ` +
           `best teacher-forced validation loss ${f(r.bestVal)} against ${f(tfR.bestVal)}.` +
-          (smaller && r.exposure.teacher_forced_mean > info.unigram - 0.3
+          (smaller && r.exposure.gold_loss_after_gold_mean > info.unigram - 0.3
             ? ` Its gold-history loss is within 0.3 nats of the unigram entropy (${
               f(info.unigram)
             }): the model ` +
