@@ -1,3 +1,4 @@
+import { rejects } from "node:assert/strict";
 import { assertClose, dot, finiteDiff, runAndRead, testGpu } from "./helpers.ts";
 import { createStorage, readF16, roundF16, upload, uploadF16 } from "../src/gpu/buffers.ts";
 import { reflectBindings } from "../src/gpu/kernel.ts";
@@ -466,19 +467,22 @@ Deno.test("split-K weight gradient: default plan, accumulation, scratch checks",
     add(pre, g.dweight, 2),
     tol(2 * M),
   );
-  let threw = 0;
-  for (const sc of [undefined, createStorage(gpu, "small", bytes - 4)]) {
-    try {
-      await matmulBackwardWeightSplit(gpu, { dweight, dout, inp, ...(sc ? { scratch: sc } : {}) }, {
-        M,
-        K,
-        N,
-      });
-    } catch {
-      threw++;
-    }
-  }
-  if (threw !== 2) throw new Error(`missing or small scratch accepted (${2 - threw} of 2)`);
+  await rejects(
+    matmulBackwardWeightSplit(gpu, { dweight, dout, inp }, { M, K, N }),
+    /^Error: matmul_backward_weight_split: a scratch of matmulBackwardWeightScratchBytes\(\{"M":\d+,"K":\d+,"N":\d+\}\) = \d+ bytes is required$/,
+  );
+  await rejects(
+    matmulBackwardWeightSplit(gpu, { dweight, dout, inp, scratch: createStorage(gpu, "small", bytes - 4) }, {
+      M,
+      K,
+      N,
+    }),
+    {
+      message: `matmul_backward_weight_split: a scratch of matmulBackwardWeightScratchBytes(${
+        JSON.stringify({ M, K, N })
+      }) = ${bytes} bytes is required`,
+    },
+  );
   // Outputs that fill the GPU alone are not split.
   if (matmulBackwardWeightScratchBytes({ M: 16384, K: 2048, N: 2048 }) !== 0) {
     throw new Error("split a big output");
@@ -499,13 +503,12 @@ Deno.test("bias backward sums long columns (unrolled loop and remainder)", async
 Deno.test("matmul dispatchers reject bad shapes", async () => {
   const gpu = await testGpu();
   const buf = createStorage(gpu, "x", 64);
-  let threw = 0;
-  for (const s of [{ M: 0, K: 1, N: 1 }, { M: 2, K: 1.5, N: 1 }]) {
-    try {
-      await matmulForward(gpu, { out: buf, inp: buf, weight: buf }, s);
-    } catch {
-      threw++;
-    }
-  }
-  assertClose("threw", [threw], [2], { atol: 0, rtol: 0 });
+  await rejects(
+    matmulForward(gpu, { out: buf, inp: buf, weight: buf }, { M: 0, K: 1, N: 1 }),
+    /^Error: matmul_forward: M must be a positive integer \(got 0\)$/,
+  );
+  await rejects(
+    matmulForward(gpu, { out: buf, inp: buf, weight: buf }, { M: 2, K: 1.5, N: 1 }),
+    /^Error: matmul_forward: K must be a positive integer \(got 1\.5\)$/,
+  );
 });

@@ -1,3 +1,4 @@
+import { rejects } from "node:assert/strict";
 import { assertClose, testGpu } from "./helpers.ts";
 import { ArenaLayout, createStorage, readF32, upload } from "../src/gpu/buffers.ts";
 import type { Gpu } from "../src/gpu/device.ts";
@@ -108,19 +109,13 @@ Deno.test("grad norm: non-finite norm is reported with scale 1; scratch size is 
   const big = createStorage(gpu, "big", 400_000);
   await gradNorm(gpu, { stats, grads: big, scratch: tiny }, { n: 1000, maxNorm: 1 }); // 1 part: fits
   for (
-    const [what, b, n] of [
-      ["scratch", { stats, grads: big, scratch: tiny }, 100_000],
-      ["stats", { stats: tiny, grads: big, scratch: big }, 1000],
-      ["grads", { stats, grads: tiny, scratch: big }, 1000],
+    const [b, n, message] of [
+      [{ stats, grads: big, scratch: tiny }, 100_000, "'scratch' holds 4 bytes, needs 392"],
+      [{ stats: tiny, grads: big, scratch: big }, 1000, "'stats' holds 4 bytes, needs 16"],
+      [{ stats, grads: tiny, scratch: big }, 1000, "'grads' holds 4 bytes, needs 4000"],
     ] as const
   ) {
-    let threw = false;
-    try {
-      await gradNorm(gpu, b, { n, maxNorm: 1 });
-    } catch {
-      threw = true;
-    }
-    assert(threw, `undersized ${what} must throw`);
+    await rejects(gradNorm(gpu, b, { n, maxNorm: 1 }), { message: `grad_norm: ${message}` });
   }
 });
 
@@ -294,14 +289,13 @@ Deno.test("norm + clip + adamw: clipped steps equal AdamW on grads * scale; padd
     compareState(`clipped step ${t}`, states[t - 1], want);
     assertPaddingZero(`clipped step ${t}`, states[t - 1], inTensor);
   }
-  // The clipping mattered: the unclipped trajectory's moments are far from what the GPU produced.
-  let far = false;
-  try {
-    compareState("unclipped (must differ)", states[2], unclipped);
-  } catch {
-    far = true;
+  // The clipping mattered: the unclipped trajectory's second moments are far from what the GPU produced
+  // (steps 2 and 3 scale the gradient by < 0.1, so v differs by a large factor, far beyond the 1e-5 above).
+  let worst = 0;
+  for (let i = 0; i < unclipped.v.length; i++) {
+    if (inTensor[i]) worst = Math.max(worst, Math.abs(states[2].v[i] - unclipped.v[i]) / maxAbs(unclipped.v));
   }
-  assert(far, "clipping had no effect");
+  assert(worst > 0.1, `clipping had no effect: worst relative difference of v ${worst}`);
 });
 
 Deno.test("norm and adamw are bitwise deterministic across runs", async () => {

@@ -1,3 +1,4 @@
+import { rejects } from "node:assert/strict";
 import { assertClose, dot, finiteDiff, runAndRead, testGpu } from "./helpers.ts";
 import { createStorage, upload } from "../src/gpu/buffers.ts";
 import type { Gpu } from "../src/gpu/device.ts";
@@ -203,13 +204,14 @@ Deno.test("different seeds and streams give different masks; a new seed in rng[0
 Deno.test("dropout rejects p outside [0, 1] and a non-u32 stream", async () => {
   const gpu = await testGpu();
   const buf = createStorage(gpu, "b", 16);
-  for (const s of [{ n: 4, p: -0.1, stream: 0 }, { n: 4, p: 1.5, stream: 0 }, { n: 4, p: 0.1, stream: -1 }]) {
-    let threw = false;
-    try {
-      await dropoutForward(gpu, { out: buf, inp: buf, rng: buf }, s);
-    } catch {
-      threw = true;
-    }
-    if (!threw) throw new Error(`accepted ${JSON.stringify(s)}`);
+  const cases = [
+    [{ n: 4, p: -0.1, stream: 0 }, "dropout p must be in [0, 1] (got -0.1)"],
+    [{ n: 4, p: 1.5, stream: 0 }, "dropout p must be in [0, 1] (got 1.5)"],
+    [{ n: 4, p: 0.1, stream: -1 }, "stream must be a u32 (got -1)"],
+  ] as const;
+  for (const [s, message] of cases) {
+    await rejects(async () => await dropoutForward(gpu, { out: buf, inp: buf, rng: buf }, s), {
+      message: `dropout_forward: ${message}`,
+    });
   }
 });

@@ -1,3 +1,4 @@
+import { rejects } from "node:assert/strict";
 import { assertClose, testGpu } from "./helpers.ts";
 import { createStorage, readU32, upload } from "../src/gpu/buffers.ts";
 import type { Gpu } from "../src/gpu/device.ts";
@@ -234,14 +235,18 @@ Deno.test("gpu sample: empirical frequencies match the probabilities", async () 
 Deno.test("sample rejects temperature 0 and bad top-k", async () => {
   const gpu = await testGpu();
   const b = createStorage(gpu, "b", 64);
-  for (const [temperature, topK] of [[0, 0], [-1, 0], [Infinity, 0], [1, -1], [1, 2.5]]) {
-    let threw = false;
-    try {
-      await sample(gpu, { out: b, logits: b, rng: b }, { N: 1, V: 4, temperature, topK, stream: 0 });
-    } catch {
-      threw = true;
-    }
-    if (!threw) throw new Error(`accepted temperature ${temperature} topK ${topK}`);
+  const cases = [
+    [0, 0, "temperature 0 must be finite and > 0 (use argmax for 0)"],
+    [-1, 0, "temperature -1 must be finite and > 0 (use argmax for 0)"],
+    [Infinity, 0, "temperature Infinity must be finite and > 0 (use argmax for 0)"],
+    [1, -1, "topK=-1 must be an integer >= 0"],
+    [1, 2.5, "topK=2.5 must be an integer >= 0"],
+  ] as const;
+  for (const [temperature, topK, message] of cases) {
+    await rejects(
+      sample(gpu, { out: b, logits: b, rng: b }, { N: 1, V: 4, temperature, topK, stream: 0 }),
+      { message: `sample: ${message}` },
+    );
   }
   b.destroy();
 });
