@@ -2,7 +2,7 @@
 // pcg_hash is the PCG-RXS-M-XS output permutation used as a hash (Jarzynski & Olano 2020): one u32 in,
 // one well-mixed u32 out. hash3 chains it over (seed, stream, index), so any element's random number
 // can be regenerated from its coordinates alone (dropout backward needs no stored mask).
-// src/reference/hash.ts is the bit-exact CPU twin.
+// src/util/hash.ts is the bit-exact CPU twin.
 
 fn pcg_hash(x: u32) -> u32 {
   let state = x * 747796405u + 2891336453u;

@@ -6,7 +6,7 @@ import { attentionDecode, commit, decodeEmbed, kvAppend } from "../src/kernels/d
 import { argmax, sample } from "../src/kernels/sample.ts";
 import * as ref from "../src/reference/decode.ts";
 import { attentionForward } from "../src/reference/attention.ts";
-import { hash3, pcgHash, uniform01 } from "../src/reference/hash.ts";
+import { hash3, pcgHash, uniform01 } from "../src/util/hash.ts";
 import { sampleWeights } from "../src/reference/sample.ts";
 import { Rng } from "../src/util/rng.ts";
 

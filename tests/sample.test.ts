@@ -4,7 +4,7 @@ import { createStorage, readU32, upload } from "../src/gpu/buffers.ts";
 import type { Gpu } from "../src/gpu/device.ts";
 import { submitDispatches } from "../src/gpu/kernel.ts";
 import { argmax, sample } from "../src/kernels/sample.ts";
-import { hash3, uniform01 } from "../src/reference/hash.ts";
+import { hash3, uniform01 } from "../src/util/hash.ts";
 import * as ref from "../src/reference/sample.ts";
 import { Rng } from "../src/util/rng.ts";
 

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { hash3, pcgHash, uniform01 } from "./hash.ts";
+import { hash3, pcgHash, uniform01 } from "../util/hash.ts";
 
 /** Attention-probability dropout: probability p, and the seed and stream its masks are hashed from. */
 export interface AttentionDropout {

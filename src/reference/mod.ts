@@ -11,7 +11,7 @@ export * from "./gather.ts";
 export * from "./gelu.ts";
 export * from "./gpt.ts";
 export * from "./gradstats.ts";
-export * from "./hash.ts";
+export * from "../util/hash.ts";
 export * from "./layernorm.ts";
 export * from "./matmul.ts";
 export * from "./modes.ts";

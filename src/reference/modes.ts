@@ -6,7 +6,7 @@
  */
 import type { GPTConfig } from "../model/config.ts";
 import { gptForward, type RefParams } from "./gpt.ts";
-import { hash3, uniform01 } from "./hash.ts";
+import { hash3, uniform01 } from "../util/hash.ts";
 
 /** rollout_begin: seq [B, maxT] with seq[b, t] = tokens[b, t] for t < T (other entries of `seq` kept). */
 export function rolloutBegin(

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { hash3, uniform01 } from "./hash.ts";
+import { hash3, uniform01 } from "../util/hash.ts";
 
 /** out = a + b, elementwise. */
 export function residualForward(a: ArrayLike<number>, b: ArrayLike<number>): Float64Array {

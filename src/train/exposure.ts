@@ -50,7 +50,7 @@ import { loadModel, weightsToArena } from "../model/checkpoint.ts";
 import type { GPTConfig } from "../model/config.ts";
 import { GPT } from "../model/gpt.ts";
 import { paramLayout } from "../model/params.ts";
-import { hash3 } from "../reference/hash.ts";
+import { hash3 } from "../util/hash.ts";
 import type { CharTokenizer } from "../data/char.ts";
 import type { Tokenizer } from "../data/tokenizer.ts";
 import { type CharOracle, languageOracle, loadOracleFile } from "../data/oracle.ts";

@@ -23,7 +23,7 @@ import type { GPTConfig } from "../model/config.ts";
 import { GPT } from "../model/gpt.ts";
 import { initParams } from "../model/init.ts";
 import { checkMemory } from "../model/memory.ts";
-import { hash3 } from "../reference/hash.ts";
+import { hash3 } from "../util/hash.ts";
 import { Rng } from "../util/rng.ts";
 import { DEFAULT_TRAIN, type TrainConfig, validateTrainConfig } from "./config.ts";
 import { type Corpus, drawWindows, loadCorpus, type Split } from "./data.ts";

@@ -1,5 +1,6 @@
 /**
- * Bit-exact CPU twin of shaders/hash.wgsl: counter-based random numbers from (seed, stream, index).
+ * Bit-exact CPU twin of shaders/hash.wgsl (used by the trainer for dropout seeds and by the float64
+ * reference for the masks it regenerates): counter-based random numbers from (seed, stream, index).
  *
  * @module
  */
