@@ -84,15 +84,25 @@ export { GPT, type GPTShape, type HeadChunk } from "./src/model/gpt.ts";
 export { initParams } from "./src/model/init.ts";
 export { Generator, type SamplingOptions } from "./src/model/generate.ts";
 export {
+  decodeCheckpoint,
   decodeModel,
   encodeModel,
   loadModel,
+  type LoadOptions,
   type ModelCheckpoint,
+  type ModelFileOptions,
   modelFromFile,
   modelTensors,
   saveModel,
   weightsToArena,
 } from "./src/model/checkpoint.ts";
+export {
+  charTokenizerFromMeta,
+  findTokenizer,
+  type NanoGptModel,
+  readNanoGptCheckpoint,
+  type TokenizerSources,
+} from "./src/model/nanogpt.ts";
 export { DEFAULT_TRAIN, kebab, PRESETS, type TrainConfig, validateTrainConfig } from "./src/train/config.ts";
 export {
   dropoutSeed,
@@ -166,6 +176,7 @@ export {
   trainTokenizer,
   type TrainTokenizerOptions,
 } from "./src/data/tokenizer.ts";
+export { byteToUnicode, GPT2_SPLIT, Gpt2Tokenizer, loadGpt2Tokenizer } from "./src/data/gpt2.ts";
 export {
   type CharAutomaton,
   DEFAULT_TYPO_RATE,
@@ -198,6 +209,17 @@ export {
   type StoredTensor,
 } from "./src/io/safetensors.ts";
 export { writeFileAtomic } from "./src/io/atomic.ts";
+export {
+  PyDict,
+  PyGlobal,
+  PyTuple,
+  type PyValue,
+  typeName,
+  unpickle,
+  type UnpickleOptions,
+} from "./src/io/pickle.ts";
+export { type TorchDtype, TorchFile, type TorchStorage, TorchTensor } from "./src/io/torch.ts";
+export { crc32, isZip, ZIP_MAGIC, zipEntries, type ZipEntry, zipRead } from "./src/io/zip.ts";
 export { type LinePlotOptions, linePlotSvg, type PlotSeries } from "./src/io/svg.ts";
 export { Rng } from "./src/util/rng.ts";
 export { InputError } from "./src/util/errors.ts";

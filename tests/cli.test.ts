@@ -46,7 +46,7 @@ Deno.test("train refuses bad flags and bad data with one line each", async () =>
   );
   await expectError(
     ["train", "--data", `${dir}/ok.txt`, "--tokenizer", "xyz"],
-    /--tokenizer must be char, word or bpe/,
+    /--tokenizer must be char, word, bpe or gpt2/,
   );
   await expectError(["train", "--resume", "--out", `${dir}/nothing`], /cannot resume \(no such file\)/);
   await expectError(["train", "--dtype", "bfloat16"], /--dtype must be float32 or float16 \(got bfloat16\)/);
@@ -142,7 +142,7 @@ Deno.test("--help lists every flag each command accepts, on stdout with status 0
   // Defaults come from DEFAULT_TRAIN; a number flag's value form makes the parser convert it.
   const train = (await runCaptured(["train", "--help"])).out;
   assert.match(train, /--lr X {2,}peak learning rate \(default 0\.003\)/);
-  assert.match(train, /--tokenizer char\|word\|bpe +char: code points;/);
+  assert.match(train, /--tokenizer char\|word\|bpe\|gpt2\n +char: code points;/);
   // The overview: `help` and `--help` on stdout (0); no command at all on stderr (2).
   for (const form of [["help"], ["--help"], ["-h"]]) {
     const r = await runCaptured(form);

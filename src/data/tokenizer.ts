@@ -1,5 +1,5 @@
 /**
- * The tokenizer interface shared by the char, word and byte-level BPE tokenizers, with a factory that
+ * The tokenizer interface shared by the char, word, byte-level BPE and GPT-2 tokenizers, with a factory that
  * trains one on a text and a loader that rebuilds one from the JSON stored in checkpoint metadata.
  *
  * Every error is one line that names the problem (a character outside a char vocabulary shows the
@@ -10,12 +10,13 @@
 import { CharTokenizer } from "./char.ts";
 import { WordTokenizer } from "./word.ts";
 import { BpeTokenizer } from "./bpe.ts";
+import { Gpt2Tokenizer } from "./gpt2.ts";
 
-/** The kinds of tokenizer. */
-export type TokenizerType = "char" | "word" | "bpe";
+/** The kinds of tokenizer; "gpt2" is GPT-2's vocabulary, read from its files (src/data/gpt2.ts), not trained. */
+export type TokenizerType = "char" | "word" | "bpe" | "gpt2";
 
 /** The tokenizer kinds, in the order they are listed in messages. */
-export const TOKENIZER_TYPES: readonly TokenizerType[] = ["char", "word", "bpe"];
+export const TOKENIZER_TYPES: readonly TokenizerType[] = ["char", "word", "bpe", "gpt2"];
 
 /** Maps text to token ids in 0..vocabSize-1 and back. */
 export interface Tokenizer {
@@ -71,6 +72,10 @@ export function trainTokenizer(
       return WordTokenizer.train(text, vocabSize);
     case "bpe":
       return BpeTokenizer.train(text, vocabSize ?? 512, pad);
+    case "gpt2":
+      throw new Error(
+        "trainTokenizer: gpt2 is GPT-2's vocabulary, not trained: load it with loadGpt2Tokenizer(folder)",
+      );
     default:
       throw new Error(
         `trainTokenizer: unknown tokenizer type ${show(type)} (expected ${TOKENIZER_TYPES.join(", ")})`,
@@ -102,6 +107,8 @@ export function tokenizerFromJSON(json: unknown): Tokenizer {
       return WordTokenizer.fromJSON(rec);
     case "bpe":
       return BpeTokenizer.fromJSON(rec);
+    case "gpt2":
+      return Gpt2Tokenizer.fromJSON(rec);
     default:
       throw new Error(
         `tokenizer JSON: "type" must be one of ${TOKENIZER_TYPES.join(", ")}, got ${describe(rec.type)}`,

@@ -6,6 +6,11 @@
  * The optimizer state (AdamW moments per parameter, step, RNG streams) goes in a second file beside
  * the model. Every write is atomic (temp file, fsync, rename).
  *
+ * Reading ({@linkcode loadModel}, {@linkcode decodeCheckpoint}) also takes what nanoGPT and PyTorch write:
+ * nanoGPT's `ckpt.pt` (a `torch.save` zip, told apart by its magic bytes, not its name; src/model/nanogpt.ts)
+ * and a state_dict saved as safetensors without tforce's metadata (the shape then comes from the tensors
+ * and the number of heads, the tokenizer from nanoGPT's meta.pkl or GPT-2's vocabulary files).
+ *
  * @module
  */
 import type { ArenaLayout } from "../gpu/buffers.ts";
@@ -15,6 +20,9 @@ import { decodeSafetensors, encodeSafetensors, type SafetensorsFile } from "../i
 import { type GPTConfig, validateConfig } from "./config.ts";
 import { paramSpecs } from "./params.ts";
 import { InputError } from "../util/errors.ts";
+import { isZip } from "../io/zip.ts";
+import { isLegacyTorch } from "../io/torch.ts";
+import { findTokenizer, readNanoGptCheckpoint } from "./nanogpt.ts";
 
 /** A loaded model checkpoint. */
 export interface ModelCheckpoint {
@@ -82,25 +90,51 @@ export function decodeModel(bytes: Uint8Array, what = "checkpoint"): ModelCheckp
   return modelFromFile(decodeSafetensors(bytes, what), what);
 }
 
+/** What {@linkcode modelFromFile} takes from elsewhere for a file (a PyTorch state_dict) without tforce's metadata. */
+export interface ModelFileOptions {
+  /**
+   * Attention heads, for a file without `config` metadata: the rest of the shape then comes from the
+   * tensors (n_layer from the highest block index, n_embd and vocab_size from wte, block_size from wpe,
+   * bias from the presence of `transformer.ln_f.bias`; dropout 0). With `config`, it must agree.
+   */
+  nHead?: number;
+  /** The tokenizer, for a file without `tokenizer` metadata (a file that has its own refuses another). */
+  tokenizer?: Tokenizer;
+}
+
 /**
- * The model inside a decoded safetensors file: config and tokenizer from the metadata, a tokenizer with
- * exactly `vocab_size` ids, every weight present with its config's shape and finite (no NaN or
- * infinity). Tensors for which `extra(name)` is true are left for the caller. Every problem is a
+ * The model inside a decoded safetensors file: config and tokenizer from the metadata (or `opts`), a
+ * tokenizer with exactly `vocab_size` ids, every weight present with its config's shape and finite (no
+ * NaN or infinity). Tensors for which `extra(name)` is true are left for the caller. Every problem is a
  * one-line {@linkcode InputError} naming `what`.
  */
 export function modelFromFile(
   file: SafetensorsFile,
   what: string,
   extra: (name: string) => boolean = () => false,
+  opts: ModelFileOptions = {},
 ): ModelCheckpoint {
   const meta = file.metadata;
-  const config = parseConfig(meta.config, what);
-  if (meta.tokenizer === undefined) throw new InputError(`${what}: metadata has no 'tokenizer'`);
+  const config = meta.config === undefined && opts.nHead !== undefined
+    ? configFromShapes(file, opts.nHead, what)
+    : parseConfig(meta.config, what);
+  if (opts.nHead !== undefined && config.n_head !== opts.nHead) {
+    throw new InputError(`${what}: its config has n_head ${config.n_head}, not the ${opts.nHead} given`);
+  }
   let tokenizer: Tokenizer;
-  try {
-    tokenizer = tokenizerFromJSON(JSON.parse(meta.tokenizer));
-  } catch (e) {
-    throw new InputError(`${what}: bad tokenizer metadata: ${(e as Error).message}`);
+  if (meta.tokenizer === undefined) {
+    if (!opts.tokenizer) throw new InputError(`${what}: metadata has no 'tokenizer'`);
+    tokenizer = opts.tokenizer;
+  } else if (opts.tokenizer) {
+    throw new InputError(
+      `${what}: the file has its own tokenizer (metadata 'tokenizer'); another is for files without one`,
+    );
+  } else {
+    try {
+      tokenizer = tokenizerFromJSON(JSON.parse(meta.tokenizer));
+    } catch (e) {
+      throw new InputError(`${what}: bad tokenizer metadata: ${(e as Error).message}`);
+    }
   }
   // Training sizes the model to its tokenizer: fewer ids leave rows of the head that no text reaches (and
   // sampling can emit ids the tokenizer cannot decode); more ids index past the embedding.
@@ -139,15 +173,71 @@ export function modelFromFile(
   return { config, tokenizer, weights, metadata };
 }
 
-/** Reads a model checkpoint from disk; a missing, unreadable or bad file is a one-line InputError. */
-export async function loadModel(path: string): Promise<ModelCheckpoint> {
+/** Options for reading a checkpoint that does not hold everything tforce's own do ({@linkcode loadModel}). */
+export interface LoadOptions {
+  /** Attention heads of a safetensors state_dict without `config` metadata ({@linkcode ModelFileOptions}). */
+  nHead?: number;
+  /** The tokenizer of a file without one. */
+  tokenizer?: Tokenizer;
+  /** nanoGPT's meta.pkl (its char tokenizer), for a file without a tokenizer. */
+  meta?: string;
+  /** A folder holding GPT-2's vocab.json and merges.txt, for a file without a tokenizer. */
+  vocab?: string;
+  /**
+   * The file's path, where {@linkcode loadModel} looks for a tokenizer the file lacks and none is given:
+   * nanoGPT's data/DATASET/meta.pkl (its sample.py's rule), a meta.pkl or a vocab.json + merges.txt beside
+   * the file. {@linkcode loadModel} sets it.
+   */
+  path?: string;
+}
+
+/**
+ * Reads a model checkpoint from disk; a missing, unreadable or bad file is a one-line InputError. A
+ * nanoGPT `ckpt.pt` (told by its zip magic, whatever its name) and a PyTorch state_dict in safetensors
+ * are read too ({@linkcode decodeCheckpoint}).
+ */
+export async function loadModel(path: string, opts: LoadOptions = {}): Promise<ModelCheckpoint> {
   let bytes: Uint8Array;
   try {
     bytes = await Deno.readFile(path);
   } catch (e) {
     throw new InputError(`${path}: cannot read checkpoint (${(e as Error).message.split("\n")[0]})`);
   }
-  return decodeModel(bytes, path);
+  return await decodeCheckpoint(bytes, path, { path, ...opts });
+}
+
+/**
+ * The one place a checkpoint's format is told apart: a zip archive (`PK\x03\x04`) is nanoGPT's
+ * `ckpt.pt` (model_args, state_dict; src/model/nanogpt.ts), anything else safetensors (tforce's own, or a
+ * state_dict PyTorch saved). A file without a tokenizer takes one from `opts` or from beside `opts.path`;
+ * a nanoGPT model must have exactly its tokenizer's vocab_size (a padded vocabulary, GPT-2's 50304, is
+ * refused for now). Every problem is a one-line {@linkcode InputError} naming `what`.
+ */
+export async function decodeCheckpoint(
+  bytes: Uint8Array,
+  what: string,
+  opts: LoadOptions = {},
+): Promise<ModelCheckpoint> {
+  const given = opts.tokenizer !== undefined || opts.meta !== undefined || opts.vocab !== undefined;
+  const tokenizerFor = async (dataset?: string) =>
+    opts.tokenizer ??
+      await findTokenizer(what, { meta: opts.meta, vocab: opts.vocab, path: opts.path, dataset });
+  if (isZip(bytes) || isLegacyTorch(bytes)) {
+    const nano = await readNanoGptCheckpoint(bytes, what);
+    const tokenizer = await tokenizerFor(nano.dataset);
+    const v = nano.config?.vocab_size;
+    if (v !== undefined && tokenizer.vocabSize !== v) {
+      throw new InputError(
+        `${what}: model_args vocab_size is ${v} but the tokenizer has ${tokenizer.vocabSize} tokens (tforce ` +
+          `loads a model whose vocab_size is its tokenizer's; nanoGPT's padded ${v} is not supported yet)`,
+      );
+    }
+    return modelFromFile(nano.file, what, undefined, { nHead: opts.nHead, tokenizer });
+  }
+  const file = decodeSafetensors(bytes, what);
+  const own = file.metadata.tokenizer !== undefined;
+  const tokenizer = own && !given ? undefined : await tokenizerFor();
+  return modelFromFile(file, what, undefined, { nHead: opts.nHead, tokenizer });
 }
 
 /** Copies checkpoint weights into a parameter-arena image laid out by `layout`. */
@@ -164,7 +254,12 @@ export function weightsToArena(weights: Map<string, Float32Array>, layout: Arena
 }
 
 function parseConfig(json: string | undefined, what: string): GPTConfig {
-  if (json === undefined) throw new InputError(`${what}: metadata has no 'config' (the GPTConfig as JSON)`);
+  if (json === undefined) {
+    throw new InputError(
+      `${what}: metadata has no 'config' (the GPTConfig as JSON; for a PyTorch state_dict, give its number ` +
+        `of heads to read the rest from the tensor shapes)`,
+    );
+  }
   let raw: unknown;
   try {
     raw = JSON.parse(json);
@@ -187,6 +282,46 @@ function parseConfig(json: string | undefined, what: string): GPTConfig {
     bias: r.bias,
     dropout: r.dropout,
   } as GPTConfig;
+  try {
+    validateConfig(config);
+  } catch (e) {
+    throw new InputError(`${what}: ${(e as Error).message}`);
+  }
+  return config;
+}
+
+/** A GPTConfig from the tensor shapes of a state_dict without `config` metadata, and `nHead`. */
+function configFromShapes(file: SafetensorsFile, nHead: number, what: string): GPTConfig {
+  const matrix = (name: string) => {
+    const t = file.tensors.get(name);
+    if (!t || t.shape.length !== 2) {
+      throw new InputError(`${what}: no 'config' metadata, and no 2-D '${name}' to read the shape from`);
+    }
+    return t.shape;
+  };
+  const [vocab_size, n_embd] = matrix("transformer.wte.weight");
+  const [block_size] = matrix("transformer.wpe.weight");
+  let n_layer = 0;
+  for (const name of file.tensors.keys()) {
+    const m = /^transformer\.h\.(\d{1,9})\./.exec(name);
+    if (m) n_layer = Math.max(n_layer, Number(m[1]) + 1);
+  }
+  // Each block has at least 6 tensors (two LayerNorm weights and four Linear weights).
+  if (n_layer === 0 || 6 * n_layer > file.tensors.size) {
+    throw new InputError(
+      `${what}: no 'config' metadata, and its blocks (transformer.h.N) do not give a layer count ` +
+        `(highest block ${n_layer - 1}, ${file.tensors.size} tensors)`,
+    );
+  }
+  const config: GPTConfig = {
+    n_layer,
+    n_head: nHead,
+    n_embd,
+    block_size,
+    vocab_size,
+    bias: file.tensors.has("transformer.ln_f.bias"),
+    dropout: 0,
+  };
   try {
     validateConfig(config);
   } catch (e) {

@@ -18,10 +18,12 @@ export interface TrainConfig {
   val?: string;
   /** Decode data and validation bytes that are not UTF-8 as U+FFFD instead of refusing the file. */
   allow_invalid_utf8?: boolean;
-  /** Tokenizer: char (code points), word, or byte-level bpe. */
+  /** Tokenizer: char (code points), word, byte-level bpe, or GPT-2's (gpt2, from `vocab_file`). */
   tokenizer: TokenizerType;
   /** Vocabulary size for word/bpe tokenizers (bpe default 512). */
   vocab_size?: number;
+  /** gpt2 tokenizer: a folder holding GPT-2's vocab.json and merges.txt (Hugging Face's gpt2 files). */
+  vocab_file?: string;
   /** stream: one token stream; lines: one example per line, padded. */
   examples: ExamplesMode;
   /** Transformer blocks. */
@@ -181,8 +183,12 @@ export const TRAIN_FLAG_HELP: {
     "",
     "decode --data and --val bytes that are not UTF-8 as U+FFFD instead of refusing the file",
   ],
-  tokenizer: ["char|word|bpe", "char: code points; word: words and punctuation; bpe: byte-level BPE"],
+  tokenizer: [
+    "char|word|bpe|gpt2",
+    "char: code points; word: words and punctuation; bpe: byte-level BPE; gpt2: GPT-2's (--vocab-file)",
+  ],
   vocab_size: ["N", "vocabulary size of the word and bpe tokenizers (bpe: 512 when not given)"],
+  vocab_file: ["DIR", "--tokenizer gpt2: a folder of GPT-2's vocab.json and merges.txt (Hugging Face's)"],
   examples: ["stream|lines", "stream: windows of one token stream; lines: one example per line, padded"],
   n_layer: ["N", "transformer blocks"],
   n_head: ["N", "attention heads"],
@@ -276,9 +282,10 @@ export function validateTrainConfig(c: TrainConfig): void {
   if (!(c.dropout >= 0 && c.dropout < 1)) {
     throw new InputError(`--dropout must be in [0, 1) (got ${c.dropout})`);
   }
-  if (!["char", "word", "bpe"].includes(c.tokenizer)) {
-    throw new InputError(`--tokenizer must be char, word or bpe (got ${c.tokenizer})`);
+  if (!["char", "word", "bpe", "gpt2"].includes(c.tokenizer)) {
+    throw new InputError(`--tokenizer must be char, word, bpe or gpt2 (got ${c.tokenizer})`);
   }
+  checkVocabFile(c);
   if (!["stream", "lines"].includes(c.examples)) {
     throw new InputError(`--examples must be stream or lines (got ${c.examples})`);
   }
@@ -311,6 +318,34 @@ function checkVocabSize(c: TrainConfig): void {
       `--vocab-size must be an integer in [${lo}, ${hi}] for the bpe tokenizer` +
         `${lines ? " with --examples lines" : ""} (got ${v})`,
     );
+  }
+}
+
+/**
+ * `--vocab-file` against `--tokenizer`: gpt2 reads its vocabulary from one (and has no `<pad>` for
+ * `--examples lines`, nor a size to choose); no other tokenizer takes one.
+ */
+function checkVocabFile(c: TrainConfig): void {
+  if (c.tokenizer !== "gpt2") {
+    if (c.vocab_file !== undefined) {
+      throw new InputError(
+        `--vocab-file applies to --tokenizer gpt2, not ${c.tokenizer} (got --vocab-file ${c.vocab_file})`,
+      );
+    }
+    return;
+  }
+  if (c.vocab_file === undefined || c.vocab_file === "") {
+    throw new InputError(
+      "--tokenizer gpt2 needs --vocab-file DIR (a folder of GPT-2's vocab.json and merges.txt)",
+    );
+  }
+  if (c.vocab_size !== undefined) {
+    throw new InputError(
+      `--vocab-size does not apply to --tokenizer gpt2 (its files fix the vocabulary; got ${c.vocab_size})`,
+    );
+  }
+  if (c.examples === "lines") {
+    throw new InputError("--examples lines needs a <pad> token, which --tokenizer gpt2 does not have");
   }
 }
 

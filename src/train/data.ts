@@ -10,6 +10,7 @@
  * @module
  */
 import { type Tokenizer, type TokenizerType, trainTokenizer } from "../data/tokenizer.ts";
+import { loadGpt2Tokenizer } from "../data/gpt2.ts";
 import { generateLanguage } from "../data/language.ts";
 import type { Rng } from "../util/rng.ts";
 import { InputError } from "../util/errors.ts";
@@ -54,6 +55,8 @@ export interface CorpusOptions {
   tokenizerType: TokenizerType;
   /** Vocabulary size for word/bpe. */
   vocabSize?: number;
+  /** gpt2: the folder of GPT-2's vocab.json and merges.txt (its vocabulary is read, not trained). */
+  vocabFile?: string;
   /** Use this tokenizer instead of training one (resume, fine-tune). */
   tokenizer?: Tokenizer;
   /** Example mode. */
@@ -116,11 +119,12 @@ export async function loadCorpus(o: CorpusOptions): Promise<Corpus> {
   const lines = o.examples === "lines";
   // The char vocabulary covers the validation text too, so it can be encoded (nanoGPT builds it from
   // the whole file), and the generated language's alphabet; word/bpe learn from the training text only.
-  const tokenizer = o.tokenizer ?? trainTokenizer(
-    o.tokenizerType,
-    o.tokenizerType === "char" ? text + (valText ?? "") + alphabet : text,
-    { vocabSize: o.vocabSize, pad: lines },
-  );
+  const tokenizer = o.tokenizer ??
+    (o.tokenizerType === "gpt2" ? await gpt2Tokenizer(o.vocabFile) : trainTokenizer(
+      o.tokenizerType,
+      o.tokenizerType === "char" ? text + (valText ?? "") + alphabet : text,
+      { vocabSize: o.vocabSize, pad: lines },
+    ));
   if (lines && tokenizer.padId === null) {
     throw new InputError(
       "--examples lines needs a tokenizer with a <pad> token (this checkpoint's has none)",
@@ -165,6 +169,16 @@ export async function loadCorpus(o: CorpusOptions): Promise<Corpus> {
       val.tokens.length.toLocaleString("en-US")
     }`;
   return { tokenizer, train, val, description, entropyRate };
+}
+
+/** GPT-2's tokenizer from `dir` (vocab.json + merges.txt); none given is an InputError. */
+function gpt2Tokenizer(dir: string | undefined): Promise<Tokenizer> {
+  if (dir === undefined) {
+    throw new InputError(
+      "--tokenizer gpt2 needs --vocab-file DIR (a folder of GPT-2's vocab.json and merges.txt)",
+    );
+  }
+  return loadGpt2Tokenizer(dir);
 }
 
 function encodeOrThrow(tok: Tokenizer, text: string, what: string): Uint32Array {
