@@ -71,6 +71,7 @@ let folder: Promise<string> | null = null;
 function gpt2Folder(): Promise<string> {
   folder ??= (async () => {
     const dir = await Deno.makeTempDir({ prefix: "tforce-gpt2-" });
+    globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
     const { vocab, merges } = gpt2Files();
     await Deno.writeTextFile(`${dir}/vocab.json`, vocab);
     await Deno.writeTextFile(`${dir}/merges.txt`, merges);

@@ -217,6 +217,7 @@ let fixtures: Promise<string> | null = null;
 function pytorchFixtures(): Promise<string> {
   fixtures ??= (async () => {
     const dir = await Deno.makeTempDir({ prefix: "tforce-nanogpt-import-" });
+    globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
     const r = await new Deno.Command(PYTHON, {
       args: ["-c", FIXTURES, dir],
       stdout: "piped",

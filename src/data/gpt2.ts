@@ -494,7 +494,7 @@ export async function loadGpt2Tokenizer(path: string): Promise<Gpt2Tokenizer> {
       throw new InputError(`gpt2 vocabulary '${dir}': cannot read ${name} (${reason(e)})`);
     }
   };
-  const [vocab, merges] = await Promise.all([read("vocab.json"), read("merges.txt")]);
+  const vocab = await read("vocab.json"), merges = await read("merges.txt"); // in order: the first missing is named
   return Gpt2Tokenizer.fromFiles(vocab, merges, `gpt2 vocabulary '${dir}'`);
 }
 
