@@ -11,6 +11,8 @@
  * r (which must end in exactly two parts). tiktoken builds its ranks from GPT-2's files the other way round
  * and checks they agree, so the derived files are GPT-2's.
  */
+import { loadModel } from "../src/model/checkpoint.ts";
+import { main } from "../cli.ts";
 import assert from "node:assert/strict";
 // The reference, pinned here and used by this test only (not a dependency of tforce, so not in deno.json).
 // deno-lint-ignore no-import-prefix
@@ -311,4 +313,43 @@ Deno.test("--tokenizer gpt2 --vocab-file DIR: the config checks, and loadCorpus 
     () => loadCorpus({ data, tokenizerType: "gpt2", examples: "stream", blockSize: 8, seed: 1 }),
     /--tokenizer gpt2 needs --vocab-file DIR/,
   );
+});
+
+Deno.test("deno task train --tokenizer gpt2 --vocab-file DIR trains from scratch with GPT-2's vocabulary", async () => {
+  const dir = await gpt2Folder();
+  const out = await Deno.makeTempDir({ prefix: "tforce-gpt2-train-" });
+  await Deno.writeTextFile(`${out}/data.txt`, CORPUS.slice(1, 17).join("\n").repeat(6));
+  const flags = [
+    "--n-layer=1",
+    "--n-head=2",
+    "--n-embd=16",
+    "--block-size=8",
+    "--batch-size=2",
+    "--eval-iters=1",
+  ];
+  const err: string[] = [], orig = console.error, origLog = console.log;
+  console.error = (...a: unknown[]) => err.push(a.join(" "));
+  console.log = () => {};
+  let code: number;
+  try {
+    code = await main([
+      "train",
+      ...flags,
+      "--tokenizer=gpt2",
+      `--vocab-file=${dir}`,
+      `--data=${out}/data.txt`,
+      "--steps=2",
+      "--eval-interval=2",
+      "--sample-chars=4",
+      `--out=${out}/run`,
+    ]);
+  } finally {
+    console.error = orig;
+    console.log = origLog;
+  }
+  assert.equal(code, 0, err.join("\n"));
+  const ck = await loadModel(`${out}/run/model.safetensors`);
+  assert.equal(ck.tokenizer.type, "gpt2");
+  assert.equal(ck.config.vocab_size, 50257);
+  await Deno.remove(out, { recursive: true });
 });

@@ -178,6 +178,7 @@ async function trainIn(
     blockSize: base?.config.block_size ?? cfg.block_size,
     seed: cfg.seed,
     allowInvalidUtf8: cfg.allow_invalid_utf8,
+    vocabFile: cfg.vocab_file,
   });
   if (!asked.resume) folder = await claim();
   const config: GPTConfig = resumed?.config ??
