@@ -22,26 +22,50 @@
  * Typos give the language full support. Without them almost every character string has probability zero
  * (after "Qx" the next character is undefined), so a model's own continuation could leave the language and
  * p*(next | history) would not exist. The characters are therefore written by a deterministic automaton
- * (`CharAutomaton`): its state is (row type of the previous word-chain state, node of the trie of the
- * strings the next word-chain state can emit from that row). Those strings are prefix-free (words are
- * letters; every suffix starts with " " or "."), so a trie node is a partly written word. At state s the
- * next character c is drawn from
+ * (`CharAutomaton`) whose states are trie nodes and garbage states. The trie of a row type holds the
+ * strings the next word-chain state can emit from that row; they are prefix-free (words are letters;
+ * every suffix starts with " " or "."), so a node is a partly written word and the root a word boundary.
+ * At state s the next character c is drawn from
  *     q(c | s) = (1 - eps) p(c | s) + eps / |A|
- * over the alphabet A (every character any state emits), with p(c | s) the word chain's next-character
- * distribution (the trie masses below s). On c the automaton moves to the child for c, or, when c completes
- * a string, to the root of the completed state's row; a c that continues no string is a typo: the writer
- * keeps going where they were, so the state stays. `LanguageChain.sample` draws exactly this process, so a
- * generated text and the oracle agree. The automaton is unifilar (its state is a function of the previous
- * state and the character), so its character entropy rate is exactly
+ * over the alphabet A (every character the word chain emits), with p(c | s) the trie masses below s. On c
+ * the automaton moves to the child for c, or, when c completes a string, to the root of the completed
+ * state's row. A c that continues no string of the row at s is a typo, and the writer resynchronises at
+ * the next word boundary (a rule that kept the state instead made p* insist on finishing the intended word
+ * after any slip of a model, spaces included, at 5-11 nats per character for words on end, so a model's
+ * excess loss along its own text measured that rule, not the model):
+ * - if the word typed since the last boundary, c included, begins some word of the lexicon, the writer now
+ *   writes that kind of word: the state moves to the node with the same string in a free-word trie, whose
+ *   strings are all the word-chain states by their stationary frequency (lowercase, or capitalised in the
+ *   sentence-start row where the alphabet has the capital: two more tries). Completing one goes, as always,
+ *   to the root of the completed state's row: the grammar continues from the word that was written. A word
+ *   of the wrong class, the usual slip of a model, so costs one unlikely character, not the words after it;
+ * - otherwise the word becomes a garbage word, a state tied to the row type, and c is written as in it
+ *   (a typo " ", "." or "\n" ends the garbage word at once). The garbage word draws a separator with
+ *   probability GARBAGE_END = 1/3 (" ", or "." as often as the row's next state ends a sentence), else a
+ *   lowercase letter in the proportions the language writes them, so a garbage word has 2 more letters in
+ *   expectation after the typo (tested); every q keeps the eps / |A| floor. " " ends it: the next word
+ *   comes from the same row, as if the garbage word were a filler, except in the sentence-start row and
+ *   the free-word rows, where the next word is any lowercase word (the free-word row; the sentence has
+ *   begun, and a filler there would expect a capital again word after word). "." leads to a garbage-"."
+ *   state of the row, where " " or "\n" (in the proportions of ". " and ".\n") starts a sentence, a letter
+ *   returns to the garbage word and "." stays; "\n" starts a sentence from either;
+ * - a typo " " at a root (two spaces) leaves the state where it is.
+ * The states the process cannot reach are dropped (at eps = 0 all but the word-chain rows' tries).
+ * `LanguageChain.sample` draws exactly this process, so a generated text and the oracle agree. The
+ * automaton is unifilar (its state is a function of the previous state and the character), so its
+ * character entropy rate is exactly
  *     H = sum_s pi(s) H(q(. | s))
  * with pi its stationary distribution. pi is computed in float64 without iterating over the automaton: a
- * pass through a row's trie is a renewal cycle, so pi(s) is proportional to mu(row of s) times the expected
- * visits to s in one pass (the probability the pass reaches s, over 1 - the probability of a typo at s),
- * where mu is the stationary distribution of the 9 x 9 chain of row types that passes induce (solved
- * directly). The automaton
- * is checked irreducible, and aperiodic when eps > 0 (every state has a typo character, so a self-loop). At
- * eps = 0 it reduces to the word chain and H = H0 (tested). The default eps = 1e-3 moves the floor of the
- * default seed 1337 from 0.6047 to 0.6149 nats/char.
+ * pass from a root to the next root it enters is a renewal cycle, so pi(s) is proportional to
+ * sum_r mu(r) visits_r(s), with visits_r(s) the expected visits to s in a pass from root r (one sweep in id
+ * order, every move out of a trie node going to a higher id, and a 2 x 2 system for the garbage states of
+ * a row type) and mu the stationary distribution of the chain of roots (the word-chain rows' and the
+ * free-word row's) that passes induce (solved directly). The automaton is checked irreducible, and
+ * aperiodic when eps > 0 (a space at a root is a self-loop). At eps = 0 it reduces to the word chain and
+ * H = H0 (tested). The default eps = 1e-3 moves the floor of the default seed 1337 from 0.6047 to 0.6216
+ * nats/char (a typo now costs its word, about 3 characters of garbage or a whole free word, where it cost
+ * one character before: 0.6149). A ". " or ".\n" leads every state to the sentence-start root, so the
+ * oracle's belief is a single state again after it.
  *
  * @module
  */
@@ -82,8 +106,9 @@ export interface LanguageState {
 }
 
 /**
- * The character-level process of a {@linkcode LanguageChain}: a deterministic automaton whose state is
- * (row type, trie node). Tables are indexed `s * alphabet.length + c` for state s and character index c.
+ * The character-level process of a {@linkcode LanguageChain}: a deterministic automaton whose states are
+ * the nodes of a trie per row type and the garbage states (see the module doc). Tables are indexed
+ * `s * alphabet.length + c` for state s and character index c.
  */
 export interface CharAutomaton {
   /** The characters, in code point order; character index c is alphabet[c]. */
@@ -94,14 +119,29 @@ export interface CharAutomaton {
   readonly typoRate: number;
   /** q(c | s): the probability that c is written next in state s (each row sums to 1). */
   readonly probs: Float64Array;
-  /** The state after writing c in state s (s itself for a typo). */
+  /**
+   * The state after writing c in state s: for a typo, a node of a free-word trie or where c leads from the
+   * garbage word of the row type (at eps = 0, where a typo has probability 0, s itself).
+   */
   readonly next: Int32Array;
-  /** The word-chain state that writing c in state s completes, or -1. */
+  /** The word-chain state that writing c in state s completes (in its own trie or a free-word one), or -1. */
   readonly completes: Int32Array;
-  /** The word-chain row type of each state (the row its trie belongs to). */
+  /** 1 where s is a trie node and c continues no string of its trie (a typo), else 0 (garbage states: 0). */
+  readonly typo: Uint8Array;
+  /**
+   * The row type of each state: the row its trie belongs to, or its garbage states'. 0 .. rows.length - 1
+   * are the word chain's; rows.length is the free-word row, rows.length + 1 its capitalised twin.
+   */
   readonly rowType: Int32Array;
-  /** The trie root of each row type: the state right after a word-chain state of that row type. */
+  /** The trie root of each word-chain row type: the state right after a word-chain state of that row type. */
   readonly roots: Int32Array;
+  /**
+   * What each state is: 0 a trie node (a partly written string of its row type), 1 the garbage-word state
+   * of its row type, 2 its garbage-"." state (a garbage word and "."). No garbage states at eps = 0.
+   */
+  readonly garbage: Uint8Array;
+  /** Every trie root the process can be at: the word boundaries (the roots above, then the free row's). */
+  readonly boundaries: Int32Array;
   /** The state at the start of a generated text (the root of the sentence-start row). */
   readonly start: number;
   /** Stationary distribution over states (float64). */
@@ -110,6 +150,13 @@ export interface CharAutomaton {
 
 /** The default typo rate eps of the generated language. */
 export const DEFAULT_TYPO_RATE = 1e-3;
+
+/**
+ * The probability that a garbage word ends at its next character (with a " ", or a "." in rows whose next
+ * word may end a sentence): after the typo, a garbage word has (1 - GARBAGE_END) / GARBAGE_END = 2 more
+ * letters in expectation, about what is left of the word it replaced.
+ */
+const GARBAGE_END = 1 / 3;
 
 const SUFFIXES = [" ", ". ", ".\n"] as const;
 
@@ -306,7 +353,8 @@ export class LanguageChain {
 
   /**
    * Samples the character process from the start of a text (the automaton's `start` state) with a stream
-   * seeded with `seed`, until at least `chars` characters are written and a word-chain state is complete.
+   * seeded with `seed`, until at least `chars` characters are written and the writer is at a word boundary
+   * (a trie root: a word-chain state, or a garbage word, is complete).
    */
   sample(seed: number, chars: number): string {
     return this.#walk(new Rng(seed), this.automaton.start, chars, true);
@@ -325,7 +373,7 @@ export class LanguageChain {
   }
 
   #walk(rng: Rng, state: number, chars: number, wholeStates: boolean): string {
-    const { alphabet, next, roots, size } = this.automaton, A = alphabet.length;
+    const { alphabet, next, boundaries, size } = this.automaton, A = alphabet.length;
     if (this.#cdf === null) {
       const probs = this.automaton.probs, cdf = new Float64Array(size * A);
       for (let s = 0; s < size; s++) {
@@ -335,7 +383,7 @@ export class LanguageChain {
       this.#cdf = cdf;
     }
     const cdf = this.#cdf, isRoot = new Uint8Array(size);
-    for (const r of roots) isRoot[r] = 1;
+    for (const r of boundaries) isRoot[r] = 1;
     const out: string[] = [];
     let s = state;
     while (out.length < chars || (wholeStates && !isRoot[s])) {
@@ -386,14 +434,19 @@ export function generateLanguage(opts: GenerateLanguageOptions = {}): GeneratedL
 
 /**
  * The character automaton of a word chain (see the module doc): one trie per row type of the strings its
- * successors emit, children by character, masses from the row. Node ids grow from parent to child.
+ * successors emit, children by character, masses from the row, then the two free-word tries and a
+ * garbage-word and a garbage-"." state per row type; the states the process cannot reach are dropped.
+ * Trie node ids grow from parent to child, the word-chain rows' tries come before the free-word ones,
+ * and the garbage states last.
  */
 function buildAutomaton(chain: LanguageChain): CharAutomaton {
   const { states, rows, rowOf, startRow, typoRate: eps } = chain;
   const nRows = rows.length, n = states.length;
+  const FREE = nRows, FREE_CAP = nRows + 1, nTypes = nRows + 2;
+  const capital = (r: number): boolean => r === startRow || r === FREE_CAP;
   const emitted = (r: number, j: number): string => {
     const w = states[j].word;
-    return (r === startRow ? w[0].toUpperCase() + w.slice(1) : w) + states[j].suffix;
+    return (capital(r) ? w[0].toUpperCase() + w.slice(1) : w) + states[j].suffix;
   };
   const chars = new Set<string>();
   for (let r = 0; r < nRows; r++) {
@@ -401,6 +454,13 @@ function buildAutomaton(chain: LanguageChain): CharAutomaton {
   }
   const alphabet = [...chars].sort((a, b) => a.codePointAt(0)! - b.codePointAt(0)!);
   const A = alphabet.length, index = new Map(alphabet.map((ch, i) => [ch, i]));
+  // The free-word rows: every word-chain state by its stationary frequency, lowercase, and capitalised
+  // where the alphabet has its capital.
+  const inAlphabet = (r: number, j: number): boolean => [...emitted(r, j)].every((ch) => index.has(ch));
+  const laws = [...rows, chain.stationary, chain.stationary.map((p, j) => inAlphabet(FREE_CAP, j) ? p : 0)];
+  laws.forEach((law, r) => {
+    if (r >= nRows) normalise(law);
+  });
 
   // Tries: kids[node] maps a character index to a child node (>= 0) or to -(j + 1) when the character
   // completes word-chain state j; edgeMass[node] maps it to the row probability of the strings through it.
@@ -411,10 +471,10 @@ function buildAutomaton(chain: LanguageChain): CharAutomaton {
     rowType.push(r);
     return kids.length - 1;
   };
-  const roots = Int32Array.from({ length: nRows }, (_, r) => newNode(r));
-  for (let r = 0; r < nRows; r++) {
+  const roots = Int32Array.from({ length: nTypes }, (_, r) => newNode(r));
+  for (let r = 0; r < nTypes; r++) {
     for (let j = 0; j < n; j++) {
-      const p = rows[r][j];
+      const p = laws[r][j];
       if (!(p > 0)) continue;
       const str = [...emitted(r, j)];
       let node = roots[r];
@@ -436,24 +496,134 @@ function buildAutomaton(chain: LanguageChain): CharAutomaton {
       }
     }
   }
-  const size = kids.length;
-  const probs = new Float64Array(size * A), next = new Int32Array(size * A);
-  const completes = new Int32Array(size * A).fill(-1);
-  const noise = eps / A;
-  for (let s = 0; s < size; s++) {
-    probs.fill(noise, s * A, (s + 1) * A);
-    next.fill(s, s * A, (s + 1) * A);
-    let total = 0;
-    for (const m of edgeMass[s].values()) total += m;
-    for (const [c, t] of kids[s]) {
-      probs[s * A + c] = (1 - eps) * (edgeMass[s].get(c)! / total) + noise;
-      if (t >= 0) next[s * A + c] = t;
-      else {
-        next[s * A + c] = roots[rowOf[-t - 1]];
-        completes[s * A + c] = -t - 1;
+  const nTrie = kids.length;
+  // same[s]: the node of the free-word trie of s's capitalisation with the same string (s's own, in them).
+  const same = Int32Array.from({ length: nTrie }, (_, s) => s);
+  for (let r = 0; r < nRows; r++) {
+    const free = roots[capital(r) ? FREE_CAP : FREE];
+    same[roots[r]] = free;
+    for (let j = 0; j < n; j++) {
+      if (!(rows[r][j] > 0)) continue;
+      const str = [...emitted(r, j)];
+      let node = roots[r], f = free;
+      for (let i = 0; i < str.length - 1; i++) {
+        const c = index.get(str[i])!;
+        node = kids[node].get(c)!;
+        f = kids[f].get(c)!;
+        same[node] = f;
       }
     }
   }
+  // Garbage states of row type r: nTrie + 2r (a garbage word), nTrie + 2r + 1 (a garbage word and ".").
+  const full = nTrie + 2 * nTypes;
+  for (let r = 0; r < nTypes; r++) rowType.push(r, r);
+  const space = index.get(" ")!, dot = index.get(".")!, newline = index.get("\n")!;
+  const rootStart = roots[startRow];
+  const resync = (r: number): number => r < nRows && r !== startRow ? roots[r] : roots[FREE];
+  const afterGarbage = (r: number, c: number): number =>
+    c === space ? resync(r) : c === newline ? rootStart : c === dot ? nTrie + 2 * r + 1 : nTrie + 2 * r;
+  const afterGarbageDot = (r: number, c: number): number =>
+    c === space || c === newline ? rootStart : c === dot ? nTrie + 2 * r + 1 : nTrie + 2 * r;
+
+  let probs = new Float64Array(full * A), next = new Int32Array(full * A);
+  let completes = new Int32Array(full * A).fill(-1), typo = new Uint8Array(full * A);
+  const noise = eps / A, isRoot = new Uint8Array(full);
+  for (const r of roots) isRoot[r] = 1;
+  for (let s = 0; s < nTrie; s++) {
+    probs.fill(noise, s * A, (s + 1) * A);
+    typo.fill(1, s * A, (s + 1) * A);
+    const r = rowType[s], f = same[s];
+    for (let c = 0; c < A; c++) {
+      const e = s * A + c, m = kids[f].get(c);
+      if (eps === 0 || (isRoot[s] && c === space)) next[e] = s;
+      else if (m === undefined) next[e] = afterGarbage(r, c);
+      else if (m >= 0) next[e] = m;
+      else {
+        next[e] = roots[rowOf[-m - 1]];
+        completes[e] = -m - 1;
+      }
+    }
+    let total = 0;
+    for (const m of edgeMass[s].values()) total += m;
+    for (const [c, t] of kids[s]) {
+      const e = s * A + c;
+      probs[e] = (1 - eps) * (edgeMass[s].get(c)! / total) + noise;
+      typo[e] = 0;
+      if (t >= 0) next[e] = t;
+      else {
+        next[e] = roots[rowOf[-t - 1]];
+        completes[e] = -t - 1;
+      }
+    }
+  }
+  // The garbage-word law: a separator with probability GARBAGE_END (" " or "." as the suffix of the row's
+  // next word would be), else a lowercase letter in the proportions the language writes them; after a
+  // garbage ".": " " or "\n" in the proportions of the ". " and ".\n" states.
+  const letters = new Float64Array(A);
+  let endMass = 0, newlineMass = 0;
+  for (let j = 0; j < n; j++) {
+    const p = chain.stationary[j];
+    for (const ch of states[j].word) letters[index.get(ch)!] += p;
+    if (states[j].suffix !== " ") endMass += p;
+    if (states[j].suffix === ".\n") newlineMass += p;
+  }
+  normalise(letters);
+  const toNewline = newlineMass / endMass;
+  for (let r = 0; r < nTypes; r++) {
+    let ends = 0;
+    for (let j = 0; j < n; j++) if (states[j].suffix !== " ") ends += laws[r][j];
+    const g = nTrie + 2 * r, d = g + 1;
+    for (let c = 0; c < A; c++) {
+      const law = c === space
+        ? GARBAGE_END * (1 - ends)
+        : c === dot
+        ? GARBAGE_END * ends
+        : (1 - GARBAGE_END) * letters[c];
+      probs[g * A + c] = (1 - eps) * law + noise;
+      next[g * A + c] = afterGarbage(r, c);
+      const dotLaw = c === space ? 1 - toNewline : c === newline ? toNewline : 0;
+      probs[d * A + c] = (1 - eps) * dotLaw + noise;
+      next[d * A + c] = afterGarbageDot(r, c);
+    }
+  }
+
+  // Keep the states reachable from the start (all of them but the word-chain tries' at eps = 0), in order.
+  const keep = new Int32Array(full).fill(-1);
+  keep[rootStart] = 0;
+  const queue = [rootStart];
+  for (let q = 0; q < queue.length; q++) {
+    const s = queue[q];
+    for (let e = s * A; e < (s + 1) * A; e++) {
+      if (probs[e] > 0 && keep[next[e]] < 0) {
+        keep[next[e]] = 0;
+        queue.push(next[e]);
+      }
+    }
+  }
+  let size = 0;
+  for (let s = 0; s < full; s++) if (keep[s] >= 0) keep[s] = size++;
+  {
+    const p2 = new Float64Array(size * A), n2 = new Int32Array(size * A);
+    const c2 = new Int32Array(size * A), t2 = new Uint8Array(size * A);
+    for (let s = 0; s < full; s++) {
+      if (keep[s] < 0) continue;
+      for (let c = 0; c < A; c++) {
+        const e = s * A + c, e2 = keep[s] * A + c;
+        p2[e2] = probs[e];
+        n2[e2] = probs[e] > 0 ? keep[next[e]] : keep[s];
+        c2[e2] = completes[e];
+        t2[e2] = typo[e];
+      }
+    }
+    [probs, next, completes, typo] = [p2, n2, c2, t2];
+  }
+  const kind = new Uint8Array(size), types = new Int32Array(size);
+  for (let s = 0; s < full; s++) {
+    if (keep[s] < 0) continue;
+    types[keep[s]] = rowType[s];
+    kind[keep[s]] = s < nTrie ? 0 : 1 + ((s - nTrie) % 2);
+  }
+  const boundaries = Int32Array.from([...roots].filter((r) => keep[r] >= 0), (r) => keep[r]);
   const auto = {
     alphabet,
     size,
@@ -461,34 +631,82 @@ function buildAutomaton(chain: LanguageChain): CharAutomaton {
     probs,
     next,
     completes,
-    rowType: Int32Array.from(rowType),
-    roots,
-    start: roots[startRow],
+    typo,
+    rowType: types,
+    garbage: kind,
+    roots: Int32Array.from(roots.subarray(0, nRows), (r) => keep[r]),
+    boundaries,
+    start: keep[rootStart],
     stationary: new Float64Array(0) as Float64Array,
   };
   checkAutomaton(chain.seed, auto, eps > 0);
-
-  // Stationary distribution by renewal: a pass through row r's trie starts at its root; at node s the
-  // writer stays for a geometric number of typos and leaves by character c with q(c|s) / (1 - stay(s)).
-  // reach(s) = P(the pass reaches s); visits(s) = reach(s) / (1 - stay(s)); M = row type -> row type.
-  const reach = new Float64Array(size), visits = new Float64Array(size);
-  const M = new Float64Array(nRows * nRows);
-  for (const r of roots) reach[r] = 1;
-  for (let s = 0; s < size; s++) {
-    let leave = 0;
-    for (const c of kids[s].keys()) leave += probs[s * A + c];
-    visits[s] = reach[s] / leave;
-    for (const [c, t] of kids[s]) {
-      const f = reach[s] * probs[s * A + c] / leave;
-      if (t >= 0) reach[t] = f;
-      else M[rowType[s] * nRows + rowOf[-t - 1]] += f;
-    }
-  }
-  const mu = solveStationary(M, nRows);
-  const pi = new Float64Array(size);
-  for (let s = 0; s < size; s++) pi[s] = mu[rowType[s]] * visits[s];
-  auto.stationary = normalise(pi);
+  auto.stationary = stationaryByPasses(auto);
   return auto;
+}
+
+/**
+ * The stationary distribution of the character automaton by renewal: a pass starts at a trie root and ends
+ * at the next root it enters. Within a pass every move out of a trie node goes to a higher id (a child,
+ * a node of a free-word trie, or a garbage state), so one sweep in id order gives the probability that the
+ * pass visits each node; the garbage states of a row type exchange their inflow between themselves
+ * (letters and "."), so their expected visits solve a 2 x 2 system. With M[r][r2] = P(a pass from root r
+ * ends at root r2) and mu its stationary law, pi(s) is proportional to sum_r mu(r) visits_r(s).
+ */
+function stationaryByPasses(a: CharAutomaton): Float64Array {
+  const { size, probs, next, garbage: kind, boundaries } = a, A = a.alphabet.length, R = boundaries.length;
+  const rootIndex = new Int32Array(size).fill(-1);
+  boundaries.forEach((s, i) => rootIndex[s] = i);
+  // The garbage pairs: the word state and its "." state of one row type, keyed by row type.
+  const pairs = new Map<number, [number, number]>();
+  for (let s = 0; s < size; s++) {
+    if (kind[s] === 0) continue;
+    const p = pairs.get(a.rowType[s]) ?? [-1, -1];
+    p[kind[s] - 1] = s;
+    pairs.set(a.rowType[s], p);
+  }
+  const M = new Float64Array(R * R), visits: Float64Array[] = [];
+  for (let i = 0; i < R; i++) {
+    const v = new Float64Array(size);
+    v[boundaries[i]] = 1;
+    const move = (s: number): void => {
+      const f = v[s];
+      if (f === 0) return;
+      for (let e = s * A; e < (s + 1) * A; e++) {
+        const t = next[e];
+        if (rootIndex[t] >= 0) M[i * R + rootIndex[t]] += f * probs[e];
+        else v[t] += f * probs[e];
+      }
+    };
+    for (let s = 0; s < size; s++) if (kind[s] === 0 && (rootIndex[s] < 0 || s === boundaries[i])) move(s);
+    for (const [g, d] of pairs.values()) {
+      // v_g = in_g + v_g gg + v_d dg, v_d = in_d + v_g gd + v_d dd; v[g], v[d] hold the inflows so far.
+      let gg = 0, gd = 0, dg = 0, dd = 0;
+      for (let c = 0; c < A; c++) {
+        const tg = next[g * A + c], td = next[d * A + c];
+        if (tg === g) gg += probs[g * A + c];
+        if (tg === d) gd += probs[g * A + c];
+        if (td === g) dg += probs[d * A + c];
+        if (td === d) dd += probs[d * A + c];
+      }
+      const a11 = 1 - gg, a12 = -dg, a21 = -gd, a22 = 1 - dd, det = a11 * a22 - a12 * a21;
+      const inG = v[g], inD = v[d];
+      v[g] = (inG * a22 - a12 * inD) / det;
+      v[d] = (a11 * inD - a21 * inG) / det;
+      // Their moves out of the pair; the moves inside it are in the solution already.
+      for (const s of [g, d]) {
+        for (let e = s * A; e < (s + 1) * A; e++) {
+          const t = next[e];
+          if (rootIndex[t] >= 0) M[i * R + rootIndex[t]] += v[s] * probs[e];
+          else if (t !== g && t !== d) throw new Error("generated language: a garbage state leads elsewhere");
+        }
+      }
+    }
+    visits.push(v);
+  }
+  const mu = solveStationary(M, R);
+  const pi = new Float64Array(size);
+  for (let i = 0; i < R; i++) for (let s = 0; s < size; s++) pi[s] += mu[i] * visits[i][s];
+  return normalise(pi);
 }
 
 /**

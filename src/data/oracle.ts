@@ -5,12 +5,14 @@
  *
  * Two kinds:
  * - {@linkcode languageOracle}: the built-in generated language (src/data/language.ts) with its typos, so
- *   every character of its alphabet has p* > 0 after any history. Its character process is a deterministic
- *   automaton whose state is not visible in the text (the first characters of a window may be in the middle
- *   of a word, and any character may be a typo), so p* is computed by exact Bayesian filtering: the belief
- *   over automaton states starts at the stationary distribution before text[0] and is conditioned on each
- *   character in turn; p*(c | text[0..t]) = sum_s b_t(s) q(c | s). In float64, with the sparse structure of
- *   q (a uniform typo part plus a few trie children per state): O(states) per character.
+ *   every character of its alphabet has p* > 0 after any history, and after a character the language
+ *   would not write (a model's slip) the writer resynchronises at the next word boundary, so p* is back on
+ *   the grammar there. Its character process is a deterministic automaton whose state is not visible in the
+ *   text (the first characters of a window may be in the middle of a word, and any character may be a
+ *   typo), so p* is computed by exact Bayesian filtering: the belief over automaton states starts at the
+ *   stationary distribution before text[0] and is conditioned on each character in turn;
+ *   p*(c | text[0..t]) = sum_s b_t(s) q(c | s). In float64, with the structure of q (the uniform floor
+ *   eps / |A| plus a few characters per state written on purpose): O(states) per character.
  * - order-k chain files ({@linkcode parseOracle}, {@linkcode loadOracleFile}):
  *   `{"order": k, "alphabet": ["a", "b", ...], "probs": {"<k chars>": [p per alphabet char], ...}}` with a row
  *   for every k-character context. Their entropy rate is computed exactly from the stationary distribution
@@ -64,42 +66,50 @@ export class LanguageOracle implements CharOracle {
   /** The language. */
   readonly chain: LanguageChain;
   #index: Map<string, number>;
-  // Moves (c continues or completes a string at s; not a typo), grouped by character c:
-  // edges k in [edgeStart[c], edgeStart[c + 1]) go from edgeFrom[k] to edgeTo[k] with probability edgeQ[k].
+  // Every state's q(c | s) is eps / |A| plus a part (1 - eps) p(c | s) that is non-zero only for the
+  // characters the state writes on purpose (a trie node's children, a garbage state's law). Those moves,
+  // grouped by character c: k in [edgeStart[c], edgeStart[c + 1]) is from edgeFrom[k] with
+  // edgeExtra[k] = q(c | edgeFrom[k]) - eps / |A| > 0.
   #edgeStart: Int32Array;
   #edgeFrom: Int32Array;
-  #edgeTo: Int32Array;
-  #edgeQ: Float64Array;
+  #edgeExtra: Float64Array;
+  // The tables by character: nextT[c * size + s] = the state after c in s, probT[c * size + s] = q(c | s).
+  #nextT: Int32Array;
+  #probT: Float64Array;
 
   /** The oracle of a built language (see {@linkcode languageOracle}). */
   constructor(chain: LanguageChain) {
     this.chain = chain;
-    const a = chain.automaton, A = a.alphabet.length;
+    const a = chain.automaton, A = a.alphabet.length, S = a.size, noise = a.typoRate / A;
     this.alphabet = a.alphabet;
     this.entropyRate = chain.entropyRate;
     this.#index = new Map(a.alphabet.map((ch, i) => [ch, i]));
     const start = new Int32Array(A + 1);
-    for (let e = 0; e < a.size * A; e++) if (a.next[e] !== Math.floor(e / A)) start[(e % A) + 1]++;
+    for (let e = 0; e < S * A; e++) if (a.probs[e] - noise > 0) start[(e % A) + 1]++;
     for (let c = 0; c < A; c++) start[c + 1] += start[c];
     const fill = start.slice(0, A), n = start[A];
-    const from = new Int32Array(n), to = new Int32Array(n), q = new Float64Array(n);
-    for (let s = 0; s < a.size; s++) {
+    const from = new Int32Array(n), extra = new Float64Array(n);
+    const nextT = new Int32Array(A * S), probT = new Float64Array(A * S);
+    for (let s = 0; s < S; s++) {
       for (let c = 0; c < A; c++) {
         const e = s * A + c;
-        if (a.next[e] === s) continue;
-        const k = fill[c]++;
-        from[k] = s;
-        to[k] = a.next[e];
-        q[k] = a.probs[e];
+        nextT[c * S + s] = a.next[e];
+        probT[c * S + s] = a.probs[e];
+        if (a.probs[e] - noise > 0) {
+          const k = fill[c]++;
+          from[k] = s;
+          extra[k] = a.probs[e] - noise;
+        }
       }
     }
     this.#edgeStart = start;
     this.#edgeFrom = from;
-    this.#edgeTo = to;
-    this.#edgeQ = q;
+    this.#edgeExtra = extra;
+    this.#nextT = nextT;
+    this.#probT = probT;
     const h = chain.entropyRate;
     this.description = `generated language (seed ${chain.seed}), typo rate ${chain.typoRate}: ` +
-      `${a.size}-state character automaton over ${A} characters (${chain.words} words, ` +
+      `${S}-state character automaton over ${A} characters (${chain.words} words, ` +
       `${chain.states.length} word states); entropy rate ${h.toFixed(4)} nats/char ` +
       `(${(h / Math.LN2).toFixed(4)} bits/char)`;
   }
@@ -110,11 +120,10 @@ export class LanguageOracle implements CharOracle {
    * does a character the language cannot write there.
    */
   conditionals(text: readonly string[]): (Float64Array | null)[] {
-    const a = this.chain.automaton, A = this.alphabet.length, S = a.size;
-    const noise = a.typoRate / A;
-    const start = this.#edgeStart, from = this.#edgeFrom, to = this.#edgeTo, q = this.#edgeQ;
+    const a = this.chain.automaton, A = this.alphabet.length, S = a.size, noise = a.typoRate / A;
+    const start = this.#edgeStart, from = this.#edgeFrom, extra = this.#edgeExtra;
+    const nextT = this.#nextT, probT = this.#probT;
     let b = Float64Array.from(a.stationary), nb = new Float64Array(S);
-    const moved = new Float64Array(A), movedQ = new Float64Array(A);
     const out: (Float64Array | null)[] = [];
     let dead = false;
     for (let t = 0; t < text.length; t++) {
@@ -124,10 +133,10 @@ export class LanguageOracle implements CharOracle {
         out.push(null);
         continue;
       }
-      // Observe c: states where c is a typo stay (weight q = eps / |A|); the others move along their edge.
-      for (let s = 0; s < S; s++) nb[s] = b[s] * noise;
-      for (let k = start[c]; k < start[c + 1]; k++) nb[from[k]] = 0;
-      for (let k = start[c]; k < start[c + 1]; k++) nb[to[k]] += b[from[k]] * q[k];
+      // Observe c: b'(next(s, c)) += b(s) q(c | s), every term non-negative.
+      nb.fill(0);
+      const base = c * S;
+      for (let s = 0; s < S; s++) nb[nextT[base + s]] += b[s] * probT[base + s];
       let z = 0;
       for (let s = 0; s < S; s++) z += nb[s];
       if (!(z > 0)) {
@@ -137,22 +146,15 @@ export class LanguageOracle implements CharOracle {
       }
       for (let s = 0; s < S; s++) nb[s] /= z;
       [b, nb] = [nb, b];
-      // Predict: p(c') = sum_s b(s) q(c'|s) = noise * (1 - mass of states with a c'-edge) + sum over edges.
-      moved.fill(0);
-      movedQ.fill(0);
-      for (let c2 = 0; c2 < A; c2++) {
-        let m = 0, mq = 0;
-        for (let k = start[c2]; k < start[c2 + 1]; k++) {
-          const w = b[from[k]];
-          m += w;
-          mq += w * q[k];
-        }
-        moved[c2] = m;
-        movedQ[c2] = mq;
-      }
+      // Predict: p(c') = sum_s b(s) q(c'|s) = eps / |A| + sum over the moves of c' of b(from) times
+      // (q - eps / |A|): non-negative terms (no cancellation), a few moves per state.
       const p = new Float64Array(A);
       let sum = 0;
-      for (let c2 = 0; c2 < A; c2++) sum += p[c2] = noise * Math.max(0, 1 - moved[c2]) + movedQ[c2];
+      for (let c2 = 0; c2 < A; c2++) {
+        let m = noise;
+        for (let k = start[c2]; k < start[c2 + 1]; k++) m += b[from[k]] * extra[k];
+        sum += p[c2] = m;
+      }
       for (let c2 = 0; c2 < A; c2++) p[c2] /= sum;
       out.push(p);
     }
