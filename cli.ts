@@ -42,6 +42,7 @@ import { runExperiment } from "./src/train/experiment.ts";
 import { writeFileAtomic } from "./src/io/atomic.ts";
 import { InputError } from "./src/util/errors.ts";
 import { savedRun } from "./src/train/state.ts";
+import type { LoadOptions } from "./src/model/checkpoint.ts";
 import { startToken } from "./src/data/tokenizer.ts";
 
 /** A usage error (a flag the command cannot take): bad input, printed as one line, exit code 2. */
@@ -243,6 +244,20 @@ function describeMode(cfg: TrainConfig): string {
     `eps ${epsilon(0, s).toFixed(3)} at step 1, ${epsilon(cfg.steps - 1, s).toFixed(3)} at step ${cfg.steps}`;
 }
 
+/** eval's and sample's --n-head, --meta and --vocab-file: how to read a checkpoint from elsewhere. */
+function loadOptions(values: Record<string, string | boolean | undefined>): LoadOptions {
+  const heads = values["n-head"];
+  const nHead = heads === undefined ? undefined : toNumber("n-head", heads as string);
+  if (nHead !== undefined && !(Number.isInteger(nHead) && nHead >= 1)) {
+    throw new UsageError(`--n-head must be a positive integer (got ${nHead})`);
+  }
+  return {
+    nHead,
+    meta: values.meta as string | undefined,
+    vocab: values["vocab-file"] as string | undefined,
+  };
+}
+
 async function runEval(argv: string[]): Promise<number> {
   const { values } = parse(argv, EVAL_FLAGS);
   if (!values.checkpoint) throw new UsageError("eval needs --checkpoint FILE");
@@ -257,6 +272,7 @@ async function runEval(argv: string[]): Promise<number> {
   const r = await evaluateCheckpoint(values.checkpoint as string, values.data as string | undefined, {
     batchSize,
     allowInvalidUtf8: values["allow-invalid-utf8"] as boolean | undefined,
+    load: loadOptions(values),
   });
   console.log(JSON.stringify(r));
   return 0;
@@ -301,6 +317,7 @@ async function runExposure(values: Record<string, string | boolean | undefined>)
     seed,
     oracleFile,
     keepRollouts: rolloutsFile !== undefined,
+    load: loadOptions(values),
   });
   if (rolloutsFile !== undefined) {
     await writeFileAtomic(rolloutsFile, JSON.stringify(r.rollouts) + "\n");
@@ -345,6 +362,7 @@ async function runSample(argv: string[]): Promise<number> {
     temperature: num("temperature"),
     topK: num("top-k"),
     seed: num("seed"),
+    load: loadOptions(values),
     write: async (s) => {
       await Deno.stdout.write(new TextEncoder().encode(s));
     },

@@ -9,6 +9,7 @@
  *
  * Runs where /usr/bin/python3 has torch; elsewhere the PyTorch-written cases are reported as ignored.
  */
+import { main } from "../cli.ts";
 import assert from "node:assert/strict";
 import { testGpu } from "./helpers.ts";
 import { decodeCheckpoint, loadModel } from "../src/model/checkpoint.ts";
@@ -612,4 +613,48 @@ Deno.test("a zip entry whose CRC-32 does not match is refused; crc32 is the zip 
     () => decodeCheckpoint(zip, "crc.pt"),
     /crc\.pt: entry 'a\/data\.pkl' fails its CRC-32 check/,
   );
+});
+
+Deno.test({
+  name: `the CLI reads nanoGPT's files: eval --n-head --meta, sample from ckpt.pt${NEEDS}`,
+  ignore: !torchHere,
+  fn: async () => {
+    const dir = await pytorchFixtures();
+    const want = JSON.parse(await Deno.readTextFile(`${dir}/losses.json`)).float32;
+    const run = async (args: string[]) => {
+      const out: string[] = [], err: string[] = [];
+      const orig = console.error, origLog = console.log;
+      console.error = (...a: unknown[]) => err.push(a.join(" "));
+      console.log = (...a: unknown[]) => out.push(a.join(" "));
+      try {
+        return { code: await main(args), out, err };
+      } finally {
+        console.error = orig;
+        console.log = origLog;
+      }
+    };
+    const state = `${dir}/state.safetensors`, data = `${dir}/text.txt`;
+    const e = await run([
+      "eval",
+      "--checkpoint",
+      state,
+      "--n-head",
+      "4",
+      "--meta",
+      `${dir}/meta.pkl`,
+      "--data",
+      data,
+    ]);
+    assert.equal(e.code, 0, e.err.join("\n"));
+    const loss = JSON.parse(e.out.at(-1)!).loss;
+    assert.ok(Math.abs(loss - want) / want < 1e-5, `eval --n-head 4: ${loss} vs PyTorch ${want}`);
+    const bad = await run(["eval", "--checkpoint", state, "--n-head", "0", "--data", data]);
+    assert.equal(bad.code, 2);
+    assert.deepEqual(bad.err, ["tforce eval: --n-head must be a positive integer (got 0)"]);
+    const none = await run(["eval", "--checkpoint", state, "--data", data]);
+    assert.equal(none.code, 2);
+    assert.match(none.err[0], /metadata has no 'config'.*number of heads/);
+    const s = await run(["sample", "--checkpoint", `${dir}/ckpt.pt`, "--max-tokens", "8"]);
+    assert.equal(s.code, 0, s.err.join("\n"));
+  },
 });

@@ -67,9 +67,19 @@ export function trainKey(flag: string): keyof TrainConfig | undefined {
   return Object.hasOwn(TRAIN_FLAG_HELP, key) ? key as keyof TrainConfig : undefined;
 }
 
+/** How eval and sample read a checkpoint that is not tforce's own (nanoGPT's ckpt.pt, a bare state_dict). */
+const LOAD_FLAGS: FlagTable = {
+  "n-head": { value: "N", help: "attention heads of a safetensors state_dict with no config metadata" },
+  meta: { value: "FILE", help: "nanoGPT's meta.pkl (char tokenizer) for a checkpoint with no tokenizer" },
+  "vocab-file": { value: "DIR", help: "GPT-2's vocab.json + merges.txt for a checkpoint with no tokenizer" },
+};
+
 /** `eval`'s flags. */
 export const EVAL_FLAGS: FlagTable = {
-  checkpoint: { value: "FILE", help: "model checkpoint (.safetensors) to score (required)" },
+  checkpoint: {
+    value: "FILE",
+    help: "model checkpoint to score (required): tforce's .safetensors, nanoGPT's ckpt.pt or state_dict",
+  },
   data: {
     value: "FILE",
     help: "text to score, with the checkpoint's tokenizer (default: the held-out text of its training run)",
@@ -105,16 +115,21 @@ export const EVAL_FLAGS: FlagTable = {
     value: "FILE",
     help: "--exposure: write each window's continuation (T - P token ids) as a JSON array of arrays",
   },
+  ...LOAD_FLAGS,
 };
 
 /** `sample`'s flags. */
 export const SAMPLE_FLAGS: FlagTable = {
-  checkpoint: { value: "FILE", help: "model checkpoint (.safetensors) to sample from (required)" },
+  checkpoint: {
+    value: "FILE",
+    help: "model checkpoint to sample from (required): tforce's .safetensors, nanoGPT's ckpt.pt, ...",
+  },
   prompt: { value: "TEXT", help: "text the sample continues (default: none)" },
   "max-tokens": { value: "N", help: "tokens to generate", default: "200" },
   temperature: { value: "X", help: "softmax temperature (0: argmax)", default: "0.8" },
   "top-k": { value: "N", help: "sample among the k likeliest tokens (0: all)", default: "0" },
   seed: { value: "N", help: "sampling seed", default: "1337" },
+  ...LOAD_FLAGS,
 };
 
 /** `experiment`'s own flags (it takes every `train` flag too). */

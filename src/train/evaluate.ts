@@ -12,7 +12,7 @@ import { createStorage, readF32, writeArray } from "../gpu/buffers.ts";
 import { createGpu, type Gpu } from "../gpu/device.ts";
 import { type Dispatch, encodeDispatches } from "../gpu/kernel.ts";
 import { gather, NO_TOKEN } from "../kernels/gather.ts";
-import { loadModel, type ModelCheckpoint, weightsToArena } from "../model/checkpoint.ts";
+import { loadModel, type LoadOptions, type ModelCheckpoint, weightsToArena } from "../model/checkpoint.ts";
 import { GPT } from "../model/gpt.ts";
 import { loadCorpus, readText } from "./data.ts";
 import { runConfigOf } from "./state.ts";
@@ -38,9 +38,9 @@ export interface EvalResult {
 export async function evaluateCheckpoint(
   path: string,
   data: string | undefined,
-  opts: { batchSize?: number; gpu?: Gpu; allowInvalidUtf8?: boolean } = {},
+  opts: { batchSize?: number; gpu?: Gpu; allowInvalidUtf8?: boolean; load?: LoadOptions } = {},
 ): Promise<EvalResult> {
-  const ck = await loadModel(path);
+  const ck = await loadModel(path, opts.load);
   if (data === undefined) return await evaluateTokens(ck, await heldOutTokens(ck, path), opts);
   const text = await readText(data, "data", opts.allowInvalidUtf8);
   let ids: Uint32Array;

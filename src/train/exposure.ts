@@ -46,7 +46,7 @@ import { type Arena, readF32, readU32, writeArray } from "../gpu/buffers.ts";
 import { createGpu, type Gpu } from "../gpu/device.ts";
 import { encodeDispatches } from "../gpu/kernel.ts";
 import { linePlotSvg, type PlotSeries } from "../io/svg.ts";
-import { loadModel, weightsToArena } from "../model/checkpoint.ts";
+import { loadModel, type LoadOptions, weightsToArena } from "../model/checkpoint.ts";
 import type { GPTConfig } from "../model/config.ts";
 import { GPT } from "../model/gpt.ts";
 import { paramLayout } from "../model/params.ts";
@@ -452,6 +452,8 @@ export async function measureExposure(
 export interface ExposureCheckpointOptions extends Omit<ExposureOptions, "oracle" | "tokenizer"> {
   /** An order-k chain JSON file (`--oracle FILE`) of the data's language. */
   oracleFile?: string;
+  /** How to read a checkpoint that is not tforce's own (nanoGPT's ckpt.pt, a bare state_dict). */
+  load?: LoadOptions;
 }
 
 /**
@@ -465,7 +467,7 @@ export async function exposureCheckpoint(
   data: string | undefined,
   opts: ExposureCheckpointOptions = {},
 ): Promise<ExposureResult> {
-  const ck = await loadModel(path);
+  const ck = await loadModel(path, opts.load);
   if (opts.prefix !== undefined) checkPrefix(opts.prefix, ck.config.block_size);
   if (opts.oracleFile !== undefined && data === undefined) {
     throw new InputError(`--oracle ${opts.oracleFile} needs --data FILE, a text of the oracle's language`);

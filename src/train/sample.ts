@@ -5,7 +5,7 @@
  */
 import { Arena, writeArray } from "../gpu/buffers.ts";
 import { createGpu, type Gpu } from "../gpu/device.ts";
-import { loadModel, weightsToArena } from "../model/checkpoint.ts";
+import { loadModel, type LoadOptions, weightsToArena } from "../model/checkpoint.ts";
 import { Generator } from "../model/generate.ts";
 import { paramLayout } from "../model/params.ts";
 import { startToken } from "../data/tokenizer.ts";
@@ -27,6 +27,8 @@ export interface SampleOptions {
   write?: (text: string) => Promise<void> | void;
   /** A device to use. */
   gpu?: Gpu;
+  /** How to read a checkpoint that is not tforce's own (nanoGPT's ckpt.pt, a bare state_dict). */
+  load?: LoadOptions;
 }
 
 /** Generates from the checkpoint at `path`; returns the generated text (prompt excluded). */
@@ -43,7 +45,7 @@ export async function sampleCheckpoint(path: string, o: SampleOptions): Promise<
   if (!Number.isInteger(o.seed) || o.seed < 0 || o.seed > 0xffffffff) {
     throw new InputError(`--seed must be an integer in [0, 2^32) (got ${o.seed})`);
   }
-  const ck = await loadModel(path);
+  const ck = await loadModel(path, o.load);
   const tok = ck.tokenizer;
   let prompt: Uint32Array = new Uint32Array(0);
   try {
