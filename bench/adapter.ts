@@ -2,8 +2,8 @@
  * `deno run bench/adapter.ts`: one JSON line describing the WebGPU adapter the engine would open (the same
  * request as src/gpu/device.ts createGpu): its info, every feature it offers and every limit.
  *
- * bench/h200.sh runs it first, and collect.ts keeps the features and limits in h200.json: the evidence for
- * what WebGPU leaves out on that GPU (issue 5's f16 target needs tensor cores; no feature offers them).
+ * `deno task bench --all` keeps the same report in its results file: what WebGPU offers on that GPU (a
+ * matrix feature for tensor cores, `subgroups`, the binding and workgroup-memory limits that size a model).
  *
  * @module
  */
