@@ -1,8 +1,9 @@
 /**
  * Self-contained SVG line plots for run reports (loss curves and the like): axes with nice ticks, a
- * light grid, a legend beside the plot, distinct colours, dashed series, labelled horizontal reference
- * lines (e.g. "best achievable loss") and an optional log y axis. No fonts, scripts or external
- * references; non-finite points (and non-positive ones on a log axis) are skipped, breaking the line.
+ * light grid, a legend beside the plot, distinct colours, dashed series, shaded bands (a series' mean
+ * line with its interval, e.g. a 95% interval across seeds), labelled horizontal reference lines (e.g.
+ * "best achievable loss") and an optional log y axis. No fonts, scripts or external references;
+ * non-finite points (and non-positive ones on a log axis) are skipped, breaking the line or the band.
  *
  * @module
  */
@@ -15,6 +16,12 @@ export interface PlotSeries {
   points: [number, number][];
   /** Draw dashed (e.g. validation next to a solid training curve). */
   dashed?: boolean;
+  /**
+   * A shaded band in the series' colour, under every line: [x, low, high] triples in drawing order (e.g.
+   * the 95% interval around a mean line). A triple with a non-finite value (or, on a log axis, a
+   * non-positive one) is skipped and breaks the band; a piece of one triple is drawn as a vertical bar.
+   */
+  band?: [number, number, number][];
 }
 
 /** Options for {@linkcode linePlotSvg}. */
@@ -197,6 +204,20 @@ export function linePlotSvg(opts: LinePlotOptions): string {
       if (cur.length) runs.push(cur);
       return runs;
     })(),
+    bandRuns: ((): [number, number, number][][] => {
+      const runs: [number, number, number][][] = [];
+      let cur: [number, number, number][] = [];
+      for (const b of s.band ?? []) {
+        if (Array.isArray(b) && Number.isFinite(b[0]) && okY(b[1]) && okY(b[2])) {
+          cur.push([b[0], Math.min(b[1], b[2]), Math.max(b[1], b[2])]);
+        } else if (cur.length) {
+          runs.push(cur);
+          cur = [];
+        }
+      }
+      if (cur.length) runs.push(cur);
+      return runs;
+    })(),
   }));
   const hlines = (opts.hlines ?? []).filter((h) => okY(h.y));
 
@@ -206,6 +227,12 @@ export function linePlotSvg(opts: LinePlotOptions): string {
       for (const [x, y] of run) {
         x0 = Math.min(x0, x), x1 = Math.max(x1, x);
         y0 = Math.min(y0, y), y1 = Math.max(y1, y);
+      }
+    }
+    for (const run of s.bandRuns) {
+      for (const [x, lo, hi] of run) {
+        x0 = Math.min(x0, x), x1 = Math.max(x1, x);
+        y0 = Math.min(y0, lo), y1 = Math.max(y1, hi);
       }
     }
   }
@@ -289,6 +316,20 @@ export function linePlotSvg(opts: LinePlotOptions): string {
         `${esc(h.label)} (${esc(fmtGeneral(h.y))})</text>`,
     );
   }
+  // Bands, under every line.
+  for (const s of series) {
+    for (const run of s.bandRuns) {
+      const pts = run.length === 1
+        ? [[run[0][0], run[0][2]], [run[0][0], run[0][1]]]
+        : [...run.map(([x, , hi]) => [x, hi]), ...run.map(([x, lo]) => [x, lo]).reverse()];
+      const xs = pts.map(([x, y]) => `${px(X(x))},${px(Y(y))}`).join(" ");
+      out.push(
+        run.length === 1
+          ? `<polyline points="${xs}" fill="none" stroke="${s.color}" stroke-opacity="0.35" stroke-width="6"/>`
+          : `<polygon points="${xs}" fill="${s.color}" fill-opacity="0.18" stroke="none"/>`,
+      );
+    }
+  }
   // Data.
   for (const s of series) {
     const dash = s.dash ? ` stroke-dasharray="${s.dash}"` : "";
@@ -322,6 +363,13 @@ export function linePlotSvg(opts: LinePlotOptions): string {
     // + 1e-9: 42 + 6.8 * n minus 42, over 6.8, can land a hair under n in floating point.
     const maxChars = Math.max(3, Math.floor((legendW - 42) / charW + 1e-9));
     const name = s.name.length > maxChars ? s.name.slice(0, maxChars - 1) + "…" : s.name;
+    if (s.bandRuns.length) {
+      out.push(
+        `<rect x="${px(lx)}" y="${
+          px(ly - 5)
+        }" width="24" height="10" fill="${s.color}" fill-opacity="0.18"/>`,
+      );
+    }
     out.push(
       `<line x1="${px(lx)}" y1="${px(ly)}" x2="${px(lx + 24)}" y2="${px(ly)}" stroke="${s.color}" ` +
         `stroke-width="2.2"${dash}/>`,
