@@ -371,9 +371,14 @@ async function runSample(argv: string[]): Promise<number> {
   return 0;
 }
 
-/** `experiment`: the three modes on the same corpus, steps and seed; a Markdown report with SVG plots. */
+/**
+ * `experiment`: the three modes on the same corpus and steps, each with N seeds; a Markdown report with
+ * SVG plots whose figures are means with 95% intervals across the seeds.
+ */
 async function runExperimentCmd(argv: string[]): Promise<number> {
-  const { cfg, extra } = parseTrainAnd(argv, EXPERIMENT_FLAGS);
+  const { cfg, given, extra } = parseTrainAnd(argv, EXPERIMENT_FLAGS);
+  // Evaluations often enough to resolve the steps to a target: about 40 per run unless asked otherwise.
+  if (given.eval_interval === undefined) cfg.eval_interval = Math.max(1, Math.floor(cfg.steps / 40));
   validateTrainConfig(cfg);
   if (cfg.resume) throw new UsageError("experiment trains from scratch: --resume is not supported");
   const num = (k: string) => extra[k] === undefined ? undefined : toNumber(k, extra[k] as string);
@@ -389,44 +394,58 @@ async function runExperimentCmd(argv: string[]): Promise<number> {
   }
   const target = num("target"), window = num("window"), windows = num("windows");
   if (target !== undefined && !(target > 0)) throw new UsageError(`--target must be > 0 (got ${target})`);
-  for (const [k, v] of [["window", window], ["windows", windows]] as const) {
-    if (v !== undefined) positiveInt(k, v);
+  const seeds = positiveInt("seeds", num("seeds") ?? Number(EXPERIMENT_FLAGS.seeds.default));
+  const noiseDraws = num("noise-draws"), oracleChars = num("oracle-chars");
+  const counts = { window, windows, "noise-draws": noiseDraws, "oracle-chars": oracleChars };
+  for (const [k, v] of Object.entries(counts)) if (v !== undefined) positiveInt(k, v);
+  const oracleFile = extra.oracle as string | undefined;
+  if (oracleChars !== undefined && (oracleFile === undefined || cfg.data !== undefined)) {
+    throw new UsageError(`--oracle-chars ${oracleChars} applies to --oracle FILE without --data`);
   }
+  const sizesText = (extra["block-sizes"] as string | undefined) ?? EXPERIMENT_FLAGS["block-sizes"].default!;
+  const blockSizes = sizesText.trim() === "none" ? [] : sizesText.split(",").map((x) => {
+    const n = Number(x.trim());
+    if (!(x.trim() !== "" && Number.isInteger(n) && n >= 2)) {
+      throw new UsageError(
+        `--block-sizes must be integers >= 2, comma-separated, or 'none' (got '${sizesText}')`,
+      );
+    }
+    return n;
+  });
   const report = (extra.report as string | undefined) ?? `${cfg.out}/experiment`;
   const r = await runExperiment({
     base: cfg,
     report,
     modes,
+    seeds,
     target,
     window,
     windows,
+    oracleFile,
+    oracleChars,
+    noiseDraws,
+    blockSizes,
     title: extra.title as string | undefined,
     note: extra.note as string | undefined,
     command: reproduce(argv),
     log: (line) => console.log(line),
   });
-  for (const run of r.runs) {
+  for (const m of r.modes) {
+    const rs = r.runs.filter((x) => x.mode === m);
+    const mean = (f: (x: (typeof rs)[number]) => number) => rs.reduce((s, x) => s + f(x), 0) / rs.length;
     console.log(
-      `${run.mode}: best val ${run.bestVal.toFixed(4)}, ${Math.round(run.tokensPerS)} tok/s, exposure gap ${
-        (run.exposure.gold_loss_after_own_mean - run.exposure.gold_loss_after_gold_mean).toFixed(4)
-      }`,
+      `${m}: mean best val ${mean((x) => x.bestVal).toFixed(4)} over ${rs.length} seeds, ` +
+        `mean training seconds ${mean((x) => x.trainSeconds).toFixed(1)}`,
     );
   }
-  console.log(`report: ${r.reportPath}`);
+  console.log(`report: ${r.reportPath} (${(r.seconds / 60).toFixed(1)} minutes)`);
   return 0;
 }
 
-/** The experiment's command line for its report, without the text-only --title and --note. */
+/** The experiment's command line for its report: every argument, quoted for a POSIX shell where needed. */
 function reproduce(argv: string[]): string {
-  const kept: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    if (/^--(title|note)(=|$)/.test(argv[i])) {
-      if (!argv[i].includes("=")) i++;
-      continue;
-    }
-    kept.push(/[\s'"]/.test(argv[i]) ? JSON.stringify(argv[i]) : argv[i]);
-  }
-  return ["deno task experiment", ...kept].join(" ");
+  const quote = (a: string) => /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", `'\\''`)}'`;
+  return ["deno task experiment", ...argv.map(quote)].join(" ");
 }
 
 /** Each command: what runs it, and its `--help`. */
@@ -466,8 +485,10 @@ const commands: Record<string, { run: (argv: string[]) => Promise<number>; help:
     help: () =>
       commandHelp(
         "deno task experiment [experiment and train flags]",
-        "Trains each mode (teacher-forcing, free-running, scheduled-sampling) with the same data, steps and\n" +
-          "seed, and writes a Markdown report with plots. Its own flags, then train's:",
+        "Trains each mode (teacher-forcing, free-running, scheduled-sampling) with the same data and steps\n" +
+          "over --seeds seeds, tests the five claims made for teacher forcing and writes a Markdown report\n" +
+          "with plots: means with 95% intervals, verdicts from paired differences across seeds. It evaluates\n" +
+          "every steps/40 steps unless --eval-interval says otherwise. Its own flags, then train's:",
         EXPERIMENT_FLAGS,
         trainFlags(),
       ),

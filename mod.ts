@@ -156,9 +156,37 @@ export {
 export {
   type ExperimentOptions,
   type ExperimentResult,
+  type ExperimentSetup,
+  type MatchedNoise,
   type ModeRun,
   runExperiment,
 } from "./src/train/experiment.ts";
+export { type ExperimentData, softmaxLoss, writeReport } from "./src/train/report.ts";
+export {
+  comparePaired,
+  type Interval,
+  type PairedComparison,
+  type PairedFinding,
+  type PairedOptions,
+  studentTCdf,
+  studentTQuantile,
+  tInterval,
+} from "./src/train/stats.ts";
+export {
+  measureNoiseScale,
+  type NoiseEstimate,
+  type NoiseOptions,
+  type NoiseResult,
+  noiseScale,
+} from "./src/train/noise.ts";
+export {
+  type HistoryCheck,
+  historyCheck,
+  type HistoryCheckOptions,
+  type StepTimeOptions,
+  type StepTimeRow,
+  stepTimes,
+} from "./src/train/claims.ts";
 export {
   type Corpus,
   type CorpusOptions,

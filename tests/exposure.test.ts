@@ -6,7 +6,8 @@
  * are draws from the model (mean NLL of the drawn tokens = mean entropy within sampling error). Refusals:
  * a tokenizer that is not char-level, an alphabet character the model cannot emit. `eval --exposure`
  * prints its JSON last, writes its plot and --rollouts, from which an oracle figure is recomputed; one-line
- * errors for bad input. Also: a trained model's curves on a synthetic language, the experiment, batching.
+ * errors for bad input. Also: a trained model's curves on a synthetic language, batching (the experiment:
+ * tests/experiment.test.ts).
  */
 import assert from "node:assert/strict";
 import { assertClose, testGpu } from "./helpers.ts";
@@ -20,7 +21,6 @@ import { train } from "../src/train/trainer.ts";
 import { saveModel } from "../src/model/checkpoint.ts";
 import { type Tokenizer, trainTokenizer } from "../src/data/tokenizer.ts";
 import { main } from "../cli.ts";
-import { runExperiment } from "../src/train/experiment.ts";
 import { Rng } from "../src/util/rng.ts";
 import { Gpu } from "../src/gpu/device.ts";
 import { InputError } from "../src/util/errors.ts";
@@ -631,47 +631,6 @@ Deno.test("eval --exposure of a char model of the built-in language: the languag
   } finally {
     console.error = orig;
     console.log = origLog;
-    await Deno.remove(dir, { recursive: true });
-  }
-});
-
-Deno.test("the experiment trains the three modes and writes a report with its plots", async () => {
-  const gpu = await testGpu();
-  const dir = await Deno.makeTempDir({ prefix: "tforce-experiment-" });
-  try {
-    const r = await runExperiment({
-      base: {
-        ...DEFAULT_TRAIN,
-        n_layer: 1,
-        n_head: 2,
-        n_embd: 16,
-        block_size: 16,
-        batch_size: 4,
-        steps: 8,
-        eval_interval: 4,
-        eval_iters: 1,
-      },
-      report: dir,
-      windows: 4,
-      text: markovText(6, 5_000, 3),
-      gpu,
-    });
-    assert.deepEqual(r.runs.map((x) => x.mode), ["teacher-forcing", "free-running", "scheduled-sampling"]);
-    for (const x of r.runs) {
-      assert.equal(x.history.filter((h) => h.train_loss !== null).length, 8, `${x.mode}: a loss per step`);
-      assert.equal(x.cosine.length, 8);
-      assert.ok(Number.isNaN(x.cosine[0].cos) && x.cosine.slice(1).every((c) => Math.abs(c.cos) <= 1));
-      assert.ok(x.tokensPerS > 0 && x.exposure.positions === 16);
-    }
-    const md = await Deno.readTextFile(`${dir}/report.md`);
-    for (let k = 1; k <= 5; k++) {
-      assert.match(md, new RegExp(`### ${k}\\. Teacher forcing .*: (held|did not hold|held only in part)`));
-    }
-    for (const f of ["loss", "loss-time", "grad-norm", "grad-cosine", "exposure", "exposure-kl"]) {
-      assert.match(await Deno.readTextFile(`${dir}/${f}.svg`), /^<svg/);
-      assert.ok(md.includes(`(${f}.svg)`), `${f}.svg not linked`);
-    }
-  } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -135,13 +135,40 @@ export const SAMPLE_FLAGS: FlagTable = {
 /** `experiment`'s own flags (it takes every `train` flag too). */
 export const EXPERIMENT_FLAGS: FlagTable = {
   report: { value: "DIR", help: "folder of report.md and its SVG plots (default: OUT/experiment)" },
+  seeds: {
+    value: "N",
+    help:
+      "seeds per mode (--seed, --seed + 1, ...: initialisation and data order; the data stays the same); " +
+      "figures are means with 95% t intervals across them",
+    default: "5",
+  },
   modes: {
     value: "LIST",
     help: "comma-separated modes to compare (default: all three)",
   },
-  target: { value: "X", help: "validation loss that counts as converged (default: 90% of the way)" },
-  window: { value: "N", help: "final steps for the stability statistics (default: steps / 4, at least 10)" },
+  oracle: {
+    value: "FILE",
+    help: "an order-k character chain (JSON): the true law for the exposure figures; without --data the " +
+      "training text is sampled from it",
+  },
+  "oracle-chars": {
+    value: "N",
+    help: "--oracle without --data: characters of training text sampled from the oracle",
+    default: "300000",
+  },
+  target: {
+    value: "X",
+    help: "validation loss that counts as converged (default: 10% of the way from teacher forcing's worst " +
+      "best loss to ln V)",
+  },
+  window: { value: "N", help: "final steps of the training-loss noise (default: steps / 4, at least 10)" },
   windows: { value: "N", help: "validation windows of the exposure curves", default: "64" },
+  "noise-draws": { value: "N", help: "draws of the gradient noise scale estimate", default: "4" },
+  "block-sizes": {
+    value: "LIST",
+    help: "block sizes of the step-time table (claim 4); 'none' skips it",
+    default: "16,32,64,128,256",
+  },
   title: { value: "TEXT", help: "the report's title" },
   note: { value: "TEXT", help: "a paragraph under the title" },
 };
