@@ -14,20 +14,6 @@ import {
 /** Storage and arithmetic of a case: f32; f16 storage with f32 math; f16 storage with f16 math per tile. */
 type Precision = "f32" | "f16" | "f16math";
 
-/**
- * Tuning knobs of a case (kernels/matmul.ts MatmulOptions): software pipelining, 32-step reduction, 64x64
- * workgroup tiles (more, smaller workgroups: fewer idle SMs in the last wave when a 128-tile grid is a few
- * hundred workgroups), the tile product written out instead of looped.
- */
-type Tune = { prefetch?: boolean; bk?: 16 | 32; tile?: 64; unroll?: boolean };
-
-/** "_pf", "_bk32", "_pf_bk32", "_t64", "_ur" or "" (default tuning): appended to the case name. */
-export function tuneSuffix(t: Tune): string {
-  return `${t.prefetch ? "_pf" : ""}${t.bk === 32 ? "_bk32" : ""}${t.tile === 64 ? "_t64" : ""}${
-    t.unroll ? "_ur" : ""
-  }`;
-}
-
 type Form =
   | "forward"
   | "forward_bias"
@@ -50,21 +36,23 @@ async function matmulCase(
   K: number,
   N: number,
   p: Precision = "f32",
-  tune: Tune = {},
+  tile?: 64,
 ): Promise<BenchCase> {
   const shape = form === "backward_bias" ? `M=${M} N=${N}` : `M=${M} K=${K} N=${N}`;
-  const name = `matmul_${form}${p === "f32" ? "" : `_${p}`}${tuneSuffix(tune)}`;
+  const name = `matmul_${form}${p === "f32" ? "" : `_${p}`}${tile ? `_t${tile}` : ""}`;
   const flops = 2 * M * K * N;
   const s = { M, K, N };
   // f16 cases: every operand and the written output (out, dinp) stored as f16, as the model's f16 path.
   const h = p !== "f32";
-  const o: MatmulOptions = h
-    ? {
-      ...tune,
-      types: { inp: "f16", weight: "f16", dout: "f16", out: "f16" } as const,
-      math: p === "f16math" ? "f16" as const : "f32" as const,
-    }
-    : { ...tune };
+  const o: MatmulOptions = {
+    ...(tile ? { tile } : {}),
+    ...(h
+      ? {
+        types: { inp: "f16", weight: "f16", dout: "f16", out: "f16" } as const,
+        math: p === "f16math" ? "f16" as const : "f32" as const,
+      }
+      : {}),
+  };
   const bytes = h ? 2 : 4, st = h ? "f16" as const : "f32" as const;
   if (form.startsWith("forward")) {
     const inp = randomStorage(gpu, "inp", M * K, 1, st),
@@ -137,9 +125,8 @@ async function matmulCase(
  * 65-token head; the
  * weight gradient both as one dispatch and split along M ({@linkcode matmulBackwardWeightSplit}). Where the
  * adapter has shader-f16, the same products with f16 operands (`_f16`: f32 arithmetic; `_f16math`: f16
- * sums per 16-term tile) at 4096^3, 8192^3 and three model shapes (CI: 256^3 and one model shape); and
- * the same shapes with the tuning knobs `_pf` (prefetch), `_bk32`, `_pf_bk32`, `_t64` (64x64 tiles) and `_ur` (unrolled) to
- * pick defaults from.
+ * sums per 16-term tile) at 4096^3, 8192^3 and three model shapes (CI: 256^3 and one model shape). The
+ * split weight gradients also with 64x64 tiles (`_t64`; the split's default is 128x128).
  */
 export const build: BenchBuilder = async (gpu, large) => {
   const cases: [Form, number, number, number][] = large
@@ -190,6 +177,9 @@ export const build: BenchBuilder = async (gpu, large) => {
     ];
   const out: BenchCase[] = [];
   for (const [form, M, K, N] of cases) out.push(await matmulCase(gpu, form, M, K, N));
+  for (const [form, M, K, N] of cases) {
+    if (form === "backward_weight_split") out.push(await matmulCase(gpu, form, M, K, N, "f32", 64));
+  }
   if (!gpu.features.f16) return out;
   const halfCases: [Form, number, number, number][] = large
     ? [
@@ -202,14 +192,6 @@ export const build: BenchBuilder = async (gpu, large) => {
     : [["forward", 256, 256, 256], ["backward_weight_split", 1024, 64, 192]];
   for (const p of ["f16", "f16math"] as const) {
     for (const [form, M, K, N] of halfCases) out.push(await matmulCase(gpu, form, M, K, N, p));
-  }
-  // Tuning variants at the square sizes and the model's three heaviest shapes (f32, and f16 math).
-  const tunes: Tune[] = [{ prefetch: true }, { bk: 32 }, { prefetch: true, bk: 32 }, { tile: 64 }, {
-    unroll: true,
-  }];
-  for (const tune of tunes) {
-    for (const [form, M, K, N] of halfCases) out.push(await matmulCase(gpu, form, M, K, N, "f32", tune));
-    if (large) out.push(await matmulCase(gpu, "forward", 4096, 4096, 4096, "f16math", tune));
   }
   return out;
 };

@@ -33,8 +33,6 @@ export interface StepShape {
   readonly storedDs?: boolean;
   /** Rows of logits the head computes at a time (GPTShape.headRows; default: the model's, by memory). */
   readonly headRows?: number;
-  /** Matmul tuning knobs for the whole model (GPTShape.matmul). */
-  readonly matmul?: { readonly prefetch?: boolean; readonly bk?: 16 | 32; readonly unroll?: boolean };
 }
 
 /** CI size: a step of a few ms on lavapipe with every kernel of the large step (head size 32). */
@@ -60,9 +58,6 @@ export function describeStep(s: StepShape): string {
   if (s.dtype === "float16") d += " float16";
   if (s.splitK === false) d += " nosplit";
   if (s.storedDs === false) d += " recompute-ds";
-  if (s.matmul?.prefetch) d += " prefetch";
-  if (s.matmul?.bk === 32) d += " bk32";
-  if (s.matmul?.unroll) d += " unroll";
   if (s.headRows !== undefined && s.headRows < s.B * s.T) d += ` head-rows=${s.headRows}`;
   return d;
 }
@@ -116,7 +111,6 @@ export async function buildTrainingStep(gpu: Gpu, shape: StepShape, seed = 1): P
     splitK: shape.splitK,
     storedDs: shape.storedDs,
     headRows: shape.headRows,
-    matmul: shape.matmul,
   });
   const layout = model.params.layout;
   writeArray(gpu, model.params.buffer, initParams(config, layout, seed));
@@ -177,8 +171,8 @@ export async function buildTrainingStep(gpu: Gpu, shape: StepShape, seed = 1): P
  * The training step (forward + backward + AdamW in one pass, grads cleared before it), in ms/step,
  * tokens/s and model GFLOP/s, in float32 and (where the adapter has shader-f16) float16 mixed precision
  * as `train_step_f16`; at `large` on a hardware GPU also without split-K weight gradients
- * (`train_step_nosplit`), with attention's dS recomputed instead of stored (`train_step_recompute_ds`) and
- * with each matmul tuning knob (`train_step[_f16]_pf`, `_bk32`, `_pf_bk32`, `_ur`); and with a vocabulary of
+ * (`train_step_nosplit`) and with attention's dS recomputed instead of stored (`train_step_recompute_ds`);
+ * and with a vocabulary of
  * 2048 (CI) or 8192 (large) tokens, the head whole (`train_step_vocab2048`) and in 4 chunks of rows
  * (`_chunks`).
  * CI: {@linkcode CI_STEP}; large: {@linkcode SHAKESPEARE_STEP}.
@@ -191,17 +185,6 @@ export const build: BenchBuilder = async (gpu, large) => {
   if (large && !gpu.software) {
     variants.push({ name: "train_step_nosplit", shape: { ...base, splitK: false } });
     variants.push({ name: "train_step_recompute_ds", shape: { ...base, storedDs: false } });
-    // The matmul tuning knobs over the whole step, to choose the model's defaults from.
-    const knobs = [["pf", { prefetch: true }], ["bk32", { bk: 32 }], ["pf_bk32", {
-      prefetch: true,
-      bk: 32,
-    }], ["ur", { unroll: true }]] as const;
-    for (const [suffix, matmul] of knobs) {
-      variants.push({ name: `train_step_${suffix}`, shape: { ...base, matmul } });
-      if (gpu.features.f16) {
-        variants.push({ name: `train_step_f16_${suffix}`, shape: { ...base, dtype: "float16", matmul } });
-      }
-    }
   }
   // A larger vocabulary with the head whole and in 4 chunks of rows (GPTShape.headRows): the chunks' cost.
   if (!large || !gpu.software) {

@@ -97,11 +97,7 @@ alias NO = TO;
 // once per kernel, not once per load (naga clamps every dynamic index into a fixed-size array).
 const WGX: u32 = 16u;     // threads along output columns; TN = 8 * WGX
 const WGY: u32 = 16u;     // threads along output rows; TM = 8 * WGY
-override BK: u32 = 16;    // reduction step; a multiple of 4 with 2 * BK divisible by WGX and WGY
-// The tile product's BK steps written out (mac_tile) instead of looped: naga emits every WGSL loop as an
-// unbounded loop plus a 64-bit iteration counter, which a driver may not unroll; written out, the shared
-// memory offsets are constants. A tuning knob (slower on lavapipe), for a GPU run to decide.
-override UNROLL: bool = false;
+const BK: u32 = 16u;      // reduction step; a multiple of 4 with 2 * BK divisible by WGX and WGY
 override BX: u32 = 8;     // bias backward: columns per workgroup
 override BY: u32 = 32;    // bias backward: row lanes per workgroup, a power of two
 override WG: u32 = 256;   // split reduce: threads per workgroup
@@ -109,8 +105,8 @@ override WG: u32 = 256;   // split reduce: threads per workgroup
 const TM: u32 = 8u * WGY;
 const TN: u32 = 8u * WGX;
 const NT: u32 = WGX * WGY;  // threads per workgroup
-override LA: u32 = TM * BK / 4u / NT;  // vec4 loads per thread per A tile (<= 4 with PREFETCH)
-override LB: u32 = TN * BK / 4u / NT;  // vec4 loads per thread per B tile (<= 4 with PREFETCH)
+const LA: u32 = TM * BK / 4u / NT;  // vec4 loads per thread per A tile
+const LB: u32 = TN * BK / 4u / NT;  // vec4 loads per thread per B tile
 
 var<workgroup> As: array<array<vec4<TT>, TM / 4u>, BK>;  // As[t][r / 4]: TM / 4 vec4s per t
 var<workgroup> Bs: array<array<vec4<TT>, TN / 4u>, BK>;  // Bs[t][s / 4]: TN / 4 vec4s per t
@@ -296,15 +292,6 @@ fn put_b(t: u32, s: u32, v: vec4<f32>) {
   Bs[t][s / 4u] = vec4<TT>(v);
 }
 
-// #if PREFETCH
-// Software pipelining: one tile's global loads held in registers (constant member names only) while the
-// previous tile is multiplied, so their latency hides behind arithmetic.
-struct Pre {
-  a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>,
-  b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>,
-}
-// #endif
-
 // ---- The 8x8 register tile. ----
 
 // Thread-local rows 0-3 are r = 4ty + 0..3, rows 4-7 are TM/2 + 4ty + 0..3; column half a is
@@ -362,44 +349,7 @@ fn mac_step(c: AccH, t: u32, tx: u32, ty: u32) -> AccH {
 // Adds the product of the current As, Bs tiles (BK steps of t) to c: f16 within the tile, f32 across.
 fn mac_tile(c: Acc, tx: u32, ty: u32) -> Acc {
   var acc = AccH();
-  if (UNROLL) {
-    acc = mac_step(acc, 0u, tx, ty);
-    acc = mac_step(acc, 1u, tx, ty);
-    acc = mac_step(acc, 2u, tx, ty);
-    acc = mac_step(acc, 3u, tx, ty);
-    acc = mac_step(acc, 4u, tx, ty);
-    acc = mac_step(acc, 5u, tx, ty);
-    acc = mac_step(acc, 6u, tx, ty);
-    acc = mac_step(acc, 7u, tx, ty);
-    acc = mac_step(acc, 8u, tx, ty);
-    acc = mac_step(acc, 9u, tx, ty);
-    acc = mac_step(acc, 10u, tx, ty);
-    acc = mac_step(acc, 11u, tx, ty);
-    acc = mac_step(acc, 12u, tx, ty);
-    acc = mac_step(acc, 13u, tx, ty);
-    acc = mac_step(acc, 14u, tx, ty);
-    acc = mac_step(acc, 15u, tx, ty);
-    if (BK > 16u) {
-      acc = mac_step(acc, 16u, tx, ty);
-      acc = mac_step(acc, 17u, tx, ty);
-      acc = mac_step(acc, 18u, tx, ty);
-      acc = mac_step(acc, 19u, tx, ty);
-      acc = mac_step(acc, 20u, tx, ty);
-      acc = mac_step(acc, 21u, tx, ty);
-      acc = mac_step(acc, 22u, tx, ty);
-      acc = mac_step(acc, 23u, tx, ty);
-      acc = mac_step(acc, 24u, tx, ty);
-      acc = mac_step(acc, 25u, tx, ty);
-      acc = mac_step(acc, 26u, tx, ty);
-      acc = mac_step(acc, 27u, tx, ty);
-      acc = mac_step(acc, 28u, tx, ty);
-      acc = mac_step(acc, 29u, tx, ty);
-      acc = mac_step(acc, 30u, tx, ty);
-      acc = mac_step(acc, 31u, tx, ty);
-    }
-  } else {
-    for (var t = 0u; t < BK; t++) { acc = mac_step(acc, t, tx, ty); }
-  }
+  for (var t = 0u; t < BK; t++) { acc = mac_step(acc, t, tx, ty); }
   return widen_add(c, acc);
 }
 // #else
@@ -410,51 +360,14 @@ fn mac_step(c: Acc, t: u32, tx: u32, ty: u32) -> Acc {
 // Adds the product of the current As, Bs tiles (BK steps of t) to c.
 fn mac_tile(c: Acc, tx: u32, ty: u32) -> Acc {
   var acc = c;
-  if (UNROLL) {
-    acc = mac_step(acc, 0u, tx, ty);
-    acc = mac_step(acc, 1u, tx, ty);
-    acc = mac_step(acc, 2u, tx, ty);
-    acc = mac_step(acc, 3u, tx, ty);
-    acc = mac_step(acc, 4u, tx, ty);
-    acc = mac_step(acc, 5u, tx, ty);
-    acc = mac_step(acc, 6u, tx, ty);
-    acc = mac_step(acc, 7u, tx, ty);
-    acc = mac_step(acc, 8u, tx, ty);
-    acc = mac_step(acc, 9u, tx, ty);
-    acc = mac_step(acc, 10u, tx, ty);
-    acc = mac_step(acc, 11u, tx, ty);
-    acc = mac_step(acc, 12u, tx, ty);
-    acc = mac_step(acc, 13u, tx, ty);
-    acc = mac_step(acc, 14u, tx, ty);
-    acc = mac_step(acc, 15u, tx, ty);
-    if (BK > 16u) {
-      acc = mac_step(acc, 16u, tx, ty);
-      acc = mac_step(acc, 17u, tx, ty);
-      acc = mac_step(acc, 18u, tx, ty);
-      acc = mac_step(acc, 19u, tx, ty);
-      acc = mac_step(acc, 20u, tx, ty);
-      acc = mac_step(acc, 21u, tx, ty);
-      acc = mac_step(acc, 22u, tx, ty);
-      acc = mac_step(acc, 23u, tx, ty);
-      acc = mac_step(acc, 24u, tx, ty);
-      acc = mac_step(acc, 25u, tx, ty);
-      acc = mac_step(acc, 26u, tx, ty);
-      acc = mac_step(acc, 27u, tx, ty);
-      acc = mac_step(acc, 28u, tx, ty);
-      acc = mac_step(acc, 29u, tx, ty);
-      acc = mac_step(acc, 30u, tx, ty);
-      acc = mac_step(acc, 31u, tx, ty);
-    }
-  } else {
-    for (var t = 0u; t < BK; t++) { acc = mac_step(acc, t, tx, ty); }
-  }
+  for (var t = 0u; t < BK; t++) { acc = mac_step(acc, t, tx, ty); }
   return acc;
 }
 // #endif
 
 // The three products below share one shape (WGSL has no generics): per product, ld_a / put_a and ld_b /
 // put_b move load i of a thread's share of the A and B tiles from storage to workgroup memory, and the
-// *_tile function runs the reduction loop, with PREFETCH in its software-pipelined form.
+// *_tile function runs the reduction loop.
 
 // ---- Forward: out[M, N] = inp[M, K] · weight[N, K]ᵀ (+ bias). R = M, S = N, t over K. ----
 
@@ -483,48 +396,6 @@ fn fwd_put_b(i: u32, lid: u32, v: vec4<f32>) {
   let t = (f % (BK / 4u)) * 4u;
   put_b_t(s, t, v);
 }
-// #if PREFETCH
-fn fwd_fetch(t0: u32, r0: u32, s0: u32, lid: u32) -> Pre {
-  var p = Pre();
-  p.a0 = fwd_ld_a(0u, t0, r0, lid);
-  if (LA > 1u) { p.a1 = fwd_ld_a(1u, t0, r0, lid); }
-  if (LA > 2u) { p.a2 = fwd_ld_a(2u, t0, r0, lid); }
-  if (LA > 3u) { p.a3 = fwd_ld_a(3u, t0, r0, lid); }
-  p.b0 = fwd_ld_b(0u, t0, s0, lid);
-  if (LB > 1u) { p.b1 = fwd_ld_b(1u, t0, s0, lid); }
-  if (LB > 2u) { p.b2 = fwd_ld_b(2u, t0, s0, lid); }
-  if (LB > 3u) { p.b3 = fwd_ld_b(3u, t0, s0, lid); }
-  return p;
-}
-fn fwd_store(p: Pre, lid: u32) {
-  fwd_put_a(0u, lid, p.a0);
-  if (LA > 1u) { fwd_put_a(1u, lid, p.a1); }
-  if (LA > 2u) { fwd_put_a(2u, lid, p.a2); }
-  if (LA > 3u) { fwd_put_a(3u, lid, p.a3); }
-  fwd_put_b(0u, lid, p.b0);
-  if (LB > 1u) { fwd_put_b(1u, lid, p.b1); }
-  if (LB > 2u) { fwd_put_b(2u, lid, p.b2); }
-  if (LB > 3u) { fwd_put_b(3u, lid, p.b3); }
-}
-// The next tile's global loads are issued before this tile's arithmetic and land in registers.
-fn forward_tile(wg: vec3<u32>, li: vec3<u32>, lid: u32) -> Acc {
-  let r0 = wg.y * TM;
-  let s0 = wg.x * TN;
-  let t_begin = 0u;
-  let t_end = dims.K;
-  var acc = Acc();
-  var p = Pre();
-  if (t_begin < t_end) { p = fwd_fetch(t_begin, r0, s0, lid); }
-  for (var t0 = t_begin; t0 < t_end; t0 += BK) {
-    fwd_store(p, lid);
-    workgroupBarrier();
-    if (t0 + BK < t_end) { p = fwd_fetch(t0 + BK, r0, s0, lid); }
-    acc = mac_tile(acc, li.x, li.y);
-    workgroupBarrier();
-  }
-  return acc;
-}
-// #else
 fn forward_tile(wg: vec3<u32>, li: vec3<u32>, lid: u32) -> Acc {
   let r0 = wg.y * TM;
   let s0 = wg.x * TN;
@@ -539,7 +410,6 @@ fn forward_tile(wg: vec3<u32>, li: vec3<u32>, lid: u32) -> Acc {
   }
   return acc;
 }
-// #endif
 
 fn store_out(c: Acc, wg: vec3<u32>, li: vec3<u32>, ba: vec4<f32>, bb: vec4<f32>) {
   let ra = wg.y * TM + 4u * li.y;
@@ -598,48 +468,6 @@ fn bin_put_b(i: u32, lid: u32, v: vec4<f32>) {
   let s = (f % (TN / 4u)) * 4u;
   put_b(t, s, v);
 }
-// #if PREFETCH
-fn bin_fetch(t0: u32, r0: u32, s0: u32, lid: u32) -> Pre {
-  var p = Pre();
-  p.a0 = bin_ld_a(0u, t0, r0, lid);
-  if (LA > 1u) { p.a1 = bin_ld_a(1u, t0, r0, lid); }
-  if (LA > 2u) { p.a2 = bin_ld_a(2u, t0, r0, lid); }
-  if (LA > 3u) { p.a3 = bin_ld_a(3u, t0, r0, lid); }
-  p.b0 = bin_ld_b(0u, t0, s0, lid);
-  if (LB > 1u) { p.b1 = bin_ld_b(1u, t0, s0, lid); }
-  if (LB > 2u) { p.b2 = bin_ld_b(2u, t0, s0, lid); }
-  if (LB > 3u) { p.b3 = bin_ld_b(3u, t0, s0, lid); }
-  return p;
-}
-fn bin_store(p: Pre, lid: u32) {
-  bin_put_a(0u, lid, p.a0);
-  if (LA > 1u) { bin_put_a(1u, lid, p.a1); }
-  if (LA > 2u) { bin_put_a(2u, lid, p.a2); }
-  if (LA > 3u) { bin_put_a(3u, lid, p.a3); }
-  bin_put_b(0u, lid, p.b0);
-  if (LB > 1u) { bin_put_b(1u, lid, p.b1); }
-  if (LB > 2u) { bin_put_b(2u, lid, p.b2); }
-  if (LB > 3u) { bin_put_b(3u, lid, p.b3); }
-}
-// The next tile's global loads are issued before this tile's arithmetic and land in registers.
-fn backward_input_tile(wg: vec3<u32>, li: vec3<u32>, lid: u32) -> Acc {
-  let r0 = wg.y * TM;
-  let s0 = wg.x * TN;
-  let t_begin = 0u;
-  let t_end = dims.N;
-  var acc = Acc();
-  var p = Pre();
-  if (t_begin < t_end) { p = bin_fetch(t_begin, r0, s0, lid); }
-  for (var t0 = t_begin; t0 < t_end; t0 += BK) {
-    bin_store(p, lid);
-    workgroupBarrier();
-    if (t0 + BK < t_end) { p = bin_fetch(t0 + BK, r0, s0, lid); }
-    acc = mac_tile(acc, li.x, li.y);
-    workgroupBarrier();
-  }
-  return acc;
-}
-// #else
 fn backward_input_tile(wg: vec3<u32>, li: vec3<u32>, lid: u32) -> Acc {
   let r0 = wg.y * TM;
   let s0 = wg.x * TN;
@@ -654,7 +482,6 @@ fn backward_input_tile(wg: vec3<u32>, li: vec3<u32>, lid: u32) -> Acc {
   }
   return acc;
 }
-// #endif
 
 @compute @workgroup_size(WGX, WGY)
 fn matmul_backward_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li: vec3<u32>,
@@ -702,48 +529,6 @@ fn bw_put_b(i: u32, lid: u32, v: vec4<f32>) {
   let s = (f % (TN / 4u)) * 4u;
   put_b(t, s, v);
 }
-// #if PREFETCH
-fn bw_fetch(t0: u32, r0: u32, s0: u32, lid: u32) -> Pre {
-  var p = Pre();
-  p.a0 = bw_ld_a(0u, t0, r0, lid);
-  if (LA > 1u) { p.a1 = bw_ld_a(1u, t0, r0, lid); }
-  if (LA > 2u) { p.a2 = bw_ld_a(2u, t0, r0, lid); }
-  if (LA > 3u) { p.a3 = bw_ld_a(3u, t0, r0, lid); }
-  p.b0 = bw_ld_b(0u, t0, s0, lid);
-  if (LB > 1u) { p.b1 = bw_ld_b(1u, t0, s0, lid); }
-  if (LB > 2u) { p.b2 = bw_ld_b(2u, t0, s0, lid); }
-  if (LB > 3u) { p.b3 = bw_ld_b(3u, t0, s0, lid); }
-  return p;
-}
-fn bw_store(p: Pre, lid: u32) {
-  bw_put_a(0u, lid, p.a0);
-  if (LA > 1u) { bw_put_a(1u, lid, p.a1); }
-  if (LA > 2u) { bw_put_a(2u, lid, p.a2); }
-  if (LA > 3u) { bw_put_a(3u, lid, p.a3); }
-  bw_put_b(0u, lid, p.b0);
-  if (LB > 1u) { bw_put_b(1u, lid, p.b1); }
-  if (LB > 2u) { bw_put_b(2u, lid, p.b2); }
-  if (LB > 3u) { bw_put_b(3u, lid, p.b3); }
-}
-// The next tile's global loads are issued before this tile's arithmetic and land in registers.
-fn backward_weight_tile(wg: vec3<u32>, li: vec3<u32>, lid: u32) -> Acc {
-  let r0 = wg.y * TM;
-  let s0 = wg.x * TN;
-  let t_begin = wg.z * dims.MS;
-  let t_end = min(dims.M, (wg.z + 1u) * dims.MS);
-  var acc = Acc();
-  var p = Pre();
-  if (t_begin < t_end) { p = bw_fetch(t_begin, r0, s0, lid); }
-  for (var t0 = t_begin; t0 < t_end; t0 += BK) {
-    bw_store(p, lid);
-    workgroupBarrier();
-    if (t0 + BK < t_end) { p = bw_fetch(t0 + BK, r0, s0, lid); }
-    acc = mac_tile(acc, li.x, li.y);
-    workgroupBarrier();
-  }
-  return acc;
-}
-// #else
 fn backward_weight_tile(wg: vec3<u32>, li: vec3<u32>, lid: u32) -> Acc {
   let r0 = wg.y * TM;
   let s0 = wg.x * TN;
@@ -758,7 +543,6 @@ fn backward_weight_tile(wg: vec3<u32>, li: vec3<u32>, lid: u32) -> Acc {
   }
   return acc;
 }
-// #endif
 
 @compute @workgroup_size(WGX, WGY)
 fn matmul_backward_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li: vec3<u32>,

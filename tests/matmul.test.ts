@@ -116,25 +116,16 @@ const SHAPES: [number, number, number][] = [
   [45, 66, 36], // K % 4 != 0, N % 4 == 0
   [256, 64, 192], // model-like
 ];
-// Tiles, storage forms, and the tuning knobs: software pipelining (prefetch) and the 32-step reduction.
+// Both tile sizes, both storage forms.
 const OPTIONS: MatmulOptions[] = [
   {},
   { tile: 128 },
   { tile: 64, vec4: false },
   { tile: 128, vec4: false },
-  { prefetch: true },
-  { tile: 64, prefetch: true, vec4: false },
-  { tile: 128, bk: 32, prefetch: true },
-  { tile: 64, bk: 32 },
 ];
-// The unrolled tile product compiles slowly on lavapipe (up to 32 written-out steps per entry point): two
-// shapes, one with element-by-element forms and one with vec4 forms, cover its code paths.
-const UNROLLED: MatmulOptions[] = [{ unroll: true }, { tile: 128, bk: 32, unroll: true, prefetch: true }];
-const UNROLLED_SHAPES = new Set(["67,129,33", "256,64,192"]);
 const SPLITS: MatmulSplitOptions[] = [
   { splits: 3 },
   { splits: 2, tile: 64, vec4: false },
-  { splits: 3, prefetch: true, bk: 32 },
 ];
 
 for (const [M, K, N] of SHAPES) {
@@ -149,7 +140,7 @@ for (const [M, K, N] of SHAPES) {
     const fwdRef = ref.matmulForward(x, w, b, M, K, N);
     const fwdRefNoBias = ref.matmulForward(x, w, null, M, K, N);
     const g = ref.matmulBackward(dy, x, w, M, K, N);
-    for (const o of [...OPTIONS, ...(UNROLLED_SHAPES.has(`${M},${K},${N}`) ? UNROLLED : [])]) {
+    for (const o of OPTIONS) {
       const tag = `M=${M} K=${K} N=${N} ${JSON.stringify(o)}`;
       const out = upload(gpu, "out", garbage(M * N));
       const y = await runAndRead(
@@ -179,9 +170,7 @@ for (const [M, K, N] of SHAPES) {
       ], dweight);
       assertClose(`bwd weight (+= prefill) ${tag}`, dw, add(pre, g.dweight), tol(M));
     }
-    for (
-      const o of [...SPLITS, ...(UNROLLED_SHAPES.has(`${M},${K},${N}`) ? [{ splits: 2, unroll: true }] : [])]
-    ) {
+    for (const o of SPLITS) {
       const tag = `M=${M} K=${K} N=${N} ${JSON.stringify(o)}`;
       const pre = rng.uniformArray(N * K);
       const dweight = upload(gpu, "dweight", pre);
@@ -305,10 +294,9 @@ Deno.test("matmul with f16 math: f16 within a tile, f32 across tiles, every prod
     dy16 = uploadF16(gpu, "dout16", dy);
   const fwd = ref.matmulForward(x, w, null, M, K, N);
   const rel = { atol: 0, rtol: 4e-3 };
-  for (const [vec4, unroll] of [[true, false], [false, false], [true, true]]) {
+  for (const vec4 of [true, false]) {
     const o = {
       vec4,
-      unroll,
       math: "f16" as const,
       types: { inp: "f16", weight: "f16", dout: "f16" } as const,
     };
@@ -316,19 +304,19 @@ Deno.test("matmul with f16 math: f16 within a tile, f32 across tiles, every prod
     const y = await runAndRead(gpu, [
       await matmulForward(gpu, { out, inp: x16, weight: w16 }, { M, K, N }, o),
     ], out);
-    assertClose(`f16 math fwd vec4=${vec4} unroll=${unroll}`, y, fwd, rel);
+    assertClose(`f16 math fwd vec4=${vec4}`, y, fwd, rel);
     // The input gradient reduces over N = 36 (3 tiles), the weight gradient over M = 67 (5 tiles).
     const g = ref.matmulBackward(dy, x, w, M, K, N);
     const dinp = upload(gpu, "dinp", new Float32Array(M * K).fill(12345));
     const dx = await runAndRead(gpu, [
       await matmulBackwardInput(gpu, { dinp, dout: dy16, weight: w16 }, { M, K, N }, o),
     ], dinp);
-    assertClose(`f16 math bwd input vec4=${vec4} unroll=${unroll}`, dx, g.dinp, rel);
+    assertClose(`f16 math bwd input vec4=${vec4}`, dx, g.dinp, rel);
     const dweight = upload(gpu, "dweight", new Float32Array(N * K));
     const dw = await runAndRead(gpu, [
       await matmulBackwardWeight(gpu, { dweight, dout: dy16, inp: x16 }, { M, K, N }, o),
     ], dweight);
-    assertClose(`f16 math bwd weight vec4=${vec4} unroll=${unroll}`, dw, g.dweight, rel);
+    assertClose(`f16 math bwd weight vec4=${vec4}`, dw, g.dweight, rel);
   }
 });
 

@@ -17,7 +17,7 @@
  * Epilogue fusions (shaders/matmul_fused.wgsl): the forward can also write GELU of its output (`act`) or
  * add itself, after dropout, into a residual stream (`resid`); the input gradient can multiply by GELU'
  * (`pre`). Options choose f16 storage per operand (`types`), f16 arithmetic per tile (`math`) and the
- * tuning knobs (`tile`, `bk`, `prefetch`, `unroll`).
+ * workgroup tile (`tile`).
  *
  * WebGPU tracks buffer usage per whole buffer within one dispatch: the output (`out`, `act`, `dinp`,
  * `dweight`, `dbias`, `scratch`) must live in a different buffer than the inputs of the same dispatch.
@@ -39,7 +39,7 @@ import {
 } from "../gpu/source.ts";
 import { dropoutDims } from "./residual.ts";
 
-/** Default reduction step (rows of the workgroup tiles); a multiple of 4 with 2*BK divisible by the thread grid. */
+/** The reduction step (rows of the workgroup tiles; shaders/matmul.wgsl's BK). */
 const BK = 16;
 /** Bias backward: columns per workgroup and row lanes per workgroup (a power of two). */
 const BX = 8, BY = 32;
@@ -57,8 +57,10 @@ const NO_DROP = { drop_threshold: 0, drop_scale: 1, drop_stream: 0 };
 export interface MatmulOptions {
   /**
    * Output tile edge per workgroup: 128 (16x16 threads) or 64 (8x8 threads), each thread computing
-   * 8x8 outputs. Default: 128 when that gives at least 256 workgroups (or prefetch with bk 32 asks for
-   * it), else 64.
+   * 8x8 outputs. Default: 128 when that gives at least 256 workgroups, else 64; the split-K weight
+   * gradient's slices default to 128. Measured on lavapipe: 64 runs the split weight gradient of the
+   * default model's shapes (M 1024, K and N 64 to 256, where 128-wide tiles are up to half empty) 1.6 to
+   * 2.8 times faster, while at the shakespeare_char shapes (M 16384, K and N 384 to 1536) 128 is faster.
    */
   readonly tile?: 64 | 128;
   /**
@@ -79,23 +81,6 @@ export interface MatmulOptions {
    * meant for f16 operands. Bias and split-K reductions stay f32.
    */
   readonly math?: "f32" | "f16";
-  /**
-   * Reduction step per workgroup tile: 16 (default) or 32 (half the barriers per FLOP, twice the
-   * workgroup memory: 32 KiB for 128x128 f32 tiles, over WebGPU's default 16 KiB limit; needs an adapter
-   * that allows it). A tuning knob for real GPUs, measured by `bench matmul --large`.
-   */
-  readonly bk?: 16 | 32;
-  /**
-   * Software pipelining (default false): each thread issues the next tile's global loads into registers
-   * before multiplying the current tile, hiding their latency behind arithmetic. Needs at most 4 vec4
-   * loads per operand per thread (BK 16 with either tile, or BK 32 with 128x128 tiles).
-   */
-  readonly prefetch?: boolean;
-  /**
-   * The tile product's BK steps written out instead of looped (default false): constant shared-memory
-   * offsets and no loop counter. Slower on lavapipe; a knob for a GPU measurement to decide.
-   */
-  readonly unroll?: boolean;
 }
 
 /** Storage element types of a matmul's operands ({@linkcode MatmulOptions.types}). */
@@ -141,23 +126,6 @@ function shaderFor(
   return withTypes(src, t);
 }
 
-/**
- * The tile's override constants for `opts` after checking bk and prefetch fit the tile (the tile edge itself
- * is a const line of the source: {@linkcode shaderFor}).
- */
-function tileConstants(entry: string, tile: number, opts: MatmulOptions): Record<string, number> {
-  const bk = opts.bk ?? BK;
-  if (bk !== 16 && bk !== 32) throw new Error(`${entry}: bk must be 16 or 32 (got ${bk})`);
-  const wg = tile / 8;
-  const loads = (2 * bk) / wg; // vec4 loads per thread per operand tile: TM * BK / 4 / (WGX * WGY)
-  if (opts.prefetch && loads > 4) {
-    throw new Error(
-      `${entry}: prefetch holds at most 4 loads per thread (tile ${tile} with bk ${bk} needs ${loads})`,
-    );
-  }
-  return { BK: bk, UNROLL: opts.unroll ? 1 : 0 };
-}
-
 /** Operands each entry point reads or writes, for {@linkcode shaderFor}. */
 const USES: Readonly<Record<string, readonly (keyof MatmulTypes)[]>> = {
   matmul_forward: ["inp", "weight", "out"],
@@ -194,7 +162,7 @@ export interface MatmulSplitOptions extends MatmulOptions {
  * epilogue fusions), GELU math and the hash functions are appended.
  */
 export function matmulSource(flags: Readonly<Record<string, boolean>>): string {
-  const all = { HALF_MATH: false, PREFETCH: false, ...flags };
+  const all = { HALF_MATH: false, ...flags };
   // The fusions come after the core file, so the core's line numbers hold; the fused file's lines are
   // offset by the core's line count in compiler messages.
   const both = `${withFlags(source, all, "matmul.wgsl")}\n${withFlags(fused, all, "matmul_fused.wgsl")}`;
@@ -231,24 +199,20 @@ async function tiled(
   checkDims(entry, { M, K, N });
   const vec = opts.vec4 ?? true;
   const groups = (t: number) => Math.ceil(R / t) * Math.ceil(S / t);
-  // Prefetch with bk 32 fits only the 128-wide tile (4 loads per thread per operand).
-  const fits64 = !(opts.prefetch && opts.bk === 32);
-  const tile = opts.tile ?? (groups(128) >= BIG_TILE_MIN_GROUPS || !fits64 ? 128 : 64);
+  const tile = opts.tile ?? (groups(128) >= BIG_TILE_MIN_GROUPS ? 128 : 64);
   if (tile !== 64 && tile !== 128) throw new Error(`${entry}: tile must be 64 or 128 (got ${tile})`);
-  const constants = tileConstants(entry, tile, opts);
   const k = await getKernel(gpu, {
     name: entry,
     source: shaderFor(
       gpu,
       entry,
-      { K4: vec && K % 4 === 0, N4: vec && N % 4 === 0, PREFETCH: opts.prefetch ?? false },
+      { K4: vec && K % 4 === 0, N4: vec && N % 4 === 0 },
       opts.types,
       USES[entry],
       opts.math,
       tile,
     ),
     entryPoint: entry,
-    constants,
   });
   return k.dispatch(resources, { M, K, N, MS: M, ...NO_DROP, ...drop }, [
     Math.ceil(S / tile),
@@ -361,8 +325,7 @@ function splitPlan(s: { M: number; K: number; N: number }, opts: MatmulSplitOpti
       : Math.min(Math.ceil(SPLIT_TARGET_GROUPS / tiles), Math.floor(M / SPLIT_MIN_ROWS)));
   if (!Number.isInteger(z) || z < 0) throw new Error(`matmul_backward_weight_split: bad splits ${z}`);
   z = Math.max(1, z);
-  const bk = opts.bk ?? BK; // slices are whole reduction steps: no tile straddles two
-  const MS = Math.ceil(Math.ceil(M / z) / bk) * bk;
+  const MS = Math.ceil(Math.ceil(M / z) / BK) * BK; // slices are whole reduction steps: no tile straddles two
   return { tile, Z: Math.ceil(M / MS), MS };
 }
 
@@ -410,7 +373,7 @@ export async function matmulBackwardWeightSplit(
   }
   if (tile !== 64 && tile !== 128) throw new Error(`matmul_backward_weight_split: tile must be 64 or 128`);
   const K4 = (opts.vec4 ?? true) && K % 4 === 0;
-  const flags = { K4, N4: (opts.vec4 ?? true) && N % 4 === 0, PREFETCH: opts.prefetch ?? false };
+  const flags = { K4, N4: (opts.vec4 ?? true) && N % 4 === 0 };
   const src = shaderFor(
     gpu,
     "matmul_backward_weight_split",
@@ -424,7 +387,6 @@ export async function matmulBackwardWeightSplit(
     name: "matmul_backward_weight_split",
     source: src,
     entryPoint: "matmul_backward_weight_split",
-    constants: tileConstants("matmul_backward_weight_split", tile, opts),
   });
   const reduce = await getKernel(gpu, {
     name: "matmul_backward_weight_reduce",
