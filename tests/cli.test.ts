@@ -1,31 +1,10 @@
 /** Bad input at the command line: one line on stderr naming the problem, a non-zero exit, no stack trace. */
 import assert from "node:assert/strict";
-import { main, parseTrainArgs } from "../cli.ts";
+import { parseTrainArgs } from "../cli.ts";
+import { expectCliError as expectError, runCli } from "./cli_run.ts";
 import { DEFAULT_TRAIN, kebab, PRESETS, TRAIN_FLAG_HELP } from "../src/train/config.ts";
 import { EVAL_FLAGS, EXPERIMENT_FLAGS, SAMPLE_FLAGS, wrap } from "../src/cli/flags.ts";
 import { encodeSafetensors } from "../src/io/safetensors.ts";
-
-async function run(args: string[]): Promise<{ code: number; err: string[] }> {
-  const err: string[] = [];
-  const orig = console.error, origLog = console.log;
-  console.error = (...a: unknown[]) => err.push(a.join(" "));
-  console.log = () => {};
-  try {
-    return { code: await main(args), err };
-  } finally {
-    console.error = orig;
-    console.log = origLog;
-  }
-}
-
-async function expectError(args: string[], pattern: RegExp, code?: number): Promise<void> {
-  const r = await run(args);
-  assert.notEqual(r.code, 0, `${args.join(" ")} exited 0`);
-  if (code !== undefined) assert.equal(r.code, code);
-  assert.equal(r.err.length, 1, `expected one line, got ${JSON.stringify(r.err)}`);
-  assert.ok(!r.err[0].includes("\n") && !/\bat .*\.ts:\d+/.test(r.err[0]), `not one clean line: ${r.err[0]}`);
-  assert.match(r.err[0], pattern);
-}
 
 Deno.test("train refuses bad flags and bad data with one line each", async () => {
   const dir = await Deno.makeTempDir({ prefix: "tforce-cli-" });
@@ -105,18 +84,10 @@ Deno.test("--preset shakespeare-char is nanoGPT's recipe; later flags override i
   );
 });
 
-/** main() with stdout and stderr captured. */
+/** main() with stdout and stderr captured, each as one text. */
 async function runCaptured(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [], err: string[] = [];
-  const orig = console.error, origLog = console.log;
-  console.error = (...a: unknown[]) => err.push(a.join(" "));
-  console.log = (...a: unknown[]) => out.push(a.join(" "));
-  try {
-    return { code: await main(args), out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    console.error = orig;
-    console.log = origLog;
-  }
+  const r = await runCli(args);
+  return { code: r.code, out: r.out.join("\n"), err: r.err.join("\n") };
 }
 
 Deno.test("--help lists every flag each command accepts, on stdout with status 0, within 100 columns", async () => {

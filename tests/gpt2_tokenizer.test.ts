@@ -12,7 +12,7 @@
  * and checks they agree, so the derived files are GPT-2's.
  */
 import { loadModel } from "../src/model/checkpoint.ts";
-import { main } from "../cli.ts";
+import { runCli } from "./cli_run.ts";
 import assert from "node:assert/strict";
 // The reference, pinned here and used by this test only (not a dependency of tforce, so not in deno.json).
 // deno-lint-ignore no-import-prefix
@@ -327,26 +327,17 @@ Deno.test("deno task train --tokenizer gpt2 --vocab-file DIR trains from scratch
     "--batch-size=2",
     "--eval-iters=1",
   ];
-  const err: string[] = [], orig = console.error, origLog = console.log;
-  console.error = (...a: unknown[]) => err.push(a.join(" "));
-  console.log = () => {};
-  let code: number;
-  try {
-    code = await main([
-      "train",
-      ...flags,
-      "--tokenizer=gpt2",
-      `--vocab-file=${dir}`,
-      `--data=${out}/data.txt`,
-      "--steps=2",
-      "--eval-interval=2",
-      "--sample-chars=4",
-      `--out=${out}/run`,
-    ]);
-  } finally {
-    console.error = orig;
-    console.log = origLog;
-  }
+  const { code, err } = await runCli([
+    "train",
+    ...flags,
+    "--tokenizer=gpt2",
+    `--vocab-file=${dir}`,
+    `--data=${out}/data.txt`,
+    "--steps=2",
+    "--eval-interval=2",
+    "--sample-chars=4",
+    `--out=${out}/run`,
+  ]);
   assert.equal(code, 0, err.join("\n"));
   const ck = await loadModel(`${out}/run/model.safetensors`);
   assert.equal(ck.tokenizer.type, "gpt2");

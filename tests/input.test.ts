@@ -5,7 +5,6 @@
  * spellings), and input errors that used to exit 1.
  */
 import assert from "node:assert/strict";
-import { main } from "../cli.ts";
 import { EVAL_FLAGS, EXIT_STATUS, isNumeric, joinNegativeNumbers, trainFlags } from "../src/cli/flags.ts";
 import { trainTokenizer } from "../src/data/tokenizer.ts";
 import type { Gpu } from "../src/gpu/device.ts";
@@ -18,29 +17,7 @@ import { InputError } from "../src/util/errors.ts";
 import { invalidUtf8Offset } from "../src/util/utf8.ts";
 import { Rng } from "../src/util/rng.ts";
 import { hostOf, randomWeights } from "./fixtures.ts";
-
-async function run(args: string[]): Promise<{ code: number; out: string[]; err: string[] }> {
-  const out: string[] = [], err: string[] = [];
-  const orig = console.error, origLog = console.log;
-  console.error = (...a: unknown[]) => err.push(a.join(" "));
-  console.log = (...a: unknown[]) => out.push(a.join(" "));
-  try {
-    return { code: await main(args), out, err };
-  } finally {
-    console.error = orig;
-    console.log = origLog;
-  }
-}
-
-/** `args` fails with exit status `code` and exactly one clean stderr line matching `pattern`. */
-async function expectError(args: string[], pattern: RegExp, code = 2): Promise<void> {
-  const r = await run(args);
-  const what = args.join(" ");
-  assert.equal(r.code, code, `${what}: exit ${r.code}, stderr ${JSON.stringify(r.err)}`);
-  assert.equal(r.err.length, 1, `${what}: expected one line, got ${JSON.stringify(r.err)}`);
-  assert.ok(!r.err[0].includes("\n") && !/\bat .*\.ts:\d+/.test(r.err[0]), `not one clean line: ${r.err[0]}`);
-  assert.match(r.err[0], pattern, what);
-}
+import { expectCliError as expectError, runCli as run } from "./cli_run.ts";
 
 const TEXT = "hello world, the quick brown fox jumps over the lazy dog.\n".repeat(20);
 const tok = trainTokenizer("char", TEXT);

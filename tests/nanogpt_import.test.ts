@@ -9,7 +9,7 @@
  *
  * Runs where /usr/bin/python3 has torch; elsewhere the PyTorch-written cases are reported as ignored.
  */
-import { main } from "../cli.ts";
+import { runCli } from "./cli_run.ts";
 import assert from "node:assert/strict";
 import { testGpu } from "./helpers.ts";
 import { decodeCheckpoint, loadModel } from "../src/model/checkpoint.ts";
@@ -621,18 +621,7 @@ Deno.test({
   fn: async () => {
     const dir = await pytorchFixtures();
     const want = JSON.parse(await Deno.readTextFile(`${dir}/losses.json`)).float32;
-    const run = async (args: string[]) => {
-      const out: string[] = [], err: string[] = [];
-      const orig = console.error, origLog = console.log;
-      console.error = (...a: unknown[]) => err.push(a.join(" "));
-      console.log = (...a: unknown[]) => out.push(a.join(" "));
-      try {
-        return { code: await main(args), out, err };
-      } finally {
-        console.error = orig;
-        console.log = origLog;
-      }
-    };
+    const run = runCli;
     const state = `${dir}/state.safetensors`, data = `${dir}/text.txt`;
     const e = await run([
       "eval",

@@ -5,7 +5,6 @@
  * write names its file at once, and the end-of-run sample, eval and sample work for any vocabulary.
  */
 import assert from "node:assert/strict";
-import { main } from "../cli.ts";
 import { train, TrainingDiverged } from "../src/train/trainer.ts";
 import { loadTrainState } from "../src/train/state.ts";
 import { loadModel } from "../src/model/checkpoint.ts";
@@ -16,6 +15,13 @@ import { generateLanguage } from "../src/data/language.ts";
 import { Rng } from "../src/util/rng.ts";
 import { tinyTrain } from "./fixtures.ts";
 import { testGpu } from "./helpers.ts";
+import { runCli, waitForOutput as waitFor } from "./cli_run.ts";
+
+/** The CLI in this process, its output as one text. */
+async function run(args: string[]): Promise<{ code: number; out: string; err: string[] }> {
+  const r = await runCli(args);
+  return { ...r, out: r.out.join("\n") };
+}
 
 const TINY = [
   "--n-layer=1",
@@ -25,20 +31,6 @@ const TINY = [
   "--batch-size=4",
   "--eval-iters=2",
 ];
-
-/** Runs the CLI in this process; returns its exit code and what it printed. */
-async function run(args: string[]): Promise<{ code: number; out: string; err: string[] }> {
-  const err: string[] = [], out: string[] = [];
-  const orig = console.error, origLog = console.log;
-  console.error = (...a: unknown[]) => err.push(a.join(" "));
-  console.log = (...a: unknown[]) => out.push(a.join(" "));
-  try {
-    return { code: await main(args), out: out.join("\n"), err };
-  } finally {
-    console.error = orig;
-    console.log = origLog;
-  }
-}
 
 async function refused(args: string[], pattern: RegExp): Promise<void> {
   const r = await run(args);
@@ -150,29 +142,6 @@ function spawnTrain(args: string[], cmd = "deno", pre: string[] = []): Deno.Chil
     stderr: "piped",
     env,
   }).spawn();
-}
-
-/** Reads the child's stdout until `pattern` appears; `rest` resolves to what follows, at exit. */
-async function waitFor(
-  child: Deno.ChildProcess,
-  pattern: RegExp,
-): Promise<{ text: string; rest: Promise<string> }> {
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!pattern.test(text)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`child ended before ${pattern}: ${text}`);
-    text += value;
-  }
-  const rest = (async () => {
-    let more = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return more;
-      more += value;
-    }
-  })();
-  return { text, rest };
 }
 
 /** Sends `signal` once `pattern` is printed; the exit status, the stop message's checkpoint path and step. */

@@ -9,6 +9,7 @@ import { train } from "../src/train/trainer.ts";
 import { loadModel } from "../src/model/checkpoint.ts";
 import { loadTrainState } from "../src/train/state.ts";
 import { testGpu } from "./helpers.ts";
+import { waitForOutput as waitFor } from "./cli_run.ts";
 
 const flags = [
   "--n-layer=1",
@@ -41,29 +42,6 @@ function spawnTrain(out: string, extra: string[]): Deno.ChildProcess {
     stderr: "piped",
     env: { XDG_RUNTIME_DIR: "/tmp", NO_COLOR: "1" },
   }).spawn();
-}
-
-/** Reads the child's stdout until `pattern` appears; returns all text read. */
-async function waitFor(
-  child: Deno.ChildProcess,
-  pattern: RegExp,
-): Promise<{ text: string; rest: Promise<string> }> {
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!pattern.test(text)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`child ended before ${pattern}: ${text}`);
-    text += value;
-  }
-  const rest = (async () => {
-    let more = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return more;
-      more += value;
-    }
-  })();
-  return { text, rest };
 }
 
 async function sameWeights(a: string, b: string): Promise<void> {

@@ -264,23 +264,7 @@ export class BpeTokenizer implements Tokenizer {
 
   /** The text whose UTF-8 bytes the ids spell; pad decodes to "", broken UTF-8 to U+FFFD. */
   decode(ids: ArrayLike<number>): string {
-    const bytes = this.#bytes;
-    let total = 0;
-    for (let i = 0; i < ids.length; i++) {
-      checkId(ids[i], this.vocabSize, "bpe", i);
-      total += bytes[ids[i]].length;
-    }
-    const buf = new Uint8Array(total);
-    let o = 0;
-    for (let i = 0; i < ids.length; i++) {
-      const b = bytes[ids[i]];
-      if (b.length === 1) buf[o++] = b[0];
-      else {
-        buf.set(b, o);
-        o += b.length;
-      }
-    }
-    return this.#decoder.decode(buf);
+    return this.#decoder.decode(tokenBytes(this.#bytes, ids, this.vocabSize, "bpe"));
   }
 
   /** `{"type":"bpe","merges":[[a,b],...]}` plus `"pad"` when padded. */
@@ -353,4 +337,32 @@ class PairHeap {
       i = m;
     }
   }
+}
+
+/**
+ * The bytes that `ids` spell, each id's bytes from `table` in turn (byte-level BPE decoding before UTF-8);
+ * an id outside [0, vocabSize) is a one-line error naming the `kind` of tokenizer and its position.
+ */
+export function tokenBytes(
+  table: readonly Uint8Array[],
+  ids: ArrayLike<number>,
+  vocabSize: number,
+  kind: TokenizerType,
+): Uint8Array {
+  let total = 0;
+  for (let i = 0; i < ids.length; i++) {
+    checkId(ids[i], vocabSize, kind, i);
+    total += table[ids[i]].length;
+  }
+  const buf = new Uint8Array(total);
+  let o = 0;
+  for (let i = 0; i < ids.length; i++) {
+    const b = table[ids[i]];
+    if (b.length === 1) buf[o++] = b[0];
+    else {
+      buf.set(b, o);
+      o += b.length;
+    }
+  }
+  return buf;
 }

@@ -30,6 +30,7 @@
  */
 import { checkId, checkKeys, describe, show, type Tokenizer, type TokenizerType } from "./tokenizer.ts";
 import { InputError } from "../util/errors.ts";
+import { tokenBytes } from "./bpe.ts";
 
 /** Unicode White_Space, the `\s` of tiktoken's and GPT-2's regular expressions. */
 const WS = "\\t\\n\\v\\f\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
@@ -397,23 +398,7 @@ export class Gpt2Tokenizer implements Tokenizer {
 
   /** The text whose UTF-8 bytes the ids spell (broken UTF-8 decodes to U+FFFD). */
   decode(ids: ArrayLike<number>): string {
-    const bytes = this.#bytes;
-    let total = 0;
-    for (let i = 0; i < ids.length; i++) {
-      checkId(ids[i], this.vocabSize, "gpt2", i);
-      total += bytes[ids[i]].length;
-    }
-    const buf = new Uint8Array(total);
-    let o = 0;
-    for (let i = 0; i < ids.length; i++) {
-      const b = bytes[ids[i]];
-      if (b.length === 1) buf[o++] = b[0];
-      else {
-        buf.set(b, o);
-        o += b.length;
-      }
-    }
-    return this.#decoder.decode(buf);
+    return this.#decoder.decode(tokenBytes(this.#bytes, ids, this.vocabSize, "gpt2"));
   }
 
   /**
