@@ -365,51 +365,78 @@ fn mac_tile(c: Acc, tx: u32, ty: u32) -> Acc {
 }
 // #endif
 
-// The three products below share one shape (WGSL has no generics): per product, ld_a / put_a and ld_b /
-// put_b move load i of a thread's share of the A and B tiles from storage to workgroup memory, and the
-// *_tile function runs the reduction loop.
-
-// ---- Forward: out[M, N] = inp[M, K] · weight[N, K]ᵀ (+ bias). R = M, S = N, t over K. ----
-
-// forward_tile: load i (< LA) of A's tile, A[r, t] = inp[r, t], contiguous along t; load i (< LB) of B's, B[t, s] = weight[s, t], contiguous along t.
-fn fwd_ld_a(i: u32, t0: u32, r0: u32, lid: u32) -> vec4<f32> {
-  let f = lid + i * NT;
-  let r = f / (BK / 4u);
-  let t = (f % (BK / 4u)) * 4u;
-  return ld_inp(r0 + r, t0 + t);
-}
-fn fwd_put_a(i: u32, lid: u32, v: vec4<f32>) {
-  let f = lid + i * NT;
-  let r = f / (BK / 4u);
-  let t = (f % (BK / 4u)) * 4u;
-  put_a_t(r, t, v);
-}
-fn fwd_ld_b(i: u32, t0: u32, s0: u32, lid: u32) -> vec4<f32> {
-  let f = lid + i * NT;
-  let s = f / (BK / 4u);
-  let t = (f % (BK / 4u)) * 4u;
-  return ld_weight(s0 + s, t0 + t);
-}
-fn fwd_put_b(i: u32, lid: u32, v: vec4<f32>) {
-  let f = lid + i * NT;
-  let s = f / (BK / 4u);
-  let t = (f % (BK / 4u)) * 4u;
-  put_b_t(s, t, v);
-}
-fn forward_tile(wg: vec3<u32>, li: vec3<u32>, lid: u32) -> Acc {
+// ---- The reduction loop, one for the three products. ----
+// Per step of BK along t, each thread moves its share of A's TM x BK tile and B's BK x TN tile from
+// storage to workgroup memory (vec4 f = lid + i * NT of each), then multiplies the tiles into its
+// accumulators. What A, B and the range of t are is the product's: the dispatcher keeps one of the
+// blocks `// #if FWD`, `// #if BIN`, `// #if BW` below, the one of the entry point it compiles
+// (src/kernels/matmul.ts matmulSource), so an entry point's shader names only the buffers it binds. The
+// entry points of the other two products are still in the text but compute the kept product: they are
+// never compiled from it.
+fn tile_product(wg: vec3<u32>, li: vec3<u32>, lid: u32) -> Acc {
   let r0 = wg.y * TM;
   let s0 = wg.x * TN;
-  let t_end = dims.K;
+  let t = t_range(wg.z);
   var acc = Acc();
-  for (var t0 = 0u; t0 < t_end; t0 += BK) {
-    for (var i = 0u; i < LA; i++) { fwd_put_a(i, lid, fwd_ld_a(i, t0, r0, lid)); }
-    for (var i = 0u; i < LB; i++) { fwd_put_b(i, lid, fwd_ld_b(i, t0, s0, lid)); }
+  for (var t0 = t.x; t0 < t.y; t0 += BK) {
+    for (var i = 0u; i < LA; i++) { load_a(lid + i * NT, t0, r0); }
+    for (var i = 0u; i < LB; i++) { load_b(lid + i * NT, t0, s0); }
     workgroupBarrier();
     acc = mac_tile(acc, li.x, li.y);
     workgroupBarrier();
   }
   return acc;
 }
+// The names shaders/matmul_fused.wgsl calls the loop by.
+fn forward_tile(wg: vec3<u32>, li: vec3<u32>, lid: u32) -> Acc { return tile_product(wg, li, lid); }
+fn backward_input_tile(wg: vec3<u32>, li: vec3<u32>, lid: u32) -> Acc { return tile_product(wg, li, lid); }
+
+// #if FWD
+// Forward: A[r, t] = inp[r, t] and B[t, s] = weight[s, t], both contiguous along t; t over K.
+fn t_range(z: u32) -> vec2<u32> { return vec2<u32>(0u, dims.K); }
+fn load_a(f: u32, t0: u32, r0: u32) {
+  let r = f / (BK / 4u);
+  let t = (f % (BK / 4u)) * 4u;
+  put_a_t(r, t, ld_inp(r0 + r, t0 + t));
+}
+fn load_b(f: u32, t0: u32, s0: u32) {
+  let s = f / (BK / 4u);
+  let t = (f % (BK / 4u)) * 4u;
+  put_b_t(s, t, ld_weight(s0 + s, t0 + t));
+}
+// #endif
+// #if BIN
+// Backward input: A[r, t] = dout[r, t], contiguous along t; B[t, s] = weight[t, s], contiguous along s;
+// t over N.
+fn t_range(z: u32) -> vec2<u32> { return vec2<u32>(0u, dims.N); }
+fn load_a(f: u32, t0: u32, r0: u32) {
+  let r = f / (BK / 4u);
+  let t = (f % (BK / 4u)) * 4u;
+  put_a_t(r, t, ld_dout(r0 + r, t0 + t));
+}
+fn load_b(f: u32, t0: u32, s0: u32) {
+  let t = f / (TN / 4u);
+  let s = (f % (TN / 4u)) * 4u;
+  put_b(t, s, ld_weight(t0 + t, s0 + s));
+}
+// #endif
+// #if BW
+// Backward weight: A[r, t] = dout[t, r], contiguous along r; B[t, s] = inp[t, s], contiguous along s; t
+// over slice z of M, rows [z * MS, min((z + 1) * MS, M)).
+fn t_range(z: u32) -> vec2<u32> { return vec2<u32>(z * dims.MS, min(dims.M, (z + 1u) * dims.MS)); }
+fn load_a(f: u32, t0: u32, r0: u32) {
+  let t = f / (TM / 4u);
+  let r = (f % (TM / 4u)) * 4u;
+  put_a(t, r, ld_dout(t0 + t, r0 + r));
+}
+fn load_b(f: u32, t0: u32, s0: u32) {
+  let t = f / (TN / 4u);
+  let s = (f % (TN / 4u)) * 4u;
+  put_b(t, s, ld_inp(t0 + t, s0 + s));
+}
+// #endif
+
+// ---- Forward: out[M, N] = inp[M, K] · weight[N, K]ᵀ (+ bias). R = M, S = N, t over K. ----
 
 fn store_out(c: Acc, wg: vec3<u32>, li: vec3<u32>, ba: vec4<f32>, bb: vec4<f32>) {
   let ra = wg.y * TM + 4u * li.y;
@@ -429,64 +456,24 @@ fn store_out(c: Acc, wg: vec3<u32>, li: vec3<u32>, ba: vec4<f32>, bb: vec4<f32>)
 @compute @workgroup_size(WGX, WGY)
 fn matmul_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li: vec3<u32>,
                   @builtin(local_invocation_index) lid: u32) {
-  let acc = forward_tile(wg, li, lid);
+  let acc = tile_product(wg, li, lid);
   store_out(acc, wg, li, vec4<f32>(), vec4<f32>());
 }
 
 @compute @workgroup_size(WGX, WGY)
 fn matmul_forward_bias(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li: vec3<u32>,
                        @builtin(local_invocation_index) lid: u32) {
-  let acc = forward_tile(wg, li, lid);
+  let acc = tile_product(wg, li, lid);
   let sa = wg.x * TN + 4u * li.x;
   store_out(acc, wg, li, ld_bias(sa), ld_bias(sa + TN / 2u));
 }
 
 // ---- Backward input: dinp[M, K] = dout[M, N] · weight[N, K]. R = M, S = K, t over N. ----
 
-// backward_input_tile: load i (< LA) of A's tile, A[r, t] = dout[r, t], contiguous along t; load i (< LB) of B's, B[t, s] = weight[t, s], contiguous along s.
-fn bin_ld_a(i: u32, t0: u32, r0: u32, lid: u32) -> vec4<f32> {
-  let f = lid + i * NT;
-  let r = f / (BK / 4u);
-  let t = (f % (BK / 4u)) * 4u;
-  return ld_dout(r0 + r, t0 + t);
-}
-fn bin_put_a(i: u32, lid: u32, v: vec4<f32>) {
-  let f = lid + i * NT;
-  let r = f / (BK / 4u);
-  let t = (f % (BK / 4u)) * 4u;
-  put_a_t(r, t, v);
-}
-fn bin_ld_b(i: u32, t0: u32, s0: u32, lid: u32) -> vec4<f32> {
-  let f = lid + i * NT;
-  let t = f / (TN / 4u);
-  let s = (f % (TN / 4u)) * 4u;
-  return ld_weight(t0 + t, s0 + s);
-}
-fn bin_put_b(i: u32, lid: u32, v: vec4<f32>) {
-  let f = lid + i * NT;
-  let t = f / (TN / 4u);
-  let s = (f % (TN / 4u)) * 4u;
-  put_b(t, s, v);
-}
-fn backward_input_tile(wg: vec3<u32>, li: vec3<u32>, lid: u32) -> Acc {
-  let r0 = wg.y * TM;
-  let s0 = wg.x * TN;
-  let t_end = dims.N;
-  var acc = Acc();
-  for (var t0 = 0u; t0 < t_end; t0 += BK) {
-    for (var i = 0u; i < LA; i++) { bin_put_a(i, lid, bin_ld_a(i, t0, r0, lid)); }
-    for (var i = 0u; i < LB; i++) { bin_put_b(i, lid, bin_ld_b(i, t0, s0, lid)); }
-    workgroupBarrier();
-    acc = mac_tile(acc, li.x, li.y);
-    workgroupBarrier();
-  }
-  return acc;
-}
-
 @compute @workgroup_size(WGX, WGY)
 fn matmul_backward_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li: vec3<u32>,
                          @builtin(local_invocation_index) lid: u32) {
-  let acc = backward_input_tile(wg, li, lid);
+  let acc = tile_product(wg, li, lid);
   let ra = wg.y * TM + 4u * li.y;
   let rb = ra + TM / 2u;
   let sa = wg.x * TN + 4u * li.x;
@@ -503,51 +490,10 @@ fn matmul_backward_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_in
 
 // ---- Backward weight: dweight[N, K] += dout[M, N]ᵀ · inp[M, K]. R = N, S = K, t over M. ----
 
-// The product over slice wg.z of M: rows [wg.z * MS, min((wg.z + 1) * MS, M)).
-// backward_weight_tile: load i (< LA) of A's tile, A[r, t] = dout[t, r], contiguous along r; load i (< LB) of B's, B[t, s] = inp[t, s], contiguous along s.
-fn bw_ld_a(i: u32, t0: u32, r0: u32, lid: u32) -> vec4<f32> {
-  let f = lid + i * NT;
-  let t = f / (TM / 4u);
-  let r = (f % (TM / 4u)) * 4u;
-  return ld_dout(t0 + t, r0 + r);
-}
-fn bw_put_a(i: u32, lid: u32, v: vec4<f32>) {
-  let f = lid + i * NT;
-  let t = f / (TM / 4u);
-  let r = (f % (TM / 4u)) * 4u;
-  put_a(t, r, v);
-}
-fn bw_ld_b(i: u32, t0: u32, s0: u32, lid: u32) -> vec4<f32> {
-  let f = lid + i * NT;
-  let t = f / (TN / 4u);
-  let s = (f % (TN / 4u)) * 4u;
-  return ld_inp(t0 + t, s0 + s);
-}
-fn bw_put_b(i: u32, lid: u32, v: vec4<f32>) {
-  let f = lid + i * NT;
-  let t = f / (TN / 4u);
-  let s = (f % (TN / 4u)) * 4u;
-  put_b(t, s, v);
-}
-fn backward_weight_tile(wg: vec3<u32>, li: vec3<u32>, lid: u32) -> Acc {
-  let r0 = wg.y * TM;
-  let s0 = wg.x * TN;
-  let t_end = min(dims.M, (wg.z + 1u) * dims.MS);
-  var acc = Acc();
-  for (var t0 = wg.z * dims.MS; t0 < t_end; t0 += BK) {
-    for (var i = 0u; i < LA; i++) { bw_put_a(i, lid, bw_ld_a(i, t0, r0, lid)); }
-    for (var i = 0u; i < LB; i++) { bw_put_b(i, lid, bw_ld_b(i, t0, s0, lid)); }
-    workgroupBarrier();
-    acc = mac_tile(acc, li.x, li.y);
-    workgroupBarrier();
-  }
-  return acc;
-}
-
 @compute @workgroup_size(WGX, WGY)
 fn matmul_backward_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li: vec3<u32>,
                           @builtin(local_invocation_index) lid: u32) {
-  let acc = backward_weight_tile(wg, li, lid);
+  let acc = tile_product(wg, li, lid);
   let ra = wg.y * TM + 4u * li.y;
   let rb = ra + TM / 2u;
   let sa = wg.x * TN + 4u * li.x;
@@ -566,7 +512,7 @@ fn matmul_backward_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_i
 fn matmul_backward_weight_split(@builtin(workgroup_id) wg: vec3<u32>,
                                 @builtin(local_invocation_id) li: vec3<u32>,
                                 @builtin(local_invocation_index) lid: u32) {
-  let acc = backward_weight_tile(wg, li, lid);
+  let acc = tile_product(wg, li, lid);
   let z = wg.z;
   let ra = wg.y * TM + 4u * li.y;
   let rb = ra + TM / 2u;

@@ -1,4 +1,4 @@
-import { rejects } from "node:assert/strict";
+import { rejects, throws } from "node:assert/strict";
 import { assertClose, dot, finiteDiff, runAndRead, testGpu } from "./helpers.ts";
 import { createStorage, readF16, roundF16, upload, uploadF16 } from "../src/gpu/buffers.ts";
 import { reflectBindings } from "../src/gpu/kernel.ts";
@@ -69,14 +69,25 @@ for (const [M, K, N] of [[1, 1, 1], [2, 3, 4], [3, 5, 2], [4, 2, 3]]) {
 Deno.test("matmulSource keeps one branch per flag and the line numbering", () => {
   const vec = matmulSource({ K4: true, N4: true }), scalar = matmulSource({ K4: false, N4: false });
   const n = vec.split("\n").length;
+  // One tile loop; each entry point's text keeps only its product's operand loads.
+  const loads = (entry: string) =>
+    /fn load_a[^}]*}/.exec(matmulSource({ K4: true, N4: true }, entry))?.[0] ?? "";
   const checks: [string, boolean][] = [
     ["same line count", scalar.split("\n").length === n],
+    ["forward loads inp", loads("matmul_forward_gelu").includes("ld_inp(r0 + r, t0 + t)")],
+    ["backward input loads dout", loads("matmul_backward_input").includes("ld_dout(r0 + r, t0 + t)")],
+    [
+      "backward weight loads dout by t",
+      loads("matmul_backward_weight_split").includes("ld_dout(t0 + t, r0 + r)"),
+    ],
+    ["one load_a per text", vec.match(/^fn load_a\(/gm)?.length === 1],
     ["vec4 KV", vec.includes("alias KV = vec4<f32>;") && !vec.includes("alias KV = f32;")],
     ["scalar NV", scalar.includes("alias NV = f32;") && !scalar.includes("alias NV = vec4<f32>;")],
     ["no directives left", !/^\s*\/\/\s*#(if|else|endif)/m.test(vec + scalar)],
   ];
   const bad = checks.filter(([, ok]) => !ok).map(([what]) => what);
   if (bad.length) throw new Error(`matmulSource: ${bad.join(", ")}`);
+  throws(() => matmulSource({ K4: true, N4: true }, "matmul_nosuch"), /no entry point 'matmul_nosuch'/);
 });
 
 Deno.test("each entry point declares exactly its bindings (no dummy buffers)", () => {
@@ -97,9 +108,8 @@ Deno.test("each entry point declares exactly its bindings (no dummy buffers)", (
     matmul_backward_weight_reduce: ["dweight", "partials", "dims"],
   };
   for (const flags of [{ K4: true, N4: true }, { K4: false, N4: false }, { K4: true, N4: false }]) {
-    const src = matmulSource(flags);
     for (const [entry, names] of Object.entries(expect)) {
-      const got = reflectBindings(src, entry).map((b) => b.name).join(",");
+      const got = reflectBindings(matmulSource(flags, entry), entry).map((b) => b.name).join(",");
       if (got !== names.join(",")) throw new Error(`${entry}: binds ${got}, expected ${names.join(",")}`);
     }
   }

@@ -2,12 +2,12 @@
  * Matmul dispatchers for a Linear layer (weight [N, K] as in nanoGPT): forward with or without bias,
  * and the three backward products (input gradient written, weight and bias gradients accumulated).
  *
- * All three products run one tiled kernel structure (workgroup tiles of TM x TN outputs, 8x8 outputs a
- * thread held in 16 vec4 accumulators, BK = 16 reduction steps per tile). The shader's storage access
- * comes in a vec4 form and an element-by-element form for each contiguous dimension; the dispatcher
- * picks vec4 for buffers contiguous along K when K % 4 == 0 and for buffers contiguous along N when
- * N % 4 == 0, by keeping one branch of the shader's `// #if K4` / `// #if N4` blocks
- * ({@linkcode matmulSource}).
+ * All three products run one tiled reduction loop (workgroup tiles of TM x TN outputs, 8x8 outputs a
+ * thread held in 16 vec4 accumulators, BK = 16 reduction steps per tile); each entry point's shader keeps
+ * its product's operand loads (`// #if FWD` / `BIN` / `BW`). The shader's storage access comes in a vec4
+ * form and an element-by-element form for each contiguous dimension; the dispatcher picks vec4 for
+ * buffers contiguous along K when K % 4 == 0 and for buffers contiguous along N when N % 4 == 0, by
+ * keeping one branch of the shader's `// #if K4` / `// #if N4` blocks ({@linkcode matmulSource}).
  *
  * A Linear layer's weight gradient has few output tiles and a long reduction (over B*T rows), which
  * leaves most of a large GPU idle in one dispatch; {@linkcode matmulBackwardWeightSplit} splits the
@@ -119,12 +119,30 @@ function shaderFor(
   if (math === "f16") t.TT = "f16";
   checkTypes(gpu, entry, t);
   // withTypes last: it prefixes line 1
-  const src = withConsts(matmulSource({ ...flags, HALF_MATH: math === "f16" }), {
+  const src = withConsts(matmulSource({ ...flags, HALF_MATH: math === "f16" }, entry), {
     WGX: tile / 8,
     WGY: tile / 8,
   }, "matmul.wgsl");
   return withTypes(src, t);
 }
+
+/** The product each entry point computes: the shader's `// #if` block of its operand loads. */
+const PRODUCT: Readonly<Record<string, "FWD" | "BIN" | "BW">> = {
+  matmul_forward: "FWD",
+  matmul_forward_bias: "FWD",
+  matmul_forward_gelu: "FWD",
+  matmul_forward_gelu_bias: "FWD",
+  matmul_forward_residual: "FWD",
+  matmul_forward_residual_bias: "FWD",
+  matmul_forward_residual_dropout: "FWD",
+  matmul_forward_residual_dropout_bias: "FWD",
+  matmul_backward_input: "BIN",
+  matmul_backward_input_gelu: "BIN",
+  matmul_backward_weight: "BW",
+  matmul_backward_weight_split: "BW",
+  matmul_backward_weight_reduce: "FWD", // no product: any block
+  matmul_backward_bias: "FWD",
+};
 
 /** Operands each entry point reads or writes, for {@linkcode shaderFor}. */
 const USES: Readonly<Record<string, readonly (keyof MatmulTypes)[]>> = {
@@ -155,14 +173,24 @@ export interface MatmulSplitOptions extends MatmulOptions {
 }
 
 /**
- * The shader text with one branch of each `// #if NAME` / `// #else` / `// #endif` block kept (NAME
- * in `flags` and true keeps the first branch; HALF_MATH defaults to false); the dropped lines and the
- * directives become empty lines so WGSL error line numbers still match shaders/matmul.wgsl. Blocks do not
- * nest. HALF_MATH also needs `alias TT = f16` ({@linkcode withTypes}). shaders/matmul_fused.wgsl (the
- * epilogue fusions), GELU math and the hash functions are appended.
+ * The shader text for entry point `entry` with one branch of each `// #if NAME` / `// #else` /
+ * `// #endif` block kept (NAME in `flags` and true keeps the first branch; HALF_MATH defaults to false;
+ * the product flags FWD, BIN and BW come from `entry`: only its product's operand loads are kept, so
+ * the other products' entry points in the text are not to be compiled from it); the dropped lines and
+ * the directives become empty lines so WGSL error line numbers still match shaders/matmul.wgsl. Blocks
+ * do not nest. HALF_MATH also needs `alias TT = f16` ({@linkcode withTypes}). shaders/matmul_fused.wgsl
+ * (the epilogue fusions), GELU math and the hash functions are appended.
  */
-export function matmulSource(flags: Readonly<Record<string, boolean>>): string {
-  const all = { HALF_MATH: false, ...flags };
+export function matmulSource(flags: Readonly<Record<string, boolean>>, entry = "matmul_forward"): string {
+  const product = PRODUCT[entry];
+  if (!product) throw new Error(`matmulSource: no entry point '${entry}'`);
+  const all = {
+    HALF_MATH: false,
+    ...flags,
+    FWD: product === "FWD",
+    BIN: product === "BIN",
+    BW: product === "BW",
+  };
   // The fusions come after the core file, so the core's line numbers hold; the fused file's lines are
   // offset by the core's line count in compiler messages.
   const both = `${withFlags(source, all, "matmul.wgsl")}\n${withFlags(fused, all, "matmul_fused.wgsl")}`;
@@ -390,7 +418,7 @@ export async function matmulBackwardWeightSplit(
   });
   const reduce = await getKernel(gpu, {
     name: "matmul_backward_weight_reduce",
-    source: matmulSource({ K4: flags.K4, N4: flags.N4 }),
+    source: matmulSource({ K4: flags.K4, N4: flags.N4 }, "matmul_backward_weight_reduce"),
     entryPoint: "matmul_backward_weight_reduce",
     constants: { WG: WG_REDUCE },
   });
