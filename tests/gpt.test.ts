@@ -55,7 +55,7 @@ async function checkModel(
   dtype: Precision = "float32",
   splitK?: boolean,
   halfMath = false,
-  knobs: Pick<GPTShape, "matmul" | "storedDs" | "headRows"> = {},
+  knobs: Pick<GPTShape, "storedDs" | "headRows"> = {},
 ): Promise<GPT> {
   const tol = TOL[dtype === "float16" && halfMath ? "float16_half_math" : dtype];
   const gpu = await testGpu();
@@ -178,14 +178,6 @@ Deno.test("float16 on an adapter without shader-f16 is refused with one line bef
   } finally {
     gpu.device.createBuffer = create;
   }
-});
-
-Deno.test("GPT with the matmul tuning knobs (prefetch, bk 32, unroll) equals the reference, split-K included", async () => {
-  const c = { ...toy, block_size: 128 };
-  await checkModel(c, 4, 128, 6, undefined, "float32", true, false, { matmul: { prefetch: true, bk: 32 } });
-  await checkModel(c, 4, 128, 6, undefined, "float16", true, true, {
-    matmul: { prefetch: true, unroll: true },
-  });
 });
 
 Deno.test("GPT with attention's dS recomputed (storedDs false) or stored equals the reference", async () => {

@@ -122,12 +122,6 @@ export interface GPTShape {
    * measure, which reads them all back).
    */
   headRows?: number;
-  /**
-   * Tuning knobs for every matmul of the model (kernels/matmul.ts MatmulOptions `prefetch`, `bk`,
-   * `unroll`); default off / 16 / off until measured on a real GPU (`bench step --large` runs the step with
-   * each).
-   */
-  matmul?: { readonly prefetch?: boolean; readonly bk?: 16 | 32; readonly unroll?: boolean };
 }
 
 /**
@@ -313,19 +307,15 @@ export class GPT {
     const halfMath = half && (shape.halfMath ?? true);
     const math = (a: "f16" | "f32", b: "f16" | "f32") =>
       halfMath && a === "f16" && b === "f16" ? "f16" : "f32";
-    const tune = shape.matmul ?? {};
     const fwdT = (out: "f16" | "f32"): MatmulOptions => ({
-      ...tune,
       types: { inp: A, weight: A, out },
       math: math(A, A),
     });
     const bwdInT = (dout: "f16" | "f32", out: "f16" | "f32" = "f32"): MatmulOptions => ({
-      ...tune,
       types: { dout, weight: A, out },
       math: math(dout, A),
     });
     const bwdWT = (dout: "f16" | "f32"): MatmulOptions => ({
-      ...tune,
       types: { dout, inp: A },
       math: math(dout, A),
     });
