@@ -28,7 +28,7 @@
  *
  * @module
  */
-import { checkId, checkKeys, describe, show, type Tokenizer, type TokenizerType } from "./tokenizer.ts";
+import { checkKeys, describe, show, type Tokenizer, type TokenizerType } from "./tokenizer.ts";
 import { InputError } from "../util/errors.ts";
 import { tokenBytes } from "./bpe.ts";
 
