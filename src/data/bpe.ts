@@ -224,16 +224,9 @@ export class BpeTokenizer implements Tokenizer {
         if (this.#cache.size >= CACHE_LIMIT) this.#cache.clear();
         this.#cache.set(chunk, ids);
       }
-      if (n + ids.length > out.length) {
-        const grown = new Uint32Array(Math.max(out.length * 2, n + ids.length));
-        grown.set(out.subarray(0, n));
-        out = grown;
-      }
-      if (ids.length === 1) out[n++] = ids[0];
-      else {
-        out.set(ids, n);
-        n += ids.length;
-      }
+      out = withRoom(out, n, ids.length);
+      out.set(ids, n);
+      n += ids.length;
     }
     return out.slice(0, n);
   }
@@ -365,4 +358,16 @@ export function tokenBytes(
     }
   }
   return buf;
+}
+
+/** `out` if it has room for `extra` more ids after its first `n`, else a copy twice as large (at least). */
+export function withRoom(
+  out: Uint32Array<ArrayBuffer>,
+  n: number,
+  extra: number,
+): Uint32Array<ArrayBuffer> {
+  if (n + extra <= out.length) return out;
+  const grown = new Uint32Array(Math.max(out.length * 2, n + extra));
+  grown.set(out.subarray(0, n));
+  return grown;
 }

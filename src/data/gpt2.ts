@@ -30,7 +30,7 @@
  */
 import { checkKeys, describe, show, type Tokenizer, type TokenizerType } from "./tokenizer.ts";
 import { InputError } from "../util/errors.ts";
-import { tokenBytes } from "./bpe.ts";
+import { tokenBytes, withRoom } from "./bpe.ts";
 
 /** Unicode White_Space, the `\s` of tiktoken's and GPT-2's regular expressions. */
 const WS = "\\t\\n\\v\\f\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
@@ -283,16 +283,9 @@ export class Gpt2Tokenizer implements Tokenizer {
           this.#cache.set(piece, ids);
         }
       }
-      if (n + ids.length > out.length) {
-        const grown = new Uint32Array(Math.max(out.length * 2, n + ids.length));
-        grown.set(out.subarray(0, n));
-        out = grown;
-      }
-      if (ids.length === 1) out[n++] = ids[0];
-      else {
-        out.set(ids, n);
-        n += ids.length;
-      }
+      out = withRoom(out, n, ids.length);
+      out.set(ids, n);
+      n += ids.length;
     }
     return out.slice(0, n);
   }
