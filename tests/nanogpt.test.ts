@@ -5,14 +5,13 @@
  * the same losses (bench/nanogpt_check.py). Runs where /usr/bin/python3 has torch (.ci/run installs
  * Debian's python3-torch); elsewhere it is reported as ignored.
  */
+import { hasTorch, PYTHON } from "./python.ts";
 import assert from "node:assert/strict";
 import { testGpu } from "./helpers.ts";
 import { tinyTrain } from "./fixtures.ts";
 import { nanogptBatch } from "../bench/nanogpt_batch.ts";
 import { CHECK_CONFIG, engineSteps } from "../bench/nanogpt_train.ts";
 import { train } from "../src/train/trainer.ts";
-
-const PYTHON = "/usr/bin/python3";
 
 /** Runs bench/nanogpt_check.py with `args`; its one JSON line, or a failure with its last words. */
 async function check(args: string[]): Promise<Record<string, number | string | boolean>> {
@@ -24,16 +23,6 @@ async function check(args: string[]): Promise<Record<string, number | string | b
   const out = new TextDecoder().decode(r.stdout).trim(), err = new TextDecoder().decode(r.stderr);
   assert.ok(r.success, `nanogpt_check.py failed: ${out} ${err.split("\n").slice(-3).join(" ")}`);
   return JSON.parse(out);
-}
-
-async function hasTorch(): Promise<boolean> {
-  try {
-    const r = await new Deno.Command(PYTHON, { args: ["-c", "import torch"], stdout: "null", stderr: "null" })
-      .output();
-    return r.success;
-  } catch {
-    return false;
-  }
 }
 
 const torchHere = await hasTorch();

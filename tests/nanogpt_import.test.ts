@@ -9,6 +9,7 @@
  *
  * Runs where /usr/bin/python3 has torch; elsewhere the PyTorch-written cases are reported as ignored.
  */
+import { hasTorch, PYTHON } from "./python.ts";
 import { runCli } from "./cli_run.ts";
 import assert from "node:assert/strict";
 import { testGpu } from "./helpers.ts";
@@ -19,18 +20,6 @@ import { unpickle } from "../src/io/pickle.ts";
 import { crc32, zipEntries } from "../src/io/zip.ts";
 import { InputError } from "../src/util/errors.ts";
 import { Rng } from "../src/util/rng.ts";
-
-const PYTHON = "/usr/bin/python3";
-
-async function hasTorch(): Promise<boolean> {
-  try {
-    const r = await new Deno.Command(PYTHON, { args: ["-c", "import torch"], stdout: "null", stderr: "null" })
-      .output();
-    return r.success;
-  } catch {
-    return false;
-  }
-}
 
 const torchHere = await hasTorch();
 const NEEDS = torchHere ? "" : " (ignored: needs /usr/bin/python3 with torch)";
