@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { checkId, checkKeys, describe, type Tokenizer, type TokenizerType } from "./tokenizer.ts";
+import { checkId, checkKeys, describe, type Tokenizer, type TokenizerType } from "./tokenizer_types.ts";
 
 /**
  * GPT-2-like pre-split: a word (letters and marks, inner apostrophes allowed, one optional leading space), a

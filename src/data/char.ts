@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { checkId, checkKeys, describe, show, type Tokenizer, type TokenizerType } from "./tokenizer.ts";
+import { checkId, checkKeys, describe, show, type Tokenizer, type TokenizerType } from "./tokenizer_types.ts";
 import { InputError } from "../util/errors.ts";
 
 /** A character (code point) tokenizer; build with `trainTokenizer("char", text)` or from JSON. */

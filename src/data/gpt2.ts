@@ -28,7 +28,7 @@
  *
  * @module
  */
-import { checkKeys, describe, show, type Tokenizer, type TokenizerType } from "./tokenizer.ts";
+import { checkKeys, describe, show, type Tokenizer, type TokenizerType } from "./tokenizer_types.ts";
 import { InputError } from "../util/errors.ts";
 import { tokenBytes, withRoom } from "./bpe.ts";
 

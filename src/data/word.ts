@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { checkId, checkKeys, describe, show, type Tokenizer, type TokenizerType } from "./tokenizer.ts";
+import { checkId, checkKeys, describe, show, type Tokenizer, type TokenizerType } from "./tokenizer_types.ts";
 
 /** The pattern that cuts text into word-tokenizer tokens; the pieces concatenate back to the text. */
 export const WORD_SPLIT: RegExp = /[\p{L}\p{M}\p{N}'\u2019]+|\s+|[^]/gu;
