@@ -4,6 +4,8 @@ import { submitDispatches } from "../src/gpu/kernel.ts";
 import type { StorageType } from "../src/gpu/source.ts";
 import { geluBackward, geluForward } from "../src/kernels/gelu.ts";
 import * as ref from "../src/reference/gelu.ts";
+import { matmulBackwardInput, matmulForward } from "../src/kernels/matmul.ts";
+import * as refMatmul from "../src/reference/matmul.ts";
 import { Rng } from "../src/util/rng.ts";
 
 Deno.test("reference erf matches known values to 1e-14", () => {
@@ -116,4 +118,62 @@ Deno.test("gelu f16: an odd-length f16 output at an offset leaves its neighbours
   assertClose("gelu f16 at offset", all.slice(at, at + n), ref.geluForward(roundF16(x)), F16_OUT);
   const rest = [...all.slice(0, at), ...all.slice(at + n)];
   if (!rest.every((v) => v === 12344)) throw new Error("f16 out wrote outside its range"); // 12345 in f16
+});
+
+// GPT-2's tanh approximation ("gelu_new"): the reference against known values and its own finite
+// differences, the GELU kernels and the matmul epilogues that fuse it against the reference.
+Deno.test("reference gelu_new matches PyTorch's values and its finite differences", () => {
+  // torch.nn.functional.gelu(x, approximate="tanh") in float64.
+  const known: [number, number][] = [
+    [-3, -0.0036373920817729943],
+    [-1, -0.15880800939172324],
+    [0.5, 0.34571400982514394],
+    [2, 1.954597694087775],
+  ];
+  assertClose("gelu_new", known.map(([x]) => ref.geluTanh(x)), known.map(([, y]) => y), { atol: 1e-15 });
+  const x = new Rng(3).uniformArray(40, -5, 5), w = new Rng(4).uniformArray(40);
+  const fd = finiteDiff((p) => dot(ref.geluForward(p, "gelu_new"), w), x);
+  assertClose("gelu_new fd", ref.geluBackward(x, w, "gelu_new"), fd, { atol: 1e-8, rtol: 1e-6 });
+  // The two forms differ by up to ~5e-4: a kernel computing the wrong one fails the tests below.
+  const gap = Math.max(...Array.from(x, (v) => Math.abs(ref.gelu(v) - ref.geluTanh(v))));
+  if (!(gap > 1e-4)) throw new Error(`exact and tanh GELU differ by only ${gap}`);
+});
+
+Deno.test("gelu_new forward and backward kernels match the reference (and differ from exact GELU)", async () => {
+  const gpu = await testGpu(), n = 5000, rng = new Rng(5);
+  const x = rng.uniformArray(n, -6, 6), dy = rng.uniformArray(n);
+  x[0] = 0, x[1] = 1e30, x[2] = -1e30; // tanh's argument overflows f32 at these
+  const inp = upload(gpu, "inp", x), dout = upload(gpu, "dout", dy);
+  const out = createStorage(gpu, "out", n * 4), dinp = createStorage(gpu, "dinp", n * 4);
+  const y = await runAndRead(gpu, [await geluForward(gpu, { out, inp }, n, {}, "gelu_new")], out);
+  assertClose("gelu_new fwd", y, ref.geluForward(x, "gelu_new"), { atol: 3e-7, rtol: 1e-6 });
+  const dx = await runAndRead(gpu, [await geluBackward(gpu, { dinp, inp, dout }, n, {}, "gelu_new")], dinp);
+  assertClose("gelu_new bwd", dx, ref.geluBackward(x, dy, "gelu_new"), { atol: 1e-6, rtol: 1e-5 });
+});
+
+Deno.test("matmul's fused GELU epilogues take gelu_new: forward act and backward-input pre", async () => {
+  const gpu = await testGpu(), rng = new Rng(6);
+  const M = 37, K = 24, N = 52;
+  const a = rng.uniformArray(M * K, -1, 1), w = rng.uniformArray(N * K, -1, 1), g = rng.uniformArray(M * N);
+  const inp = upload(gpu, "inp", a), weight = upload(gpu, "weight", w);
+  const out = createStorage(gpu, "out", M * N * 4), act = createStorage(gpu, "act", M * N * 4);
+  const opts = { activation: "gelu_new" as const };
+  const fwd = await matmulForward(gpu, { out, inp, weight, act }, { M, K, N }, opts);
+  const pre = refMatmul.matmulForward(a, w, null, M, K, N);
+  assertClose("fused act", await runAndRead(gpu, [fwd], act), ref.geluForward(pre, "gelu_new"), {
+    atol: 1e-5,
+    rtol: 1e-4,
+  });
+  // The input gradient of a layer [K2, N] whose input is gelu_new(pre), pre [M, N]:
+  // dinp[M, N] = (dout[M, K2] · W2[K2, N]) * gelu_new'(pre).
+  const K2 = 20, w2 = rng.uniformArray(K2 * N, -1, 1), dout = rng.uniformArray(M * K2);
+  const dinp = createStorage(gpu, "dinp", M * N * 4);
+  const bwd = await matmulBackwardInput(
+    gpu,
+    { dinp, dout: upload(gpu, "dout", dout), weight: upload(gpu, "w2", w2), pre: upload(gpu, "pre", Float32Array.from(pre)) },
+    { M, K: N, N: K2 },
+    opts,
+  );
+  const want = ref.geluBackward(pre, refMatmul.matmulBackward(dout, new Float64Array(M * N), w2, M, N, K2).dinp, "gelu_new");
+  assertClose("fused pre", await runAndRead(gpu, [bwd], dinp), want, { atol: 1e-5, rtol: 1e-4 });
 });

@@ -42,11 +42,24 @@ export function withHash(source: string): string {
 }
 
 /**
- * `source` with exact GELU and its derivative (shaders/gelu_math.wgsl: gelu, gelu_grad, gelu4, gelu_grad4)
- * appended: WGSL declarations may come in any order, and appending keeps the file's line numbers.
+ * The MLP's activation: "gelu" is the exact GELU (nanoGPT's `nn.GELU()`), "gelu_new" GPT-2's tanh
+ * approximation, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) (Hugging Face's name for it).
  */
-export function withGeluMath(source: string): string {
-  return `${source}\n${geluMath}`;
+export type Activation = "gelu" | "gelu_new";
+
+/** The activations a model can have. */
+export const ACTIVATIONS: readonly Activation[] = ["gelu", "gelu_new"];
+
+/**
+ * `source` with GELU and its derivative (shaders/gelu_math.wgsl: gelu, gelu_grad, gelu4, gelu_grad4)
+ * appended: the exact GELU, or with `activation` "gelu_new" GPT-2's tanh approximation. WGSL declarations
+ * may come in any order, and appending keeps the file's line numbers.
+ */
+export function withGeluMath(source: string, activation: Activation = "gelu"): string {
+  if (!ACTIVATIONS.includes(activation)) {
+    throw new Error(`activation must be gelu or gelu_new (got ${JSON.stringify(activation)})`);
+  }
+  return `${source}\n${withFlags(geluMath, { TANH: activation === "gelu_new" }, "gelu_math.wgsl")}`;
 }
 
 /**

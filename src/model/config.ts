@@ -4,6 +4,9 @@
  * @module
  */
 
+import { type Activation, ACTIVATIONS } from "../gpu/source.ts";
+export { type Activation, ACTIVATIONS };
+
 /** The model's shape (nanoGPT's GPTConfig). */
 export interface GPTConfig {
   /** Number of transformer blocks. nanoGPT default 12; shakespeare_char 6. */
@@ -23,6 +26,8 @@ export interface GPTConfig {
    * `dropout` (default 0.0; shakespeare_char 0.2).
    */
   dropout: number;
+  /** The MLP's activation; absent means "gelu" (nanoGPT's). A GPT-2 checkpoint has "gelu_new". */
+  activation?: Activation;
 }
 
 /** nanoGPT's defaults (GPT-2 small shape). */
@@ -51,6 +56,9 @@ export function validateConfig(c: GPTConfig): void {
     throw new Error(`config: dropout must be in [0, 1) (got ${c.dropout})`);
   }
   if (typeof c.bias !== "boolean") throw new Error(`config: bias must be true or false`);
+  if (c.activation !== undefined && !ACTIVATIONS.includes(c.activation)) {
+    throw new Error(`config: activation must be ${ACTIVATIONS.join(" or ")} (got ${JSON.stringify(c.activation)})`);
+  }
 }
 
 /**

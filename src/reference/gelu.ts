@@ -1,9 +1,10 @@
 /**
- * CPU reference for exact GELU, float64 arithmetic. erf by a series/continued fraction accurate to ~1e-15,
- * independent of the shader's approximation.
+ * CPU reference for GELU, float64 arithmetic: the exact GELU (erf by a series/continued fraction accurate
+ * to ~1e-15, independent of the shader's approximation) and GPT-2's tanh approximation ("gelu_new").
  *
  * @module
  */
+import type { Activation } from "../gpu/source.ts";
 
 /** erf(x) to ~1e-15: Taylor series for |x| < 3, continued fraction for erfc beyond. */
 export function erf(x: number): number {
@@ -36,14 +37,33 @@ export function geluGrad(x: number): number {
   return 0.5 * (1 + erf(x / Math.SQRT2)) + x * Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI);
 }
 
-/** out = gelu(inp), elementwise. */
-export function geluForward(inp: ArrayLike<number>): Float64Array {
-  return Float64Array.from(inp, gelu);
+const TANH_K = Math.sqrt(2 / Math.PI), TANH_A = 0.044715;
+
+/** GPT-2's gelu_new(x) = 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))). */
+export function geluTanh(x: number): number {
+  return 0.5 * x * (1 + Math.tanh(TANH_K * (x + TANH_A * x * x * x)));
+}
+
+/** d gelu_new / dx = 0.5 (1 + t) + 0.5 x (1 − t²) √(2/π) (1 + 3·0.044715 x²), t the tanh above. */
+export function geluTanhGrad(x: number): number {
+  const t = Math.tanh(TANH_K * (x + TANH_A * x * x * x));
+  return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * TANH_K * (1 + 3 * TANH_A * x * x);
+}
+
+
+/** out = gelu(inp), elementwise (`activation` picks the exact GELU or GPT-2's tanh form). */
+export function geluForward(inp: ArrayLike<number>, activation: Activation = "gelu"): Float64Array {
+  return Float64Array.from(inp, activation === "gelu_new" ? geluTanh : gelu);
 }
 
 /** dinp = dout * gelu'(inp), elementwise. */
-export function geluBackward(inp: ArrayLike<number>, dout: ArrayLike<number>): Float64Array {
+export function geluBackward(
+  inp: ArrayLike<number>,
+  dout: ArrayLike<number>,
+  activation: Activation = "gelu",
+): Float64Array {
+  const grad = activation === "gelu_new" ? geluTanhGrad : geluGrad;
   const d = new Float64Array(inp.length);
-  for (let i = 0; i < inp.length; i++) d[i] = dout[i] * geluGrad(inp[i]);
+  for (let i = 0; i < inp.length; i++) d[i] = dout[i] * grad(inp[i]);
   return d;
 }
