@@ -1,8 +1,8 @@
 /**
- * Autoregressive generation on the GPU with a KV cache: one decode step (embedding of the current
- * position, per block layernorm, qkv, cache append, single-query attention, projection, MLP, head,
- * argmax or sampling, commit) is recorded once and replayed many times inside one compute pass; the
- * position lives on the GPU, so a chunk of tokens costs one submission, not one round trip per token.
+ * Autoregressive generation on the GPU with a KV cache: one decode step (the decode network of
+ * ./decode.ts, then argmax or sampling, then commit) is recorded once and replayed many times inside one
+ * compute pass; the position lives on the GPU, so a chunk of tokens costs one submission, not one round
+ * trip per token.
  *
  * Prompt tokens are "forced": the step still runs for them (filling the cache) but commit keeps the
  * given next token. Positions are learned and absolute, so when a sequence reaches block_size the
@@ -16,13 +16,10 @@
 import { type Arena, createStorage, readU32 } from "../gpu/buffers.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, encodeDispatches } from "../gpu/kernel.ts";
-import { attentionDecode, commit, decodeEmbed, kvAppend } from "../kernels/decode.ts";
-import { geluForward } from "../kernels/gelu.ts";
-import { layernormForward } from "../kernels/layernorm.ts";
-import { matmulForward } from "../kernels/matmul.ts";
-import { residualForward } from "../kernels/residual.ts";
+import { commit } from "../kernels/decode.ts";
 import { argmax, sample } from "../kernels/sample.ts";
 import type { GPTConfig } from "./config.ts";
+import { createDecodeNetwork } from "./decode.ts";
 
 /** How to pick each next token. */
 export interface SamplingOptions {
@@ -72,68 +69,19 @@ export class Generator {
 
   /** Builds the decode step for `B` sequences over the parameters in `params` (nanoGPT layout). */
   static async create(gpu: Gpu, config: GPTConfig, params: Arena, B = 1): Promise<Generator> {
-    const c = config, C = c.n_embd, V = c.vocab_size, NH = c.n_head, maxT = c.block_size;
+    const V = config.vocab_size, maxT = config.block_size;
     const f32 = (label: string, n: number) => createStorage(gpu, label, n * 4);
     const seq = f32("gen.seq", B * maxT), state = f32("gen.state", 4), rng = f32("gen.rng", 4);
-    const sampled = f32("gen.sampled", B), logits = f32("gen.logits", B * V);
-    const xa = f32("gen.xa", B * C), xb = f32("gen.xb", B * C), x2 = f32("gen.x2", B * C);
-    const ln = f32("gen.ln", B * C), mean = f32("gen.mean", B), rstd = f32("gen.rstd", B);
-    const qkv = f32("gen.qkv", B * 3 * C), y = f32("gen.y", B * C), proj = f32("gen.proj", B * C);
-    const fch = f32("gen.fch", B * 4 * C), fcg = f32("gen.fcg", B * 4 * C);
-    const P = (n: string) => params.bind(n);
-    const PB = (n: string) => c.bias ? { bias: P(n) } : {};
-    const wte = P("transformer.wte.weight");
-    const ds: Dispatch[] = [];
-    ds.push(
-      await decodeEmbed(gpu, { x: xa, seq, wte, wpe: P("transformer.wpe.weight"), state }, { B, maxT, C, V }),
-    );
-    let x = xa, other = xb;
-    for (let l = 0; l < c.n_layer; l++) {
-      const h = `transformer.h.${l}`;
-      const kcache = f32(`gen.k${l}`, B * maxT * C), vcache = f32(`gen.v${l}`, B * maxT * C);
-      const lnF = (inp: GPUBuffer, name: string) =>
-        layernormForward(gpu, {
-          out: ln,
-          mean,
-          rstd,
-          inp,
-          weight: P(`${name}.weight`),
-          ...PB(`${name}.bias`),
-        }, {
-          N: B,
-          C,
-        });
-      const lin = (out: GPUBuffer, inp: GPUBuffer, name: string, K: number, N: number) =>
-        matmulForward(gpu, { out, inp, weight: P(`${name}.weight`), ...PB(`${name}.bias`) }, { M: B, K, N });
-      ds.push(await lnF(x, `${h}.ln_1`));
-      ds.push(await lin(qkv, ln, `${h}.attn.c_attn`, C, 3 * C));
-      ds.push(await kvAppend(gpu, { kcache, vcache, qkv, state }, { B, maxT, C, NH }));
-      ds.push(await attentionDecode(gpu, { y, qkv, kcache, vcache, state }, { B, maxT, C, NH }));
-      ds.push(await lin(proj, y, `${h}.attn.c_proj`, C, C));
-      ds.push(await residualForward(gpu, { out: x2, a: x, b: proj }, B * C));
-      ds.push(await lnF(x2, `${h}.ln_2`));
-      ds.push(await lin(fch, ln, `${h}.mlp.c_fc`, C, 4 * C));
-      ds.push(await geluForward(gpu, { out: fcg, inp: fch }, B * 4 * C));
-      ds.push(await lin(proj, fcg, `${h}.mlp.c_proj`, 4 * C, C));
-      ds.push(await residualForward(gpu, { out: other, a: x2, b: proj }, B * C));
-      [x, other] = [other, x];
-    }
-    ds.push(
-      await layernormForward(gpu, {
-        out: ln,
-        mean,
-        rstd,
-        inp: x,
-        weight: P("transformer.ln_f.weight"),
-        ...PB("transformer.ln_f.bias"),
-      }, { N: B, C }),
-    );
-    ds.push(await matmulForward(gpu, { out: logits, inp: ln, weight: wte }, { M: B, K: C, N: V }));
+    const sampled = f32("gen.sampled", B);
+    const { dispatches: head, logits } = await createDecodeNetwork(gpu, config, params, { seq, state }, {
+      B,
+      label: "gen",
+    });
     return new Generator(gpu, config, B, {
       seq,
       state,
       rng,
-      head: ds,
+      head,
       argmax: await argmax(gpu, { out: sampled, logits }, { N: B, V }),
       sample: await sample(gpu, { out: sampled, logits, rng }, {
         N: B,

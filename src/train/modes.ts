@@ -26,15 +26,12 @@
 import { type Arena, createStorage } from "../gpu/buffers.ts";
 import type { Gpu } from "../gpu/device.ts";
 import type { Dispatch } from "../gpu/kernel.ts";
-import { attentionDecode, commit, decodeEmbed, kvAppend } from "../kernels/decode.ts";
-import { geluForward } from "../kernels/gelu.ts";
+import { commit } from "../kernels/decode.ts";
 import { gradCosine, gradCosineScratchBytes } from "../kernels/gradstats.ts";
-import { layernormForward } from "../kernels/layernorm.ts";
-import { matmulForward } from "../kernels/matmul.ts";
 import { rolloutBegin, rolloutEnd, scheduledMix } from "../kernels/modes.ts";
-import { residualForward } from "../kernels/residual.ts";
 import { argmax, sample } from "../kernels/sample.ts";
 import type { GPTConfig } from "../model/config.ts";
+import { createDecodeNetwork } from "../model/decode.ts";
 import type { GPT } from "../model/gpt.ts";
 import type { TrainConfig } from "./config.ts";
 import { InputError } from "../util/errors.ts";
@@ -163,8 +160,8 @@ export function validateModeConfig(c: TrainConfig): void {
 
 /**
  * A B-row free-running rollout over a parameter arena (nanoGPT layout), Generator-like: one KV-cache
- * decode step recorded once and replayed T-1 times inside the caller's compute pass, the position on
- * the GPU. `dispatches` = rollout_begin (copy tokens into the decoder rows, reset the position and the
+ * decode step (model/decode.ts's network, then the pick and the commit) recorded once and replayed T-1
+ * times inside the caller's compute pass, the position on the GPU. `dispatches` = rollout_begin (copy tokens into the decoder rows, reset the position and the
  * sampling seed), the T-1 decode steps (positions 0..T-2; commit keeps tokens < prefix gold and stores
  * the model's choice from `prefix` on), rollout_end (copy the rows back into `tokens` from `prefix` on).
  */
@@ -195,63 +192,28 @@ export async function createRollout(
   io: RolloutBindings,
   s: { B: number; T: number; prefix: number; decode: DecodeRule; ignoreId?: number },
 ): Promise<Rollout> {
-  const c = config, C = c.n_embd, V = c.vocab_size, NH = c.n_head, maxT = c.block_size;
+  const V = config.vocab_size, maxT = config.block_size;
   const { B, T } = s;
   if (T < 2 || T > maxT) throw new Error(`rollout: T = ${T} must be in [2, block_size = ${maxT}]`);
   checkPrefix(s.prefix, T);
   const f32 = (label: string, n: number) => createStorage(gpu, label, n * 4);
   const seq = f32("roll.seq", B * maxT), state = f32("roll.state", 4), rollRng = f32("roll.rng", 4);
-  const sampled = f32("roll.sampled", B), logits = f32("roll.logits", B * V);
-  const xa = f32("roll.xa", B * C), xb = f32("roll.xb", B * C), x2 = f32("roll.x2", B * C);
-  const ln = f32("roll.ln", B * C), mean = f32("roll.mean", B), rstd = f32("roll.rstd", B);
-  const qkv = f32("roll.qkv", B * 3 * C), y = f32("roll.y", B * C), proj = f32("roll.proj", B * C);
-  const fch = f32("roll.fch", B * 4 * C), fcg = f32("roll.fcg", B * 4 * C);
-  const P = (n: string) => params.bind(n);
-  const PB = (n: string) => c.bias ? { bias: P(n) } : {};
-  const wte = P("transformer.wte.weight");
-  const step: Dispatch[] = [];
-  step.push(
-    await decodeEmbed(gpu, { x: xa, seq, wte, wpe: P("transformer.wpe.weight"), state }, { B, maxT, C, V }),
-  );
-  let x = xa, other = xb;
-  const lnF = (inp: GPUBuffer, name: string) =>
-    layernormForward(gpu, { out: ln, mean, rstd, inp, weight: P(`${name}.weight`), ...PB(`${name}.bias`) }, {
+  const sampled = f32("roll.sampled", B);
+  const { dispatches: net, logits } = await createDecodeNetwork(gpu, config, params, { seq, state }, {
+    B,
+    label: "roll",
+  });
+  const pick = s.decode === "argmax"
+    ? await argmax(gpu, { out: sampled, logits }, { N: B, V })
+    : await sample(gpu, { out: sampled, logits, rng: rollRng }, {
       N: B,
-      C,
+      V,
+      temperature: 1,
+      topK: 0,
+      stream: STREAMS.rolloutSample,
     });
-  const lin = (out: GPUBuffer, inp: GPUBuffer, name: string, K: number, N: number) =>
-    matmulForward(gpu, { out, inp, weight: P(`${name}.weight`), ...PB(`${name}.bias`) }, { M: B, K, N });
-  for (let l = 0; l < c.n_layer; l++) {
-    const h = `transformer.h.${l}`;
-    const kcache = f32(`roll.k${l}`, B * maxT * C), vcache = f32(`roll.v${l}`, B * maxT * C);
-    step.push(await lnF(x, `${h}.ln_1`));
-    step.push(await lin(qkv, ln, `${h}.attn.c_attn`, C, 3 * C));
-    step.push(await kvAppend(gpu, { kcache, vcache, qkv, state }, { B, maxT, C, NH }));
-    step.push(await attentionDecode(gpu, { y, qkv, kcache, vcache, state }, { B, maxT, C, NH }));
-    step.push(await lin(proj, y, `${h}.attn.c_proj`, C, C));
-    step.push(await residualForward(gpu, { out: x2, a: x, b: proj }, B * C));
-    step.push(await lnF(x2, `${h}.ln_2`));
-    step.push(await lin(fch, ln, `${h}.mlp.c_fc`, C, 4 * C));
-    step.push(await geluForward(gpu, { out: fcg, inp: fch }, B * 4 * C));
-    step.push(await lin(proj, fcg, `${h}.mlp.c_proj`, 4 * C, C));
-    step.push(await residualForward(gpu, { out: other, a: x2, b: proj }, B * C));
-    [x, other] = [other, x];
-  }
-  step.push(await lnF(x, "transformer.ln_f"));
-  step.push(await matmulForward(gpu, { out: logits, inp: ln, weight: wte }, { M: B, K: C, N: V }));
-  step.push(
-    s.decode === "argmax"
-      ? await argmax(gpu, { out: sampled, logits }, { N: B, V })
-      : await sample(gpu, { out: sampled, logits, rng: rollRng }, {
-        N: B,
-        V,
-        temperature: 1,
-        topK: 0,
-        stream: STREAMS.rolloutSample,
-      }),
-  );
   const commitD = await commit(gpu, { seq, state, rng: rollRng, sampled }, { B, maxT, forcedLen: s.prefix });
-  step.push(commitD);
+  const step: Dispatch[] = [...net, pick, commitD];
   const begin = await rolloutBegin(gpu, { seq, rollState: state, rollRng, tokens: io.tokens, rng: io.rng }, {
     B,
     T,
