@@ -39,7 +39,9 @@ for (const dtype of ["float32", "float16"] as const) {
       } finally {
         gpu.device.createBuffer = create;
       }
-      const planned = memoryPlan(c, B, T, false, dtype, splitK, storedDs, headRows).map((b) => b.bytes);
+      const planned = memoryPlan(c, { batch: B, time: T, dtype, splitK, storedDs, headRows }).map((b) =>
+        b.bytes
+      );
       assert.deepEqual([...sizes].sort((a, b) => a - b), [...planned].sort((a, b) => a - b));
     });
   }
@@ -60,10 +62,10 @@ Deno.test("attention's dS is stored by default only while it adds at most a quar
     (await GPT.create(gpu, c, { B: 1, T })).backward.some((d) => d.kernel === "attention_backward_dq_ds");
   // T 64: dS is 2 x 64 x 64 floats (32 KiB), a fraction of the rest; T 1024: 8 MiB, more than the rest.
   for (const [T, want] of [[64, true], [1024, false]] as const) {
-    const plan = memoryPlan(c, 1, T);
+    const plan = memoryPlan(c, { batch: 1, time: T });
     const ds = 4 * 2 * T * T, rest = plan.reduce((s, b) => s + b.bytes, 0);
     assert.equal(ds <= rest / 4, want, `T=${T}: dS ${ds} B, rest ${rest} B`);
-    assert.equal(storedDsDefault(gpu, c, 1, T, plan), want);
+    assert.equal(storedDsDefault(gpu, c, { batch: 1, time: T }), want);
     assert.equal(await uses(T), want);
   }
 });
@@ -115,7 +117,7 @@ Deno.test("a large vocabulary's head goes in chunks that fit the binding limit; 
   const R = headRowsDefault(limits(2 ** 31), gpt2, 12, 1024);
   assert.equal(R, 1280);
   assert.ok(R * 50257 * 4 <= HEAD_CHUNK_BYTES);
-  const plan = memoryPlan(gpt2, 12, 1024, true, "float32", true, false, R);
+  const plan = memoryPlan(gpt2, { batch: 12, time: 1024, training: true, splitK: true, headRows: R });
   assert.ok(
     plan.every((b) => b.bytes <= 2 ** 31),
     plan.filter((b) => b.bytes > 2 ** 31).map((b) => b.name).join(),

@@ -7,12 +7,8 @@
  * @module
  */
 import type { Gpu } from "../gpu/device.ts";
-import { attentionDsBytes, attentionScratchBytes } from "../kernels/attention.ts";
-import { encoderScratchBytes } from "../kernels/encoder.ts";
-import { layernormScratchBytes } from "../kernels/layernorm.ts";
-import { matmulBackwardWeightScratchBytes } from "../kernels/matmul.ts";
-import type { GPTConfig, Precision } from "./config.ts";
-import { paramLayout } from "./params.ts";
+import { type BufferOptions, bufferTable, tableBuffers } from "./buffers.ts";
+import type { GPTConfig } from "./config.ts";
 import { InputError } from "../util/errors.ts";
 
 /** One planned buffer. */
@@ -24,97 +20,11 @@ export interface PlannedBuffer {
 }
 
 /**
- * Every buffer GPT.create allocates for (B, T), plus the AdamW moments when `training` (the trainer's
- * two extra parameter-sized arenas). With dtype "float16" the matmul and attention operands take 2 bytes a
- * value, plus the f16 weight copy, the f16 loss gradient and the loss scaler; `splitK` adds the split-K
- * weight-gradient scratch where a shape splits; `storedDs` the attention backward's dS buffer (see
- * {@linkcode storedDsDefault}); `headRows` the rows of logits held at a time (see {@linkcode headRowsDefault}).
- * Mirrors src/model/gpt.ts; a test checks the two agree.
+ * Every buffer GPT.create allocates for `o` (model/buffers.ts bufferTable, the table allocation reads
+ * too), plus the AdamW moments when `o.training` (the trainer's two extra parameter-sized arenas).
  */
-export function memoryPlan(
-  c: GPTConfig,
-  B: number,
-  T: number,
-  training = false,
-  dtype: Precision = "float32",
-  splitK = true,
-  storedDs = false,
-  headRows = B * T,
-): PlannedBuffer[] {
-  const C = c.n_embd, V = c.vocab_size, L = c.n_layer, N = B * T, NH = c.n_head, R = headRows;
-  const P = paramLayout(c).layout.totalFloats * 4;
-  const f = (name: string, floats: number): PlannedBuffer => ({ name, bytes: Math.max(4, floats * 4) });
-  const half = dtype === "float16";
-  // An operand buffer: f16 in mixed precision (rounded up to 4 bytes like every buffer).
-  const h = (name: string, n: number): PlannedBuffer =>
-    half ? { name, bytes: Math.max(4, Math.ceil(n / 2) * 4) } : f(name, n);
-  const out: PlannedBuffer[] = [
-    { name: `parameters [${P / 4} floats]`, bytes: P },
-    { name: `gradients [${P / 4} floats]`, bytes: P },
-    f("tokens", N),
-    f("targets", N),
-    f("rng", 4),
-    f(`logits [${R} x ${V}]`, R * V),
-    f("losses", N),
-    f("loss_acc", 4),
-  ];
-  if (training) out.push({ name: "adam_m", bytes: P }, { name: "adam_v", bytes: P });
-  for (let l = 0; l <= L; l++) out.push(f(`residual ${l} [${N} x ${C}]`, N * C));
-  if (c.dropout > 0) out.push(f("emb", N * C));
-  for (let l = 0; l < L; l++) {
-    out.push(
-      h(`h${l}.ln1`, N * C),
-      f(`h${l}.ln1_mean`, N),
-      f(`h${l}.ln1_rstd`, N),
-      h(`h${l}.qkv [${N} x ${3 * C}]`, N * 3 * C),
-      h(`h${l}.atty`, N * C),
-      f(`h${l}.lse`, B * NH * T),
-      f(`h${l}.x2`, N * C),
-      h(`h${l}.ln2`, N * C),
-      f(`h${l}.ln2_mean`, N),
-      f(`h${l}.ln2_rstd`, N),
-      h(`h${l}.fch [${N} x ${4 * C}]`, N * 4 * C),
-      h(`h${l}.fcg [${N} x ${4 * C}]`, N * 4 * C),
-    );
-  }
-  out.push(h("lnf", N * C), f("lnf_mean", N), f("lnf_rstd", N));
-  out.push(
-    f("dres", N * C),
-    f("d_c", N * C),
-    h("d_atty", N * C),
-    h("d_4c_b", N * 4 * C),
-  );
-  if (half) {
-    out.push(
-      { name: `f16 parameters [${P / 4} halves]`, bytes: P / 2 },
-      h(`f16 dlogits [${R} x ${V}]`, R * V),
-      { name: "loss scaler", bytes: 8 },
-    );
-  }
-  out.push({ name: "attention scratch", bytes: Math.max(4, attentionScratchBytes({ B, T, C, NH })) });
-  const ln = layernormScratchBytes({ N, C });
-  if (ln > 0) out.push({ name: "layernorm scratch", bytes: ln });
-  out.push({ name: "embedding scratch", bytes: Math.max(4, encoderScratchBytes({ B, T, C, V })) });
-  const split = splitK
-    ? Math.max(0, ...linearWeightShapes(c, N).map((s) => matmulBackwardWeightScratchBytes(s)))
-    : 0;
-  if (split > 0) out.push({ name: "split-K weight-gradient scratch", bytes: split });
-  if (storedDs) out.push(storedDsBuffer(c, B, T, dtype));
-  return out;
-}
-
-/** The attention backward's dS buffer (one for all layers; f16 in mixed precision, like dqkv). */
-export function storedDsBuffer(
-  c: GPTConfig,
-  B: number,
-  T: number,
-  dtype: Precision = "float32",
-): PlannedBuffer {
-  const NH = c.n_head;
-  return {
-    name: `attention dS [${B * NH} x ${T} x ${T}]`,
-    bytes: attentionDsBytes({ B, T, C: c.n_embd, NH }, dtype === "float16" ? "f16" : "f32"),
-  };
+export function memoryPlan(c: GPTConfig, o: BufferOptions): PlannedBuffer[] {
+  return tableBuffers(bufferTable(c, o)).map(({ name, bytes }) => ({ name, bytes }));
 }
 
 /**
@@ -122,19 +32,13 @@ export function storedDsBuffer(
  * `ds`: the dq kernel reads dS instead of recomputing S and dP, 5 instead of 7 products of T^2 HS per head,
  * 23-32% less backward time on lavapipe): when the buffer, one T x T square per (batch, head) in f32 (f16 in
  * mixed precision), fits one binding and adds at most a quarter to the bytes of the model's other buffers
- * (`plan`), so that long contexts with small models keep FlashAttention's linear memory.
+ * (the plan of `o` without dS), so that long contexts with small models keep FlashAttention's linear memory.
  */
-export function storedDsDefault(
-  gpu: Gpu,
-  c: GPTConfig,
-  B: number,
-  T: number,
-  plan: readonly PlannedBuffer[],
-  dtype: Precision = "float32",
-): boolean {
-  const { bytes } = storedDsBuffer(c, B, T, dtype);
+export function storedDsDefault(gpu: Gpu, c: GPTConfig, o: BufferOptions): boolean {
+  const rest = memoryPlan(c, { ...o, storedDs: false }).reduce((s, b) => s + b.bytes, 0);
+  const bytes = bufferTable(c, { ...o, storedDs: true }).storage.attDs!.bytes;
   const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
-  return bytes <= limit && bytes <= plan.reduce((s, b) => s + b.bytes, 0) / 4;
+  return bytes <= limit && bytes <= rest / 4;
 }
 
 /** Bytes of f32 logits the tied head holds at a time at most, below the adapter's binding limit. */
@@ -153,22 +57,6 @@ export function headRowsDefault(gpu: Gpu, c: GPTConfig, B: number, T: number): n
   if (N * rowBytes <= cap) return N;
   // At least 64 rows (an absurd vocabulary is then refused by checkMemory with its size), at most N.
   return Math.min(N, Math.max(64, Math.floor(cap / rowBytes / 64) * 64));
-}
-
-/**
- * The weight-gradient products of one step as matmul shapes {M: rows, K: in features, N: out features}:
- * each block's four Linear layers and the tied head (N = vocab); M = B*T. The model sizes one split-K
- * scratch for the largest (src/kernels/matmul.ts matmulBackwardWeightSplit).
- */
-export function linearWeightShapes(c: GPTConfig, M: number): { M: number; K: number; N: number }[] {
-  const C = c.n_embd;
-  return [
-    { M, K: C, N: 3 * C },
-    { M, K: C, N: C },
-    { M, K: C, N: 4 * C },
-    { M, K: 4 * C, N: C },
-    { M, K: C, N: c.vocab_size },
-  ];
 }
 
 /** Human-readable bytes: "128 MiB", "3.07 GiB". */
