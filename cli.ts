@@ -41,12 +41,10 @@ import {
 import { runExperiment } from "./src/train/experiment.ts";
 import { writeFileAtomic } from "./src/io/atomic.ts";
 import { InputError } from "./src/util/errors.ts";
+import { errorLine, UsageError } from "./src/cli/errors.ts";
 import { savedRun } from "./src/train/state.ts";
 import type { LoadOptions } from "./src/model/checkpoint.ts";
 import { startToken } from "./src/data/tokenizer.ts";
-
-/** A usage error (a flag the command cannot take): bad input, printed as one line, exit code 2. */
-class UsageError extends InputError {}
 
 function parse(argv: string[], table: FlagTable) {
   try {
@@ -519,8 +517,7 @@ export async function main(args: string[]): Promise<number> {
     }
     return await command.run(rest);
   } catch (e) {
-    const msg = (e as Error).message?.split("\n")[0] ?? String(e);
-    console.error(`tforce ${cmd ?? ""}: ${msg}`);
+    console.error(`tforce ${cmd ?? ""}: ${errorLine(e)}`);
     // The convention --help prints (EXIT_STATUS): 2 bad input, 3 diverged, 1 any other failure.
     if (e instanceof InputError) return 2;
     if (e instanceof TrainingDiverged) return 3;

@@ -103,7 +103,16 @@ export {
   readNanoGptCheckpoint,
   type TokenizerSources,
 } from "./src/model/nanogpt.ts";
-export { DEFAULT_TRAIN, kebab, PRESETS, type TrainConfig, validateTrainConfig } from "./src/train/config.ts";
+export {
+  ConfigError,
+  DEFAULT_TRAIN,
+  kebab,
+  type MessagePart,
+  PRESETS,
+  SettingName,
+  type TrainConfig,
+  validateTrainConfig,
+} from "./src/train/config.ts";
 export {
   dropoutSeed,
   train,

@@ -2,8 +2,16 @@
 import assert from "node:assert/strict";
 import { parseTrainArgs } from "../cli.ts";
 import { expectCliError as expectError, runCli } from "./cli_run.ts";
-import { DEFAULT_TRAIN, kebab, PRESETS, TRAIN_FLAG_HELP } from "../src/train/config.ts";
-import { EVAL_FLAGS, EXPERIMENT_FLAGS, SAMPLE_FLAGS, wrap } from "../src/cli/flags.ts";
+import {
+  ConfigError,
+  DEFAULT_TRAIN,
+  kebab,
+  PRESETS,
+  type TrainConfig,
+  validateTrainConfig,
+} from "../src/train/config.ts";
+import { errorLine } from "../src/cli/errors.ts";
+import { EVAL_FLAGS, EXPERIMENT_FLAGS, SAMPLE_FLAGS, TRAIN_FLAG_HELP, wrap } from "../src/cli/flags.ts";
 import { encodeSafetensors } from "../src/io/safetensors.ts";
 
 Deno.test("train refuses bad flags and bad data with one line each", async () => {
@@ -144,4 +152,29 @@ Deno.test("every train flag parses back to its default's type and value", () => 
     "v.txt",
   ]);
   assert.deepEqual([c.vocab_size, c.lr_decay_steps, c.ss_k, c.val], [300, 50, 0.5, "v.txt"]);
+});
+
+Deno.test("config errors name settings by key; the command line words them as flags, values untouched", () => {
+  const refused = (over: Partial<TrainConfig>) => {
+    try {
+      validateTrainConfig({ ...DEFAULT_TRAIN, ...over });
+    } catch (e) {
+      assert.ok(e instanceof ConfigError);
+      return [e.message, errorLine(e)];
+    }
+    throw new Error("accepted");
+  };
+  assert.deepEqual(refused({ lr_decay_steps: 0 }), [
+    "lr_decay_steps must be a positive integer (got 0)",
+    "--lr-decay-steps must be a positive integer (got 0)",
+  ]);
+  assert.deepEqual(refused({ vocab_file: "tokenizer vocab_file" }), [
+    "vocab_file applies to tokenizer gpt2, not char (got vocab_file tokenizer vocab_file)",
+    "--vocab-file applies to --tokenizer gpt2, not char (got --vocab-file tokenizer vocab_file)",
+  ]);
+  assert.deepEqual(refused({ tokenizer: "gpt2" }), [
+    "tokenizer gpt2 needs vocab_file DIR (a folder of GPT-2's vocab.json and merges.txt)",
+    "--tokenizer gpt2 needs --vocab-file DIR (a folder of GPT-2's vocab.json and merges.txt)",
+  ]);
+  assert.equal(errorLine(new Error("first\nsecond")), "first");
 });

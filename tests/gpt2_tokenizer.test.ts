@@ -26,6 +26,7 @@ import { paramLayout } from "../src/model/params.ts";
 import type { GPTConfig } from "../src/model/config.ts";
 import { loadCorpus } from "../src/train/data.ts";
 import { DEFAULT_TRAIN, type TrainConfig, validateTrainConfig } from "../src/train/config.ts";
+import { errorLine } from "../src/cli/errors.ts";
 import { InputError } from "../src/util/errors.ts";
 import { Rng } from "../src/util/rng.ts";
 
@@ -290,7 +291,7 @@ Deno.test("--tokenizer gpt2 --vocab-file DIR: the config checks, and loadCorpus 
   for (const [over, re] of refused) {
     assert.throws(
       () => validateTrainConfig({ ...base, ...over }),
-      (e: unknown) => e instanceof InputError && re.test(e.message),
+      (e: unknown) => e instanceof InputError && re.test(errorLine(e)),
     );
   }
   assert.throws(() => trainTokenizer("gpt2", "text"), /not trained: load it with loadGpt2Tokenizer/);

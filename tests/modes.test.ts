@@ -13,7 +13,8 @@ import * as ref from "../src/reference/modes.ts";
 import { cosineOf, gradCosineStats } from "../src/reference/gradstats.ts";
 import { Rng } from "../src/util/rng.ts";
 import { hostOf, randomWeights, tinyTrain } from "./fixtures.ts";
-import { DEFAULT_TRAIN, type TrainConfig, validateTrainConfig } from "../src/train/config.ts";
+import { ConfigError, DEFAULT_TRAIN, type TrainConfig, validateTrainConfig } from "../src/train/config.ts";
+import { errorLine } from "../src/cli/errors.ts";
 import { buildModeStep, epsilon, epsilonSchedule, inverseSigmoidK, STREAMS } from "../src/train/modes.ts";
 import { train } from "../src/train/trainer.ts";
 import { main } from "../cli.ts";
@@ -212,8 +213,10 @@ Deno.test("bad mode settings are one-line errors (config and command line)", asy
     [{ ss_c: -1 }, /--ss-c must be >= 0/],
   ];
   for (const [o, re] of bad) {
+    // The library names settings by their keys; the command line words them as flags.
     assert.throws(() => validateTrainConfig({ ...DEFAULT_TRAIN, ...o }), (e: Error) => {
-      assert.match(e.message, re);
+      assert.ok(e instanceof ConfigError && !e.message.includes("--"), e.message);
+      assert.match(errorLine(e), re);
       assert.ok(!e.message.includes("\n"));
       return true;
     });

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { DEFAULT_TRAIN, kebab, PRESETS, TRAIN_FLAG_HELP, type TrainConfig } from "../train/config.ts";
+import { DEFAULT_TRAIN, kebab, PRESETS, type TrainConfig } from "../train/config.ts";
 
 /** One flag: its value form ("" for a switch), one line of help, and its default when it has one. */
 export interface Flag {
@@ -45,6 +45,69 @@ export function joinNegativeNumbers(argv: readonly string[], table: FlagTable): 
   }
   return out;
 }
+
+/**
+ * `deno task train --help`: each key's value form ("" for a switch) and one line of help. The mapped type
+ * makes a TrainConfig key without help a type error, so the help cannot fall behind the config.
+ */
+export const TRAIN_FLAG_HELP: {
+  readonly [K in keyof TrainConfig]-?: readonly [value: string, help: string];
+} = {
+  data: ["FILE", "training text (UTF-8); default: the embedded generated language"],
+  val: ["FILE", "validation text; default: the last 10% of the data"],
+  allow_invalid_utf8: [
+    "",
+    "decode --data and --val bytes that are not UTF-8 as U+FFFD instead of refusing the file",
+  ],
+  tokenizer: [
+    "char|word|bpe|gpt2",
+    "char: code points; word: words and punctuation; bpe: byte-level BPE; gpt2: GPT-2's (--vocab-file)",
+  ],
+  vocab_size: ["N", "vocabulary size of the word and bpe tokenizers (bpe: 512 when not given)"],
+  vocab_file: ["DIR", "--tokenizer gpt2: a folder of GPT-2's vocab.json and merges.txt (Hugging Face's)"],
+  examples: ["stream|lines", "stream: windows of one token stream; lines: one example per line, padded"],
+  n_layer: ["N", "transformer blocks"],
+  n_head: ["N", "attention heads"],
+  n_embd: ["N", "channels, a multiple of --n-head"],
+  block_size: ["N", "context length in tokens"],
+  batch_size: ["N", "sequences per micro-batch"],
+  grad_accum: ["N", "micro-batches per optimizer step, all in the step's one GPU submission"],
+  dropout: ["P", "dropout on the embeddings, attention probabilities and residual branches"],
+  bias: ["", "biases in the Linear and LayerNorm layers (--no-bias: none)"],
+  steps: ["N", "optimizer steps in total, counting the steps before a --resume"],
+  lr: ["X", "peak learning rate"],
+  min_lr: ["X", "learning rate at the end of the cosine decay"],
+  warmup: ["N", "steps of linear warmup"],
+  lr_decay_steps: ["N", "steps of cosine decay (default: --steps)"],
+  weight_decay: ["X", "AdamW weight decay of the matrices and embeddings"],
+  beta1: ["X", "AdamW beta1"],
+  beta2: ["X", "AdamW beta2"],
+  grad_clip: ["X", "clip the global gradient norm to X (0: off)"],
+  dtype: ["float32|float16", "float16: f16 operands, f32 arithmetic and master weights, loss scaling"],
+  eval_interval: ["N", "evaluate and save a checkpoint every N steps"],
+  eval_iters: ["N", "validation batches per evaluation"],
+  log_interval: ["N", "read the training loss back every N steps"],
+  seed: ["N", "seed of the initialisation, data order, dropout and generated language"],
+  out: ["DIR", "run folder: checkpoints, log.jsonl, loss.svg"],
+  resume: ["", "continue the run in --out with its saved settings (model, data, optimizer, schedule)"],
+  overwrite: ["", "train afresh into an --out that holds a run, moving its files to DIR/replaced-TIME/"],
+  init_from: ["FILE", "fine-tune from this checkpoint's weights, shape and tokenizer (step 0)"],
+  sample_chars: ["N", "tokens of sample text printed at the end (0: none)"],
+  mode: [
+    "teacher-forcing|free-running|scheduled-sampling",
+    "how the inputs are formed: gold tokens, the model's own, or a decaying mix",
+  ],
+  prefix: ["N", "free-running: gold tokens before the model's own (default: block size / 4)"],
+  fr_decode: ["argmax|sample", "free-running: the model's next token is its argmax or a sample"],
+  ss_decode: ["argmax|sample", "scheduled-sampling: pass 1's prediction is its argmax or a sample"],
+  ss_schedule: [
+    "linear|exponential|inverse-sigmoid",
+    "scheduled-sampling: how ε, the chance of a gold input, decays",
+  ],
+  ss_k: ["X", "ε's parameter k (default by schedule; see src/train/modes.ts)"],
+  ss_c: ["X", "linear ε's slope per step (default: (k - ss-min) / steps)"],
+  ss_min: ["X", "floor of ε, in [0, 1]"],
+};
 
 /** The `train` flags: `--preset` and every TrainConfig key (kebab case) with its default. */
 export function trainFlags(): FlagTable {

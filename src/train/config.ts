@@ -1,14 +1,25 @@
 /**
- * TrainConfig: every knob of a training run, nanoGPT's names in snake case; CLI flags map 1:1 in kebab
- * case (`--lr-decay-steps` is `lr_decay_steps`).
+ * TrainConfig: every knob of a training run, nanoGPT's names in snake case, and its validation. Errors
+ * name settings by these keys ({@linkcode ConfigError}: "lr_decay_steps must be a positive integer"); the
+ * command line, whose flags map 1:1 in kebab case, writes them as flags (`--lr-decay-steps`).
  *
  * @module
  */
-import type { TokenizerType } from "../data/tokenizer.ts";
+import type { TokenizerType } from "../data/tokenizer_types.ts";
 import { type Precision, PRECISIONS } from "../model/config.ts";
 import type { ExamplesMode } from "./data.ts";
-import { validateModeConfig } from "./modes.ts";
 import { InputError } from "../util/errors.ts";
+
+/** How the inputs of a training step are formed (src/train/modes.ts). */
+export type TrainMode = "teacher-forcing" | "free-running" | "scheduled-sampling";
+/** Every training mode, in the order the experiment reports them. */
+export const TRAIN_MODES: readonly TrainMode[] = ["teacher-forcing", "free-running", "scheduled-sampling"];
+/** How the model picks its own token: the most likely one, or a draw at temperature 1. */
+export type DecodeRule = "argmax" | "sample";
+/** The decay of scheduled sampling's teacher-forcing probability ε (Bengio et al. 2015). */
+export type SsSchedule = "linear" | "exponential" | "inverse-sigmoid";
+/** Every ε schedule. */
+export const SS_SCHEDULES: readonly SsSchedule[] = ["linear", "exponential", "inverse-sigmoid"];
 
 /** A training run's configuration (model shape, data, optimization, bookkeeping). */
 export interface TrainConfig {
@@ -81,15 +92,15 @@ export interface TrainConfig {
   /** Characters of sample text generated at the end (0: none). */
   sample_chars: number;
   /** How inputs are formed: teacher-forcing, free-running or scheduled-sampling (src/train/modes.ts). */
-  mode: "teacher-forcing" | "free-running" | "scheduled-sampling";
+  mode: TrainMode;
   /** Gold prefix P of free-running inputs and of `eval --exposure`, in [1, block_size); default block_size / 4. */
   prefix?: number;
   /** free-running: the model's own next token is its argmax or a sample (temperature 1). */
-  fr_decode: "argmax" | "sample";
+  fr_decode: DecodeRule;
   /** scheduled-sampling: pass 1's prediction per position is its argmax or a sample (temperature 1). */
-  ss_decode: "argmax" | "sample";
+  ss_decode: DecodeRule;
   /** scheduled-sampling: decay of ε, the probability of keeping a gold input (Bengio et al. 2015). */
-  ss_schedule: "linear" | "exponential" | "inverse-sigmoid";
+  ss_schedule: SsSchedule;
   /** ε parameter k: linear offset in [0, 1], exponential base in (0, 1], inverse-sigmoid k >= 1; default by schedule. */
   ss_k?: number;
   /** Linear ε slope per step (>= 0); default (k - ss_min) / steps. */
@@ -170,70 +181,58 @@ export const PRESETS: Readonly<Record<string, Readonly<Partial<TrainConfig>>>> =
   },
 };
 
-/**
- * `deno task train --help`: each key's value form ("" for a switch) and one line of help. The mapped type
- * makes a TrainConfig key without help a type error, so the help cannot fall behind the config.
- */
-export const TRAIN_FLAG_HELP: {
-  readonly [K in keyof TrainConfig]-?: readonly [value: string, help: string];
-} = {
-  data: ["FILE", "training text (UTF-8); default: the embedded generated language"],
-  val: ["FILE", "validation text; default: the last 10% of the data"],
-  allow_invalid_utf8: [
-    "",
-    "decode --data and --val bytes that are not UTF-8 as U+FFFD instead of refusing the file",
-  ],
-  tokenizer: [
-    "char|word|bpe|gpt2",
-    "char: code points; word: words and punctuation; bpe: byte-level BPE; gpt2: GPT-2's (--vocab-file)",
-  ],
-  vocab_size: ["N", "vocabulary size of the word and bpe tokenizers (bpe: 512 when not given)"],
-  vocab_file: ["DIR", "--tokenizer gpt2: a folder of GPT-2's vocab.json and merges.txt (Hugging Face's)"],
-  examples: ["stream|lines", "stream: windows of one token stream; lines: one example per line, padded"],
-  n_layer: ["N", "transformer blocks"],
-  n_head: ["N", "attention heads"],
-  n_embd: ["N", "channels, a multiple of --n-head"],
-  block_size: ["N", "context length in tokens"],
-  batch_size: ["N", "sequences per micro-batch"],
-  grad_accum: ["N", "micro-batches per optimizer step, all in the step's one GPU submission"],
-  dropout: ["P", "dropout on the embeddings, attention probabilities and residual branches"],
-  bias: ["", "biases in the Linear and LayerNorm layers (--no-bias: none)"],
-  steps: ["N", "optimizer steps in total, counting the steps before a --resume"],
-  lr: ["X", "peak learning rate"],
-  min_lr: ["X", "learning rate at the end of the cosine decay"],
-  warmup: ["N", "steps of linear warmup"],
-  lr_decay_steps: ["N", "steps of cosine decay (default: --steps)"],
-  weight_decay: ["X", "AdamW weight decay of the matrices and embeddings"],
-  beta1: ["X", "AdamW beta1"],
-  beta2: ["X", "AdamW beta2"],
-  grad_clip: ["X", "clip the global gradient norm to X (0: off)"],
-  dtype: ["float32|float16", "float16: f16 operands, f32 arithmetic and master weights, loss scaling"],
-  eval_interval: ["N", "evaluate and save a checkpoint every N steps"],
-  eval_iters: ["N", "validation batches per evaluation"],
-  log_interval: ["N", "read the training loss back every N steps"],
-  seed: ["N", "seed of the initialisation, data order, dropout and generated language"],
-  out: ["DIR", "run folder: checkpoints, log.jsonl, loss.svg"],
-  resume: ["", "continue the run in --out with its saved settings (model, data, optimizer, schedule)"],
-  overwrite: ["", "train afresh into an --out that holds a run, moving its files to DIR/replaced-TIME/"],
-  init_from: ["FILE", "fine-tune from this checkpoint's weights, shape and tokenizer (step 0)"],
-  sample_chars: ["N", "tokens of sample text printed at the end (0: none)"],
-  mode: [
-    "teacher-forcing|free-running|scheduled-sampling",
-    "how the inputs are formed: gold tokens, the model's own, or a decaying mix",
-  ],
-  prefix: ["N", "free-running: gold tokens before the model's own (default: block size / 4)"],
-  fr_decode: ["argmax|sample", "free-running: the model's next token is its argmax or a sample"],
-  ss_decode: ["argmax|sample", "scheduled-sampling: pass 1's prediction is its argmax or a sample"],
-  ss_schedule: [
-    "linear|exponential|inverse-sigmoid",
-    "scheduled-sampling: how ε, the chance of a gold input, decays",
-  ],
-  ss_k: ["X", "ε's parameter k (default by schedule; see src/train/modes.ts)"],
-  ss_c: ["X", "linear ε's slope per step (default: (k - ss-min) / steps)"],
-  ss_min: ["X", "floor of ε, in [0, 1]"],
-};
+/** A TrainConfig setting named in a {@linkcode ConfigError}'s message. */
+export class SettingName {
+  /** The TrainConfig key. */
+  readonly key: keyof TrainConfig;
+  /** Names `key`. */
+  constructor(key: keyof TrainConfig) {
+    this.key = key;
+  }
+}
 
-/** Throws a one-line error naming the first invalid setting. */
+/** A piece of a {@linkcode ConfigError}'s message: text, or a setting's name. */
+export type MessagePart = string | SettingName;
+
+/**
+ * An invalid TrainConfig: an {@linkcode InputError} whose one-line message names settings by their keys
+ * ("n_embd (60) must be divisible by n_head (7)"). `parts` keeps which pieces are setting names, so a
+ * front end can write them in its own terms (the command line: `--n-embd`).
+ */
+export class ConfigError extends InputError {
+  /** The message, piece by piece. */
+  readonly parts: readonly MessagePart[];
+  /** Creates the error; the message writes each setting as its key. */
+  constructor(parts: readonly MessagePart[]) {
+    super(parts.map((p) => typeof p === "string" ? p : p.key).join(""));
+    this.name = "ConfigError";
+    this.parts = parts;
+  }
+
+  /** The message with each setting written as `name(key)`. */
+  wordedWith(name: (key: keyof TrainConfig) => string): string {
+    return this.parts.map((p) => typeof p === "string" ? p : name(p.key)).join("");
+  }
+}
+
+/** The name of setting `key`, to interpolate into a {@linkcode configError} message. */
+export function setting(key: keyof TrainConfig): SettingName {
+  return new SettingName(key);
+}
+
+/**
+ * A {@linkcode ConfigError} from a template: `` configError`${setting("lr")} must be > 0 (got ${lr})` ``.
+ * Interpolated {@linkcode SettingName}s stay setting names; any other value becomes text. A line break in
+ * the template's own text, with the spaces around it, reads as one space, so a long message can wrap.
+ */
+export function configError(text: TemplateStringsArray, ...values: unknown[]): ConfigError {
+  const line = (t: string) => t.replace(/ *\n */g, " ");
+  const parts: MessagePart[] = [line(text[0])];
+  values.forEach((v, i) => parts.push(v instanceof SettingName ? v : String(v), line(text[i + 1])));
+  return new ConfigError(parts);
+}
+
+/** Throws a one-line {@linkcode ConfigError} naming the first invalid setting. */
 export function validateTrainConfig(c: TrainConfig): void {
   const posInt = [
     "n_layer",
@@ -249,107 +248,163 @@ export function validateTrainConfig(c: TrainConfig): void {
   ] as const;
   for (const k of posInt) {
     if (!Number.isInteger(c[k]) || c[k] < 1) {
-      throw new InputError(`--${kebab(k)} must be a positive integer (got ${c[k]})`);
+      throw configError`${setting(k)} must be a positive integer (got ${c[k]})`;
     }
   }
   const nonNegInt = ["warmup", "sample_chars"] as const;
   for (const k of nonNegInt) {
     if (!Number.isInteger(c[k]) || c[k] < 0) {
-      throw new InputError(`--${kebab(k)} must be an integer >= 0 (got ${c[k]})`);
+      throw configError`${setting(k)} must be an integer >= 0 (got ${c[k]})`;
     }
   }
   if (c.lr_decay_steps !== undefined && (!Number.isInteger(c.lr_decay_steps) || c.lr_decay_steps < 1)) {
-    throw new InputError(`--lr-decay-steps must be a positive integer (got ${c.lr_decay_steps})`);
+    throw configError`${setting("lr_decay_steps")} must be a positive integer (got ${c.lr_decay_steps})`;
   }
   if (!Number.isInteger(c.seed) || c.seed < 0 || c.seed > 0xffffffff) {
-    throw new InputError(`--seed must be an integer in [0, 2^32) (got ${c.seed})`);
+    throw configError`${setting("seed")} must be an integer in [0, 2^32) (got ${c.seed})`;
   }
   if (c.n_embd % c.n_head !== 0) {
-    throw new InputError(`--n-embd (${c.n_embd}) must be divisible by --n-head (${c.n_head})`);
+    throw configError`${setting("n_embd")} (${c.n_embd})
+      must be divisible by ${setting("n_head")} (${c.n_head})`;
   }
-  if (!(c.lr > 0 && Number.isFinite(c.lr))) throw new InputError(`--lr must be > 0 (got ${c.lr})`);
+  if (!(c.lr > 0 && Number.isFinite(c.lr))) throw configError`${setting("lr")} must be > 0 (got ${c.lr})`;
   if (!(c.min_lr >= 0 && c.min_lr <= c.lr)) {
-    throw new InputError(`--min-lr must be in [0, lr = ${c.lr}] (got ${c.min_lr})`);
+    throw configError`${setting("min_lr")} must be in [0, lr = ${c.lr}] (got ${c.min_lr})`;
   }
   if (!(c.weight_decay >= 0 && Number.isFinite(c.weight_decay))) {
-    throw new InputError(`--weight-decay must be >= 0 (got ${c.weight_decay})`);
+    throw configError`${setting("weight_decay")} must be >= 0 (got ${c.weight_decay})`;
   }
-  if (!(c.beta1 >= 0 && c.beta1 < 1)) throw new InputError(`--beta1 must be in [0, 1) (got ${c.beta1})`);
-  if (!(c.beta2 >= 0 && c.beta2 < 1)) throw new InputError(`--beta2 must be in [0, 1) (got ${c.beta2})`);
+  for (const k of ["beta1", "beta2"] as const) {
+    if (!(c[k] >= 0 && c[k] < 1)) throw configError`${setting(k)} must be in [0, 1) (got ${c[k]})`;
+  }
   if (!(c.grad_clip >= 0 && Number.isFinite(c.grad_clip))) {
-    throw new InputError(`--grad-clip must be >= 0 (got ${c.grad_clip})`);
+    throw configError`${setting("grad_clip")} must be >= 0 (got ${c.grad_clip})`;
   }
   if (!(c.dropout >= 0 && c.dropout < 1)) {
-    throw new InputError(`--dropout must be in [0, 1) (got ${c.dropout})`);
+    throw configError`${setting("dropout")} must be in [0, 1) (got ${c.dropout})`;
   }
   if (!["char", "word", "bpe", "gpt2"].includes(c.tokenizer)) {
-    throw new InputError(`--tokenizer must be char, word, bpe or gpt2 (got ${c.tokenizer})`);
+    throw configError`${setting("tokenizer")} must be char, word, bpe or gpt2 (got ${c.tokenizer})`;
   }
   checkVocabFile(c);
   if (!["stream", "lines"].includes(c.examples)) {
-    throw new InputError(`--examples must be stream or lines (got ${c.examples})`);
+    throw configError`${setting("examples")} must be stream or lines (got ${c.examples})`;
   }
   checkVocabSize(c);
   if (!PRECISIONS.includes(c.dtype)) {
-    throw new InputError(`--dtype must be ${PRECISIONS.join(" or ")} (got ${c.dtype})`);
+    throw configError`${setting("dtype")} must be ${PRECISIONS.join(" or ")} (got ${c.dtype})`;
   }
   validateModeConfig(c);
 }
 
 /**
- * `--vocab-size` against the tokenizer it sizes: none for char (its vocabulary is the text's code
- * points), >= 3 for word (`<pad>`, `<unk>` and one word), [256 (+1 for the `<pad>` of `--examples
- * lines`), 2^21] for byte-level bpe.
+ * vocab_size against the tokenizer it sizes: none for char (its vocabulary is the text's code points),
+ * >= 3 for word (`<pad>`, `<unk>` and one word), [256 (+1 for the `<pad>` of examples "lines"), 2^21]
+ * for byte-level bpe.
  */
 function checkVocabSize(c: TrainConfig): void {
-  const v = c.vocab_size;
+  const v = c.vocab_size, vocabSize = setting("vocab_size"), examples = setting("examples");
   if (v === undefined) return;
   if (c.tokenizer === "char") {
-    throw new InputError(
-      `--vocab-size applies to the word and bpe tokenizers, not char (got --vocab-size ${v})`,
-    );
+    throw configError`${vocabSize} applies to the word and bpe tokenizers, not char (got ${vocabSize} ${v})`;
   }
   if (c.tokenizer === "word" && !(Number.isInteger(v) && v >= 3)) {
-    throw new InputError(`--vocab-size must be an integer >= 3 for the word tokenizer (got ${v})`);
+    throw configError`${vocabSize} must be an integer >= 3 for the word tokenizer (got ${v})`;
   }
   const lines = c.examples === "lines", lo = 256 + (lines ? 1 : 0), hi = 2 ** 21;
   if (c.tokenizer === "bpe" && !(Number.isInteger(v) && v >= lo && v <= hi)) {
-    throw new InputError(
-      `--vocab-size must be an integer in [${lo}, ${hi}] for the bpe tokenizer` +
-        `${lines ? " with --examples lines" : ""} (got ${v})`,
-    );
+    throw lines
+      ? configError`${vocabSize} must be an integer in [${lo}, ${hi}] for the bpe tokenizer with ${examples}
+          lines (got ${v})`
+      : configError`${vocabSize} must be an integer in [${lo}, ${hi}] for the bpe tokenizer (got ${v})`;
   }
 }
 
 /**
- * `--vocab-file` against `--tokenizer`: gpt2 reads its vocabulary from one (and has no `<pad>` for
- * `--examples lines`, nor a size to choose); no other tokenizer takes one.
+ * vocab_file against the tokenizer: gpt2 reads its vocabulary from one (and has no `<pad>` for examples
+ * "lines", nor a size to choose); no other tokenizer takes one.
  */
 function checkVocabFile(c: TrainConfig): void {
+  const tokenizer = setting("tokenizer"), vocabFile = setting("vocab_file");
   if (c.tokenizer !== "gpt2") {
     if (c.vocab_file !== undefined) {
-      throw new InputError(
-        `--vocab-file applies to --tokenizer gpt2, not ${c.tokenizer} (got --vocab-file ${c.vocab_file})`,
-      );
+      throw configError`${vocabFile} applies to ${tokenizer} gpt2, not ${c.tokenizer}
+        (got ${vocabFile} ${c.vocab_file})`;
     }
     return;
   }
   if (c.vocab_file === undefined || c.vocab_file === "") {
-    throw new InputError(
-      "--tokenizer gpt2 needs --vocab-file DIR (a folder of GPT-2's vocab.json and merges.txt)",
-    );
+    throw configError`${tokenizer} gpt2 needs ${vocabFile} DIR
+      (a folder of GPT-2's vocab.json and merges.txt)`;
   }
   if (c.vocab_size !== undefined) {
-    throw new InputError(
-      `--vocab-size does not apply to --tokenizer gpt2 (its files fix the vocabulary; got ${c.vocab_size})`,
-    );
+    throw configError`${setting("vocab_size")} does not apply to ${tokenizer} gpt2
+      (its files fix the vocabulary; got ${c.vocab_size})`;
   }
   if (c.examples === "lines") {
-    throw new InputError("--examples lines needs a <pad> token, which --tokenizer gpt2 does not have");
+    throw configError`${setting("examples")} lines needs a <pad> token,
+      which ${tokenizer} gpt2 does not have`;
   }
 }
 
-/** snake_case -> kebab-case. */
+/** Checks a gold prefix against a block size; throws a one-line {@linkcode ConfigError}. */
+export function checkPrefix(prefix: number, blockSize: number): void {
+  if (!Number.isInteger(prefix) || prefix < 1 || prefix >= blockSize) {
+    throw configError`${setting("prefix")} must be an integer
+      in [1, block_size = ${blockSize}) (got ${prefix})`;
+  }
+}
+
+/**
+ * Throws a one-line {@linkcode ConfigError} naming the first invalid mode setting (called by
+ * validateTrainConfig; the ε schedules are defined in src/train/modes.ts).
+ */
+export function validateModeConfig(c: TrainConfig): void {
+  if (!TRAIN_MODES.includes(c.mode)) {
+    throw configError`${setting("mode")}
+      must be teacher-forcing, free-running or scheduled-sampling (got ${c.mode})`;
+  }
+  for (const k of ["fr_decode", "ss_decode"] as const) {
+    if (c[k] !== "argmax" && c[k] !== "sample") {
+      throw configError`${setting(k)} must be argmax or sample (got ${c[k]})`;
+    }
+  }
+  if (!SS_SCHEDULES.includes(c.ss_schedule)) {
+    throw configError`${setting("ss_schedule")}
+      must be linear, exponential or inverse-sigmoid (got ${c.ss_schedule})`;
+  }
+  if (c.prefix !== undefined) checkPrefix(c.prefix, c.block_size);
+  if (c.mode === "free-running" && c.block_size < 2) {
+    throw configError`free-running needs ${setting("block_size")} >= 2 (got ${c.block_size})`;
+  }
+  if (!(c.ss_min >= 0 && c.ss_min <= 1)) {
+    throw configError`${setting("ss_min")} must be in [0, 1] (got ${c.ss_min})`;
+  }
+  checkSsK(c);
+  if (c.ss_c !== undefined) {
+    if (c.ss_schedule !== "linear") throw configError`${setting("ss_c")} applies to the linear schedule only`;
+    if (!(c.ss_c >= 0 && Number.isFinite(c.ss_c))) {
+      throw configError`${setting("ss_c")} must be >= 0 (got ${c.ss_c})`;
+    }
+  }
+}
+
+/** ss_k against its schedule: linear in [0, 1], exponential in (0, 1], inverse-sigmoid >= 1. */
+function checkSsK(c: TrainConfig): void {
+  const k = c.ss_k, ssK = setting("ss_k");
+  if (k === undefined) return;
+  if (c.ss_schedule === "linear" && !(k >= 0 && k <= 1)) {
+    throw configError`${ssK} must be in [0, 1] for the linear schedule (got ${k})`;
+  }
+  if (c.ss_schedule === "exponential" && !(k > 0 && k <= 1)) {
+    throw configError`${ssK} must be in (0, 1] for the exponential schedule (got ${k})`;
+  }
+  if (c.ss_schedule === "inverse-sigmoid" && !(k >= 1 && Number.isFinite(k))) {
+    throw configError`${ssK} must be >= 1 for the inverse-sigmoid schedule (got ${k})`;
+  }
+}
+
+/** snake_case -> kebab-case (TrainConfig keys as command-line flags). */
 export function kebab(k: string): string {
   return k.replaceAll("_", "-");
 }

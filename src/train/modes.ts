@@ -33,19 +33,27 @@ import { argmax, sample } from "../kernels/sample.ts";
 import type { GPTConfig } from "../model/config.ts";
 import { createDecodeNetwork } from "../model/decode.ts";
 import type { GPT } from "../model/gpt.ts";
-import type { TrainConfig } from "./config.ts";
-import { InputError } from "../util/errors.ts";
+import {
+  checkPrefix,
+  type DecodeRule,
+  SS_SCHEDULES,
+  type SsSchedule,
+  TRAIN_MODES,
+  type TrainConfig,
+  type TrainMode,
+  validateModeConfig,
+} from "./config.ts";
 
-/** How the inputs of a training step are formed. */
-export type TrainMode = "teacher-forcing" | "free-running" | "scheduled-sampling";
-/** Every training mode, in the order the experiment reports them. */
-export const TRAIN_MODES: readonly TrainMode[] = ["teacher-forcing", "free-running", "scheduled-sampling"];
-/** How the model picks its own token: the most likely one, or a draw at temperature 1. */
-export type DecodeRule = "argmax" | "sample";
-/** The decay of scheduled sampling's teacher-forcing probability ε (Bengio et al. 2015). */
-export type SsSchedule = "linear" | "exponential" | "inverse-sigmoid";
-/** Every ε schedule. */
-export const SS_SCHEDULES: readonly SsSchedule[] = ["linear", "exponential", "inverse-sigmoid"];
+// The modes' names and the validation of their settings live with the config (config.ts); exported here too.
+export {
+  checkPrefix,
+  type DecodeRule,
+  SS_SCHEDULES,
+  type SsSchedule,
+  TRAIN_MODES,
+  type TrainMode,
+  validateModeConfig,
+};
 
 /** A fully specified ε schedule. */
 export interface EpsilonSchedule {
@@ -107,55 +115,6 @@ export function epsilonSchedule(cfg: TrainConfig): EpsilonSchedule {
 /** The gold prefix length P a config asks for: `prefix`, else max(1, floor(block_size / 4)). */
 export function prefixOf(cfg: { prefix?: number; block_size: number }): number {
   return cfg.prefix ?? Math.max(1, Math.floor(cfg.block_size / 4));
-}
-
-/** Checks a gold prefix against a block size; throws a one-line error. */
-export function checkPrefix(prefix: number, blockSize: number): void {
-  if (!Number.isInteger(prefix) || prefix < 1 || prefix >= blockSize) {
-    throw new InputError(`--prefix must be an integer in [1, block_size = ${blockSize}) (got ${prefix})`);
-  }
-}
-
-/** Throws a one-line error naming the first invalid mode setting (called by validateTrainConfig). */
-export function validateModeConfig(c: TrainConfig): void {
-  if (!TRAIN_MODES.includes(c.mode)) {
-    throw new InputError(
-      `--mode must be teacher-forcing, free-running or scheduled-sampling (got ${c.mode})`,
-    );
-  }
-  for (const k of ["fr_decode", "ss_decode"] as const) {
-    if (c[k] !== "argmax" && c[k] !== "sample") {
-      throw new InputError(`--${k.replace("_", "-")} must be argmax or sample (got ${c[k]})`);
-    }
-  }
-  if (!SS_SCHEDULES.includes(c.ss_schedule)) {
-    throw new InputError(
-      `--ss-schedule must be linear, exponential or inverse-sigmoid (got ${c.ss_schedule})`,
-    );
-  }
-  if (c.prefix !== undefined) checkPrefix(c.prefix, c.block_size);
-  if (c.mode === "free-running" && c.block_size < 2) {
-    throw new InputError(`free-running needs --block-size >= 2 (got ${c.block_size})`);
-  }
-  if (!(c.ss_min >= 0 && c.ss_min <= 1)) throw new InputError(`--ss-min must be in [0, 1] (got ${c.ss_min})`);
-  const k = c.ss_k;
-  if (k !== undefined) {
-    if (c.ss_schedule === "linear" && !(k >= 0 && k <= 1)) {
-      throw new InputError(`--ss-k must be in [0, 1] for the linear schedule (got ${k})`);
-    }
-    if (c.ss_schedule === "exponential" && !(k > 0 && k <= 1)) {
-      throw new InputError(`--ss-k must be in (0, 1] for the exponential schedule (got ${k})`);
-    }
-    if (c.ss_schedule === "inverse-sigmoid" && !(k >= 1 && Number.isFinite(k))) {
-      throw new InputError(`--ss-k must be >= 1 for the inverse-sigmoid schedule (got ${k})`);
-    }
-  }
-  if (c.ss_c !== undefined) {
-    if (c.ss_schedule !== "linear") throw new InputError(`--ss-c applies to the linear schedule only`);
-    if (!(c.ss_c >= 0 && Number.isFinite(c.ss_c))) {
-      throw new InputError(`--ss-c must be >= 0 (got ${c.ss_c})`);
-    }
-  }
 }
 
 /**
