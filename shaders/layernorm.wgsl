@@ -1,6 +1,6 @@
 // LayerNorm over the last dim, as torch.nn.LayerNorm(C, bias=...) with biased variance:
 //   mean = sum_c x / C,  var = sum_c (x - mean)^2 / C,  rstd = 1 / sqrt(var + eps)
-//   out = (x - mean) * rstd * weight + bias            (bias omitted by the *_nobias entry points)
+//   out = (x - mean) * rstd * weight + bias            (bias omitted without the flag BIAS)
 //
 // Shapes: N rows (= B*T), C channels; inp, out, dout, dinp [N, C] row-major; weight, bias, dweight,
 // dbias [C]; mean, rstd [N] (saved by the forward for the backward); scratch [2, R, C] with
@@ -27,9 +27,9 @@ alias OT = f32; // element type of out: f32 or f16
 // Bindings, one number per variable across the file. Outputs first, then inputs, then dims. The
 // backward reads the saved statistics as smean / srstd (read-only) so they may share a buffer with its
 // other inputs; a read_write binding may not share a buffer with a read one in the same dispatch.
-// Forward: out, mean, rstd, inp, weight, (bias), dims.
+// Forward: out, mean, rstd, inp, weight, (bias with BIAS), dims.
 // Backward: dinp, scratch, inp, weight, dout, smean, srstd, dims.
-// Finish: dweight, (dbias), partials (the scratch, read-only), dims.
+// Finish: dweight, (dbias with BIAS), partials (the scratch, read-only), dims.
 @group(0) @binding(0) var<storage, read_write> out: array<OT>;       // [N, C]
 @group(0) @binding(1) var<storage, read_write> mean: array<f32>;     // [N]
 @group(0) @binding(2) var<storage, read_write> rstd: array<f32>;     // [N]
@@ -63,6 +63,16 @@ var<workgroup> fin: array<vec2<f32>, 256>;  // FC * FL
 fn group_id(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
   return wg.x + wg.y * nwg.x;
 }
+
+// The bias term of the forward and of the finish (the dispatcher keeps the `// #if BIAS` branch when the
+// layer has a bias), so an entry point without bias neither binds nor touches bias and dbias.
+// #if BIAS
+fn plus_bias(v: f32, c: u32) -> f32 { return v + bias[c]; }
+fn add_dbias(c: u32, v: f32) { dbias[c] += v; }
+// #else
+fn plus_bias(v: f32, c: u32) -> f32 { return v; }
+fn add_dbias(c: u32, v: f32) {}
+// #endif
 
 // The workgroup is WG / TEAM teams of TEAM threads; each team sums its v by a fixed tree (deterministic)
 // and all its threads get the team's total. Must be called in uniform control flow (every thread).
@@ -113,19 +123,7 @@ fn layernorm_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
   if (row >= dims.N) { return; }
   let base = row * dims.C;
   for (var c = lid % TEAM; c < dims.C; c += TEAM) {
-    out[base + c] = OT((inp[base + c] - st.x) * st.y * weight[c] + bias[c]);
-  }
-}
-
-@compute @workgroup_size(WG)
-fn layernorm_forward_nobias(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                            @builtin(local_invocation_index) lid: u32) {
-  let row = group_id(wg, nwg) * (WG / TEAM) + lid / TEAM;
-  let st = row_stats(row, lid);
-  if (row >= dims.N) { return; }
-  let base = row * dims.C;
-  for (var c = lid % TEAM; c < dims.C; c += TEAM) {
-    out[base + c] = OT((inp[base + c] - st.x) * st.y * weight[c]);
+    out[base + c] = OT(plus_bias((inp[base + c] - st.x) * st.y * weight[c], c));
   }
 }
 
@@ -211,16 +209,6 @@ fn layernorm_backward_finish(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_
   let s = column_totals(c, lid);
   if (lid.y == 0u && c < dims.C) {
     dweight[c] += s.x;
-    dbias[c] += s.y;
-  }
-}
-
-@compute @workgroup_size(FC, FL)
-fn layernorm_backward_finish_nobias(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                                    @builtin(local_invocation_id) lid: vec3<u32>) {
-  let c = group_id(wg, nwg) * FC + lid.x;
-  let s = column_totals(c, lid);
-  if (lid.y == 0u && c < dims.C) {
-    dweight[c] += s.x;
+    add_dbias(c, s.y);
   }
 }

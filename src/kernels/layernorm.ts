@@ -15,7 +15,7 @@
 import source from "../../shaders/layernorm.wgsl" with { type: "text" };
 import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, getKernel, grid, type Resource } from "../gpu/kernel.ts";
-import { checkTypes, type StorageType, withTypes } from "../gpu/source.ts";
+import { checkTypes, type StorageType, withFlags, withTypes } from "../gpu/source.ts";
 
 /**
  * Threads that reduce one row together by a tree in workgroup memory, a power of two dividing 128: 32 (one
@@ -44,6 +44,11 @@ const WG_BACKWARD = 128;
 const ROWS = 16;
 /** Columns per workgroup of the finishing column reduction (matches FC in the shader). */
 const FC = 32;
+
+/** The shader with its bias terms (forward bias, finish dbias) kept or dropped. */
+function biasSource(bias: boolean): string {
+  return withFlags(source, { BIAS: bias }, "layernorm.wgsl");
+}
 
 /** Number of row chunks R the backward splits N into. */
 function chunks(N: number): number {
@@ -86,8 +91,8 @@ export async function layernormForward(
   checkTypes(gpu, entry, types);
   const k = await getKernel(gpu, {
     name: entry,
-    source: withTypes(source, types),
-    entryPoint: entry,
+    source: withTypes(biasSource(!!b.bias), types),
+    entryPoint: "layernorm_forward",
     constants: { WG: WG_FORWARD, TEAM },
   });
   const res: Record<string, Resource> = {
@@ -138,15 +143,14 @@ export async function layernormBackward(
   }
   const main = await getKernel(gpu, {
     name: accumulate ? "layernorm_backward_acc" : "layernorm_backward",
-    source,
+    source: biasSource(false),
     entryPoint: "layernorm_backward",
     constants: { WG: WG_BACKWARD, TEAM, ROWS, ACCUMULATE: accumulate ? 1 : 0 },
   });
-  const finishEntry = b.dbias ? "layernorm_backward_finish" : "layernorm_backward_finish_nobias";
   const finish = await getKernel(gpu, {
-    name: finishEntry,
-    source,
-    entryPoint: finishEntry,
+    name: b.dbias ? "layernorm_backward_finish" : "layernorm_backward_finish_nobias",
+    source: biasSource(!!b.dbias),
+    entryPoint: "layernorm_backward_finish",
     constants: { ROWS },
   });
   const dims = { N, C, eps: 0 };
