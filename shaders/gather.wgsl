@@ -22,10 +22,10 @@ struct Dims { B: u32, T: u32, micro: u32, pad_id: u32, ignore_id: u32 }
 
 override WG: u32 = 256;
 
+// One thread per (b, t): Grid1 and flat_id of shaders/grid.wgsl, appended by the dispatcher.
 @compute @workgroup_size(WG)
-fn gather(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-          @builtin(local_invocation_index) lid: u32) {
-  let i = (wg.x + wg.y * nwg.x) * WG + lid;
+fn gather(id: Grid1) {
+  let i = flat_id(id);
   if (i == 0u) { rng[0] = seeds[dims.micro]; }
   if (i >= dims.B * dims.T) { return; }
   let b = i / dims.T;

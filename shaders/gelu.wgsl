@@ -3,7 +3,7 @@
 // Shapes: N = number of elements (B*T*4C in the MLP), flat.
 // Gradients: activation gradients are written (dinp = ...), never accumulated.
 // gelu, gelu_grad: shaders/gelu_math.wgsl, appended by the dispatcher (withGeluMath).
-// Grid: 1-D over N, folded into (x, y) workgroups; linear group id = wg.x + wg.y * nwg.x.
+// Grid: 1-D over N (Grid1, flat_id: shaders/grid.wgsl, appended by the dispatcher).
 // Storage types: each array's element type is f32 or f16, chosen by the dispatcher (src/gpu/source.ts
 // withTypes rewrites the alias lines below); arithmetic is f32, f16 is converted on load and rounded on
 // store.
@@ -23,22 +23,17 @@ alias GT = f32; // dinp
 @group(0) @binding(4) var<storage, read> dout: array<DT>;       // [N]
 
 override WG: u32 = 256;
-fn index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wg.x + wg.y * nwg.x) * WG + lid;
-}
 
 @compute @workgroup_size(WG)
-fn gelu_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                @builtin(local_invocation_index) lid: u32) {
-  let i = index(wg, nwg, lid);
+fn gelu_forward(id: Grid1) {
+  let i = flat_id(id);
   if (i >= dims.n) { return; }
   out[i] = OT(gelu(f32(inp[i])));
 }
 
 @compute @workgroup_size(WG)
-fn gelu_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                 @builtin(local_invocation_index) lid: u32) {
-  let i = index(wg, nwg, lid);
+fn gelu_backward(id: Grid1) {
+  let i = flat_id(id);
   if (i >= dims.n) { return; }
   dinp[i] = GT(f32(dout[i]) * gelu_grad(f32(inp[i])));
 }

@@ -15,7 +15,7 @@
 //   rng        [1+]       u32, rng[0] is the micro-step seed (written by gather), only read here.
 // No gradients: token choices are not differentiable; training treats the rewritten tokens as given inputs.
 //
-// Entry points (1-D grids over B*T threads folded into (x, y); linear group id = wg.x + wg.y * nwg.x):
+// Entry points (1-D grids over B*T threads: Grid1 and flat_id of shaders/grid.wgsl, appended):
 //   rollout_begin   seq[b, t] = tokens[b, t] for t < T (the gold window; the decoder keeps positions
 //                   < prefix and overwrites the rest); thread 0 resets roll_state[0..4) = 0 and sets
 //                   roll_rng[0] = hash3(rng[0], stream, 0), a fresh sampling stream per micro-step.
@@ -55,14 +55,9 @@ struct Dims {
 
 override WG: u32 = 256;
 
-fn linear_id(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wg.x + wg.y * nwg.x) * WG + lid;
-}
-
 @compute @workgroup_size(WG)
-fn rollout_begin(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                 @builtin(local_invocation_index) lid: u32) {
-  let i = linear_id(wg, nwg, lid);
+fn rollout_begin(id: Grid1) {
+  let i = flat_id(id);
   if (i == 0u) {
     for (var k = 0u; k < 4u; k++) { roll_state[k] = 0u; }
     roll_rng[0] = hash3(rng[0], dims.stream, 0u);
@@ -73,27 +68,25 @@ fn rollout_begin(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
   seq[b * dims.maxT + t] = tokens[i];
 }
 
-@compute @workgroup_size(WG)
-fn rollout_end(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-               @builtin(local_invocation_index) lid: u32) {
-  let i = linear_id(wg, nwg, lid);
-  if (i >= dims.B * dims.T) { return; }
-  let b = i / dims.T;
-  let t = i - b * dims.T;
-  if (t < dims.prefix || t == 0u) { return; }
-  if (targets[i - 1u] == dims.ignore_id) { return; }
-  tokens[i] = seq[b * dims.maxT + t];
+// Whether token i = b*T + t may be replaced: not position 0 (t == 0), not padding (targets[b, t - 1] is
+// ignore_id), and, for rollout_end, from the prefix on.
+fn replaceable(i: u32, t: u32, first: u32) -> bool {
+  return t >= max(first, 1u) && targets[i - 1u] != dims.ignore_id;
 }
 
 @compute @workgroup_size(WG)
-fn ss_mix(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-          @builtin(local_invocation_index) lid: u32) {
-  let i = linear_id(wg, nwg, lid);
+fn rollout_end(id: Grid1) {
+  let i = flat_id(id);
   if (i >= dims.B * dims.T) { return; }
   let b = i / dims.T;
   let t = i - b * dims.T;
-  if (t == 0u) { return; }
-  if (targets[i - 1u] == dims.ignore_id) { return; }
+  if (replaceable(i, t, dims.prefix)) { tokens[i] = seq[b * dims.maxT + t]; }
+}
+
+@compute @workgroup_size(WG)
+fn ss_mix(id: Grid1) {
+  let i = flat_id(id);
+  if (i >= dims.B * dims.T || !replaceable(i, i % dims.T, 1u)) { return; }
   let u = uniform01(hash3(rng[0], dims.stream, i));
   if (u >= dims.eps) { tokens[i] = pred[i - 1u]; }
 }

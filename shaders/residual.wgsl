@@ -13,26 +13,20 @@
 // writes a new seed into rng[0] every step.
 // A dispatch must not bind one buffer both as an output (read_write) and as an input (read), so these
 // are out of place: out must not alias inp / a / b (add_in_place is the in-place form).
-// Grid: 1-D over n, folded into (x, y) workgroups; linear group id = wg.x + wg.y * nwg.x.
+// Grid: 1-D over n (Grid1, flat_id: shaders/grid.wgsl, appended by the dispatcher).
 
 struct Dims { n: u32, threshold: u32, scale: f32, stream: u32 }
 
 // Bindings, one number per variable across the file: outputs, inputs, then dims.
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;   // [n]
-@group(0) @binding(1) var<storage, read_write> dinp: array<f32>;  // [n]
-@group(0) @binding(2) var<storage, read_write> acc: array<f32>;   // [n]
-@group(0) @binding(3) var<storage, read> a: array<f32>;           // [n]
-@group(0) @binding(4) var<storage, read> b: array<f32>;           // [n]
-@group(0) @binding(5) var<storage, read> inp: array<f32>;         // [n]
-@group(0) @binding(6) var<storage, read> dout: array<f32>;        // [n]
-@group(0) @binding(7) var<storage, read> rng: array<u32>;         // [>=1], seed = rng[0]
-@group(0) @binding(8) var<uniform> dims: Dims;
+@group(0) @binding(1) var<storage, read_write> acc: array<f32>;   // [n]
+@group(0) @binding(2) var<storage, read> a: array<f32>;           // [n]
+@group(0) @binding(3) var<storage, read> b: array<f32>;           // [n]
+@group(0) @binding(4) var<storage, read> inp: array<f32>;         // [n]
+@group(0) @binding(5) var<storage, read> rng: array<u32>;         // [>=1], seed = rng[0]
+@group(0) @binding(6) var<uniform> dims: Dims;
 
 override WG: u32 = 256;
-
-fn index(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wg.x + wg.y * nwg.x) * WG + lid;
-}
 
 // x * scale where element i is kept, else 0 (select, so p = 1 gives 0 and never 0 * inf).
 fn dropout(x: f32, i: u32) -> f32 {
@@ -42,46 +36,34 @@ fn dropout(x: f32, i: u32) -> f32 {
 
 // out = a + b.
 @compute @workgroup_size(WG)
-fn residual_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                    @builtin(local_invocation_index) lid: u32) {
-  let i = index(wg, nwg, lid);
+fn residual_forward(id: Grid1) {
+  let i = flat_id(id);
   if (i >= dims.n) { return; }
   out[i] = a[i] + b[i];
 }
 
 // acc += inp.
 @compute @workgroup_size(WG)
-fn add_in_place(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                @builtin(local_invocation_index) lid: u32) {
-  let i = index(wg, nwg, lid);
+fn add_in_place(id: Grid1) {
+  let i = flat_id(id);
   if (i >= dims.n) { return; }
   acc[i] += inp[i];
 }
 
-// out = dropout(inp).
+// out = dropout(inp). Also the backward, with the forward's mask: d/dx (mask * x * scale) = mask * scale,
+// so dinp = dropout(dout) (the dispatcher binds dinp as out and dout as inp).
 @compute @workgroup_size(WG)
-fn dropout_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                   @builtin(local_invocation_index) lid: u32) {
-  let i = index(wg, nwg, lid);
+fn dropout_forward(id: Grid1) {
+  let i = flat_id(id);
   if (i >= dims.n) { return; }
   out[i] = dropout(inp[i], i);
 }
 
-// dinp = dropout(dout) with the forward's mask: d/dx (mask * x * scale) = mask * scale.
-@compute @workgroup_size(WG)
-fn dropout_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                    @builtin(local_invocation_index) lid: u32) {
-  let i = index(wg, nwg, lid);
-  if (i >= dims.n) { return; }
-  dinp[i] = dropout(dout[i], i);
-}
-
 // out = a + dropout(b): the residual add fused with the branch's dropout (one pass instead of two).
-// Backward: da = dout (pass the gradient through), db = dropout_backward(dout) with the same stream.
+// Backward: da = dout (pass the gradient through), db = dropout of dout with the same stream.
 @compute @workgroup_size(WG)
-fn residual_dropout_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                            @builtin(local_invocation_index) lid: u32) {
-  let i = index(wg, nwg, lid);
+fn residual_dropout_forward(id: Grid1) {
+  let i = flat_id(id);
   if (i >= dims.n) { return; }
   out[i] = a[i] + dropout(b[i], i);
 }

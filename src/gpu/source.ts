@@ -5,6 +5,7 @@
  * @module
  */
 import geluMath from "../../shaders/gelu_math.wgsl" with { type: "text" };
+import grid from "../../shaders/grid.wgsl" with { type: "text" };
 import hash from "../../shaders/hash.wgsl" with { type: "text" };
 import type { Gpu } from "./device.ts";
 
@@ -39,6 +40,14 @@ export function withFlags(source: string, flags: Readonly<Record<string, boolean
  */
 export function withHash(source: string): string {
   return `${source}\n${hash}`;
+}
+
+/**
+ * `source` with the 1-D grid of shaders/grid.wgsl appended (struct Grid1 of an entry point's workgroup and
+ * local ids, flat_id: its item); the shader declares `override WG`, its threads per workgroup.
+ */
+export function withGrid(source: string): string {
+  return `${source}\n${grid}`;
 }
 
 /**

@@ -6,7 +6,7 @@
 import source from "../../shaders/convert.wgsl" with { type: "text" };
 import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, getKernel, grid, type Resource } from "../gpu/kernel.ts";
-import { checkTypes } from "../gpu/source.ts";
+import { checkTypes, withGrid } from "../gpu/source.ts";
 
 const WG = 256;
 
@@ -19,6 +19,11 @@ export async function castToF16(gpu: Gpu, b: { out: Resource; inp: Resource }, n
     throw new Error(`cast_f16: n must be a positive multiple of 4 (got ${n})`);
   }
   checkTypes(gpu, "cast_f16", { out: "f16" });
-  const k = await getKernel(gpu, { name: "cast_f16", source, entryPoint: "cast_f16", constants: { WG } });
+  const k = await getKernel(gpu, {
+    name: "cast_f16",
+    source: withGrid(source),
+    entryPoint: "cast_f16",
+    constants: { WG },
+  });
   return k.dispatch(b, { n4: n / 4 }, grid(n / 4, WG));
 }

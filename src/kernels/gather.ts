@@ -6,6 +6,7 @@
 import source from "../../shaders/gather.wgsl" with { type: "text" };
 import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, getKernel, grid, type Resource } from "../gpu/kernel.ts";
+import { withGrid } from "../gpu/source.ts";
 
 const WG = 256;
 
@@ -36,7 +37,12 @@ export async function gather(
   b: GatherBindings,
   s: { B: number; T: number; micro: number; padId?: number; ignoreId?: number },
 ): Promise<Dispatch> {
-  const k = await getKernel(gpu, { name: "gather", source, entryPoint: "gather", constants: { WG } });
+  const k = await getKernel(gpu, {
+    name: "gather",
+    source: withGrid(source),
+    entryPoint: "gather",
+    constants: { WG },
+  });
   return k.dispatch(b as unknown as Record<string, Resource>, {
     B: s.B,
     T: s.T,

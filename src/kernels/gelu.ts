@@ -7,7 +7,14 @@
 import source from "../../shaders/gelu.wgsl" with { type: "text" };
 import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, getKernel, grid, type Kernel, type Resource } from "../gpu/kernel.ts";
-import { type Activation, checkTypes, type StorageType, withGeluMath, withTypes } from "../gpu/source.ts";
+import {
+  type Activation,
+  checkTypes,
+  type StorageType,
+  withGeluMath,
+  withGrid,
+  withTypes,
+} from "../gpu/source.ts";
 
 const WG = 256;
 
@@ -39,7 +46,7 @@ async function kernel(
   checkTypes(gpu, entry, types);
   return await getKernel(gpu, {
     name: entry,
-    source: withTypes(withGeluMath(source, activation), types),
+    source: withTypes(withGrid(withGeluMath(source, activation)), types),
     entryPoint: entry,
     constants: { WG },
   });

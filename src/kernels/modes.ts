@@ -12,9 +12,9 @@
 import modesWgsl from "../../shaders/modes.wgsl" with { type: "text" };
 import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, getKernel, grid, type Resource } from "../gpu/kernel.ts";
-import { withHash } from "../gpu/source.ts";
+import { withGrid, withHash } from "../gpu/source.ts";
 
-const source = withHash(modesWgsl);
+const source = withGrid(withHash(modesWgsl));
 const WG = 256;
 const NONE = 0xffffffff;
 

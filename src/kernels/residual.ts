@@ -17,10 +17,10 @@
 import source from "../../shaders/residual.wgsl" with { type: "text" };
 import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, getKernel, grid, type Resource } from "../gpu/kernel.ts";
-import { withHash } from "../gpu/source.ts";
+import { withGrid, withHash } from "../gpu/source.ts";
 
 const WG = 256;
-const full = withHash(source);
+const full = withGrid(withHash(source));
 
 /**
  * The dropout uniforms for probability p on `stream` over n elements: the exact integer keep threshold
@@ -40,16 +40,18 @@ export function dropoutDims(
   return { n, threshold: Math.ceil(p * 16777216), scale: p < 1 ? 1 / (1 - p) : 0, stream };
 }
 
+/** Entry point `entry` over n elements, labelled `name` (profiles, errors). */
 async function run(
   gpu: Gpu,
   entry: string,
   b: Readonly<Record<string, Resource>>,
   dims: { n: number; threshold: number; scale: number; stream: number },
+  name = entry,
 ): Promise<Dispatch> {
   if (!Number.isInteger(dims.n) || dims.n < 0 || dims.n > 0xffffffff) {
-    throw new Error(`${entry}: n must be a u32 (got ${dims.n})`);
+    throw new Error(`${name}: n must be a u32 (got ${dims.n})`);
   }
-  const k = await getKernel(gpu, { name: entry, source: full, entryPoint: entry, constants: { WG } });
+  const k = await getKernel(gpu, { name, source: full, entryPoint: entry, constants: { WG } });
   return k.dispatch(b, dims, grid(dims.n, WG));
 }
 
@@ -86,14 +88,15 @@ export function dropoutForward(
 
 /**
  * dinp[i] = keep(i) ? dout[i] / (1 - p) : 0 for i < n (written), with the forward's mask regenerated
- * from the same rng[0], stream and p.
+ * from the same rng[0], stream and p: the forward's kernel applied to dout.
  */
 export function dropoutBackward(
   gpu: Gpu,
   b: { dinp: Resource; dout: Resource; rng: Resource },
   s: { n: number; p: number; stream: number },
 ): Promise<Dispatch> {
-  return run(gpu, "dropout_backward", b, dropoutDims("dropout_backward", s.n, s.p, s.stream));
+  const dims = dropoutDims("dropout_backward", s.n, s.p, s.stream);
+  return run(gpu, "dropout_forward", { out: b.dinp, inp: b.dout, rng: b.rng }, dims, "dropout_backward");
 }
 
 /**
