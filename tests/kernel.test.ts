@@ -5,7 +5,7 @@ import { createStorage, readF32, snapshotF32 } from "../src/gpu/buffers.ts";
 import { GpuError } from "../src/gpu/device.ts";
 import { getKernel, grid, reflectBindings, submitDispatches } from "../src/gpu/kernel.ts";
 import geluSource from "../shaders/gelu.wgsl" with { type: "text" };
-import { withGeluMath } from "../src/gpu/source.ts";
+import { withGeluMath, withGrid } from "../src/gpu/source.ts";
 
 const scaleShader = `
 struct Dims { n: u32, scale: f32, shift: i32 }
@@ -68,13 +68,13 @@ Deno.test("pipelines are cached by shader, entry point and constants", async () 
   assert.equal(a, b);
   const c = await getKernel(gpu, {
     name: "gelu_forward",
-    source: withGeluMath(geluSource),
+    source: withGrid(withGeluMath(geluSource)),
     entryPoint: "gelu_forward",
     constants: { WG: 64 },
   });
   const d = await getKernel(gpu, {
     name: "gelu_forward",
-    source: withGeluMath(geluSource),
+    source: withGrid(withGeluMath(geluSource)),
     entryPoint: "gelu_forward",
     constants: { WG: 128 },
   });
