@@ -1,21 +1,13 @@
 /** Model checkpoints: nanoGPT names and shapes, tied head, and one-line refusals of files that do not fit. */
 import assert from "node:assert/strict";
 import { decodeModel, encodeModel } from "../src/model/checkpoint.ts";
-import type { GPTConfig } from "../src/model/config.ts";
 import { paramLayout, paramSpecs } from "../src/model/params.ts";
 import { initParams } from "../src/model/init.ts";
 import { trainTokenizer } from "../src/data/tokenizer.ts";
 import { decodeSafetensors, encodeSafetensors } from "../src/io/safetensors.ts";
+import { tinyGPT } from "./fixtures.ts";
 
-const c: GPTConfig = {
-  n_layer: 2,
-  n_head: 2,
-  n_embd: 8,
-  block_size: 4,
-  vocab_size: 6,
-  bias: true,
-  dropout: 0,
-};
+const c = tinyGPT({ n_layer: 2, n_embd: 8, block_size: 4, vocab_size: 6, bias: true });
 const tok = trainTokenizer("char", "abcdef");
 
 function goodFile(): Uint8Array {

@@ -8,13 +8,12 @@
  */
 import assert from "node:assert/strict";
 import { testGpu } from "./helpers.ts";
-import { hostOf, randomWeights, tinyTrain } from "./fixtures.ts";
+import { hostOf, randomWeights, tinyGPT, tinyTrain } from "./fixtures.ts";
 import { comparePaired, studentTCdf, studentTQuantile, tInterval } from "../src/train/stats.ts";
 import { measureNoiseScale, noiseScale } from "../src/train/noise.ts";
 import { historyCheck } from "../src/train/claims.ts";
 import { softmaxLoss } from "../src/train/report.ts";
 import { linePlotSvg } from "../src/io/svg.ts";
-import type { GPTConfig } from "../src/model/config.ts";
 import type { TrainConfig } from "../src/train/config.ts";
 import { Rng } from "../src/util/rng.ts";
 import { main } from "../cli.ts";
@@ -110,15 +109,7 @@ Deno.test("noise scale: the estimator recovers known tr(Σ) and |G|² from synth
   assert.throws(() => noiseScale(8, 8, [1], [1]));
 });
 
-const tinyModel: GPTConfig = {
-  n_layer: 1,
-  n_head: 2,
-  n_embd: 16,
-  block_size: 16,
-  vocab_size: 7,
-  bias: false,
-  dropout: 0,
-};
+const tinyModel = tinyGPT({ block_size: 16, vocab_size: 7 });
 
 function tokens(n: number, seed: number): Uint32Array {
   // A sticky chain over 7 tokens, so there is something to predict.

@@ -26,7 +26,7 @@ import { Gpu } from "../src/gpu/device.ts";
 import { InputError } from "../src/util/errors.ts";
 import { generateLanguage } from "../src/data/language.ts";
 import { languageOracle, sampleOracle } from "../src/data/oracle.ts";
-import { hostOf, randomWeights } from "./fixtures.ts";
+import { hostOf, randomWeights, tinyGPT } from "./fixtures.ts";
 
 type Oracle = Parameters<typeof bindOracle>[0];
 
@@ -95,15 +95,7 @@ function refKl(p: Float64Array, logq: Float64Array, id: (i: number) => number): 
   return d;
 }
 
-const small: GPTConfig = {
-  n_layer: 2,
-  n_head: 2,
-  n_embd: 16,
-  block_size: 8,
-  vocab_size: 11,
-  bias: true,
-  dropout: 0,
-};
+const small = tinyGPT({ n_layer: 2, bias: true });
 
 Deno.test("exposure curves and oracle KL equal float64 references: gold/own losses, greedy continuations, drift, nulls, skips", async () => {
   const gpu = await testGpu();
@@ -452,15 +444,7 @@ Deno.test("eval --exposure: JSON last, plot and --rollouts written; one-line err
   const dir = await Deno.makeTempDir({ prefix: "tforce-exposure-" });
   const text = "the quick brown fox jumps over the lazy dog. ".repeat(20);
   const tok = trainTokenizer("char", text);
-  const c: GPTConfig = {
-    n_layer: 1,
-    n_head: 2,
-    n_embd: 16,
-    block_size: 8,
-    vocab_size: tok.vocabSize,
-    bias: false,
-    dropout: 0,
-  };
+  const c = tinyGPT({ vocab_size: tok.vocabSize });
   const w = randomWeights(c, 1);
   await saveModel(`${dir}/m.safetensors`, c, tok, paramLayout(c).layout, hostOf(c, w));
   await Deno.writeTextFile(`${dir}/data.txt`, text);
@@ -637,15 +621,7 @@ Deno.test("eval --exposure of a char model of the built-in language: the languag
 
 Deno.test("exposure: by default a batch holds as many windows as one binding of their logits allows", async () => {
   const real = await testGpu();
-  const c: GPTConfig = {
-    n_layer: 1,
-    n_head: 2,
-    n_embd: 16,
-    block_size: 8,
-    vocab_size: 2000,
-    bias: false,
-    dropout: 0,
-  };
+  const c = tinyGPT({ vocab_size: 2000 });
   // A window's logits are 8 x 2000 floats (62.5 KiB); a binding limit of 200 KiB takes 3 of them (the
   // parameters, 2000 x 16 floats for wte plus one block, still fit).
   const limit = 200 * 1024;

@@ -1,11 +1,29 @@
 /**
- * Shared test fixtures: random GPT weights with O(1) activations (LayerNorm weights near 1), their
- * parameter-arena image, and a tiny training configuration that runs in well under a second on lavapipe.
+ * Shared test fixtures: a toy model configuration, random GPT weights with O(1) activations (LayerNorm
+ * weights near 1), their parameter-arena image, and a tiny training configuration that runs in well under a
+ * second on lavapipe.
  */
 import type { GPTConfig } from "../src/model/config.ts";
 import { paramLayout, paramSpecs } from "../src/model/params.ts";
 import { DEFAULT_TRAIN, type TrainConfig } from "../src/train/config.ts";
 import { Rng } from "../src/util/rng.ts";
+
+/**
+ * A toy GPT for kernel-level model tests: 1 layer, 2 heads, 16 channels, context 8, 11 tokens, no bias, no
+ * dropout; `over` replaces any of them.
+ */
+export function tinyGPT(over: Partial<GPTConfig> = {}): GPTConfig {
+  return {
+    n_layer: 1,
+    n_head: 2,
+    n_embd: 16,
+    block_size: 8,
+    vocab_size: 11,
+    bias: false,
+    dropout: 0,
+    ...over,
+  };
+}
 
 /** Random weights by nanoGPT name: N(0, std), plus 1 on LayerNorm weights. */
 export function randomWeights(c: GPTConfig, seed: number, std = 0.3): Record<string, Float32Array> {

@@ -23,12 +23,12 @@ import { byteToUnicode, GPT2_SPLIT, Gpt2Tokenizer, loadGpt2Tokenizer } from "../
 import { tokenizerFromJSON, trainTokenizer } from "../src/data/tokenizer.ts";
 import { decodeModel, encodeModel } from "../src/model/checkpoint.ts";
 import { paramLayout } from "../src/model/params.ts";
-import type { GPTConfig } from "../src/model/config.ts";
 import { loadCorpus } from "../src/train/data.ts";
 import { DEFAULT_TRAIN, type TrainConfig, validateTrainConfig } from "../src/train/config.ts";
 import { errorLine } from "../src/cli/errors.ts";
 import { InputError } from "../src/util/errors.ts";
 import { Rng } from "../src/util/rng.ts";
+import { tinyGPT } from "./fixtures.ts";
 
 const reference = new Tiktoken(gpt2Ranks);
 /** The reference's ids of `s` as ordinary text (`<|endoftext|>` spelled out), as nanoGPT's prepare.py. */
@@ -212,15 +212,7 @@ Deno.test("GPT-2's tokenizer in checkpoint JSON: merges only (~267 KB), the same
   assert.equal(back.vocabSize, 50257);
   for (const s of CORPUS) assert.deepEqual(back.encode(s), tok.encode(s));
   // In a checkpoint: the model's vocab_size is the tokenizer's 50257.
-  const c: GPTConfig = {
-    n_layer: 1,
-    n_head: 1,
-    n_embd: 4,
-    block_size: 4,
-    vocab_size: 50257,
-    bias: false,
-    dropout: 0,
-  };
+  const c = tinyGPT({ n_head: 1, n_embd: 4, block_size: 4, vocab_size: 50257 });
   const { layout } = paramLayout(c);
   const ck = decodeModel(encodeModel(c, tok, layout, new Float32Array(layout.totalFloats)));
   assert.equal(ck.tokenizer.type, "gpt2");

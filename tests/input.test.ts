@@ -10,26 +10,17 @@ import { trainTokenizer } from "../src/data/tokenizer.ts";
 import type { Gpu } from "../src/gpu/device.ts";
 import { encodeSafetensors } from "../src/io/safetensors.ts";
 import { modelTensors, saveModel } from "../src/model/checkpoint.ts";
-import type { GPTConfig } from "../src/model/config.ts";
 import { checkMemory } from "../src/model/memory.ts";
 import { paramLayout } from "../src/model/params.ts";
 import { InputError } from "../src/util/errors.ts";
 import { invalidUtf8Offset } from "../src/util/utf8.ts";
 import { Rng } from "../src/util/rng.ts";
-import { hostOf, randomWeights } from "./fixtures.ts";
+import { hostOf, randomWeights, tinyGPT } from "./fixtures.ts";
 import { expectCliError as expectError, runCli as run } from "./cli_run.ts";
 
 const TEXT = "hello world, the quick brown fox jumps over the lazy dog.\n".repeat(20);
 const tok = trainTokenizer("char", TEXT);
-const model: GPTConfig = {
-  n_layer: 1,
-  n_head: 2,
-  n_embd: 8,
-  block_size: 8,
-  vocab_size: tok.vocabSize,
-  bias: true,
-  dropout: 0,
-};
+const model = tinyGPT({ n_embd: 8, vocab_size: tok.vocabSize, bias: true });
 
 /** A checkpoint of `model` whose weight `name` has `value` at `index`. */
 async function poisoned(path: string, name: string, index: number, value: number): Promise<void> {

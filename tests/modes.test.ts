@@ -12,7 +12,7 @@ import { gradCosine, gradCosineScratchBytes } from "../src/kernels/gradstats.ts"
 import * as ref from "../src/reference/modes.ts";
 import { cosineOf, gradCosineStats } from "../src/reference/gradstats.ts";
 import { Rng } from "../src/util/rng.ts";
-import { hostOf, randomWeights, tinyTrain } from "./fixtures.ts";
+import { hostOf, randomWeights, tinyGPT, tinyTrain } from "./fixtures.ts";
 import { ConfigError, DEFAULT_TRAIN, type TrainConfig, validateTrainConfig } from "../src/train/config.ts";
 import { errorLine } from "../src/cli/errors.ts";
 import { buildModeStep, epsilon, epsilonSchedule, inverseSigmoidK, STREAMS } from "../src/train/modes.ts";
@@ -332,15 +332,7 @@ async function randomModel(gpu: Gpu, c: GPTConfig, B: number, seed: number, head
 
 Deno.test("mode dispatches: free-running inputs = reference greedy rollout; scheduled-sampling inputs = reference mix", async () => {
   const gpu = await testGpu();
-  const c: GPTConfig = {
-    n_layer: 2,
-    n_head: 2,
-    n_embd: 16,
-    block_size: 9,
-    vocab_size: 13,
-    bias: true,
-    dropout: 0,
-  };
+  const c = tinyGPT({ n_layer: 2, block_size: 9, vocab_size: 13, bias: true });
   const B = 3, T = c.block_size, V = c.vocab_size, N = B * T, rng = new Rng(21);
   const { model, w } = await randomModel(gpu, c, B, 8);
   const gold = Uint32Array.from({ length: N }, () => rng.int(V));
@@ -391,15 +383,7 @@ function argmaxRows(logits: ArrayLike<number>, N: number, V: number): Uint32Arra
 
 Deno.test("scheduled sampling with the head in chunks picks the same tokens as with the whole head", async () => {
   const gpu = await testGpu();
-  const c: GPTConfig = {
-    n_layer: 1,
-    n_head: 2,
-    n_embd: 16,
-    block_size: 9,
-    vocab_size: 29,
-    bias: false,
-    dropout: 0,
-  };
+  const c = tinyGPT({ block_size: 9, vocab_size: 29 });
   // 8 x 9 = 72 rows: chunks of 64 and 8.
   const B = 8, T = c.block_size, V = c.vocab_size, N = B * T, rng = new Rng(5);
   const gold = Uint32Array.from({ length: N }, () => rng.int(V));

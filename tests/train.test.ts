@@ -10,14 +10,13 @@ import { train, TrainingDiverged } from "../src/train/trainer.ts";
 import { decodeModel, loadModel, saveModel } from "../src/model/checkpoint.ts";
 import { evaluateCheckpoint } from "../src/train/evaluate.ts";
 import { trainTokenizer } from "../src/data/tokenizer.ts";
-import type { GPTConfig } from "../src/model/config.ts";
 import { paramLayout } from "../src/model/params.ts";
 import { gptForward } from "../src/reference/gpt.ts";
 import { Generator } from "../src/model/generate.ts";
 import { Arena, readF32, writeArray } from "../src/gpu/buffers.ts";
 import { decodeSafetensors, encodeSafetensors } from "../src/io/safetensors.ts";
 import { Rng } from "../src/util/rng.ts";
-import { hostOf, randomWeights, tinyTrain } from "./fixtures.ts";
+import { hostOf, randomWeights, tinyGPT, tinyTrain } from "./fixtures.ts";
 import { GpuError } from "../src/gpu/device.ts";
 
 const tiny: TrainConfig = { ...tinyTrain };
@@ -217,15 +216,7 @@ Deno.test("eval of a checkpoint equals the CPU reference model under the window 
   const gpu = await testGpu();
   const text = "the quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs.\n";
   const tok = trainTokenizer("char", text);
-  const c: GPTConfig = {
-    n_layer: 2,
-    n_head: 2,
-    n_embd: 16,
-    block_size: 8,
-    vocab_size: tok.vocabSize,
-    bias: true,
-    dropout: 0,
-  };
+  const c = tinyGPT({ n_layer: 2, vocab_size: tok.vocabSize, bias: true });
   const w = randomWeights(c, 3);
   const dir = await tempDir();
   await saveModel(`${dir}/m.safetensors`, c, tok, paramLayout(c).layout, hostOf(c, w));
@@ -251,15 +242,7 @@ Deno.test("eval of a checkpoint equals the CPU reference model under the window 
 
 Deno.test("KV-cache generation equals greedy decoding of the reference model, across the window slide", async () => {
   const gpu = await testGpu();
-  const c: GPTConfig = {
-    n_layer: 2,
-    n_head: 2,
-    n_embd: 16,
-    block_size: 8,
-    vocab_size: 11,
-    bias: false,
-    dropout: 0,
-  };
+  const c = tinyGPT({ n_layer: 2 });
   const w = randomWeights(c, 5);
   const { layout } = paramLayout(c);
   const params = new Arena(gpu, "params", layout);
@@ -292,15 +275,7 @@ Deno.test("KV-cache generation equals greedy decoding of the reference model, ac
 
 Deno.test("sampling is deterministic for a seed and differs across seeds", async () => {
   const gpu = await testGpu();
-  const c: GPTConfig = {
-    n_layer: 1,
-    n_head: 2,
-    n_embd: 16,
-    block_size: 16,
-    vocab_size: 20,
-    bias: true,
-    dropout: 0,
-  };
+  const c = tinyGPT({ block_size: 16, vocab_size: 20, bias: true });
   const params = new Arena(gpu, "params", paramLayout(c).layout);
   writeArray(gpu, params.buffer, hostOf(c, randomWeights(c, 9)));
   const gen = await Generator.create(gpu, c, params, 2);
