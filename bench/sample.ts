@@ -1,11 +1,12 @@
 import type { BenchBuilder, BenchCase } from "./harness.ts";
 import { createStorage } from "../src/gpu/buffers.ts";
-import { argmax, sample } from "../src/kernels/sample.ts";
+import { argmax, keepThreshold, sample } from "../src/kernels/sample.ts";
 import { Rng } from "../src/util/rng.ts";
 
 /**
- * Token selection for generation, one row per sequence: argmax and temperature + top-k sampling over
- * a GPT-2 sized vocabulary. Reported in GB/s of the logits read once (sampling reads them several times).
+ * Token selection for generation, one row per sequence: argmax and temperature + top-k + top-p sampling
+ * over a GPT-2 sized vocabulary. Reported in GB/s of the logits read once (sampling reads them several
+ * times).
  */
 export const build: BenchBuilder = async (gpu, large) => {
   const N = large ? 64 : 4, V = 50304;
@@ -25,5 +26,18 @@ export const build: BenchBuilder = async (gpu, large) => {
       bytes,
     });
   }
+  cases.push({
+    name: "sample",
+    shape: `${shape} P=0.9`,
+    dispatches: [
+      await sample(gpu, { out, logits, rng }, { N, V, temperature: 0.8, topK: 0, topP: 0.9, stream: 0 }),
+    ],
+    bytes,
+  }, {
+    name: "keepThreshold",
+    shape: `${shape} K=50 P=0.9`,
+    dispatches: [await keepThreshold(gpu, { out, logits }, { N, V, temperature: 0.8, topK: 50, topP: 0.9 })],
+    bytes,
+  });
   return cases;
 };

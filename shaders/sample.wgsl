@@ -8,11 +8,14 @@
 // No gradients: nothing here is differentiated. Logits must be free of NaN.
 //
 // argmax: the first index of the row's maximum.
-// sample: temperature T > 0, top-k K (K = 0 or K >= V: the whole vocabulary). Kept logits are those
-//   >= the K-th largest value (ties at the threshold are all kept); p_i ~ exp((l_i - max) / T) over kept
-//   i, 0 elsewhere. With u = uniform01(hash3(rng[0], stream, row0 + row)), the token is the smallest i
-//   (in id order) whose running sum of p exceeds u * total. row0: the first row's index in a larger batch
-//   whose logits come in chunks of rows (0 otherwise), so every chunk draws what the whole batch would.
+// sample: temperature T > 0, top-k K (K = 0 or K >= V: the whole vocabulary), top-p P in (0, 1] (1: off).
+//   Top-k keeps the logits >= the K-th largest value (ties at the threshold are all kept); then top-p
+//   (nucleus, as Hugging Face: on the renormalised top-k distribution) keeps the smallest set of largest
+//   logits whose probability reaches P: those >= the logit at which the running sum from the largest down
+//   first reaches P (ties kept). p_i ~ exp((l_i - max) / T) over kept i, 0 elsewhere.
+//   With u = uniform01(hash3(rng[0], stream, row0 + row)), the token is the smallest i (in id order)
+//   whose running sum of p exceeds u * total. row0: the first row's index in a larger batch whose logits
+//   come in chunks of rows (0 otherwise), so every chunk draws what the whole batch would.
 //
 // How sample works, per row (one workgroup of WG threads):
 //  1. max of the row, fused with the histogram of the top 11 bits of each logit's order-preserving key
@@ -20,6 +23,15 @@
 //  2. top-k only: radix selection of the K-th largest key in three digit passes (11, 11, 10 bits): each
 //     pass histograms the keys that share the digits chosen so far into 2048 workgroup bins, and a
 //     workgroup scan over the bins (largest first) finds the bin where the count reaches K.
+//  2b. top-p only (P < 1): the same selection weighted by probability mass. With S the f32 fixed-order
+//     sum of the p that top-k kept (as in step 3), each kept token weighs w_i = round(p_i * 2^30 / S), a
+//     u32 (WGSL has no float atomics); the bins add w, and the scan finds the key where the mass from the
+//     largest key down reaches G = clamp(round(P * 2^30), 1, sum w). No sum overflows: sum w <=
+//     2^30 (1 + e) + V / 2 < 2^32. Rounding: w_i / 2^30 = q_i (1 + d_i) + r_i, q_i the exact probability,
+//     |r_i| <= 2^-31, |d_i| <= e = (C + 12) 2^-24 + the relative error of the f32 p_i (C = ceil(V / WG),
+//     the depth of S's sum), so the mass of any n tokens is off by at most e + n 2^-31 (V = 50304: e is
+//     1.3e-5 plus exp's part, n 2^-31 at most 2.3e-5). The kept set is the exact one unless the exact mass
+//     of the n tokens above one of its boundaries lies within that (and P's f32 rounding, 2^-24) of P.
 //  3. each thread sums p over its CONTIGUOUS chunk of C = ceil(V / WG) ids; a workgroup scan of the
 //     chunk sums gives each chunk's starting cumulative sum (excl) and the total.
 //  4. the first chunk with excl + sum > u * total (and sum > 0) is walked by the whole workgroup, WG ids at
@@ -27,6 +39,7 @@
 //     rounding miss falls back to the last id with p > 0 in that chunk (or, if no chunk exceeded u * total,
 //     in the last chunk with a positive sum).
 // All sums are in a fixed order, so the same logits and seed always give the same token.
+// sample_threshold: the key of each row's smallest kept logit after top-k and top-p (0: all kept); tests.
 // Grid: rows folded into (x, y) workgroups; row = wg.x + wg.y * nwg.x.
 
 struct Dims {
@@ -36,9 +49,10 @@ struct Dims {
   top_k: u32,
   stream: u32,
   row0: u32,
+  top_p: f32,
 }
 
-// Bindings, one number per variable across the file: argmax uses 0, 1, 3; sample uses 0-3.
+// Bindings, one number per variable across the file: argmax and threshold use 0, 1, 3; sample uses 0-3.
 @group(0) @binding(0) var<storage, read_write> out: array<u32>;  // [N]
 @group(0) @binding(1) var<storage, read> logits: array<f32>;     // [N, V]
 @group(0) @binding(2) var<storage, read> rng: array<u32>;        // [1]: the seed
@@ -48,6 +62,7 @@ override WG: u32 = 256; // threads per workgroup: a power of two dividing NBINS
 const NBINS: u32 = 2048u; // radix bins (11-bit digits)
 const NONE: u32 = 0xffffffffu;
 const NEG_BIG: f32 = -3.402823e38;
+const MASS_ONE: f32 = 1073741824.0; // 2^30: top-p's fixed-point unit of a whole row's probability
 
 var<workgroup> bins: array<atomic<u32>, NBINS>;
 var<workgroup> sm_f: array<f32, WG>;
@@ -60,6 +75,13 @@ var<workgroup> sel_excl: f32;
 var<workgroup> pick_first: atomic<u32>;
 var<workgroup> pick_last: atomic<u32>;
 var<workgroup> walk_pick: u32;
+var<workgroup> mass_sum: atomic<u32>;
+
+// A row's max logit and the key of its smallest kept logit (0: every logit kept).
+struct Keep {
+  rmax: f32,
+  thresh: u32,
+}
 
 fn row_index(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
   return wg.x + wg.y * nwg.x;
@@ -191,25 +213,67 @@ fn argmax(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
   if (lid == 0u) { out[row] = select(sm_u[0], 0u, sm_u[0] == NONE); }
 }
 
-@compute @workgroup_size(WG)
-fn sample(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-          @builtin(local_invocation_index) lid: u32) {
-  let row = row_index(wg, nwg);
-  if (row >= dims.N) { return; }
+// Like histogram, but each key (bits above match_shift equal to prefix's; all keys for match_shift 32)
+// adds its fixed-point mass w = round(p * scale) instead of 1; mass_sum receives the total added.
+fn mass_histogram(lid: u32, base: u32, V: u32, shift: u32, mask: u32, match_shift: u32, prefix: u32,
+                  keep: Keep, scale: f32) {
+  workgroupBarrier();
+  for (var b = lid; b < NBINS; b += WG) { atomicStore(&bins[b], 0u); }
+  if (lid == 0u) { atomicStore(&mass_sum, 0u); }
+  workgroupBarrier();
+  var added = 0u;
+  for (var i = lid; i < V; i += WG) {
+    let x = logits[base + i];
+    let k = fkey(x);
+    if (match_shift >= 32u || (k >> match_shift) == (prefix >> match_shift)) {
+      let w = u32(prob(x, keep.rmax, dims.temperature, keep.thresh) * scale + 0.5);
+      if (w > 0u) {
+        atomicAdd(&bins[(k >> shift) & mask], w);
+        added += w;
+      }
+    }
+  }
+  atomicAdd(&mass_sum, added);
+  workgroupBarrier();
+}
+
+// Sum of p over this thread's contiguous chunk of C = ceil(V / WG) ids, [lid * C, lid * C + C).
+fn chunk_sum(lid: u32, base: u32, V: u32, keep: Keep) -> f32 {
+  let C = (V + WG - 1u) / WG;
+  let lo = min(lid * C, V);
+  let hi = min(lo + C, V);
+  var s = 0.0;
+  for (var i = lo; i < hi; i++) { s += prob(logits[base + i], keep.rmax, dims.temperature, keep.thresh); }
+  return s;
+}
+
+// Top-p (step 2b): the largest key t whose mass at or above t, among the keys `keep` keeps, reaches
+// top_p of their total. The mass of the max is 2^30 / S >= 2^30 / V >= 1, so the goal is >= 1.
+fn nucleus_threshold(lid: u32, base: u32, V: u32, keep: Keep) -> u32 {
+  wg_scan_f32(lid, chunk_sum(lid, base, V, keep));
+  let scale = MASS_ONE / sm_f[WG - 1u];
+  mass_histogram(lid, base, V, 21u, 2047u, 32u, 0u, keep, scale);
+  let goal = clamp(u32(round(dims.top_p * MASS_ONE)), 1u, atomicLoad(&mass_sum));
+  var r = select_bin(lid, goal);
+  var prefix = r.x << 21u;
+  var kr = goal - r.y;
+  mass_histogram(lid, base, V, 10u, 2047u, 21u, prefix, keep, scale);
+  r = select_bin(lid, kr);
+  prefix |= r.x << 10u;
+  kr -= r.y;
+  mass_histogram(lid, base, V, 0u, 1023u, 10u, prefix, keep, scale);
+  r = select_bin(lid, kr);
+  return prefix | r.x;
+}
+
+// Steps 1, 2 and 2b for the row at `base`: its max and the key of its smallest kept logit.
+fn keep_threshold(lid: u32, base: u32) -> Keep {
   let V = dims.V;
-  let base = row * V;
   let K = dims.top_k;
-  let temperature = dims.temperature;
   let do_topk = K > 0u && K < V;
 
   // 1. Row max, fused with the first radix digit's histogram (bits 31..21).
   for (var b = lid; b < NBINS; b += WG) { atomicStore(&bins[b], 0u); }
-  if (lid == 0u) {
-    atomicStore(&sel_first, NONE);
-    atomicStore(&sel_last, 0u);
-    atomicStore(&pick_first, NONE);
-    atomicStore(&pick_last, 0u);
-  }
   workgroupBarrier();
   var m = NEG_BIG;
   for (var i = lid; i < V; i += WG) {
@@ -217,10 +281,9 @@ fn sample(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
     m = max(m, x);
     if (do_topk) { atomicAdd(&bins[fkey(x) >> 21u], 1u); }
   }
-  let rmax = wg_max(lid, m);
+  var keep = Keep(wg_max(lid, m), 0u);
 
   // 2. Radix selection of the K-th largest key: digits 31..21, 20..10, 9..0.
-  var thresh = 0u;
   if (do_topk) {
     var prefix = 0u;
     var kr = K;
@@ -234,15 +297,43 @@ fn sample(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
     histogram(lid, base, V, 0u, 1023u, 10u, prefix);
     r = select_bin(lid, kr);
     prefix |= r.x;
-    thresh = prefix;
+    keep.thresh = prefix;
   }
+  // 2b. Top-p among the logits top-k kept. P >= 1 skips it, so the result is bit for bit top-k's.
+  if (dims.top_p < 1.0) { keep.thresh = nucleus_threshold(lid, base, V, keep); }
+  return keep;
+}
+
+@compute @workgroup_size(WG)
+fn sample_threshold(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+  let row = row_index(wg, nwg);
+  if (row >= dims.N) { return; }
+  let keep = keep_threshold(lid, row * dims.V);
+  if (lid == 0u) { out[row] = keep.thresh; }
+}
+
+@compute @workgroup_size(WG)
+fn sample(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_index) lid: u32) {
+  let row = row_index(wg, nwg);
+  if (row >= dims.N) { return; }
+  let V = dims.V;
+  let base = row * V;
+  if (lid == 0u) {
+    atomicStore(&sel_first, NONE);
+    atomicStore(&sel_last, 0u);
+    atomicStore(&pick_first, NONE);
+    atomicStore(&pick_last, 0u);
+  }
+  let keep = keep_threshold(lid, base);
+  let rmax = keep.rmax;
+  let thresh = keep.thresh;
+  let temperature = dims.temperature;
 
   // 3. Contiguous chunk sums and their exclusive prefix.
   let C = (V + WG - 1u) / WG;
-  let lo = min(lid * C, V);
-  let hi = min(lo + C, V);
-  var s = 0.0;
-  for (var i = lo; i < hi; i++) { s += prob(logits[base + i], rmax, temperature, thresh); }
+  let s = chunk_sum(lid, base, V, keep);
   wg_scan_f32(lid, s);
   var excl = 0.0;
   if (lid > 0u) { excl = sm_f[lid - 1u]; }

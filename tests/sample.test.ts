@@ -1,9 +1,9 @@
-import { rejects } from "node:assert/strict";
+import assert, { rejects } from "node:assert/strict";
 import { assertClose, testGpu } from "./helpers.ts";
 import { createStorage, readU32, upload } from "../src/gpu/buffers.ts";
 import type { Gpu } from "../src/gpu/device.ts";
 import { submitDispatches } from "../src/gpu/kernel.ts";
-import { argmax, sample } from "../src/kernels/sample.ts";
+import { argmax, keepThreshold, sample } from "../src/kernels/sample.ts";
 import { hash3, uniform01 } from "../src/util/hash.ts";
 import * as ref from "../src/reference/sample.ts";
 import { Rng } from "../src/util/rng.ts";
@@ -16,14 +16,14 @@ async function gpuTokens(
   x: Float32Array,
   N: number,
   V: number,
-  opts: { seed: number; temperature: number; topK: number; stream: number } | null,
+  opts: { seed: number; temperature: number; topK: number; stream: number; topP?: number } | null,
 ): Promise<Uint32Array> {
   const logits = upload(gpu, "logits", x);
   const out = upload(gpu, "out", new Uint32Array(N).fill(GARBAGE));
   const d = opts === null ? await argmax(gpu, { out, logits }, { N, V }) : await sample(
     gpu,
     { out, logits, rng: upload(gpu, "rng", new Uint32Array([opts.seed])) },
-    { N, V, temperature: opts.temperature, topK: opts.topK, stream: opts.stream },
+    { N, V, temperature: opts.temperature, topK: opts.topK, topP: opts.topP, stream: opts.stream },
   );
   submitDispatches(gpu, [d], "test");
   const got = await readU32(gpu, out);
@@ -85,6 +85,7 @@ interface SampleCase {
   integer?: boolean; // integer-valued logits: many ties, also at the top-k threshold
   narrow?: boolean; // logits in [1, 1.001): equal top radix digits, the low digits decide top-k
   tail?: boolean; // V > 256^2: mass on the ids past the first 256 of each thread's chunk (2nd walk tile)
+  topP?: number; // nucleus sampling (default 1: off)
 }
 
 const sampleCases: SampleCase[] = [
@@ -101,11 +102,19 @@ const sampleCases: SampleCase[] = [
   { N: 3, V: 1, temperature: 1, topK: 0 },
   { N: 10, V: 70001, temperature: 1, topK: 0, tail: true },
   { N: 10, V: 70001, temperature: 1, topK: 5000, tail: true },
+  { N: 301, V: 65, temperature: 1, topK: 0, topP: 0.3 },
+  { N: 101, V: 1000, temperature: 0.7, topK: 50, topP: 0.9 },
+  { N: 200, V: 300, temperature: 2, topK: 17, integer: true, topP: 0.5 },
+  { N: 200, V: 300, temperature: 1, topK: 0, integer: true, topP: 0.8 },
+  { N: 50, V: 1000, temperature: 1, topK: 0, narrow: true, topP: 0.5 },
+  { N: 12, V: 50304, temperature: 0.8, topK: 0, topP: 0.95 },
+  { N: 10, V: 70001, temperature: 1, topK: 0, tail: true, topP: 0.7 },
 ];
 
 for (const c of sampleCases) {
-  const { N, V, temperature, topK } = c;
-  Deno.test(`gpu sample matches sampleRow with the same u, N=${N} V=${V} T=${temperature} K=${topK}`, async () => {
+  const { N, V, temperature, topK, topP = 1 } = c;
+  const name = `N=${N} V=${V} T=${temperature} K=${topK}${c.topP === undefined ? "" : ` P=${topP}`}`;
+  Deno.test(`gpu sample matches sampleRow with the same u, ${name}`, async () => {
     const gpu = await testGpu();
     const rng = new Rng(V * 13 + topK);
     const x = c.integer
@@ -118,14 +127,22 @@ for (const c of sampleCases) {
       for (let i = 0; i < N * V; i++) if ((i % V) % chunk >= 256) x[i] += 8;
     }
     const seed = rng.nextU32(), stream = 7;
-    const got = await gpuTokens(gpu, x, N, V, { seed, temperature, topK, stream });
-    let excluded = 0;
+    const got = await gpuTokens(gpu, x, N, V, { seed, temperature, topK, topP, stream });
+    const r = { temperature, topK, topP };
+    const thresholds = topP < 1 ? await gpuThresholds(gpu, x, N, V, r) : null;
+    let excluded = 0, nucleusNear = 0;
     for (let n = 0; n < N; n++) {
       const l = row(x, n, V);
       const u = uniform01(hash3(seed, stream, n));
-      const want = ref.sampleRow(l, temperature, topK, u);
+      let p = ref.sampleWeights(l, temperature, topK);
+      if (thresholds !== null) {
+        // Top-p: the kernel's kept set, checked against the reference's (equal but within the
+        // fixed-point tolerance of a boundary), is the one the draw is made from.
+        if (checkThreshold(l, r, thresholds[n], `row ${n}`)) nucleusNear++;
+        p = p.map((w, i) => fkey(l[i]) >= thresholds[n] ? w : 0);
+      }
+      const want = ref.drawIndex(p, u);
       // Cumulative boundaries (float64): token i owns [cum[i] - p[i], cum[i]).
-      const p = ref.sampleWeights(l, temperature, topK);
       const cum = new Float64Array(V);
       let total = 0;
       for (let i = 0; i < V; i++) cum[i] = total += p[i];
@@ -143,7 +160,10 @@ for (const c of sampleCases) {
       const ok = i < V && p[i] > 0 && cum[i] - p[i] <= goal + delta && cum[i] >= goal - delta;
       if (!ok) throw new Error(`row ${n} (near a boundary): gpu ${i} is not a neighbour of ${want}`);
     }
-    console.log(`sample N=${N} V=${V}: ${N - excluded} rows exact, ${excluded} near a boundary`);
+    const nucleus = thresholds === null
+      ? ""
+      : `; ${nucleusNear} kept sets within the tolerance of a boundary`;
+    console.log(`sample ${name}: ${N - excluded} rows exact, ${excluded} near a boundary${nucleus}`);
     if (excluded > Math.max(2, 0.05 * N)) throw new Error(`too many rows near a boundary: ${excluded}/${N}`);
   });
 }
@@ -205,11 +225,22 @@ Deno.test("gpu sample: empirical frequencies match the probabilities", async () 
   const base = Float32Array.from([0.3, -1, 2, 0.5, -0.2, 1.1, 0, -3, 0.9, 1.7]);
   const x = new Float32Array(N * V);
   for (let n = 0; n < N; n++) x.set(base, n * V);
-  for (const [temperature, topK] of [[1, 0], [0.6, 4], [2.5, 0]]) {
-    const got = await gpuTokens(gpu, x, N, V, { seed: 4321 + topK, temperature, topK, stream: 2 });
+  const cases = [[1, 0, 1], [0.6, 4, 1], [2.5, 0, 1], [1, 0, 0.7], [0.6, 0, 0.5], [2.5, 6, 0.8], [
+    1,
+    0,
+    0.95,
+  ]];
+  for (const [temperature, topK, topP] of cases) {
+    const seed = 4321 + topK + (topP < 1 ? Math.round(topP * 100) : 0);
+    const got = await gpuTokens(gpu, x, N, V, { seed, temperature, topK, topP, stream: 2 });
     const counts = new Float64Array(V);
     for (const t of got) counts[t]++;
-    const p = ref.sampleWeights(base, temperature, topK);
+    // The renormalised nucleus distribution; the boundary must be clear of the fixed-point tolerance.
+    const margin = nucleusMargin(base, temperature, topK, topP);
+    if (topP < 1 && margin < 100 * massTolerance(base, temperature, topK, V)) {
+      throw new Error("ambiguous case");
+    }
+    const p = ref.sampleWeights(base, temperature, topK, topP);
     const total = p.reduce((a, b) => a + b, 0);
     let chi2 = 0;
     for (let i = 0; i < V; i++) {
@@ -221,13 +252,13 @@ Deno.test("gpu sample: empirical frequencies match the probabilities", async () 
       const sd = Math.sqrt(e * (1 - p[i] / total));
       if (Math.abs(counts[i] - e) > 5 * sd) {
         throw new Error(
-          `T=${temperature} K=${topK} token ${i}: ${counts[i]} draws, expected ${e.toFixed(1)}`,
+          `T=${temperature} K=${topK} P=${topP} token ${i}: ${counts[i]} draws, expected ${e.toFixed(1)}`,
         );
       }
       chi2 += (counts[i] - e) ** 2 / e;
     }
     // Degrees of freedom <= 9: chi2 > 33 has p < 1e-4.
-    console.log(`T=${temperature} K=${topK}: chi2 ${chi2.toFixed(2)}`);
+    console.log(`T=${temperature} K=${topK} P=${topP}: chi2 ${chi2.toFixed(2)}`);
     if (chi2 > 33) throw new Error(`chi-square ${chi2} too large`);
   }
 });
@@ -248,5 +279,215 @@ Deno.test("sample rejects temperature 0 and bad top-k", async () => {
       { message: `sample: ${message}` },
     );
   }
+  for (const topP of [0, -0.5, 1.5, NaN]) {
+    const s = { N: 1, V: 4, temperature: 1, topK: 0, topP };
+    await rejects(sample(gpu, { out: b, logits: b, rng: b }, { ...s, stream: 0 }), {
+      message: `sample: topP=${topP} must be in (0, 1]`,
+    });
+    await rejects(keepThreshold(gpu, { out: b, logits: b }, s), {
+      message: `keepThreshold: topP=${topP} must be in (0, 1]`,
+    });
+  }
   b.destroy();
+});
+
+// ---- top-p (nucleus) ----
+
+/** The order-preserving u32 key of an f32, as shaders/sample.wgsl's fkey (-0 as +0). */
+function fkey(x: number): number {
+  let b = new Uint32Array(Float32Array.of(x).buffer)[0];
+  if (b === 0x80000000) b = 0;
+  return (b & 0x80000000 ? ~b : b | 0x80000000) >>> 0;
+}
+
+/**
+ * A row's logit values kept by top-k (those with p > 0), largest first; after each, the reference's
+ * normalised cumulative probability and the count of tokens so far (all tokens of a tied value together).
+ */
+function nucleusGroups(l: ArrayLike<number>, temperature: number, topK: number) {
+  const p = ref.sampleWeights(l, temperature, topK);
+  const total = p.reduce((a, b) => a + b, 0);
+  const mass = new Map<number, number>(), count = new Map<number, number>();
+  for (let i = 0; i < l.length; i++) {
+    if (p[i] === 0) continue;
+    mass.set(l[i], (mass.get(l[i]) ?? 0) + p[i] / total);
+    count.set(l[i], (count.get(l[i]) ?? 0) + 1);
+  }
+  const values = [...mass.keys()].sort((a, b) => b - a);
+  let run = 0, tokens = 0;
+  return {
+    values,
+    cum: values.map((v) => run += mass.get(v)!),
+    tokens: values.map((v) => tokens += count.get(v)!),
+  };
+}
+
+/** The kernel's keep threshold (a key) of each row of x [N, V]. */
+async function gpuThresholds(gpu: Gpu, x: Float32Array, N: number, V: number, r: Restriction) {
+  const logits = upload(gpu, "logits", x);
+  const out = upload(gpu, "out", new Uint32Array(N).fill(GARBAGE));
+  submitDispatches(gpu, [await keepThreshold(gpu, { out, logits }, { N, V, ...r })], "test");
+  const t = await readU32(gpu, out);
+  logits.destroy();
+  out.destroy();
+  return t;
+}
+
+/** The index of the last value the reference keeps at top-p P: the first whose cumulative reaches P. */
+function referenceCut(cum: number[], topP: number): number {
+  const g = cum.findIndex((c) => c >= topP);
+  return topP >= 1 || g < 0 ? cum.length - 1 : g;
+}
+
+/** How far P lies from the reference's nucleus boundary: the mass above the cut and with it. */
+function nucleusMargin(l: ArrayLike<number>, temperature: number, topK: number, topP: number): number {
+  const { cum } = nucleusGroups(l, temperature, topK);
+  const g = referenceCut(cum, topP);
+  return Math.min(cum[g] - topP, topP - (g > 0 ? cum[g - 1] : 0));
+}
+
+/**
+ * The kernel's bound on the error of the mass of n tokens (shaders/sample.wgsl, step 2b), P's f32 rounding
+ * included: e + n 2^-31 + 2^-24 + 2^-31, e = (C + 12) 2^-24 + the relative error of the f32 p_i: 2|z_i| ulp
+ * from rounding the argument z_i = (l_i - max) / T and 4 ulp for exp, averaged over the probabilities.
+ */
+function massTolerance(l: ArrayLike<number>, temperature: number, topK: number, n: number): number {
+  const p = ref.sampleWeights(l, temperature, topK);
+  const total = p.reduce((a, b) => a + b, 0);
+  const m = Math.max(...Array.from(l));
+  let zMean = 0;
+  for (let i = 0; i < l.length; i++) zMean += (p[i] / total) * ((m - l[i]) / temperature);
+  const C = Math.ceil(l.length / 256);
+  return (C + 12 + 2 * zMean + 4) * 2 ** -24 + (n + 1) * 2 ** -31 + 2 ** -24;
+}
+
+/**
+ * Checks the kernel's keep threshold `t` (a key) of row `l` against the float64 reference. The kept sets
+ * must be equal, except that every nucleus boundary between the two cuts may lie within the documented
+ * tolerance of P. Returns whether the row was such a near case; throws on a wrong threshold.
+ */
+function checkThreshold(l: ArrayLike<number>, r: Restriction, t: number, what: string): boolean {
+  const { temperature, topK, topP } = r;
+  const V = l.length;
+  if (t === 0) {
+    if ((topK > 0 && topK < V) || topP < 1) throw new Error(`${what}: threshold 0 keeps all`);
+    return false;
+  }
+  const { values, cum, tokens } = nucleusGroups(l, temperature, topK);
+  const h = values.findIndex((v) => fkey(v) === t);
+  if (h < 0) throw new Error(`${what}: threshold key ${t} is no kept logit's`);
+  const g = referenceCut(cum, topP);
+  if (h === g) return false;
+  for (let b = Math.min(h, g); b < Math.max(h, g); b++) {
+    const tol = massTolerance(l, temperature, topK, tokens[b]);
+    if (Math.abs(cum[b] - topP) > tol) {
+      throw new Error(
+        `${what}: kernel keeps ${h + 1} values, reference ${g + 1}; cumulative ${cum[b]} vs P ${topP} ` +
+          `is ${Math.abs(cum[b] - topP).toExponential(2)} away (tolerance ${tol.toExponential(2)})`,
+      );
+    }
+  }
+  return true;
+}
+
+interface Restriction {
+  temperature: number;
+  topK: number;
+  topP: number;
+}
+
+Deno.test("reference top-p on hand-worked rows: the smallest nucleus, ties kept, after top-k", () => {
+  // p = [1, 2, 3, 4] / 10, largest first 0.4, 0.7, 0.9, 1.
+  const l = [0, Math.log(2), Math.log(3), Math.log(4)];
+  const kept = (topK: number, topP: number, row: number[] = l) =>
+    Array.from(ref.sampleWeights(row, 1, topK, topP), (p, i) => p > 0 ? i : -1).filter((i) => i >= 0);
+  assert.deepEqual(kept(0, 0.39), [3]);
+  assert.deepEqual(kept(0, 0.41), [2, 3]);
+  assert.deepEqual(kept(0, 0.69), [2, 3]);
+  assert.deepEqual(kept(0, 0.71), [1, 2, 3]);
+  assert.deepEqual(kept(0, 0.95), [0, 1, 2, 3]);
+  assert.deepEqual(kept(0, 1e-9), [3]);
+  // Top-k 3 first: [2, 3, 4] / 9, largest first 0.444, 0.778: P = 0.43 keeps one, 0.45 two.
+  assert.deepEqual(kept(3, 0.43), [3]);
+  assert.deepEqual(kept(3, 0.45), [2, 3]);
+  // Ties at the boundary are all kept: [1, 3, 3, 2] at a tiny P keeps both 3s.
+  assert.deepEqual(kept(0, 1e-6, [1, 3, 3, 2]), [1, 2]);
+  // Renormalised: P = 0.41 keeps [3, 4] / 7; u = 0.5 falls in 4's share [3/7, 1).
+  assertClose("sampleRow P", [0.42, 0.43].map((u) => ref.sampleRow(l, 1, 0, u, 0.41)), [2, 3], {
+    atol: 0,
+    rtol: 0,
+  });
+});
+
+Deno.test("gpu top-p keeps the reference's nucleus on random rows and P (tolerance only at boundaries)", async () => {
+  const gpu = await testGpu();
+  const shapes = [
+    { N: 200, V: 65, temperature: 1, topKs: [0, 10], kind: "normal" },
+    { N: 100, V: 1000, temperature: 0.7, topKs: [0, 50], kind: "normal" },
+    { N: 100, V: 300, temperature: 2, topKs: [0, 17], kind: "integer" }, // ties everywhere
+    { N: 30, V: 1000, temperature: 1, topKs: [0], kind: "narrow" }, // near-uniform, equal top digits
+    { N: 8, V: 50304, temperature: 0.8, topKs: [0, 40], kind: "normal" },
+  ];
+  let rows = 0, near = 0, negatives = 0;
+  for (const sh of shapes) {
+    const { N, V, temperature } = sh;
+    const rng = new Rng(V + N);
+    const x = sh.kind === "integer"
+      ? Float32Array.from({ length: N * V }, () => rng.int(40) - 20)
+      : sh.kind === "narrow"
+      ? rng.uniformArray(N * V, 1, 1.001)
+      : rng.normalArray(N * V, 3);
+    const logits = upload(gpu, "logits", x);
+    const out = upload(gpu, "out", new Uint32Array(N));
+    const ps = [1e-4, 0.1, 0.5, 0.8, 0.9, 0.95, 0.99, 0.999, 1, rng.uniform(), rng.uniform()];
+    for (const topK of sh.topKs) {
+      for (const topP of ps) {
+        const r = { temperature, topK, topP };
+        submitDispatches(gpu, [await keepThreshold(gpu, { out, logits }, { N, V, ...r })], "test");
+        const t = await readU32(gpu, out);
+        for (let n = 0; n < N; n++) {
+          const l = row(x, n, V), what = `V=${V} K=${topK} P=${topP} row ${n}`;
+          rows++;
+          if (checkThreshold(l, r, t[n], what)) {
+            near++;
+            continue;
+          }
+          // The check can fail: the next value up or down as the threshold is refused where P is clear.
+          const { values, cum, tokens } = nucleusGroups(l, temperature, topK);
+          const g = referenceCut(cum, topP);
+          if (
+            topP < 1 && g + 1 < values.length &&
+            cum[g] - topP > massTolerance(l, temperature, topK, tokens[g])
+          ) {
+            assert.throws(() => checkThreshold(l, r, fkey(values[g + 1]), what));
+            negatives++;
+          }
+        }
+      }
+    }
+    logits.destroy();
+    out.destroy();
+  }
+  console.log(
+    `top-p threshold: ${rows} rows, ${near} within the tolerance of a boundary, ${negatives} negatives`,
+  );
+  assert.ok(near <= 0.01 * rows, `too many rows near a boundary: ${near}/${rows}`);
+  assert.ok(negatives > 0.5 * rows, `too few negative checks: ${negatives}/${rows}`);
+});
+
+Deno.test("gpu top-p: a tiny P is argmax (unique maxima); P = 1 is bit for bit no top-p", async () => {
+  const gpu = await testGpu();
+  const N = 50, V = 2000;
+  const x = new Rng(6).normalArray(N * V, 2);
+  const want = ref.argmax(x, N, V);
+  for (const temperature of [0.5, 1, 20]) {
+    const got = await gpuTokens(gpu, x, N, V, { seed: 3, temperature, topK: 0, topP: 1e-7, stream: 0 });
+    assertClose(`top-p 1e-7 T=${temperature}`, got, want, { atol: 0, rtol: 0 });
+  }
+  for (const topK of [0, 30]) {
+    const opts = { seed: 17, temperature: 0.9, topK, stream: 4 };
+    const a = await gpuTokens(gpu, x, N, V, opts);
+    const b = await gpuTokens(gpu, x, N, V, { ...opts, topP: 1 });
+    assertClose(`P=1 K=${topK}`, b, a, { atol: 0, rtol: 0 });
+  }
 });
