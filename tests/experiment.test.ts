@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { testGpu } from "./helpers.ts";
-import { hostOf, randomWeights, tinyGPT, tinyTrain } from "./fixtures.ts";
+import { hostOf, randomWeights, tinyFlags, tinyGPT, tinyTrain } from "./fixtures.ts";
 import { comparePaired, studentTCdf, studentTQuantile, tInterval } from "../src/train/stats.ts";
 import { measureNoiseScale, noiseScale } from "../src/train/noise.ts";
 import { historyCheck } from "../src/train/claims.ts";
@@ -224,16 +224,7 @@ Deno.test("experiment --seeds 2 end to end: a report with intervals, paired verd
     "reports/oracles/order3.json",
     "--oracle-chars",
     "20000",
-    "--n-layer",
-    "1",
-    "--n-head",
-    "2",
-    "--n-embd",
-    "16",
-    "--block-size",
-    "16",
-    "--batch-size",
-    "4",
+    ...tinyFlags,
     "--steps",
     "8",
     "--eval-interval",

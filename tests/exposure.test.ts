@@ -12,13 +12,11 @@
 import assert from "node:assert/strict";
 import { assertClose, testGpu } from "./helpers.ts";
 import type { GPTConfig } from "../src/model/config.ts";
-import { paramLayout } from "../src/model/params.ts";
 import { gptForward } from "../src/reference/gpt.ts";
 import { greedyRollout } from "../src/reference/modes.ts";
 import { bindOracle, ExposureTally, measureExposure } from "../src/train/exposure.ts";
 import { DEFAULT_TRAIN } from "../src/train/config.ts";
 import { train } from "../src/train/trainer.ts";
-import { saveModel } from "../src/model/checkpoint.ts";
 import { type Tokenizer, trainTokenizer } from "../src/data/tokenizer.ts";
 import { main } from "../cli.ts";
 import { Rng } from "../src/util/rng.ts";
@@ -26,7 +24,15 @@ import { Gpu } from "../src/gpu/device.ts";
 import { InputError } from "../src/util/errors.ts";
 import { generateLanguage } from "../src/data/language.ts";
 import { languageOracle, sampleOracle } from "../src/data/oracle.ts";
-import { hostOf, randomWeights, tinyGPT } from "./fixtures.ts";
+import {
+  hostOf,
+  markovChain,
+  markovText,
+  markovTrain,
+  randomWeights,
+  saveWeights,
+  tinyGPT,
+} from "./fixtures.ts";
 
 type Oracle = Parameters<typeof bindOracle>[0];
 
@@ -348,33 +354,6 @@ Deno.test("the oracle measure refuses a tokenizer that is not char-level and an 
   );
 });
 
-/** A first-order Markov chain over `k` letters with sparse random rows (as tests/train.test.ts). */
-function markovChain(k: number, seed: number): { letters: string[]; P: number[][]; rng: Rng } {
-  const rng = new Rng(seed);
-  const letters = [..."abcdefghijklmnopqrstuvwxyz".slice(0, k)];
-  const P: number[][] = [];
-  for (let i = 0; i < k; i++) {
-    const w = Array.from({ length: k }, () => rng.uniform() < 0.4 ? rng.uniform() + 0.05 : 0);
-    w[(i + 1) % k] += 0.5;
-    w[i] += 0.05;
-    const s = w.reduce((a, b) => a + b, 0);
-    P.push(w.map((x) => x / s));
-  }
-  return { letters, P, rng };
-}
-
-function markovText(k: number, n: number, seed: number): string {
-  const { letters, P, rng } = markovChain(k, seed);
-  let s = 0, text = "";
-  for (let t = 0; t < n; t++) {
-    let u = rng.uniform(), j = 0;
-    while (j < k - 1 && u >= P[s][j]) u -= P[s][j++];
-    s = j;
-    text += letters[s];
-  }
-  return text;
-}
-
 /** markovText's chain as an order-1 oracle. */
 function markovOracle(k: number, seed: number): Oracle {
   const { letters, P } = markovChain(k, seed);
@@ -389,23 +368,8 @@ function markovOracle(k: number, seed: number): Oracle {
 
 Deno.test("a teacher-forced model on a synthetic language: drift figures and the oracle's excess loss", async () => {
   const gpu = await testGpu();
-  const text = markovText(8, 60_000, 7);
-  const r = await train({
-    ...DEFAULT_TRAIN,
-    n_layer: 1,
-    n_head: 2,
-    n_embd: 32,
-    block_size: 16,
-    batch_size: 16,
-    steps: 150,
-    lr: 1e-2,
-    min_lr: 1e-3,
-    warmup: 10,
-    eval_interval: 150,
-    eval_iters: 4,
-    log_interval: 50,
-    sample_chars: 0,
-  }, { gpu, noSave: true, text });
+  const { text } = markovText(8, 60_000, 7);
+  const r = await train({ ...markovTrain, eval_iters: 4 }, { gpu, noSave: true, text });
   const val = r.corpus.val.tokens;
   for (const decode of ["argmax", "sample"] as const) {
     const e = await measureExposure(r.model.config, r.model.params, val, {
@@ -446,7 +410,7 @@ Deno.test("eval --exposure: JSON last, plot and --rollouts written; one-line err
   const tok = trainTokenizer("char", text);
   const c = tinyGPT({ vocab_size: tok.vocabSize });
   const w = randomWeights(c, 1);
-  await saveModel(`${dir}/m.safetensors`, c, tok, paramLayout(c).layout, hostOf(c, w));
+  await saveWeights(`${dir}/m.safetensors`, c, tok, w);
   await Deno.writeTextFile(`${dir}/data.txt`, text);
   // An order-2 oracle over the text's characters but "z" (which the model can emit: p* = 0 there).
   const alphabet = (tok as unknown as { vocab: string[] }).vocab.filter((ch) => ch !== "z");
@@ -550,13 +514,7 @@ Deno.test("eval --exposure: JSON last, plot and --rollouts written; one-line err
     // A model whose tokenizer is not char-level.
     const word = trainTokenizer("word", text);
     const cw = { ...c, vocab_size: word.vocabSize };
-    await saveModel(
-      `${dir}/w.safetensors`,
-      cw,
-      word,
-      paramLayout(cw).layout,
-      hostOf(cw, randomWeights(cw, 2)),
-    );
+    await saveWeights(`${dir}/w.safetensors`, cw, word, randomWeights(cw, 2));
     refusals.push([
       [
         "eval",
@@ -588,7 +546,7 @@ Deno.test("eval --exposure of a char model of the built-in language: the languag
   const tok = trainTokenizer("char", generateLanguage({ seed: 1337, chars: 100 }).alphabet.join(""));
   const c: GPTConfig = { ...small, n_layer: 1, vocab_size: tok.vocabSize };
   const run = { ...DEFAULT_TRAIN, n_layer: 1, n_head: 2, n_embd: 16, block_size: 8 };
-  await saveModel(`${dir}/m.safetensors`, c, tok, paramLayout(c).layout, hostOf(c, randomWeights(c, 6)), {
+  await saveWeights(`${dir}/m.safetensors`, c, tok, randomWeights(c, 6), {
     train_config: JSON.stringify(run),
   });
   const out: string[] = [], err: string[] = [];

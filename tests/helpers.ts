@@ -1,6 +1,7 @@
 /**
  * Shared test tools: one GPU device for the whole run, tolerance comparisons that print max abs/rel
- * error and the first mismatches, finite differences, and a submit-and-read shortcut.
+ * error and the first mismatches, finite differences, a submit-and-read shortcut and a watch on queue
+ * submissions.
  */
 import { createGpu, type Gpu } from "../src/gpu/device.ts";
 import { readF32 } from "../src/gpu/buffers.ts";
@@ -94,4 +95,26 @@ export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
 export async function runAndRead(gpu: Gpu, dispatches: Dispatch[], buffer: GPUBuffer): Promise<Float32Array> {
   submitDispatches(gpu, dispatches, "test");
   return await readF32(gpu, buffer);
+}
+
+/**
+ * Runs `f` while every queue submission passes its command buffers' labels to `onSubmit` (then submits
+ * them as usual); the queue is restored afterwards.
+ */
+export async function watchSubmits<T>(
+  gpu: Gpu,
+  onSubmit: (label: string) => void,
+  f: () => Promise<T>,
+): Promise<T> {
+  const queue = gpu.device.queue;
+  const submit = queue.submit.bind(queue);
+  queue.submit = (bufs: GPUCommandBuffer[]) => {
+    for (const b of bufs) onSubmit(b.label);
+    return submit(bufs);
+  };
+  try {
+    return await f();
+  } finally {
+    queue.submit = submit;
+  }
 }

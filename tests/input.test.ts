@@ -9,13 +9,13 @@ import { EVAL_FLAGS, EXIT_STATUS, isNumeric, joinNegativeNumbers, trainFlags } f
 import { trainTokenizer } from "../src/data/tokenizer.ts";
 import type { Gpu } from "../src/gpu/device.ts";
 import { encodeSafetensors } from "../src/io/safetensors.ts";
-import { modelTensors, saveModel } from "../src/model/checkpoint.ts";
+import { modelTensors } from "../src/model/checkpoint.ts";
 import { checkMemory } from "../src/model/memory.ts";
 import { paramLayout } from "../src/model/params.ts";
 import { InputError } from "../src/util/errors.ts";
 import { invalidUtf8Offset } from "../src/util/utf8.ts";
 import { Rng } from "../src/util/rng.ts";
-import { hostOf, randomWeights, tinyGPT } from "./fixtures.ts";
+import { hostOf, randomWeights, saveWeights, tinyFlags, tinyGPT } from "./fixtures.ts";
 import { expectCliError as expectError, runCli as run } from "./cli_run.ts";
 
 const TEXT = "hello world, the quick brown fox jumps over the lazy dog.\n".repeat(20);
@@ -26,7 +26,7 @@ const model = tinyGPT({ n_embd: 8, vocab_size: tok.vocabSize, bias: true });
 async function poisoned(path: string, name: string, index: number, value: number): Promise<void> {
   const w = randomWeights(model, 1);
   w[name][index] = value;
-  await saveModel(path, model, tok, paramLayout(model).layout, hostOf(model, w));
+  await saveWeights(path, model, tok, w);
 }
 
 /** A scratch folder with the text, a good checkpoint and bytes that are not UTF-8 (0xff at offset 600). */
@@ -36,13 +36,7 @@ async function scratch(): Promise<string> {
   const bad = new TextEncoder().encode(TEXT);
   bad[600] = 0xff;
   await Deno.writeFile(`${dir}/bad.bin`, bad);
-  await saveModel(
-    `${dir}/good.safetensors`,
-    model,
-    tok,
-    paramLayout(model).layout,
-    hostOf(model, randomWeights(model, 1)),
-  );
+  await saveWeights(`${dir}/good.safetensors`, model, tok, randomWeights(model, 1));
   return dir;
 }
 
@@ -194,13 +188,7 @@ Deno.test("a checkpoint whose tokenizer disagrees with vocab_size is refused at 
   const n = tok.vocabSize;
   for (const [V, file] of [[n + 3, "fewer"], [n - 2, "more"]] as const) {
     const c = { ...model, vocab_size: V };
-    await saveModel(
-      `${dir}/${file}.safetensors`,
-      c,
-      tok,
-      paramLayout(c).layout,
-      hostOf(c, randomWeights(c, 1)),
-    );
+    await saveWeights(`${dir}/${file}.safetensors`, c, tok, randomWeights(c, 1));
     const want = new RegExp(
       `${file}\\.safetensors: tokenizer has ${n} tokens but the model's vocab_size is ${V}$`,
     );
@@ -437,33 +425,9 @@ Deno.test("exit status: one convention, printed by --help, bad input 2 however i
   await expectError(
     [
       "train",
-      ...[
-        "--lr",
-        "1e30",
-        "--warmup",
-        "0",
-        "--min-lr",
-        "0",
-        "--grad-clip",
-        "0",
-        "--n-layer",
-        "1",
-        "--n-head",
-        "2",
-      ],
-      ...[
-        "--n-embd",
-        "16",
-        "--block-size",
-        "16",
-        "--batch-size",
-        "4",
-        "--steps",
-        "20",
-        "--eval-interval",
-        "20",
-      ],
-      ...["--log-interval", "1", "--sample-chars", "0", ...out],
+      ...["--lr", "1e30", "--warmup", "0", "--min-lr", "0", "--grad-clip", "0"],
+      ...tinyFlags,
+      ...["--steps", "20", "--eval-interval", "20", "--log-interval", "1", "--sample-chars", "0", ...out],
     ],
     /^tforce train: training stopped: /,
     3,

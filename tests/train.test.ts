@@ -4,10 +4,10 @@
  * reference model, deterministic sampling, and a diverging run that keeps its last good checkpoint.
  */
 import assert from "node:assert/strict";
-import { assertClose, testGpu } from "./helpers.ts";
+import { assertClose, testGpu, watchSubmits } from "./helpers.ts";
 import type { TrainConfig } from "../src/train/config.ts";
 import { train, TrainingDiverged } from "../src/train/trainer.ts";
-import { decodeModel, loadModel, saveModel } from "../src/model/checkpoint.ts";
+import { decodeModel, loadModel } from "../src/model/checkpoint.ts";
 import { evaluateCheckpoint } from "../src/train/evaluate.ts";
 import { trainTokenizer } from "../src/data/tokenizer.ts";
 import { paramLayout } from "../src/model/params.ts";
@@ -15,41 +15,18 @@ import { gptForward } from "../src/reference/gpt.ts";
 import { Generator } from "../src/model/generate.ts";
 import { Arena, readF32, writeArray } from "../src/gpu/buffers.ts";
 import { decodeSafetensors, encodeSafetensors } from "../src/io/safetensors.ts";
-import { Rng } from "../src/util/rng.ts";
-import { hostOf, randomWeights, tinyGPT, tinyTrain } from "./fixtures.ts";
+import {
+  hostOf,
+  markovText,
+  markovTrain,
+  randomWeights,
+  saveWeights,
+  tinyGPT,
+  tinyTrain,
+} from "./fixtures.ts";
 import { GpuError } from "../src/gpu/device.ts";
 
 const tiny: TrainConfig = { ...tinyTrain };
-
-/** A first-order Markov chain over `k` letters with random sparse rows; its exact entropy rate. */
-function markovText(k: number, n: number, seed: number): { text: string; entropy: number } {
-  const rng = new Rng(seed);
-  const letters = "abcdefghijklmnopqrstuvwxyz".slice(0, k);
-  const P: number[][] = [];
-  for (let i = 0; i < k; i++) {
-    const w = Array.from({ length: k }, () => rng.uniform() < 0.4 ? rng.uniform() + 0.05 : 0);
-    w[(i + 1) % k] += 0.5; // irreducible (a cycle through all states) and aperiodic (self-loops happen)
-    w[i] += 0.05;
-    const s = w.reduce((a, b) => a + b, 0);
-    P.push(w.map((x) => x / s));
-  }
-  let pi = new Array(k).fill(1 / k);
-  for (let it = 0; it < 2000; it++) {
-    const nx = new Array(k).fill(0);
-    for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) nx[j] += pi[i] * P[i][j];
-    pi = nx;
-  }
-  let entropy = 0;
-  for (let i = 0; i < k; i++) for (const p of P[i]) if (p > 0) entropy -= pi[i] * p * Math.log(p);
-  let s = 0, text = "";
-  for (let t = 0; t < n; t++) {
-    let u = rng.uniform(), j = 0;
-    while (j < k - 1 && u >= P[s][j]) u -= P[s][j++];
-    s = j;
-    text += letters[s];
-  }
-  return { text, entropy };
-}
 
 async function tempDir(): Promise<string> {
   return await Deno.makeTempDir({ prefix: "tforce-test-" });
@@ -58,24 +35,15 @@ async function tempDir(): Promise<string> {
 Deno.test("each step is one queue submission and nothing is mapped while steps are in flight", async () => {
   const gpu = await testGpu();
   const events: string[] = [];
-  const queue = gpu.device.queue;
-  const submit = queue.submit.bind(queue);
-  queue.submit = (bufs: GPUCommandBuffer[]) => {
-    for (const b of bufs) events.push(`submit:${b.label}`);
-    return submit(bufs);
-  };
   const mapAsync = GPUBuffer.prototype.mapAsync;
   GPUBuffer.prototype.mapAsync = function (this: GPUBuffer, ...a: Parameters<GPUBuffer["mapAsync"]>) {
     events.push(`map:${this.label}`);
     return mapAsync.apply(this, a);
   };
   try {
-    await train({ ...tiny, steps: 8, eval_interval: 8, log_interval: 4, grad_accum: 2 }, {
-      gpu,
-      noSave: true,
-    });
+    const cfg = { ...tiny, steps: 8, eval_interval: 8, log_interval: 4, grad_accum: 2 };
+    await watchSubmits(gpu, (l) => events.push(`submit:${l}`), () => train(cfg, { gpu, noSave: true }));
   } finally {
-    queue.submit = submit;
     GPUBuffer.prototype.mapAsync = mapAsync;
   }
   const steps = events.filter((e) => e.startsWith("submit:step "));
@@ -89,25 +57,10 @@ Deno.test("each step is one queue submission and nothing is mapped while steps a
   assert.equal(between.filter((e) => e.startsWith("map:")).length, 1); // after step 3
 });
 
-/** 150 steps of a 32-channel model on an 8-letter Markov language: a few seconds on lavapipe. */
-const markovRun: TrainConfig = {
-  ...tiny,
-  n_embd: 32,
-  block_size: 16,
-  batch_size: 16,
-  steps: 150,
-  lr: 1e-2,
-  min_lr: 1e-3,
-  warmup: 10,
-  eval_interval: 150,
-  eval_iters: 8,
-  log_interval: 50,
-};
-
 Deno.test("a tiny model learns a Markov language to within 0.1 nats of its entropy rate", async () => {
   const gpu = await testGpu();
   const { text, entropy } = markovText(8, 60_000, 7);
-  const r = await train(markovRun, { gpu, noSave: true, text });
+  const r = await train(markovTrain, { gpu, noSave: true, text });
   console.log(`val loss ${r.finalValLoss.toFixed(4)} vs entropy rate ${entropy.toFixed(4)}`);
   assert.ok(r.finalValLoss < entropy + 0.1, `val loss ${r.finalValLoss} not within 0.1 of ${entropy}`);
   assert.ok(r.finalValLoss > entropy - 0.05, `val loss ${r.finalValLoss} below the entropy rate ${entropy}?`);
@@ -118,7 +71,7 @@ Deno.test("a tiny model learns a Markov language to within 0.1 nats of its entro
 Deno.test("float16 mixed precision follows the float32 loss curve within seed-to-seed noise", async () => {
   const gpu = await testGpu();
   const { text, entropy } = markovText(8, 60_000, 7);
-  const cfg = { ...markovRun, log_interval: 10 };
+  const cfg = { ...markovTrain, log_interval: 10 };
   const run = (seed: number, dtype: "float32" | "float16") =>
     train({ ...cfg, seed, dtype }, { gpu, noSave: true, text });
   const [a32, b32, a16] = [await run(1, "float32"), await run(2, "float32"), await run(1, "float16")];
@@ -219,7 +172,7 @@ Deno.test("eval of a checkpoint equals the CPU reference model under the window 
   const c = tinyGPT({ n_layer: 2, vocab_size: tok.vocabSize, bias: true });
   const w = randomWeights(c, 3);
   const dir = await tempDir();
-  await saveModel(`${dir}/m.safetensors`, c, tok, paramLayout(c).layout, hostOf(c, w));
+  await saveWeights(`${dir}/m.safetensors`, c, tok, w);
   await Deno.writeTextFile(`${dir}/data.txt`, text);
   const r = await evaluateCheckpoint(`${dir}/m.safetensors`, `${dir}/data.txt`, { gpu, batchSize: 3 });
   const ids = tok.encode(text);
