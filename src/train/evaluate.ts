@@ -1,5 +1,6 @@
 /**
- * `deno task eval`: the mean next-token cross-entropy of a checkpoint on a text.
+ * `deno task eval`: the mean next-token cross-entropy of a checkpoint on a text; and the trainer's
+ * validation loss ({@linkcode ValidationLoss}).
  *
  * Window rule: the token stream is cut into consecutive windows of block_size inputs with stride
  * block_size (window k feeds w[kT .. kT+T) and scores w[kT+1 .. kT+T+1)); every token after the first
@@ -14,9 +15,11 @@ import { type Dispatch, encodeDispatches } from "../gpu/kernel.ts";
 import { gather, NO_TOKEN } from "../kernels/gather.ts";
 import { loadModel, type LoadOptions, type ModelCheckpoint, weightsToArena } from "../model/checkpoint.ts";
 import { GPT } from "../model/gpt.ts";
-import { loadCorpus, readText } from "./data.ts";
+import { loadCorpus, readText, type Split } from "./data.ts";
 import { runConfigOf } from "./state.ts";
+import { drawWindowRows } from "./step.ts";
 import { InputError } from "../util/errors.ts";
+import type { Rng } from "../util/rng.ts";
 
 /** The last stdout line of `deno task eval`. */
 export interface EvalResult {
@@ -136,4 +139,77 @@ export async function evaluateTokens(
   if (count !== ids.length - 1) throw new Error(`eval: scored ${count} targets, expected ${ids.length - 1}`);
   const loss = sum / count;
   return { loss, perplexity: Math.exp(loss), tokens: count, windows };
+}
+
+/**
+ * A training run's validation loss: `batches` batches of B random windows of a split (B, T: the model's),
+ * each gathered and run through the model's forwardEval + lossOnly (no dropout) in ONE submission; the
+ * mean loss over every scored position is read back (the one wait on the GPU).
+ */
+export class ValidationLoss {
+  readonly #gpu: Gpu;
+  readonly #model: GPT;
+  readonly #split: Split;
+  readonly #batches: number;
+  readonly #windows: { offsets: GPUBuffer; lengths: GPUBuffer };
+  readonly #dispatches: Dispatch[];
+
+  private constructor(
+    gpu: Gpu,
+    model: GPT,
+    split: Split,
+    batches: number,
+    windows: { offsets: GPUBuffer; lengths: GPUBuffer },
+    dispatches: Dispatch[],
+  ) {
+    this.#gpu = gpu;
+    this.#model = model;
+    this.#split = split;
+    this.#batches = batches;
+    this.#windows = windows;
+    this.#dispatches = dispatches;
+  }
+
+  /**
+   * Uploads `split` and records the evaluation over `model`'s buffers (the training model's: its weights
+   * as trained). `padId`: the padding token, filler input and ignored target (default: none).
+   */
+  static async create(
+    gpu: Gpu,
+    model: GPT,
+    split: Split,
+    o: { batches: number; padId?: number },
+  ): Promise<ValidationLoss> {
+    const { B, T } = model, EI = o.batches, padId = o.padId ?? NO_TOKEN;
+    const u32 = (label: string, n: number) => createStorage(gpu, label, n * 4);
+    const corpus = createStorage(gpu, "corpus.val", split.tokens.byteLength, split.tokens);
+    const windows = { offsets: u32("eval_offsets", EI * B), lengths: u32("eval_lengths", EI * B) };
+    const seeds = u32("eval_seeds", EI); // zero: forwardEval has no dropout
+    const dispatches: Dispatch[] = [];
+    for (let micro = 0; micro < EI; micro++) {
+      const io = { tokens: model.tokens, targets: model.targets, rng: model.rng, corpus, ...windows, seeds };
+      dispatches.push(
+        await gather(gpu, io, { B, T, micro, padId, ignoreId: padId }),
+        ...model.forwardEval,
+        ...model.lossOnly,
+      );
+    }
+    return new ValidationLoss(gpu, model, split, EI, windows, dispatches);
+  }
+
+  /** The mean loss (nats/token) over fresh windows drawn from `rng`. */
+  async measure(rng: Rng): Promise<number> {
+    const gpu = this.#gpu, dev = gpu.device, { B, T } = this.#model;
+    const w = drawWindowRows(this.#split, rng, { rows: this.#batches, B, T });
+    writeArray(gpu, this.#windows.offsets, w.offsets);
+    writeArray(gpu, this.#windows.lengths, w.lengths);
+    const enc = dev.createCommandEncoder({ label: "eval" });
+    enc.clearBuffer(this.#model.lossAcc);
+    const pass = enc.beginComputePass({ label: "eval" });
+    encodeDispatches(pass, this.#dispatches);
+    pass.end();
+    dev.queue.submit([enc.finish()]);
+    const acc = await readF32(gpu, this.#model.lossAcc, 0, 2);
+    return acc[0] / acc[1];
+  }
 }
