@@ -1,42 +1,40 @@
 /**
- * The training loop. Each optimizer step is ONE command buffer and ONE queue.submit:
- *
- *   clear grads and the loss accumulator
- *   one compute pass: for each micro-step m: gather(m) -> [mode: free-running rollout, or scheduled
- *                     sampling's first pass + mix; src/train/modes.ts] -> forward -> fused loss -> backward
- *                     then global grad norm -> clip -> AdamW over the whole parameter arena
- *   at log steps: copy the loss sums and grad norm into a ring of MAP_READ buffers
+ * The training loop. Each optimizer step is ONE command buffer and ONE queue.submit of the training step
+ * (src/train/step.ts: clears, then gather -> [mode] -> forward -> loss -> backward per micro-step, grad
+ * norm -> clip -> AdamW), plus, at log steps, copies of the loss sums and grad norm into a ring of MAP_READ
+ * buffers.
  *
  * The CPU never waits inside a step: window offsets, dropout seeds and the AdamW learning rate are
  * written with queue.writeBuffer before the submit, and the loss comes back asynchronously through the
- * ring. At most two steps are in flight. Evaluation (its own random stream) and checkpoints happen
- * between steps every eval_interval steps.
+ * ring. At most two steps are in flight. Evaluation (its own random stream; src/train/evaluate.ts) and
+ * checkpoints (written in the background; src/train/checkpointer.ts) happen between steps every
+ * eval_interval steps.
  *
  * @module
  */
-import { Arena, createStorage, readF32, snapshotF32, writeArray } from "../gpu/buffers.ts";
 import { createGpu, type Gpu, GpuError } from "../gpu/device.ts";
-import { type Dispatch, encodeDispatches, firstFailingDispatch } from "../gpu/kernel.ts";
-import { gather, NO_TOKEN } from "../kernels/gather.ts";
-import { adamw, adamwUniforms, gradNorm, gradNormScratchBytes, STATS_FLOATS } from "../kernels/optimizer.ts";
+import { firstFailingDispatch } from "../gpu/kernel.ts";
 import type { GPTConfig } from "../model/config.ts";
-import { GPT } from "../model/gpt.ts";
+import type { GPT } from "../model/gpt.ts";
 import { initParams } from "../model/init.ts";
 import { checkMemory } from "../model/memory.ts";
-import { hash3 } from "../util/hash.ts";
 import { Rng } from "../util/rng.ts";
 import { DEFAULT_TRAIN, type TrainConfig, validateTrainConfig } from "./config.ts";
-import { type Corpus, drawWindows, loadCorpus, type Split } from "./data.ts";
+import { type Corpus, loadCorpus } from "./data.ts";
 import { learningRate, type LrSchedule } from "./schedule.ts";
-import { loadTrainState, saveCheckpoint, type TrainState } from "./state.ts";
+import { loadTrainState } from "./state.ts";
 import { RunLog, type StepRecord } from "./log.ts";
 import { WriteError } from "../io/atomic.ts";
 import { ThroughputMeter } from "./throughput.ts";
-import { loadModel, weightsToArena } from "../model/checkpoint.ts";
-import { buildModeStep, createGradProbe } from "./modes.ts";
+import { loadModel, type ModelCheckpoint, weightsToArena } from "../model/checkpoint.ts";
 import { type ClaimReport, RunFolder } from "./runfolder.ts";
 import { resolveSchedule, resumeConfig } from "./resume.ts";
 import { InputError } from "../util/errors.ts";
+import { STEP_STATS_BYTES, TrainStep } from "./step.ts";
+import { ValidationLoss } from "./evaluate.ts";
+import { Checkpointer, type RunPosition } from "./checkpointer.ts";
+
+export { dropoutSeed } from "./step.ts";
 
 /** A float16 run stops when overflow has halved its loss scale below this (32 halvings from 2^16). */
 const MIN_LOSS_SCALE = 1 / 65536;
@@ -65,6 +63,11 @@ export interface TrainHooks {
    * In float16 runs g is the loss-scaled gradient (S·g: the cosine is unaffected, gg and gp scale).
    */
   onGradStats?: (step: number, stats: { gp: number; gg: number; pp: number }) => void;
+  /**
+   * The learning rate of 0-based step `step`, asked just before the step is submitted, given the schedule's
+   * rate `scheduled` (a page's live control); default: the schedule's.
+   */
+  learningRate?: (step: number, scheduled: number) => number;
 }
 
 /** What {@linkcode TrainHooks.onStart} receives. */
@@ -113,11 +116,6 @@ export interface TrainResult {
   checkpoint: { path: string; step: number } | null;
 }
 
-/** Per-step seed of micro-step `m`'s dropout masks: a pure function of (seed, step, m), so resumes match. */
-export function dropoutSeed(seed: number, step: number, m: number): number {
-  return hash3(seed, step, m);
-}
-
 /**
  * Trains a GPT as `given` says over the defaults (DEFAULT_TRAIN), or, with `resume`, over the settings
  * saved in `out`; see the module doc for the shape of one step. Unless `hooks.noSave`, the run folder
@@ -145,8 +143,8 @@ export async function train(given: Partial<TrainConfig>, hooks: TrainHooks = {})
 }
 
 /**
- * The run after its settings are checked. `claim` takes the run folder: a resume first (its state is
- * read under the lock), a new run once its data and checkpoint have loaded (bad input changes nothing).
+ * The run after its settings are checked: the step, the evaluation, the log and the checkpoints are set
+ * up, then the loop runs step -> (log read-back) -> every eval_interval steps: evaluate, log, checkpoint.
  */
 async function trainIn(
   claim: () => Promise<RunFolder | null>,
@@ -154,8 +152,150 @@ async function trainIn(
   given: Partial<TrainConfig>,
   hooks: TrainHooks,
 ): Promise<TrainResult> {
+  const run = await openRun(claim, asked, given, hooks);
+  const { folder, cfg, resumed, corpus, config } = run;
+  const saved = resumed?.state;
+  const gpu = hooks.gpu ?? await createGpu();
+  const step = await createStep(gpu, run, hooks);
+  const validation = await ValidationLoss.create(gpu, step.model, corpus.val, {
+    batches: cfg.eval_iters,
+    padId: corpus.tokenizer.padId ?? undefined,
+  });
+  const schedule: LrSchedule = {
+    lr: cfg.lr,
+    minLr: cfg.min_lr,
+    warmup: cfg.warmup,
+    decaySteps: cfg.lr_decay_steps ?? cfg.steps,
+  };
+  const trainRng = new Rng(cfg.seed ^ 0x5eed5eed), evalRng = new Rng(cfg.seed ^ 0xe7a1e7a1);
+  if (saved) [trainRng.state, evalRng.state] = [saved.trainRng, saved.evalRng];
+  const startStep = saved?.step ?? 0;
+  // Every input check has passed: only now is an old run moved aside (--overwrite) and the log opened.
+  await folder?.prepare();
+  const log = new RunLog(cfg.out, hooks.noSave === true, saved?.step ?? null, corpus.entropyRate);
+  await log.open();
+  hooks.onStart?.({
+    config: cfg,
+    folder: folder?.report,
+    corpus: corpus.description,
+    model: config,
+    params: step.params,
+    adapter: gpu.description,
+    entropyRate: corpus.entropyRate,
+    startStep,
+  });
+
+  const r: RunContext = {
+    gpu,
+    cfg,
+    hooks,
+    step,
+    validation,
+    log,
+    trainRng,
+    evalRng,
+    checkpoints: new Checkpointer(step, {
+      dir: cfg.out,
+      config,
+      tokenizer: corpus.tokenizer,
+      run: cfg,
+      dry: hooks.noSave === true,
+      savedStep: resumed ? startStep : -1,
+    }),
+    ring: new LossRing(gpu, 4),
+    inFlight: [],
+    clock: new RunClock(saved?.elapsed ?? 0, saved?.evalElapsed ?? 0),
+    meter: new ThroughputMeter(step.tokens, startStep, performance.now()),
+    progress: { bestVal: saved?.bestVal ?? Infinity, finalVal: NaN, diverged: null },
+  };
+  const { progress, checkpoints } = r;
+  let i = startStep;
+  let stopped: TrainResult["stopped"] = "done";
+  // However the run ends (an error included), no checkpoint write is left half done when the process exits.
+  try {
+    try {
+      for (; i < cfg.steps; i++) {
+        gpu.check(); // surface a validation error or device loss from an earlier step, naming its kernel
+        checkpoints.check(); // a checkpoint write failed: stop at once
+        log.check();
+        if (hooks.signal?.aborted) {
+          stopped = "aborted";
+          break;
+        }
+        if (progress.diverged) break;
+        const scheduled = learningRate(i, schedule);
+        const lr = hooks.learningRate?.(i, scheduled) ?? scheduled;
+        await runStep(r, i, lr);
+        const done = i + 1;
+        if (done % cfg.eval_interval === 0 || done === cfg.steps) {
+          await r.ring.drain();
+          gpu.check();
+          if (progress.diverged || !(await evaluateAt(r, done, lr))) break;
+        }
+      }
+      await r.ring.drain();
+      await checkpoints.settle();
+      gpu.check();
+    } catch (e) {
+      throw await stepFailure(r, e, i);
+    }
+    // Ctrl-C: keep the last completed step.
+    await finishSaves(r, i, stopped === "aborted" && i > startStep);
+    if (progress.diverged) stopped = "diverged";
+    await log.close();
+    if (progress.diverged) {
+      throw new TrainingDiverged(
+        `training stopped: ${progress.diverged}; ${
+          checkpoints.kept().replace("last checkpoint", "last good checkpoint")
+        }`,
+      );
+    }
+    return {
+      history: log.records,
+      bestValLoss: progress.bestVal,
+      finalValLoss: progress.finalVal,
+      steps: i,
+      stopped,
+      corpus,
+      model: step.model,
+      gpu,
+      entropyRate: corpus.entropyRate,
+      config: cfg,
+      checkpoint: checkpoints.latest,
+    };
+  } finally {
+    await checkpoints.idle();
+  }
+}
+
+/** A run's checked settings and inputs, before anything touches the GPU. */
+interface OpenedRun {
+  /** The claimed run folder (null when nothing is saved). */
+  folder: RunFolder | null;
+  /** The effective configuration: a resume's saved settings, defaults resolved. */
+  cfg: TrainConfig;
+  /** The state a resume continues from. */
+  resumed: Awaited<ReturnType<typeof loadTrainState>> | null;
+  /** The weights, shape and tokenizer to start from: a resume's or `--init-from`'s, else none. */
+  base: ModelCheckpoint | null;
+  /** The tokenized corpus. */
+  corpus: Corpus;
+  /** The model's shape. */
+  config: GPTConfig;
+}
+
+/**
+ * Settings, resume state, data and model shape. `claim` takes the run folder: a resume first (its state
+ * is read under the lock), a new run once its data and checkpoint have loaded (bad input changes nothing).
+ */
+async function openRun(
+  claim: () => Promise<RunFolder | null>,
+  asked: TrainConfig,
+  given: Partial<TrainConfig>,
+  hooks: TrainHooks,
+): Promise<OpenedRun> {
   let folder = asked.resume ? await claim() : null;
-  const resumed = asked.resume ? await loadResume(asked) : null;
+  const resumed = asked.resume ? await loadTrainState(`${asked.out}/train_state.safetensors`) : null;
   const saved = resumed?.state.run;
   const cfg = saved ? resumeConfig(saved, given, asked.out) : resolveSchedule(asked);
   validateTrainConfig(cfg);
@@ -191,389 +331,254 @@ async function trainIn(
     bias: cfg.bias,
     dropout: cfg.dropout,
   };
-  const gpu = hooks.gpu ?? await createGpu();
-  const B = cfg.batch_size, T = config.block_size, M = cfg.grad_accum, N = B * T;
+  return { folder, cfg, resumed, base, corpus, config };
+}
+
+/**
+ * The run's training step on `gpu`, its weights and optimizer state written: a resume's, `--init-from`'s
+ * weights with fresh moments, or nanoGPT's initialisation.
+ */
+async function createStep(gpu: Gpu, run: OpenedRun, hooks: TrainHooks): Promise<TrainStep> {
+  const { cfg, corpus, config, base } = run, saved = run.resumed?.state;
   checkMemory(gpu, [
     { name: `training split [${corpus.train.tokens.length} tokens]`, bytes: corpus.train.tokens.byteLength },
     { name: `validation split [${corpus.val.tokens.length} tokens]`, bytes: corpus.val.tokens.byteLength },
   ], "use a smaller corpus (the token ids live in one GPU buffer)");
-  // Padding (lines mode) is both the filler input and an ignored target: no loss, no gradient.
-  const model = await GPT.create(gpu, config, {
-    B,
-    T,
-    lossScale: 1 / (N * M),
-    ignoreIndex: corpus.tokenizer.padId ?? undefined,
-    training: true,
-    dtype: cfg.dtype,
+  const step = await TrainStep.create(gpu, config, {
+    B: cfg.batch_size,
+    T: config.block_size,
+    microSteps: cfg.grad_accum,
+    corpus: corpus.train,
+    // Padding (lines mode) is both the filler input and an ignored target: no loss, no gradient.
+    padId: corpus.tokenizer.padId ?? undefined,
+    optimizer: {
+      lr: cfg.lr,
+      beta1: cfg.beta1,
+      beta2: cfg.beta2,
+      weightDecay: cfg.weight_decay,
+      gradClip: cfg.grad_clip,
+    },
+    modeSettings: cfg,
+    gradProbe: hooks.onGradStats !== undefined,
+    model: { dtype: cfg.dtype },
   });
-  if (model.lossScaler && (resumed?.state.lossScaler || hooks.lossScaleInit !== undefined)) {
-    const { scale, good } = resumed?.state.lossScaler ?? { scale: hooks.lossScaleInit!, good: 0 };
-    writeArray(gpu, model.lossScaler, new Float32Array([scale, good]));
-  }
-  const layout = model.params.layout;
-  const dev = gpu.device;
-  writeArray(
-    gpu,
-    model.params.buffer,
-    base ? weightsToArena(base.weights, layout) : initParams(config, layout, cfg.seed),
-  );
-  const mArena = new Arena(gpu, "adam_m", layout), vArena = new Arena(gpu, "adam_v", layout);
-  if (resumed) {
-    writeArray(gpu, mArena.buffer, resumed.state.m);
-    writeArray(gpu, vArena.buffer, resumed.state.v);
-  }
-
-  // Step inputs written by the CPU before each submit.
-  const u32 = (label: string, n: number) => createStorage(gpu, label, n * 4);
-  const trainBuf = { corpus: upload(gpu, "corpus.train", corpus.train), offsets: u32("offsets", M * B) };
-  const lengths = u32("lengths", M * B), seeds = u32("seeds", M);
-  const EI = cfg.eval_iters;
-  const valBuf = { corpus: upload(gpu, "corpus.val", corpus.val), offsets: u32("eval_offsets", EI * B) };
-  const evalLengths = u32("eval_lengths", EI * B), evalSeeds = u32("eval_seeds", EI);
-  const padId = corpus.tokenizer.padId ?? NO_TOKEN;
-  const gathers: Dispatch[] = [], evalGathers: Dispatch[] = [];
-  const common = { tokens: model.tokens, targets: model.targets, rng: model.rng };
-  for (let m = 0; m < M; m++) {
-    gathers.push(
-      await gather(gpu, { ...common, ...trainBuf, lengths, seeds }, {
-        B,
-        T,
-        micro: m,
-        padId,
-        ignoreId: padId,
-      }),
-    );
-  }
-  for (let i = 0; i < EI; i++) {
-    evalGathers.push(
-      await gather(gpu, { ...common, ...valBuf, lengths: evalLengths, seeds: evalSeeds }, {
-        B,
-        T,
-        micro: i,
-        padId,
-        ignoreId: padId,
-      }),
-    );
-  }
-
-  const n = layout.totalFloats;
-  const stats = createStorage(gpu, "grad_stats", 4 * STATS_FLOATS);
-  const normScratch = createStorage(gpu, "grad_norm_scratch", gradNormScratchBytes(n));
-  const scaler = model.lossScaler ? { scaler: model.lossScaler } : {};
-  const norm = await gradNorm(gpu, { stats, grads: model.grads.buffer, scratch: normScratch, ...scaler }, {
-    n,
-    maxNorm: cfg.grad_clip,
+  const layout = step.model.params.layout;
+  const scaleInit = hooks.lossScaleInit === undefined ? undefined : { scale: hooks.lossScaleInit, good: 0 };
+  step.load({
+    params: base ? weightsToArena(base.weights, layout) : initParams(config, layout, cfg.seed),
+    m: saved?.m,
+    v: saved?.v,
+    lossScaler: saved?.lossScaler ?? scaleInit,
   });
-  const opt = await adamw(gpu, {
-    params: model.params.buffer,
-    m: mArena.buffer,
-    v: vArena.buffer,
-    grads: model.grads.buffer,
-    stats,
-  }, {
-    n,
-    decayEnd: cfg.weight_decay > 0 ? model.decayEnd : 0,
-    lr: cfg.lr,
-    beta1: cfg.beta1,
-    beta2: cfg.beta2,
-    eps: 1e-8,
-    weightDecay: cfg.weight_decay,
-    step: 1,
-  });
-  // The training mode's dispatches go between gather(m) and the training forward (src/train/modes.ts).
-  const modeStep = await buildModeStep(gpu, cfg, model, padId);
-  const probe = hooks.onGradStats ? await createGradProbe(gpu, model.grads.buffer, n) : null;
-  const stepDispatches: Dispatch[] = [];
-  for (let m = 0; m < M; m++) {
-    stepDispatches.push(gathers[m], ...modeStep.dispatches, ...model.forwardTrain, ...model.backward);
+  return step;
+}
+
+/** What the loop's steps, evaluations and stops share. */
+interface RunContext {
+  gpu: Gpu;
+  cfg: TrainConfig;
+  hooks: TrainHooks;
+  step: TrainStep;
+  validation: ValidationLoss;
+  log: RunLog;
+  checkpoints: Checkpointer;
+  /** The training windows' stream and the evaluation's (both saved in checkpoints). */
+  trainRng: Rng;
+  evalRng: Rng;
+  ring: LossRing;
+  /** Completion of the submitted steps still running (at most two). */
+  inFlight: Promise<void>[];
+  clock: RunClock;
+  meter: ThroughputMeter;
+  /** Best and last validation loss, and why the run must stop if it diverged. */
+  progress: { bestVal: number; finalVal: number; diverged: string | null };
+}
+
+/**
+ * Step `i` (0-based) at learning rate `lr`: its windows and inputs written, one submission, and at log
+ * steps the statistics copied into the ring and logged when they arrive. Waits only when three steps
+ * would be in flight.
+ */
+async function runStep(r: RunContext, i: number, lr: number): Promise<void> {
+  const { step, cfg } = r, queue = r.gpu.device.queue;
+  step.prepare({ step: i, lr, batch: step.drawBatch(r.trainRng, { seed: cfg.seed, step: i }) });
+  const enc = step.encode(`step ${i}`);
+  const logNow = (i + 1) % cfg.log_interval === 0 || i + 1 === cfg.steps;
+  const slot = logNow ? await r.ring.acquire() : null;
+  if (slot) step.copyStats(enc, slot.buffer);
+  queue.submit([enc.finish({ label: `step ${i}` })]);
+  slot?.read((stats) => logTrainingStep(r, i + 1, lr, stats));
+  r.inFlight.push(queue.onSubmittedWorkDone());
+  if (r.inFlight.length > 2) await r.inFlight.shift();
+}
+
+/** Logs step `done`'s read-back statistics (TrainStep.copyStats's layout) and notes a divergence. */
+function logTrainingStep(r: RunContext, done: number, lr: number, stats: Float32Array): void {
+  const [sum, count, gnorm, , skippedFlag, lossScale, gp, gg, pp] = stats;
+  if (r.step.probe) r.hooks.onGradStats!(done, { gp, gg, pp });
+  const loss = sum / count;
+  const tps = r.meter.record(done, performance.now());
+  const skipped = skippedFlag !== 0;
+  r.progress.diverged ??= divergence({ loss, gnorm, skipped, lossScale, step: done });
+  const rec: StepRecord = {
+    step: done,
+    train_loss: loss,
+    val_loss: null,
+    lr,
+    grad_norm: gnorm,
+    tokens_per_s: tps,
+    elapsed_s: r.clock.elapsed(),
+    eval_s: r.clock.evalTime(),
+    ...(r.step.model.lossScaler ? { loss_scale: lossScale, skipped } : {}),
+  };
+  r.log.add(rec);
+  r.hooks.onRecord?.(rec);
+}
+
+/**
+ * Why a logged step means the run has diverged, or null. A float16 step whose gradients overflowed was
+ * skipped and the loss scale halved: not divergence, unless it keeps happening until the scale is
+ * absurdly small.
+ */
+function divergence(
+  s: { loss: number; gnorm: number; skipped: boolean; lossScale: number; step: number },
+): string | null {
+  if (!Number.isFinite(s.loss)) return `loss is ${s.loss} at step ${s.step}`;
+  if (!Number.isFinite(s.gnorm) && !s.skipped) {
+    return `gradient norm is ${s.gnorm} at step ${s.step} (loss ${s.loss})`;
   }
-  stepDispatches.push(...norm, ...(probe?.dispatches ?? []), opt);
-  const evalDispatches: Dispatch[] = [];
-  for (let i = 0; i < EI; i++) evalDispatches.push(evalGathers[i], ...model.forwardEval, ...model.lossOnly);
-
-  const schedule: LrSchedule = {
-    lr: cfg.lr,
-    minLr: cfg.min_lr,
-    warmup: cfg.warmup,
-    decaySteps: cfg.lr_decay_steps ?? cfg.steps,
-  };
-  const trainRng = new Rng(cfg.seed ^ 0x5eed5eed), evalRng = new Rng(cfg.seed ^ 0xe7a1e7a1);
-  let startStep = 0, bestVal = Infinity, elapsedBefore = 0, evalSeconds = 0;
-  if (resumed) {
-    trainRng.state = resumed.state.trainRng;
-    evalRng.state = resumed.state.evalRng;
-    startStep = resumed.state.step;
-    bestVal = resumed.state.bestVal;
-    elapsedBefore = resumed.state.elapsed;
-    evalSeconds = resumed.state.evalElapsed;
+  if (s.skipped && s.lossScale < MIN_LOSS_SCALE) {
+    return `gradients overflow float16 at every loss scale (down to ${s.lossScale}) at step ${s.step}`;
   }
-  // Every input check has passed: only now is an old run moved aside (--overwrite) and the log opened.
-  await folder?.prepare();
-  const log = new RunLog(cfg.out, hooks.noSave === true, resumed?.state.step ?? null, corpus.entropyRate);
-  await log.open();
-  hooks.onStart?.({
-    config: cfg,
-    folder: folder?.report,
-    corpus: corpus.description,
-    model: config,
-    params: layout.entries.reduce((s, e) => s + e.size, 0),
-    adapter: gpu.description,
-    entropyRate: corpus.entropyRate,
-    startStep,
-  });
+  return null;
+}
 
-  const ring = new LossRing(gpu, 4);
-  const inFlight: Promise<void>[] = [];
-  const t0 = performance.now();
-  const elapsed = () => elapsedBefore + (performance.now() - t0) / 1000;
-  // Seconds spent evaluating and checkpointing (part of elapsed): finished evaluations plus the running one.
-  let evalStart: number | null = null;
-  const evalTime = () => evalSeconds + (evalStart === null ? 0 : (performance.now() - evalStart) / 1000);
-  const meter = new ThroughputMeter(N * M, startStep, performance.now());
-  let diverged: string | null = null;
-  let finalVal = NaN;
-
-  const evaluate = async (): Promise<number> => {
-    const offs = new Uint32Array(EI * B), lens = new Uint32Array(EI * B);
-    for (let i = 0; i < EI; i++) {
-      const w = drawWindows(corpus.val, evalRng, B, T);
-      offs.set(w.offsets, i * B);
-      lens.set(w.lengths, i * B);
-    }
-    writeArray(gpu, valBuf.offsets, offs);
-    writeArray(gpu, evalLengths, lens);
-    const enc = dev.createCommandEncoder({ label: "eval" });
-    enc.clearBuffer(model.lossAcc);
-    const pass = enc.beginComputePass({ label: "eval" });
-    encodeDispatches(pass, evalDispatches);
-    pass.end();
-    dev.queue.submit([enc.finish()]);
-    const acc = await readF32(gpu, model.lossAcc, 0, 2);
-    return acc[0] / acc[1];
+/**
+ * The evaluation after step `done`: validation loss, its log record, a checkpoint, the plot, the onEval
+ * hook. False when the loss is not finite (the run has diverged and stops).
+ */
+async function evaluateAt(r: RunContext, done: number, lr: number): Promise<boolean> {
+  const { progress } = r;
+  r.clock.startEval();
+  const val = await r.validation.measure(r.evalRng);
+  progress.finalVal = val;
+  if (!Number.isFinite(val)) {
+    progress.diverged = `validation loss is ${val} at step ${done}`;
+    return false;
+  }
+  if (val < progress.bestVal) progress.bestVal = val;
+  const rec: StepRecord = {
+    step: done,
+    train_loss: null,
+    val_loss: val,
+    lr,
+    grad_norm: null,
+    tokens_per_s: null,
+    elapsed_s: r.clock.elapsed(),
+    eval_s: r.clock.evalTime(),
   };
+  r.log.add(rec);
+  r.hooks.onRecord?.(rec);
+  await r.checkpoints.save(val, () => positionAt(r, done));
+  await r.log.flush();
+  r.clock.endEval();
+  await r.hooks.onEval?.({ step: done, valLoss: val, model: r.step.model });
+  r.meter.restart(done, performance.now()); // evaluation and checkpoint time is not training time
+  return true;
+}
 
-  // Checkpoints are written while training goes on. The read-backs are queued at this point of the GPU's
-  // timeline, so later steps cannot change what they copy; encoding, writing and fsync (0.2-0.6 s for
-  // shakespeare_char's 10.7M parameters and moments on this machine) overlap the next steps instead of
-  // stalling them. One save at a time, in order; a failed save's error is thrown at the next step (or
-  // save, or the end of the run: `settleSaves`), never left as an unhandled rejection.
-  let pendingSave: Promise<void> = Promise.resolve();
-  let saveError: unknown = null;
-  const settleSaves = async () => {
-    await pendingSave;
-    if (saveError !== null) throw saveError;
+/** Where the run stands after step `step`, for a checkpoint. */
+function positionAt(r: RunContext, step: number): RunPosition {
+  return {
+    step,
+    trainRng: r.trainRng.state,
+    evalRng: r.evalRng.state,
+    bestVal: r.progress.bestVal,
+    elapsed: r.clock.elapsed(),
+    evalElapsed: r.clock.evalTime(),
   };
-  const save = async (step: number, valLoss: number) => {
-    if (hooks.noSave) return;
-    await settleSaves();
-    const reads = Promise.all([
-      snapshotF32(gpu, model.params.buffer),
-      snapshotF32(gpu, mArena.buffer),
-      snapshotF32(gpu, vArena.buffer),
-      model.lossScaler ? snapshotF32(gpu, model.lossScaler) : null,
-    ]);
-    const isBest = valLoss <= bestVal;
-    const at = { step, trainRng: trainRng.state, evalRng: evalRng.state, bestVal, elapsed: elapsed() };
-    const evalElapsed = evalTime();
-    pendingSave = (async () => {
-      const [params, m, v, ls] = await reads;
-      const state: TrainState = {
-        ...at,
-        evalElapsed,
-        m,
-        v,
-        ...(ls ? { lossScaler: { scale: ls[0], good: ls[1] } } : {}),
-        run: cfg,
-      };
-      await saveCheckpoint(cfg.out, config, corpus.tokenizer, layout, params, state, valLoss, isBest);
-      savedStep = step;
-    })().catch((e) => {
-      saveError ??= e;
-    });
-  };
+}
 
-  let step = startStep, savedStep = resumed ? startStep : -1;
-  let stopped: TrainResult["stopped"] = "done";
-  const kept = () =>
-    savedStep >= 0 && !hooks.noSave
-      ? `the last checkpoint (step ${savedStep}) is kept in ${cfg.out}/model.safetensors`
-      : "no checkpoint was written";
-  // However the run ends (an error included), no checkpoint write is left half done when the process exits.
+/**
+ * The end of the loop: after Ctrl-C (`keepLast`), evaluates and checkpoints the last completed step `at`;
+ * then waits for the checkpoint writes. A failed write names the step and the checkpoint kept.
+ */
+async function finishSaves(r: RunContext, at: number, keepLast: boolean): Promise<void> {
   try {
-    try {
-      for (; step < cfg.steps; step++) {
-        gpu.check(); // surface a validation error or device loss from an earlier step, naming its kernel
-        if (saveError !== null) throw saveError; // a checkpoint or log write failed: stop at once
-        log.check();
-        if (hooks.signal?.aborted) {
-          stopped = "aborted";
-          break;
-        }
-        if (diverged) break;
-        // CPU side of the step: windows, seeds, learning rate. No waiting.
-        const offs = new Uint32Array(M * B), lens = new Uint32Array(M * B), sds = new Uint32Array(M);
-        for (let m = 0; m < M; m++) {
-          const w = drawWindows(corpus.train, trainRng, B, T);
-          offs.set(w.offsets, m * B);
-          lens.set(w.lengths, m * B);
-          sds[m] = dropoutSeed(cfg.seed, step, m);
-        }
-        writeArray(gpu, trainBuf.offsets, offs);
-        writeArray(gpu, lengths, lens);
-        writeArray(gpu, seeds, sds);
-        const lr = learningRate(step, schedule);
-        opt.update(adamwUniforms({ lr, beta1: cfg.beta1, beta2: cfg.beta2, step: step + 1 }));
-        modeStep.update(step);
+    if (keepLast) {
+      r.clock.startEval();
+      const val = await r.validation.measure(r.evalRng);
+      r.progress.finalVal = val;
+      if (Number.isFinite(val)) {
+        if (val < r.progress.bestVal) r.progress.bestVal = val;
+        await r.checkpoints.save(val, () => positionAt(r, at));
+      }
+    }
+    await r.checkpoints.settle();
+  } catch (e) {
+    if (e instanceof WriteError) throw new WriteError(`${e.message} at step ${at}; ${r.checkpoints.kept()}`);
+    throw e;
+  }
+}
 
-        const enc = dev.createCommandEncoder({ label: `step ${step}` });
-        enc.clearBuffer(model.grads.buffer);
-        enc.clearBuffer(model.lossAcc);
-        const pass = enc.beginComputePass({ label: `step ${step}` });
-        encodeDispatches(pass, stepDispatches);
-        pass.end();
-        const logNow = (step + 1) % cfg.log_interval === 0 || step + 1 === cfg.steps;
-        const slot = logNow ? await ring.acquire() : null;
-        if (slot) {
-          enc.copyBufferToBuffer(model.lossAcc, 0, slot.buffer, 0, 8);
-          enc.copyBufferToBuffer(stats, 0, slot.buffer, 8, 16);
-          if (probe) enc.copyBufferToBuffer(probe.gstats, 0, slot.buffer, 24, 12);
-        }
-        dev.queue.submit([enc.finish({ label: `step ${step}` })]);
-        if (slot) {
-          const s = step, lrNow = lr;
-          slot.read(([sum, count, gnorm, , skippedFlag, lossScale, gp, gg, pp]) => {
-            if (probe) hooks.onGradStats!(s + 1, { gp, gg, pp });
-            const loss = sum / count;
-            const tps = meter.record(s + 1, performance.now());
-            // A float16 step whose gradients overflowed was skipped and the loss scale halved: not divergence,
-            // unless it keeps happening until the scale is absurdly small.
-            const skipped = skippedFlag !== 0;
-            if (!Number.isFinite(loss)) {
-              diverged ??= `loss is ${loss} at step ${s + 1}`;
-            } else if (!Number.isFinite(gnorm) && !skipped) {
-              diverged ??= `gradient norm is ${gnorm} at step ${s + 1} (loss ${loss})`;
-            } else if (skipped && lossScale < MIN_LOSS_SCALE) {
-              diverged ??= `gradients overflow float16 at every loss scale (down to ${lossScale}) at step ${
-                s + 1
-              }`;
-            }
-            const rec: StepRecord = {
-              step: s + 1,
-              train_loss: loss,
-              val_loss: null,
-              lr: lrNow,
-              grad_norm: gnorm,
-              tokens_per_s: tps,
-              elapsed_s: elapsed(),
-              eval_s: evalTime(),
-              ...(model.lossScaler ? { loss_scale: lossScale, skipped } : {}),
-            };
-            log.add(rec);
-            hooks.onRecord?.(rec);
-          });
-        }
-        inFlight.push(dev.queue.onSubmittedWorkDone());
-        if (inFlight.length > 2) await inFlight.shift();
+/**
+ * The error that stops the run when step `i` (0-based) or its evaluation failed. A failed write, and a
+ * WebGPU validation error or device loss mid-run, keep the log, name the step (and the kernel) and point
+ * at the checkpoint on disk (the weights on the GPU can no longer be trusted); anything else is as is.
+ */
+async function stepFailure(r: RunContext, e: unknown, i: number): Promise<unknown> {
+  const { gpu, checkpoints, log } = r;
+  await checkpoints.idle(); // a save of weights read back before the error still lands (latest)
+  if (e instanceof WriteError) {
+    await log.close().catch(() => {});
+    return new WriteError(`${e.message} at step ${i}; ${checkpoints.kept()}`);
+  }
+  if (!(e instanceof GpuError)) return e;
+  await log.close().catch(() => {});
+  const dispatches = r.step.dispatches;
+  const culprit = gpu.lost ? null : await firstFailingDispatch(gpu, dispatches).catch(() => null);
+  const kernel = culprit?.kernel ?? e.kernel;
+  const where = culprit ? `kernel ${kernel} (dispatch ${culprit.index + 1} of ${dispatches.length})` : kernel;
+  return new GpuError(
+    kernel,
+    `GPU error in ${where} at training step ${i + 1}: ${
+      e.message.slice(e.kernel.length + 2)
+    }; ${checkpoints.kept()}`,
+  );
+}
 
-        const done = step + 1;
-        if (done % cfg.eval_interval === 0 || done === cfg.steps) {
-          await ring.drain();
-          gpu.check();
-          if (diverged) break;
-          evalStart = performance.now();
-          const val = await evaluate();
-          finalVal = val;
-          if (!Number.isFinite(val)) {
-            diverged = `validation loss is ${val} at step ${done}`;
-            break;
-          }
-          const best = val < bestVal;
-          if (best) bestVal = val;
-          const rec: StepRecord = {
-            step: done,
-            train_loss: null,
-            val_loss: val,
-            lr,
-            grad_norm: null,
-            tokens_per_s: null,
-            elapsed_s: elapsed(),
-            eval_s: evalTime(),
-          };
-          log.add(rec);
-          hooks.onRecord?.(rec);
-          await save(done, val);
-          await log.flush();
-          evalSeconds = evalTime();
-          evalStart = null;
-          await hooks.onEval?.({ step: done, valLoss: val, model });
-          meter.restart(done, performance.now()); // evaluation and checkpoint time is not training time
-        }
-      }
-      await ring.drain();
-      await settleSaves();
-      gpu.check();
-    } catch (e) {
-      await pendingSave; // a save of weights read back before the error still lands (savedStep)
-      if (e instanceof WriteError) {
-        await log.close().catch(() => {});
-        throw new WriteError(`${e.message} at step ${step}; ${kept()}`);
-      }
-      if (!(e instanceof GpuError)) throw e;
-      // A validation error or device loss mid-run: keep the log, name the step and the kernel, and point
-      // at the checkpoint on disk (the weights on the GPU can no longer be trusted).
-      await log.close().catch(() => {});
-      const culprit = gpu.lost ? null : await firstFailingDispatch(gpu, stepDispatches).catch(() => null);
-      const kernel = culprit?.kernel ?? e.kernel;
-      const where = culprit
-        ? `kernel ${kernel} (dispatch ${culprit.index + 1} of ${stepDispatches.length})`
-        : kernel;
-      throw new GpuError(
-        kernel,
-        `GPU error in ${where} at training step ${step + 1}: ${
-          e.message.slice(e.kernel.length + 2)
-        }; ${kept()}`,
-      );
-    }
-    try {
-      if (stopped === "aborted" && step > startStep) {
-        // Keep the last completed step.
-        evalStart = performance.now();
-        const val = await evaluate();
-        finalVal = val;
-        if (Number.isFinite(val)) {
-          if (val < bestVal) bestVal = val;
-          await save(step, val);
-        }
-      }
-      await settleSaves();
-    } catch (e) {
-      if (e instanceof WriteError) throw new WriteError(`${e.message} at step ${step}; ${kept()}`);
-      throw e;
-    }
-    if (diverged) stopped = "diverged";
-    await log.close();
-    if (diverged) {
-      throw new TrainingDiverged(
-        `training stopped: ${diverged}; ${kept().replace("last checkpoint", "last good checkpoint")}`,
-      );
-    }
-    return {
-      history: log.records,
-      bestValLoss: bestVal,
-      finalValLoss: finalVal,
-      steps: step,
-      stopped,
-      corpus,
-      model,
-      gpu,
-      entropyRate: corpus.entropyRate,
-      config: cfg,
-      checkpoint: savedStep >= 0 && !hooks.noSave
-        ? { path: `${cfg.out}/model.safetensors`, step: savedStep }
-        : null,
-    };
-  } finally {
-    await pendingSave;
+/** Wall-clock seconds of a run across resumes, and the part of them spent evaluating and checkpointing. */
+class RunClock {
+  readonly #t0 = performance.now();
+  readonly #before: number;
+  #evalSeconds: number;
+  #evalStart: number | null = null;
+
+  /** A clock continuing from `before` seconds, `evalBefore` of them evaluating (0, 0 for a new run). */
+  constructor(before: number, evalBefore: number) {
+    this.#before = before;
+    this.#evalSeconds = evalBefore;
+  }
+
+  /** Seconds so far. */
+  elapsed(): number {
+    return this.#before + (performance.now() - this.#t0) / 1000;
+  }
+
+  /** Seconds evaluating and checkpointing: the finished evaluations plus the running one. */
+  evalTime(): number {
+    return this.#evalSeconds + (this.#evalStart === null ? 0 : (performance.now() - this.#evalStart) / 1000);
+  }
+
+  /** An evaluation (and its checkpoint) begins. */
+  startEval(): void {
+    this.#evalStart = performance.now();
+  }
+
+  /** The evaluation and its checkpoint are done. */
+  endEval(): void {
+    this.#evalSeconds = this.evalTime();
+    this.#evalStart = null;
   }
 }
 
@@ -586,17 +591,9 @@ export class TrainingDiverged extends Error {
   }
 }
 
-function upload(gpu: Gpu, label: string, s: Split): GPUBuffer {
-  return createStorage(gpu, label, s.tokens.byteLength, s.tokens);
-}
-
-function loadResume(cfg: TrainConfig) {
-  return loadTrainState(`${cfg.out}/train_state.safetensors`);
-}
-
 /**
- * A ring of small MAP_READ buffers, per logged step: [loss sum, count, grad norm, gradient multiplier, skipped,
- * loss scale, g·p, g·g, p·p].
+ * A ring of small MAP_READ buffers, one per logged step in flight, each holding the step's statistics
+ * as TrainStep.copyStats lays them out ({@linkcode STEP_STATS_BYTES}).
  */
 class LossRing {
   #gpu: Gpu;
@@ -609,7 +606,7 @@ class LossRing {
       this.#slots.push({
         buffer: gpu.device.createBuffer({
           label: `loss_ring${i}`,
-          size: 48, // loss sum, count, 4 optimizer stats, 3 gradient probe stats
+          size: STEP_STATS_BYTES,
           usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
         }),
         busy: null,
