@@ -2,7 +2,8 @@
  * `deno task bench --profile [--large] [--iters N]`: per-kernel GPU time of one whole training step, from
  * timestamp queries, largest first, so the next optimisation target is always visible.
  *
- * Two measurements of the same recorded step (bench/step.ts, as src/train/trainer.ts records it):
+ * Two measurements of the same recorded step (the trainer's step object, src/train/step.ts, built by
+ * bench/step.ts):
  * - per-pass mode: every dispatch in its own compute pass with `timestampWrites`, all in one command
  *   buffer, grouped by kernel name. One pass per dispatch adds overhead (tens of us each on wgpu) and
  *   removes any overlap between neighbouring dispatches, so the per-pass sum exceeds the real step time;
@@ -20,19 +21,15 @@
 import type { Gpu } from "../src/gpu/device.ts";
 import type { Precision } from "../src/model/config.ts";
 import { builtKernels, encodeDispatches, type Resource, resourceBytes } from "../src/gpu/kernel.ts";
-import {
-  buildTrainingStep,
-  CI_STEP,
-  describeStep,
-  SHAKESPEARE_STEP,
-  type StepShape,
-  type TrainingStep,
-} from "./step.ts";
+import type { TrainStep } from "../src/train/step.ts";
+import { buildTrainingStep, CI_STEP, describeStep, SHAKESPEARE_STEP, type StepShape } from "./step.ts";
 
 /** A training step plus, per dispatch, the storage bytes and the floats of each named binding it binds. */
 export interface RecordedStep {
   /** The step. */
-  readonly step: TrainingStep;
+  readonly step: TrainStep;
+  /** Its shape. */
+  readonly shape: StepShape;
   /** Per dispatch (same order as `step.dispatches`): binding name -> bound bytes (storage only). */
   readonly bound: readonly Readonly<Record<string, number>>[];
 }
@@ -124,7 +121,7 @@ export async function recordStep(gpu: Gpu, shape: StepShape): Promise<RecordedSt
     groups.set(group, sizes);
     return group;
   };
-  let step: TrainingStep;
+  let step: TrainStep;
   try {
     step = await buildTrainingStep(gpu, shape);
   } finally {
@@ -143,7 +140,7 @@ export async function recordStep(gpu: Gpu, shape: StepShape): Promise<RecordedSt
     for (const [binding, bytes] of sizes) out[byName.get(binding) ?? `binding${binding}`] = bytes;
     return out;
   });
-  return { step, bound };
+  return { step, shape, bound };
 }
 
 /**
@@ -284,7 +281,7 @@ export async function profileStep(
     const g = groups.get(x.kernel) ?? { count: 0, ms: 0, flops: 0, bytes: 0 };
     g.count++;
     g.ms += median(perDispatch[i]);
-    g.flops += dispatchFlops(x.kernel, rec.bound[i], step.shape);
+    g.flops += dispatchFlops(x.kernel, rec.bound[i], rec.shape);
     g.bytes += Object.values(rec.bound[i]).reduce((a, b) => a + b, 0);
     groups.set(x.kernel, g);
   });
@@ -306,7 +303,7 @@ export async function profileStep(
   const oneMs = median(steps);
   const flops = kernels.reduce((a, k) => a + k.flops, 0);
   return {
-    shape: describeStep(step.shape),
+    shape: describeStep(rec.shape),
     adapter: gpu.description,
     dispatches: n,
     kernels,

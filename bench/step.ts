@@ -1,20 +1,16 @@
 /**
  * The whole training step as one benchmark case: gather -> forward -> fused loss -> backward -> grad norm
- * -> clip -> AdamW, recorded as src/train/trainer.ts records it (one compute pass per step, the gradient
- * arena and loss accumulator cleared before it). Reports ms/step and tokens/s; at `--large` the shape is
- * nanoGPT's shakespeare_char without dropout.
+ * -> clip -> AdamW, the trainer's own step object (src/train/step.ts: one compute pass per step, the
+ * gradient arena and loss accumulator cleared before it). Reports ms/step and tokens/s; at `--large` the
+ * shape is nanoGPT's shakespeare_char without dropout.
  *
  * @module
  */
 import type { BenchBuilder } from "./harness.ts";
-import { Arena, createStorage, writeArray } from "../src/gpu/buffers.ts";
 import type { Gpu } from "../src/gpu/device.ts";
-import type { Dispatch } from "../src/gpu/kernel.ts";
-import { gather } from "../src/kernels/gather.ts";
-import { adamw, gradNorm, gradNormScratchBytes, STATS_FLOATS } from "../src/kernels/optimizer.ts";
 import type { GPTConfig, Precision } from "../src/model/config.ts";
-import { GPT } from "../src/model/gpt.ts";
 import { initParams } from "../src/model/init.ts";
+import { type OptimizerSettings, TrainStep } from "../src/train/step.ts";
 import { Rng } from "../src/util/rng.ts";
 
 /** A model shape and the (B, T) of one step. */
@@ -76,95 +72,40 @@ export function stepFlops(s: StepShape): number {
   return L * (perLayerMatmul + perLayerAttention) + 3 * 2 * N * C * V;
 }
 
-/** One recorded training step and what it needs each iteration. */
-export interface TrainingStep {
-  /** Its shape. */
-  readonly shape: StepShape;
-  /** The model (buffers, recorded passes). */
-  readonly model: GPT;
-  /** gather, forward, loss + backward, grad norm (2), AdamW: the step's one compute pass. */
-  readonly dispatches: readonly Dispatch[];
-  /** Buffers cleared before each step's pass (gradient arena, loss accumulator), as the trainer does. */
-  readonly clears: readonly GPUBuffer[];
-  /** Tokens per step (B·T). */
-  readonly tokens: number;
-  /** Trainable parameters. */
-  readonly params: number;
-  /** {@linkcode stepFlops} of the shape. */
-  readonly flops: number;
-}
+/** shakespeare_char's optimizer (nanoGPT): lr 1e-3, betas 0.9/0.99, weight decay 0.1, clip 1. */
+export const SHAKESPEARE_OPTIMIZER: OptimizerSettings = {
+  lr: 1e-3,
+  beta1: 0.9,
+  beta2: 0.99,
+  eps: 1e-8,
+  weightDecay: 0.1,
+  gradClip: 1,
+};
 
 /**
- * Builds one training step as the trainer does (src/train/trainer.ts, grad_accum 1): random corpus windows
- * gathered on the GPU, nanoGPT's initialisation, AdamW with shakespeare_char's hyper-parameters (lr 1e-3,
- * betas 0.9/0.99, weight decay 0.1, clip 1). Replaying the step trains on the same windows, which is fine
- * for timing. `seed` fixes weights, corpus and windows.
+ * The trainer's training step (src/train/step.ts, grad_accum 1, teacher forcing) on a random corpus,
+ * nanoGPT's initialisation and {@linkcode SHAKESPEARE_OPTIMIZER}, with one batch of random windows
+ * written: replaying the step trains on the same windows, which is fine for timing. `seed` fixes weights,
+ * corpus and windows.
  */
-export async function buildTrainingStep(gpu: Gpu, shape: StepShape, seed = 1): Promise<TrainingStep> {
+export async function buildTrainingStep(gpu: Gpu, shape: StepShape, seed = 1): Promise<TrainStep> {
   const { config, B, T } = shape;
-  const N = B * T, V = config.vocab_size;
-  const model = await GPT.create(gpu, config, {
-    B,
-    T,
-    lossScale: 1 / N,
-    dtype: shape.dtype,
-    splitK: shape.splitK,
-    storedDs: shape.storedDs,
-    headRows: shape.headRows,
-  });
-  const layout = model.params.layout;
-  writeArray(gpu, model.params.buffer, initParams(config, layout, seed));
-  const m = new Arena(gpu, "adam_m", layout), v = new Arena(gpu, "adam_v", layout);
-
+  const V = config.vocab_size;
   const rng = new Rng(seed);
   const corpusTokens = Math.max(1 << 16, 4 * B * (T + 1));
   const corpus = new Uint32Array(corpusTokens).map(() => rng.int(V));
   const offsets = new Uint32Array(B).map(() => rng.int(corpusTokens - T - 1));
-  const lengths = new Uint32Array(B).fill(T + 1);
-  const u32 = (label: string, data: Uint32Array) => createStorage(gpu, label, data.byteLength, data);
-  const gatherStep = await gather(gpu, {
-    tokens: model.tokens,
-    targets: model.targets,
-    rng: model.rng,
-    corpus: u32("corpus", corpus),
-    offsets: u32("offsets", offsets),
-    lengths: u32("lengths", lengths),
-    seeds: u32("seeds", new Uint32Array([seed])),
-  }, { B, T, micro: 0 });
-
-  const n = layout.totalFloats;
-  const stats = createStorage(gpu, "grad_stats", 4 * STATS_FLOATS);
-  const scratch = createStorage(gpu, "grad_norm_scratch", gradNormScratchBytes(n));
-  const scaler = model.lossScaler ? { scaler: model.lossScaler } : {};
-  const norm = await gradNorm(gpu, { stats, grads: model.grads.buffer, scratch, ...scaler }, {
-    n,
-    maxNorm: 1,
+  const step = await TrainStep.create(gpu, config, {
+    B,
+    T,
+    corpus: { tokens: corpus },
+    optimizer: SHAKESPEARE_OPTIMIZER,
+    model: { dtype: shape.dtype, splitK: shape.splitK, storedDs: shape.storedDs, headRows: shape.headRows },
   });
-  const opt = await adamw(gpu, {
-    params: model.params.buffer,
-    m: m.buffer,
-    v: v.buffer,
-    grads: model.grads.buffer,
-    stats,
-  }, {
-    n,
-    decayEnd: model.decayEnd,
-    lr: 1e-3,
-    beta1: 0.9,
-    beta2: 0.99,
-    eps: 1e-8,
-    weightDecay: 0.1,
-    step: 1,
-  });
-  return {
-    shape,
-    model,
-    dispatches: [gatherStep, ...model.forwardTrain, ...model.backward, ...norm, opt],
-    clears: [model.grads.buffer, model.lossAcc],
-    tokens: N,
-    params: layout.entries.reduce((s, e) => s + e.size, 0),
-    flops: stepFlops(shape),
-  };
+  step.load({ params: initParams(config, step.model.params.layout, seed) });
+  const batch = { offsets, lengths: new Uint32Array(B).fill(T + 1), seeds: new Uint32Array([seed]) };
+  step.prepare({ step: 0, lr: SHAKESPEARE_OPTIMIZER.lr, batch });
+  return step;
 }
 
 /**
@@ -198,10 +139,10 @@ export const build: BenchBuilder = async (gpu, large) => {
     const step = await buildTrainingStep(gpu, v.shape);
     cases.push({
       name: v.name,
-      shape: describeStep(step.shape),
+      shape: describeStep(v.shape),
       dispatches: [...step.dispatches],
       clears: step.clears,
-      flops: step.flops,
+      flops: stepFlops(v.shape),
       tokens: step.tokens,
     });
   }
