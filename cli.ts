@@ -359,13 +359,15 @@ async function runSample(argv: string[]): Promise<number> {
     maxTokens: num("max-tokens"),
     temperature: num("temperature"),
     topK: num("top-k"),
+    topP: num("top-p"),
+    numSamples: num("num-samples"),
     seed: num("seed"),
     load: loadOptions(values),
     write: async (s) => {
       await Deno.stdout.write(new TextEncoder().encode(s));
     },
   });
-  console.log();
+  if (num("num-samples") === 1) console.log(); // several samples end with their separator line
   return 0;
 }
 

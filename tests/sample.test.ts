@@ -1,12 +1,16 @@
 import assert, { rejects } from "node:assert/strict";
 import { assertClose, testGpu } from "./helpers.ts";
-import { createStorage, readU32, upload } from "../src/gpu/buffers.ts";
+import { Arena, createStorage, readU32, upload, writeArray } from "../src/gpu/buffers.ts";
 import type { Gpu } from "../src/gpu/device.ts";
 import { submitDispatches } from "../src/gpu/kernel.ts";
 import { argmax, keepThreshold, sample } from "../src/kernels/sample.ts";
 import { hash3, uniform01 } from "../src/util/hash.ts";
 import * as ref from "../src/reference/sample.ts";
 import { Rng } from "../src/util/rng.ts";
+import { Generator } from "../src/model/generate.ts";
+import { paramLayout } from "../src/model/params.ts";
+import { hostOf, randomWeights, tinyGPT } from "./fixtures.ts";
+import { expectCliError } from "./cli_run.ts";
 
 const GARBAGE = 0xdeadbeef;
 
@@ -489,5 +493,47 @@ Deno.test("gpu top-p: a tiny P is argmax (unique maxima); P = 1 is bit for bit n
     const a = await gpuTokens(gpu, x, N, V, opts);
     const b = await gpuTokens(gpu, x, N, V, { ...opts, topP: 1 });
     assertClose(`P=1 K=${topK}`, b, a, { atol: 0, rtol: 0 });
+  }
+});
+
+// ---- the Generator and the `sample` command ----
+
+Deno.test("Generator: topP is checked; a tiny topP is greedy decoding", async () => {
+  const gpu = await testGpu();
+  const c = tinyGPT({ block_size: 16, vocab_size: 40, bias: true });
+  const params = new Arena(gpu, "params", paramLayout(c).layout);
+  writeArray(gpu, params.buffer, hostOf(c, randomWeights(c, 21)));
+  const gen = await Generator.create(gpu, c, params, 2);
+  for (const topP of [0, -0.1, 1.5, NaN]) {
+    await rejects(gen.generate([1, 2], 4, { topP }), {
+      message: `generate: topP must be in (0, 1] (got ${topP})`,
+    });
+  }
+  await rejects(gen.generate([1], 4, { firstRow: -1 }), {
+    message: "generate: firstRow must be an integer >= 0 (got -1)",
+  });
+  const greedy = await gen.generate([1, 2], 30, { temperature: 0 });
+  assert.deepEqual(await gen.generate([1, 2], 30, { temperature: 1.3, topP: 1e-7, seed: 5 }), greedy);
+  // Rows draw from the streams of rows firstRow + b.
+  const a = await gen.generate([1, 2], 30, { temperature: 1, seed: 8 });
+  const b = await gen.generate([1, 2], 30, { temperature: 1, seed: 8, firstRow: 2 });
+  assert.notDeepEqual(a, b);
+  assert.deepEqual(await gen.generate([1, 2], 30, { temperature: 1, seed: 8, topP: 1 }), a);
+});
+
+Deno.test("sample refuses a bad --top-p or --num-samples in one line, exit 2", async () => {
+  const sm = ["sample", "--checkpoint", "/nonexistent/none.safetensors"];
+  const cases: [string[], string][] = [
+    [["--top-p", "0"], "--top-p must be in (0, 1] (got 0)"],
+    [["--top-p", "1.5"], "--top-p must be in (0, 1] (got 1.5)"],
+    [["--top-p", "-0.2"], "--top-p must be in (0, 1] (got -0.2)"],
+    [["--top-p=nan"], "--top-p expects a number (got 'nan')"],
+    [["--num-samples", "0"], "--num-samples must be a positive integer (got 0)"],
+    [["--num-samples", "-2"], "--num-samples must be a positive integer (got -2)"],
+    [["--num-samples", "1.5"], "--num-samples must be a positive integer (got 1.5)"],
+  ];
+  const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  for (const [args, msg] of cases) {
+    await expectCliError([...sm, ...args], new RegExp(`^tforce sample: ${esc(msg)}$`));
   }
 });

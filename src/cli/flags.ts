@@ -191,6 +191,16 @@ export const SAMPLE_FLAGS: FlagTable = {
   "max-tokens": { value: "N", help: "tokens to generate", default: "200" },
   temperature: { value: "X", help: "softmax temperature (0: argmax)", default: "0.8" },
   "top-k": { value: "N", help: "sample among the k likeliest tokens (0: all)", default: "0" },
+  "top-p": {
+    value: "P",
+    help: "then among the fewest likeliest tokens whose probability reaches P (nucleus; 1: all)",
+    default: "1",
+  },
+  "num-samples": {
+    value: "N",
+    help: "independent samples of the prompt; more than 1: each printed whole, then a line of dashes",
+    default: "1",
+  },
   seed: { value: "N", help: "sampling seed", default: "1337" },
   ...LOAD_FLAGS,
 };

@@ -27,8 +27,19 @@ export interface SamplingOptions {
   temperature?: number;
   /** Keep only the k most likely tokens; 0 = all. Default 0. */
   topK?: number;
+  /**
+   * Then keep only the smallest set of most likely tokens whose probability reaches topP (nucleus
+   * sampling, on the top-k distribution renormalised); 0 < topP <= 1, 1 = all. Default 1.
+   */
+  topP?: number;
   /** Seed of the sampling stream. Default 1337. */
   seed?: number;
+  /**
+   * The index of this batch's row 0 among all the sequences drawn with this seed: row b draws from row
+   * firstRow + b's stream, so samples generated in several calls are those of one larger batch and
+   * distinct from each other. Default 0.
+   */
+  firstRow?: number;
 }
 
 /** Generates from a parameter arena; one instance serves many calls with the same batch size. */
@@ -118,12 +129,17 @@ export class Generator {
         }
       }
     }
-    const temperature = opts.temperature ?? 1, topK = opts.topK ?? 0;
+    const temperature = opts.temperature ?? 1, topK = opts.topK ?? 0, topP = opts.topP ?? 1;
+    const firstRow = opts.firstRow ?? 0;
     if (!(temperature >= 0) || !Number.isFinite(temperature)) {
       throw new Error(`generate: temperature must be >= 0 (got ${temperature})`);
     }
+    if (!(topP > 0 && topP <= 1)) throw new Error(`generate: topP must be in (0, 1] (got ${topP})`);
+    if (!(Number.isInteger(firstRow) && firstRow >= 0 && firstRow + B <= 2 ** 32)) {
+      throw new Error(`generate: firstRow must be an integer >= 0 (got ${firstRow})`);
+    }
     const pick = temperature === 0 ? this.#argmax : this.#sample;
-    if (temperature > 0) this.#sample.update({ temperature, top_k: topK });
+    if (temperature > 0) this.#sample.update({ temperature, top_k: topK, top_p: topP, row0: firstRow });
     const dev = this.#gpu.device;
     dev.queue.writeBuffer(this.#rng, 0, new Uint32Array([(opts.seed ?? 1337) >>> 0, 0, 0, 0]));
     const rows: number[][] = prompts.map((p) => Array.from(p));
