@@ -128,7 +128,13 @@ export const markovTrain: Readonly<TrainConfig> = {
   log_interval: 50,
 };
 
+/** The settings `keys` of `c` as command-line flags: `--n-layer`, `1`, ... */
+export function flagsOf(c: Readonly<TrainConfig>, keys: readonly (keyof TrainConfig)[]): string[] {
+  return keys.flatMap((k) => [`--${k.replaceAll("_", "-")}`, String(c[k])]);
+}
+
+/** The settings of {@linkcode tinyTrain}'s model and batch. */
+export const TINY_KEYS = ["n_layer", "n_head", "n_embd", "block_size", "batch_size"] as const;
+
 /** {@linkcode tinyTrain}'s model and batch as command-line flags: `--n-layer 1 ... --batch-size 4`. */
-export const tinyFlags: readonly string[] =
-  (["n_layer", "n_head", "n_embd", "block_size", "batch_size"] as const)
-    .flatMap((k) => [`--${k.replaceAll("_", "-")}`, String(tinyTrain[k])]);
+export const tinyFlags: readonly string[] = flagsOf(tinyTrain, TINY_KEYS);

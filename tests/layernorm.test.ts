@@ -1,5 +1,6 @@
 import { assertClose, dot, finiteDiff, runAndRead, testGpu } from "./helpers.ts";
 import { createStorage, readF16, readF32, upload, uploadF16 } from "../src/gpu/buffers.ts";
+import type { Gpu } from "../src/gpu/device.ts";
 import { submitDispatches } from "../src/gpu/kernel.ts";
 import { layernormBackward, layernormForward, layernormScratchBytes } from "../src/kernels/layernorm.ts";
 import * as ref from "../src/reference/layernorm.ts";
@@ -16,6 +17,25 @@ function inputRows(rng: Rng, N: number, C: number): Float32Array {
     for (let c = 0; c < C; c++) x[n * C + c] = off + sc * rng.normal();
   }
   return x;
+}
+
+/**
+ * Seeded random LayerNorm inputs of N x C and the forward's buffers, out (f32 or f16) and the saved
+ * statistics pre-filled with garbage so unwritten elements show; `rng` continues the inputs' stream.
+ */
+function forwardCase(gpu: Gpu, seed: number, N: number, C: number, withBias: boolean, out: "f32" | "f16") {
+  const rng = new Rng(seed);
+  const x = inputRows(rng, N, C);
+  const w = rng.uniformArray(C, -1.5, 1.5), bvals = rng.uniformArray(C);
+  const b = {
+    out: (out === "f16" ? uploadF16 : upload)(gpu, "out", filled(N * C, GARBAGE)),
+    mean: upload(gpu, "mean", filled(N, GARBAGE)),
+    rstd: upload(gpu, "rstd", filled(N, GARBAGE)),
+    inp: upload(gpu, "inp", x),
+    weight: upload(gpu, "weight", w),
+    ...(withBias ? { bias: upload(gpu, "bias", bvals) } : {}),
+  };
+  return { rng, x, w, bias: withBias ? bvals : null, b };
 }
 
 for (const [N, C] of [[2, 1], [3, 5], [4, 3]]) {
@@ -64,37 +84,24 @@ for (const [N, C] of shapes) {
     for (const team of [32, 8, 4] as const) {
       Deno.test(`layernorm forward and backward match reference, N=${N} C=${C} bias=${withBias} team=${team}`, async () => {
         const gpu = await testGpu();
-        const rng = new Rng(N * 1000 + C + (withBias ? 7 : 0));
-        const x = inputRows(rng, N, C);
-        const w = rng.uniformArray(C, -1.5, 1.5), bvals = rng.uniformArray(C);
+        const { rng, x, w, bias, b } = forwardCase(
+          gpu,
+          N * 1000 + C + (withBias ? 7 : 0),
+          N,
+          C,
+          withBias,
+          "f32",
+        );
         const dy = rng.uniformArray(N * C);
         const eps = 1e-5;
         const tag = `N=${N} C=${C} bias=${withBias} team=${team}`;
 
-        // Forward: outputs pre-filled with garbage so unwritten elements show.
-        const inp = upload(gpu, "inp", x),
-          weight = upload(gpu, "weight", w),
-          bias = upload(gpu, "bias", bvals);
-        const out = upload(gpu, "out", filled(N * C, GARBAGE));
-        const mean = upload(gpu, "mean", filled(N, GARBAGE)), rstd = upload(gpu, "rstd", filled(N, GARBAGE));
-        const fwd = await layernormForward(
-          gpu,
-          {
-            out,
-            mean,
-            rstd,
-            inp,
-            weight,
-            ...(withBias ? { bias } : {}),
-          },
-          { N, C, eps },
-          { team },
-        );
-        const y = await runAndRead(gpu, [fwd], out);
-        const r = ref.layernormForward(x, w, withBias ? bvals : null, N, C, eps);
+        const fwd = await layernormForward(gpu, b, { N, C, eps }, { team });
+        const y = await runAndRead(gpu, [fwd], b.out);
+        const r = ref.layernormForward(x, w, bias, N, C, eps);
         assertClose(`ln fwd out ${tag}`, y, r.out, { atol: 2e-5, rtol: 1e-5 });
-        assertClose(`ln fwd mean ${tag}`, await readF32(gpu, mean), r.mean, { atol: 1e-5, rtol: 1e-6 });
-        assertClose(`ln fwd rstd ${tag}`, await readF32(gpu, rstd), r.rstd, { atol: 0, rtol: 1e-5 });
+        assertClose(`ln fwd mean ${tag}`, await readF32(gpu, b.mean), r.mean, { atol: 1e-5, rtol: 1e-6 });
+        assertClose(`ln fwd rstd ${tag}`, await readF32(gpu, b.rstd), r.rstd, { atol: 0, rtol: 1e-5 });
 
         // Backward, from the reference's mean and rstd (so this checks the backward alone).
         // The reference backward sees the same f32-rounded mean and rstd as the GPU.
@@ -115,8 +122,8 @@ for (const [N, C] of shapes) {
               dweight,
               ...(withBias ? { dbias } : {}),
               dout,
-              inp,
-              weight,
+              inp: b.inp,
+              weight: b.weight,
               mean: smean,
               rstd: srstd,
               scratch,
@@ -151,29 +158,24 @@ for (const [N, C] of [[1, 1], [5, 7], [33, 384], [40, 130]] as [number, number][
   for (const withBias of [true, false]) {
     Deno.test(`layernorm forward with f16 out matches reference, N=${N} C=${C} bias=${withBias}`, async () => {
       const gpu = await testGpu();
-      const rng = new Rng(N * 1000 + C + (withBias ? 7 : 0) + 31);
-      const x = inputRows(rng, N, C);
-      const w = rng.uniformArray(C, -1.5, 1.5), bvals = rng.uniformArray(C);
+      const { x, w, bias, b } = forwardCase(
+        gpu,
+        N * 1000 + C + (withBias ? 7 : 0) + 31,
+        N,
+        C,
+        withBias,
+        "f16",
+      );
       const tag = `N=${N} C=${C} bias=${withBias}`;
-      const inp = upload(gpu, "inp", x), weight = upload(gpu, "weight", w), bias = upload(gpu, "bias", bvals);
-      const out = uploadF16(gpu, "out", filled(N * C, GARBAGE));
-      const mean = upload(gpu, "mean", filled(N, GARBAGE)), rstd = upload(gpu, "rstd", filled(N, GARBAGE));
-      const fwd = await layernormForward(gpu, {
-        out,
-        mean,
-        rstd,
-        inp,
-        weight,
-        ...(withBias ? { bias } : {}),
-      }, { N, C, types: { out: "f16" } });
+      const fwd = await layernormForward(gpu, b, { N, C, types: { out: "f16" } });
       submitDispatches(gpu, [fwd]);
-      const r = ref.layernormForward(x, w, withBias ? bvals : null, N, C);
-      assertClose(`ln fwd f16 out ${tag}`, await readF16(gpu, out, 0, N * C), r.out, {
+      const r = ref.layernormForward(x, w, bias, N, C);
+      assertClose(`ln fwd f16 out ${tag}`, await readF16(gpu, b.out, 0, N * C), r.out, {
         atol: 1e-4,
         rtol: 1e-3,
       });
-      assertClose(`ln fwd f16 mean ${tag}`, await readF32(gpu, mean), r.mean, { atol: 1e-5, rtol: 1e-6 });
-      assertClose(`ln fwd f16 rstd ${tag}`, await readF32(gpu, rstd), r.rstd, { atol: 0, rtol: 1e-5 });
+      assertClose(`ln fwd f16 mean ${tag}`, await readF32(gpu, b.mean), r.mean, { atol: 1e-5, rtol: 1e-6 });
+      assertClose(`ln fwd f16 rstd ${tag}`, await readF32(gpu, b.rstd), r.rstd, { atol: 0, rtol: 1e-5 });
     });
   }
 }

@@ -13,7 +13,7 @@ import { readJsonl } from "../src/io/log.ts";
 import { DEFAULT_TRAIN } from "../src/train/config.ts";
 import { generateLanguage } from "../src/data/language.ts";
 import { Rng } from "../src/util/rng.ts";
-import { tinyTrain } from "./fixtures.ts";
+import { flagsOf, TINY_KEYS, tinyTrain } from "./fixtures.ts";
 import { testGpu } from "./helpers.ts";
 import { runCli, waitForOutput as waitFor } from "./cli_run.ts";
 
@@ -23,14 +23,7 @@ async function run(args: string[]): Promise<{ code: number; out: string; err: st
   return { ...r, out: r.out.join("\n") };
 }
 
-const TINY = [
-  "--n-layer=1",
-  "--n-head=2",
-  "--n-embd=16",
-  "--block-size=16",
-  "--batch-size=4",
-  "--eval-iters=2",
-];
+const TINY = flagsOf(tinyTrain, [...TINY_KEYS, "eval_iters"]);
 
 async function refused(args: string[], pattern: RegExp): Promise<void> {
   const r = await run(args);

@@ -4,36 +4,17 @@
  * after either continues exactly like a run that was never stopped. Runs the real CLI in a subprocess.
  */
 import assert from "node:assert/strict";
-import { DEFAULT_TRAIN, type TrainConfig } from "../src/train/config.ts";
+import type { TrainConfig } from "../src/train/config.ts";
 import { train } from "../src/train/trainer.ts";
 import { loadModel } from "../src/model/checkpoint.ts";
 import { loadTrainState } from "../src/train/state.ts";
 import { testGpu } from "./helpers.ts";
+import { flagsOf, TINY_KEYS, tinyTrain } from "./fixtures.ts";
 import { waitForOutput as waitFor } from "./cli_run.ts";
 
-const flags = [
-  "--n-layer=1",
-  "--n-head=2",
-  "--n-embd=16",
-  "--block-size=16",
-  "--batch-size=4",
-  "--eval-iters=2",
-  "--log-interval=1",
-  "--sample-chars=0",
-  "--lr-decay-steps=200",
-];
-const cfg: TrainConfig = {
-  ...DEFAULT_TRAIN,
-  n_layer: 1,
-  n_head: 2,
-  n_embd: 16,
-  block_size: 16,
-  batch_size: 4,
-  eval_iters: 2,
-  log_interval: 1,
-  sample_chars: 0,
-  lr_decay_steps: 200,
-};
+// Every run sets its own steps and eval_interval.
+const cfg: TrainConfig = { ...tinyTrain, log_interval: 1, lr_decay_steps: 200 };
+const flags = flagsOf(cfg, [...TINY_KEYS, "eval_iters", "log_interval", "sample_chars", "lr_decay_steps"]);
 
 function spawnTrain(out: string, extra: string[]): Deno.ChildProcess {
   return new Deno.Command("deno", {
@@ -47,6 +28,20 @@ function spawnTrain(out: string, extra: string[]): Deno.ChildProcess {
 async function sameWeights(a: string, b: string): Promise<void> {
   const wa = (await loadModel(a)).weights, wb = (await loadModel(b)).weights;
   for (const [name, t] of wa) assert.deepEqual(t, wb.get(name), `${name} differs`);
+}
+
+/**
+ * Resumes the run in `dir` in-process up to `s.steps` and checks its weights against an uninterrupted run
+ * to the same step; removes both folders.
+ */
+async function resumesExactly(dir: string, s: { steps: number; eval_interval: number }): Promise<void> {
+  const gpu = await testGpu();
+  await train({ ...cfg, ...s, out: dir, resume: true }, { gpu });
+  const ref = await Deno.makeTempDir({ prefix: "tforce-ref-" });
+  await train({ ...cfg, ...s, out: ref }, { gpu });
+  await sameWeights(`${dir}/model.safetensors`, `${ref}/model.safetensors`);
+  await Deno.remove(dir, { recursive: true });
+  await Deno.remove(ref, { recursive: true });
 }
 
 Deno.test("Ctrl-C saves the last completed step, exits 0, and --resume continues exactly", async () => {
@@ -64,14 +59,7 @@ Deno.test("Ctrl-C saves the last completed step, exits 0, and --resume continues
   assert.ok(m, `no stop message in: ${tail}`);
   const k = Number(m[1]);
   assert.equal((await loadTrainState(`${dir}/train_state.safetensors`)).state.step, k);
-  // Resume to k+3 in-process and compare with an uninterrupted run to k+3.
-  const gpu = await testGpu();
-  await train({ ...cfg, out: dir, resume: true, steps: k + 3, eval_interval: 100000 }, { gpu });
-  const ref = await Deno.makeTempDir({ prefix: "tforce-ref-" });
-  await train({ ...cfg, out: ref, steps: k + 3, eval_interval: 100000 }, { gpu });
-  await sameWeights(`${dir}/model.safetensors`, `${ref}/model.safetensors`);
-  await Deno.remove(dir, { recursive: true });
-  await Deno.remove(ref, { recursive: true });
+  await resumesExactly(dir, { steps: k + 3, eval_interval: 100000 });
 });
 
 Deno.test("SIGKILL during checkpointing never leaves a broken checkpoint, and --resume continues exactly", async () => {
@@ -87,11 +75,5 @@ Deno.test("SIGKILL during checkpointing never leaves a broken checkpoint, and --
   await loadModel(`${dir}/model.safetensors`);
   const k = st.state.step;
   assert.ok(k >= 5, `step ${k}`); // 5 when the kill landed inside the write of step 6
-  const gpu = await testGpu();
-  await train({ ...cfg, out: dir, resume: true, steps: k + 2, eval_interval: 1 }, { gpu });
-  const ref = await Deno.makeTempDir({ prefix: "tforce-ref-" });
-  await train({ ...cfg, out: ref, steps: k + 2, eval_interval: 1 }, { gpu });
-  await sameWeights(`${dir}/model.safetensors`, `${ref}/model.safetensors`);
-  await Deno.remove(dir, { recursive: true });
-  await Deno.remove(ref, { recursive: true });
+  await resumesExactly(dir, { steps: k + 2, eval_interval: 1 });
 });
