@@ -9,7 +9,7 @@
 import { writeFileAtomic } from "../io/atomic.ts";
 import { linePlotSvg, type PlotSeries } from "../io/svg.ts";
 import type { TrainConfig } from "./config.ts";
-import type { ExperimentOptions, ExperimentResult, ModeRun } from "./experiment.ts";
+import type { ExperimentOptions, ExperimentResult, ModeRun } from "./experiment_types.ts";
 import { epsilon, epsilonSchedule, prefixOf, type TrainMode } from "./modes.ts";
 import { comparePaired, fmtNum, type Interval, type PairedComparison, slope, tInterval } from "./stats.ts";
 
