@@ -406,6 +406,23 @@ export class Gpt2Tokenizer implements Tokenizer {
     this.merges.forEach((x, i) => bits === 16 ? v.setUint16(2 * i, x, true) : v.setUint32(4 * i, x, true));
     return this.#json = { type: "gpt2", bits, merges: btoa(latin1(raw)), specials: [...this.specials] };
   }
+
+  /**
+   * GPT-2's two files for this vocabulary: vocab.json (token as GPT-2 spells its bytes -> id) and
+   * merges.txt (one merge a line, in rank order), which {@linkcode Gpt2Tokenizer.fromFiles} reads back to
+   * the same ids.
+   */
+  toFiles(): { vocabJson: string; mergesTxt: string } {
+    const m = this.merges.length / 2, keys = this.#keys;
+    const vocab: Record<string, number> = {};
+    for (let id = 0; id < 256 + m; id++) vocab[spell(keys[id])] = id;
+    this.specials.forEach((s, i) => vocab[s] = 256 + m + i);
+    const lines = ["#version: 0.2"];
+    for (let i = 0; i < m; i++) {
+      lines.push(`${spell(keys[this.merges[2 * i]])} ${spell(keys[this.merges[2 * i + 1]])}`);
+    }
+    return { vocabJson: JSON.stringify(vocab), mergesTxt: lines.join("\n") + "\n" };
+  }
 }
 
 /** How vocab.json spells the bytes of a latin1 key, for messages. */

@@ -23,6 +23,8 @@ import { InputError } from "../util/errors.ts";
 import { isZip } from "../io/zip.ts";
 import { isLegacyTorch } from "../io/torch.ts";
 import { findTokenizer, readNanoGptCheckpoint } from "./nanogpt.ts";
+import { fromHfGpt2Tensors, HF_GPT2_FILES, hfGpt2Config } from "./hf_gpt2.ts";
+import { loadGpt2Tokenizer } from "../data/gpt2.ts";
 
 /** A loaded model checkpoint. */
 export interface ModelCheckpoint {
@@ -65,6 +67,7 @@ export function modelTensors(
   tensors.push({ name: "lm_head.weight", shape: wte.shape, data: wte.data });
   const cfg: Record<string, unknown> = {};
   for (const k of CONFIG_KEYS) cfg[k] = config[k];
+  if (config.activation !== undefined && config.activation !== "gelu") cfg.activation = config.activation;
   return [tensors, {
     ...extra,
     format: "pt",
@@ -197,6 +200,7 @@ export interface LoadOptions {
  * are read too ({@linkcode decodeCheckpoint}).
  */
 export async function loadModel(path: string, opts: LoadOptions = {}): Promise<ModelCheckpoint> {
+  if (await isFolder(path)) return await loadModelFolder(path, opts);
   let bytes: Uint8Array;
   try {
     bytes = await Deno.readFile(path);
@@ -240,6 +244,51 @@ export async function decodeCheckpoint(
   return modelFromFile(file, what, undefined, { nHead: opts.nHead, tokenizer });
 }
 
+/**
+ * A model folder: Hugging Face's GPT-2 layout (config.json, model.safetensors, vocab.json, merges.txt;
+ * src/model/hf_gpt2.ts) or a tforce run folder (its model.safetensors).
+ */
+async function loadModelFolder(dir: string, opts: LoadOptions): Promise<ModelCheckpoint> {
+  const has = async (name: string) => {
+    try {
+      return (await Deno.stat(`${dir}/${name}`)).isFile;
+    } catch {
+      return false;
+    }
+  };
+  if (!await has("config.json")) {
+    if (await has("model.safetensors")) return await loadModel(`${dir}/model.safetensors`, opts);
+    throw new InputError(
+      `${dir}: a folder without ${HF_GPT2_FILES.slice(0, 2).join(" + ")} (Hugging Face's GPT-2) or ` +
+        `model.safetensors (a tforce run)`,
+    );
+  }
+  const read = async (name: string) => {
+    try {
+      return await Deno.readFile(`${dir}/${name}`);
+    } catch (e) {
+      throw new InputError(`${dir}: cannot read ${name} (${(e as Error).message.split("\n")[0]})`);
+    }
+  };
+  const config = hfGpt2Config(new TextDecoder().decode(await read("config.json")), `${dir}/config.json`);
+  const what = `${dir}/model.safetensors`;
+  const stored = decodeSafetensors(await read("model.safetensors"), what);
+  const file = { tensors: fromHfGpt2Tensors(stored, what), metadata: { config: JSON.stringify(config) } };
+  const given = opts.tokenizer !== undefined || opts.meta !== undefined || opts.vocab !== undefined;
+  const tokenizer = given
+    ? opts.tokenizer ?? await findTokenizer(dir, { meta: opts.meta, vocab: opts.vocab })
+    : await loadGpt2Tokenizer(dir);
+  return modelFromFile(file, what, undefined, { nHead: opts.nHead, tokenizer });
+}
+
+async function isFolder(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isDirectory;
+  } catch {
+    return false; // reading the path names the problem
+  }
+}
+
 /** Copies checkpoint weights into a parameter-arena image laid out by `layout`. */
 export function weightsToArena(weights: Map<string, Float32Array>, layout: ArenaLayout): Float32Array {
   const host = new Float32Array(layout.totalFloats);
@@ -281,6 +330,7 @@ function parseConfig(json: string | undefined, what: string): GPTConfig {
     vocab_size: r.vocab_size,
     bias: r.bias,
     dropout: r.dropout,
+    ...(r.activation !== undefined ? { activation: r.activation } : {}),
   } as GPTConfig;
   try {
     validateConfig(config);

@@ -57,7 +57,9 @@ export function validateConfig(c: GPTConfig): void {
   }
   if (typeof c.bias !== "boolean") throw new Error(`config: bias must be true or false`);
   if (c.activation !== undefined && !ACTIVATIONS.includes(c.activation)) {
-    throw new Error(`config: activation must be ${ACTIVATIONS.join(" or ")} (got ${JSON.stringify(c.activation)})`);
+    throw new Error(
+      `config: activation must be ${ACTIVATIONS.join(" or ")} (got ${JSON.stringify(c.activation)})`,
+    );
   }
 }
 

@@ -89,7 +89,7 @@ export async function createDecodeNetwork(
     ds.push(await residualForward(gpu, { out: x2, a: x, b: proj }, B * C));
     ds.push(await lnF(x2, `${h}.ln_2`));
     ds.push(await lin(fch, ln, `${h}.mlp.c_fc`, C, 4 * C));
-    ds.push(await geluForward(gpu, { out: fcg, inp: fch }, B * 4 * C));
+    ds.push(await geluForward(gpu, { out: fcg, inp: fch }, B * 4 * C, {}, config.activation));
     ds.push(await lin(proj, fcg, `${h}.mlp.c_proj`, 4 * C, C));
     ds.push(await residualForward(gpu, { out: other, a: x2, b: proj }, B * C));
     [x, other] = [other, x];

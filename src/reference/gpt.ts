@@ -142,7 +142,7 @@ export function gptForward(
       C,
       4 * C,
     );
-    const fcg = geluForward(fch);
+    const fcg = geluForward(fch, c.activation);
     const fcp = matmulForward(
       fcg,
       get(p, `${h}.mlp.c_proj.weight`),
@@ -207,7 +207,7 @@ export function gptBackward(c: GPTConfig, p: RefParams, cache: RefCache): Record
     const mp = matmulBackward(dfcp, a.fcg, get(p, `${h}.mlp.c_proj.weight`), N, 4 * C, C);
     acc(`${h}.mlp.c_proj.weight`, mp.dweight);
     if (c.bias) acc(`${h}.mlp.c_proj.bias`, mp.dbias);
-    const dfch = geluBackward(a.fch, mp.dinp);
+    const dfch = geluBackward(a.fch, mp.dinp, c.activation);
     const fc = matmulBackward(dfch, a.ln2.out, get(p, `${h}.mlp.c_fc.weight`), N, C, 4 * C);
     acc(`${h}.mlp.c_fc.weight`, fc.dweight);
     if (c.bias) acc(`${h}.mlp.c_fc.bias`, fc.dbias);
