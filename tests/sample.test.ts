@@ -9,6 +9,9 @@ import * as ref from "../src/reference/sample.ts";
 import { Rng } from "../src/util/rng.ts";
 import { Generator } from "../src/model/generate.ts";
 import { paramLayout } from "../src/model/params.ts";
+import { byteToUnicode } from "../src/data/gpt2.ts";
+import { encodeSafetensors } from "../src/io/safetensors.ts";
+import { SAMPLE_SEPARATOR } from "../src/train/sample.ts";
 import { hostOf, randomWeights, tinyGPT } from "./fixtures.ts";
 import { expectCliError } from "./cli_run.ts";
 
@@ -142,7 +145,7 @@ for (const c of sampleCases) {
       if (thresholds !== null) {
         // Top-p: the kernel's kept set, checked against the reference's (equal but within the
         // fixed-point tolerance of a boundary), is the one the draw is made from.
-        if (checkThreshold(l, r, thresholds[n], `row ${n}`)) nucleusNear++;
+        if (checkThreshold(nucleusRef(l, temperature, topK), V, r, thresholds[n], `row ${n}`)) nucleusNear++;
         p = p.map((w, i) => fkey(l[i]) >= thresholds[n] ? w : 0);
       }
       const want = ref.drawIndex(p, u);
@@ -240,8 +243,8 @@ Deno.test("gpu sample: empirical frequencies match the probabilities", async () 
     const counts = new Float64Array(V);
     for (const t of got) counts[t]++;
     // The renormalised nucleus distribution; the boundary must be clear of the fixed-point tolerance.
-    const margin = nucleusMargin(base, temperature, topK, topP);
-    if (topP < 1 && margin < 100 * massTolerance(base, temperature, topK, V)) {
+    const nr = nucleusRef(base, temperature, topK);
+    if (topP < 1 && nucleusMargin(nr, topP) < 100 * massTolerance(nr, V)) {
       throw new Error("ambiguous case");
     }
     const p = ref.sampleWeights(base, temperature, topK, topP);
@@ -305,25 +308,46 @@ function fkey(x: number): number {
 }
 
 /**
- * A row's logit values kept by top-k (those with p > 0), largest first; after each, the reference's
- * normalised cumulative probability and the count of tokens so far (all tokens of a tied value together).
+ * The reference's view of a row's nucleus for any P: the logit values top-k keeps (p > 0), largest first;
+ * after each, the normalised cumulative probability and the count of tokens so far (a tied value's tokens
+ * together); and `e`, the part of the kernel's error bound that does not grow with the tokens summed.
  */
-function nucleusGroups(l: ArrayLike<number>, temperature: number, topK: number) {
+interface NucleusRef {
+  values: number[];
+  cum: number[];
+  tokens: number[];
+  e: number;
+}
+
+function nucleusRef(l: ArrayLike<number>, temperature: number, topK: number): NucleusRef {
   const p = ref.sampleWeights(l, temperature, topK);
   const total = p.reduce((a, b) => a + b, 0);
   const mass = new Map<number, number>(), count = new Map<number, number>();
+  let m = -Infinity, zMean = 0;
+  for (let i = 0; i < l.length; i++) m = Math.max(m, l[i]);
   for (let i = 0; i < l.length; i++) {
     if (p[i] === 0) continue;
     mass.set(l[i], (mass.get(l[i]) ?? 0) + p[i] / total);
     count.set(l[i], (count.get(l[i]) ?? 0) + 1);
+    zMean += (p[i] / total) * ((m - l[i]) / temperature);
   }
   const values = [...mass.keys()].sort((a, b) => b - a);
   let run = 0, tokens = 0;
+  // shaders/sample.wgsl, step 2b: e = (C + 12) 2^-24 + the relative error of the f32 p_i (2|z_i| ulp from
+  // rounding the argument z_i = (l_i - max) / T, 4 ulp for exp, averaged over the probabilities), plus
+  // P's f32 rounding 2^-24.
+  const C = Math.ceil(l.length / 256);
   return {
     values,
     cum: values.map((v) => run += mass.get(v)!),
     tokens: values.map((v) => tokens += count.get(v)!),
+    e: (C + 12 + 2 * zMean + 4) * 2 ** -24 + 2 ** -24,
   };
+}
+
+/** The kernel's bound on the error of the mass of n tokens, P's rounding included: e + (n + 1) 2^-31. */
+function massTolerance(r: NucleusRef, n: number): number {
+  return r.e + (n + 1) * 2 ** -31;
 }
 
 /** The kernel's keep threshold (a key) of each row of x [N, V]. */
@@ -344,50 +368,33 @@ function referenceCut(cum: number[], topP: number): number {
 }
 
 /** How far P lies from the reference's nucleus boundary: the mass above the cut and with it. */
-function nucleusMargin(l: ArrayLike<number>, temperature: number, topK: number, topP: number): number {
-  const { cum } = nucleusGroups(l, temperature, topK);
-  const g = referenceCut(cum, topP);
-  return Math.min(cum[g] - topP, topP - (g > 0 ? cum[g - 1] : 0));
+function nucleusMargin(r: NucleusRef, topP: number): number {
+  const g = referenceCut(r.cum, topP);
+  return Math.min(r.cum[g] - topP, topP - (g > 0 ? r.cum[g - 1] : 0));
 }
 
 /**
- * The kernel's bound on the error of the mass of n tokens (shaders/sample.wgsl, step 2b), P's f32 rounding
- * included: e + n 2^-31 + 2^-24 + 2^-31, e = (C + 12) 2^-24 + the relative error of the f32 p_i: 2|z_i| ulp
- * from rounding the argument z_i = (l_i - max) / T and 4 ulp for exp, averaged over the probabilities.
+ * Checks the kernel's keep threshold `t` (a key) of a row of V logits against the float64 reference
+ * `nr`. The kept sets must be equal, except that every nucleus boundary between the two cuts may lie
+ * within the documented tolerance of P. Returns whether the row was such a near case; throws on a wrong
+ * threshold.
  */
-function massTolerance(l: ArrayLike<number>, temperature: number, topK: number, n: number): number {
-  const p = ref.sampleWeights(l, temperature, topK);
-  const total = p.reduce((a, b) => a + b, 0);
-  const m = Math.max(...Array.from(l));
-  let zMean = 0;
-  for (let i = 0; i < l.length; i++) zMean += (p[i] / total) * ((m - l[i]) / temperature);
-  const C = Math.ceil(l.length / 256);
-  return (C + 12 + 2 * zMean + 4) * 2 ** -24 + (n + 1) * 2 ** -31 + 2 ** -24;
-}
-
-/**
- * Checks the kernel's keep threshold `t` (a key) of row `l` against the float64 reference. The kept sets
- * must be equal, except that every nucleus boundary between the two cuts may lie within the documented
- * tolerance of P. Returns whether the row was such a near case; throws on a wrong threshold.
- */
-function checkThreshold(l: ArrayLike<number>, r: Restriction, t: number, what: string): boolean {
-  const { temperature, topK, topP } = r;
-  const V = l.length;
+function checkThreshold(nr: NucleusRef, V: number, r: Restriction, t: number, what: string): boolean {
+  const { topK, topP } = r;
   if (t === 0) {
     if ((topK > 0 && topK < V) || topP < 1) throw new Error(`${what}: threshold 0 keeps all`);
     return false;
   }
-  const { values, cum, tokens } = nucleusGroups(l, temperature, topK);
-  const h = values.findIndex((v) => fkey(v) === t);
+  const h = nr.values.findIndex((v) => fkey(v) === t);
   if (h < 0) throw new Error(`${what}: threshold key ${t} is no kept logit's`);
-  const g = referenceCut(cum, topP);
+  const g = referenceCut(nr.cum, topP);
   if (h === g) return false;
   for (let b = Math.min(h, g); b < Math.max(h, g); b++) {
-    const tol = massTolerance(l, temperature, topK, tokens[b]);
-    if (Math.abs(cum[b] - topP) > tol) {
+    const tol = massTolerance(nr, nr.tokens[b]), off = Math.abs(nr.cum[b] - topP);
+    if (off > tol) {
       throw new Error(
-        `${what}: kernel keeps ${h + 1} values, reference ${g + 1}; cumulative ${cum[b]} vs P ${topP} ` +
-          `is ${Math.abs(cum[b] - topP).toExponential(2)} away (tolerance ${tol.toExponential(2)})`,
+        `${what}: kernel keeps ${h + 1} values, reference ${g + 1}; cumulative ${nr.cum[b]} vs P ${topP} ` +
+          `is ${off.toExponential(2)} away (tolerance ${tol.toExponential(2)})`,
       );
     }
   }
@@ -445,25 +452,22 @@ Deno.test("gpu top-p keeps the reference's nucleus on random rows and P (toleran
     const out = upload(gpu, "out", new Uint32Array(N));
     const ps = [1e-4, 0.1, 0.5, 0.8, 0.9, 0.95, 0.99, 0.999, 1, rng.uniform(), rng.uniform()];
     for (const topK of sh.topKs) {
+      const refs = Array.from({ length: N }, (_, n) => nucleusRef(row(x, n, V), temperature, topK));
       for (const topP of ps) {
         const r = { temperature, topK, topP };
         submitDispatches(gpu, [await keepThreshold(gpu, { out, logits }, { N, V, ...r })], "test");
         const t = await readU32(gpu, out);
         for (let n = 0; n < N; n++) {
-          const l = row(x, n, V), what = `V=${V} K=${topK} P=${topP} row ${n}`;
+          const nr = refs[n], what = `V=${V} K=${topK} P=${topP} row ${n}`;
           rows++;
-          if (checkThreshold(l, r, t[n], what)) {
+          if (checkThreshold(nr, V, r, t[n], what)) {
             near++;
             continue;
           }
-          // The check can fail: the next value up or down as the threshold is refused where P is clear.
-          const { values, cum, tokens } = nucleusGroups(l, temperature, topK);
-          const g = referenceCut(cum, topP);
-          if (
-            topP < 1 && g + 1 < values.length &&
-            cum[g] - topP > massTolerance(l, temperature, topK, tokens[g])
-          ) {
-            assert.throws(() => checkThreshold(l, r, fkey(values[g + 1]), what));
+          // The check can fail: one more value kept is refused where the boundary is clear of P.
+          const g = referenceCut(nr.cum, topP);
+          if (topP < 1 && g + 1 < nr.values.length && nr.cum[g] - topP > massTolerance(nr, nr.tokens[g])) {
+            assert.throws(() => checkThreshold(nr, V, r, fkey(nr.values[g + 1]), what));
             negatives++;
           }
         }
@@ -535,5 +539,125 @@ Deno.test("sample refuses a bad --top-p or --num-samples in one line, exit 2", a
   const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
   for (const [args, msg] of cases) {
     await expectCliError([...sm, ...args], new RegExp(`^tforce sample: ${esc(msg)}$`));
+  }
+});
+
+/**
+ * Writes a small random GPT-2 in Hugging Face's layout into `dir`: config.json, model.safetensors
+ * (GPT2LMHeadModel's names, Conv1D weights [in, out], the attention-mask buffers), vocab.json and
+ * merges.txt (GPT-2's 256 byte tokens, three merges, <|endoftext|>).
+ */
+async function writeHfGpt2(dir: string): Promise<void> {
+  const C = 16, L = 2, H = 2, T = 32;
+  // GPT-2's byte token order: the printable bytes first, then the rest.
+  const printable = (b: number) => (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || b >= 0xae;
+  const order = [...Array(256).keys()].sort((a, b) => Number(printable(b)) - Number(printable(a)) || a - b);
+  const vocab: Record<string, number> = {};
+  order.forEach((b, id) => vocab[byteToUnicode(b)] = id);
+  const merges = [["Ġ", "t"], ["h", "e"], ["Ġt", "he"]];
+  for (const [a, b] of merges) vocab[a + b] = Object.keys(vocab).length;
+  vocab["<|endoftext|>"] = Object.keys(vocab).length;
+  const V = Object.keys(vocab).length;
+  const rng = new Rng(77);
+  const tensors: { name: string; shape: number[]; data: Float32Array }[] = [];
+  const add = (name: string, shape: number[], one = 0) => {
+    const data = rng.normalArray(shape.reduce((a, b) => a * b, 1), 0.3).map((x) => x + one);
+    tensors.push({ name: `transformer.${name}`, shape, data });
+    return data;
+  };
+  const wte = add("wte.weight", [V, C]);
+  add("wpe.weight", [T, C]);
+  for (let i = 0; i < L; i++) {
+    const p = `h.${i}.`;
+    for (const ln of ["ln_1", "ln_2"]) add(`${p}${ln}.weight`, [C], 1), add(`${p}${ln}.bias`, [C]);
+    for (
+      const [name, nin, nout] of [["attn.c_attn", C, 3 * C], ["attn.c_proj", C, C], ["mlp.c_fc", C, 4 * C], [
+        "mlp.c_proj",
+        4 * C,
+        C,
+      ]] as const
+    ) {
+      add(`${p}${name}.weight`, [nin, nout]);
+      add(`${p}${name}.bias`, [nout]);
+    }
+    const mask = Float32Array.from({ length: T * T }, (_, j) => (j % T) <= Math.floor(j / T) ? 1 : 0);
+    tensors.push({ name: `transformer.${p}attn.bias`, shape: [1, 1, T, T], data: mask });
+  }
+  add("ln_f.weight", [C], 1);
+  add("ln_f.bias", [C]);
+  tensors.push({ name: "lm_head.weight", shape: [V, C], data: wte });
+  const config = {
+    architectures: ["GPT2LMHeadModel"],
+    model_type: "gpt2",
+    activation_function: "gelu_new",
+    n_layer: L,
+    n_head: H,
+    n_embd: C,
+    n_positions: T,
+    n_ctx: T,
+    vocab_size: V,
+    layer_norm_epsilon: 1e-5,
+    n_inner: null,
+    tie_word_embeddings: true,
+  };
+  await Deno.mkdir(dir, { recursive: true });
+  await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(config));
+  await Deno.writeFile(`${dir}/model.safetensors`, encodeSafetensors(tensors, { format: "pt" }));
+  await Deno.writeTextFile(`${dir}/vocab.json`, JSON.stringify(vocab));
+  await Deno.writeTextFile(
+    `${dir}/merges.txt`,
+    `#version: 0.2\n${merges.map((m) => m.join(" ")).join("\n")}\n`,
+  );
+}
+
+/** `deno task sample ARGS` as a child process: its exit status, stdout and stderr. */
+async function runSample(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const r = await new Deno.Command("deno", {
+    args: ["run", "--allow-read", "cli.ts", "sample", ...args],
+    env: { XDG_RUNTIME_DIR: "/tmp", NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: r.code, out: text(r.stdout), err: text(r.stderr) };
+}
+
+Deno.test("sample from a Hugging Face GPT-2 folder with a prompt, --top-p and --num-samples", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tforce-sample-hf-" });
+  try {
+    await writeHfGpt2(dir);
+    const prompt = "the quick brown fox";
+    const base = ["--checkpoint", dir, "--prompt", prompt, "--max-tokens", "40"]; // past the 32-token window
+    const ok = async (args: string[]) => {
+      const r = await runSample([...base, ...args]);
+      assert.equal(r.code, 0, `sample ${args.join(" ")}: exit ${r.code}, ${r.err}`);
+      assert.equal(r.err, "");
+      return r.out;
+    };
+    // One sample: streamed, the prompt first, then a newline.
+    const greedy = await ok(["--temperature", "0"]);
+    assert.ok(
+      greedy.startsWith(prompt) && greedy.endsWith("\n") && greedy.length > prompt.length + 1,
+      greedy,
+    );
+    // A tiny nucleus holds only the likeliest token: greedy decoding at any temperature.
+    assert.equal(await ok(["--temperature", "1.5", "--top-p", "1e-7"]), greedy);
+    // Several samples: each whole, prompt included, then nanoGPT's line of dashes; independent draws.
+    const out = await ok(["--temperature", "1", "--top-p", "0.9", "--num-samples", "3", "--seed", "7"]);
+    const samples = out.split(`\n${SAMPLE_SEPARATOR}\n`);
+    assert.equal(samples.pop(), "", `output ends with the separator line: ${JSON.stringify(out.slice(-40))}`);
+    assert.equal(samples.length, 3, out);
+    for (const s of samples) assert.ok(s.startsWith(prompt) && s.length > prompt.length, s);
+    assert.equal(new Set(samples).size, 3, "three independent samples differ");
+    assert.equal(
+      await ok(["--temperature", "1", "--top-p", "0.9", "--num-samples", "3", "--seed", "7"]),
+      out,
+    );
+    // At temperature 0 every sample is the greedy one.
+    const two = await ok(["--temperature", "0", "--num-samples", "2"]);
+    const g = greedy.slice(0, -1);
+    assert.equal(two, `${g}\n${SAMPLE_SEPARATOR}\n${g}\n${SAMPLE_SEPARATOR}\n`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
