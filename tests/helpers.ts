@@ -1,11 +1,13 @@
 /**
  * Shared test tools: one GPU device for the whole run, tolerance comparisons that print max abs/rel
- * error and the first mismatches, finite differences, a submit-and-read shortcut and a watch on queue
- * submissions.
+ * error and the first mismatches, finite differences, a submit-and-read shortcut, a watch on queue
+ * submissions, a one-line-refusal check and a file test.
  */
+import assert from "node:assert/strict";
 import { createGpu, type Gpu } from "../src/gpu/device.ts";
 import { readF32 } from "../src/gpu/buffers.ts";
 import { type Dispatch, submitDispatches } from "../src/gpu/kernel.ts";
+import { InputError } from "../src/util/errors.ts";
 
 let shared: Promise<Gpu> | null = null;
 
@@ -117,4 +119,22 @@ export async function watchSubmits<T>(
   } finally {
     queue.submit = submit;
   }
+}
+
+/** Asserts `f` rejects with a one-line InputError matching `re`; returns the message. */
+export async function refuses(f: () => Promise<unknown>, re: RegExp): Promise<string> {
+  try {
+    await f();
+  } catch (e) {
+    assert.ok(e instanceof InputError, `not an InputError: ${(e as Error).stack}`);
+    assert.ok(!e.message.includes("\n"), `more than one line: ${e.message}`);
+    assert.match(e.message, re);
+    return e.message;
+  }
+  throw new assert.AssertionError({ message: `expected a refusal matching ${re}` });
+}
+
+/** Whether `path` names a file, folder or link. */
+export async function exists(path: string): Promise<boolean> {
+  return await Deno.lstat(path).then(() => true, () => false);
 }

@@ -10,9 +10,11 @@
  * Runs where /usr/bin/python3 has torch; elsewhere the PyTorch-written cases are reported as ignored.
  */
 import { hasTorch, PYTHON } from "./python.ts";
+import { tinyGPT } from "./fixtures.ts";
+import type { GPTConfig } from "../src/model/config.ts";
 import { runCli } from "./cli_run.ts";
 import assert from "node:assert/strict";
-import { testGpu } from "./helpers.ts";
+import { exists, refuses, testGpu } from "./helpers.ts";
 import { decodeCheckpoint, loadModel } from "../src/model/checkpoint.ts";
 import { charTokenizerFromMeta } from "../src/model/nanogpt.ts";
 import { evaluateCheckpoint, evaluateTokens } from "../src/train/evaluate.ts";
@@ -221,26 +223,9 @@ function pytorchFixtures(): Promise<string> {
   return fixtures;
 }
 
-/** Asserts `f` rejects with a one-line InputError matching `re`; returns the message. */
-async function refuses(f: () => Promise<unknown>, re: RegExp): Promise<string> {
-  try {
-    await f();
-  } catch (e) {
-    assert.ok(e instanceof InputError, `not an InputError: ${(e as Error).stack}`);
-    assert.ok(!e.message.includes("\n"), `more than one line: ${e.message}`);
-    assert.match(e.message, re);
-    return e.message;
-  }
-  throw new assert.AssertionError({ message: `expected a refusal matching ${re}` });
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
+/** The model of {@linkcode pytorchFixtures}' checkpoints over a vocabulary of `V` tokens. */
+function fixtureConfig(V: number): GPTConfig {
+  return tinyGPT({ n_layer: 2, n_head: 4, n_embd: 32, block_size: 32, vocab_size: V, bias: true });
 }
 
 Deno.test({
@@ -259,15 +244,7 @@ Deno.test({
       assert.ok(rel < 1e-5, `${file}: loss ${r.loss} vs PyTorch ${want}`);
     }
     const ck = await loadModel(`${dir}/ckpt.pt`);
-    assert.deepEqual(ck.config, {
-      n_layer: 2,
-      n_head: 4,
-      n_embd: 32,
-      block_size: 32,
-      vocab_size: ck.tokenizer.vocabSize,
-      bias: true,
-      dropout: 0,
-    });
+    assert.deepEqual(ck.config, fixtureConfig(ck.tokenizer.vocabSize));
     assert.ok([...ck.weights.keys()].every((k) => !k.startsWith("_orig_mod.")));
     assert.equal(ck.metadata.iter_num, "250");
     assert.ok(Math.abs(Number(ck.metadata.best_val_loss) - 1.4697) < 1e-6);
@@ -298,15 +275,7 @@ Deno.test({
     const dir = await pytorchFixtures(), gpu = await testGpu();
     const want = JSON.parse(await Deno.readTextFile(`${dir}/losses.json`)).float32;
     const ck = await loadModel(`${dir}/state.safetensors`, { nHead: 4 });
-    assert.deepEqual(ck.config, {
-      n_layer: 2,
-      n_head: 4,
-      n_embd: 32,
-      block_size: 32,
-      vocab_size: ck.tokenizer.vocabSize,
-      bias: true,
-      dropout: 0,
-    });
+    assert.deepEqual(ck.config, fixtureConfig(ck.tokenizer.vocabSize));
     const ids = ck.tokenizer.encode(await Deno.readTextFile(`${dir}/text.txt`));
     const r = await evaluateTokens(ck, ids, { gpu });
     assert.ok(Math.abs(r.loss - want) / want < 1e-5, `loss ${r.loss} vs PyTorch ${want}`);

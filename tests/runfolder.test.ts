@@ -14,7 +14,7 @@ import { DEFAULT_TRAIN } from "../src/train/config.ts";
 import { generateLanguage } from "../src/data/language.ts";
 import { Rng } from "../src/util/rng.ts";
 import { flagsOf, TINY_KEYS, tinyTrain } from "./fixtures.ts";
-import { testGpu } from "./helpers.ts";
+import { exists, testGpu } from "./helpers.ts";
 import { runCli, waitForOutput as waitFor } from "./cli_run.ts";
 
 /** The CLI in this process, its output as one text. */
@@ -41,10 +41,6 @@ async function snapshot(dir: string, base = dir): Promise<Map<string, Uint8Array
     else files.set(p.slice(base.length + 1), await Deno.readFile(p));
   }
   return files;
-}
-
-async function exists(path: string): Promise<boolean> {
-  return await Deno.lstat(path).then(() => true, () => false);
 }
 
 function trainSteps(records: Record<string, unknown>[]): number[] {
