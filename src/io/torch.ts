@@ -256,22 +256,16 @@ export class TorchFile {
   }
 }
 
-/** The pickled magic number 0x1950a86a20f9469cfc6c that starts a pre-1.6 `torch.save` file. */
+/**
+ * The start of a pre-1.6 `torch.save` file: pickle PROTO 2, then the magic number 0x1950a86a20f9469cfc6c
+ * as a LONG1 of 10 little-endian bytes.
+ */
 const LEGACY_MAGIC = Uint8Array.of(
   0x80,
   0x02,
   0x8a,
-  0x0a,
-  0x6c,
-  0xfc,
-  0x9c,
-  0x46,
-  0xf9,
-  0x20,
-  0x6a,
-  0xa8,
-  0x50,
-  0x19,
+  10,
+  ...Array.from({ length: 10 }, (_, i) => Number((0x1950a86a20f9469cfc6cn >> BigInt(8 * i)) & 0xffn)),
 );
 
 /** Whether `bytes` starts like what `torch.save` wrote before PyTorch 1.6 (not a zip: pickles in a row). */
