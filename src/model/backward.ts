@@ -24,9 +24,9 @@ interface Grad {
 }
 
 /** The backward from dlnf (in dBranch, from the head) to the embedding's gradients. */
-export async function recordBackward(x: PassContext): Promise<Dispatch[]> {
-  const { gpu, config: c, buffers: b, operand: A } = x;
-  const { B, T, N, C, NH, V, L } = x.dims;
+export async function recordBackward(ctx: PassContext): Promise<Dispatch[]> {
+  const { gpu, config: c, buffers: b, operand: A } = ctx;
+  const { B, T, N, C, NH, V, L } = ctx.dims;
   const rng = c.dropout > 0 ? { rng: b.rng } : {};
   const ds: Dispatch[] = [];
 
@@ -41,8 +41,8 @@ export async function recordBackward(x: PassContext): Promise<Dispatch[]> {
     o: { accumulate: boolean },
   ) => {
     const scratch = b.lnScratch ? { scratch: b.lnScratch } : {};
-    const weights = { weight: x.param(`${prefix}.weight`), dweight: x.grad(`${prefix}.weight`) };
-    const bindings = { dinp, dout, inp, mean, rstd, ...weights, ...x.dbias(`${prefix}.bias`), ...scratch };
+    const weights = { weight: ctx.param(`${prefix}.weight`), dweight: ctx.grad(`${prefix}.weight`) };
+    const bindings = { dinp, dout, inp, mean, rstd, ...weights, ...ctx.dbias(`${prefix}.bias`), ...scratch };
     ds.push(...await layernormBackward(gpu, bindings, { N, C, accumulate: o.accumulate }));
   };
   // For out [N, outs] = inp [N, ins] · Wᵀ + b: dinp = dout · W (times gelu'(geluInput), the MLP's fused
@@ -56,18 +56,18 @@ export async function recordBackward(x: PassContext): Promise<Dispatch[]> {
     geluInput?: Resource,
   ) => {
     const shape = { M: N, K: ins, N: outs };
-    const opts = x.inputGradMatmul(dout.type, dinp.type);
+    const opts = ctx.inputGradMatmul(dout.type, dinp.type);
     const [pre, inputOpts] = geluInput
       ? [{ pre: geluInput }, { ...opts, types: { ...opts.types, pre: A } }]
       : [{}, opts];
-    const weight = x.weight(`${prefix}.weight`);
+    const weight = ctx.weight(`${prefix}.weight`);
     ds.push(
       await matmulBackwardInput(gpu, { dinp: dinp.at, dout: dout.at, weight, ...pre }, shape, inputOpts),
     );
-    const dweight = { dweight: x.grad(`${prefix}.weight`), dout: dout.at, inp, ...x.splitScratch };
-    ds.push(...await matmulBackwardWeightSplit(gpu, dweight, shape, x.weightGradMatmul(dout.type)));
+    const dweight = { dweight: ctx.grad(`${prefix}.weight`), dout: dout.at, inp, ...ctx.splitScratch };
+    ds.push(...await matmulBackwardWeightSplit(gpu, dweight, shape, ctx.weightGradMatmul(dout.type)));
     if (c.bias) {
-      const dbias = { dbias: x.grad(`${prefix}.bias`), dout: dout.at };
+      const dbias = { dbias: ctx.grad(`${prefix}.bias`), dout: dout.at };
       ds.push(await matmulBackwardBias(gpu, dbias, { M: N, N: outs }, { types: { dout: dout.type } }));
     }
   };
@@ -100,7 +100,7 @@ export async function recordBackward(x: PassContext): Promise<Dispatch[]> {
     operand = (at: Resource): Grad => ({ at, type: A });
   const { dres, dBranch, dAtty, dHidden: dfch } = b;
   // dqkv [N,3C] reuses d(fch)'s buffer, free once c_fc's backward has read it.
-  const dQkv = view(dfch, N * 3 * C, x.operandBytes);
+  const dQkv = view(dfch, N * 3 * C, ctx.operandBytes);
   await layernorm("transformer.ln_f", dres, dBranch, b.res[L], b.lnfMean, b.lnfRstd, { accumulate: false });
   for (let l = L - 1; l >= 0; l--) {
     const h = `transformer.h.${l}`, a = b.blocks[l];
@@ -118,8 +118,8 @@ export async function recordBackward(x: PassContext): Promise<Dispatch[]> {
   }
   const dEmbedding = await dropout(dropoutStream("embedding"));
   const embeddingGrads = {
-    dwte: x.grad("transformer.wte.weight"),
-    dwpe: x.grad("transformer.wpe.weight"),
+    dwte: ctx.grad("transformer.wte.weight"),
+    dwpe: ctx.grad("transformer.wpe.weight"),
     dout: dEmbedding,
     tokens: b.tokens,
     scratch: b.encScratch,

@@ -24,9 +24,9 @@ export interface ForwardOptions {
 }
 
 /** The forward from `tokens` to the logits (to the final layernorm when the head runs in chunks). */
-export async function recordForward(x: PassContext, o: ForwardOptions): Promise<Dispatch[]> {
-  const { gpu, config: c, buffers: b, operand: A } = x;
-  const { B, T, N, C, NH, V, L } = x.dims;
+export async function recordForward(ctx: PassContext, o: ForwardOptions): Promise<Dispatch[]> {
+  const { gpu, config: c, buffers: b, operand: A } = ctx;
+  const { B, T, N, C, NH, V, L } = ctx.dims;
   const drop = o.dropout && c.dropout > 0;
   // The hash stream of a dropout site, or undefined without dropout.
   const stream = (site: DropoutSite, l?: number) => drop ? dropoutStream(site, l) : undefined;
@@ -37,7 +37,7 @@ export async function recordForward(x: PassContext, o: ForwardOptions): Promise<
   const layernorm = (out: Resource, mean: Resource, rstd: Resource, inp: Resource, prefix: string) =>
     layernormForward(
       gpu,
-      { out, mean, rstd, inp, weight: x.param(`${prefix}.weight`), ...x.bias(`${prefix}.bias`) },
+      { out, mean, rstd, inp, weight: ctx.param(`${prefix}.weight`), ...ctx.bias(`${prefix}.bias`) },
       { N, C, types: { out: A } },
     );
   // out [N, outs] = inp [N, ins] · Wᵀ + b, with `gelu` also written as gelu(out) (the MLP's fused GELU).
@@ -47,21 +47,21 @@ export async function recordForward(x: PassContext, o: ForwardOptions): Promise<
       {
         out,
         inp,
-        weight: x.weight(`${prefix}.weight`),
-        ...x.bias(`${prefix}.bias`),
+        weight: ctx.weight(`${prefix}.weight`),
+        ...ctx.bias(`${prefix}.bias`),
         ...(gelu ? { act: gelu } : {}),
       },
       { M: N, K: ins, N: outs },
-      x.forwardMatmul(A),
+      ctx.forwardMatmul(A),
     );
   // out [N, C] = resid + dropout(inp [N, ins] · Wᵀ + b): dropout and residual add in the matmul's epilogue
   // (the backward regenerates the mask from the stream).
   const project = (out: Resource, resid: Resource, inp: Resource, prefix: string, ins: number, s?: number) =>
     matmulForward(
       gpu,
-      { out, resid, inp, weight: x.weight(`${prefix}.weight`), ...x.bias(`${prefix}.bias`), ...rng(s) },
+      { out, resid, inp, weight: ctx.weight(`${prefix}.weight`), ...ctx.bias(`${prefix}.bias`), ...rng(s) },
       { M: N, K: ins, N: C, ...dropout(s) },
-      x.forwardMatmul("f32"),
+      ctx.forwardMatmul("f32"),
     );
   // atty = causal attention over qkv (dropout on its probabilities), with logsumexp for the backward.
   const attention = (a: BlockBuffers, s?: number) =>
@@ -73,12 +73,12 @@ export async function recordForward(x: PassContext, o: ForwardOptions): Promise<
   // The encoder writes res[0] directly, or emb for the embedding dropout to write res[0].
   const embedding = stream("embedding");
   const encoded = embedding === undefined ? b.res[0] : b.emb!;
-  const wte = x.param("transformer.wte.weight"), wpe = x.param("transformer.wpe.weight");
+  const wte = ctx.param("transformer.wte.weight"), wpe = ctx.param("transformer.wpe.weight");
 
   const ds: Dispatch[] = [];
-  const layout = x.params.layout;
+  const layout = ctx.params.layout;
   if (b.params16) {
-    ds.push(await castToF16(gpu, { out: b.params16, inp: x.params.buffer }, layout.totalFloats));
+    ds.push(await castToF16(gpu, { out: b.params16, inp: ctx.params.buffer }, layout.totalFloats));
   }
   ds.push(await encoderForward(gpu, { out: encoded, tokens: b.tokens, wte, wpe }, { B, T, C, V }));
   if (embedding !== undefined) {
@@ -96,6 +96,6 @@ export async function recordForward(x: PassContext, o: ForwardOptions): Promise<
     ds.push(await project(b.res[l + 1], a.x2, a.fcg, `${h}.mlp.c_proj`, 4 * C, stream("mlp_resid", l)));
   }
   ds.push(await layernorm(b.lnf, b.lnfMean, b.lnfRstd, b.res[L], "transformer.ln_f"));
-  if (!headChunked(x)) ds.push(await headForward(x, 0, N));
+  if (!headChunked(ctx)) ds.push(await headForward(ctx, 0, N));
   return ds;
 }

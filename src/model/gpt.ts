@@ -36,8 +36,12 @@ export interface GPTShape {
   B: number;
   /** Positions per sequence (<= block_size). */
   T: number;
-  /** Loss scale of the backward: dlogits = (softmax - onehot) * lossScale; default 1/(B*T). */
-  lossScale?: number;
+  /**
+   * The mean's factor in the backward: dlogits = (softmax - onehot) * meanFactor. Default 1/(B*T), the mean
+   * over this micro-batch's positions; 1/(B*T*M) for the mean over M accumulated micro-batches. (The f16
+   * loss scale is a different thing: `lossScaler`.)
+   */
+  meanFactor?: number;
   /** Targets equal to this id (padding) give no loss and no gradient; default: none. */
   ignoreIndex?: number;
   /** Count the optimizer's two moment arenas in the memory check (the trainer allocates them). */
@@ -161,18 +165,18 @@ export class GPT {
     const allocated = allocateBuffers(gpu, config, table);
     const { params, grads, decayEnd, lossScaler, storage: b } = allocated;
     const { B, T } = shape;
-    const x = passContext(gpu, config, allocated, {
+    const ctx = passContext(gpu, config, allocated, {
       batch: B,
       time: T,
       headRows: o.headRows,
-      loss: { meanFactor: shape.lossScale ?? 1 / (B * T), ignoreIndex: shape.ignoreIndex },
+      loss: { meanFactor: shape.meanFactor ?? 1 / (B * T), ignoreIndex: shape.ignoreIndex },
       halfMath: shape.halfMath ?? true,
     });
-    const backward = [...await recordLossBackward(x), ...await recordBackward(x)];
-    const { lossOnly, headChunks } = await recordLossOnly(x);
-    const forwardTrain = await recordForward(x, { dropout: true });
+    const backward = [...await recordLossBackward(ctx), ...await recordBackward(ctx)];
+    const { lossOnly, headChunks } = await recordLossOnly(ctx);
+    const forwardTrain = await recordForward(ctx, { dropout: true });
     // Without dropout the two forwards are the same dispatches: share them rather than record twice.
-    const forwardEval = config.dropout > 0 ? await recordForward(x, { dropout: false }) : forwardTrain;
+    const forwardEval = config.dropout > 0 ? await recordForward(ctx, { dropout: false }) : forwardTrain;
     return new GPT({
       config,
       B,

@@ -31,18 +31,18 @@ export function headChunkRows(N: number, R: number): [number, number][] {
 }
 
 /** Whether the head runs in chunks, after the forward, rather than at the end of it. */
-export function headChunked(x: PassContext): boolean {
-  return x.dims.R < x.dims.N;
+export function headChunked(ctx: PassContext): boolean {
+  return ctx.dims.R < ctx.dims.N;
 }
 
 /** logits[0 .. n) = lnf[r0 .. r0+n) · wteᵀ: [n, V]. */
-export async function headForward(x: PassContext, r0: number, n: number): Promise<Dispatch> {
-  const { C, V } = x.dims, b = x.buffers;
+export async function headForward(ctx: PassContext, r0: number, n: number): Promise<Dispatch> {
+  const { C, V } = ctx.dims, b = ctx.buffers;
   return await matmulForward(
-    x.gpu,
-    { out: view(b.logits, n * V), inp: rows(b.lnf, r0, n, C, x.operandBytes), weight: x.weight(WTE) },
+    ctx.gpu,
+    { out: view(b.logits, n * V), inp: rows(b.lnf, r0, n, C, ctx.operandBytes), weight: ctx.weight(WTE) },
     { M: n, K: C, N: V },
-    x.forwardMatmul("f32"),
+    ctx.forwardMatmul("f32"),
   );
 }
 
@@ -52,15 +52,15 @@ export async function headForward(x: PassContext, r0: number, n: number): Promis
  * head's gradients dlnf = dlogits · wte (into dBranch) and dwte += dlogitsᵀ · lnf; then the loss's
  * accumulation.
  */
-export async function recordLossBackward(x: PassContext): Promise<Dispatch[]> {
-  const { gpu, buffers: b, operand: A, operandBytes } = x;
-  const { N, C, V, R } = x.dims, { meanFactor, ignoreIndex } = x.loss;
+export async function recordLossBackward(ctx: PassContext): Promise<Dispatch[]> {
+  const { gpu, buffers: b, operand: A, operandBytes } = ctx;
+  const { N, C, V, R } = ctx.dims, { meanFactor, ignoreIndex } = ctx.loss;
   const half = b.dlogits16 !== undefined;
   const dlogitsBuffer = b.dlogits16 ?? b.logits;
   const ds: Dispatch[] = [];
   for (const [r0, n] of headChunkRows(N, R)) {
     const dlogits = view(dlogitsBuffer, n * V, operandBytes), product = { M: n, K: C, N: V };
-    if (headChunked(x)) ds.push(await headForward(x, r0, n));
+    if (headChunked(ctx)) ds.push(await headForward(ctx, r0, n));
     ds.push(
       await crossEntropyForwardBackward(
         gpu,
@@ -68,7 +68,7 @@ export async function recordLossBackward(x: PassContext): Promise<Dispatch[]> {
           logits: view(b.logits, n * V),
           losses: rows(b.losses, r0, n, 1),
           targets: rows(b.targets, r0, n, 1),
-          ...(half ? { dlogits, lossScale: x.lossScaler } : {}),
+          ...(half ? { dlogits, lossScale: ctx.lossScaler } : {}),
         },
         { N: n, V, scale: meanFactor, ignoreIndex, ...(half ? { types: { dlogits: A } } : {}) },
       ),
@@ -77,15 +77,15 @@ export async function recordLossBackward(x: PassContext): Promise<Dispatch[]> {
     ds.push(
       await matmulBackwardInput(
         gpu,
-        { dinp: dlnf, dout: dlogits, weight: x.weight(WTE) },
+        { dinp: dlnf, dout: dlogits, weight: ctx.weight(WTE) },
         product,
-        x.inputGradMatmul(A),
+        ctx.inputGradMatmul(A),
       ),
       ...await matmulBackwardWeightSplit(
         gpu,
-        { dweight: x.grad(WTE), dout: dlogits, inp: lnf, ...x.splitScratch },
+        { dweight: ctx.grad(WTE), dout: dlogits, inp: lnf, ...ctx.splitScratch },
         product,
-        x.weightGradMatmul(A),
+        ctx.weightGradMatmul(A),
       ),
     );
   }
@@ -100,13 +100,13 @@ export async function recordLossBackward(x: PassContext): Promise<Dispatch[]> {
  * chunked and the losses, then their accumulation. Also the chunks, for consumers of every row's logits.
  */
 export async function recordLossOnly(
-  x: PassContext,
+  ctx: PassContext,
 ): Promise<{ lossOnly: Dispatch[]; headChunks: HeadChunk[] }> {
-  const { gpu, buffers: b } = x, { N, V, R } = x.dims, { ignoreIndex } = x.loss;
+  const { gpu, buffers: b } = ctx, { N, V, R } = ctx.dims, { ignoreIndex } = ctx.loss;
   const lossOnly: Dispatch[] = [];
   const headChunks: HeadChunk[] = [];
   for (const [r0, n] of headChunkRows(N, R)) {
-    const logits = headChunked(x) ? await headForward(x, r0, n) : null;
+    const logits = headChunked(ctx) ? await headForward(ctx, r0, n) : null;
     headChunks.push({ r0, rows: n, logits });
     if (logits) lossOnly.push(logits);
     lossOnly.push(

@@ -149,7 +149,7 @@ export async function measureNoiseScale(
   const model = await GPT.create(gpu, config, {
     B: bSmall,
     T,
-    lossScale: 1 / (bSmall * T),
+    meanFactor: 1 / (bSmall * T),
     ignoreIndex: opts.padId,
   });
   writeArray(gpu, model.params.buffer, params);
