@@ -11,6 +11,7 @@
 import assert from "node:assert/strict";
 import { hasTorch, PYTHON } from "./python.ts";
 import { testGpu } from "./helpers.ts";
+import { runCli } from "./cli_run.ts";
 import { loadModel } from "../src/model/checkpoint.ts";
 import { hfGpt2Config, saveHfGpt2 } from "../src/model/hf_gpt2.ts";
 import { evaluateTokens } from "../src/train/evaluate.ts";
@@ -271,4 +272,48 @@ Deno.test("a folder that is neither GPT-2's layout nor a run is refused in one l
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test({
+  name: `fine-tuning a GPT-2 folder writes OUT/hf in the same layout; sample and eval read it${NEEDS}`,
+  ignore: !torchHere,
+  fn: async () => {
+    const dir = await pytorchFixtures(), out = `${dir}/run`;
+    const train = await runCli([
+      "train",
+      "--init-from",
+      `${dir}/gpt2-lm`,
+      "--data",
+      `${dir}/text.txt`,
+      "--steps",
+      "3",
+      "--batch-size",
+      "2",
+      "--eval-interval",
+      "3",
+      "--eval-iters",
+      "1",
+      "--out",
+      out,
+    ]);
+    assert.equal(train.code, 0, train.err.join("\n"));
+    const tuned = await loadModel(`${out}/hf`), run = await loadModel(`${out}/model.safetensors`);
+    assert.deepEqual(tuned.config, run.config);
+    assert.equal(tuned.config.activation, "gelu_new");
+    for (const [name, w] of run.weights) assert.deepEqual(tuned.weights.get(name), w, name);
+    const before = await loadModel(`${dir}/gpt2-lm`);
+    const moved = [...before.weights].some(([name, w]) =>
+      !w.every((v, i) => v === tuned.weights.get(name)![i])
+    );
+    assert.ok(moved, "three AdamW steps left every weight unchanged");
+    // eval reads the folder as it reads the run's own checkpoint: the same loss.
+    const losses: string[] = [];
+    for (const checkpoint of [`${out}/hf`, `${out}/model.safetensors`]) {
+      const r = await runCli(["eval", "--checkpoint", checkpoint, "--data", `${dir}/text.txt`]);
+      assert.equal(r.code, 0, r.err.join("\n"));
+      losses.push(r.out.join("\n").match(/"loss":\s*([\d.]+)/)?.[1] ?? `no loss in ${r.out.join("\n")}`);
+    }
+    assert.match(losses[0], /^\d/);
+    assert.equal(losses[0], losses[1]);
+  },
 });

@@ -29,6 +29,7 @@ import fused from "../../shaders/matmul_fused.wgsl" with { type: "text" };
 import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, getKernel, grid, type Resource, resourceBytes } from "../gpu/kernel.ts";
 import {
+  type Activation,
   checkTypes,
   type StorageType,
   withConsts,
@@ -81,6 +82,11 @@ export interface MatmulOptions {
    * meant for f16 operands. Bias and split-K reductions stay f32.
    */
   readonly math?: "f32" | "f16";
+  /**
+   * The fused GELU's form (forward `act`, backward-input `pre`): the exact GELU (default) or GPT-2's tanh
+   * approximation, "gelu_new".
+   */
+  readonly activation?: Activation;
 }
 
 /** Storage element types of a matmul's operands ({@linkcode MatmulOptions.types}). */
@@ -112,6 +118,7 @@ function shaderFor(
   used: readonly (keyof MatmulTypes)[],
   math: "f32" | "f16" = "f32",
   tile = 128,
+  activation: Activation = "gelu",
 ): string {
   if (math !== "f32" && math !== "f16") throw new Error(`${entry}: math must be f32 or f16 (got ${math})`);
   const t: Record<string, StorageType> = {};
@@ -119,7 +126,7 @@ function shaderFor(
   if (math === "f16") t.TT = "f16";
   checkTypes(gpu, entry, t);
   // withTypes last: it prefixes line 1
-  const src = withConsts(matmulSource({ ...flags, HALF_MATH: math === "f16" }, entry), {
+  const src = withConsts(matmulSource({ ...flags, HALF_MATH: math === "f16" }, entry, activation), {
     WGX: tile / 8,
     WGY: tile / 8,
   }, "matmul.wgsl");
@@ -181,7 +188,11 @@ export interface MatmulSplitOptions extends MatmulOptions {
  * do not nest. HALF_MATH also needs `alias TT = f16` ({@linkcode withTypes}). shaders/matmul_fused.wgsl
  * (the epilogue fusions), GELU math and the hash functions are appended.
  */
-export function matmulSource(flags: Readonly<Record<string, boolean>>, entry = "matmul_forward"): string {
+export function matmulSource(
+  flags: Readonly<Record<string, boolean>>,
+  entry = "matmul_forward",
+  activation: Activation = "gelu",
+): string {
   const product = PRODUCT[entry];
   if (!product) throw new Error(`matmulSource: no entry point '${entry}'`);
   const all = {
@@ -194,7 +205,7 @@ export function matmulSource(flags: Readonly<Record<string, boolean>>, entry = "
   // The fusions come after the core file, so the core's line numbers hold; the fused file's lines are
   // offset by the core's line count in compiler messages.
   const both = `${withFlags(source, all, "matmul.wgsl")}\n${withFlags(fused, all, "matmul_fused.wgsl")}`;
-  return withHash(withGeluMath(both));
+  return withHash(withGeluMath(both, activation));
 }
 
 function checkDims(kernel: string, dims: Record<string, number>): void {
@@ -239,6 +250,7 @@ async function tiled(
       USES[entry],
       opts.math,
       tile,
+      opts.activation,
     ),
     entryPoint: entry,
   });

@@ -58,7 +58,7 @@ export async function recordBackward(ctx: PassContext): Promise<Dispatch[]> {
     const shape = { M: N, K: ins, N: outs };
     const opts = ctx.inputGradMatmul(dout.type, dinp.type);
     const [pre, inputOpts] = geluInput
-      ? [{ pre: geluInput }, { ...opts, types: { ...opts.types, pre: A } }]
+      ? [{ pre: geluInput }, { ...opts, types: { ...opts.types, pre: A }, activation: c.activation }]
       : [{}, opts];
     const weight = ctx.weight(`${prefix}.weight`);
     ds.push(

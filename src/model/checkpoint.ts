@@ -23,7 +23,7 @@ import { InputError } from "../util/errors.ts";
 import { isZip } from "../io/zip.ts";
 import { isLegacyTorch } from "../io/torch.ts";
 import { findTokenizer, readNanoGptCheckpoint } from "./nanogpt.ts";
-import { fromHfGpt2Tensors, HF_GPT2_FILES, hfGpt2Config } from "./hf_gpt2.ts";
+import { fromHfGpt2Tensors, HF_GPT2_FILES, HF_GPT2_SOURCE, hfGpt2Config } from "./hf_gpt2.ts";
 import { loadGpt2Tokenizer } from "../data/gpt2.ts";
 
 /** A loaded model checkpoint. */
@@ -273,7 +273,8 @@ async function loadModelFolder(dir: string, opts: LoadOptions): Promise<ModelChe
   const config = hfGpt2Config(new TextDecoder().decode(await read("config.json")), `${dir}/config.json`);
   const what = `${dir}/model.safetensors`;
   const stored = decodeSafetensors(await read("model.safetensors"), what);
-  const file = { tensors: fromHfGpt2Tensors(stored, what), metadata: { config: JSON.stringify(config) } };
+  const metadata = { config: JSON.stringify(config), source: HF_GPT2_SOURCE };
+  const file = { tensors: fromHfGpt2Tensors(stored, what), metadata };
   const given = opts.tokenizer !== undefined || opts.meta !== undefined || opts.vocab !== undefined;
   const tokenizer = given
     ? opts.tokenizer ?? await findTokenizer(dir, { meta: opts.meta, vocab: opts.vocab })
@@ -287,6 +288,11 @@ async function isFolder(path: string): Promise<boolean> {
   } catch {
     return false; // reading the path names the problem
   }
+}
+
+/** The weights of a parameter-arena image laid out by `layout`, by name (views into `host`, no copy). */
+export function arenaToWeights(layout: ArenaLayout, host: Float32Array): Map<string, Float32Array> {
+  return new Map(layout.entries.map((e) => [e.name, host.subarray(e.offset, e.offset + e.size)]));
 }
 
 /** Copies checkpoint weights into a parameter-arena image laid out by `layout`. */

@@ -52,7 +52,7 @@ export async function recordForward(ctx: PassContext, o: ForwardOptions): Promis
         ...(gelu ? { act: gelu } : {}),
       },
       { M: N, K: ins, N: outs },
-      ctx.forwardMatmul(A),
+      { ...ctx.forwardMatmul(A), activation: c.activation },
     );
   // out [N, C] = resid + dropout(inp [N, ins] · Wᵀ + b): dropout and residual add in the matmul's epilogue
   // (the backward regenerates the mask from the stream).

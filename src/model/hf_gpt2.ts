@@ -27,6 +27,18 @@ export const HF_GPT2_FILES: readonly string[] = [
   "merges.txt",
 ];
 
+/** The `source` metadata of a model read from such a folder. */
+export const HF_GPT2_SOURCE = "Hugging Face GPT-2 folder";
+
+/** Whether `path` is a folder in Hugging Face's GPT-2 layout (it holds a config.json). */
+export async function isHfGpt2Folder(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isDirectory && (await Deno.stat(`${path}/config.json`)).isFile;
+  } catch {
+    return false;
+  }
+}
+
 /** The weights stored as Conv1D [in, out] by Hugging Face, [out, in] (Linear) by nanoGPT. */
 const CONV1D = /^h\.\d+\.(attn\.c_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$/;
 

@@ -10,6 +10,8 @@
 import type { Tokenizer } from "../data/tokenizer.ts";
 import type { GPTConfig } from "../model/config.ts";
 import type { TrainConfig } from "./config.ts";
+import { arenaToWeights } from "../model/checkpoint.ts";
+import { saveHfGpt2 } from "../model/hf_gpt2.ts";
 import { saveCheckpoint, type TrainState } from "./state.ts";
 import type { TrainStep } from "./step.ts";
 
@@ -30,6 +32,11 @@ export interface CheckpointerOptions {
   dry: boolean;
   /** The step of the checkpoint already on disk (a resumed run's), or -1 when none. */
   savedStep: number;
+  /**
+   * Also write the model in Hugging Face's GPT-2 layout into `dir/hf/` with each save (a run fine-tuned
+   * from such a folder), so the result loads wherever the original did.
+   */
+  hfLayout?: boolean;
 }
 
 /** Writes a training step's checkpoints in the background, one at a time (see the module doc). */
@@ -64,6 +71,9 @@ export class Checkpointer {
       const { params, ...moments } = await snapshot;
       const state: TrainState = { ...position, ...moments, run };
       await saveCheckpoint(dir, config, tokenizer, layout, params, state, valLoss, isBest);
+      if (this.#o.hfLayout) {
+        await saveHfGpt2(`${dir}/hf`, { config, tokenizer, weights: arenaToWeights(layout, params) });
+      }
       this.#savedStep = position.step;
     })().catch((e) => {
       this.#error ??= e;

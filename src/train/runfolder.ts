@@ -17,6 +17,7 @@ export const RUN_FILES: readonly string[] = [
   "train_state.safetensors",
   "log.jsonl",
   "loss.svg",
+  "hf", // a fine-tune of a Hugging Face GPT-2 folder: the model again in that layout
 ];
 
 /** What claiming a folder did, for the console. */

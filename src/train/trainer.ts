@@ -32,6 +32,7 @@ import { resolveSchedule, resumeConfig } from "./resume.ts";
 import { InputError } from "../util/errors.ts";
 import { STEP_STATS_BYTES, TrainStep } from "./step.ts";
 import { ValidationLoss } from "./evaluate.ts";
+import { isHfGpt2Folder } from "../model/hf_gpt2.ts";
 import { Checkpointer, type RunPosition } from "./checkpointer.ts";
 
 export { dropoutSeed } from "./step.ts";
@@ -201,6 +202,7 @@ async function trainIn(
       run: cfg,
       dry: hooks.noSave === true,
       savedStep: resumed ? startStep : -1,
+      hfLayout: cfg.init_from !== undefined && await isHfGpt2Folder(cfg.init_from),
     }),
     ring: new LossRing(gpu, 4),
     inFlight: [],
