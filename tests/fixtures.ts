@@ -3,7 +3,10 @@
  * weights near 1), their parameter-arena image, and a tiny training configuration that runs in well under a
  * second on lavapipe.
  */
+import { Arena, writeArray } from "../src/gpu/buffers.ts";
+import type { Gpu } from "../src/gpu/device.ts";
 import { saveModel } from "../src/model/checkpoint.ts";
+import { Generator } from "../src/model/generate.ts";
 import type { GPTConfig } from "../src/model/config.ts";
 import type { Tokenizer } from "../src/data/tokenizer.ts";
 import { paramLayout, paramSpecs } from "../src/model/params.ts";
@@ -46,6 +49,18 @@ export function hostOf(c: GPTConfig, w: Readonly<Record<string, Float32Array>>):
   const host = new Float32Array(layout.totalFloats);
   for (const e of layout.entries) host.set(w[e.name], e.offset);
   return host;
+}
+
+/** A Generator of `rows` rows over the weights `w` of `c`, uploaded into a parameter arena. */
+export async function generatorOf(
+  gpu: Gpu,
+  c: GPTConfig,
+  w: Readonly<Record<string, Float32Array>>,
+  rows: number,
+): Promise<Generator> {
+  const params = new Arena(gpu, "params", paramLayout(c).layout);
+  writeArray(gpu, params.buffer, hostOf(c, w));
+  return await Generator.create(gpu, c, params, rows);
 }
 
 /** Saves weights by name as a model checkpoint of `c` with tokenizer `tok` (and `extra` metadata). */

@@ -1,18 +1,16 @@
 import assert, { rejects } from "node:assert/strict";
 import { assertClose, testGpu } from "./helpers.ts";
-import { Arena, createStorage, readU32, upload, writeArray } from "../src/gpu/buffers.ts";
+import { createStorage, readU32, upload } from "../src/gpu/buffers.ts";
 import type { Gpu } from "../src/gpu/device.ts";
 import { submitDispatches } from "../src/gpu/kernel.ts";
 import { argmax, keepThreshold, sample } from "../src/kernels/sample.ts";
 import { hash3, uniform01 } from "../src/util/hash.ts";
 import * as ref from "../src/reference/sample.ts";
 import { Rng } from "../src/util/rng.ts";
-import { Generator } from "../src/model/generate.ts";
-import { paramLayout } from "../src/model/params.ts";
 import { byteToUnicode } from "../src/data/gpt2.ts";
 import { encodeSafetensors } from "../src/io/safetensors.ts";
 import { SAMPLE_SEPARATOR } from "../src/train/sample.ts";
-import { hostOf, randomWeights, tinyGPT } from "./fixtures.ts";
+import { generatorOf, randomWeights, tinyGPT } from "./fixtures.ts";
 import { expectCliError } from "./cli_run.ts";
 
 const GARBAGE = 0xdeadbeef;
@@ -505,9 +503,7 @@ Deno.test("gpu top-p: a tiny P is argmax (unique maxima); P = 1 is bit for bit n
 Deno.test("Generator: topP is checked; a tiny topP is greedy decoding", async () => {
   const gpu = await testGpu();
   const c = tinyGPT({ block_size: 16, vocab_size: 40, bias: true });
-  const params = new Arena(gpu, "params", paramLayout(c).layout);
-  writeArray(gpu, params.buffer, hostOf(c, randomWeights(c, 21)));
-  const gen = await Generator.create(gpu, c, params, 2);
+  const gen = await generatorOf(gpu, c, randomWeights(c, 21), 2);
   for (const topP of [0, -0.1, 1.5, NaN]) {
     await rejects(gen.generate([1, 2], 4, { topP }), {
       message: `generate: topP must be in (0, 1] (got ${topP})`,

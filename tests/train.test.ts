@@ -10,13 +10,11 @@ import { train, TrainingDiverged } from "../src/train/trainer.ts";
 import { decodeModel, loadModel } from "../src/model/checkpoint.ts";
 import { evaluateCheckpoint } from "../src/train/evaluate.ts";
 import { trainTokenizer } from "../src/data/tokenizer.ts";
-import { paramLayout } from "../src/model/params.ts";
 import { gptForward } from "../src/reference/gpt.ts";
-import { Generator } from "../src/model/generate.ts";
-import { Arena, readF32, writeArray } from "../src/gpu/buffers.ts";
+import { readF32 } from "../src/gpu/buffers.ts";
 import { decodeSafetensors, encodeSafetensors } from "../src/io/safetensors.ts";
 import {
-  hostOf,
+  generatorOf,
   markovText,
   markovTrain,
   randomWeights,
@@ -197,10 +195,7 @@ Deno.test("KV-cache generation equals greedy decoding of the reference model, ac
   const gpu = await testGpu();
   const c = tinyGPT({ n_layer: 2 });
   const w = randomWeights(c, 5);
-  const { layout } = paramLayout(c);
-  const params = new Arena(gpu, "params", layout);
-  writeArray(gpu, params.buffer, hostOf(c, w));
-  const gen = await Generator.create(gpu, c, params, 1);
+  const gen = await generatorOf(gpu, c, w, 1);
   const prompt = [3, 1, 4];
   const got = (await gen.generate(prompt, 12, { temperature: 0 }))[0];
   // Reference: the same policy (context of the last block_size-1 tokens at first; when the window is
@@ -229,9 +224,7 @@ Deno.test("KV-cache generation equals greedy decoding of the reference model, ac
 Deno.test("sampling is deterministic for a seed and differs across seeds", async () => {
   const gpu = await testGpu();
   const c = tinyGPT({ block_size: 16, vocab_size: 20, bias: true });
-  const params = new Arena(gpu, "params", paramLayout(c).layout);
-  writeArray(gpu, params.buffer, hostOf(c, randomWeights(c, 9)));
-  const gen = await Generator.create(gpu, c, params, 2);
+  const gen = await generatorOf(gpu, c, randomWeights(c, 9), 2);
   const a = await gen.generate([1, 2], 30, { temperature: 1, topK: 10, seed: 42 });
   const b = await gen.generate([1, 2], 30, { temperature: 1, topK: 10, seed: 42 });
   const d = await gen.generate([1, 2], 30, { temperature: 1, topK: 10, seed: 43 });
