@@ -23,6 +23,26 @@ import { withHash } from "../gpu/source.ts";
 const source = withHash(decodeWgsl);
 const WG = 256;
 
+/** The shader's uniforms; each dispatcher sets those its entry point reads, the rest are 0. */
+const NO_DIMS = { B: 0, maxT: 0, C: 0, C4: 0, NH: 0, V: 0, forced_len: 0 };
+
+/**
+ * Compiles (or finds cached) entry point `entry`, with HS4 = `hs4` where the entry point sizes by the head,
+ * and dispatches it over `groups` with the uniforms `dims`.
+ */
+async function run(
+  gpu: Gpu,
+  entry: string,
+  res: Record<string, Resource>,
+  dims: Partial<typeof NO_DIMS>,
+  groups: [number, number?],
+  hs4?: number,
+): Promise<Dispatch> {
+  const constants: Record<string, number> = hs4 === undefined ? { WG } : { WG, HS4: hs4 };
+  const k = await getKernel(gpu, { name: entry, source, entryPoint: entry, constants });
+  return k.dispatch(res, { ...NO_DIMS, ...dims }, groups);
+}
+
 function checkInts(name: string, s: Readonly<Record<string, number>>, min: number): void {
   for (const [k, v] of Object.entries(s)) {
     if (!Number.isInteger(v) || v < min || v > 0xffffffff) {
@@ -56,17 +76,8 @@ export async function decodeEmbed(
   s: { B: number; maxT: number; C: number; V: number },
 ): Promise<Dispatch> {
   checkInts("decode_embed", s, 1);
-  const k = await getKernel(gpu, {
-    name: "decode_embed",
-    source,
-    entryPoint: "decode_embed",
-    constants: { WG },
-  });
-  return k.dispatch(
-    { x_out: b.x, seq: b.seq, wte: b.wte, wpe: b.wpe, state: b.state },
-    { B: s.B, maxT: s.maxT, C: s.C, C4: 0, NH: 0, V: s.V, forced_len: 0 },
-    grid(s.B * s.C, WG),
-  );
+  const res = { x_out: b.x, seq: b.seq, wte: b.wte, wpe: b.wpe, state: b.state };
+  return await run(gpu, "decode_embed", res, { B: s.B, maxT: s.maxT, C: s.C, V: s.V }, grid(s.B * s.C, WG));
 }
 
 /**
@@ -80,17 +91,9 @@ export async function kvAppend(
   s: { B: number; maxT: number; C: number; NH: number },
 ): Promise<Dispatch> {
   const hs4 = headVec4s("kv_append", s);
-  const k = await getKernel(gpu, {
-    name: "kv_append",
-    source,
-    entryPoint: "kv_append",
-    constants: { WG, HS4: hs4 },
-  });
-  return k.dispatch(
-    { kcache: b.kcache, vcache: b.vcache, qkv: b.qkv, state: b.state },
-    { B: s.B, maxT: s.maxT, C: 0, C4: s.C / 4, NH: s.NH, V: 0, forced_len: 0 },
-    grid(s.B * s.C / 4, WG),
-  );
+  const res = { kcache: b.kcache, vcache: b.vcache, qkv: b.qkv, state: b.state };
+  const dims = { B: s.B, maxT: s.maxT, C4: s.C / 4, NH: s.NH };
+  return await run(gpu, "kv_append", res, dims, grid(s.B * s.C / 4, WG), hs4);
 }
 
 /**
@@ -104,17 +107,9 @@ export async function attentionDecode(
   s: { B: number; maxT: number; C: number; NH: number },
 ): Promise<Dispatch> {
   const hs4 = headVec4s("attention_decode", s);
-  const k = await getKernel(gpu, {
-    name: "attention_decode",
-    source,
-    entryPoint: "attention_decode",
-    constants: { WG, HS4: hs4 },
-  });
-  return k.dispatch(
-    { y: b.y, qkv: b.qkv, kcache: b.kcache, vcache: b.vcache, state: b.state },
-    { B: s.B, maxT: s.maxT, C: 0, C4: s.C / 4, NH: s.NH, V: 0, forced_len: 0 },
-    grid(s.B * s.NH, 1),
-  );
+  const res = { y: b.y, qkv: b.qkv, kcache: b.kcache, vcache: b.vcache, state: b.state };
+  const dims = { B: s.B, maxT: s.maxT, C4: s.C / 4, NH: s.NH };
+  return await run(gpu, "attention_decode", res, dims, grid(s.B * s.NH, 1), hs4);
 }
 
 /**
@@ -132,10 +127,6 @@ export async function commit(
 ): Promise<Dispatch> {
   checkInts("commit", { B: s.B, maxT: s.maxT }, 1);
   checkInts("commit", { forcedLen: s.forcedLen }, 0);
-  const k = await getKernel(gpu, { name: "commit", source, entryPoint: "commit", constants: { WG } });
-  return k.dispatch(
-    { seq: b.seq, state: b.state, rng: b.rng, sampled: b.sampled },
-    { B: s.B, maxT: s.maxT, C: 0, C4: 0, NH: 0, V: 0, forced_len: s.forcedLen },
-    [1],
-  );
+  const res = { seq: b.seq, state: b.state, rng: b.rng, sampled: b.sampled };
+  return await run(gpu, "commit", res, { B: s.B, maxT: s.maxT, forced_len: s.forcedLen }, [1]);
 }
