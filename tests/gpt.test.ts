@@ -76,7 +76,7 @@ async function checkModel(
   gpu.device.queue.writeBuffer(model.params.buffer, 0, host);
   gpu.device.queue.writeBuffer(model.tokens, 0, tokens);
   gpu.device.queue.writeBuffer(model.targets, 0, targets);
-  gpu.device.queue.writeBuffer(model.rng, 0, new Uint32Array([dropSeed, 0, 0, 0]));
+  gpu.device.queue.writeBuffer(model.seed, 0, new Uint32Array([dropSeed, 0, 0, 0]));
   submitDispatches(gpu, [...model.forwardTrain, ...model.backward], "fwd+bwd");
   const acc = await readF32(gpu, model.lossAcc, 0, 2);
   const grads = (await readF32(gpu, model.grads.buffer)).map((g) => g * unscale);

@@ -22,6 +22,7 @@ import type { Gpu } from "../src/gpu/device.ts";
 import type { GPTConfig } from "../src/model/config.ts";
 import { GPT } from "../src/model/gpt.ts";
 import { gptForward } from "../src/reference/gpt.ts";
+import { argmax } from "../src/reference/sample.ts";
 
 const IGNORE = 0xfffffff0;
 
@@ -331,7 +332,7 @@ Deno.test("mode dispatches: free-running inputs = reference greedy rollout; sche
     m.update(step);
     writeArray(gpu, model.tokens, gold);
     writeArray(gpu, model.targets, targets);
-    writeArray(gpu, model.rng, Uint32Array.of(seed, 0, 0, 0));
+    writeArray(gpu, model.seed, Uint32Array.of(seed, 0, 0, 0));
     submitDispatches(gpu, m.dispatches);
     return await readU32(gpu, model.tokens);
   };
@@ -342,7 +343,7 @@ Deno.test("mode dispatches: free-running inputs = reference greedy rollout; sche
   }
   // Scheduled sampling: pass 1 on the gold tokens, argmax per position, then the mix at eps(step).
   const f = gptForward(c, w, gold, targets, B, T);
-  const pred = argmaxRows(f.logits, N, V);
+  const pred = argmax(f.logits, N, V);
   const ssCfg: TrainConfig = {
     ...DEFAULT_TRAIN,
     mode: "scheduled-sampling",
@@ -358,16 +359,6 @@ Deno.test("mode dispatches: free-running inputs = reference greedy rollout; sche
     assert.deepEqual(got, want, `scheduled sampling step ${step} (eps ${eps})`);
   }
 });
-
-function argmaxRows(logits: ArrayLike<number>, N: number, V: number): Uint32Array {
-  const out = new Uint32Array(N);
-  for (let n = 0; n < N; n++) {
-    let best = 0;
-    for (let v = 1; v < V; v++) if (logits[n * V + v] > logits[n * V + best]) best = v;
-    out[n] = best;
-  }
-  return out;
-}
 
 Deno.test("scheduled sampling with the head in chunks picks the same tokens as with the whole head", async () => {
   const gpu = await testGpu();
@@ -393,7 +384,7 @@ Deno.test("scheduled sampling with the head in chunks picks the same tokens as w
       m.update(0);
       writeArray(gpu, model.tokens, gold);
       writeArray(gpu, model.targets, targets);
-      writeArray(gpu, model.rng, Uint32Array.of(0x5eed, 0, 0, 0));
+      writeArray(gpu, model.seed, Uint32Array.of(0x5eed, 0, 0, 0));
       submitDispatches(gpu, m.dispatches);
       picked.push(await readU32(gpu, model.tokens));
     }

@@ -27,7 +27,7 @@ interface Grad {
 export async function recordBackward(ctx: PassContext): Promise<Dispatch[]> {
   const { gpu, config: c, buffers: b, operand: A } = ctx;
   const { B, T, N, C, NH, V, L } = ctx.dims;
-  const rng = c.dropout > 0 ? { rng: b.rng } : {};
+  const rng = c.dropout > 0 ? { rng: b.seed } : {};
   const ds: Dispatch[] = [];
 
   // dinp = (or += with `accumulate`) the layernorm's input gradient from dout; dweight, dbias +=.
@@ -92,7 +92,7 @@ export async function recordBackward(ctx: PassContext): Promise<Dispatch[]> {
   const dropout = async (stream: number): Promise<Resource> => {
     if (c.dropout <= 0) return b.dres;
     const s = { n: N * C, p: c.dropout, stream };
-    ds.push(await dropoutBackward(gpu, { dinp: b.dBranch, dout: b.dres, rng: b.rng }, s));
+    ds.push(await dropoutBackward(gpu, { dinp: b.dBranch, dout: b.dres, rng: b.seed }, s));
     return b.dBranch;
   };
 

@@ -70,8 +70,8 @@ export interface ModelBuffers<B = GPUBuffer> {
   readonly tokens: B;
   /** Target token ids, u32 [N]. */
   readonly targets: B;
-  /** Dropout seed, u32 [4]. */
-  readonly rng: B;
+  /** The step's random seed, u32 [4] (element 0: dropout masks, sampling). */
+  readonly seed: B;
   /** Logits [R,V] (f32; dlogits in place in float32). */
   readonly logits: B;
   /** Per-position losses [N]. */
@@ -216,7 +216,7 @@ export function bufferTable(c: GPTConfig, o: BufferOptions): BufferTable {
     storage: {
       tokens: u32("tokens", N),
       targets: u32("targets", N),
-      rng: u32("rng", 4),
+      seed: u32("seed", 4),
       logits: f32("logits", R * V, `logits [${R} x ${V}]`),
       losses: f32("losses", N),
       lossAcc: f32("loss_acc", 4),

@@ -31,7 +31,7 @@ export async function recordForward(ctx: PassContext, o: ForwardOptions): Promis
   // The hash stream of a dropout site, or undefined without dropout.
   const stream = (site: DropoutSite, l?: number) => drop ? dropoutStream(site, l) : undefined;
   const dropout = (s: number | undefined) => s === undefined ? {} : { dropout: { p: c.dropout, stream: s } };
-  const rng = (s: number | undefined) => s === undefined ? {} : { rng: b.rng };
+  const rng = (s: number | undefined) => s === undefined ? {} : { rng: b.seed };
 
   // out, mean, rstd = layernorm(inp) with the weights of `prefix`.
   const layernorm = (out: Resource, mean: Resource, rstd: Resource, inp: Resource, prefix: string) =>
@@ -83,7 +83,7 @@ export async function recordForward(ctx: PassContext, o: ForwardOptions): Promis
   ds.push(await encoderForward(gpu, { out: encoded, tokens: b.tokens, wte, wpe }, { B, T, C, V }));
   if (embedding !== undefined) {
     const s = { n: N * C, p: c.dropout, stream: embedding };
-    ds.push(await dropoutForward(gpu, { out: b.res[0], inp: encoded, rng: b.rng }, s));
+    ds.push(await dropoutForward(gpu, { out: b.res[0], inp: encoded, rng: b.seed }, s));
   }
   for (let l = 0; l < L; l++) {
     const h = `transformer.h.${l}`, a = b.blocks[l];

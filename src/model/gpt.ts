@@ -99,8 +99,11 @@ export class GPT {
   readonly tokens: GPUBuffer;
   /** Target token ids, u32 [B,T]. */
   readonly targets: GPUBuffer;
-  /** Dropout seed, u32 [4] (element 0 used). */
-  readonly rng: GPUBuffer;
+  /**
+   * The seed of the step's random draws, u32 [4] (element 0 used): dropout masks, and the samples of
+   * free running and scheduled sampling. Kernels bind it as `rng`.
+   */
+  readonly seed: GPUBuffer;
   /**
    * Logits [headRows, V]: every row's after `forwardEval` or `forwardTrain` when headRows = B*T (after
    * the backward they hold dlogits in float32; float16 writes dlogits elsewhere); else one chunk's scratch.
@@ -143,7 +146,7 @@ export class GPT {
     this.decayEnd = init.decayEnd;
     this.tokens = init.tokens;
     this.targets = init.targets;
-    this.rng = init.rng;
+    this.seed = init.seed;
     this.logits = init.logits;
     this.headRows = init.headRows;
     this.headChunks = init.headChunks;
@@ -186,7 +189,7 @@ export class GPT {
       decayEnd,
       tokens: b.tokens,
       targets: b.targets,
-      rng: b.rng,
+      seed: b.seed,
       logits: b.logits,
       headRows: o.headRows,
       headChunks,

@@ -116,7 +116,7 @@ export async function historyCheck(
     }
     writeArray(gpu, model.tokens, tok);
     writeArray(gpu, model.targets, tgt);
-    writeArray(gpu, model.rng, Uint32Array.of(hash3(cfg.seed, 0x3157, 0), 0, 0, 0));
+    writeArray(gpu, model.seed, Uint32Array.of(hash3(cfg.seed, 0x3157, 0), 0, 0, 0));
     const submit = (label: string, dispatches: typeof model.forwardEval) => {
       const enc = dev.createCommandEncoder({ label });
       if (label === "score") enc.clearBuffer(model.lossAcc);

@@ -104,7 +104,7 @@ export async function evaluateTokens(
     const g = await gather(gpu, {
       tokens: model.tokens,
       targets: model.targets,
-      rng: model.rng,
+      rng: model.seed,
       corpus,
       offsets,
       lengths,
@@ -187,7 +187,7 @@ export class ValidationLoss {
     const seeds = u32("eval_seeds", EI); // zero: forwardEval has no dropout
     const dispatches: Dispatch[] = [];
     for (let micro = 0; micro < EI; micro++) {
-      const io = { tokens: model.tokens, targets: model.targets, rng: model.rng, corpus, ...windows, seeds };
+      const io = { tokens: model.tokens, targets: model.targets, rng: model.seed, corpus, ...windows, seeds };
       dispatches.push(
         await gather(gpu, io, { B, T, micro, padId, ignoreId: padId }),
         ...model.forwardEval,

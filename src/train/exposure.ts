@@ -419,19 +419,22 @@ export async function measureExposure(
       tok.set(ids.subarray(o, o + T), b * T);
       tgt.set(ids.subarray(o + 1, o + T + 1), b * T);
     }
-    const run = async (withRollout: boolean) => {
+    const run = async (history: "gold" | "own") => {
       writeArray(gpu, model.tokens, tok);
       writeArray(gpu, model.targets, tgt);
-      writeArray(gpu, model.rng, Uint32Array.of(hash3(seed, first, 0), 0, 0, 0));
+      writeArray(gpu, model.seed, Uint32Array.of(hash3(seed, first, 0), 0, 0, 0));
       const enc = dev.createCommandEncoder({ label: "exposure" });
       const pass = enc.beginComputePass({ label: "exposure" });
-      encodeDispatches(pass, withRollout ? [...rollout.dispatches, ...model.forwardEval] : model.forwardEval);
+      encodeDispatches(
+        pass,
+        history === "own" ? [...rollout.dispatches, ...model.forwardEval] : model.forwardEval,
+      );
       pass.end();
       dev.queue.submit([enc.finish()]);
       return await readF32(gpu, model.logits);
     };
-    const lGold = await run(false);
-    const lOwn = await run(true);
+    const lGold = await run("gold");
+    const lOwn = await run("own");
     const inputs = await readU32(gpu, model.tokens);
     for (let b = 0; b < rows; b++) {
       const o = starts[first + b];

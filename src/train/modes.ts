@@ -139,8 +139,8 @@ export interface RolloutBindings {
   tokens: GPUBuffer;
   /** u32 [B, T]: gold next tokens (padding marked with ignoreId). */
   targets: GPUBuffer;
-  /** u32 [1+]: rng[0] seeds the rollout's sampling. */
-  rng: GPUBuffer;
+  /** u32 [1+]: element 0 seeds the rollout's sampling. */
+  seed: GPUBuffer;
 }
 
 /** Builds a {@linkcode Rollout} of `B` rows and `T` <= block_size positions over `params`. */
@@ -173,7 +173,7 @@ export async function createRollout(
     });
   const commitD = await commit(gpu, { seq, state, rng: rollRng, sampled }, { B, maxT, forcedLen: s.prefix });
   const step: Dispatch[] = [...net, pick, commitD];
-  const begin = await rolloutBegin(gpu, { seq, rollState: state, rollRng, tokens: io.tokens, rng: io.rng }, {
+  const begin = await rolloutBegin(gpu, { seq, rollState: state, rollRng, tokens: io.tokens, rng: io.seed }, {
     B,
     T,
     maxT,
@@ -248,7 +248,7 @@ export async function buildModeStep(
     pick.push(
       cfg.ss_decode === "argmax"
         ? await argmax(gpu, b, { N: rows, V })
-        : await sample(gpu, { ...b, rng: model.rng }, {
+        : await sample(gpu, { ...b, rng: model.seed }, {
           N: rows,
           V,
           temperature: 1,
@@ -260,7 +260,7 @@ export async function buildModeStep(
   }
   const mix = await scheduledMix(
     gpu,
-    { tokens: model.tokens, targets: model.targets, pred, rng: model.rng },
+    { tokens: model.tokens, targets: model.targets, pred, rng: model.seed },
     {
       B,
       T,

@@ -163,7 +163,7 @@ export async function measureNoiseScale(
   const g = await gather(gpu, {
     tokens: model.tokens,
     targets: model.targets,
-    rng: model.rng,
+    rng: model.seed,
     corpus,
     offsets,
     lengths,

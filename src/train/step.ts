@@ -205,7 +205,7 @@ export class TrainStep {
     const padId = o.padId ?? NO_TOKEN;
     const gathers: Dispatch[] = [];
     for (let micro = 0; micro < M; micro++) {
-      const io = { tokens: model.tokens, targets: model.targets, rng: model.rng, corpus, ...batch };
+      const io = { tokens: model.tokens, targets: model.targets, rng: model.seed, corpus, ...batch };
       gathers.push(await gather(gpu, io, { B, T, micro, padId, ignoreId: padId }));
     }
 

@@ -204,7 +204,7 @@ async function trainIn(
       savedStep: resumed ? startStep : -1,
       hfLayout: cfg.init_from !== undefined && await isHfGpt2Folder(cfg.init_from),
     }),
-    ring: new LossRing(gpu, 4),
+    ring: new StatsRing(gpu, 4),
     inFlight: [],
     clock: new RunClock(saved?.elapsed ?? 0, saved?.evalElapsed ?? 0),
     meter: new ThroughputMeter(step.tokens, startStep, performance.now()),
@@ -387,7 +387,7 @@ interface RunContext {
   /** The training windows' stream and the evaluation's (both saved in checkpoints). */
   trainRng: Rng;
   evalRng: Rng;
-  ring: LossRing;
+  ring: StatsRing;
   /** Completion of the submitted steps still running (at most two). */
   inFlight: Promise<void>[];
   clock: RunClock;
@@ -597,7 +597,7 @@ export class TrainingDiverged extends Error {
  * A ring of small MAP_READ buffers, one per logged step in flight, each holding the step's statistics
  * as TrainStep.copyStats lays them out ({@linkcode STEP_STATS_BYTES}).
  */
-class LossRing {
+class StatsRing {
   #gpu: Gpu;
   #slots: { buffer: GPUBuffer; busy: Promise<void> | null }[] = [];
   #next = 0;
@@ -607,7 +607,7 @@ class LossRing {
     for (let i = 0; i < size; i++) {
       this.#slots.push({
         buffer: gpu.device.createBuffer({
-          label: `loss_ring${i}`,
+          label: `stats_ring${i}`,
           size: STEP_STATS_BYTES,
           usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
         }),
