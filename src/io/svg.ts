@@ -267,31 +267,25 @@ export function linePlotSvg(opts: LinePlotOptions): string {
         `${esc(opts.title)}</text>`,
     );
   }
-  // Grid and ticks.
-  out.push(`<g stroke="#e6e6e6" stroke-width="1">`);
-  for (const t of xAxis.ticks) {
-    out.push(`<line x1="${px(X(t.v))}" y1="${top}" x2="${px(X(t.v))}" y2="${top + ph}"/>`);
-  }
-  for (const t of yAxis.ticks) {
-    out.push(`<line x1="${left}" y1="${px(Y(t.v))}" x2="${left + pw}" y2="${px(Y(t.v))}"/>`);
-  }
-  out.push(`</g>`);
-  out.push(`<g fill="#333333">`);
-  for (const t of xAxis.ticks) {
-    out.push(`<text x="${px(X(t.v))}" y="${px(top + ph + 17)}" text-anchor="middle">${esc(t.label)}</text>`);
-  }
-  for (const t of yAxis.ticks) {
-    out.push(`<text x="${px(left - 7)}" y="${px(Y(t.v) + 4)}" text-anchor="end">${esc(t.label)}</text>`);
-  }
-  out.push(`</g>`);
-  out.push(`<g stroke="#333333" stroke-width="1">`);
-  for (const t of xAxis.ticks) {
-    out.push(`<line x1="${px(X(t.v))}" y1="${top + ph}" x2="${px(X(t.v))}" y2="${top + ph + 5}"/>`);
-  }
-  for (const t of yAxis.ticks) {
-    out.push(`<line x1="${left - 5}" y1="${px(Y(t.v))}" x2="${left}" y2="${px(Y(t.v))}"/>`);
-  }
-  out.push(`</g>`);
+  // Grid lines, tick labels and tick marks: a group each, one element per x tick, then per y tick.
+  type Tick = Axis["ticks"][number];
+  const ticks = (attrs: string, xEl: (t: Tick) => string, yEl: (t: Tick) => string) =>
+    out.push(`<g ${attrs}>`, ...xAxis.ticks.map(xEl), ...yAxis.ticks.map(yEl), `</g>`);
+  ticks(
+    `stroke="#e6e6e6" stroke-width="1"`,
+    (t) => `<line x1="${px(X(t.v))}" y1="${top}" x2="${px(X(t.v))}" y2="${top + ph}"/>`,
+    (t) => `<line x1="${left}" y1="${px(Y(t.v))}" x2="${left + pw}" y2="${px(Y(t.v))}"/>`,
+  );
+  ticks(
+    `fill="#333333"`,
+    (t) => `<text x="${px(X(t.v))}" y="${px(top + ph + 17)}" text-anchor="middle">${esc(t.label)}</text>`,
+    (t) => `<text x="${px(left - 7)}" y="${px(Y(t.v) + 4)}" text-anchor="end">${esc(t.label)}</text>`,
+  );
+  ticks(
+    `stroke="#333333" stroke-width="1"`,
+    (t) => `<line x1="${px(X(t.v))}" y1="${top + ph}" x2="${px(X(t.v))}" y2="${top + ph + 5}"/>`,
+    (t) => `<line x1="${left - 5}" y1="${px(Y(t.v))}" x2="${left}" y2="${px(Y(t.v))}"/>`,
+  );
   // Axis labels.
   out.push(
     `<text x="${px(left + pw / 2)}" y="${px(H - 12)}" text-anchor="middle" font-size="13">${
