@@ -37,6 +37,26 @@ async function gpuTokens(
   return got;
 }
 
+/**
+ * 50 rows of 2000 seeded random logits (unique maxima): sampling with `opts` at each temperature must pick
+ * their argmax. Returns the logits and the device for further checks.
+ */
+async function picksArgmax(
+  seed: number,
+  temperatures: number[],
+  opts: { seed: number; topK: number; topP?: number; stream: number },
+): Promise<{ gpu: Gpu; x: Float32Array; N: number; V: number; want: Uint32Array }> {
+  const gpu = await testGpu();
+  const N = 50, V = 2000;
+  const x = new Rng(seed).normalArray(N * V, 2);
+  const want = ref.argmax(x, N, V);
+  for (const temperature of temperatures) {
+    const got = await gpuTokens(gpu, x, N, V, { ...opts, temperature });
+    assertClose(`argmax: ${JSON.stringify({ ...opts, temperature })}`, got, want, { atol: 0, rtol: 0 });
+  }
+  return { gpu, x, N, V, want };
+}
+
 function row(x: Float32Array, n: number, V: number): Float32Array {
   return x.subarray(n * V, (n + 1) * V);
 }
@@ -174,14 +194,7 @@ for (const c of sampleCases) {
 }
 
 Deno.test("gpu sample with top-k 1 equals argmax (unique maxima)", async () => {
-  const gpu = await testGpu();
-  const N = 50, V = 2000;
-  const x = new Rng(5).normalArray(N * V, 2);
-  const want = ref.argmax(x, N, V);
-  for (const temperature of [0.1, 1, 50]) {
-    const got = await gpuTokens(gpu, x, N, V, { seed: 99, temperature, topK: 1, stream: 0 });
-    assertClose(`top-1 T=${temperature}`, got, want, { atol: 0, rtol: 0 });
-  }
+  const { gpu, x, N, V, want } = await picksArgmax(5, [0.1, 1, 50], { seed: 99, topK: 1, stream: 0 });
   assertClose("argmax kernel", await gpuTokens(gpu, x, N, V, null), want, { atol: 0, rtol: 0 });
 });
 
@@ -482,14 +495,7 @@ Deno.test("gpu top-p keeps the reference's nucleus on random rows and P (toleran
 });
 
 Deno.test("gpu top-p: a tiny P is argmax (unique maxima); P = 1 is bit for bit no top-p", async () => {
-  const gpu = await testGpu();
-  const N = 50, V = 2000;
-  const x = new Rng(6).normalArray(N * V, 2);
-  const want = ref.argmax(x, N, V);
-  for (const temperature of [0.5, 1, 20]) {
-    const got = await gpuTokens(gpu, x, N, V, { seed: 3, temperature, topK: 0, topP: 1e-7, stream: 0 });
-    assertClose(`top-p 1e-7 T=${temperature}`, got, want, { atol: 0, rtol: 0 });
-  }
+  const { gpu, x, N, V } = await picksArgmax(6, [0.5, 1, 20], { seed: 3, topK: 0, topP: 1e-7, stream: 0 });
   for (const topK of [0, 30]) {
     const opts = { seed: 17, temperature: 0.9, topK, stream: 4 };
     const a = await gpuTokens(gpu, x, N, V, opts);
