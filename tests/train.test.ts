@@ -50,7 +50,7 @@ Deno.test("each step is one queue submission and nothing is mapped while steps a
   const between = events.slice(first, last).filter((e) => e.startsWith("map:") || e.startsWith("submit:"));
   // Only the asynchronous loss ring is mapped between step submissions (and only at log steps).
   for (const e of between) {
-    assert.ok(/^submit:step \d$|^map:loss_ring\d$/.test(e), `unexpected ${e} during steps`);
+    assert.ok(/^submit:step \d$|^map:stats_ring\d$/.test(e), `unexpected ${e} during steps`);
   }
   assert.equal(between.filter((e) => e.startsWith("map:")).length, 1); // after step 3
 });

@@ -7,7 +7,6 @@
  */
 import type { TokenizerType } from "../data/tokenizer_types.ts";
 import { type Precision, PRECISIONS } from "../model/config.ts";
-import type { ExamplesMode } from "./data.ts";
 import { InputError } from "../util/errors.ts";
 
 /** How the inputs of a training step are formed (src/train/modes.ts). */
@@ -20,6 +19,9 @@ export type DecodeRule = "argmax" | "sample";
 export type SsSchedule = "linear" | "exponential" | "inverse-sigmoid";
 /** Every ε schedule. */
 export const SS_SCHEDULES: readonly SsSchedule[] = ["linear", "exponential", "inverse-sigmoid"];
+
+/** How examples are formed from the text: windows of the stream, or one line each (padded). */
+export type ExamplesMode = "stream" | "lines";
 
 /** A training run's configuration (model shape, data, optimization, bookkeeping). */
 export interface TrainConfig {

@@ -14,10 +14,10 @@ import { loadGpt2Tokenizer } from "../data/gpt2.ts";
 import { generateLanguage } from "../data/language.ts";
 import type { Rng } from "../util/rng.ts";
 import { InputError } from "../util/errors.ts";
+import { configError, type ExamplesMode, setting } from "./config.ts";
 import { invalidUtf8Offset } from "../util/utf8.ts";
 
-/** How examples are formed from the text. */
-export type ExamplesMode = "stream" | "lines";
+export type { ExamplesMode };
 
 /** Token ids of one split, with example boundaries in `lines` mode. */
 export interface Split {
@@ -126,9 +126,8 @@ export async function loadCorpus(o: CorpusOptions): Promise<Corpus> {
       { vocabSize: o.vocabSize, pad: lines },
     ));
   if (lines && tokenizer.padId === null) {
-    throw new InputError(
-      "--examples lines needs a tokenizer with a <pad> token (this checkpoint's has none)",
-    );
+    throw configError`${setting("examples")} lines needs a tokenizer with a <pad> token (this checkpoint's
+      has none)`;
   }
   let train: Split, val: Split;
   if (valText !== undefined) {
@@ -138,7 +137,7 @@ export async function loadCorpus(o: CorpusOptions): Promise<Corpus> {
     const all = text.split("\n").filter((l) => l.length > 0);
     const cut = Math.max(1, Math.floor(all.length * 0.9));
     if (all.length < 2) {
-      throw new InputError("data: --examples lines needs at least 2 non-empty lines to split");
+      throw configError`data: ${setting("examples")} lines needs at least 2 non-empty lines to split`;
     }
     train = encodeSplit(tokenizer, all.slice(0, cut).join("\n"), true);
     val = encodeSplit(tokenizer, all.slice(cut).join("\n"), true);
@@ -174,9 +173,8 @@ export async function loadCorpus(o: CorpusOptions): Promise<Corpus> {
 /** GPT-2's tokenizer from `dir` (vocab.json + merges.txt); none given is an InputError. */
 function gpt2Tokenizer(dir: string | undefined): Promise<Tokenizer> {
   if (dir === undefined) {
-    throw new InputError(
-      "--tokenizer gpt2 needs --vocab-file DIR (a folder of GPT-2's vocab.json and merges.txt)",
-    );
+    throw configError`${setting("tokenizer")} gpt2 needs ${setting("vocab_file")} DIR (a folder of GPT-2's
+      vocab.json and merges.txt)`;
   }
   return loadGpt2Tokenizer(dir);
 }

@@ -6,8 +6,7 @@
  *
  * @module
  */
-import { InputError } from "../util/errors.ts";
-import { kebab, type TrainConfig } from "./config.ts";
+import { configError, setting, type TrainConfig } from "./config.ts";
 import { epsilonSchedule, prefixOf } from "./modes.ts";
 
 /**
@@ -75,10 +74,8 @@ export function checkAgainstSaved(
   for (const key of Object.keys(given) as (keyof TrainConfig)[]) {
     if (mayChange(key) || given[key] === undefined) continue; // absent: the saved value stands
     if (!same(given[key], saved[key])) {
-      throw new InputError(
-        `--${kebab(key)} ${show(given[key])} contradicts ${where} (${show(saved[key])}); ` +
-          `leave it out, or train a new run into another --out`,
-      );
+      throw configError`${setting(key)} ${show(given[key])} contradicts ${where} (${show(saved[key])});
+        leave it out, or train a new run into another ${setting("out")}`;
     }
   }
 }
@@ -90,11 +87,12 @@ export function checkAgainstSaved(
  */
 export function resumeConfig(saved: TrainConfig, given: Partial<TrainConfig>, out: string): TrainConfig {
   if (given.init_from !== undefined) {
-    throw new InputError(
-      `--init-from starts a new run from a checkpoint; it cannot be combined with --resume`,
-    );
+    throw configError`${setting("init_from")} starts a new run from a checkpoint; it cannot be combined
+      with ${setting("resume")}`;
   }
-  if (given.overwrite) throw new InputError(`--overwrite starts afresh; it cannot be combined with --resume`);
+  if (given.overwrite) {
+    throw configError`${setting("overwrite")} starts afresh; it cannot be combined with ${setting("resume")}`;
+  }
   checkAgainstSaved(saved, given, (k) => MAY_CHANGE_ON_RESUME.has(k), `the run saved in '${out}'`);
   const cfg = { ...saved, resume: true, out } as TrainConfig;
   for (const k of MAY_CHANGE_ON_RESUME) {

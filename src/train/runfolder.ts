@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { InputError } from "../util/errors.ts";
+import { configError, setting } from "./config.ts";
 
 /** The files a training run writes into its folder. */
 export const RUN_FILES: readonly string[] = [
@@ -55,7 +55,7 @@ export class RunFolder {
     try {
       await Deno.mkdir(dir, { recursive: true });
     } catch (e) {
-      throw new InputError(`--out '${dir}': cannot create folder (${firstLine(e)})`);
+      throw configError`${setting("out")} '${dir}': cannot create folder (${firstLine(e)})`;
     }
     const lockPath = `${dir}/.lock`;
     const { file, previousPid } = await takeLock(lockPath, dir);
@@ -65,10 +65,9 @@ export class RunFolder {
       const present = await runFilesIn(dir);
       if (!o.resume && present.length > 0) {
         if (!o.overwrite) {
-          throw new InputError(
-            `--out '${dir}' holds another run (${present.join(", ")}): --resume continues it, ` +
-              `--overwrite moves it to '${dir}/replaced-<time>/' and starts afresh, or choose another --out`,
-          );
+          throw configError`${setting("out")} '${dir}' holds another run (${present.join(", ")}):
+            ${setting("resume")} continues it, ${setting("overwrite")} moves it to '${dir}/replaced-<time>/'
+            and starts afresh, or choose another ${setting("out")}`;
         }
         folder.#moveAside = present;
       }
@@ -112,15 +111,16 @@ async function takeLock(lockPath: string, dir: string): Promise<{ file: Deno.FsF
     try {
       file = await Deno.open(lockPath, { read: true, write: true, create: true });
     } catch (e) {
-      throw new InputError(`--out '${dir}': cannot create the lock file '${lockPath}' (${firstLine(e)})`);
+      throw configError`${setting("out")} '${dir}': cannot create the lock file '${lockPath}' (${
+        firstLine(e)
+      })`;
     }
     if (!(await file.tryLock(true))) {
       const pid = pidIn(await readAll(file));
       file.close();
-      throw new InputError(
-        `--out '${dir}' is in use by another training${pid !== undefined ? ` (pid ${pid})` : ""}; ` +
-          `wait for it to finish, or choose another --out`,
-      );
+      throw configError`${setting("out")} '${dir}' is in use by another training${
+        pid !== undefined ? ` (pid ${pid})` : ""
+      }; wait for it to finish, or choose another ${setting("out")}`;
     }
     // A releasing run may have removed the file after we opened it: then lock the new one instead.
     const same = await Deno.stat(lockPath).then((st) => st.ino === file.statSync().ino, () => false);
@@ -134,7 +134,7 @@ async function takeLock(lockPath: string, dir: string): Promise<{ file: Deno.FsF
     await file.write(new TextEncoder().encode(`${Deno.pid}\n`));
     return { file, previousPid };
   }
-  throw new InputError(`--out '${dir}': could not take the lock '${lockPath}'`);
+  throw configError`${setting("out")} '${dir}': could not take the lock '${lockPath}'`;
 }
 
 async function readAll(file: Deno.FsFile): Promise<string> {

@@ -19,7 +19,7 @@ import type { GPT } from "../model/gpt.ts";
 import { initParams } from "../model/init.ts";
 import { checkMemory } from "../model/memory.ts";
 import { Rng } from "../util/rng.ts";
-import { DEFAULT_TRAIN, type TrainConfig, validateTrainConfig } from "./config.ts";
+import { configError, DEFAULT_TRAIN, setting, type TrainConfig, validateTrainConfig } from "./config.ts";
 import { type Corpus, loadCorpus } from "./data.ts";
 import { learningRate, type LrSchedule } from "./schedule.ts";
 import { loadTrainState } from "./state.ts";
@@ -29,7 +29,6 @@ import { ThroughputMeter } from "./throughput.ts";
 import { loadModel, type ModelCheckpoint, weightsToArena } from "../model/checkpoint.ts";
 import { type ClaimReport, RunFolder } from "./runfolder.ts";
 import { resolveSchedule, resumeConfig } from "./resume.ts";
-import { InputError } from "../util/errors.ts";
 import { STEP_STATS_BYTES, TrainStep } from "./step.ts";
 import { ValidationLoss } from "./evaluate.ts";
 import { isHfGpt2Folder } from "../model/hf_gpt2.ts";
@@ -127,9 +126,8 @@ export async function train(given: Partial<TrainConfig>, hooks: TrainHooks = {})
   const asked = { ...DEFAULT_TRAIN, ...set } as TrainConfig;
   validateTrainConfig(asked);
   if (asked.resume && asked.init_from !== undefined) {
-    throw new InputError(
-      "--init-from starts a new run from a checkpoint; it cannot be combined with --resume",
-    );
+    throw configError`${setting("init_from")} starts a new run from a checkpoint; it cannot be combined
+      with ${setting("resume")}`;
   }
   let folder: RunFolder | null = null;
   const claim = async () => {
@@ -302,9 +300,8 @@ async function openRun(
   const cfg = saved ? resumeConfig(saved, given, asked.out) : resolveSchedule(asked);
   validateTrainConfig(cfg);
   if (resumed && cfg.steps < resumed.state.step) {
-    throw new InputError(
-      `--steps ${cfg.steps} is below step ${resumed.state.step}, which the run in '${cfg.out}' has reached`,
-    );
+    throw configError`${setting("steps")} ${cfg.steps} is below step ${resumed.state.step}, which the run in
+      '${cfg.out}' has reached`;
   }
   // Fine-tuning: weights, shape and tokenizer from a checkpoint; fresh optimizer, step 0, this run's dropout.
   const initial = !resumed && cfg.init_from !== undefined ? await loadModel(cfg.init_from) : null;
