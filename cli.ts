@@ -1,7 +1,8 @@
 /**
  * Command line: `deno task train | eval | sample | experiment [flags]` (this file with the command as its first
- * argument). Every train flag maps 1:1 to a TrainConfig key in kebab case; src/cli/flags.ts holds each
- * command's flags for the parser and `--help` alike. Exit status (EXIT_STATUS, printed by `--help`): 0
+ * argument). Every train flag maps 1:1 to a TrainConfig key in kebab case; nanoGPT's names (`--max-iters`)
+ * and snake case (`--n_layer=6`) are accepted too, and an unknown flag is refused with the nearest one.
+ * src/cli/flags.ts holds each command's flags for the parser and `--help` alike. Exit status (EXIT_STATUS, printed by `--help`): 0
  * success; 1 a failure during a run; 2 bad input (any InputError, with one line on stderr naming the
  * problem and the value given); 3 training diverged; 130 a second Ctrl-C.
  *
@@ -10,12 +11,15 @@
 import { parseArgs } from "node:util";
 import { DEFAULT_TRAIN, PRESETS, type TrainConfig, validateTrainConfig } from "./src/train/config.ts";
 import {
+  aliasHelp,
+  canonicalFlags,
   commandHelp,
   EVAL_FLAGS,
   EXPERIMENT_FLAGS,
   type FlagTable,
   isNumeric,
   joinNegativeNumbers,
+  NANOGPT_ALIASES,
   OVERVIEW,
   parseOptions,
   SAMPLE_FLAGS,
@@ -46,11 +50,15 @@ import { savedRun } from "./src/train/state.ts";
 import type { LoadOptions } from "./src/model/checkpoint.ts";
 import { startToken } from "./src/data/tokenizer.ts";
 
-function parse(argv: string[], table: FlagTable) {
+/**
+ * `argv` parsed against `table`: nanoGPT's `aliases` and snake case accepted, an unknown flag refused with
+ * the nearest accepted name.
+ */
+function parse(argv: string[], table: FlagTable, aliases: Readonly<Record<string, string>> = {}) {
+  // `--lr -1`: parseArgs would call the separate "-1" ambiguous; joined, it reaches the range check.
+  const args = joinNegativeNumbers(canonicalFlags(argv, table, aliases), table);
   try {
     const options = parseOptions(table);
-    // `--lr -1`: parseArgs would call the separate "-1" ambiguous; joined, it reaches the range check.
-    const args = joinNegativeNumbers(argv, table);
     return parseArgs({ args, options, allowPositionals: false, strict: true, allowNegative: true });
   } catch (e) {
     throw new UsageError((e as Error).message.split("\n")[0]);
@@ -85,7 +93,7 @@ function parseTrainAnd(
   extra: FlagTable,
 ): { cfg: TrainConfig; given: Partial<TrainConfig>; extra: Record<string, string | boolean | undefined> } {
   const flags = trainFlags();
-  const { values } = parse(argv, { ...flags, ...extra });
+  const { values } = parse(argv, { ...flags, ...extra }, NANOGPT_ALIASES.train);
   const preset = values.preset as string | undefined;
   if (preset !== undefined && !Object.hasOwn(PRESETS, preset)) {
     throw new UsageError(`--preset: unknown preset '${preset}' (have: ${Object.keys(PRESETS).join(", ")})`);
@@ -350,7 +358,7 @@ async function runExposure(values: Record<string, string | boolean | undefined>)
 }
 
 async function runSample(argv: string[]): Promise<number> {
-  const { values } = parse(argv, SAMPLE_FLAGS);
+  const { values } = parse(argv, SAMPLE_FLAGS, NANOGPT_ALIASES.sample);
   if (!values.checkpoint) throw new UsageError("sample needs --checkpoint FILE");
   // A flag's value, or its default from the table `--help` prints.
   const num = (k: string) => toNumber(k, (values[k] as string | undefined) ?? SAMPLE_FLAGS[k].default!);
@@ -455,7 +463,8 @@ const commands: Record<string, { run: (argv: string[]) => Promise<number>; help:
     help: () =>
       commandHelp(
         "deno task train [--preset NAME] [--flag VALUE ...]",
-        "Trains a GPT and saves it to --out; each flag is a TrainConfig key (src/train/config.ts).",
+        "Trains a GPT and saves it to --out; each flag is a TrainConfig key (src/train/config.ts).\n" +
+          aliasHelp(NANOGPT_ALIASES.train, "--n_layer=6"),
         trainFlags(),
       ),
   },
@@ -476,7 +485,9 @@ const commands: Record<string, { run: (argv: string[]) => Promise<number>; help:
     help: () =>
       commandHelp(
         "deno task sample --checkpoint FILE [--prompt TEXT] [--flag VALUE ...]",
-        "Generates text from a checkpoint, streamed to stdout.",
+        `Generates text from a checkpoint, streamed to stdout.\n${
+          aliasHelp(NANOGPT_ALIASES.sample, "--top_k=40")
+        }`,
         SAMPLE_FLAGS,
       ),
   },

@@ -5,6 +5,7 @@
  * @module
  */
 import { DEFAULT_TRAIN, kebab, PRESETS, type TrainConfig } from "../train/config.ts";
+import { UsageError } from "./errors.ts";
 
 /** One flag: its value form ("" for a switch), one line of help, and its default when it has one. */
 export interface Flag {
@@ -245,6 +246,130 @@ export const EXPERIMENT_FLAGS: FlagTable = {
   title: { value: "TEXT", help: "the report's title" },
   note: { value: "TEXT", help: "a paragraph under the title" },
 };
+
+/**
+ * nanoGPT's names for flags named differently here (train.py's and sample.py's config keys in kebab case),
+ * accepted as aliases: `--max-iters 5000` is `--steps 5000`. Every flag may also be written in snake case,
+ * nanoGPT's configurator form (`--max_iters=5000`, `--n_layer 6`).
+ */
+export const NANOGPT_ALIASES: {
+  readonly train: Readonly<Record<string, string>>;
+  readonly sample: Readonly<Record<string, string>>;
+} = {
+  train: {
+    "max-iters": "steps",
+    "learning-rate": "lr",
+    "out-dir": "out",
+    "warmup-iters": "warmup",
+    "lr-decay-iters": "lr-decay-steps",
+    "gradient-accumulation-steps": "grad-accum",
+  },
+  sample: { "max-new-tokens": "max-tokens" },
+};
+
+/**
+ * The help's lines on `aliases`: "nanoGPT's names work too: --max-iters (--steps), ...", each alias whole
+ * on one line.
+ */
+export function aliasHelp(aliases: Readonly<Record<string, string>>, snakeExample: string): string {
+  const parts = [
+    "nanoGPT's names work too:",
+    ...Object.entries(aliases).map(([alias, flag]) => `--${alias} (--${flag}),`),
+    `and any flag in snake case (${snakeExample}).`,
+  ];
+  const lines = [""];
+  for (const p of parts) {
+    const last = lines.length - 1;
+    if (lines[last] && lines[last].length + 1 + p.length > HELP_COLUMNS) lines.push(p);
+    else lines[last] = lines[last] ? `${lines[last]} ${p}` : p;
+  }
+  return lines.join("\n");
+}
+
+/**
+ * argv with each flag written as the table names it: snake case becomes kebab case and an alias becomes
+ * its flag (`--max_iters=9` -> `--steps=9`). A flag that is neither in `table` nor an alias (nor the
+ * `--no-` form of a switch) throws a {@linkcode FlagError} naming it as given, with the closest accepted
+ * name when one is near. Nothing after `--` is touched.
+ */
+export function canonicalFlags(
+  argv: readonly string[],
+  table: FlagTable,
+  aliases: Readonly<Record<string, string>> = {},
+): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--") return [...out, ...argv.slice(i)];
+    if (!a.startsWith("--")) {
+      out.push(a);
+      continue;
+    }
+    const eq = a.indexOf("=");
+    const given = eq < 0 ? a.slice(2) : a.slice(2, eq);
+    const name = given.replaceAll("_", "-");
+    const flag = Object.hasOwn(aliases, name) ? aliases[name] : name;
+    const negated = flag.startsWith("no-") && table[flag.slice(3)]?.value === "";
+    if (!Object.hasOwn(table, flag) && !(negated && Object.hasOwn(table, flag.slice(3)))) {
+      const switches = Object.keys(table).filter((k) => table[k].value === "").map((k) => `no-${k}`);
+      throw new FlagError(
+        given,
+        closestFlag(name, [...Object.keys(table), ...switches, ...Object.keys(aliases)]),
+      );
+    }
+    out.push(`--${flag}${eq < 0 ? "" : a.slice(eq)}`);
+  }
+  return out;
+}
+
+/** A flag no command table or alias names: "Unknown option '--max-iter' (did you mean --max-iters?)". */
+export class FlagError extends UsageError {
+  /** The flag as given, without its dashes. */
+  readonly flag: string;
+  /** The closest accepted flag, if one is near. */
+  readonly suggestion?: string;
+  /** Names `flag` and the suggestion. */
+  constructor(flag: string, suggestion?: string) {
+    super(
+      `Unknown option '--${flag}'` +
+        (suggestion ? ` (did you mean --${suggestion}?)` : " (--help lists the flags)"),
+    );
+    this.name = "FlagError";
+    this.flag = flag;
+    this.suggestion = suggestion;
+  }
+}
+
+/**
+ * The name in `names` nearest `name` by edit distance (insertions, deletions, substitutions and swaps of
+ * neighbours), when it is within a third of the name's length (at least 1 edit, at most 3); else undefined.
+ * Ties go to the earlier name.
+ */
+export function closestFlag(name: string, names: readonly string[]): string | undefined {
+  const limit = Math.min(3, Math.max(1, Math.floor(name.length / 3)));
+  let best: string | undefined, bestD = limit + 1;
+  for (const n of names) {
+    const d = editDistance(name.toLowerCase(), n);
+    if (d < bestD) [best, bestD] = [n, d];
+  }
+  return best;
+}
+
+/** Optimal string alignment distance: Levenshtein's edits plus swapping two neighbouring characters. */
+export function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.length][b.length];
+}
 
 /** node:util parseArgs options for a table: switches are booleans, everything else a string. */
 export function parseOptions(table: FlagTable): Record<string, { type: "string" | "boolean" }> {
