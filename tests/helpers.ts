@@ -121,8 +121,8 @@ export async function watchSubmits<T>(
   }
 }
 
-/** Asserts `f` rejects with a one-line InputError matching `re`; returns the message. */
-export async function refuses(f: () => Promise<unknown>, re: RegExp): Promise<string> {
+/** Asserts `f` throws or rejects with a one-line InputError matching `re`; returns the message. */
+export async function refuses(f: () => unknown, re: RegExp): Promise<string> {
   try {
     await f();
   } catch (e) {
