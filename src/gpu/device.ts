@@ -29,10 +29,23 @@ export interface GpuFeatures {
   readonly f16: boolean;
 }
 
+/** Limits a {@linkcode Gpu} may report below the device's, so that tests can exercise what large models need. */
+export interface GpuLimitCaps {
+  /** Bytes one storage binding may span. */
+  readonly maxStorageBufferBindingSize?: number;
+  /** Bytes one buffer may hold. */
+  readonly maxBufferSize?: number;
+}
+
 /** Options for {@linkcode createGpu}. */
 export interface GpuOptions {
   /** Adapter power preference; default "high-performance". */
   readonly powerPreference?: GPUPowerPreference;
+  /**
+   * Report these limits instead of the adapter's where lower: a model then plans and spreads its buffers as
+   * on an adapter with these limits (tests of models larger than one binding).
+   */
+  readonly limits?: GpuLimitCaps;
 }
 
 /** Help text for a machine without any WebGPU adapter. */
@@ -47,7 +60,7 @@ export const NO_ADAPTER_HELP: string =
 export class Gpu {
   /** The WebGPU device. */
   readonly device: GPUDevice;
-  /** The device's limits (equal to the adapter's, as requested). */
+  /** The device's limits (equal to the adapter's, as requested), or lower where capped. */
   readonly limits: GPUSupportedLimits;
   /** Which optional features are enabled. */
   readonly features: GpuFeatures;
@@ -63,11 +76,11 @@ export class Gpu {
 
   /**
    * Wraps an already-created device (use {@linkcode createGpu} normally). `software` defaults to a guess
-   * from the description (llvmpipe, lavapipe, SwiftShader).
+   * from the description (llvmpipe, lavapipe, SwiftShader); `caps` lowers the limits it reports.
    */
-  constructor(device: GPUDevice, description: string, software?: boolean) {
+  constructor(device: GPUDevice, description: string, software?: boolean, caps: GpuLimitCaps = {}) {
     this.device = device;
-    this.limits = device.limits;
+    this.limits = cappedLimits(device.limits, caps);
     this.features = {
       timestamps: device.features.has("timestamp-query"),
       f16: device.features.has("shader-f16"),
@@ -133,6 +146,22 @@ export class Gpu {
   }
 }
 
+/** Bytes one buffer binding may hold on `gpu`: min(maxStorageBufferBindingSize, maxBufferSize). */
+export function bindingLimit(gpu: Gpu): number {
+  return Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
+}
+
+/** `limits` with the members named in `caps` lowered to them (never raised). */
+function cappedLimits(limits: GPUSupportedLimits, caps: GpuLimitCaps): GPUSupportedLimits {
+  const entries = Object.entries(caps).filter(([, v]) => v !== undefined);
+  if (entries.length === 0) return limits;
+  const out: Record<string, number> = {};
+  // The members are getters on the prototype: copy them by name.
+  for (const k in limits) out[k] = (limits as unknown as Record<string, number>)[k];
+  for (const [k, v] of entries) out[k] = Math.min(out[k], v as number);
+  return out as unknown as GPUSupportedLimits;
+}
+
 /** Pulls the first quoted label ('name') out of a wgpu message, which names the pipeline or bind group. */
 function labelOf(message: string): string {
   const m = /label = '([^']+)'|'([^']+)'/.exec(message);
@@ -166,5 +195,5 @@ export async function createGpu(options: GpuOptions = {}): Promise<Gpu> {
   const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
   const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean };
   const description = info?.description || info?.vendor || "unknown adapter";
-  return new Gpu(device, description, info?.isFallbackAdapter || undefined);
+  return new Gpu(device, description, info?.isFallbackAdapter || undefined, options.limits);
 }
