@@ -6,6 +6,11 @@
 // Forward (written): out[b,t,c] = wte[tokens[b,t],c] + wpe[t,c]. A token id >= V contributes a ZERO token
 //   embedding and nothing is read from wte for it (the tokenizer validates ids upstream; this only keeps a
 //   bad id from reading out of bounds).
+// Vocabulary slices (a token embedding split across buffers): wte, dwte bind rows v0 .. v0+vs-1 only (v0 = 0
+// and vs = V when whole). The forward of the slice with v0 = 0 writes out = e + wpe with e = 0 for tokens
+// outside it; every later slice adds e (out += e) to the rows of its tokens only, so each out element gets
+// exactly wte[token] + wpe (float addition commutes). The dwte kernels of a slice add the runs of its
+// tokens only. Range tests use u32 wrap-around: token - v0 < vs holds exactly for tokens in the slice.
 // Backward: parameter gradients ACCUMULATE (+=):
 //   dwpe[t,c] += sum_b dout[b,t,c]                         (one thread per (t,c), b in order)
 //   dwte[v,c] += sum of dout[n,c] over positions n with tokens[n] == v, in increasing n order, via a
@@ -47,6 +52,8 @@ struct Dims {
   T: u32,
   C: u32,
   V: u32,
+  v0: u32,         // first token id (row of the full wte) of the bound wte / dwte slice
+  vs: u32,         // token ids (rows) in the bound slice
   N: u32,          // B*T
   C4: u32,         // C/4 (vec4 forward only)
   nchunks: u32,    // ceil(N / SWG): sort chunks
@@ -69,12 +76,12 @@ struct Dims {
 // tokens; the wte kernels dwte, scratch, tokens, dout. All use dims.
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;         // [B,T,C]
 @group(0) @binding(1) var<storage, read_write> out4: array<vec4<f32>>;  // [B,T,C/4]
-@group(0) @binding(2) var<storage, read_write> dwte: array<f32>;        // [V,C]
+@group(0) @binding(2) var<storage, read_write> dwte: array<f32>;        // [vs,C]: rows v0..v0+vs-1
 @group(0) @binding(3) var<storage, read_write> dwpe: array<f32>;        // [>=T,C]
 @group(0) @binding(4) var<storage, read_write> scratch: array<u32>;     // see above
 @group(0) @binding(5) var<storage, read> tokens: array<u32>;            // [B,T]
-@group(0) @binding(6) var<storage, read> wte: array<f32>;               // [V,C]
-@group(0) @binding(7) var<storage, read> wte4: array<vec4<f32>>;        // [V,C/4]
+@group(0) @binding(6) var<storage, read> wte: array<f32>;               // [vs,C]: rows v0..v0+vs-1
+@group(0) @binding(7) var<storage, read> wte4: array<vec4<f32>>;        // [vs,C/4]
 @group(0) @binding(8) var<storage, read> wpe: array<f32>;               // [>=T,C]
 @group(0) @binding(9) var<storage, read> wpe4: array<vec4<f32>>;        // [>=T,C/4]
 @group(0) @binding(10) var<storage, read> dout: array<f32>;             // [B,T,C]
@@ -100,10 +107,15 @@ fn encoder_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
   let n = i / dims.C;
   let c = i - n * dims.C;
   let t = n % dims.T;
-  let tok = tokens[n];
+  let tok = tokens[n] - dims.v0;
+  let held = tok < dims.vs;
   var e = 0.0;
-  if (tok < dims.V) { e = wte[tok * dims.C + c]; }
-  out[i] = e + wpe[t * dims.C + c];
+  if (held) { e = wte[tok * dims.C + c]; }
+  if (dims.v0 == 0u) {
+    out[i] = e + wpe[t * dims.C + c];
+  } else if (held) {
+    out[i] += e;
+  }
 }
 
 // The same with four channels a thread, for C % 4 == 0.
@@ -115,10 +127,15 @@ fn encoder_forward4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
   let n = i / dims.C4;
   let c = i - n * dims.C4;
   let t = n % dims.T;
-  let tok = tokens[n];
+  let tok = tokens[n] - dims.v0;
+  let held = tok < dims.vs;
   var e = vec4<f32>(0.0);
-  if (tok < dims.V) { e = wte4[tok * dims.C4 + c]; }
-  out4[i] = e + wpe4[t * dims.C4 + c];
+  if (held) { e = wte4[tok * dims.C4 + c]; }
+  if (dims.v0 == 0u) {
+    out4[i] = e + wpe4[t * dims.C4 + c];
+  } else if (held) {
+    out4[i] += e;
+  }
 }
 
 // ------------------------------------------------------------------------------------------------- dwpe
@@ -292,7 +309,7 @@ fn encoder_backward_wte(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workg
     let v = seg_key[i];
     var j = i + 1u;
     while (j < n && seg_key[j] == v) { j++; }
-    if (v < dims.V && col_ok) {
+    if (v - dims.v0 < dims.vs && col_ok) {
       // Rows i..j-1 in order; four loads issued before their (ordered) adds.
       var acc = 0.0;
       var r = i;
@@ -318,7 +335,7 @@ fn encoder_backward_wte(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workg
       } else if (goes_on) {
         scratch[dims.tail_off + seg * dims.C + c] = bitcast<u32>(acc);
       } else {
-        dwte[v * dims.C + c] += acc;
+        dwte[(v - dims.v0) * dims.C + c] += acc;
       }
     }
     i = j;
@@ -339,7 +356,7 @@ fn encoder_backward_wte_combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(n
   let s_next = s0 + RWG;  // first index of the next segment
   if (c >= dims.C || s_next >= dims.N) { return; }
   let v = sorted_key(s_next - 1u);
-  if (v >= dims.V || sorted_key(s_next) != v) { return; }
+  if (v - dims.v0 >= dims.vs || sorted_key(s_next) != v) { return; }
   // The run continues past this segment; it is owned here unless it also began before this segment.
   if (seg > 0u && sorted_key(s0) == v && sorted_key(s0 - 1u) == v) { return; }
   var acc = bitcast<f32>(scratch[dims.tail_off + seg * dims.C + c]);
@@ -347,5 +364,5 @@ fn encoder_backward_wte_combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(n
     if (sorted_key(g * RWG) != v) { break; }
     acc += bitcast<f32>(scratch[dims.head_off + g * dims.C + c]);
   }
-  dwte[v * dims.C + c] += acc;
+  dwte[(v - dims.v0) * dims.C + c] += acc;
 }

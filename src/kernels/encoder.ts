@@ -3,7 +3,9 @@
  * (dwpe by a per-(t,c) loop over b; dwte by a stable GPU radix sort of positions by token, then ordered
  * sums of dout rows). See shaders/encoder.wgsl for the algorithm and its cost.
  *
- * Shapes: tokens u32 [B,T]; wte [V,C]; wpe [>=T,C]; out, dout [B,T,C]; N = B*T.
+ * Shapes: tokens u32 [B,T]; wte [V,C]; wpe [>=T,C]; out, dout [B,T,C]; N = B*T. A token embedding split
+ * across buffers goes by slices of rows ({@linkcode VocabRows}): one forward dispatch per slice, and one
+ * pair of dwte dispatches per slice after a single sort.
  *
  * @module
  */
@@ -16,6 +18,20 @@ const SWG = 256; // sort: positions per chunk
 const RWG = 128; // dwte sums: positions per segment and columns per block
 const RADIX_BITS = 8;
 const RADIX = 1 << RADIX_BITS;
+
+/** Rows row0 .. row0+rows-1 of wte (or dwte): what a binding of a slice of a split token embedding holds. */
+export interface VocabRows {
+  /** First token id of the slice. */
+  readonly row0: number;
+  /** Token ids in the slice. */
+  readonly rows: number;
+}
+
+/** One slice of dwte, bound alone. */
+export interface DwteSlice extends VocabRows {
+  /** The binding of rows row0 .. row0+rows-1 of dwte. */
+  readonly dwte: Resource;
+}
 
 /** Where each scratch array of the backward lives, in u32 elements from the start of `scratch`. */
 export interface EncoderScratchLayout {
@@ -97,13 +113,19 @@ function scanWidth(nchunks: number): number {
   return w;
 }
 
-function baseDims(s: { B: number; T: number; C: number; V: number }, L?: EncoderScratchLayout): Dims {
+function baseDims(
+  s: { B: number; T: number; C: number; V: number },
+  L?: EncoderScratchLayout,
+  slice: VocabRows = { row0: 0, rows: s.V },
+): Dims {
   const N = s.B * s.T;
   return {
     B: s.B,
     T: s.T,
     C: s.C,
     V: s.V,
+    v0: slice.row0,
+    vs: slice.rows,
     N,
     C4: Math.floor(s.C / 4),
     nchunks: L?.nchunks ?? 0,
@@ -130,14 +152,19 @@ function kernel(gpu: Gpu, entryPoint: string) {
  * out[b,t,c] = wte[tokens[b,t],c] + wpe[t,c] (written). A token >= V gives a zero token embedding and
  * reads nothing from wte. Uses four channels a thread when C % 4 == 0.
  * Bindings: out [B,T,C] f32; tokens [B,T] u32; wte [V,C]; wpe [>=T,C] (only the first T rows read).
+ *
+ * With `s.slice`, wte binds rows row0 .. row0+rows-1 only: the slice with row0 0 writes out as above with
+ * a zero token embedding for tokens beyond it, every other slice adds the embedding of its tokens to out
+ * (dispatch the slices in order; together they give exactly the whole forward).
  */
 export async function encoderForward(
   gpu: Gpu,
   b: { out: Resource; tokens: Resource; wte: Resource; wpe: Resource },
-  s: { B: number; T: number; C: number; V: number },
+  s: { B: number; T: number; C: number; V: number; slice?: VocabRows },
 ): Promise<Dispatch> {
   checkShape("encoder_forward", s);
-  const dims = baseDims(s);
+  if (s.slice) checkSlice("encoder_forward", s.slice, s.V);
+  const dims = baseDims(s, undefined, s.slice);
   const n = s.B * s.T * s.C;
   if (s.C % 4 === 0) {
     const k = await kernel(gpu, "encoder_forward4");
@@ -151,13 +178,20 @@ export async function encoderForward(
  * Backward, accumulating: dwpe[t,c] += sum_b dout[b,t,c]; dwte[v,c] += sum of dout[n,c] over positions n
  * with tokens[n] == v (tokens >= V add nothing; rows of absent tokens are untouched). Deterministic:
  * bitwise identical run to run (no float atomics). Returns the dispatches to record in order, in one
- * compute pass: dwpe, then 3 per radix pass (1 for V <= 255, 2 for V <= 65535), then 2 for dwte.
+ * compute pass: dwpe, then 3 per radix pass (1 for V <= 255, 2 for V <= 65535), then 2 for dwte (2 per
+ * slice when `dwte` is a list of slices of a split token embedding, covering its rows).
  * Bindings: dwte [V,C]; dwpe [>=T,C]; dout [B,T,C]; tokens [B,T] u32; scratch of at least
  * {@linkcode encoderScratchBytes} bytes (contents need no initialisation and are clobbered).
  */
 export async function encoderBackward(
   gpu: Gpu,
-  b: { dwte: Resource; dwpe: Resource; dout: Resource; tokens: Resource; scratch: Resource },
+  b: {
+    dwte: Resource | readonly DwteSlice[];
+    dwpe: Resource;
+    dout: Resource;
+    tokens: Resource;
+    scratch: Resource;
+  },
   s: { B: number; T: number; C: number; V: number },
 ): Promise<Dispatch[]> {
   const L = encoderScratchLayout(s);
@@ -191,9 +225,22 @@ export async function encoderBackward(
     out.push(kScan.dispatch({ scratch: b.scratch }, dims, [Math.ceil(RADIX / (SWG / scanWidth(L.nchunks)))]));
     out.push(kScatter.dispatch(sortBind, dims, grid(N, SWG)));
   }
-  const wteBind = { dwte: b.dwte, scratch: b.scratch, tokens: b.tokens, dout: b.dout };
+  const slices: readonly DwteSlice[] = Array.isArray(b.dwte)
+    ? b.dwte
+    : [{ dwte: b.dwte as Resource, row0: 0, rows: s.V }];
   const groups = grid(L.nseg * base.col_blocks, 1);
-  out.push(kWte.dispatch(wteBind, base, groups));
-  out.push(kCombine.dispatch({ dwte: b.dwte, scratch: b.scratch, tokens: b.tokens }, base, groups));
+  for (const slice of slices) {
+    checkSlice("encoder_backward", slice, s.V);
+    const dims = baseDims(s, L, slice), sorted = { dwte: slice.dwte, scratch: b.scratch, tokens: b.tokens };
+    out.push(kWte.dispatch({ ...sorted, dout: b.dout }, dims, groups));
+    out.push(kCombine.dispatch(sorted, dims, groups));
+  }
   return out;
+}
+
+function checkSlice(kernel: string, slice: VocabRows, V: number): void {
+  const { row0, rows } = slice;
+  if (!(Number.isInteger(row0) && Number.isInteger(rows) && row0 >= 0 && rows >= 1 && row0 + rows <= V)) {
+    throw new GpuError(kernel, `slice of rows [${row0}, ${row0 + rows}) outside [0, ${V})`);
+  }
 }
