@@ -9,6 +9,8 @@
 //   prev    [N]     the previous step's gradient on entry; this step's on exit (the copy is part of the
 //                   pass: each element is read, then overwritten, by the one thread that owns it).
 //   scratch [3, P]  partial sums (written by the partial stage, read by the finish).
+// An arena spread over several buffers has one partial stage per buffer (its own n and parts, its partial
+// sums at columns part0 .. part0 + parts - 1 of scratch [3, total]) and one finish over all `total`.
 //   gstats  [S]     written: gstats[0] = sum g*p, gstats[1] = sum g*g, gstats[2] = sum p*p.
 // Gradients: nothing here produces gradients; grads is only read.
 //
@@ -20,7 +22,9 @@
 
 struct Dims {
   n: u32,
-  parts: u32,
+  parts: u32,  // partial: workgroups of this dispatch
+  part0: u32,  // partial: column of its first partial sum in scratch
+  total: u32,  // columns of scratch [3, total]: partial sums of all the partial dispatches
 }
 
 // Bindings, one number per variable across the file: partial uses 0, 1, 2, 4; finish 2, 3, 4.
@@ -57,15 +61,16 @@ fn grad_cosine_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invo
   }
   let total = reduce_tree(lid, acc);
   if (lid == 0u) {
-    scratch[wg.x] = total.x;
-    scratch[dims.parts + wg.x] = total.y;
-    scratch[2u * dims.parts + wg.x] = total.z;
+    let j = dims.part0 + wg.x;
+    scratch[j] = total.x;
+    scratch[dims.total + j] = total.y;
+    scratch[2u * dims.total + j] = total.z;
   }
 }
 
 @compute @workgroup_size(WG)
 fn grad_cosine_finish(@builtin(local_invocation_index) lid: u32) {
-  let P = dims.parts;
+  let P = dims.total;
   var acc = vec3<f32>(0.0);
   for (var j = lid; j < P; j += WG) {
     acc += vec3<f32>(scratch[j], scratch[P + j], scratch[2u * P + j]);

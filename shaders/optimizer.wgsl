@@ -8,7 +8,9 @@
 //
 // grad_norm_partial / grad_norm_finish: a two-stage deterministic reduction (fixed order, no atomics).
 //   Stage 1: P workgroups; thread t = g*WG + lid sums grads[i]^2 for i = t, t + P*WG, t + 2*P*WG, ... (four
-//   independent accumulators, in a fixed pattern), then a fixed tree in workgroup memory -> scratch[g].
+//   independent accumulators, in a fixed pattern), then a fixed tree in workgroup memory -> scratch[part0 + g].
+//   An arena spread over several buffers has one stage 1 per buffer, each with its own P and its partial sums
+//   after the previous buffers' (part0); stage 2 then runs once with P the total.
 //   Stage 2: one workgroup sums scratch[0..P) the same way and writes
 //     stats[0] = norm  = sqrt(sum of squares)
 //     stats[1] = scale = (max_norm > 0 && norm > max_norm) ? max_norm / (norm + 1e-6) : 1
@@ -35,6 +37,7 @@
 struct Dims {
   n: u32,
   parts: u32,
+  part0: u32,      // grad_norm_partial: index of its first partial sum in scratch
   decay_end: u32,
   max_norm: f32,
   lr: f32,
@@ -97,7 +100,7 @@ fn grad_norm_partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invoca
     a3 += sq(i + 3u * stride);
   }
   let total = reduce_tree(lid, (a0 + a1) + (a2 + a3));
-  if (lid == 0u) { scratch[wg.x] = total; }
+  if (lid == 0u) { scratch[dims.part0 + wg.x] = total; }
 }
 
 const EXP_MASK: u32 = 0x7f800000u;

@@ -1,6 +1,7 @@
 /**
  * Optimizer dispatchers over whole arenas: the global gradient norm with its clipping scale (two dispatches,
- * a deterministic two-stage reduction) and AdamW (one dispatch), as in shaders/optimizer.wgsl.
+ * a deterministic two-stage reduction; one more per extra buffer of an arena spread over several) and AdamW
+ * (one dispatch per buffer), as in shaders/optimizer.wgsl.
  *
  * Per training step, in the step's one compute pass and after the backward pass:
  * `...await gradNorm(...)` then `await adamw(...)`, with `adamw`'s dispatch rewritten every step by
@@ -27,9 +28,14 @@ export const STATS_FLOATS = 4;
 /** Dynamic loss scaling defaults, as torch.cuda.amp.GradScaler: initial scale 2^16, doubled after 2000 good steps. */
 export const LOSS_SCALE_INIT = 65536, LOSS_SCALE_GROWTH_INTERVAL = 2000;
 
-/** Number of stage-1 workgroups (= partial sums) for an arena of `n` floats: fixed by n alone. */
+/** Number of stage-1 workgroups (= partial sums) for a buffer of `n` floats: fixed by n alone. */
 function parts(n: number): number {
   return Math.max(1, Math.min(MAX_PARTS, Math.ceil(n / (4 * WG))));
+}
+
+/** Floats of each buffer of an arena: one count, or one per buffer. */
+function counts(n: number | readonly number[]): readonly number[] {
+  return typeof n === "number" ? [n] : n;
 }
 
 /** Uniform members the norm entry points do not read, zeroed (one Dims struct serves the whole file). */
@@ -56,11 +62,11 @@ function checkN(kernel: string, n: number): void {
 }
 
 /**
- * Bytes of the scratch buffer {@linkcode gradNorm} needs for an arena of `n` floats (one f32 partial sum per
- * stage-1 workgroup, at most 1024 of them: 4 KiB).
+ * Bytes of the scratch buffer {@linkcode gradNorm} needs for an arena of `n` floats, or of buffers of `n[k]`
+ * floats each (one f32 partial sum per stage-1 workgroup, at most 1024 of them a buffer: 4 KiB).
  */
-export function gradNormScratchBytes(n: number): number {
-  return 4 * parts(n);
+export function gradNormScratchBytes(n: number | readonly number[]): number {
+  return 4 * counts(n).reduce((s, x) => s + parts(x), 0);
 }
 
 /**
@@ -71,6 +77,9 @@ export function gradNormScratchBytes(n: number): number {
  * The order of the sums is fixed by n, so the result is bitwise reproducible. A non-finite norm is stored as
  * is and its multiplier is 1. `maxNorm` 0 disables clipping (the norm is still computed).
  *
+ * An arena spread over several buffers: `grads` lists them and `n` their float counts; one partial-sum
+ * dispatch per buffer, then the one finish over all their partial sums (the norm of the whole arena).
+ *
  * With `scaler` (2 floats: loss scale S, good steps; {@linkcode createLossScaler}), the gradients are taken to
  * be S times the true ones: the norm is unscaled, `multiplier = clip / S`, and S is updated for the next
  * step: halved with the step skipped (skipped = 1, AdamW does nothing) when the norm is not finite, doubled
@@ -78,32 +87,43 @@ export function gradNormScratchBytes(n: number): number {
  */
 export async function gradNorm(
   gpu: Gpu,
-  b: { stats: Resource; grads: Resource; scratch: Resource; scaler?: Resource },
-  s: { n: number; maxNorm: number; growthInterval?: number },
+  b: { stats: Resource; grads: Resource | readonly Resource[]; scratch: Resource; scaler?: Resource },
+  s: { n: number | readonly number[]; maxNorm: number; growthInterval?: number },
 ): Promise<Dispatch[]> {
-  checkN("grad_norm", s.n);
+  const ns = counts(s.n), grads = Array.isArray(b.grads) ? b.grads : [b.grads as Resource];
+  if (grads.length !== ns.length) {
+    throw new GpuError("grad_norm", `${grads.length} gradient buffers but ${ns.length} sizes`);
+  }
   if (!(s.maxNorm >= 0)) throw new GpuError("grad_norm", `maxNorm = ${s.maxNorm} must be >= 0`);
   const growth = s.growthInterval ?? LOSS_SCALE_GROWTH_INTERVAL;
   if (!Number.isInteger(growth) || growth < 1) {
     throw new GpuError("grad_norm", `growthInterval = ${growth} must be a positive integer`);
   }
-  checkSize("grad_norm", "grads", b.grads, 4 * s.n);
-  checkSize("grad_norm", "scratch", b.scratch, gradNormScratchBytes(s.n));
+  ns.forEach((n, k) => {
+    checkN("grad_norm", n);
+    checkSize("grad_norm", "grads", grads[k], 4 * n);
+  });
+  checkSize("grad_norm", "scratch", b.scratch, gradNormScratchBytes(ns));
   checkSize("grad_norm", "stats", b.stats, 4 * STATS_FLOATS);
   if (b.scaler) checkSize("grad_norm", "scaler", b.scaler, 8);
-  const p = parts(s.n);
-  const uniforms = { n: s.n, parts: p, max_norm: s.maxNorm, ...ADAMW_ZERO, growth_interval: growth };
+  const norm = { max_norm: s.maxNorm, ...ADAMW_ZERO, growth_interval: growth };
   const finishEntry = b.scaler ? "grad_norm_finish_scaled" : "grad_norm_finish";
   const [partial, finish] = await Promise.all([
     getKernel(gpu, { name: "grad_norm_partial", source, entryPoint: "grad_norm_partial", constants: { WG } }),
     getKernel(gpu, { name: finishEntry, source, entryPoint: finishEntry, constants: { WG } }),
   ]);
+  const out: Dispatch[] = [];
+  let part0 = 0;
+  ns.forEach((n, k) => {
+    const p = parts(n);
+    out.push(partial.dispatch({ scratch: b.scratch, grads: grads[k] }, { n, parts: p, part0, ...norm }, [p]));
+    part0 += p;
+  });
   const finishBindings: Record<string, Resource> = { stats: b.stats, scratch: b.scratch };
   if (b.scaler) finishBindings.scaler = b.scaler;
-  return [
-    partial.dispatch({ scratch: b.scratch, grads: b.grads }, uniforms, [p]),
-    finish.dispatch(finishBindings, uniforms, [1]),
-  ];
+  const total = ns.reduce((a, x) => a + x, 0);
+  out.push(finish.dispatch(finishBindings, { n: total, parts: part0, part0: 0, ...norm }, [1]));
+  return out;
 }
 
 /**
@@ -171,6 +191,7 @@ export async function adamw(
   const uniforms = {
     n: s.n,
     parts: 0,
+    part0: 0,
     decay_end: s.decayEnd,
     max_norm: 0,
     beta1: s.beta1,
