@@ -1,6 +1,7 @@
 /** The benchmark registry: module name -> builder. `deno task bench NAME...` filters by these names. */
 import type { BenchBuilder } from "./harness.ts";
 import { build as attention } from "./attention.ts";
+import { build as columns } from "./columns.ts";
 import { build as convert } from "./convert.ts";
 import { build as crossentropy } from "./crossentropy.ts";
 import { build as decode } from "./decode.ts";
@@ -26,6 +27,7 @@ export const benchModules: Readonly<Record<string, BenchBuilder>> = {
   gelu,
   residual,
   crossentropy,
+  columns,
   optimizer,
   convert,
   sample,
