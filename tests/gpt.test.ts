@@ -6,6 +6,7 @@
  */
 import { assertClose, testGpu } from "./helpers.ts";
 import { readF32 } from "../src/gpu/buffers.ts";
+import { Gpu } from "../src/gpu/device.ts";
 import { submitDispatches } from "../src/gpu/kernel.ts";
 import type { GPTConfig, Precision } from "../src/model/config.ts";
 import { GPT, type GPTShape } from "../src/model/gpt.ts";
@@ -55,10 +56,10 @@ async function checkModel(
   dtype: Precision = "float32",
   splitK?: boolean,
   halfMath = false,
-  knobs: Pick<GPTShape, "storedDs" | "headRows"> = {},
+  { gpu: given, ...knobs }: Pick<GPTShape, "storedDs" | "headRows"> & { gpu?: Gpu } = {},
 ): Promise<GPT> {
   const tol = TOL[dtype === "float16" && halfMath ? "float16_half_math" : dtype];
-  const gpu = await testGpu();
+  const gpu = given ?? await testGpu();
   const rng = new Rng(seed);
   const params = randomParams(c, rng);
   const N = B * T;
@@ -73,13 +74,13 @@ async function checkModel(
   if (model.lossScaler) gpu.device.queue.writeBuffer(model.lossScaler, 0, new Float32Array([LOSS_SCALE, 0]));
   const host = new Float32Array(model.params.layout.totalFloats);
   for (const e of model.params.layout.entries) host.set(params[e.name], e.offset);
-  gpu.device.queue.writeBuffer(model.params.buffer, 0, host);
+  model.params.write(gpu, host);
   gpu.device.queue.writeBuffer(model.tokens, 0, tokens);
   gpu.device.queue.writeBuffer(model.targets, 0, targets);
   gpu.device.queue.writeBuffer(model.seed, 0, new Uint32Array([dropSeed, 0, 0, 0]));
   submitDispatches(gpu, [...model.forwardTrain, ...model.backward], "fwd+bwd");
   const acc = await readF32(gpu, model.lossAcc, 0, 2);
-  const grads = (await readF32(gpu, model.grads.buffer)).map((g) => g * unscale);
+  const grads = (await model.grads.read(gpu)).map((g) => g * unscale);
 
   const ref = gptForward(c, params, tokens, targets, B, T, dropSeed, ignoreIndex);
   const scored = targets.filter((t) => t !== ignoreIndex).length;
@@ -231,5 +232,28 @@ Deno.test("the evaluation loss is the same bits whether the head runs whole or i
   await GPT.create(gpu, c, { B, T, headRows: 100 }).catch((e) => msg = String(e));
   if (!/headRows must be B\*T = 192 or a multiple of 64 below it \(got 100\)/.test(msg)) {
     throw new Error(`unexpected: ${msg}`);
+  }
+});
+
+Deno.test("GPT over several buffers (binding limit 3 MiB: vocabulary 50257 in 3 slices) equals the reference and the one-buffer model", async () => {
+  const real = await testGpu();
+  const gpu = new Gpu(real.device, real.description, real.software, {
+    maxStorageBufferBindingSize: 3 * 2 ** 20,
+  });
+  const c = { ...toy, vocab_size: 50257 };
+  for (const dtype of ["float32", "float16"] as const) {
+    const one = await checkModel(c, 2, 7, 10, 12, dtype);
+    const many = await checkModel(c, 2, 7, 10, 12, dtype, undefined, false, { gpu });
+    // wte [50257, 32] in slices of 24576 rows: three parameter buffers, the embedding and the head thrice.
+    const slices = many.forwardTrain.filter((d) => d.kernel.startsWith("encoder_forward")).length;
+    const copies = many.forwardTrain.filter((d) => d.kernel.startsWith("copy_columns")).length;
+    if (many.params.buffers.length !== 3 || slices !== 3 || copies !== 3 || one.params.buffers.length !== 1) {
+      throw new Error(`${many.params.buffers.length} buffers, ${slices} embedding and ${copies} head slices`);
+    }
+    const tol = dtype === "float32" ? 1e-5 : 2e-3;
+    const [a, b] = [await readF32(real, one.lossAcc, 0, 2), await readF32(gpu, many.lossAcc, 0, 2)];
+    assertClose(`${dtype} loss, several buffers vs one`, b, a, { atol: 0, rtol: tol });
+    const [ga, gb] = [await one.grads.read(real), await many.grads.read(gpu)];
+    assertClose(`${dtype} gradients, several buffers vs one`, gb, ga, { atol: tol * maxAbs(ga), rtol: 0 });
   }
 });

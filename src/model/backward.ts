@@ -117,8 +117,10 @@ export async function recordBackward(ctx: PassContext): Promise<Dispatch[]> {
     await layernorm(`${h}.ln_1`, dres, dBranch, b.res[l], a.ln1Mean, a.ln1Rstd, { accumulate: true });
   }
   const dEmbedding = await dropout(dropoutStream("embedding"));
+  // dwte whole, or by the slices of a token embedding split across buffers (model/context.ts).
+  const slices = ctx.vocabSlices.map((s) => ({ dwte: s.grad, row0: s.row0, rows: s.rows }));
   const embeddingGrads = {
-    dwte: ctx.grad("transformer.wte.weight"),
+    dwte: slices.length > 1 ? slices : slices[0].dwte,
     dwpe: ctx.grad("transformer.wpe.weight"),
     dout: dEmbedding,
     tokens: b.tokens,

@@ -7,9 +7,14 @@
  * stream [N,C] per layer boundary; per block ln1/ln2 [N,C] with mean/rstd [N], qkv [N,3C], attention
  * output [N,C] with logsumexp [B,NH,T], MLP hidden fch/fcg [N,4C]; logits [R,V].
  *
+ * Parameters, gradients and AdamW's moments are arenas of P floats each, in one buffer or, beyond the
+ * adapter's binding limit (`maxBindingBytes`), in several (model/params.ts paramLayout): then the token
+ * embedding may be cut into slices of W rows, and the tied head computes logits a slice at a time through
+ * `logitsSlice` [R,W].
+ *
  * @module
  */
-import { Arena, createStorage } from "../gpu/buffers.ts";
+import { Arena, type ArenaLayout, createStorage } from "../gpu/buffers.ts";
 import type { Gpu } from "../gpu/device.ts";
 import { attentionDsBytes, attentionScratchBytes } from "../kernels/attention.ts";
 import { encoderScratchBytes } from "../kernels/encoder.ts";
@@ -17,7 +22,7 @@ import { layernormScratchBytes } from "../kernels/layernorm.ts";
 import { matmulBackwardWeightScratchBytes } from "../kernels/matmul.ts";
 import { createLossScaler } from "../kernels/optimizer.ts";
 import type { GPTConfig, Precision } from "./config.ts";
-import { paramLayout } from "./params.ts";
+import { paramLayout, WTE } from "./params.ts";
 
 /** Element type of a buffer: f16 takes 2 bytes a value; "byte" is a scratch sized in bytes. */
 export type BufferType = "f32" | "u32" | "f16" | "byte";
@@ -101,10 +106,15 @@ export interface ModelBuffers<B = GPUBuffer> {
   readonly dAtty: B;
   /** Gradient of the MLP hidden layer before GELU [N,4C], operand type; reused as dqkv [N,3C]. */
   readonly dHidden: B;
-  /** float16 only: the f16 copy of the parameter arena, refreshed by each forward. */
-  readonly params16?: B;
+  /** float16 only: the f16 copy of the parameter arena (one per parameter buffer), refreshed by each forward. */
+  readonly params16?: readonly B[];
   /** float16 only: the loss gradient [R,V] times the loss scale, f16. */
   readonly dlogits16?: B;
+  /**
+   * Only when the token embedding is split across buffers: one vocabulary slice's logits [R,W] (f32), or its
+   * columns of the loss gradient (operand type), W the widest slice (model/head.ts).
+   */
+  readonly logitsSlice?: B;
   /** Attention backward's scratch (kernels/attention.ts attentionScratchBytes). */
   readonly attScratch: B;
   /** Layernorm backward's column partials; only where its reduction needs them. */
@@ -119,9 +129,13 @@ export interface ModelBuffers<B = GPUBuffer> {
 
 /** Every buffer of a GPT for one (B, T), by who allocates it. */
 export interface BufferTable {
-  /** Parameters and gradients: one arena each over model/params.ts's layout (P floats). */
-  readonly arenas: { readonly params: BufferSpec; readonly grads: BufferSpec };
-  /** AdamW's two moment arenas when `training`: allocated by the optimizer, counted here. */
+  /** The parameter layout all four arenas share, over buffers within `maxBindingBytes` (model/params.ts). */
+  readonly layout: ArenaLayout;
+  /** First float of the non-decayed parameter group. */
+  readonly decayEnd: number;
+  /** Parameters and gradients: one arena each over model/params.ts's layout (P floats), a spec per buffer. */
+  readonly arenas: { readonly params: readonly BufferSpec[]; readonly grads: readonly BufferSpec[] };
+  /** AdamW's two moment arenas when `training` (a spec per buffer): allocated by the optimizer, counted here. */
   readonly optimizer: readonly BufferSpec[];
   /** float16 only: [loss scale, good steps] (kernels/optimizer.ts createLossScaler). */
   readonly lossScaler?: BufferSpec;
@@ -145,6 +159,11 @@ export interface BufferOptions {
   readonly storedDs?: boolean;
   /** Rows of logits held at a time; default batch*time (model/memory.ts headRowsDefault). */
   readonly headRows?: number;
+  /**
+   * Bytes one buffer binding may hold (the adapter's min(maxStorageBufferBindingSize, maxBufferSize)):
+   * the parameter arenas spread over buffers of at most this; default unlimited, one buffer each.
+   */
+  readonly maxBindingBytes?: number;
 }
 
 /**
@@ -178,7 +197,15 @@ export function bufferTable(c: GPTConfig, o: BufferOptions): BufferTable {
   const B = o.batch, T = o.time, N = B * T, R = o.headRows ?? N;
   const C = c.n_embd, V = c.vocab_size, L = c.n_layer, NH = c.n_head;
   const half = (o.dtype ?? "float32") === "float16";
-  const P = paramLayout(c).layout.totalFloats;
+  const { layout, decayEnd } = paramLayout(c, o.maxBindingBytes);
+  const P = layout.totalFloats, many = layout.buffers.length > 1;
+  // An arena's buffers: "params" [P floats], or "params.0" [P0 floats], "params.1" ...
+  const arena = (label: string, what: string, type: BufferType = "f32") =>
+    layout.buffers.map((b, k) => {
+      const id = many ? `${label}.${k}` : label, unit = type === "f16" ? "halves" : "floats";
+      return spec(id, b.floats, type, `${what}${many ? ` ${k}` : ""} [${many ? b.floats : P} ${unit}]`);
+    });
+  const wteSlices = layout.slices(WTE), W = Math.max(...wteSlices.map((s) => s.rows));
   const f32 = (label: string, n: number, name?: string) => spec(label, n, "f32", name);
   const u32 = (label: string, n: number) => spec(label, n, "u32");
   // An operand of matmuls and attention: f16 in mixed precision.
@@ -207,11 +234,10 @@ export function bufferTable(c: GPTConfig, o: BufferOptions): BufferTable {
   });
   const dsType = half ? "f16" : "f32";
   return {
-    arenas: {
-      params: f32("params", P, `parameters [${P} floats]`),
-      grads: f32("grads", P, `gradients [${P} floats]`),
-    },
-    optimizer: o.training ? [f32("adam_m", P), f32("adam_v", P)] : [],
+    layout,
+    decayEnd,
+    arenas: { params: arena("params", "parameters"), grads: arena("grads", "gradients") },
+    optimizer: o.training ? [...arena("adam_m", "adam_m"), ...arena("adam_v", "adam_v")] : [],
     lossScaler: half ? f32("loss_scaler", 2, "loss scaler") : undefined,
     storage: {
       tokens: u32("tokens", N),
@@ -230,8 +256,11 @@ export function bufferTable(c: GPTConfig, o: BufferOptions): BufferTable {
       dBranch: f32("d_branch", N * C),
       dAtty: operand("d_atty", N * C),
       dHidden: operand("d_hidden", N * 4 * C, `d_hidden [${N} x ${4 * C}]`),
-      params16: half ? spec("params_f16", P, "f16", `f16 parameters [${P} halves]`) : undefined,
+      params16: half ? arena("params_f16", "f16 parameters", "f16") : undefined,
       dlogits16: half ? spec("dlogits_f16", R * V, "f16", `f16 dlogits [${R} x ${V}]`) : undefined,
+      logitsSlice: wteSlices.length > 1
+        ? f32("logits_slice", R * W, `logits slice [${R} x ${W}]`)
+        : undefined,
       attScratch: scratch("att_scratch", attentionScratchBytes({ B, T, C, NH }), "attention scratch"),
       lnScratch: lnScratchBytes > 0 ? scratch("ln_scratch", lnScratchBytes, "layernorm scratch") : undefined,
       encScratch: scratch("enc_scratch", encoderScratchBytes({ B, T, C, V }), "embedding scratch"),
@@ -262,7 +291,7 @@ function mapSpecs(tree: unknown, f: (s: BufferSpec) => unknown): unknown {
 
 /** Every buffer of the table, in one list: arenas, optimizer moments, storage, loss scaler. */
 export function tableBuffers(t: BufferTable): BufferSpec[] {
-  const out: BufferSpec[] = [t.arenas.params, t.arenas.grads, ...t.optimizer];
+  const out: BufferSpec[] = [...t.arenas.params, ...t.arenas.grads, ...t.optimizer];
   mapSpecs(t.storage, (s) => out.push(s));
   if (t.lossScaler) out.push(t.lossScaler);
   return out;
@@ -283,12 +312,11 @@ export interface AllocatedBuffers {
 }
 
 /** Allocates the table's arenas, loss scaler and storage buffers (the optimizer's moments are the trainer's). */
-export function allocateBuffers(gpu: Gpu, c: GPTConfig, t: BufferTable): AllocatedBuffers {
-  const { layout, decayEnd } = paramLayout(c);
+export function allocateBuffers(gpu: Gpu, t: BufferTable): AllocatedBuffers {
   return {
-    params: new Arena(gpu, t.arenas.params.label, layout),
-    grads: new Arena(gpu, t.arenas.grads.label, layout),
-    decayEnd,
+    params: new Arena(gpu, "params", t.layout),
+    grads: new Arena(gpu, "grads", t.layout),
+    decayEnd: t.decayEnd,
     lossScaler: t.lossScaler ? createLossScaler(gpu) : undefined,
     storage: mapSpecs(t.storage, (s) => createStorage(gpu, s.label, s.bytes)) as ModelBuffers,
   };

@@ -9,13 +9,14 @@
  *
  * @module
  */
-import type { Arena } from "../gpu/buffers.ts";
+import type { Arena, ArenaSlice } from "../gpu/buffers.ts";
 import type { Gpu } from "../gpu/device.ts";
 import type { Resource } from "../gpu/kernel.ts";
 import type { StorageType } from "../gpu/source.ts";
 import type { MatmulOptions, MatmulSplitOptions } from "../kernels/matmul.ts";
 import type { AllocatedBuffers, ModelBuffers } from "./buffers.ts";
 import type { GPTConfig } from "./config.ts";
+import { WTE } from "./params.ts";
 
 /** The dimensions of the passes. */
 export interface PassDims {
@@ -45,6 +46,24 @@ export interface LossSettings {
   readonly ignoreIndex?: number;
 }
 
+/**
+ * Rows row0 .. row0+rows-1 of the token embedding as one buffer holds them: the whole of it unless the
+ * arenas spread over several buffers and cut it (model/params.ts paramLayout). The tied head and the
+ * embedding run once per slice.
+ */
+export interface VocabSlice {
+  /** First token id (row) of the slice. */
+  readonly row0: number;
+  /** Token ids (rows) in the slice. */
+  readonly rows: number;
+  /** The slice's parameters, f32. */
+  readonly param: Resource;
+  /** The slice as the matmuls read it: the f16 copy in mixed precision. */
+  readonly weight: Resource;
+  /** The slice's gradient. */
+  readonly grad: Resource;
+}
+
 /** What every recorded pass of one GPT reads. */
 export interface PassContext {
   /** The device. */
@@ -67,6 +86,8 @@ export interface PassContext {
   readonly operand: StorageType;
   /** Bytes of one operand value. */
   readonly operandBytes: number;
+  /** The token embedding's row slices, one per buffer holding part of it (one unless it is split). */
+  readonly vocabSlices: readonly VocabSlice[];
   /** A parameter tensor, f32. */
   param(name: string): Resource;
   /** A parameter tensor as the matmuls read it: the f16 copy in mixed precision (same element offsets). */
@@ -106,7 +127,20 @@ export function passContext(gpu: Gpu, c: GPTConfig, a: AllocatedBuffers, o: Pass
   const params16 = a.storage.params16;
   const half = params16 !== undefined;
   const A: StorageType = half ? "f16" : "f32";
-  const layout = a.params.layout;
+  // A slice of the parameters as the matmuls read it: in mixed precision the f16 copy, same element
+  // offsets at 2 bytes each, as whole words (the arena is padded).
+  const operandOf = (s: ArenaSlice & { binding: GPUBufferBinding }): Resource =>
+    params16
+      ? { buffer: params16[s.buffer], offset: s.offset * 2, size: Math.ceil(s.size / 2) * 4 }
+      : s.binding;
+  const gradSlices = a.grads.slices(WTE);
+  const vocabSlices = a.params.slices(WTE).map((s, k) => ({
+    row0: s.row0,
+    rows: s.rows,
+    param: s.binding,
+    weight: operandOf(s),
+    grad: gradSlices[k].binding,
+  }));
   const halfMath = half && o.halfMath;
   const math = (x: StorageType, y: StorageType) => halfMath && x === "f16" && y === "f16" ? "f16" : "f32";
   const splitScratch = a.storage.splitScratch;
@@ -131,10 +165,11 @@ export function passContext(gpu: Gpu, c: GPTConfig, a: AllocatedBuffers, o: Pass
     operand: A,
     operandBytes: half ? 2 : 4,
     param: (name) => a.params.bind(name),
+    vocabSlices,
     weight: (name) => {
-      if (!params16) return a.params.bind(name);
-      const e = layout.get(name);
-      return { buffer: params16, offset: e.offset * 2, size: Math.ceil(e.size / 2) * 4 }; // padded arena
+      const s = a.params.slices(name);
+      if (s.length !== 1) throw new Error(`weight: tensor '${name}' is split across ${s.length} buffers`);
+      return operandOf(s[0]);
     },
     grad: (name) => a.grads.bind(name),
     bias: (name) => c.bias ? { bias: a.params.bind(name) } : {},

@@ -14,7 +14,7 @@ import { matmulForward } from "../kernels/matmul.ts";
 import { dropoutForward } from "../kernels/residual.ts";
 import type { BlockBuffers } from "./buffers.ts";
 import { type DropoutSite, dropoutStream } from "./config.ts";
-import type { PassContext } from "./context.ts";
+import type { PassContext, VocabSlice } from "./context.ts";
 import { headChunked, headForward } from "./head.ts";
 
 /** Options of {@linkcode recordForward}. */
@@ -73,14 +73,24 @@ export async function recordForward(ctx: PassContext, o: ForwardOptions): Promis
   // The encoder writes res[0] directly, or emb for the embedding dropout to write res[0].
   const embedding = stream("embedding");
   const encoded = embedding === undefined ? b.res[0] : b.emb!;
-  const wte = ctx.param("transformer.wte.weight"), wpe = ctx.param("transformer.wpe.weight");
+  const wpe = ctx.param("transformer.wpe.weight");
+  // One token embedding's forward, or one per vocabulary slice of a split one (model/context.ts).
+  const sliced = ctx.vocabSlices.length > 1;
+  const embed = (s: VocabSlice) =>
+    encoderForward(
+      gpu,
+      { out: encoded, tokens: b.tokens, wte: s.param, wpe },
+      { B, T, C, V, ...(sliced ? { slice: s } : {}) },
+    );
 
   const ds: Dispatch[] = [];
-  const layout = ctx.params.layout;
   if (b.params16) {
-    ds.push(await castToF16(gpu, { out: b.params16, inp: ctx.params.buffer }, layout.totalFloats));
+    const arena = ctx.params;
+    for (const [k, out] of b.params16.entries()) {
+      ds.push(await castToF16(gpu, { out, inp: arena.buffers[k] }, arena.layout.buffers[k].floats));
+    }
   }
-  ds.push(await encoderForward(gpu, { out: encoded, tokens: b.tokens, wte, wpe }, { B, T, C, V }));
+  for (const s of ctx.vocabSlices) ds.push(await embed(s));
   if (embedding !== undefined) {
     const s = { n: N * C, p: c.dropout, stream: embedding };
     ds.push(await dropoutForward(gpu, { out: b.res[0], inp: encoded, rng: b.seed }, s));
@@ -96,6 +106,6 @@ export async function recordForward(ctx: PassContext, o: ForwardOptions): Promis
     ds.push(await project(b.res[l + 1], a.x2, a.fcg, `${h}.mlp.c_proj`, 4 * C, stream("mlp_resid", l)));
   }
   ds.push(await layernorm(b.lnf, b.lnfMean, b.lnfRstd, b.res[L], "transformer.ln_f"));
-  if (!headChunked(ctx)) ds.push(await headForward(ctx, 0, N));
+  if (!headChunked(ctx)) ds.push(...await headForward(ctx, 0, N));
   return ds;
 }

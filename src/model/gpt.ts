@@ -16,7 +16,7 @@
  * @module
  */
 import type { Arena } from "../gpu/buffers.ts";
-import type { Gpu } from "../gpu/device.ts";
+import { bindingLimit, type Gpu } from "../gpu/device.ts";
 import type { Dispatch } from "../gpu/kernel.ts";
 import { recordBackward } from "./backward.ts";
 import { allocateBuffers, type BufferOptions, bufferTable, tableBuffers } from "./buffers.ts";
@@ -112,8 +112,8 @@ export class GPT {
   /** Rows of logits computed at a time (GPTShape.headRows). */
   readonly headRows: number;
   /**
-   * The head's chunks of rows, in order: batch rows r0 .. r0+rows-1, and the dispatch that computes their
-   * logits into rows 0 .. rows-1 of `logits` after `forwardEval` (null when headRows = B*T: the forward
+   * The head's chunks of rows, in order: batch rows r0 .. r0+rows-1, and the dispatches that compute their
+   * logits into rows 0 .. rows-1 of `logits` after `forwardEval` (none when headRows = B*T: the forward
    * computed every row's logits itself). For consumers of every row's logits, such as scheduled sampling.
    */
   readonly headChunks: readonly HeadChunk[];
@@ -165,7 +165,7 @@ export class GPT {
     const o = resolveShape(gpu, config, shape);
     const table = bufferTable(config, o);
     checkMemory(gpu, tableBuffers(table), "reduce --batch-size, --block-size, the model or the vocabulary");
-    const allocated = allocateBuffers(gpu, config, table);
+    const allocated = allocateBuffers(gpu, table);
     const { params, grads, decayEnd, lossScaler, storage: b } = allocated;
     const { B, T } = shape;
     const ctx = passContext(gpu, config, allocated, {
@@ -234,6 +234,7 @@ function resolveShape(gpu: Gpu, c: GPTConfig, shape: GPTShape): Required<BufferO
     dtype,
     splitK: shape.splitK ?? !gpu.software,
     headRows,
+    maxBindingBytes: bindingLimit(gpu),
   };
   return { ...o, storedDs: shape.storedDs ?? storedDsDefault(gpu, c, o) };
 }

@@ -4,14 +4,21 @@
  * then the forwards end at the final layernorm and the head's matmul runs chunk by chunk, in the backward
  * before each chunk's loss and in `lossOnly`, so that `logits` holds one chunk at a time.
  *
+ * A token embedding split across buffers (model/params.ts paramLayout) goes a vocabulary slice of W rows
+ * at a time: each slice's logits [rows, W] land in `logitsSlice` and are copied into their columns of the
+ * full-width logits, so the cross-entropy and every consumer of logits see rows of width V as always; in
+ * the backward each slice's columns of dlogits are copied out, dlnf sums the slices' products (the first
+ * written, the others through `dres`, free until the final layernorm's backward, then added) and each
+ * slice's dwte accumulates on its own.
+ *
  * @module
  */
-import type { Dispatch } from "../gpu/kernel.ts";
+import type { Dispatch, Resource } from "../gpu/kernel.ts";
+import { copyColumns } from "../kernels/columns.ts";
 import { accumulateLoss, crossEntropyForwardBackward, crossEntropyLoss } from "../kernels/crossentropy.ts";
 import { matmulBackwardInput, matmulBackwardWeightSplit, matmulForward } from "../kernels/matmul.ts";
+import { addInPlace } from "../kernels/residual.ts";
 import { type PassContext, rows, view } from "./context.ts";
-
-const WTE = "transformer.wte.weight";
 
 /** One chunk of the head's rows (GPT.headChunks). */
 export interface HeadChunk {
@@ -19,8 +26,8 @@ export interface HeadChunk {
   readonly r0: number;
   /** Rows in the chunk. */
   readonly rows: number;
-  /** Computes the chunk's logits into `logits` after forwardEval; null when the head is whole. */
-  readonly logits: Dispatch | null;
+  /** Compute the chunk's logits into `logits` after forwardEval; none when the head is whole. */
+  readonly logits: readonly Dispatch[];
 }
 
 /** The head's chunks of rows as [r0, rows] pairs covering 0 .. N-1 in order (one when R = N). */
@@ -35,15 +42,59 @@ export function headChunked(ctx: PassContext): boolean {
   return ctx.dims.R < ctx.dims.N;
 }
 
-/** logits[0 .. n) = lnf[r0 .. r0+n) · wteᵀ: [n, V]. */
-export async function headForward(ctx: PassContext, r0: number, n: number): Promise<Dispatch> {
-  const { C, V } = ctx.dims, b = ctx.buffers;
-  return await matmulForward(
-    ctx.gpu,
-    { out: view(b.logits, n * V), inp: rows(b.lnf, r0, n, C, ctx.operandBytes), weight: ctx.weight(WTE) },
-    { M: n, K: C, N: V },
-    ctx.forwardMatmul("f32"),
-  );
+/** logits[0 .. n) = lnf[r0 .. r0+n) · wteᵀ: [n, V]; a vocabulary slice at a time when wte is split. */
+export async function headForward(ctx: PassContext, r0: number, n: number): Promise<Dispatch[]> {
+  const { gpu, buffers: b } = ctx, { C, V } = ctx.dims;
+  const inp = rows(b.lnf, r0, n, C, ctx.operandBytes), logits = view(b.logits, n * V);
+  const product = (out: Resource, weight: Resource, cols: number) =>
+    matmulForward(gpu, { out, inp, weight }, { M: n, K: C, N: cols }, ctx.forwardMatmul("f32"));
+  if (!b.logitsSlice) return [await product(logits, ctx.vocabSlices[0].weight, V)];
+  const ds: Dispatch[] = [];
+  for (const s of ctx.vocabSlices) {
+    const slice = view(b.logitsSlice, n * s.rows);
+    ds.push(
+      await product(slice, s.weight, s.rows),
+      await copyColumns(gpu, { dst: logits, src: slice }, {
+        rows: n,
+        cols: s.rows,
+        src: { width: s.rows, col: 0 },
+        dst: { width: V, col: s.row0 },
+      }),
+    );
+  }
+  return ds;
+}
+
+/**
+ * The tied head's gradients for rows [r0, r0+n) from dlogits [n, V] (operand type): dlnf = dlogits · wte
+ * into those rows of dBranch, and dwte += dlogitsᵀ · lnf; a vocabulary slice at a time when wte is split.
+ */
+async function headBackward(ctx: PassContext, dlogits: Resource, r0: number, n: number): Promise<Dispatch[]> {
+  const { gpu, buffers: b, operand: A } = ctx, { C, V } = ctx.dims;
+  const dlnf = rows(b.dBranch, r0, n, C), lnf = rows(b.lnf, r0, n, C, ctx.operandBytes);
+  const ds: Dispatch[] = [];
+  for (const [k, s] of ctx.vocabSlices.entries()) {
+    const product = { M: n, K: C, N: s.rows };
+    let dout = dlogits;
+    if (b.logitsSlice) {
+      dout = view(b.logitsSlice, n * s.rows, ctx.operandBytes);
+      const cols = { rows: n, cols: s.rows, src: { width: V, col: s.row0 }, dst: { width: s.rows, col: 0 } };
+      ds.push(await copyColumns(gpu, { dst: dout, src: dlogits }, { ...cols, type: A }));
+    }
+    // The first slice writes dlnf; the others write their share to dres's rows and add it.
+    const dinp = k === 0 ? dlnf : rows(b.dres, r0, n, C);
+    ds.push(
+      await matmulBackwardInput(gpu, { dinp, dout, weight: s.weight }, product, ctx.inputGradMatmul(A)),
+      ...(k === 0 ? [] : [await addInPlace(gpu, { acc: dlnf, inp: dinp }, n * C)]),
+      ...await matmulBackwardWeightSplit(
+        gpu,
+        { dweight: s.grad, dout, inp: lnf, ...ctx.splitScratch },
+        product,
+        ctx.weightGradMatmul(A),
+      ),
+    );
+  }
+  return ds;
 }
 
 /**
@@ -54,13 +105,13 @@ export async function headForward(ctx: PassContext, r0: number, n: number): Prom
  */
 export async function recordLossBackward(ctx: PassContext): Promise<Dispatch[]> {
   const { gpu, buffers: b, operand: A, operandBytes } = ctx;
-  const { N, C, V, R } = ctx.dims, { meanFactor, ignoreIndex } = ctx.loss;
+  const { N, V, R } = ctx.dims, { meanFactor, ignoreIndex } = ctx.loss;
   const half = b.dlogits16 !== undefined;
   const dlogitsBuffer = b.dlogits16 ?? b.logits;
   const ds: Dispatch[] = [];
   for (const [r0, n] of headChunkRows(N, R)) {
-    const dlogits = view(dlogitsBuffer, n * V, operandBytes), product = { M: n, K: C, N: V };
-    if (headChunked(ctx)) ds.push(await headForward(ctx, r0, n));
+    const dlogits = view(dlogitsBuffer, n * V, operandBytes);
+    if (headChunked(ctx)) ds.push(...await headForward(ctx, r0, n));
     ds.push(
       await crossEntropyForwardBackward(
         gpu,
@@ -72,21 +123,7 @@ export async function recordLossBackward(ctx: PassContext): Promise<Dispatch[]> 
         },
         { N: n, V, scale: meanFactor, ignoreIndex, ...(half ? { types: { dlogits: A } } : {}) },
       ),
-    );
-    const dlnf = rows(b.dBranch, r0, n, C), lnf = rows(b.lnf, r0, n, C, operandBytes);
-    ds.push(
-      await matmulBackwardInput(
-        gpu,
-        { dinp: dlnf, dout: dlogits, weight: ctx.weight(WTE) },
-        product,
-        ctx.inputGradMatmul(A),
-      ),
-      ...await matmulBackwardWeightSplit(
-        gpu,
-        { dweight: ctx.grad(WTE), dout: dlogits, inp: lnf, ...ctx.splitScratch },
-        product,
-        ctx.weightGradMatmul(A),
-      ),
+      ...await headBackward(ctx, dlogits, r0, n),
     );
   }
   ds.push(
@@ -106,9 +143,9 @@ export async function recordLossOnly(
   const lossOnly: Dispatch[] = [];
   const headChunks: HeadChunk[] = [];
   for (const [r0, n] of headChunkRows(N, R)) {
-    const logits = headChunked(ctx) ? await headForward(ctx, r0, n) : null;
+    const logits = headChunked(ctx) ? await headForward(ctx, r0, n) : [];
     headChunks.push({ r0, rows: n, logits });
-    if (logits) lossOnly.push(logits);
+    lossOnly.push(...logits);
     lossOnly.push(
       await crossEntropyLoss(
         gpu,

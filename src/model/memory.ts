@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { Gpu } from "../gpu/device.ts";
+import { bindingLimit, type Gpu } from "../gpu/device.ts";
 import { type BufferOptions, bufferTable, tableBuffers } from "./buffers.ts";
 import type { GPTConfig } from "./config.ts";
 import { InputError } from "../util/errors.ts";
@@ -37,8 +37,7 @@ export function memoryPlan(c: GPTConfig, o: BufferOptions): PlannedBuffer[] {
 export function storedDsDefault(gpu: Gpu, c: GPTConfig, o: BufferOptions): boolean {
   const rest = memoryPlan(c, { ...o, storedDs: false }).reduce((s, b) => s + b.bytes, 0);
   const bytes = bufferTable(c, { ...o, storedDs: true }).storage.attDs!.bytes;
-  const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
-  return bytes <= limit && bytes <= rest / 4;
+  return bytes <= bindingLimit(gpu) && bytes <= rest / 4;
 }
 
 /** Bytes of f32 logits the tied head holds at a time at most, below the adapter's binding limit. */
@@ -53,7 +52,7 @@ export const HEAD_CHUNK_BYTES: number = 256 * 2 ** 20;
  */
 export function headRowsDefault(gpu: Gpu, c: GPTConfig, B: number, T: number): number {
   const N = B * T, rowBytes = c.vocab_size * 4;
-  const cap = Math.min(HEAD_CHUNK_BYTES, gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
+  const cap = Math.min(HEAD_CHUNK_BYTES, bindingLimit(gpu));
   if (N * rowBytes <= cap) return N;
   // At least 64 rows (an absurd vocabulary is then refused by checkMemory with its size), at most N.
   return Math.min(N, Math.max(64, Math.floor(cap / rowBytes / 64) * 64));
@@ -76,7 +75,7 @@ export function formatBytes(n: number): string {
  * limit and the plan's total.
  */
 export function checkMemory(gpu: Gpu, plan: readonly PlannedBuffer[], hint: string): void {
-  const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
+  const limit = bindingLimit(gpu);
   const total = plan.reduce((s, b) => s + b.bytes, 0);
   const worst = plan.reduce((a, b) => b.bytes > a.bytes ? b : a);
   if (worst.bytes > limit) {

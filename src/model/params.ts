@@ -3,7 +3,7 @@
  *
  * Tensors that get weight decay (nanoGPT: every tensor with >= 2 dims: embeddings and Linear weights)
  * come first and the rest (biases, LayerNorm weights) after, so AdamW decays the element range
- * [0, decayEnd) of the one parameter buffer. lm_head.weight is tied to transformer.wte.weight and has no
+ * [0, decayEnd) of the parameter arena. lm_head.weight is tied to transformer.wte.weight and has no
  * storage of its own.
  *
  * @module
@@ -52,12 +52,22 @@ export function decays(p: ParamSpec): boolean {
   return p.shape.length >= 2;
 }
 
-/** The arena layout: decayed tensors first; `decayEnd` is the first float of the non-decayed group. */
-export function paramLayout(c: GPTConfig): { layout: ArenaLayout; decayEnd: number } {
+/** Name of the token embedding: the one parameter tensor an arena may split across buffers (by rows). */
+export const WTE = "transformer.wte.weight";
+
+/**
+ * The arena layout: decayed tensors first; `decayEnd` is the first float of the non-decayed group. With
+ * `maxBindingBytes` (the adapter's binding limit) the arena spreads over as many buffers as it needs, the
+ * token embedding cut into row slices where it does not fit one buffer (src/gpu/buffers.ts ArenaLayout).
+ */
+export function paramLayout(
+  c: GPTConfig,
+  maxBindingBytes = Infinity,
+): { layout: ArenaLayout; decayEnd: number } {
   const specs = paramSpecs(c);
   const ordered = [...specs.filter(decays), ...specs.filter((p) => !decays(p))];
   // 128 floats: 256-byte (WebGPU's default minStorageBufferOffsetAlignment) offsets in an f16 copy too.
-  const layout = new ArenaLayout(ordered, 128);
+  const layout = new ArenaLayout(ordered, 128, { maxBytes: maxBindingBytes, splittable: WTE });
   const firstNoDecay = ordered.find((p) => !decays(p));
   const decayEnd = firstNoDecay ? layout.get(firstNoDecay.name).offset : layout.totalFloats;
   return { layout, decayEnd };

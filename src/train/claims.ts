@@ -126,10 +126,10 @@ export async function historyCheck(
       dev.queue.submit([enc.finish()]);
     };
     // Form the inputs with `former`'s weights, then score them with the model's.
-    writeArray(gpu, model.params.buffer, former);
+    model.params.write(gpu, former);
     if (modeStep.dispatches.length) submit("form inputs", modeStep.dispatches);
     const inputs = await readU32(gpu, model.tokens, 0, W * T);
-    writeArray(gpu, model.params.buffer, params);
+    model.params.write(gpu, params);
     submit("score", [...model.forwardEval, ...model.lossOnly]);
     return { inputs, losses: await readF32(gpu, model.losses, 0, W * T) };
   };

@@ -92,7 +92,7 @@ export async function evaluateTokens(
   const B = Math.min(opts.batchSize ?? 8, windows);
   const gpu = opts.gpu ?? await createGpu();
   const model = await GPT.create(gpu, ck.config, { B, T, storedDs: false }); // forward only: no dS buffer
-  writeArray(gpu, model.params.buffer, weightsToArena(ck.weights, model.params.layout));
+  model.params.write(gpu, weightsToArena(ck.weights, model.params.layout));
   const batches = Math.ceil(windows / B);
   const perSubmit = Math.min(batches, 16);
   const corpus = createStorage(gpu, "eval.corpus", ids.byteLength, ids);

@@ -27,7 +27,6 @@
  *
  * @module
  */
-import { snapshotF32 } from "../gpu/buffers.ts";
 import { createGpu, type Gpu } from "../gpu/device.ts";
 import { generateLanguage } from "../data/language.ts";
 import { type CharOracle, languageOracle, loadOracleFile, sampleOracle } from "../data/oracle.ts";
@@ -224,7 +223,7 @@ async function oneRun(
     oracle: src.oracle?.description ?? null,
     source: src.source,
   };
-  const params = await snapshotF32(gpu, r.model.params.buffer);
+  const params = await r.model.params.snapshot(gpu);
   log(`${mode}, seed ${seed}: exposure, noise scale`);
   const exposure = await measureExposure(r.model.config, params, r.corpus.val.tokens, {
     prefix: prefixOf(cfg),
@@ -306,7 +305,7 @@ async function trainRun(cfg: TrainConfig, src: Source, gpu: Gpu, log: (l: string
     onEval: async ({ step, valLoss, model }) => {
       if (!(valLoss < best)) return;
       best = valLoss;
-      snapshots.push({ step, val: valLoss, params: await snapshotF32(gpu, model.params.buffer) });
+      snapshots.push({ step, val: valLoss, params: await model.params.snapshot(gpu) });
       if (snapshots.length > MAX_SNAPSHOTS) {
         const keep = snapshots.filter((_, i) => i % 2 === 1 || i === snapshots.length - 1);
         snapshots.splice(0, snapshots.length, ...keep);

@@ -402,10 +402,10 @@ export async function measureExposure(
   // Forward only (no dS buffer); every row's logits are read back (no head chunks).
   const model = await GPT.create(gpu, config, { B, T, storedDs: false, headRows: B * T });
   const dev = gpu.device;
-  if (params instanceof Float32Array) writeArray(gpu, model.params.buffer, params);
+  if (params instanceof Float32Array) model.params.write(gpu, params);
   else {
     const enc = dev.createCommandEncoder();
-    enc.copyBufferToBuffer(params.buffer, 0, model.params.buffer, 0, model.params.layout.totalFloats * 4);
+    params.copyTo(enc, model.params);
     dev.queue.submit([enc.finish()]);
   }
   const rollout = await createRollout(gpu, config, model.params, model, { B, T, prefix: P, decode });

@@ -240,7 +240,7 @@ export async function buildModeStep(
   // large: model/memory.ts headRowsDefault); a chunk's draws are the whole batch's (sample's row0).
   const pick: Dispatch[] = [];
   for (const { r0, rows, logits } of model.headChunks) {
-    if (logits) pick.push(logits);
+    pick.push(...logits);
     const b = {
       out: { buffer: pred, offset: r0 * 4, size: rows * 4 },
       logits: { buffer: model.logits, offset: 0, size: rows * V * 4 },
@@ -288,20 +288,14 @@ export interface GradProbe {
   readonly gstats: GPUBuffer;
 }
 
-/** Builds a {@linkcode GradProbe} over the gradient arena of `n` floats. */
-export async function createGradProbe(gpu: Gpu, grads: GPUBuffer, n: number): Promise<GradProbe> {
-  const prev = createStorage(gpu, "probe.prev_grads", n * 4);
+/** Builds a {@linkcode GradProbe} over the gradient arena (one partial dispatch per buffer of it). */
+export async function createGradProbe(gpu: Gpu, grads: Arena): Promise<GradProbe> {
+  const n = grads.layout.buffers.map((b) => b.floats), many = n.length > 1;
+  const prev = n.map((f, k) =>
+    createStorage(gpu, many ? `probe.prev_grads.${k}` : "probe.prev_grads", f * 4)
+  );
   const scratch = createStorage(gpu, "probe.scratch", gradCosineScratchBytes(n));
   const gstats = createStorage(gpu, "probe.gstats", 16);
-  return {
-    dispatches: await gradCosine(gpu, {
-      prev,
-      grads: { buffer: grads, offset: 0, size: n * 4 },
-      scratch,
-      gstats,
-    }, {
-      n,
-    }),
-    gstats,
-  };
+  const bound = grads.buffers.map((buffer, k) => ({ buffer, offset: 0, size: n[k] * 4 }));
+  return { dispatches: await gradCosine(gpu, { prev, grads: bound, scratch, gstats }, { n }), gstats };
 }

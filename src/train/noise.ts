@@ -23,7 +23,7 @@
  *
  * @module
  */
-import { createStorage, readF32, writeArray } from "../gpu/buffers.ts";
+import { createStorage, writeArray } from "../gpu/buffers.ts";
 import { createGpu, type Gpu } from "../gpu/device.ts";
 import { encodeDispatches } from "../gpu/kernel.ts";
 import { gather, NO_TOKEN } from "../kernels/gather.ts";
@@ -152,7 +152,7 @@ export async function measureNoiseScale(
     meanFactor: 1 / (bSmall * T),
     ignoreIndex: opts.padId,
   });
-  writeArray(gpu, model.params.buffer, params);
+  model.params.write(gpu, params);
   const modeStep = await buildModeStep(gpu, { ...cfg, block_size: T }, model, opts.padId);
   modeStep.update(opts.step);
   const u32 = (label: string, n: number) => createStorage(gpu, label, n * 4);
@@ -184,13 +184,13 @@ export async function measureNoiseScale(
         writeArray(gpu, lengths, Uint32Array.from(opts.offsets ? offs.map(() => T + 1) : w.lengths));
         writeArray(gpu, seeds, Uint32Array.of(hash3(seed, d, i)));
         const enc = dev.createCommandEncoder({ label: "noise" });
-        enc.clearBuffer(model.grads.buffer);
+        for (const b of model.grads.buffers) enc.clearBuffer(b);
         enc.clearBuffer(model.lossAcc);
         const pass = enc.beginComputePass({ label: "noise" });
         encodeDispatches(pass, dispatches);
         pass.end();
         dev.queue.submit([enc.finish()]);
-        const grad = await readF32(gpu, model.grads.buffer, 0, n);
+        const grad = await model.grads.read(gpu);
         let s2 = 0;
         for (let j = 0; j < n; j++) {
           s2 += grad[j] * grad[j];

@@ -10,6 +10,9 @@
  *                        -> fused loss -> backward (parameter gradients +=, each scaled by 1/(N·M))
  *                      global grad norm (2 dispatches) -> clip -> [gradient probe] -> AdamW over the arena
  *
+ * An arena spread over several buffers (a model beyond the adapter's binding limit) takes one more norm
+ * dispatch and one more AdamW dispatch per extra buffer.
+ *
  * Inputs the CPU writes before each submission (never waiting on the GPU): window offsets and lengths
  * u32 [M, B], dropout seeds u32 [M], AdamW's learning rate and bias corrections, the mode's ε.
  *
@@ -126,7 +129,7 @@ interface StepParts {
   corpus: Split;
   batch: { offsets: GPUBuffer; lengths: GPUBuffer; seeds: GPUBuffer };
   stats: GPUBuffer;
-  optimizer: Dispatch;
+  optimizer: Dispatch[];
   optimizerSettings: OptimizerSettings;
   mode: ModeStep | null;
   probe: GradProbe | null;
@@ -144,7 +147,7 @@ export class TrainStep {
   readonly v: Arena;
   /** The step's one compute pass, in order (see the module doc). */
   readonly dispatches: readonly Dispatch[];
-  /** Buffers cleared before the pass: the gradient arena (the backward accumulates) and the loss sums. */
+  /** Buffers cleared before the pass: the gradient arena's (the backward accumulates) and the loss sums. */
   readonly clears: readonly GPUBuffer[];
   /** Optimizer statistics f32 [4]: grad norm, gradient multiplier, skipped (float16 overflow), loss scale. */
   readonly stats: GPUBuffer;
@@ -159,7 +162,7 @@ export class TrainStep {
   readonly #gpu: Gpu;
   readonly #corpus: Split;
   readonly #batch: StepParts["batch"];
-  readonly #optimizer: Dispatch;
+  readonly #optimizer: Dispatch[];
   readonly #settings: OptimizerSettings;
   readonly #mode: ModeStep | null;
 
@@ -168,7 +171,7 @@ export class TrainStep {
     this.m = p.m;
     this.v = p.v;
     this.dispatches = p.dispatches;
-    this.clears = [p.model.grads.buffer, p.model.lossAcc];
+    this.clears = [...p.model.grads.buffers, p.model.lossAcc];
     this.stats = p.stats;
     this.probe = p.probe;
     this.microSteps = p.microSteps;
@@ -197,7 +200,7 @@ export class TrainStep {
       ignoreIndex: o.padId,
       training: true,
     });
-    const layout = model.params.layout, n = layout.totalFloats;
+    const layout = model.params.layout, n = layout.buffers.map((b) => b.floats);
     const m = new Arena(gpu, "adam_m", layout), v = new Arena(gpu, "adam_v", layout);
     const u32 = (label: string, count: number) => createStorage(gpu, label, count * 4);
     const corpus = createStorage(gpu, "corpus.train", o.corpus.tokens.byteLength, o.corpus.tokens);
@@ -212,35 +215,38 @@ export class TrainStep {
     const stats = createStorage(gpu, "grad_stats", 4 * STATS_FLOATS);
     const scratch = createStorage(gpu, "grad_norm_scratch", gradNormScratchBytes(n));
     const scaler = model.lossScaler ? { scaler: model.lossScaler } : {};
-    const norm = await gradNorm(gpu, { stats, grads: model.grads.buffer, scratch, ...scaler }, {
+    const norm = await gradNorm(gpu, { stats, grads: model.grads.buffers, scratch, ...scaler }, {
       n,
       maxNorm: o.optimizer.gradClip,
     });
     const h = o.optimizer;
-    const optimizer = await adamw(gpu, {
-      params: model.params.buffer,
-      m: m.buffer,
-      v: v.buffer,
-      grads: model.grads.buffer,
-      stats,
-    }, {
-      n,
-      decayEnd: h.weightDecay > 0 ? model.decayEnd : 0,
-      lr: h.lr,
-      beta1: h.beta1,
-      beta2: h.beta2,
-      eps: h.eps ?? 1e-8,
-      weightDecay: h.weightDecay,
-      step: 1,
-    });
+    // One AdamW dispatch per buffer; each decays the part of [0, decayEnd) of the image it holds.
+    const optimizer = await Promise.all(layout.buffers.map((b, k) =>
+      adamw(gpu, {
+        params: model.params.buffers[k],
+        m: m.buffers[k],
+        v: v.buffers[k],
+        grads: model.grads.buffers[k],
+        stats,
+      }, {
+        n: b.floats,
+        decayEnd: h.weightDecay > 0 ? Math.min(Math.max(model.decayEnd - b.start, 0), b.floats) : 0,
+        lr: h.lr,
+        beta1: h.beta1,
+        beta2: h.beta2,
+        eps: h.eps ?? 1e-8,
+        weightDecay: h.weightDecay,
+        step: 1,
+      })
+    ));
     // The training mode's dispatches go between gather(m) and the training forward.
     const mode = o.modeSettings ? await buildModeStep(gpu, o.modeSettings, model, padId) : null;
-    const probe = o.gradProbe ? await createGradProbe(gpu, model.grads.buffer, n) : null;
+    const probe = o.gradProbe ? await createGradProbe(gpu, model.grads) : null;
     const dispatches: Dispatch[] = [];
     for (let micro = 0; micro < M; micro++) {
       dispatches.push(gathers[micro], ...(mode?.dispatches ?? []), ...model.forwardTrain, ...model.backward);
     }
-    dispatches.push(...norm, ...(probe?.dispatches ?? []), optimizer);
+    dispatches.push(...norm, ...(probe?.dispatches ?? []), ...optimizer);
     return new TrainStep({
       gpu,
       model,
@@ -265,9 +271,9 @@ export class TrainStep {
     if (scaler && s.lossScaler) {
       writeArray(gpu, scaler, new Float32Array([s.lossScaler.scale, s.lossScaler.good]));
     }
-    writeArray(gpu, this.model.params.buffer, s.params);
-    if (s.m) writeArray(gpu, this.m.buffer, s.m);
-    if (s.v) writeArray(gpu, this.v.buffer, s.v);
+    this.model.params.write(gpu, s.params);
+    if (s.m) this.m.write(gpu, s.m);
+    if (s.v) this.v.write(gpu, s.v);
   }
 
   /**
@@ -293,7 +299,8 @@ export class TrainStep {
       writeArray(gpu, this.#batch.seeds, p.batch.seeds);
     }
     const { beta1, beta2 } = this.#settings;
-    this.#optimizer.update(adamwUniforms({ lr: p.lr, beta1, beta2, step: p.step + 1 }));
+    const uniforms = adamwUniforms({ lr: p.lr, beta1, beta2, step: p.step + 1 });
+    for (const d of this.#optimizer) d.update(uniforms);
     this.#mode?.update(p.step);
   }
 
@@ -321,9 +328,9 @@ export class TrainStep {
   async snapshot(): Promise<StepSnapshot> {
     const gpu = this.#gpu, scaler = this.model.lossScaler;
     const [params, m, v, ls] = await Promise.all([
-      snapshotF32(gpu, this.model.params.buffer),
-      snapshotF32(gpu, this.m.buffer),
-      snapshotF32(gpu, this.v.buffer),
+      this.model.params.snapshot(gpu),
+      this.m.snapshot(gpu),
+      this.v.snapshot(gpu),
       scaler ? snapshotF32(gpu, scaler) : null,
     ]);
     return { params, m, v, ...(ls ? { lossScaler: { scale: ls[0], good: ls[1] } } : {}) };
