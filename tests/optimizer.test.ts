@@ -119,6 +119,28 @@ Deno.test("grad norm: non-finite norm is reported with scale 1; scratch size is 
   }
 });
 
+Deno.test("grad norm over several buffers equals the norm of their concatenation", async () => {
+  const gpu = await testGpu();
+  // Three buffers of an arena spread over several: partial sums of each, one finish.
+  const sizes = [300_000, 1_000, 70_001];
+  const parts = sizes.map((n, k) => new Rng(20 + k).normalArray(n, 0.5));
+  const all = new Float32Array(sizes.reduce((a, b) => a + b));
+  let at = 0;
+  for (const p of parts) all.set(p, (at += p.length) - p.length);
+  const norm = ref.globalNorm(all), maxNorm = 0.5 * norm;
+  const stats = createStorage(gpu, "stats", 16);
+  const scratch = upload(gpu, "scratch", new Float32Array(gradNormScratchBytes(sizes) / 4).fill(GARBAGE));
+  const grads = parts.map((p) => upload(gpu, "grads", p));
+  const ds = await gradNorm(gpu, { stats, grads, scratch }, { n: sizes, maxNorm });
+  assert(ds.length === 4, `${ds.length} dispatches, want a partial per buffer and one finish`);
+  submitDispatches(gpu, ds, "test");
+  const [gn, scale] = await readF32(gpu, stats);
+  assertClose("norm of 3 buffers", [gn, scale], [norm, ref.clipScale(norm, maxNorm)], {
+    atol: 0,
+    rtol: 1e-5,
+  });
+});
+
 /** A small GPT-like arena: decayed matrices first, then biases and LayerNorm weights; odd sizes -> padding. */
 function testArena(): { layout: ArenaLayout; decayEnd: number; inTensor: Uint8Array } {
   const layout = new ArenaLayout([
