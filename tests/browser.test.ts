@@ -1,15 +1,25 @@
 /**
- * The demo page in a real browser: builds web/ with esbuild, serves it on 127.0.0.1, and drives
+ * The playground page in a real browser: builds web/ with esbuild, serves it on 127.0.0.1, and drives
  * Debian's Chromium (/usr/bin/chromium, never a downloaded browser) with playwright-core. Chromium's
- * `--enable-unsafe-webgpu` gives the headless page a software WebGPU adapter, so the engine runs in
- * the page as it would on a GPU. The test trains the tiny preset for a few steps, checks that the loss
- * fell, that samples appeared and that the page logged no error, downloads the checkpoint, checks it in
- * Deno, loads it back into the page and downloads it again (byte-identical). After training and after
- * loading, the page's "Teacher forcing vs free running" panel must show finite exposure numbers with
- * the free-running loss at least the teacher-forced one, the same for both (same weights, same
- * validation windows, greedy continuation). Artifacts: a screenshot
- * after training (train.png), one after loading the checkpoint back (loaded.png) and the checkpoint
- * (model.safetensors), in /tmp/tforce-browser/.
+ * `--enable-unsafe-webgpu` gives the headless page a software WebGPU adapter (SwiftShader), so the engine
+ * runs in the page as it would on a GPU.
+ *
+ * The test walks the page as a person would:
+ * - without WebGPU (the API removed) the page says what to do in browser terms, and stays still;
+ * - the adapter is named as a software renderer; the small preset warns of its long run;
+ * - errors are caught before any kernel compiles (a text of 11 characters, a prompt character the model
+ *   has not seen), shown beside their control, and the page recovers;
+ * - a short training (the tiny preset, 24 steps): the loss falls, the learning rate changed mid-run is
+ *   used from the next step, every evaluation writes a sample with the prompt set apart, its characters
+ *   shaded by probability with a top 5 on hover; the attention map, the learning-rate chart and the
+ *   chart readouts are there; the exposure panel scores the model against the language's true law;
+ * - every enabled control is reached by Tab; at 390 px nothing overflows and the charts are drawn at
+ *   their box's width;
+ * - a second run is stopped between steps; a bad file is refused beside the Load control; the downloaded
+ *   checkpoint loads back (same exposure figures) and downloads again byte-identical;
+ * - the engine bundle (tforce.js) loads in its example page.
+ * Screenshots (error.png, train.png, mobile.png, loaded.png) and the checkpoint stay in
+ * /tmp/tforce-browser/.
  *
  * @module
  */
@@ -31,9 +41,10 @@ const ARGS = [
   "--disable-sync",
   "--disable-quic",
 ];
-/** Where the screenshot and the downloaded checkpoint are kept for a person to look at. */
+/** Where the screenshots and the downloaded checkpoint are kept for a person to look at. */
 const ARTIFACTS = "/tmp/tforce-browser";
-const STEPS = 24;
+const STEPS = 16;
+const EVAL = 8;
 
 const TYPES: Record<string, string> = {
   html: "text/html; charset=utf-8",
@@ -91,8 +102,19 @@ async function waitForState(page: Page, states: string[], timeout: number): Prom
   await page.waitForFunction(`${wanted}.includes(document.body.dataset.state)`, null, { timeout });
   const state = await page.getAttribute("body", "data-state");
   if (state === "error" && !states.includes("error")) {
-    throw new Error(`the page reported an error: ${await page.textContent("#error")}`);
+    const slot = await page.getAttribute("body", "data-error-slot");
+    throw new Error(`the page reported an error beside ${slot}: ${await page.textContent(`#${slot}-error`)}`);
   }
+}
+
+/** Waits until the run has logged step `step`; a page in "error" fails with its message. */
+async function waitForStep(page: Page, step: number, timeout: number): Promise<void> {
+  await page.waitForFunction(
+    `Number(document.body.dataset.step) >= ${step} || document.body.dataset.state === "error"`,
+    null,
+    { timeout },
+  );
+  await waitForState(page, ["compiling", "training", "stopping", "sampling", "measuring", "done"], 1000);
 }
 
 async function num(page: Page, attr: string): Promise<number> {
@@ -101,21 +123,32 @@ async function num(page: Page, attr: string): Promise<number> {
   return Number(v);
 }
 
+/** Expects the page to show an error beside `slot` (and nowhere else) and to be usable again. */
+async function expectError(page: Page, slot: string, pattern: RegExp): Promise<void> {
+  await waitForState(page, ["error"], 10_000);
+  assert.equal(await page.getAttribute("body", "data-error-slot"), slot);
+  const msg = (await page.textContent(`#${slot}-error`)) ?? "";
+  assert.match(msg, pattern);
+  assert(await page.isVisible(`#${slot}-error`), `#${slot}-error is hidden`);
+  assert.equal(await page.isDisabled("#train"), false, "Train stays disabled after an error");
+  assert.match((await page.textContent("#status")) ?? "", /the message is beside/);
+  console.log(`  error beside ${slot}: ${msg}`);
+}
+
 /** The exposure panel's numbers (data-exposure-*), checked finite, the chart drawn. */
-async function exposure(page: Page): Promise<{ tf: number; fr: number; gap: number; kl: number }> {
-  const r = {
-    tf: await num(page, "exposure-tf"),
-    fr: await num(page, "exposure-fr"),
-    gap: await num(page, "exposure-gap"),
-    kl: await num(page, "exposure-kl"),
-  };
-  for (const [k, v] of Object.entries(r)) assert(Number.isFinite(v), `exposure ${k} is not finite: ${v}`);
+async function exposure(page: Page): Promise<Record<string, number>> {
+  const r: Record<string, number> = {};
+  for (const k of ["tf", "fr", "gap", "kl", "oracle-gold", "oracle-own"]) {
+    r[k] = await num(page, `exposure-${k}`);
+    assert(Number.isFinite(r[k]), `exposure ${k} is not finite: ${r[k]}`);
+  }
   assert.deepEqual(await num(page, "exposure-windows"), 8);
   assert(Math.abs(r.gap - (r.fr - r.tf)) < 1e-9, `gap ${r.gap} is not fr - tf`);
-  assert(r.kl >= 0, `mean KL ${r.kl} < 0`);
+  assert(r.kl >= 0 && r["oracle-gold"] >= 0 && r["oracle-own"] >= 0, "a KL below 0");
+  assert(await page.locator("#exposure-chart svg polyline").count() >= 2, "no exposure curves");
   assert(
-    await page.locator("#exposure-chart svg polyline, #exposure-chart svg path").count() > 0,
-    "no curves",
+    await page.locator("#exposure-chart svg rect.region").count() === 1,
+    "the true prefix is not shaded",
   );
   console.log(`  ${await page.textContent("#exposure-status")}`);
   return r;
@@ -127,7 +160,138 @@ async function downloadCheckpoint(page: Page, to: string): Promise<Uint8Array> {
   return await Deno.readFile(to);
 }
 
-Deno.test("browser: the demo page trains, samples, saves and loads a model in headless Chromium", async () => {
+/** Sets a range input's value as a person dragging it would (an input event). */
+async function slide(page: Page, selector: string, value: number): Promise<void> {
+  await page.evaluate(
+    `{ const e = document.querySelector(${JSON.stringify(selector)}); e.value = "${value}"; ` +
+      `e.dispatchEvent(new Event("input", { bubbles: true })); }`,
+  );
+}
+
+/** Without the WebGPU API the page explains, in browser terms, where WebGPU is, and offers no Train. */
+async function checkNoWebGpu(browser: Browser, url: string): Promise<void> {
+  const page = await browser.newPage();
+  await page.addInitScript("delete Navigator.prototype.gpu");
+  await page.goto(url);
+  await waitForState(page, ["no-webgpu"], 15_000);
+  const note = (await page.textContent("#adapter-note")) ?? "";
+  assert.match(note, /Chrome/);
+  assert.match(note, /chrome:\/\/flags/);
+  assert.doesNotMatch(note, /apt-get/);
+  assert(await page.isDisabled("#train"), "Train is enabled without WebGPU");
+  console.log(`  without WebGPU: ${note.slice(0, 90)}…`);
+  await page.close();
+}
+
+/** The engine alone: its example page imports tforce.js, which exposes the public API. */
+async function checkExample(browser: Browser, origin: string, errors: string[]): Promise<void> {
+  const example = await browser.newPage();
+  example.on("pageerror", (e) => errors.push(`example page error: ${e.message}`));
+  await example.goto(`${origin}/example.html`);
+  const exported = await example.evaluate(
+    `import("./tforce.js").then((m) => [typeof m.train, typeof m.Generator])`,
+  );
+  assert.deepEqual(exported, ["function", "function"]);
+  await example.close();
+}
+
+/** Errors caught before compiling (short text, unseen prompt character), each beside its control. */
+async function checkErrors(page: Page): Promise<void> {
+  await page.fill("#text", "hello world");
+  await page.click("#train");
+  await expectError(page, "text", /11 characters/);
+  await page.screenshot({ path: `${ARTIFACTS}/error.png` });
+  await page.click("#reset-text");
+  assert(await page.isHidden("#text-error"), "the text error stays after the text was fixed");
+  await page.fill("#prompt", "Q#");
+  await page.click("#train");
+  await expectError(page, "prompt", /"#"/);
+}
+
+/** Every sample: the prompt set apart, its generated characters shaded, a top 5 on hover. */
+async function checkSamples(page: Page, prompt: string): Promise<void> {
+  const n = await page.locator("#samples li").count();
+  assert.equal(n, STEPS / EVAL, `one sample per evaluation (${STEPS / EVAL}), got ${n}`);
+  assert.equal(await num(page, "samples"), n);
+  for (let i = 0; i < n; i++) {
+    const li = page.locator("#samples li").nth(i);
+    assert.equal(await li.locator(".prompt").textContent(), prompt);
+    assert(await li.locator(".tok").count() > 0, `sample ${i} is not shaded`);
+  }
+  assert.match(
+    (await page.locator("#samples li .meta").first().textContent()) ?? "",
+    new RegExp(`step ${STEPS}`),
+  );
+  await page.locator("#samples li").first().locator(".tok").nth(3).hover();
+  assert.equal(await page.locator("#char-details .top5 li").count(), 5, "no top 5 on hover");
+  console.log(`  sample: ${(await page.locator("#samples li").first().textContent())?.replace(/\s+/g, " ")}`);
+  console.log(`  hover: ${(await page.textContent("#char-details p"))?.trim()}`);
+}
+
+/** The attention map, the learning-rate chart and the chart readouts. */
+async function checkViews(page: Page): Promise<void> {
+  const cells = await num(page, "attention-cells");
+  assert(cells > 10, `attention map of ${cells} cells`);
+  await page.selectOption("#attn-head", "1");
+  const map = page.locator("#attention svg"), box = (await map.boundingBox())!;
+  await map.hover({ position: { x: box.width * 0.6, y: box.height * 0.8 } });
+  assert.match((await page.textContent("#attention-readout")) ?? "", /% of its attention/);
+  assert(await page.locator("#lr-chart svg polyline").count() >= 2, "no learning-rate curves");
+  const chart = page.locator("#chart svg"), loss = (await chart.boundingBox())!;
+  await chart.hover({ position: { x: loss.width * 0.7, y: loss.height / 2 } });
+  assert.match((await page.textContent("#chart .readout")) ?? "", /train \d/);
+  console.log(`  loss chart readout: ${await page.textContent("#chart .readout")}`);
+}
+
+/** Tab reaches every enabled control of the page, the hidden file inputs included. */
+async function checkKeyboard(page: Page): Promise<void> {
+  const controls = await page.evaluate(
+    `[...document.querySelectorAll("a[href], button:not([disabled]), input:not([disabled]), ` +
+      `select:not([disabled]), textarea, [tabindex='0']")]` +
+      ".map((e, i) => e.dataset.tab = e.id || `${e.tagName.toLowerCase()}#${i}`)",
+  ) as string[];
+  await page.evaluate("document.activeElement?.blur()");
+  const reached = new Set<string>();
+  for (let i = 0; i < controls.length + 5; i++) {
+    await page.keyboard.press("Tab");
+    const id = await page.evaluate("document.activeElement?.dataset.tab") as string | undefined;
+    if (id) reached.add(id);
+  }
+  const missed = controls.filter((c) => !reached.has(c));
+  assert.deepEqual(missed, [], `Tab does not reach ${missed.join(", ")}`);
+  for (const id of ["file", "load", "lr", "temperature", "attn-layer"]) {
+    assert(reached.has(id), `Tab misses #${id}`);
+  }
+  console.log(`  Tab reaches all ${controls.length} controls`);
+}
+
+/** At 390 px: no sideways scrolling, charts drawn at their box's width (text at its size), a screenshot. */
+async function checkPhone(page: Page): Promise<void> {
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.waitForFunction(
+    `[...document.querySelectorAll(".chart svg")].every((svg) => ` +
+      `Math.abs(svg.getBoundingClientRect().width - Number(svg.getAttribute("viewBox").split(" ")[2])) < 2)`,
+    null,
+    { timeout: 5000 },
+  );
+  const overflow = await page.evaluate("document.documentElement.scrollWidth") as number;
+  assert(overflow <= 390, `the page is ${overflow} px wide at 390`);
+  await page.screenshot({ path: `${ARTIFACTS}/mobile.png`, fullPage: true });
+  await page.setViewportSize({ width: 1100, height: 900 });
+}
+
+/** A second run stopped after a few steps: the page settles and keeps the stopped model. */
+async function checkStop(page: Page): Promise<void> {
+  await page.click("#train");
+  await waitForStep(page, 2, 60_000);
+  await page.click("#stop");
+  await waitForState(page, ["done"], 60_000);
+  const stopped = await num(page, "stopped");
+  assert(stopped >= 2 && stopped < STEPS, `stopped at step ${stopped}`);
+  console.log(`  ${await page.textContent("#status")}`);
+}
+
+Deno.test("browser: the playground trains, explains, recovers from errors, saves and loads", async () => {
   await requireChromium();
   const chromium = await loadChromium();
   const t0 = performance.now();
@@ -140,7 +304,10 @@ Deno.test("browser: the demo page trains, samples, saves and loads a model in he
     await buildWeb({ outdir: dist });
     lap("built");
     server = serve(dist);
+    const origin = `http://127.0.0.1:${server.addr.port}`;
+    const url = `${origin}/?size=tiny&steps=${STEPS}&eval=${EVAL}&chars=48`;
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+
     const page = await browser.newPage({ viewport: { width: 1100, height: 900 }, acceptDownloads: true });
     const errors: string[] = [];
     page.on("pageerror", (e) => errors.push(`page error: ${e.message}`));
@@ -148,46 +315,59 @@ Deno.test("browser: the demo page trains, samples, saves and loads a model in he
       if (m.type() === "error") errors.push(`console error: ${m.text()}`);
     });
     page.on("requestfailed", (r) => errors.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
-
-    await page.goto(`http://127.0.0.1:${server.addr.port}/?size=tiny&steps=${STEPS}&eval=8&chars=80`);
+    await page.goto(url);
     await waitForState(page, ["ready"], 30_000);
-    console.log(`  ${await page.textContent("#adapter")}`);
+    const adapter = (await page.textContent("#adapter")) ?? "";
+    console.log(`  ${adapter}; ${await page.textContent("#adapter-note")}`);
+    assert.match(adapter, /software/);
     // The precision choice follows the adapter: float16 can be picked only with shader-f16.
     const f16 = await page.getAttribute("body", "data-f16");
     assert(f16 === "true" || f16 === "false", `data-f16 is ${f16}`);
-    const f16Disabled =
-      await page.locator('#dtype option[value="float16"]').getAttribute("disabled") !== null;
-    assert.equal(f16Disabled, f16 === "false");
-    console.log(`  shader-f16: ${f16}`);
+    assert.equal(
+      await page.locator('#dtype option[value="float16"]').getAttribute("disabled") !== null,
+      f16 === "false",
+    );
+    await page.selectOption("#size", "small");
+    assert.match((await page.textContent("#estimate")) ?? "", /min.*long wait/);
+    console.log(`  small: ${await page.textContent("#estimate")}`);
+    await page.selectOption("#size", "tiny");
+    await page.fill("#steps", String(STEPS));
     lap("page ready");
 
+    await checkErrors(page);
+    lap("errors and recovery");
+
+    const prompt = ((await page.inputValue("#text")).split(" ")[0]) + " ";
+    await page.fill("#prompt", prompt);
     await page.click("#train");
+    // While the kernels compile: a page without WebGPU, and the engine bundle's example page.
+    await checkNoWebGpu(browser, url);
+    await checkExample(browser, origin, errors);
+    await waitForStep(page, EVAL, 120_000);
+    const peak = Number(await page.textContent("#lr-value"));
+    await slide(page, "#lr", Number(await page.inputValue("#lr")) + 2); // a higher peak from the next step
+    const newPeak = Number(await page.textContent("#lr-value"));
+    assert(newPeak > peak, `the learning-rate slider did not move: ${peak} -> ${newPeak}`);
     await waitForState(page, ["done"], 120_000);
     lap(`trained ${STEPS} steps`);
-    const shot = `${ARTIFACTS}/train.png`;
-    await page.screenshot({ path: shot, fullPage: true });
-    console.log(`  screenshot: ${shot}`);
-    console.log(`  ${await page.textContent("#status")}`);
+    console.log(`  ${await page.textContent("#status")}; ${await num(page, "kernels")} kernels compiled`);
+    await page.screenshot({ path: `${ARTIFACTS}/train.png`, fullPage: true });
 
-    // The loss fell, evaluations ran, and samples appeared (one per evaluation unless one overlapped).
     const first = await num(page, "first-loss"), last = await num(page, "last-loss");
     const val = await num(page, "val-loss"), step = await num(page, "step");
     console.log(`  train loss ${first.toFixed(3)} -> ${last.toFixed(3)}, val loss ${val.toFixed(3)}`);
     assert.deepEqual(step, STEPS);
     assert(Number.isFinite(first) && Number.isFinite(last) && Number.isFinite(val), "losses must be finite");
     assert(last < first - 0.3, `training loss did not fall enough: ${first} -> ${last}`);
-    const samples = await page.locator("#samples li").allTextContents();
-    assert(samples.length >= 1, "no sample appeared");
-    assert.deepEqual(await num(page, "samples"), samples.length);
-    assert(
-      samples[0].includes(`step ${STEPS}`),
-      `the newest sample is not from the last step: ${samples[0]}`,
-    );
-    assert(await page.locator("#chart svg polyline, #chart svg path").count() > 0, "no loss curve drawn");
-
-    // Exposure bias of the trained model: conditioning on its own greedy output costs loss.
+    const ratio = (await num(page, "lr")) / (await num(page, "lr-scheduled"));
+    assert(Math.abs(ratio - newPeak / peak) < 1e-6, `the last step's rate is ${ratio} x its schedule's`);
+    await checkSamples(page, prompt);
+    await checkViews(page);
     const trained = await exposure(page);
     assert(trained.fr >= trained.tf, `free-running loss ${trained.fr} < teacher-forced ${trained.tf}`);
+    await checkKeyboard(page);
+    await checkPhone(page);
+    lap("views, keyboard, 390 px");
 
     // Download: a nanoGPT-named safetensors checkpoint of the tiny model, readable in Deno.
     const bytes = await downloadCheckpoint(page, `${ARTIFACTS}/model.safetensors`);
@@ -201,24 +381,34 @@ Deno.test("browser: the demo page trains, samples, saves and loads a model in he
     assert.deepEqual(ck.metadata.step, String(STEPS));
     assert.deepEqual(ck.tokenizer.type, "char");
     for (const [name, w] of ck.weights) assert(w.every(Number.isFinite), `${name} has non-finite values`);
-    lap("downloaded");
 
-    // Load it back: the page samples from it, and downloading it again gives the same bytes.
-    const before = samples.length;
+    await checkStop(page);
+    lap("stopped a second run");
+
+    // A file that is not a checkpoint is refused beside Load; the real one loads back, measures the same
+    // and downloads again byte-identical.
+    await Deno.writeTextFile(`${ARTIFACTS}/bogus.safetensors`, "not a checkpoint");
+    await page.setInputFiles("#load", `${ARTIFACTS}/bogus.safetensors`);
+    await expectError(page, "checkpoint", /bogus\.safetensors/);
+    const before = await page.locator("#samples li").count();
     await page.setInputFiles("#load", `${ARTIFACTS}/model.safetensors`);
     await waitForState(page, ["done"], 60_000);
     assert.deepEqual(await num(page, "samples"), before + 1);
     assert((await page.getAttribute("body", "data-model"))?.startsWith("loaded"), "the model was not loaded");
     const loaded = await exposure(page);
-    for (const k of ["tf", "fr", "kl"] as const) {
+    for (const k of ["tf", "fr", "kl", "oracle-gold", "oracle-own"]) {
       assert(Math.abs(loaded[k] - trained[k]) < 1e-4, `loaded model's exposure ${k} differs: ${loaded[k]}`);
     }
     const again = await downloadCheckpoint(page, `${ARTIFACTS}/model.reloaded.safetensors`);
     assert(again.length === bytes.length && again.every((b, i) => b === bytes[i]), "re-download differs");
-    lap("loaded back");
-
     await page.screenshot({ path: `${ARTIFACTS}/loaded.png`, fullPage: true });
+    lap("loaded back");
     assert.deepEqual(errors, [], "the page logged errors");
+    console.log(
+      `  screenshots: ${
+        ["error", "train", "mobile", "loaded"].map((n) => `${ARTIFACTS}/${n}.png`).join(", ")
+      }`,
+    );
   } finally {
     await browser?.close();
     await server?.shutdown();
