@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { testGpu } from "./helpers.ts";
 import type { GPTConfig } from "../src/model/config.ts";
-import type { Gpu } from "../src/gpu/device.ts";
+import { Gpu } from "../src/gpu/device.ts";
 import { GPT } from "../src/model/gpt.ts";
 import { HEAD_CHUNK_BYTES, headRowsDefault, memoryPlan, storedDsDefault } from "../src/model/memory.ts";
 
@@ -131,4 +131,93 @@ Deno.test("a large vocabulary's head goes in chunks that fit the binding limit; 
   assert.equal(headRowsDefault(limits(2 ** 31), { ...gpt2, vocab_size: 2_000_000 }, 1, 32), 32);
   // shakespeare_char (V 65, 16384 rows: 4.1 MiB of logits) keeps the whole head.
   assert.equal(headRowsDefault(limits(2 ** 27), { ...gpt2, vocab_size: 65 }, 64, 256), 16384);
+});
+
+Deno.test("over several buffers (binding limit 1 MiB), the plan lists exactly what GPT.create allocates", async () => {
+  const real = await testGpu();
+  const limit = 2 ** 20;
+  const gpu = new Gpu(real.device, real.description, real.software, { maxStorageBufferBindingSize: limit });
+  // wte [50257 x 16] (3.1 MiB) in 4 slices of up to 16384 rows; the head's logits [4 x 50257] whole.
+  const c: GPTConfig = {
+    n_layer: 2,
+    n_head: 2,
+    n_embd: 16,
+    block_size: 64,
+    vocab_size: 50257,
+    bias: true,
+    dropout: 0,
+  };
+  for (const dtype of ["float32", "float16"] as const) {
+    const sizes: number[] = [];
+    const create = gpu.device.createBuffer.bind(gpu.device);
+    gpu.device.createBuffer = (d: GPUBufferDescriptor) => {
+      if (d.usage & GPUBufferUsage.STORAGE) sizes.push(d.size);
+      return create(d);
+    };
+    let model: GPT;
+    try {
+      model = await GPT.create(gpu, c, { B: 2, T: 2, dtype });
+    } finally {
+      gpu.device.createBuffer = create;
+    }
+    assert.equal(model.params.buffers.length, 4);
+    const plan = memoryPlan(c, {
+      batch: 2,
+      time: 2,
+      dtype,
+      splitK: false,
+      maxBindingBytes: limit,
+      storedDs: true,
+    });
+    assert.deepEqual([...sizes].sort((a, b) => a - b), plan.map((b) => b.bytes).sort((a, b) => a - b));
+    assert.ok(
+      plan.every((b) => b.bytes <= limit),
+      plan.filter((b) => b.bytes > limit).map((b) => b.name).join(),
+    );
+    const names = plan.map((b) => b.name);
+    for (const want of ["parameters 0 [262144 floats]", "gradients 3", "logits slice [4 x 16384]"]) {
+      assert.ok(names.some((n) => n.startsWith(want)), `${want} not in ${names.join(", ")}`);
+    }
+  }
+  // A tensor that cannot be cut (c_fc's weight [512 x 128], 256 KiB) over the limit is refused by name.
+  const wide: GPTConfig = { ...c, n_embd: 128, vocab_size: 65 };
+  const small = new Gpu(real.device, real.description, real.software, {
+    maxStorageBufferBindingSize: 2 ** 17,
+  });
+  await assert.rejects(
+    GPT.create(small, wide, { B: 1, T: 4 }),
+    (e: unknown) =>
+      e instanceof Error && /needs 256 KiB in one buffer \(parameters \d+ \[65536 floats\]\)/.test(e.message),
+  );
+});
+
+Deno.test("GPT-2 small under lavapipe's 128 MiB binding limit: every buffer fits, the arenas in four", () => {
+  const gpt2: GPTConfig = {
+    n_layer: 12,
+    n_head: 12,
+    n_embd: 768,
+    block_size: 1024,
+    vocab_size: 50257,
+    bias: true,
+    dropout: 0,
+  };
+  const limit = 2 ** 27;
+  const plan = memoryPlan(gpt2, {
+    batch: 1,
+    time: 64,
+    training: true,
+    splitK: false,
+    maxBindingBytes: limit,
+  });
+  assert.ok(
+    plan.every((b) => b.bytes <= limit),
+    plan.filter((b) => b.bytes > limit).map((b) => b.name).join(),
+  );
+  for (const kind of ["parameters", "gradients", "adam_m", "adam_v"]) {
+    const parts = plan.filter((b) => b.name.startsWith(`${kind} `));
+    assert.equal(parts.length, 4, kind);
+    // 124,439,808 floats: the image of the one-buffer layout, cut four ways.
+    assert.equal(parts.reduce((s, b) => s + b.bytes, 0), 124_439_808 * 4, kind);
+  }
+  assert.ok(plan.some((b) => b.name === "logits slice [64 x 43690]"));
 });
