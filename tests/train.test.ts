@@ -22,7 +22,10 @@ import {
   tinyGPT,
   tinyTrain,
 } from "./fixtures.ts";
-import { GpuError } from "../src/gpu/device.ts";
+import { Gpu, GpuError } from "../src/gpu/device.ts";
+import { initParams } from "../src/model/init.ts";
+import { TrainStep } from "../src/train/step.ts";
+import { Rng } from "../src/util/rng.ts";
 
 const tiny: TrainConfig = { ...tinyTrain };
 
@@ -338,4 +341,69 @@ Deno.test("a WebGPU validation error mid-run stops training with the step, the k
   );
   decodeModel(await Deno.readFile(`${dir}/model.safetensors`));
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("arenas over several buffers: a resumed run continues exactly; the run matches the one-buffer run", async () => {
+  // Two layers of 128 channels (an arena of 1.6 MB) under a 1.25 MiB binding limit (the corpus's 1.03 MiB
+  // fits): every arena in two buffers.
+  const real = await testGpu();
+  const limit = 1.25 * 2 ** 20;
+  const gpu = new Gpu(real.device, real.description, real.software, { maxStorageBufferBindingSize: limit });
+  const cfg = { ...tiny, n_layer: 2, n_embd: 128, lr_decay_steps: 12, grad_clip: 0.5 };
+  const a = await tempDir(), b = await tempDir(), c = await tempDir();
+  await train({ ...cfg, steps: 6, out: a }, { gpu });
+  const resumed = await train({ ...cfg, steps: 12, out: a, resume: true }, { gpu });
+  const split = await train({ ...cfg, steps: 12, out: b }, { gpu });
+  const whole = await train({ ...cfg, steps: 12, out: c }, { gpu: real });
+  const losses = (h: typeof resumed.history, from = 0) =>
+    h.filter((r) => r.train_loss !== null && r.step > from).map((r) => [r.step, r.train_loss!]);
+  assert.deepEqual(losses(resumed.history, 6), losses(split.history, 6));
+  const [ls, lw] = [losses(split.history), losses(whole.history)];
+  assertClose("losses, two buffers vs one", ls.flat(), lw.flat(), { atol: 0, rtol: 1e-5 });
+  const weights = async (dir: string) => (await loadModel(`${dir}/model.safetensors`)).weights;
+  const [wa, wb, wc] = [await weights(a), await weights(b), await weights(c)];
+  for (const [name, t] of wa) {
+    assert.deepEqual(t, wb.get(name), `${name} differs after resume`);
+    assertClose(name, t, wc.get(name)!, { atol: 1e-5, rtol: 1e-4, quiet: true });
+  }
+  for (const d of [a, b, c]) await Deno.remove(d, { recursive: true });
+});
+
+Deno.test("training steps with the token embedding in vocabulary slices follow the one-buffer steps", async () => {
+  // Vocabulary 50257 at C 64 (wte 12.9 MB) under a 4 MiB binding limit (logits [16 x 50257] fit whole):
+  // arenas in 4 buffers, wte in 4 slices.
+  const real = await testGpu();
+  const gpu = new Gpu(real.device, real.description, real.software, { maxStorageBufferBindingSize: 2 ** 22 });
+  const config = tinyGPT({ vocab_size: 50257, n_embd: 64, block_size: 16, bias: true });
+  const rng = new Rng(5);
+  const corpus = { tokens: Uint32Array.from({ length: 4096 }, () => rng.int(config.vocab_size)) };
+  // A weight decay large enough to see (lr·wd·|p| ~ 6e-4 a step, 0.2 lr) on a wrong range of a buffer.
+  const optimizer = { lr: 3e-3, beta1: 0.9, beta2: 0.99, weightDecay: 10, gradClip: 1 };
+  // Three steps; the gradients and moments of the first, the weights and losses of all.
+  const run = async (g: Gpu) => {
+    const step = await TrainStep.create(g, config, { B: 1, T: 16, corpus, optimizer, gradProbe: true });
+    step.load({ params: initParams(config, step.model.params.layout, 1) });
+    const draws = new Rng(9), losses: number[] = [];
+    let first: { grads: Float32Array; m: Float32Array; v: Float32Array } | null = null;
+    for (let i = 0; i < 3; i++) {
+      step.prepare({ step: i, lr: optimizer.lr, batch: step.drawBatch(draws, { seed: 1, step: i }) });
+      g.device.queue.submit([step.encode("step").finish()]);
+      const [sum, count] = await readF32(g, step.model.lossAcc, 0, 2);
+      losses.push(sum / count, ...await readF32(g, step.stats, 0, 1));
+      first ??= { grads: await step.model.grads.read(g), ...await step.snapshot() };
+    }
+    return { step, losses, first: first!, params: await step.model.params.read(g) };
+  };
+  const one = await run(real), many = await run(gpu);
+  assert.equal(one.step.model.params.buffers.length, 1);
+  assert.equal(many.step.model.params.layout.buffers.length, 4);
+  assert.equal(many.step.model.params.layout.slices("transformer.wte.weight").length, 4);
+  assertClose("losses and grad norms, slices vs whole", many.losses, one.losses, { atol: 0, rtol: 1e-5 });
+  // The first step's gradient and moments agree to rounding; later, AdamW's normalised update turns the
+  // rounding of near-zero gradients into differences of a fraction of lr in the weights.
+  for (const k of ["grads", "m", "v"] as const) {
+    const scale = one.first[k].reduce((a, x) => Math.max(a, Math.abs(x)), 0);
+    assertClose(k, many.first[k], one.first[k], { atol: 1e-5 * scale, rtol: 0 });
+  }
+  assertClose("params", many.params, one.params, { atol: 0.1 * optimizer.lr, rtol: 0 });
 });
