@@ -6,6 +6,8 @@
  */
 import { DEFAULT_TRAIN, kebab, PRESETS, type TrainConfig } from "../train/config.ts";
 import { UsageError } from "./errors.ts";
+import { DEFAULT_SAMPLING } from "../model/generate.ts";
+import { DEFAULT_MAX_TOKENS } from "../train/sample.ts";
 
 /** One flag: its value form ("" for a switch), one line of help, and its default when it has one. */
 export interface Flag {
@@ -189,20 +191,28 @@ export const SAMPLE_FLAGS: FlagTable = {
     help: "model checkpoint to sample from (required): tforce's .safetensors, nanoGPT's ckpt.pt, ...",
   },
   prompt: { value: "TEXT", help: "text the sample continues (default: none)" },
-  "max-tokens": { value: "N", help: "tokens to generate", default: "200" },
-  temperature: { value: "X", help: "softmax temperature (0: argmax)", default: "0.8" },
-  "top-k": { value: "N", help: "sample among the k likeliest tokens (0: all)", default: "0" },
+  "max-tokens": { value: "N", help: "tokens to generate", default: String(DEFAULT_MAX_TOKENS) },
+  temperature: {
+    value: "X",
+    help: "softmax temperature (0: argmax)",
+    default: String(DEFAULT_SAMPLING.temperature),
+  },
+  "top-k": {
+    value: "N",
+    help: "sample among the k likeliest tokens (0: all)",
+    default: String(DEFAULT_SAMPLING.topK),
+  },
   "top-p": {
     value: "P",
     help: "then among the fewest likeliest tokens whose probability reaches P (nucleus; 1: all)",
-    default: "1",
+    default: String(DEFAULT_SAMPLING.topP),
   },
   "num-samples": {
     value: "N",
     help: "independent samples of the prompt; more than 1: each printed whole, then a line of dashes",
     default: "1",
   },
-  seed: { value: "N", help: "sampling seed", default: "1337" },
+  seed: { value: "N", help: "sampling seed", default: String(DEFAULT_SAMPLING.seed) },
   ...LOAD_FLAGS,
 };
 

@@ -13,13 +13,23 @@
  *
  * @module
  */
-import { type Arena, createStorage, readU32 } from "../gpu/buffers.ts";
-import type { Gpu } from "../gpu/device.ts";
+import { Arena, createStorage, readU32 } from "../gpu/buffers.ts";
+import { createGpu, type Gpu } from "../gpu/device.ts";
 import { type Dispatch, encodeDispatches } from "../gpu/kernel.ts";
 import { commit } from "../kernels/decode.ts";
 import { argmax, sample } from "../kernels/sample.ts";
+import { startToken, type Tokenizer } from "../data/tokenizer.ts";
+import { InputError } from "../util/errors.ts";
+import {
+  decodeCheckpoint,
+  loadModel,
+  type LoadOptions,
+  type ModelCheckpoint,
+  weightsToArena,
+} from "./checkpoint.ts";
 import type { GPTConfig } from "./config.ts";
 import { createDecodeNetwork } from "./decode.ts";
+import { paramLayout } from "./params.ts";
 
 /** How to pick each next token. */
 export interface SamplingOptions {
@@ -42,12 +52,46 @@ export interface SamplingOptions {
   firstRow?: number;
 }
 
+/**
+ * The sampling settings {@linkcode Generator.fromCheckpoint} and `deno task sample` use unless told
+ * otherwise: temperature 0.8 (nanoGPT's sample.py), no top-k or top-p restriction, seed 1337.
+ */
+export const DEFAULT_SAMPLING: Readonly<{ temperature: number; topK: number; topP: number; seed: number }> = {
+  temperature: 0.8,
+  topK: 0,
+  topP: 1,
+  seed: 1337,
+};
+
+/** Options for {@linkcode Generator.fromCheckpoint}: the sampling defaults of its calls, and resources. */
+export interface GeneratorOptions extends SamplingOptions {
+  /** A device to use (default: a new one). */
+  gpu?: Gpu;
+  /** Sequences generated side by side by {@linkcode Generator.generate} (default 1). */
+  batch?: number;
+  /** How to read a checkpoint that is not tforce's own (nanoGPT's ckpt.pt, a bare state_dict). */
+  load?: LoadOptions;
+}
+
+/** Options for {@linkcode Generator.generateText}. */
+export interface TextOptions extends SamplingOptions {
+  /**
+   * Receives the text as it is generated, a chunk at a time (an incomplete UTF-8 character of a byte-level
+   * tokenizer is held back until it is whole).
+   */
+  onText?: (text: string) => void | Promise<void>;
+}
+
 /** Generates from a parameter arena; one instance serves many calls with the same batch size. */
 export class Generator {
   /** The model shape. */
   readonly config: GPTConfig;
   /** Sequences generated side by side. */
   readonly B: number;
+  /** The tokenizer that {@linkcode Generator.generateText} encodes and decodes with, when known. */
+  readonly tokenizer: Tokenizer | null;
+  /** Sampling settings of every call, under the call's own options. */
+  readonly sampling: Readonly<SamplingOptions>;
   readonly #gpu: Gpu;
   readonly #seq: GPUBuffer;
   readonly #state: GPUBuffer;
@@ -57,7 +101,7 @@ export class Generator {
   readonly #sample: Dispatch;
   readonly #commit: Dispatch;
 
-  private constructor(gpu: Gpu, config: GPTConfig, B: number, parts: {
+  private constructor(gpu: Gpu, config: GPTConfig, B: number, extra: GeneratorExtra, parts: {
     seq: GPUBuffer;
     state: GPUBuffer;
     rng: GPUBuffer;
@@ -69,6 +113,8 @@ export class Generator {
     this.#gpu = gpu;
     this.config = config;
     this.B = B;
+    this.tokenizer = extra.tokenizer ?? null;
+    this.sampling = { ...extra.sampling };
     this.#seq = parts.seq;
     this.#state = parts.state;
     this.#rng = parts.rng;
@@ -78,8 +124,51 @@ export class Generator {
     this.#commit = parts.commit;
   }
 
-  /** Builds the decode step for `B` sequences over the parameters in `params` (nanoGPT layout). */
-  static async create(gpu: Gpu, config: GPTConfig, params: Arena, B = 1): Promise<Generator> {
+  /**
+   * A generator over a checkpoint: a path (tforce's .safetensors, nanoGPT's ckpt.pt, a Hugging Face GPT-2
+   * folder, ...), its bytes, or a loaded {@linkcode ModelCheckpoint}. Its calls sample with
+   * {@linkcode DEFAULT_SAMPLING} under `opts`' settings, and {@linkcode Generator.generateText} takes text.
+   *
+   * ```ts
+   * const gen = await Generator.fromCheckpoint("out/model.safetensors", { temperature: 0.7 });
+   * console.log(await gen.generateText("The ", 200));
+   * ```
+   */
+  static async fromCheckpoint(
+    source: string | Uint8Array | ModelCheckpoint,
+    opts: GeneratorOptions = {},
+  ): Promise<Generator> {
+    const { gpu: given, batch = 1, load, ...sampling } = opts;
+    if (!(Number.isInteger(batch) && batch >= 1)) {
+      throw new InputError(`batch must be a positive integer (got ${batch})`);
+    }
+    const ck = typeof source === "string"
+      ? await loadModel(source, load)
+      : source instanceof Uint8Array
+      ? await decodeCheckpoint(source, "checkpoint bytes", load)
+      : source;
+    const gpu = given ?? await createGpu();
+    const { layout } = paramLayout(ck.config);
+    const params = new Arena(gpu, "params", layout);
+    params.write(gpu, weightsToArena(ck.weights, layout));
+    return await Generator.create(gpu, ck.config, params, batch, {
+      tokenizer: ck.tokenizer,
+      sampling: { ...DEFAULT_SAMPLING, ...defined(sampling) },
+    });
+  }
+
+  /**
+   * Builds the decode step for `B` sequences over the parameters in `params` (nanoGPT layout); `extra`
+   * gives {@linkcode Generator.generateText} its tokenizer and every call its sampling settings (default:
+   * temperature 1, seed 1337, no top-k or top-p).
+   */
+  static async create(
+    gpu: Gpu,
+    config: GPTConfig,
+    params: Arena,
+    B = 1,
+    extra: GeneratorExtra = {},
+  ): Promise<Generator> {
     const V = config.vocab_size, maxT = config.block_size;
     const f32 = (label: string, n: number) => createStorage(gpu, label, n * 4);
     const seq = f32("gen.seq", B * maxT), state = f32("gen.state", 4), rng = f32("gen.rng", 4);
@@ -88,7 +177,7 @@ export class Generator {
       B,
       label: "gen",
     });
-    return new Generator(gpu, config, B, {
+    return new Generator(gpu, config, B, extra, {
       seq,
       state,
       rng,
@@ -106,16 +195,52 @@ export class Generator {
   }
 
   /**
+   * Continues `prompt` (text; empty: one start token, a newline where the vocabulary has one) by
+   * `maxTokens` tokens and returns the new text (row 0's, prompt excluded). Needs the tokenizer: a
+   * generator {@linkcode Generator.fromCheckpoint} made, or one given to {@linkcode Generator.create}.
+   */
+  async generateText(prompt = "", maxTokens = 200, opts: TextOptions = {}): Promise<string> {
+    const tok = this.tokenizer;
+    if (tok === null) throw new Error("generateText: this generator has no tokenizer (give create one)");
+    let ids: Uint32Array;
+    try {
+      ids = prompt.length > 0 ? tok.encode(prompt) : new Uint32Array(0);
+    } catch (e) {
+      throw new InputError(`prompt: ${(e as Error).message.split("\n")[0]}`);
+    }
+    if (ids.length === 0) ids = new Uint32Array([startToken(tok)]);
+    const { onText, ...sampling } = opts;
+    const got: number[] = [];
+    let shown = 0;
+    await this.generate(ids, maxTokens, sampling, async (t) => {
+      got.push(...t);
+      if (!onText) return;
+      // Decode everything so far and pass on the new suffix; hold back an incomplete UTF-8 tail (BPE).
+      const text = tok.decode(got);
+      const safe = text.endsWith("\uFFFD") ? text.slice(0, -1) : text;
+      if (safe.length > shown) {
+        await onText(safe.slice(shown));
+        shown = safe.length;
+      }
+    });
+    const text = tok.decode(got);
+    if (onText && text.length > shown) await onText(text.slice(shown));
+    return text;
+  }
+
+  /**
    * Continues each of the B prompts (token ids; the same prompt for all rows when one is given) by
-   * `maxTokens` tokens. `onTokens` receives each chunk of new tokens of row 0 as soon as it is read back
-   * (for streaming). Returns the generated tokens of every row, [B][maxTokens].
+   * `maxTokens` tokens, sampling as `opts` says over the generator's {@linkcode Generator.sampling}.
+   * `onTokens` receives each chunk of new tokens of row 0 as soon as it is read back (for streaming).
+   * Returns the generated tokens of every row, [B][maxTokens].
    */
   async generate(
     prompt: ArrayLike<number> | ArrayLike<number>[],
     maxTokens: number,
-    opts: SamplingOptions = {},
+    options: SamplingOptions = {},
     onTokens?: (tokens: number[]) => void | Promise<void>,
   ): Promise<number[][]> {
+    const opts: SamplingOptions = { ...this.sampling, ...defined(options) };
     const B = this.B, maxT = this.config.block_size;
     const prompts = isRows(prompt) ? prompt : Array.from({ length: B }, () => prompt as ArrayLike<number>);
     if (prompts.length !== B) throw new Error(`generate: ${prompts.length} prompts for a batch of ${B}`);
@@ -188,6 +313,19 @@ export class Generator {
     this.#gpu.check();
     return out;
   }
+}
+
+/** What {@linkcode Generator.create} may be given beyond the model: a tokenizer and sampling settings. */
+export interface GeneratorExtra {
+  /** The tokenizer of {@linkcode Generator.generateText}. */
+  tokenizer?: Tokenizer;
+  /** Sampling settings of every call, under the call's own. */
+  sampling?: SamplingOptions;
+}
+
+/** `o` without its undefined entries, so that spreading it keeps the defaults under it. */
+function defined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 function isRows(p: ArrayLike<number> | ArrayLike<number>[]): p is ArrayLike<number>[] {

@@ -3,26 +3,24 @@
  *
  * @module
  */
-import { Arena, writeArray } from "../gpu/buffers.ts";
-import { createGpu, type Gpu } from "../gpu/device.ts";
-import { loadModel, type LoadOptions, weightsToArena } from "../model/checkpoint.ts";
-import { Generator, type SamplingOptions } from "../model/generate.ts";
+import type { Gpu } from "../gpu/device.ts";
+import { createGpu } from "../gpu/device.ts";
+import { loadModel, type LoadOptions } from "../model/checkpoint.ts";
+import { DEFAULT_SAMPLING, Generator } from "../model/generate.ts";
 import type { GPTConfig } from "../model/config.ts";
-import { paramLayout } from "../model/params.ts";
 import { startToken } from "../data/tokenizer.ts";
-import type { Tokenizer } from "../data/tokenizer_types.ts";
 import { InputError } from "../util/errors.ts";
 
-/** Options for {@linkcode sampleCheckpoint}. */
+/** Options for {@linkcode sampleCheckpoint}; each has a default. */
 export interface SampleOptions {
-  /** Text to continue; empty: start from one token (`startToken`: a newline, else a space, else the first). */
-  prompt: string;
-  /** Tokens to generate. */
-  maxTokens: number;
-  /** 0 = greedy. */
-  temperature: number;
-  /** 0 = no top-k restriction. */
-  topK: number;
+  /** Text to continue; empty (the default): start from one token (`startToken`: a newline, else a space, else the first). */
+  prompt?: string;
+  /** Tokens to generate (default 200). */
+  maxTokens?: number;
+  /** 0 = greedy (default {@linkcode DEFAULT_SAMPLING}'s 0.8). */
+  temperature?: number;
+  /** 0 (the default) = no top-k restriction. */
+  topK?: number;
   /** Nucleus sampling after top-k: 0 < topP <= 1; 1 (the default) = no restriction. */
   topP?: number;
   /**
@@ -32,8 +30,8 @@ export interface SampleOptions {
    * the model's caches would not fit), so sample k is the same whatever the number asked for.
    */
   numSamples?: number;
-  /** Sampling seed. */
-  seed: number;
+  /** Sampling seed (default 1337). */
+  seed?: number;
   /** Receives text as it is generated. */
   write?: (text: string) => Promise<void> | void;
   /** A device to use. */
@@ -41,6 +39,9 @@ export interface SampleOptions {
   /** How to read a checkpoint that is not tforce's own (nanoGPT's ckpt.pt, a bare state_dict). */
   load?: LoadOptions;
 }
+
+/** Tokens a sample has unless {@linkcode SampleOptions.maxTokens} says otherwise. */
+export const DEFAULT_MAX_TOKENS = 200;
 
 /** Samples generated side by side at most; more go in further batches. */
 const MAX_BATCH_ROWS = 8;
@@ -51,7 +52,14 @@ export const SAMPLE_SEPARATOR = "---------------";
 /**
  * Generates from the checkpoint at `path`; returns the generated text of each sample (prompt excluded).
  */
-export async function sampleCheckpoint(path: string, o: SampleOptions): Promise<string[]> {
+export async function sampleCheckpoint(path: string, opts: SampleOptions = {}): Promise<string[]> {
+  const o = {
+    ...DEFAULT_SAMPLING,
+    prompt: "",
+    maxTokens: DEFAULT_MAX_TOKENS,
+    numSamples: 1,
+    ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)),
+  } as Required<Omit<SampleOptions, "write" | "gpu" | "load">> & SampleOptions;
   if (!Number.isInteger(o.maxTokens) || o.maxTokens < 1) {
     throw new InputError(`--max-tokens must be a positive integer (got ${o.maxTokens})`);
   }
@@ -64,10 +72,9 @@ export async function sampleCheckpoint(path: string, o: SampleOptions): Promise<
   if (!Number.isInteger(o.seed) || o.seed < 0 || o.seed > 0xffffffff) {
     throw new InputError(`--seed must be an integer in [0, 2^32) (got ${o.seed})`);
   }
-  const topP = o.topP ?? 1, numSamples = o.numSamples ?? 1;
-  if (!(topP > 0 && topP <= 1)) throw new InputError(`--top-p must be in (0, 1] (got ${topP})`);
-  if (!Number.isInteger(numSamples) || numSamples < 1) {
-    throw new InputError(`--num-samples must be a positive integer (got ${numSamples})`);
+  if (!(o.topP > 0 && o.topP <= 1)) throw new InputError(`--top-p must be in (0, 1] (got ${o.topP})`);
+  if (!Number.isInteger(o.numSamples) || o.numSamples < 1) {
+    throw new InputError(`--num-samples must be a positive integer (got ${o.numSamples})`);
   }
   const ck = await loadModel(path, o.load);
   const tok = ck.tokenizer;
@@ -79,21 +86,19 @@ export async function sampleCheckpoint(path: string, o: SampleOptions): Promise<
   }
   if (prompt.length === 0) prompt = new Uint32Array([startToken(tok)]);
   const gpu = o.gpu ?? await createGpu();
-  const { layout } = paramLayout(ck.config);
-  const params = new Arena(gpu, "params", layout);
-  writeArray(gpu, params.buffer, weightsToArena(ck.weights, layout));
-  const sampling = { temperature: o.temperature, topK: o.topK, topP, seed: o.seed };
-  if (numSamples === 1) {
-    const gen = await Generator.create(gpu, ck.config, params, 1);
-    return [await streamOne(gen, tok, prompt, o, sampling)];
+  const sampling = { temperature: o.temperature, topK: o.topK, topP: o.topP, seed: o.seed };
+  if (o.numSamples === 1) {
+    const gen = await Generator.fromCheckpoint(ck, { gpu, ...sampling });
+    if (o.prompt.length > 0) await o.write?.(o.prompt);
+    return [await gen.generateText(o.prompt, o.maxTokens, { onText: o.write })];
   }
-  const rows = Math.min(numSamples, batchRows(gpu, ck.config));
-  const gen = await Generator.create(gpu, ck.config, params, rows);
+  const rows = Math.min(o.numSamples, batchRows(gpu, ck.config));
+  const gen = await Generator.fromCheckpoint(ck, { gpu, batch: rows, ...sampling });
   const texts: string[] = [];
-  for (let first = 0; first < numSamples; first += rows) {
+  for (let first = 0; first < o.numSamples; first += rows) {
     // The last batch's rows past numSamples are generated and dropped (one Generator, one batch size).
-    const got = await gen.generate(prompt, o.maxTokens, { ...sampling, firstRow: first });
-    for (const ids of got.slice(0, numSamples - first)) {
+    const got = await gen.generate(prompt, o.maxTokens, { firstRow: first });
+    for (const ids of got.slice(0, o.numSamples - first)) {
       const text = tok.decode(ids);
       texts.push(text);
       await o.write?.(`${o.prompt}${text}\n${SAMPLE_SEPARATOR}\n`);
@@ -107,30 +112,4 @@ function batchRows(gpu: Gpu, config: GPTConfig): number {
   const limit = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
   const rowBytes = 4 * Math.max(config.block_size * config.n_embd, config.vocab_size);
   return Math.max(1, Math.min(MAX_BATCH_ROWS, Math.floor(limit / rowBytes)));
-}
-
-/** One sample, written as it is generated (the prompt first); returns its text, prompt excluded. */
-async function streamOne(
-  gen: Generator,
-  tok: Tokenizer,
-  prompt: Uint32Array,
-  o: SampleOptions,
-  sampling: SamplingOptions,
-): Promise<string> {
-  if (o.prompt.length > 0) await o.write?.(o.prompt);
-  const ids: number[] = [];
-  let shown = 0;
-  await gen.generate(prompt, o.maxTokens, sampling, async (t) => {
-    ids.push(...t);
-    // Decode everything so far and show the new suffix; hold back an incomplete UTF-8 tail (BPE).
-    const text = tok.decode(ids);
-    const safe = text.endsWith("\uFFFD") ? text.slice(0, -1) : text;
-    if (safe.length > shown) {
-      await o.write?.(safe.slice(shown));
-      shown = safe.length;
-    }
-  });
-  const text = tok.decode(ids);
-  if (text.length > shown) await o.write?.(text.slice(shown));
-  return text;
 }
