@@ -29,7 +29,6 @@ import {
 } from "./src/cli/flags.ts";
 import { train, TrainingDiverged } from "./src/train/trainer.ts";
 import type { StepRecord } from "./src/train/log.ts";
-import { Generator } from "./src/model/generate.ts";
 import { evaluateCheckpoint } from "./src/train/evaluate.ts";
 import { sampleCheckpoint } from "./src/train/sample.ts";
 import { Progress } from "./src/io/progress.ts";
@@ -48,7 +47,6 @@ import { InputError } from "./src/util/errors.ts";
 import { errorLine, UsageError } from "./src/cli/errors.ts";
 import { savedRun } from "./src/train/state.ts";
 import type { LoadOptions } from "./src/model/checkpoint.ts";
-import { startToken } from "./src/data/tokenizer.ts";
 
 /**
  * `argv` parsed against `table`: nanoGPT's `aliases` and snake case accepted, an unknown flag refused with
@@ -170,13 +168,8 @@ async function runTrain(argv: string[]): Promise<number> {
   );
   const cfg = result.config;
   if (cfg.sample_chars > 0) {
-    const gen = await Generator.create(result.gpu, result.model.config, result.model.params, 1);
-    const tok = result.corpus.tokenizer;
-    const start = new Uint32Array([startToken(tok)]);
-    const text = tok.decode(
-      (await gen.generate(start, cfg.sample_chars, { temperature: 0.8, seed: cfg.seed }))[0],
-    );
-    console.log(`sample (temperature 0.8):\n${text}`);
+    const gen = await result.model.generator({ temperature: 0.8, seed: cfg.seed });
+    console.log(`sample (temperature 0.8):\n${await gen.generateText("", cfg.sample_chars)}`);
   }
   return 0;
 }
@@ -187,7 +180,7 @@ function trainWithSignal(
   signal: AbortSignal,
 ) {
   let progress: Progress;
-  return train(given, {
+  return train({ ...given, save: true }, {
     signal,
     onStart: (s) => {
       const cfg = s.config;

@@ -33,11 +33,26 @@ import { STEP_STATS_BYTES, TrainStep } from "./step.ts";
 import { ValidationLoss } from "./evaluate.ts";
 import { isHfGpt2Folder } from "../model/hf_gpt2.ts";
 import { Checkpointer, type RunPosition } from "./checkpointer.ts";
+import { TrainedModel } from "./trained.ts";
 
 export { dropoutSeed } from "./step.ts";
 
 /** A float16 run stops when overflow has halved its loss scale below this (32 halvings from 2^16). */
 const MIN_LOSS_SCALE = 1 / 65536;
+
+/**
+ * What {@linkcode train} takes: any TrainConfig settings over DEFAULT_TRAIN (nanoGPT's snake_case names,
+ * as its config and tforce's saved runs spell them), the text itself, and whether to write a run folder.
+ */
+export interface TrainOptions extends Partial<TrainConfig> {
+  /** Training text given directly instead of `data` (a file); giving both is refused. */
+  text?: string;
+  /**
+   * Write the run folder `out` (checkpoints, train_state.safetensors, log.jsonl, loss.svg). Default: when
+   * `out` or `resume` is given; `false` writes nothing to disk wherever `out` points.
+   */
+  save?: boolean;
+}
 
 /** Hooks and resources for {@linkcode train}. */
 export interface TrainHooks {
@@ -49,11 +64,11 @@ export interface TrainHooks {
   onStart?: (info: TrainStart) => void;
   /** Stops training after the current step when aborted (a checkpoint is written). */
   signal?: AbortSignal;
-  /** Write nothing to disk (tests, browser pages). */
+  /** Write nothing to disk, as {@linkcode TrainOptions.save} `false` (tests, browser pages). */
   noSave?: boolean;
   /** float16 runs: the initial dynamic loss scale (default 2^16, as torch.cuda.amp.GradScaler). */
   lossScaleInit?: number;
-  /** Training text given directly instead of `cfg.data` (browser pages, library callers). */
+  /** Training text, as {@linkcode TrainOptions.text}. */
   text?: string;
   /** Called after each evaluation (and its checkpoint) with the model, e.g. to sample from it. */
   onEval?: (e: { step: number; valLoss: number; model: GPT }) => void | Promise<void>;
@@ -104,8 +119,8 @@ export interface TrainResult {
   stopped: "done" | "aborted" | "diverged";
   /** The corpus used (tokenizer included). */
   corpus: Corpus;
-  /** The model (weights on the GPU): sample from it with Generator. */
-  model: GPT;
+  /** The model (weights on the GPU): save it, take its bytes, or sample from it (`model.generator()`). */
+  model: TrainedModel;
   /** The device used. */
   gpu: Gpu;
   /** Best achievable loss when known. */
@@ -117,12 +132,25 @@ export interface TrainResult {
 }
 
 /**
- * Trains a GPT as `given` says over the defaults (DEFAULT_TRAIN), or, with `resume`, over the settings
- * saved in `out`; see the module doc for the shape of one step. Unless `hooks.noSave`, the run folder
- * is claimed first (src/train/runfolder.ts): locked, and refused if it holds another run.
+ * Trains a GPT as `options` say over the defaults (DEFAULT_TRAIN), or, with `resume`, over the settings
+ * saved in `out`; see the module doc for the shape of one step. A run that saves (`out` given, or `save`)
+ * claims its folder first (src/train/runfolder.ts): locked, and refused if it holds another run.
+ *
+ * ```ts
+ * const r = await train({ text: "hello world\n".repeat(500), steps: 100 }); // nothing written
+ * await r.model.save("model.safetensors");
+ * ```
  */
-export async function train(given: Partial<TrainConfig>, hooks: TrainHooks = {}): Promise<TrainResult> {
+export async function train(options: TrainOptions = {}, hooks: TrainHooks = {}): Promise<TrainResult> {
+  const { text = hooks.text, save, ...given } = options;
   const set = Object.fromEntries(Object.entries(given).filter(([, v]) => v !== undefined));
+  if (options.text !== undefined && set.data !== undefined) {
+    throw configError`train from text or from ${setting("data")}, not both (got ${
+      setting("data")
+    } ${set.data})`;
+  }
+  const saves = save ?? (set.out !== undefined || set.resume === true);
+  hooks = { ...hooks, text, noSave: hooks.noSave === true || !saves };
   const asked = { ...DEFAULT_TRAIN, ...set } as TrainConfig;
   validateTrainConfig(asked);
   if (asked.resume && asked.init_from !== undefined) {
@@ -257,7 +285,12 @@ async function trainIn(
       steps: i,
       stopped,
       corpus,
-      model: step.model,
+      model: new TrainedModel(gpu, step.model, corpus.tokenizer, {
+        step: String(i),
+        val_loss: String(progress.finalVal),
+        // A run on given text cannot name its held-out text: eval then needs --data.
+        ...(hooks.text === undefined ? { train_config: JSON.stringify(cfg) } : {}),
+      }),
       gpu,
       entropyRate: corpus.entropyRate,
       config: cfg,
