@@ -4,7 +4,7 @@
  *
  *   deno run --allow-read --allow-write examples/finetune.ts out/model.safetensors new.txt [steps]
  */
-import { DEFAULT_TRAIN, evaluateCheckpoint, train } from "../mod.ts";
+import { evaluateCheckpoint, train } from "@tforce/core";
 
 const [checkpoint, data, steps = "200"] = Deno.args;
 if (!checkpoint || !data) {
@@ -14,7 +14,6 @@ if (!checkpoint || !data) {
 const before = await evaluateCheckpoint(checkpoint, data);
 console.log(`before fine-tuning: loss ${before.loss.toFixed(4)} on ${data}`);
 await train({
-  ...DEFAULT_TRAIN,
   data,
   init_from: checkpoint,
   steps: Number(steps),

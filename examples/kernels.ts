@@ -4,16 +4,9 @@
  *
  *   deno run --allow-read examples/kernels.ts
  */
-import {
-  createGpu,
-  createStorage,
-  kernels,
-  readF32,
-  reference,
-  Rng,
-  submitDispatches,
-  upload,
-} from "../mod.ts";
+import { createGpu, createStorage, readF32, Rng, submitDispatches, upload } from "@tforce/core/kernels";
+import * as kernels from "@tforce/core/kernels";
+import * as reference from "@tforce/core/reference";
 
 const gpu = await createGpu();
 console.log(`adapter: ${gpu.description}`);

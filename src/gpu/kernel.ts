@@ -9,7 +9,9 @@
  *
  * @module
  */
-import { WgslReflect } from "wgsl_reflect";
+// The full specifier, not deno.json's import map: a program importing tforce by path or URL has no map.
+// deno-lint-ignore no-import-prefix
+import { WgslReflect } from "npm:wgsl_reflect@1.6.0/wgsl_reflect.module.js";
 import { type Gpu, GpuError } from "./device.ts";
 
 /** What a kernel is: a WGSL source, an entry point and its `override` constants. */
