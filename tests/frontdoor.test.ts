@@ -76,7 +76,7 @@ Deno.test("frontdoor: deno.lock and deno.json's imports name wgsl_reflect only",
   assert.deepEqual(config.imports, { wgsl_reflect: "npm:wgsl_reflect@1.6.0/wgsl_reflect.module.js" });
   // The tasks that import esbuild and playwright-core keep them in deno.dev.lock; the others use deno.lock.
   const dev = Object.keys(config.tasks).filter((t) => / --lock=deno\.dev\.lock /.test(config.tasks[t]));
-  assert.deepEqual(dev, ["test", "check", "build"]);
+  assert.deepEqual(dev, ["test", "bench:peers", "check", "build"]);
   const devLock = JSON.parse(await Deno.readTextFile(`${ROOT}deno.dev.lock`)) as Lock;
   for (const p of ["esbuild@0.28.2", "playwright-core@1.64.1", "wgsl_reflect@1.6.0"]) {
     assert.ok(p in devLock.npm, p);
