@@ -7,7 +7,7 @@
 //   dst is untouched).
 // Element type T of both: f32, or f16 (the loss gradient in mixed precision); a copy, exact either way.
 // Gradients: none (a copy).
-// Grid: 1-D over rows * cols elements (Grid1, flat_id: shaders/grid.wgsl, appended by the dispatcher).
+// Grid: 1-D over rows * cols elements (Groups, flat_id: shaders/grid.wgsl, appended by the dispatcher).
 
 struct Dims {
   rows: u32,
@@ -27,8 +27,8 @@ alias T = f32; // element type of src and dst: f32 or f16 (src/gpu/source.ts wit
 override WG: u32 = 256;
 
 @compute @workgroup_size(WG)
-fn copy_columns(id: Grid1) {
-  let i = flat_id(id);
+fn copy_columns(g: Groups, @builtin(local_invocation_index) lid: u32) {
+  let i = flat_id(g, lid);
   if (i >= dims.rows * dims.cols) { return; }
   let r = i / dims.cols;
   let j = i - r * dims.cols;

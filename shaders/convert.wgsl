@@ -5,7 +5,7 @@
 //   inp [N] f32 read as N/4 vec4s;  out [N] f16 written as N/4 vec4<f16>s.
 // Rounding: f32 -> f16 round to nearest even; |x| > 65504 becomes +-Inf (weights never get there).
 // Gradients: none (a copy).
-// Grid: 1-D over N/4 vec4s (Grid1, flat_id: shaders/grid.wgsl, appended by the dispatcher).
+// Grid: 1-D over N/4 vec4s (Groups, flat_id: shaders/grid.wgsl, appended by the dispatcher).
 enable f16;
 
 struct Dims { n4: u32 } // N / 4
@@ -17,8 +17,8 @@ struct Dims { n4: u32 } // N / 4
 override WG: u32 = 256;
 
 @compute @workgroup_size(WG)
-fn cast_f16(id: Grid1) {
-  let i = flat_id(id);
+fn cast_f16(g: Groups, @builtin(local_invocation_index) lid: u32) {
+  let i = flat_id(g, lid);
   if (i >= dims.n4) { return; }
   out[i] = vec4<f16>(inp[i]);
 }

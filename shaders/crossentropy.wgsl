@@ -23,7 +23,7 @@
 // loss_scale[dims.loss_scale_index]. Without flags the file is the in-place, unscaled kernel.
 // Stability: per thread an online (max, sum of exp(x - max)) pair, merged over the workgroup by a fixed
 // tree, so logits of +-1e4 stay finite; loss = (max - x[target]) + log(sum).
-// Grid: one workgroup per row, rows folded into (x, y) workgroups; row = wg.x + wg.y * nwg.x. Each row
+// Grid: one workgroup per row, rows folded into (x, y) workgroups (shaders/grid.wgsl group_index). Each row
 // is read twice (reduction, then the gradient write): a 50304-float row fits no workgroup memory.
 // accumulate_loss runs as ONE workgroup: strided per-thread sums in index order, then a fixed tree, so
 // the result is bitwise reproducible run to run (no float atomics).
@@ -120,23 +120,21 @@ fn ce_row(row: u32, lid: u32, write_grad: bool) {
   }
 }
 
+// The workgroup's row (Groups, group_index: shaders/grid.wgsl, appended by the dispatcher).
+fn ce_rows(g: Groups, lid: u32, write_grad: bool) {
+  let row = group_index(g);
+  if (row < dims.N) { ce_row(row, lid, write_grad); }
+}
+
 @compute @workgroup_size(WG)
-fn crossentropy_forward_backward(@builtin(workgroup_id) wg: vec3<u32>,
-                                 @builtin(num_workgroups) nwg: vec3<u32>,
-                                 @builtin(local_invocation_index) lid: u32) {
-  let row = wg.x + wg.y * nwg.x;
-  if (row >= dims.N) { return; }
-  ce_row(row, lid, true);
+fn crossentropy_forward_backward(g: Groups, @builtin(local_invocation_index) lid: u32) {
+  ce_rows(g, lid, true);
 }
 
 // Forward only (evaluation): losses written, logits left untouched.
 @compute @workgroup_size(WG)
-fn crossentropy_forward(@builtin(workgroup_id) wg: vec3<u32>,
-                        @builtin(num_workgroups) nwg: vec3<u32>,
-                        @builtin(local_invocation_index) lid: u32) {
-  let row = wg.x + wg.y * nwg.x;
-  if (row >= dims.N) { return; }
-  ce_row(row, lid, false);
+fn crossentropy_forward(g: Groups, @builtin(local_invocation_index) lid: u32) {
+  ce_rows(g, lid, false);
 }
 
 // acc[0] += sum(losses[0..N)), acc[1] += #{n : targets[n] != ignore_index}. Dispatch exactly 1 workgroup.

@@ -55,8 +55,9 @@ struct Dims {
   C: u32,          // decode_embed: channels of x, wte, wpe
   C4: u32,         // kv_append, attention_decode: C / 4
   NH: u32,         // kv_append, attention_decode: heads
-  V: u32,          // decode_embed: vocabulary (rows of wte)
+  V: u32,          // decode_embed: rows of the bound wte (the vocabulary, or a slice's token ids)
   forced_len: u32, // commit: number of leading (given) tokens of every row
+  v0: u32,         // decode_embed: first token id of the bound wte (0 unless wte is split in slices)
 }
 
 // Bindings, one number per variable across the file: decode_embed 0, 4, 5, 6, 7, 11; kv_append 1, 2, 7,
@@ -95,31 +96,32 @@ fn load_pos(lid: u32) -> u32 {
   return workgroupUniformLoad(&wpos);
 }
 
-fn group_index(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
-  return wg.x + wg.y * nwg.x;
-}
-
+// Entry points take Groups (group_index, flat_id: shaders/grid.wgsl, appended by the dispatcher).
 @compute @workgroup_size(WG)
-fn decode_embed(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                @builtin(local_invocation_index) lid: u32) {
+fn decode_embed(g: Groups, @builtin(local_invocation_index) lid: u32) {
   let pos = load_pos(lid);
   let C = dims.C;
-  let i = group_index(wg, nwg) * WG + lid;
+  let i = flat_id(g, lid);
   if (pos >= dims.maxT || i >= dims.B * C) { return; }
   let b = i / C;
   let c = i - b * C;
-  let tok = seq[b * dims.maxT + pos];
-  var e = wpe[pos * C + c];
-  if (tok < dims.V) { e += wte[tok * C + c]; }
-  x_out[i] = e;
+  // A token embedding split across buffers: the slice at v0 = 0 writes (a zero embedding for tokens past
+  // it), the others add their tokens' rows; u32 wrap-around keeps tokens below v0 out of the slice.
+  let tok = seq[b * dims.maxT + pos] - dims.v0;
+  if (dims.v0 == 0u) {
+    var e = wpe[pos * C + c];
+    if (tok < dims.V) { e += wte[tok * C + c]; }
+    x_out[i] = e;
+  } else if (tok < dims.V) {
+    x_out[i] += wte[tok * C + c];
+  }
 }
 
 @compute @workgroup_size(WG)
-fn kv_append(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-             @builtin(local_invocation_index) lid: u32) {
+fn kv_append(g: Groups, @builtin(local_invocation_index) lid: u32) {
   let pos = load_pos(lid);
   let C4 = dims.C4;
-  let i = group_index(wg, nwg) * WG + lid; // (b, c4)
+  let i = flat_id(g, lid); // (b, c4)
   if (pos >= dims.maxT || i >= dims.B * C4) { return; }
   let b = i / C4;
   let c4 = i - b * C4;
@@ -132,11 +134,10 @@ fn kv_append(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
 }
 
 @compute @workgroup_size(WG)
-fn attention_decode(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                    @builtin(local_invocation_index) lid: u32) {
+fn attention_decode(g: Groups, @builtin(local_invocation_index) lid: u32) {
   let pos = load_pos(lid);
   let NH = dims.NH;
-  let bh = group_index(wg, nwg); // b * NH + h
+  let bh = group_index(g); // b * NH + h
   if (pos >= dims.maxT || bh >= dims.B * NH) { return; } // uniform per workgroup
   let C4 = dims.C4;
   let b = bh / NH;

@@ -22,10 +22,10 @@ struct Dims { B: u32, T: u32, micro: u32, pad_id: u32, ignore_id: u32 }
 
 override WG: u32 = 256;
 
-// One thread per (b, t): Grid1 and flat_id of shaders/grid.wgsl, appended by the dispatcher.
+// One thread per (b, t): Groups and flat_id of shaders/grid.wgsl, appended by the dispatcher.
 @compute @workgroup_size(WG)
-fn gather(id: Grid1) {
-  let i = flat_id(id);
+fn gather(g: Groups, @builtin(local_invocation_index) lid: u32) {
+  let i = flat_id(g, lid);
   if (i == 0u) { rng[0] = seeds[dims.micro]; }
   if (i >= dims.B * dims.T) { return; }
   let b = i / dims.T;

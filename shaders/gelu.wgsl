@@ -3,7 +3,7 @@
 // Shapes: N = number of elements (B*T*4C in the MLP), flat.
 // Gradients: activation gradients are written (dinp = ...), never accumulated.
 // gelu, gelu_grad: shaders/gelu_math.wgsl, appended by the dispatcher (withGeluMath).
-// Grid: 1-D over N (Grid1, flat_id: shaders/grid.wgsl, appended by the dispatcher).
+// Grid: 1-D over N (Groups, flat_id: shaders/grid.wgsl, appended by the dispatcher).
 // Storage types: each array's element type is f32 or f16, chosen by the dispatcher (src/gpu/source.ts
 // withTypes rewrites the alias lines below); arithmetic is f32, f16 is converted on load and rounded on
 // store.
@@ -25,15 +25,15 @@ alias GT = f32; // dinp
 override WG: u32 = 256;
 
 @compute @workgroup_size(WG)
-fn gelu_forward(id: Grid1) {
-  let i = flat_id(id);
+fn gelu_forward(g: Groups, @builtin(local_invocation_index) lid: u32) {
+  let i = flat_id(g, lid);
   if (i >= dims.n) { return; }
   out[i] = OT(gelu(f32(inp[i])));
 }
 
 @compute @workgroup_size(WG)
-fn gelu_backward(id: Grid1) {
-  let i = flat_id(id);
+fn gelu_backward(g: Groups, @builtin(local_invocation_index) lid: u32) {
+  let i = flat_id(g, lid);
   if (i >= dims.n) { return; }
   dinp[i] = GT(f32(dout[i]) * gelu_grad(f32(inp[i])));
 }

@@ -15,7 +15,7 @@
 //   rng        [1+]       u32, rng[0] is the micro-step seed (written by gather), only read here.
 // No gradients: token choices are not differentiable; training treats the rewritten tokens as given inputs.
 //
-// Entry points (1-D grids over B*T threads: Grid1 and flat_id of shaders/grid.wgsl, appended):
+// Entry points (1-D grids over B*T threads: Groups and flat_id of shaders/grid.wgsl, appended):
 //   rollout_begin   seq[b, t] = tokens[b, t] for t < T (the gold window; the decoder keeps positions
 //                   < prefix and overwrites the rest); thread 0 resets roll_state[0..4) = 0 and sets
 //                   roll_rng[0] = hash3(rng[0], stream, 0), a fresh sampling stream per micro-step.
@@ -56,8 +56,8 @@ struct Dims {
 override WG: u32 = 256;
 
 @compute @workgroup_size(WG)
-fn rollout_begin(id: Grid1) {
-  let i = flat_id(id);
+fn rollout_begin(g: Groups, @builtin(local_invocation_index) lid: u32) {
+  let i = flat_id(g, lid);
   if (i == 0u) {
     for (var k = 0u; k < 4u; k++) { roll_state[k] = 0u; }
     roll_rng[0] = hash3(rng[0], dims.stream, 0u);
@@ -75,8 +75,8 @@ fn replaceable(i: u32, t: u32, first: u32) -> bool {
 }
 
 @compute @workgroup_size(WG)
-fn rollout_end(id: Grid1) {
-  let i = flat_id(id);
+fn rollout_end(g: Groups, @builtin(local_invocation_index) lid: u32) {
+  let i = flat_id(g, lid);
   if (i >= dims.B * dims.T) { return; }
   let b = i / dims.T;
   let t = i - b * dims.T;
@@ -84,8 +84,8 @@ fn rollout_end(id: Grid1) {
 }
 
 @compute @workgroup_size(WG)
-fn ss_mix(id: Grid1) {
-  let i = flat_id(id);
+fn ss_mix(g: Groups, @builtin(local_invocation_index) lid: u32) {
+  let i = flat_id(g, lid);
   if (i >= dims.B * dims.T || !replaceable(i, i % dims.T, 1u)) { return; }
   let u = uniform01(hash3(rng[0], dims.stream, i));
   if (u >= dims.eps) { tokens[i] = pred[i - 1u]; }

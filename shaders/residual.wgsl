@@ -13,7 +13,7 @@
 // writes a new seed into rng[0] every step.
 // A dispatch must not bind one buffer both as an output (read_write) and as an input (read), so these
 // are out of place: out must not alias inp / a / b (add_in_place is the in-place form).
-// Grid: 1-D over n (Grid1, flat_id: shaders/grid.wgsl, appended by the dispatcher).
+// Grid: 1-D over n (Groups, flat_id: shaders/grid.wgsl, appended by the dispatcher).
 
 struct Dims { n: u32, threshold: u32, scale: f32, stream: u32 }
 
@@ -36,16 +36,16 @@ fn dropout(x: f32, i: u32) -> f32 {
 
 // out = a + b.
 @compute @workgroup_size(WG)
-fn residual_forward(id: Grid1) {
-  let i = flat_id(id);
+fn residual_forward(g: Groups, @builtin(local_invocation_index) lid: u32) {
+  let i = flat_id(g, lid);
   if (i >= dims.n) { return; }
   out[i] = a[i] + b[i];
 }
 
 // acc += inp.
 @compute @workgroup_size(WG)
-fn add_in_place(id: Grid1) {
-  let i = flat_id(id);
+fn add_in_place(g: Groups, @builtin(local_invocation_index) lid: u32) {
+  let i = flat_id(g, lid);
   if (i >= dims.n) { return; }
   acc[i] += inp[i];
 }
@@ -53,8 +53,8 @@ fn add_in_place(id: Grid1) {
 // out = dropout(inp). Also the backward, with the forward's mask: d/dx (mask * x * scale) = mask * scale,
 // so dinp = dropout(dout) (the dispatcher binds dinp as out and dout as inp).
 @compute @workgroup_size(WG)
-fn dropout_forward(id: Grid1) {
-  let i = flat_id(id);
+fn dropout_forward(g: Groups, @builtin(local_invocation_index) lid: u32) {
+  let i = flat_id(g, lid);
   if (i >= dims.n) { return; }
   out[i] = dropout(inp[i], i);
 }
@@ -62,8 +62,8 @@ fn dropout_forward(id: Grid1) {
 // out = a + dropout(b): the residual add fused with the branch's dropout (one pass instead of two).
 // Backward: da = dout (pass the gradient through), db = dropout of dout with the same stream.
 @compute @workgroup_size(WG)
-fn residual_dropout_forward(id: Grid1) {
-  let i = flat_id(id);
+fn residual_dropout_forward(g: Groups, @builtin(local_invocation_index) lid: u32) {
+  let i = flat_id(g, lid);
   if (i >= dims.n) { return; }
   out[i] = a[i] + dropout(b[i], i);
 }

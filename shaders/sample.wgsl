@@ -83,10 +83,6 @@ struct Keep {
   thresh: u32,
 }
 
-fn row_index(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
-  return wg.x + wg.y * nwg.x;
-}
-
 // Order-preserving key: key(a) < key(b) iff a < b for non-NaN floats; -0 is mapped to +0.
 fn fkey(x: f32) -> u32 {
   var b = bitcast<u32>(x);
@@ -178,11 +174,15 @@ fn histogram(lid: u32, base: u32, V: u32, shift: u32, mask: u32, match_shift: u3
   workgroupBarrier();
 }
 
+// Entry points: one workgroup per row, the row group_index (Groups, shaders/grid.wgsl, appended by the
+// dispatcher); rows >= N return at once (uniform per workgroup).
 @compute @workgroup_size(WG)
-fn argmax(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-          @builtin(local_invocation_index) lid: u32) {
-  let row = row_index(wg, nwg);
-  if (row >= dims.N) { return; }
+fn argmax(g: Groups, @builtin(local_invocation_index) lid: u32) {
+  let row = group_index(g);
+  if (row < dims.N) { argmax_row(row, lid); }
+}
+
+fn argmax_row(row: u32, lid: u32) {
   let V = dims.V;
   let base = row * V;
   var best = 0.0;
@@ -305,19 +305,20 @@ fn keep_threshold(lid: u32, base: u32) -> Keep {
 }
 
 @compute @workgroup_size(WG)
-fn sample_threshold(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                    @builtin(local_invocation_index) lid: u32) {
-  let row = row_index(wg, nwg);
+fn sample_threshold(g: Groups, @builtin(local_invocation_index) lid: u32) {
+  let row = group_index(g);
   if (row >= dims.N) { return; }
   let keep = keep_threshold(lid, row * dims.V);
   if (lid == 0u) { out[row] = keep.thresh; }
 }
 
 @compute @workgroup_size(WG)
-fn sample(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-          @builtin(local_invocation_index) lid: u32) {
-  let row = row_index(wg, nwg);
-  if (row >= dims.N) { return; }
+fn sample(g: Groups, @builtin(local_invocation_index) lid: u32) {
+  let row = group_index(g);
+  if (row < dims.N) { sample_row(row, lid); }
+}
+
+fn sample_row(row: u32, lid: u32) {
   let V = dims.V;
   let base = row * V;
   if (lid == 0u) {

@@ -43,8 +43,9 @@ export function withHash(source: string): string {
 }
 
 /**
- * `source` with the 1-D grid of shaders/grid.wgsl appended (struct Grid1 of an entry point's workgroup and
- * local ids, flat_id: its item); the shader declares `override WG`, its threads per workgroup.
+ * `source` with the grid helpers of shaders/grid.wgsl appended (struct Grid1 of an entry point's workgroup
+ * and local ids; group_index, its workgroup's linear id; flat_id, its item); the shader declares
+ * `override WG`, its threads per workgroup.
  */
 export function withGrid(source: string): string {
   return `${source}\n${grid}`;

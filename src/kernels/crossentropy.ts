@@ -9,7 +9,7 @@
 import source from "../../shaders/crossentropy.wgsl" with { type: "text" };
 import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, getKernel, grid, type Resource } from "../gpu/kernel.ts";
-import { checkTypes, type StorageType, withFlags, withTypes } from "../gpu/source.ts";
+import { checkTypes, type StorageType, withFlags, withGrid, withTypes } from "../gpu/source.ts";
 
 /** "No target is ignored": the default `ignoreIndex`. */
 export const NO_IGNORE: number = 0xffffffff;
@@ -35,7 +35,7 @@ function rowThreads(gpu: Gpu, kernel: string, V: number, opts: CrossEntropyOptio
 
 /** The shader with the OUT and LOSS_SCALE blocks chosen ({@linkcode withFlags}). */
 function variant(flags: Readonly<Record<"OUT" | "LOSS_SCALE", boolean>>): string {
-  return withFlags(source, flags, "crossentropy.wgsl");
+  return withGrid(withFlags(source, flags, "crossentropy.wgsl"));
 }
 
 /** The in-place, unscaled kernel text: what crossentropy_forward and accumulate_loss compile. */

@@ -18,13 +18,13 @@
 import decodeWgsl from "../../shaders/decode.wgsl" with { type: "text" };
 import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, getKernel, grid, type Resource } from "../gpu/kernel.ts";
-import { withHash } from "../gpu/source.ts";
+import { withGrid, withHash } from "../gpu/source.ts";
 
-const source = withHash(decodeWgsl);
+const source = withGrid(withHash(decodeWgsl));
 const WG = 256;
 
 /** The shader's uniforms; each dispatcher sets those its entry point reads, the rest are 0. */
-const NO_DIMS = { B: 0, maxT: 0, C: 0, C4: 0, NH: 0, V: 0, forced_len: 0 };
+const NO_DIMS = { B: 0, maxT: 0, C: 0, C4: 0, NH: 0, V: 0, forced_len: 0, v0: 0 };
 
 /**
  * Compiles (or finds cached) entry point `entry`, with HS4 = `hs4` where the entry point sizes by the head,
@@ -69,15 +69,23 @@ function headVec4s(name: string, s: { B: number; maxT: number; C: number; NH: nu
  * x[b, c] = wte[seq[b, pos], c] + wpe[pos, c] with pos = state[0]; x [B, C] is written (nothing when
  * pos >= maxT). A token id >= V gives a zero token embedding (nothing is read from wte for it).
  * seq [B, maxT] u32, wte [V, C], wpe [>= maxT, C], state [4] u32.
+ *
+ * With `s.slice`, wte binds rows row0 .. row0+rows-1 of a token embedding split across buffers: the
+ * slice with row0 0 writes x as above with a zero embedding for tokens past it, every other slice adds its
+ * tokens' rows (dispatch the slices in order).
  */
 export async function decodeEmbed(
   gpu: Gpu,
   b: { x: Resource; seq: Resource; wte: Resource; wpe: Resource; state: Resource },
-  s: { B: number; maxT: number; C: number; V: number },
+  s: { B: number; maxT: number; C: number; V: number; slice?: { row0: number; rows: number } },
 ): Promise<Dispatch> {
-  checkInts("decode_embed", s, 1);
+  const { B, maxT, C, V } = s, slice = s.slice ?? { row0: 0, rows: V };
+  checkInts("decode_embed", { B, maxT, C, V, rows: slice.rows }, 1);
+  checkInts("decode_embed", { row0: slice.row0 }, 0);
+  if (slice.row0 + slice.rows > V) throw new Error(`decode_embed: slice past the vocabulary of ${V}`);
   const res = { x_out: b.x, seq: b.seq, wte: b.wte, wpe: b.wpe, state: b.state };
-  return await run(gpu, "decode_embed", res, { B: s.B, maxT: s.maxT, C: s.C, V: s.V }, grid(s.B * s.C, WG));
+  const dims = { B, maxT, C, V: slice.rows, v0: slice.row0 };
+  return await run(gpu, "decode_embed", res, dims, grid(B * C, WG));
 }
 
 /**

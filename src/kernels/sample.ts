@@ -7,9 +7,9 @@
 import sampleWgsl from "../../shaders/sample.wgsl" with { type: "text" };
 import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, getKernel, grid, type Resource } from "../gpu/kernel.ts";
-import { withHash } from "../gpu/source.ts";
+import { withGrid, withHash } from "../gpu/source.ts";
 
-const source = withHash(sampleWgsl);
+const source = withGrid(withHash(sampleWgsl));
 const WG = 256;
 
 function checkShape(name: string, N: number, V: number): void {
