@@ -503,6 +503,8 @@ const warmed = new Set<string>();
  * Compiles, in the background, the kernels a run of the form's model will need: a throwaway run of one
  * step and its evaluation, the sample generator and the exposure measurement (on zero weights), side by
  * side. Pipelines are cached per device, so a run started later (or now) finds them ready or compiling.
+ * Called when the page opens and when a run starts, not when a choice changes: compilations cannot be
+ * cancelled, and a model merely looked at would hold up the one trained.
  */
 function warmUp(): void {
   const size = formSize(), dtype = ui.dtype.value as Precision, text = ui.text.value;
@@ -843,13 +845,13 @@ function download(): Promise<void> {
 /** Loads a checkpoint: it becomes the current model, writes a sample and is measured. */
 async function load(file: File): Promise<void> {
   clearError("checkpoint");
+  setState("sampling");
   let ck;
   try {
     ck = decodeModel(new Uint8Array(await file.arrayBuffer()), file.name);
   } catch (e) {
     throw new PageError("checkpoint", (e as Error).message);
   }
-  setState("sampling");
   clearExposure("Measured once the checkpoint is loaded.");
   const g = await gpu();
   const params = new Arena(g, "loaded.params", paramLayout(ck.config).layout);
@@ -924,9 +926,7 @@ function wire(): void {
   ui.size.addEventListener("change", () => {
     ui.steps.value = String(presetSteps(formSize()));
     describeSize();
-    warmUp();
   });
-  ui.dtype.addEventListener("change", warmUp);
   ui.steps.addEventListener("input", describeEstimate);
   ui.lr.addEventListener("input", () => {
     ui.lrValue.value = String(peakLr());
