@@ -154,7 +154,7 @@ Deno.test("gelu_new forward and backward kernels match the reference (and differ
 Deno.test("matmul's fused GELU epilogues take gelu_new: forward act and backward-input pre", async () => {
   const gpu = await testGpu(), rng = new Rng(6);
   const M = 37, K = 24, N = 52;
-  const a = rng.uniformArray(M * K, -1, 1), w = rng.uniformArray(N * K, -1, 1), g = rng.uniformArray(M * N);
+  const a = rng.uniformArray(M * K, -1, 1), w = rng.uniformArray(N * K, -1, 1);
   const inp = upload(gpu, "inp", a), weight = upload(gpu, "weight", w);
   const out = createStorage(gpu, "out", M * N * 4), act = createStorage(gpu, "act", M * N * 4);
   const opts = { activation: "gelu_new" as const };
@@ -170,10 +170,19 @@ Deno.test("matmul's fused GELU epilogues take gelu_new: forward act and backward
   const dinp = createStorage(gpu, "dinp", M * N * 4);
   const bwd = await matmulBackwardInput(
     gpu,
-    { dinp, dout: upload(gpu, "dout", dout), weight: upload(gpu, "w2", w2), pre: upload(gpu, "pre", Float32Array.from(pre)) },
+    {
+      dinp,
+      dout: upload(gpu, "dout", dout),
+      weight: upload(gpu, "w2", w2),
+      pre: upload(gpu, "pre", Float32Array.from(pre)),
+    },
     { M, K: N, N: K2 },
     opts,
   );
-  const want = ref.geluBackward(pre, refMatmul.matmulBackward(dout, new Float64Array(M * N), w2, M, N, K2).dinp, "gelu_new");
+  const want = ref.geluBackward(
+    pre,
+    refMatmul.matmulBackward(dout, new Float64Array(M * N), w2, M, N, K2).dinp,
+    "gelu_new",
+  );
   assertClose("fused pre", await runAndRead(gpu, [bwd], dinp), want, { atol: 1e-5, rtol: 1e-4 });
 });

@@ -50,7 +50,6 @@ export function geluTanhGrad(x: number): number {
   return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * TANH_K * (1 + 3 * TANH_A * x * x);
 }
 
-
 /** out = gelu(inp), elementwise (`activation` picks the exact GELU or GPT-2's tanh form). */
 export function geluForward(inp: ArrayLike<number>, activation: Activation = "gelu"): Float64Array {
   return Float64Array.from(inp, activation === "gelu_new" ? geluTanh : gelu);
