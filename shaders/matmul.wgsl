@@ -387,9 +387,6 @@ fn tile_product(wg: vec3<u32>, li: vec3<u32>, lid: u32) -> Acc {
   }
   return acc;
 }
-// The names shaders/matmul_fused.wgsl calls the loop by.
-fn forward_tile(wg: vec3<u32>, li: vec3<u32>, lid: u32) -> Acc { return tile_product(wg, li, lid); }
-fn backward_input_tile(wg: vec3<u32>, li: vec3<u32>, lid: u32) -> Acc { return tile_product(wg, li, lid); }
 
 // #if FWD
 // Forward: A[r, t] = inp[r, t] and B[t, s] = weight[s, t], both contiguous along t; t over K.
@@ -436,104 +433,80 @@ fn load_b(f: u32, t0: u32, s0: u32) {
 }
 // #endif
 
-// ---- Forward: out[M, N] = inp[M, K] · weight[N, K]ᵀ (+ bias). R = M, S = N, t over K. ----
+// ---- The tile's stores: one per product and fusion, kept like the operand loads. ----
+// The dispatcher keeps one of the blocks `// #if OUT`, `// #if DINP`, `// #if DWEIGHT`, `// #if SCRATCH`
+// below (or of matmul_fused.wgsl's fused forms): the epilogue of the entry point it compiles, which
+// writes the 4 results v of slice z at [r, c..c+3] (z is 0 but in the split weight gradient). With BIAS
+// (the `_bias` forward entry points), v includes bias[c..c+3]. An epilogue is a direct call, not a
+// run-time choice, so an entry point binds only its epilogue's buffers.
+// #if OUT
+// Forward: out[M, N] = inp[M, K] · weight[N, K]ᵀ (+ bias). R = M, S = N, t over K.
+fn epilogue(z: u32, r: u32, c: u32, v: vec4<f32>) { st_out(r, c, v); }
+// #endif
+// #if DINP
+// Backward input: dinp[M, K] = dout[M, N] · weight[N, K]. R = M, S = K, t over N.
+fn epilogue(z: u32, r: u32, c: u32, v: vec4<f32>) { st_dinp(r, c, v); }
+// #endif
+// #if DWEIGHT
+// Backward weight: dweight[N, K] += dout[M, N]ᵀ · inp[M, K]. R = N, S = K, t over M.
+fn epilogue(z: u32, r: u32, c: u32, v: vec4<f32>) { add_dweight(r, c, v); }
+// #endif
+// #if SCRATCH
+// Split backward weight: scratch[z, N, K] = the product over slice z of M.
+fn epilogue(z: u32, r: u32, c: u32, v: vec4<f32>) { st_scratch(z, r, c, v); }
+// #endif
+// #if BIAS
+fn bias_at(c: u32) -> vec4<f32> { return ld_bias(c); }
+// #else
+// No bias: -0.0, since x + -0.0 == x for every x (also -0.0), the compiler drops the add.
+fn bias_at(c: u32) -> vec4<f32> { return vec4<f32>(-0.0); }
+// #endif
 
-fn store_out(c: Acc, wg: vec3<u32>, li: vec3<u32>, ba: vec4<f32>, bb: vec4<f32>) {
+// The thread's 8x8 results through the epilogue: rows ra..ra+3, rb..rb+3 by column halves sa, sb.
+fn store_tile(c: Acc, wg: vec3<u32>, li: vec3<u32>) {
   let ra = wg.y * TM + 4u * li.y;
   let rb = ra + TM / 2u;
   let sa = wg.x * TN + 4u * li.x;
   let sb = sa + TN / 2u;
-  st_out(ra, sa, c.r0a + ba); st_out(ra, sb, c.r0b + bb);
-  st_out(ra + 1u, sa, c.r1a + ba); st_out(ra + 1u, sb, c.r1b + bb);
-  st_out(ra + 2u, sa, c.r2a + ba); st_out(ra + 2u, sb, c.r2b + bb);
-  st_out(ra + 3u, sa, c.r3a + ba); st_out(ra + 3u, sb, c.r3b + bb);
-  st_out(rb, sa, c.r4a + ba); st_out(rb, sb, c.r4b + bb);
-  st_out(rb + 1u, sa, c.r5a + ba); st_out(rb + 1u, sb, c.r5b + bb);
-  st_out(rb + 2u, sa, c.r6a + ba); st_out(rb + 2u, sb, c.r6b + bb);
-  st_out(rb + 3u, sa, c.r7a + ba); st_out(rb + 3u, sb, c.r7b + bb);
-}
-
-@compute @workgroup_size(WGX, WGY)
-fn matmul_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li: vec3<u32>,
-                  @builtin(local_invocation_index) lid: u32) {
-  let acc = tile_product(wg, li, lid);
-  store_out(acc, wg, li, vec4<f32>(), vec4<f32>());
-}
-
-@compute @workgroup_size(WGX, WGY)
-fn matmul_forward_bias(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li: vec3<u32>,
-                       @builtin(local_invocation_index) lid: u32) {
-  let acc = tile_product(wg, li, lid);
-  let sa = wg.x * TN + 4u * li.x;
-  store_out(acc, wg, li, ld_bias(sa), ld_bias(sa + TN / 2u));
-}
-
-// ---- Backward input: dinp[M, K] = dout[M, N] · weight[N, K]. R = M, S = K, t over N. ----
-
-@compute @workgroup_size(WGX, WGY)
-fn matmul_backward_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li: vec3<u32>,
-                         @builtin(local_invocation_index) lid: u32) {
-  let acc = tile_product(wg, li, lid);
-  let ra = wg.y * TM + 4u * li.y;
-  let rb = ra + TM / 2u;
-  let sa = wg.x * TN + 4u * li.x;
-  let sb = sa + TN / 2u;
-  st_dinp(ra, sa, acc.r0a); st_dinp(ra, sb, acc.r0b);
-  st_dinp(ra + 1u, sa, acc.r1a); st_dinp(ra + 1u, sb, acc.r1b);
-  st_dinp(ra + 2u, sa, acc.r2a); st_dinp(ra + 2u, sb, acc.r2b);
-  st_dinp(ra + 3u, sa, acc.r3a); st_dinp(ra + 3u, sb, acc.r3b);
-  st_dinp(rb, sa, acc.r4a); st_dinp(rb, sb, acc.r4b);
-  st_dinp(rb + 1u, sa, acc.r5a); st_dinp(rb + 1u, sb, acc.r5b);
-  st_dinp(rb + 2u, sa, acc.r6a); st_dinp(rb + 2u, sb, acc.r6b);
-  st_dinp(rb + 3u, sa, acc.r7a); st_dinp(rb + 3u, sb, acc.r7b);
-}
-
-// ---- Backward weight: dweight[N, K] += dout[M, N]ᵀ · inp[M, K]. R = N, S = K, t over M. ----
-
-@compute @workgroup_size(WGX, WGY)
-fn matmul_backward_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li: vec3<u32>,
-                          @builtin(local_invocation_index) lid: u32) {
-  let acc = tile_product(wg, li, lid);
-  let ra = wg.y * TM + 4u * li.y;
-  let rb = ra + TM / 2u;
-  let sa = wg.x * TN + 4u * li.x;
-  let sb = sa + TN / 2u;
-  add_dweight(ra, sa, acc.r0a); add_dweight(ra, sb, acc.r0b);
-  add_dweight(ra + 1u, sa, acc.r1a); add_dweight(ra + 1u, sb, acc.r1b);
-  add_dweight(ra + 2u, sa, acc.r2a); add_dweight(ra + 2u, sb, acc.r2b);
-  add_dweight(ra + 3u, sa, acc.r3a); add_dweight(ra + 3u, sb, acc.r3b);
-  add_dweight(rb, sa, acc.r4a); add_dweight(rb, sb, acc.r4b);
-  add_dweight(rb + 1u, sa, acc.r5a); add_dweight(rb + 1u, sb, acc.r5b);
-  add_dweight(rb + 2u, sa, acc.r6a); add_dweight(rb + 2u, sb, acc.r6b);
-  add_dweight(rb + 3u, sa, acc.r7a); add_dweight(rb + 3u, sb, acc.r7b);
-}
-
-@compute @workgroup_size(WGX, WGY)
-fn matmul_backward_weight_split(@builtin(workgroup_id) wg: vec3<u32>,
-                                @builtin(local_invocation_id) li: vec3<u32>,
-                                @builtin(local_invocation_index) lid: u32) {
-  let acc = tile_product(wg, li, lid);
+  let ba = bias_at(sa);
+  let bb = bias_at(sb);
   let z = wg.z;
-  let ra = wg.y * TM + 4u * li.y;
-  let rb = ra + TM / 2u;
-  let sa = wg.x * TN + 4u * li.x;
-  let sb = sa + TN / 2u;
-  st_scratch(z, ra, sa, acc.r0a); st_scratch(z, ra, sb, acc.r0b);
-  st_scratch(z, ra + 1u, sa, acc.r1a); st_scratch(z, ra + 1u, sb, acc.r1b);
-  st_scratch(z, ra + 2u, sa, acc.r2a); st_scratch(z, ra + 2u, sb, acc.r2b);
-  st_scratch(z, ra + 3u, sa, acc.r3a); st_scratch(z, ra + 3u, sb, acc.r3b);
-  st_scratch(z, rb, sa, acc.r4a); st_scratch(z, rb, sb, acc.r4b);
-  st_scratch(z, rb + 1u, sa, acc.r5a); st_scratch(z, rb + 1u, sb, acc.r5b);
-  st_scratch(z, rb + 2u, sa, acc.r6a); st_scratch(z, rb + 2u, sb, acc.r6b);
-  st_scratch(z, rb + 3u, sa, acc.r7a); st_scratch(z, rb + 3u, sb, acc.r7b);
+  epilogue(z, ra, sa, c.r0a + ba); epilogue(z, ra, sb, c.r0b + bb);
+  epilogue(z, ra + 1u, sa, c.r1a + ba); epilogue(z, ra + 1u, sb, c.r1b + bb);
+  epilogue(z, ra + 2u, sa, c.r2a + ba); epilogue(z, ra + 2u, sb, c.r2b + bb);
+  epilogue(z, ra + 3u, sa, c.r3a + ba); epilogue(z, ra + 3u, sb, c.r3b + bb);
+  epilogue(z, rb, sa, c.r4a + ba); epilogue(z, rb, sb, c.r4b + bb);
+  epilogue(z, rb + 1u, sa, c.r5a + ba); epilogue(z, rb + 1u, sb, c.r5b + bb);
+  epilogue(z, rb + 2u, sa, c.r6a + ba); epilogue(z, rb + 2u, sb, c.r6b + bb);
+  epilogue(z, rb + 3u, sa, c.r7a + ba); epilogue(z, rb + 3u, sb, c.r7b + bb);
 }
+
+// ---- Entry points of the tiled products: the kept loads, product and epilogue. ----
+// Each name is its own pipeline with its own bindings; the bodies are one because the dispatcher keeps
+// the blocks of the name it compiles (the entry points of other names in the text are never compiled
+// from it). Here: the plain products; matmul_fused.wgsl adds the fused ones.
+
+// The thread's place in its workgroup (Groups, the workgroup's: shaders/grid.wgsl, appended by the
+// dispatcher; kept apart because barriers need the uniform values to stay uniform).
+struct Threads {
+  @builtin(local_invocation_id) li: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+}
+
+fn tiled(g: Groups, t: Threads) { store_tile(tile_product(g.wg, t.li, t.lid), g.wg, t.li); }
+
+@compute @workgroup_size(WGX, WGY) fn matmul_forward(g: Groups, t: Threads) { tiled(g, t); }
+@compute @workgroup_size(WGX, WGY) fn matmul_forward_bias(g: Groups, t: Threads) { tiled(g, t); }
+@compute @workgroup_size(WGX, WGY) fn matmul_backward_input(g: Groups, t: Threads) { tiled(g, t); }
+@compute @workgroup_size(WGX, WGY) fn matmul_backward_weight(g: Groups, t: Threads) { tiled(g, t); }
+@compute @workgroup_size(WGX, WGY) fn matmul_backward_weight_split(g: Groups, t: Threads) { tiled(g, t); }
+
+// ---- Split-K reduce: dweight[N, K] += the Z slices of scratch. ----
 
 // dweight += partials[0] + partials[1] + ... + partials[Z-1], added left to right, per KV element.
 @compute @workgroup_size(WG)
-fn matmul_backward_weight_reduce(@builtin(workgroup_id) wg: vec3<u32>,
-                                 @builtin(num_workgroups) nwg: vec3<u32>,
-                                 @builtin(local_invocation_index) lid: u32) {
-  let i = (wg.x + wg.y * nwg.x) * WG + lid;
+fn matmul_backward_weight_reduce(g: Groups, @builtin(local_invocation_index) lid: u32) {
+  let i = flat_id(g, lid);
   let n = dims.N * dims.K / KW;
   if (i >= n) { return; }
   let splits = (dims.M + dims.MS - 1u) / dims.MS;

@@ -11,8 +11,9 @@
 //     element (m, n) that of flat index m * N + n on stream dims.drop_stream with seed rng[0], exactly as
 //     shaders/residual.wgsl's dropout_forward over the [M, N] product (whose backward regenerates it).
 // gelu4 / gelu_grad4: shaders/gelu_math.wgsl; hash3: shaders/hash.wgsl (both appended by the dispatcher).
-// Each epilogue spells out its 16 stores like matmul.wgsl's store_out: WGSL has no function pointers, and
-// one shared store choosing its epilogue at run time would make every entry point bind every buffer.
+// Each fusion is an epilogue of matmul.wgsl's store_tile, kept by the dispatcher for its entry points
+// alone (`// #if OUT_GELU` ...): WGSL has no function pointers, and a run-time choice would make every
+// entry point bind every buffer.
 // Bindings: forward_gelu adds act to the forward's; forward_residual adds resid (and rng with dropout);
 // backward_input_gelu adds pre to the input gradient's.
 
@@ -86,79 +87,7 @@ fn ld_resid(r: u32, c: u32) -> vec4<f32> {
 }
 // #endif
 
-// ---- Forward epilogues. ----
-
-// out and act = gelu(out) at [r, c..c+3].
-fn st_out_gelu(r: u32, c: u32, v: vec4<f32>) {
-  st_out(r, c, v);
-  st_act(r, c, gelu4(v));
-}
-
-fn store_out_gelu(c: Acc, wg: vec3<u32>, li: vec3<u32>, ba: vec4<f32>, bb: vec4<f32>) {
-  let ra = wg.y * TM + 4u * li.y;
-  let rb = ra + TM / 2u;
-  let sa = wg.x * TN + 4u * li.x;
-  let sb = sa + TN / 2u;
-  st_out_gelu(ra, sa, c.r0a + ba); st_out_gelu(ra, sb, c.r0b + bb);
-  st_out_gelu(ra + 1u, sa, c.r1a + ba); st_out_gelu(ra + 1u, sb, c.r1b + bb);
-  st_out_gelu(ra + 2u, sa, c.r2a + ba); st_out_gelu(ra + 2u, sb, c.r2b + bb);
-  st_out_gelu(ra + 3u, sa, c.r3a + ba); st_out_gelu(ra + 3u, sb, c.r3b + bb);
-  st_out_gelu(rb, sa, c.r4a + ba); st_out_gelu(rb, sb, c.r4b + bb);
-  st_out_gelu(rb + 1u, sa, c.r5a + ba); st_out_gelu(rb + 1u, sb, c.r5b + bb);
-  st_out_gelu(rb + 2u, sa, c.r6a + ba); st_out_gelu(rb + 2u, sb, c.r6b + bb);
-  st_out_gelu(rb + 3u, sa, c.r7a + ba); st_out_gelu(rb + 3u, sb, c.r7b + bb);
-}
-
-@compute @workgroup_size(WGX, WGY)
-fn matmul_forward_gelu(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li: vec3<u32>,
-                       @builtin(local_invocation_index) lid: u32) {
-  let acc = forward_tile(wg, li, lid);
-  store_out_gelu(acc, wg, li, vec4<f32>(), vec4<f32>());
-}
-
-@compute @workgroup_size(WGX, WGY)
-fn matmul_forward_gelu_bias(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li: vec3<u32>,
-                            @builtin(local_invocation_index) lid: u32) {
-  let acc = forward_tile(wg, li, lid);
-  let sa = wg.x * TN + 4u * li.x;
-  store_out_gelu(acc, wg, li, ld_bias(sa), ld_bias(sa + TN / 2u));
-}
-
-// out = resid + v at [r, c..c+3].
-fn st_out_resid(r: u32, c: u32, v: vec4<f32>) {
-  st_out(r, c, ld_resid(r, c) + v);
-}
-
-fn store_out_resid(c: Acc, wg: vec3<u32>, li: vec3<u32>, ba: vec4<f32>, bb: vec4<f32>) {
-  let ra = wg.y * TM + 4u * li.y;
-  let rb = ra + TM / 2u;
-  let sa = wg.x * TN + 4u * li.x;
-  let sb = sa + TN / 2u;
-  st_out_resid(ra, sa, c.r0a + ba); st_out_resid(ra, sb, c.r0b + bb);
-  st_out_resid(ra + 1u, sa, c.r1a + ba); st_out_resid(ra + 1u, sb, c.r1b + bb);
-  st_out_resid(ra + 2u, sa, c.r2a + ba); st_out_resid(ra + 2u, sb, c.r2b + bb);
-  st_out_resid(ra + 3u, sa, c.r3a + ba); st_out_resid(ra + 3u, sb, c.r3b + bb);
-  st_out_resid(rb, sa, c.r4a + ba); st_out_resid(rb, sb, c.r4b + bb);
-  st_out_resid(rb + 1u, sa, c.r5a + ba); st_out_resid(rb + 1u, sb, c.r5b + bb);
-  st_out_resid(rb + 2u, sa, c.r6a + ba); st_out_resid(rb + 2u, sb, c.r6b + bb);
-  st_out_resid(rb + 3u, sa, c.r7a + ba); st_out_resid(rb + 3u, sb, c.r7b + bb);
-}
-
-@compute @workgroup_size(WGX, WGY)
-fn matmul_forward_residual(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li: vec3<u32>,
-                           @builtin(local_invocation_index) lid: u32) {
-  let acc = forward_tile(wg, li, lid);
-  store_out_resid(acc, wg, li, vec4<f32>(), vec4<f32>());
-}
-
-@compute @workgroup_size(WGX, WGY)
-fn matmul_forward_residual_bias(@builtin(workgroup_id) wg: vec3<u32>,
-                                @builtin(local_invocation_id) li: vec3<u32>,
-                                @builtin(local_invocation_index) lid: u32) {
-  let acc = forward_tile(wg, li, lid);
-  let sa = wg.x * TN + 4u * li.x;
-  store_out_resid(acc, wg, li, ld_bias(sa), ld_bias(sa + TN / 2u));
-}
+// ---- Epilogues (see matmul.wgsl's store_tile), one kept per entry point. ----
 
 // Dropout of the 4 elements at flat indices i .. i+3 (the mask of shaders/residual.wgsl's dropout).
 fn dropout4(v: vec4<f32>, i: u32) -> vec4<f32> {
@@ -172,64 +101,32 @@ fn dropout4(v: vec4<f32>, i: u32) -> vec4<f32> {
   return select(vec4<f32>(), v * dims.drop_scale, keep);
 }
 
+// #if OUT_GELU
+// out and act = gelu(out) at [r, c..c+3].
+fn epilogue(z: u32, r: u32, c: u32, v: vec4<f32>) {
+  st_out(r, c, v);
+  st_act(r, c, gelu4(v));
+}
+// #endif
+// #if OUT_RESID
+// out = resid + v at [r, c..c+3].
+fn epilogue(z: u32, r: u32, c: u32, v: vec4<f32>) { st_out(r, c, ld_resid(r, c) + v); }
+// #endif
+// #if OUT_RESID_DROP
 // out = resid + dropout(v) at [r, c..c+3].
-fn st_out_resid_drop(r: u32, c: u32, v: vec4<f32>) {
+fn epilogue(z: u32, r: u32, c: u32, v: vec4<f32>) {
   st_out(r, c, ld_resid(r, c) + dropout4(v, r * dims.N + c));
 }
-
-fn store_out_resid_drop(c: Acc, wg: vec3<u32>, li: vec3<u32>, ba: vec4<f32>, bb: vec4<f32>) {
-  let ra = wg.y * TM + 4u * li.y;
-  let rb = ra + TM / 2u;
-  let sa = wg.x * TN + 4u * li.x;
-  let sb = sa + TN / 2u;
-  st_out_resid_drop(ra, sa, c.r0a + ba); st_out_resid_drop(ra, sb, c.r0b + bb);
-  st_out_resid_drop(ra + 1u, sa, c.r1a + ba); st_out_resid_drop(ra + 1u, sb, c.r1b + bb);
-  st_out_resid_drop(ra + 2u, sa, c.r2a + ba); st_out_resid_drop(ra + 2u, sb, c.r2b + bb);
-  st_out_resid_drop(ra + 3u, sa, c.r3a + ba); st_out_resid_drop(ra + 3u, sb, c.r3b + bb);
-  st_out_resid_drop(rb, sa, c.r4a + ba); st_out_resid_drop(rb, sb, c.r4b + bb);
-  st_out_resid_drop(rb + 1u, sa, c.r5a + ba); st_out_resid_drop(rb + 1u, sb, c.r5b + bb);
-  st_out_resid_drop(rb + 2u, sa, c.r6a + ba); st_out_resid_drop(rb + 2u, sb, c.r6b + bb);
-  st_out_resid_drop(rb + 3u, sa, c.r7a + ba); st_out_resid_drop(rb + 3u, sb, c.r7b + bb);
-}
-
-@compute @workgroup_size(WGX, WGY)
-fn matmul_forward_residual_dropout(@builtin(workgroup_id) wg: vec3<u32>,
-                                   @builtin(local_invocation_id) li: vec3<u32>,
-                                   @builtin(local_invocation_index) lid: u32) {
-  let acc = forward_tile(wg, li, lid);
-  store_out_resid_drop(acc, wg, li, vec4<f32>(), vec4<f32>());
-}
-
-@compute @workgroup_size(WGX, WGY)
-fn matmul_forward_residual_dropout_bias(@builtin(workgroup_id) wg: vec3<u32>,
-                                        @builtin(local_invocation_id) li: vec3<u32>,
-                                        @builtin(local_invocation_index) lid: u32) {
-  let acc = forward_tile(wg, li, lid);
-  let sa = wg.x * TN + 4u * li.x;
-  store_out_resid_drop(acc, wg, li, ld_bias(sa), ld_bias(sa + TN / 2u));
-}
-
-// ---- Input-gradient epilogue. ----
-
+// #endif
+// #if DINP_GELU
 // dinp at [r, c..c+3] times gelu'(pre) there.
-fn st_dinp_gelu(r: u32, c: u32, v: vec4<f32>) {
-  st_dinp(r, c, v * gelu_grad4(ld_pre(r, c)));
-}
+fn epilogue(z: u32, r: u32, c: u32, v: vec4<f32>) { st_dinp(r, c, v * gelu_grad4(ld_pre(r, c))); }
+// #endif
 
-@compute @workgroup_size(WGX, WGY)
-fn matmul_backward_input_gelu(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li: vec3<u32>,
-                              @builtin(local_invocation_index) lid: u32) {
-  let acc = backward_input_tile(wg, li, lid);
-  let ra = wg.y * TM + 4u * li.y;
-  let rb = ra + TM / 2u;
-  let sa = wg.x * TN + 4u * li.x;
-  let sb = sa + TN / 2u;
-  st_dinp_gelu(ra, sa, acc.r0a); st_dinp_gelu(ra, sb, acc.r0b);
-  st_dinp_gelu(ra + 1u, sa, acc.r1a); st_dinp_gelu(ra + 1u, sb, acc.r1b);
-  st_dinp_gelu(ra + 2u, sa, acc.r2a); st_dinp_gelu(ra + 2u, sb, acc.r2b);
-  st_dinp_gelu(ra + 3u, sa, acc.r3a); st_dinp_gelu(ra + 3u, sb, acc.r3b);
-  st_dinp_gelu(rb, sa, acc.r4a); st_dinp_gelu(rb, sb, acc.r4b);
-  st_dinp_gelu(rb + 1u, sa, acc.r5a); st_dinp_gelu(rb + 1u, sb, acc.r5b);
-  st_dinp_gelu(rb + 2u, sa, acc.r6a); st_dinp_gelu(rb + 2u, sb, acc.r6b);
-  st_dinp_gelu(rb + 3u, sa, acc.r7a); st_dinp_gelu(rb + 3u, sb, acc.r7b);
-}
+@compute @workgroup_size(WGX, WGY) fn matmul_forward_gelu(g: Groups, t: Threads) { tiled(g, t); }
+@compute @workgroup_size(WGX, WGY) fn matmul_forward_gelu_bias(g: Groups, t: Threads) { tiled(g, t); }
+@compute @workgroup_size(WGX, WGY) fn matmul_forward_residual(g: Groups, t: Threads) { tiled(g, t); }
+@compute @workgroup_size(WGX, WGY) fn matmul_forward_residual_bias(g: Groups, t: Threads) { tiled(g, t); }
+@compute @workgroup_size(WGX, WGY) fn matmul_forward_residual_dropout(g: Groups, t: Threads) { tiled(g, t); }
+@compute @workgroup_size(WGX, WGY) fn matmul_forward_residual_dropout_bias(g: Groups, t: Threads) { tiled(g, t); }
+@compute @workgroup_size(WGX, WGY) fn matmul_backward_input_gelu(g: Groups, t: Threads) { tiled(g, t); }

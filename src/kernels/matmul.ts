@@ -35,6 +35,7 @@ import {
   withConsts,
   withFlags,
   withGeluMath,
+  withGrid,
   withHash,
   withTypes,
 } from "../gpu/source.ts";
@@ -133,41 +134,52 @@ function shaderFor(
   return withTypes(src, t);
 }
 
-/** The product each entry point computes: the shader's `// #if` block of its operand loads. */
-const PRODUCT: Readonly<Record<string, "FWD" | "BIN" | "BW">> = {
-  matmul_forward: "FWD",
-  matmul_forward_bias: "FWD",
-  matmul_forward_gelu: "FWD",
-  matmul_forward_gelu_bias: "FWD",
-  matmul_forward_residual: "FWD",
-  matmul_forward_residual_bias: "FWD",
-  matmul_forward_residual_dropout: "FWD",
-  matmul_forward_residual_dropout_bias: "FWD",
-  matmul_backward_input: "BIN",
-  matmul_backward_input_gelu: "BIN",
-  matmul_backward_weight: "BW",
-  matmul_backward_weight_split: "BW",
-  matmul_backward_weight_reduce: "FWD", // no product: any block
-  matmul_backward_bias: "FWD",
+/** The forward entry points' product and operands. */
+const FORWARD = { product: "FWD", uses: ["inp", "weight", "out"] } as const;
+
+/**
+ * What each entry point compiles: its product (the shader's `// #if FWD` / `BIN` / `BW` operand loads),
+ * its epilogue (`// #if OUT` ... block of the tile's stores; also the `_bias` forward entry points' BIAS)
+ * and the operands whose storage types it reads ({@linkcode shaderFor}). The split reduce and the bias
+ * gradient have no tile: any product and epilogue keeps their text compiling.
+ */
+const ENTRIES: Readonly<Record<string, EntrySpec>> = {
+  matmul_forward: { ...FORWARD, epilogue: "OUT" },
+  matmul_forward_bias: { ...FORWARD, epilogue: "OUT", bias: true },
+  matmul_forward_gelu: { ...FORWARD, epilogue: "OUT_GELU" },
+  matmul_forward_gelu_bias: { ...FORWARD, epilogue: "OUT_GELU", bias: true },
+  matmul_forward_residual: { ...FORWARD, epilogue: "OUT_RESID" },
+  matmul_forward_residual_bias: { ...FORWARD, epilogue: "OUT_RESID", bias: true },
+  matmul_forward_residual_dropout: { ...FORWARD, epilogue: "OUT_RESID_DROP" },
+  matmul_forward_residual_dropout_bias: { ...FORWARD, epilogue: "OUT_RESID_DROP", bias: true },
+  matmul_backward_input: { product: "BIN", epilogue: "DINP", uses: ["dout", "weight", "out"] },
+  matmul_backward_input_gelu: {
+    product: "BIN",
+    epilogue: "DINP_GELU",
+    uses: ["dout", "weight", "out", "pre"],
+  },
+  matmul_backward_weight: { product: "BW", epilogue: "DWEIGHT", uses: ["dout", "inp"] },
+  matmul_backward_weight_split: { product: "BW", epilogue: "SCRATCH", uses: ["dout", "inp"] },
+  matmul_backward_weight_reduce: { product: "FWD", epilogue: "OUT", uses: [] },
+  matmul_backward_bias: { product: "FWD", epilogue: "OUT", uses: ["dout"] },
 };
 
-/** Operands each entry point reads or writes, for {@linkcode shaderFor}. */
-const USES: Readonly<Record<string, readonly (keyof MatmulTypes)[]>> = {
-  matmul_forward: ["inp", "weight", "out"],
-  matmul_forward_bias: ["inp", "weight", "out"],
-  matmul_forward_gelu: ["inp", "weight", "out"],
-  matmul_forward_gelu_bias: ["inp", "weight", "out"],
-  matmul_forward_residual: ["inp", "weight", "out"],
-  matmul_forward_residual_bias: ["inp", "weight", "out"],
-  matmul_forward_residual_dropout: ["inp", "weight", "out"],
-  matmul_forward_residual_dropout_bias: ["inp", "weight", "out"],
-  matmul_backward_input: ["dout", "weight", "out"],
-  matmul_backward_input_gelu: ["dout", "weight", "out", "pre"],
-  matmul_backward_weight: ["dout", "inp"],
-  matmul_backward_weight_split: ["dout", "inp"],
-  matmul_backward_weight_reduce: [],
-  matmul_backward_bias: ["dout"],
-};
+/** One entry point's blocks and operands ({@linkcode ENTRIES}). */
+interface EntrySpec {
+  readonly product: "FWD" | "BIN" | "BW";
+  /** The tile-store block (shaders/matmul.wgsl OUT, DINP, DWEIGHT, SCRATCH; matmul_fused.wgsl the rest). */
+  readonly epilogue:
+    | "OUT"
+    | "DINP"
+    | "DWEIGHT"
+    | "SCRATCH"
+    | "OUT_GELU"
+    | "OUT_RESID"
+    | "OUT_RESID_DROP"
+    | "DINP_GELU";
+  readonly bias?: boolean;
+  readonly uses: readonly (keyof MatmulTypes)[];
+}
 
 /** Options for the split-K weight gradient ({@linkcode matmulBackwardWeightSplit}). */
 export interface MatmulSplitOptions extends MatmulOptions {
@@ -182,30 +194,32 @@ export interface MatmulSplitOptions extends MatmulOptions {
 /**
  * The shader text for entry point `entry` with one branch of each `// #if NAME` / `// #else` /
  * `// #endif` block kept (NAME in `flags` and true keeps the first branch; HALF_MATH defaults to false;
- * the product flags FWD, BIN and BW come from `entry`: only its product's operand loads are kept, so
- * the other products' entry points in the text are not to be compiled from it); the dropped lines and
- * the directives become empty lines so WGSL error line numbers still match shaders/matmul.wgsl. Blocks
- * do not nest. HALF_MATH also needs `alias TT = f16` ({@linkcode withTypes}). shaders/matmul_fused.wgsl
- * (the epilogue fusions), GELU math and the hash functions are appended.
+ * the product, epilogue and BIAS flags come from `entry` ({@linkcode ENTRIES}): only its product's operand
+ * loads and its epilogue are kept, so the other entry points in the text are not to be compiled from it);
+ * the dropped lines and the directives become empty lines so WGSL error line numbers still match
+ * shaders/matmul.wgsl. Blocks do not nest. HALF_MATH also needs `alias TT = f16` ({@linkcode withTypes}).
+ * shaders/matmul_fused.wgsl (the epilogue fusions), GELU math and the hash functions are appended.
  */
 export function matmulSource(
   flags: Readonly<Record<string, boolean>>,
   entry = "matmul_forward",
   activation: Activation = "gelu",
 ): string {
-  const product = PRODUCT[entry];
-  if (!product) throw new Error(`matmulSource: no entry point '${entry}'`);
-  const all = {
+  const spec = ENTRIES[entry];
+  if (!spec) throw new Error(`matmulSource: no entry point '${entry}'`);
+  const all: Record<string, boolean> = {
     HALF_MATH: false,
     ...flags,
-    FWD: product === "FWD",
-    BIN: product === "BIN",
-    BW: product === "BW",
+    FWD: spec.product === "FWD",
+    BIN: spec.product === "BIN",
+    BW: spec.product === "BW",
+    BIAS: spec.bias ?? false,
   };
+  for (const { epilogue } of Object.values(ENTRIES)) all[epilogue] = spec.epilogue === epilogue;
   // The fusions come after the core file, so the core's line numbers hold; the fused file's lines are
   // offset by the core's line count in compiler messages.
   const both = `${withFlags(source, all, "matmul.wgsl")}\n${withFlags(fused, all, "matmul_fused.wgsl")}`;
-  return withHash(withGeluMath(both, activation));
+  return withGrid(withHash(withGeluMath(both, activation)));
 }
 
 function checkDims(kernel: string, dims: Record<string, number>): void {
@@ -247,7 +261,7 @@ async function tiled(
       entry,
       { K4: vec && K % 4 === 0, N4: vec && N % 4 === 0 },
       opts.types,
-      USES[entry],
+      ENTRIES[entry].uses,
       opts.math,
       tile,
       opts.activation,
@@ -346,7 +360,7 @@ export async function matmulBackwardBias(
   checkDims(entry, { M, N });
   const k = await getKernel(gpu, {
     name: entry,
-    source: shaderFor(gpu, entry, { K4: false, N4: false }, opts.types, USES[entry]),
+    source: shaderFor(gpu, entry, { K4: false, N4: false }, opts.types, ENTRIES[entry].uses),
     entryPoint: entry,
     constants: { BX, BY },
   });
@@ -419,7 +433,7 @@ export async function matmulBackwardWeightSplit(
     "matmul_backward_weight_split",
     flags,
     opts.types,
-    USES.matmul_backward_weight_split,
+    ENTRIES.matmul_backward_weight_split.uses,
     opts.math,
     tile,
   );
