@@ -8,6 +8,7 @@ import { decodeModel } from "../src/model/checkpoint.ts";
 import { DEFAULT_SAMPLING, Generator } from "../src/model/generate.ts";
 import { sampleCheckpoint } from "../src/train/sample.ts";
 import { train } from "../src/train/trainer.ts";
+import { evaluateCheckpoint } from "../src/train/evaluate.ts";
 import type { TrainConfig } from "../src/train/config.ts";
 import { tinyTrain } from "./fixtures.ts";
 import { exists, refuses, testGpu } from "./helpers.ts";
@@ -95,6 +96,11 @@ Deno.test("train with out saves the run folder as before", async () => {
     const r = await train({ ...tiny(), text: TEXT, out: dir }, { gpu });
     assert.equal(r.checkpoint?.path, `${dir}/model.safetensors`);
     assert.ok(await exists(`${dir}/train_state.safetensors`));
+    // The text is nowhere on disk: evaluating without data asks for it rather than guessing a corpus.
+    await refuses(
+      () => evaluateCheckpoint(`${dir}/model.safetensors`, undefined, { gpu }),
+      /model\.safetensors does not record the data it was trained on: give --data FILE$/,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -37,6 +37,11 @@ export interface CheckpointerOptions {
    * from such a folder), so the result loads wherever the original did.
    */
   hfLayout?: boolean;
+  /**
+   * The run trained on text given directly (no file): its checkpoints say so (`data_source: "text"`),
+   * so that evaluation asks for the text instead of guessing it from `run`.
+   */
+  givenText?: boolean;
 }
 
 /** Writes a training step's checkpoints in the background, one at a time (see the module doc). */
@@ -70,7 +75,8 @@ export class Checkpointer {
     this.#pending = (async () => {
       const { params, ...moments } = await snapshot;
       const state: TrainState = { ...position, ...moments, run };
-      await saveCheckpoint(dir, config, tokenizer, layout, params, state, valLoss, isBest);
+      const extra: Record<string, string> = this.#o.givenText ? { data_source: "text" } : {};
+      await saveCheckpoint(dir, config, tokenizer, layout, params, state, valLoss, isBest, extra);
       if (this.#o.hfLayout) {
         await saveHfGpt2(`${dir}/hf`, { config, tokenizer, weights: arenaToWeights(layout, params) });
       }

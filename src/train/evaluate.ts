@@ -63,7 +63,9 @@ export async function evaluateCheckpoint(
  */
 export async function heldOutTokens(ck: ModelCheckpoint, path: string): Promise<Uint32Array> {
   const run = runConfigOf(ck.metadata, path);
-  if (!run) throw new InputError(`${path} does not record the data it was trained on: give --data FILE`);
+  if (!run || ck.metadata.data_source === "text") {
+    throw new InputError(`${path} does not record the data it was trained on: give --data FILE`);
+  }
   const corpus = await loadCorpus({
     data: run.data,
     val: run.val,

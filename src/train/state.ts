@@ -42,7 +42,10 @@ export interface TrainState {
   run?: TrainConfig;
 }
 
-/** Writes train_state.safetensors, then model.safetensors and, when `isBest`, best.safetensors. */
+/**
+ * Writes train_state.safetensors, then model.safetensors and, when `isBest`, best.safetensors; `extra`
+ * is added to the model files' metadata.
+ */
 export async function saveCheckpoint(
   dir: string,
   config: GPTConfig,
@@ -52,8 +55,10 @@ export async function saveCheckpoint(
   state: TrainState,
   valLoss: number,
   isBest: boolean,
+  extra: Record<string, string> = {},
 ): Promise<void> {
   const meta = {
+    ...extra,
     step: String(state.step),
     val_loss: String(valLoss),
     ...(state.run ? { train_config: JSON.stringify(state.run) } : {}),

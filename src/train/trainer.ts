@@ -229,6 +229,7 @@ async function trainIn(
       dry: hooks.noSave === true,
       savedStep: resumed ? startStep : -1,
       hfLayout: cfg.init_from !== undefined && await isHfGpt2Folder(cfg.init_from),
+      givenText: hooks.text !== undefined,
     }),
     ring: new StatsRing(gpu, 4),
     inFlight: [],
