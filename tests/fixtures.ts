@@ -3,7 +3,7 @@
  * weights near 1), their parameter-arena image, and a tiny training configuration that runs in well under a
  * second on lavapipe.
  */
-import { Arena, writeArray } from "../src/gpu/buffers.ts";
+import { Arena } from "../src/gpu/buffers.ts";
 import type { Gpu } from "../src/gpu/device.ts";
 import { saveModel } from "../src/model/checkpoint.ts";
 import { Generator } from "../src/model/generate.ts";
@@ -59,7 +59,7 @@ export async function generatorOf(
   rows: number,
 ): Promise<Generator> {
   const params = new Arena(gpu, "params", paramLayout(c).layout);
-  writeArray(gpu, params.buffer, hostOf(c, w));
+  params.write(gpu, hostOf(c, w));
   return await Generator.create(gpu, c, params, rows);
 }
 

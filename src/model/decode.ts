@@ -14,17 +14,23 @@
  * Shapes: seq u32 [B, maxT] (maxT = block_size); activations [B, C], [B, 3C], [B, 4C]; caches
  * [B, NH, maxT, HS] per layer; logits [B, V].
  *
+ * A token embedding split across buffers (model/params.ts paramLayout) is embedded a vocabulary slice at a
+ * time, and the tied head computes each slice's logits [B, W] and copies them into their columns of the
+ * full-width logits (as model/head.ts), so the pick reads rows of width V as always.
+ *
  * @module
  */
 import { type Arena, createStorage } from "../gpu/buffers.ts";
 import type { Gpu } from "../gpu/device.ts";
 import type { Dispatch } from "../gpu/kernel.ts";
+import { copyColumns } from "../kernels/columns.ts";
 import { attentionDecode, decodeEmbed, kvAppend } from "../kernels/decode.ts";
 import { geluForward } from "../kernels/gelu.ts";
 import { layernormForward } from "../kernels/layernorm.ts";
 import { matmulForward } from "../kernels/matmul.ts";
 import { residualForward } from "../kernels/residual.ts";
 import type { GPTConfig } from "./config.ts";
+import { WTE } from "./params.ts";
 
 /** The buffers a decode network shares with its caller. */
 export interface DecodeBindings {
@@ -64,7 +70,8 @@ export async function createDecodeNetwork(
   const fch = f32("fch", B * 4 * C), fcg = f32("fcg", B * 4 * C);
   const P = (n: string) => params.bind(n);
   const PB = (n: string) => c.bias ? { bias: P(n) } : {};
-  const wte = P("transformer.wte.weight");
+  const wte = params.slices(WTE), sliced = wte.length > 1;
+  const slice = sliced ? f32("logits_slice", B * Math.max(...wte.map((s) => s.rows))) : null;
   // layernorm of `inp` into ln (weights `${name}.weight`, `${name}.bias`).
   const lnF = (inp: GPUBuffer, name: string) =>
     layernormForward(gpu, { out: ln, mean, rstd, inp, weight: P(`${name}.weight`), ...PB(`${name}.bias`) }, {
@@ -74,9 +81,11 @@ export async function createDecodeNetwork(
   // out [B, N] = inp [B, K] · W^T (+ bias), W = `${name}.weight`.
   const lin = (out: GPUBuffer, inp: GPUBuffer, name: string, K: number, N: number) =>
     matmulForward(gpu, { out, inp, weight: P(`${name}.weight`), ...PB(`${name}.bias`) }, { M: B, K, N });
-  const ds: Dispatch[] = [
-    await decodeEmbed(gpu, { x: xa, seq, wte, wpe: P("transformer.wpe.weight"), state }, { B, maxT, C, V }),
-  ];
+  const ds: Dispatch[] = [];
+  for (const s of wte) {
+    const b = { x: xa, seq, wte: s.binding, wpe: P("transformer.wpe.weight"), state };
+    ds.push(await decodeEmbed(gpu, b, { B, maxT, C, V, ...(sliced ? { slice: s } : {}) }));
+  }
   let x = xa, other = xb;
   for (let l = 0; l < c.n_layer; l++) {
     const h = `transformer.h.${l}`;
@@ -95,6 +104,12 @@ export async function createDecodeNetwork(
     [x, other] = [other, x];
   }
   ds.push(await lnF(x, "transformer.ln_f"));
-  ds.push(await matmulForward(gpu, { out: logits, inp: ln, weight: wte }, { M: B, K: C, N: V }));
+  for (const s of wte) {
+    const out = slice ? { buffer: slice, offset: 0, size: B * s.rows * 4 } : logits;
+    ds.push(await matmulForward(gpu, { out, inp: ln, weight: s.binding }, { M: B, K: C, N: s.rows }));
+    if (!slice) continue;
+    const cols = { rows: B, cols: s.rows, src: { width: s.rows, col: 0 }, dst: { width: V, col: s.row0 } };
+    ds.push(await copyColumns(gpu, { dst: logits, src: out }, cols));
+  }
   return { dispatches: ds, logits };
 }
