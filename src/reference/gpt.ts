@@ -109,59 +109,30 @@ export function gptForward(
     encoderForward(tokens, get(p, "transformer.wte.weight"), get(p, "transformer.wpe.weight"), B, T, C),
     dropoutStream("embedding"),
   );
+  // The LayerNorm and the Linear layer (K inputs, M outputs) named `name`, over the N rows of x.
+  const norm = (x: ArrayLike<number>, name: string) =>
+    layernormForward(x, get(p, `${name}.weight`), opt(p, `${name}.bias`, c.bias), N, C);
+  const linear = (x: ArrayLike<number>, name: string, K: number, M: number) =>
+    matmulForward(x, get(p, `${name}.weight`), opt(p, `${name}.bias`, c.bias), N, K, M);
   let x = x0;
   const layers: RefLayerCache[] = [];
   for (let l = 0; l < L; l++) {
     const h = `transformer.h.${l}`;
-    const ln1 = layernormForward(x, get(p, `${h}.ln_1.weight`), opt(p, `${h}.ln_1.bias`, c.bias), N, C);
-    const qkv = matmulForward(
-      ln1.out,
-      get(p, `${h}.attn.c_attn.weight`),
-      opt(p, `${h}.attn.c_attn.bias`, c.bias),
-      N,
-      C,
-      3 * C,
-    );
+    const ln1 = norm(x, `${h}.ln_1`);
+    const qkv = linear(ln1.out, `${h}.attn.c_attn`, C, 3 * C);
     const attDrop = c.dropout > 0 ? { p: c.dropout, seed, stream: dropoutStream("attn", l) } : undefined;
     const atty = attentionForward(qkv, B, T, C, c.n_head, attDrop).out;
-    const proj = matmulForward(
-      atty,
-      get(p, `${h}.attn.c_proj.weight`),
-      opt(p, `${h}.attn.c_proj.bias`, c.bias),
-      N,
-      C,
-      C,
-    );
+    const proj = linear(atty, `${h}.attn.c_proj`, C, C);
     const x2 = add(x, drop(proj, dropoutStream("attn_resid", l)));
-    const ln2 = layernormForward(x2, get(p, `${h}.ln_2.weight`), opt(p, `${h}.ln_2.bias`, c.bias), N, C);
-    const fch = matmulForward(
-      ln2.out,
-      get(p, `${h}.mlp.c_fc.weight`),
-      opt(p, `${h}.mlp.c_fc.bias`, c.bias),
-      N,
-      C,
-      4 * C,
-    );
+    const ln2 = norm(x2, `${h}.ln_2`);
+    const fch = linear(ln2.out, `${h}.mlp.c_fc`, C, 4 * C);
     const fcg = geluForward(fch, c.activation);
-    const fcp = matmulForward(
-      fcg,
-      get(p, `${h}.mlp.c_proj.weight`),
-      opt(p, `${h}.mlp.c_proj.bias`, c.bias),
-      N,
-      4 * C,
-      C,
-    );
+    const fcp = linear(fcg, `${h}.mlp.c_proj`, 4 * C, C);
     const x3 = add(x2, drop(fcp, dropoutStream("mlp_resid", l)));
     layers.push({ xin: x, ln1, qkv, atty, x2, ln2, fch, fcg });
     x = x3;
   }
-  const lnf = layernormForward(
-    x,
-    get(p, "transformer.ln_f.weight"),
-    opt(p, "transformer.ln_f.bias", c.bias),
-    N,
-    C,
-  );
+  const lnf = norm(x, "transformer.ln_f");
   const logits = matmulForward(lnf.out, get(p, "transformer.wte.weight"), null, N, C, V);
   const { losses, dlogits } = crossEntropy(logits, targets, N, V, 1 / N, ignoreIndex);
   let loss = 0, count = 0;
@@ -185,49 +156,40 @@ export function gptBackward(c: GPTConfig, p: RefParams, cache: RefCache): Record
   };
   const dropB = (d: Float64Array, stream: number) =>
     c.dropout > 0 ? dropoutBackward(d, c.dropout, seed, stream) : d;
+  // Parameter gradients of layer `name` (its weight, and its bias when the model has biases).
+  const accLayer = (name: string, d: { dweight: Float64Array; dbias: Float64Array }) => {
+    acc(`${name}.weight`, d.dweight);
+    if (c.bias) acc(`${name}.bias`, d.dbias);
+  };
+  // Backward of the LayerNorm `name` (forward input x, its saved statistics st) and of the Linear layer
+  // `name` (input x, K inputs, M outputs): their gradients accumulated, the input gradient returned.
+  const normBack = (d: ArrayLike<number>, x: ArrayLike<number>, st: RefLayerCache["ln1"], name: string) => {
+    const r = layernormBackward(d, x, get(p, `${name}.weight`), st.mean, st.rstd, N, C);
+    accLayer(name, r);
+    return r.dinp;
+  };
+  const linearBack = (d: ArrayLike<number>, x: ArrayLike<number>, name: string, K: number, M: number) => {
+    const r = matmulBackward(d, x, get(p, `${name}.weight`), N, K, M);
+    accLayer(name, r);
+    return r.dinp;
+  };
   const wte = get(p, "transformer.wte.weight");
   const head = matmulBackward(cache.dlogits, cache.lnf.out, wte, N, C, V);
   acc("transformer.wte.weight", head.dweight);
-  const f = layernormBackward(
-    head.dinp,
-    cache.xL,
-    get(p, "transformer.ln_f.weight"),
-    cache.lnf.mean,
-    cache.lnf.rstd,
-    N,
-    C,
-  );
-  acc("transformer.ln_f.weight", f.dweight);
-  if (c.bias) acc("transformer.ln_f.bias", f.dbias);
-  let dres = f.dinp;
+  let dres = normBack(head.dinp, cache.xL, cache.lnf, "transformer.ln_f");
   for (let l = L - 1; l >= 0; l--) {
     const h = `transformer.h.${l}`;
     const a = cache.layers[l];
     const dfcp = dropB(dres, dropoutStream("mlp_resid", l));
-    const mp = matmulBackward(dfcp, a.fcg, get(p, `${h}.mlp.c_proj.weight`), N, 4 * C, C);
-    acc(`${h}.mlp.c_proj.weight`, mp.dweight);
-    if (c.bias) acc(`${h}.mlp.c_proj.bias`, mp.dbias);
-    const dfch = geluBackward(a.fch, mp.dinp, c.activation);
-    const fc = matmulBackward(dfch, a.ln2.out, get(p, `${h}.mlp.c_fc.weight`), N, C, 4 * C);
-    acc(`${h}.mlp.c_fc.weight`, fc.dweight);
-    if (c.bias) acc(`${h}.mlp.c_fc.bias`, fc.dbias);
-    const l2 = layernormBackward(fc.dinp, a.x2, get(p, `${h}.ln_2.weight`), a.ln2.mean, a.ln2.rstd, N, C);
-    acc(`${h}.ln_2.weight`, l2.dweight);
-    if (c.bias) acc(`${h}.ln_2.bias`, l2.dbias);
-    dres = add(dres, l2.dinp);
+    const dfch = geluBackward(a.fch, linearBack(dfcp, a.fcg, `${h}.mlp.c_proj`, 4 * C, C), c.activation);
+    const dln2 = linearBack(dfch, a.ln2.out, `${h}.mlp.c_fc`, C, 4 * C);
+    dres = add(dres, normBack(dln2, a.x2, a.ln2, `${h}.ln_2`));
     const dproj = dropB(dres, dropoutStream("attn_resid", l));
-    const ap = matmulBackward(dproj, a.atty, get(p, `${h}.attn.c_proj.weight`), N, C, C);
-    acc(`${h}.attn.c_proj.weight`, ap.dweight);
-    if (c.bias) acc(`${h}.attn.c_proj.bias`, ap.dbias);
+    const datty = linearBack(dproj, a.atty, `${h}.attn.c_proj`, C, C);
     const attDrop = c.dropout > 0 ? { p: c.dropout, seed, stream: dropoutStream("attn", l) } : undefined;
-    const dqkv = attentionBackward(ap.dinp, a.qkv, B, T, C, c.n_head, attDrop);
-    const qk = matmulBackward(dqkv, a.ln1.out, get(p, `${h}.attn.c_attn.weight`), N, C, 3 * C);
-    acc(`${h}.attn.c_attn.weight`, qk.dweight);
-    if (c.bias) acc(`${h}.attn.c_attn.bias`, qk.dbias);
-    const l1 = layernormBackward(qk.dinp, a.xin, get(p, `${h}.ln_1.weight`), a.ln1.mean, a.ln1.rstd, N, C);
-    acc(`${h}.ln_1.weight`, l1.dweight);
-    if (c.bias) acc(`${h}.ln_1.bias`, l1.dbias);
-    dres = add(dres, l1.dinp);
+    const dqkv = attentionBackward(datty, a.qkv, B, T, C, c.n_head, attDrop);
+    const dln1 = linearBack(dqkv, a.ln1.out, `${h}.attn.c_attn`, C, 3 * C);
+    dres = add(dres, normBack(dln1, a.xin, a.ln1, `${h}.ln_1`));
   }
   const demb = dropB(dres, dropoutStream("embedding"));
   const e = encoderBackward(demb, cache.tokens, B, T, C, V);
