@@ -1,6 +1,9 @@
 /** Model checkpoints: nanoGPT names and shapes, tied head, and one-line refusals of files that do not fit. */
 import assert from "node:assert/strict";
-import { decodeModel, encodeModel } from "../src/model/checkpoint.ts";
+import { arenaToWeights, decodeModel, encodeModel, weightsToArena } from "../src/model/checkpoint.ts";
+import { Arena, readF32 } from "../src/gpu/buffers.ts";
+import { Gpu } from "../src/gpu/device.ts";
+import { testGpu } from "./helpers.ts";
 import { paramLayout, paramSpecs } from "../src/model/params.ts";
 import { initParams } from "../src/model/init.ts";
 import { trainTokenizer } from "../src/data/tokenizer.ts";
@@ -96,4 +99,29 @@ Deno.test("checkpoints that do not fit their config are refused with one line ea
       return true;
     });
   }
+});
+
+Deno.test("checkpoint weights through an arena over several buffers come back the same; wte slices bind their rows", async () => {
+  // wte [1000 x 64] (250 KiB) and the rest under a 64 KiB binding limit: wte in 4 slices of 256 rows.
+  const real = await testGpu();
+  const gpu = new Gpu(real.device, real.description, real.software, { maxStorageBufferBindingSize: 2 ** 16 });
+  const big = tinyGPT({ n_layer: 2, n_embd: 64, block_size: 8, vocab_size: 1000, bias: true });
+  const one = paramLayout(big).layout;
+  const weights = arenaToWeights(one, initParams(big, one, 3));
+  const arena = new Arena(gpu, "params", one);
+  const layout = arena.layout;
+  assert.ok(layout.buffers.length > 4 && layout.buffers.every((b) => b.floats * 4 <= 2 ** 16));
+  assert.equal(layout.totalFloats, one.totalFloats, "the image does not depend on the split");
+  arena.write(gpu, weightsToArena(weights, layout));
+  const back = arenaToWeights(layout, await arena.read(gpu));
+  for (const [name, t] of weights) assert.deepEqual(back.get(name), t, name);
+  const wte = weights.get("transformer.wte.weight")!;
+  const slices = arena.slices("transformer.wte.weight");
+  assert.deepEqual(slices.map((s) => [s.row0, s.rows]), [[0, 256], [256, 256], [512, 256], [768, 232]]);
+  for (const s of slices) {
+    const got = await readF32(gpu, s.binding.buffer, s.binding.offset! / 4, s.rows * 64);
+    assert.deepEqual(got, wte.slice(s.row0 * 64, (s.row0 + s.rows) * 64), `rows from ${s.row0}`);
+  }
+  assert.throws(() => arena.bind("transformer.wte.weight"), /split across 4 buffers/);
+  assert.throws(() => arena.buffer, /spans \d+ buffers/);
 });
