@@ -79,12 +79,12 @@ export interface Timing {
  */
 const TYPICAL: Record<"software" | "gpu", Record<string, Timing>> = {
   software: {
-    tiny: { compileS: 25, stepS: 0.35, kernels: 40 },
-    small: { compileS: 40, stepS: 1.0, kernels: 40 },
+    tiny: { compileS: 40, stepS: 0.4, kernels: 37 },
+    small: { compileS: 60, stepS: 1.0, kernels: 38 },
   },
   gpu: {
-    tiny: { compileS: 3, stepS: 0.01, kernels: 40 },
-    small: { compileS: 4, stepS: 0.03, kernels: 40 },
+    tiny: { compileS: 3, stepS: 0.01, kernels: 37 },
+    small: { compileS: 4, stepS: 0.03, kernels: 38 },
   },
 };
 

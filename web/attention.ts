@@ -21,6 +21,7 @@ export class AttentionMap {
     this.#plot = plot;
     this.#readout = readout;
     plot.tabIndex = 0;
+    plot.setAttribute("role", "group");
     plot.setAttribute("aria-label", "attention map: use the arrow keys to read the weights");
     new ResizeObserver(() => {
       if (plot.clientWidth !== this.#width) this.#render();

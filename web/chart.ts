@@ -182,6 +182,7 @@ export class LineChart {
     box.replaceChildren();
     this.#legend = Object.assign(document.createElement("ul"), { className: "legend" });
     this.#plot = Object.assign(document.createElement("div"), { className: "plot", tabIndex: 0 });
+    this.#plot.setAttribute("role", "group");
     this.#plot.setAttribute("aria-label", `${label}: point at it or use the arrow keys to read values`);
     this.#readout = Object.assign(document.createElement("p"), { className: "readout" });
     this.#readout.setAttribute("aria-live", "polite");

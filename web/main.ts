@@ -19,9 +19,10 @@
  * compiling | training | stopping | sampling | measuring | done | error | no-webgpu), `data-error-slot`
  * (which control's message is showing), `data-step`, `data-first-loss`, `data-last-loss`, `data-val-loss`,
  * `data-lr` and `data-lr-scheduled` (the rate the latest logged step used, and its schedule's),
- * `data-samples`, `data-kernels` (pipelines compiled before the first step), `data-stopped` (the step a
- * Stop settled at) and, after a measurement, `data-exposure-tf`, `-fr`, `-gap`, `-kl`, `-windows`, and
- * with the oracle `data-exposure-oracle-gold` and `-own` (mean KL(p* ‖ model), nats).
+ * `data-samples`, `data-kernels` and `data-compile-s` (pipelines compiled, and seconds, before the first
+ * step), `data-attention-cells`, `data-stopped` (the step a Stop settled at) and, after a measurement,
+ * `data-exposure-tf`, `-fr`, `-gap`, `-kl`, `-windows`, and with the oracle `data-exposure-oracle-gold`
+ * and `-own` (mean KL(p* ‖ model), nats).
  *
  * @module
  */
@@ -621,14 +622,14 @@ function showProgress(r: Run): void {
   const last = (k: "train_loss" | "val_loss") => r.history.findLast((x) => x[k] !== null)?.[k];
   const tl = last("train_loss"), vl = last("val_loss");
   let left = "";
-  if (r.firstRecord && step > r.firstRecord.step) {
+  if (r.firstRecord && step > r.firstRecord.step && step < steps) {
     const perStep = (now - r.firstRecord.at) / 1000 / (step - r.firstRecord.step);
     left = `, about ${duration((steps - step) * perStep)} left`;
   }
   ui.status.textContent = `Step ${step} of ${steps}` +
     (tl != null ? ` · train loss ${tl.toFixed(3)}` : "") +
     (vl != null ? ` · validation ${vl.toFixed(3)}` : "") +
-    ` · learning rate ${(r.history.at(-1)?.lr ?? 0).toExponential(1)}` +
+    (r.history.length ? ` · learning rate ${r.history.at(-1)!.lr.toExponential(1)}` : "") +
     (r.phase === "sampling" ? " · writing a sample…" : "") + ` · ${secs.toFixed(0)} s${left}`;
 }
 
