@@ -43,8 +43,8 @@ export function withHash(source: string): string {
 }
 
 /**
- * `source` with the grid helpers of shaders/grid.wgsl appended (struct Grid1 of an entry point's workgroup
- * and local ids; group_index, its workgroup's linear id; flat_id, its item); the shader declares
+ * `source` with the grid helpers of shaders/grid.wgsl appended (struct Groups of an entry point's workgroup
+ * ids; group_index, the workgroup's linear id; flat_id, an invocation's item); the shader declares
  * `override WG`, its threads per workgroup.
  */
 export function withGrid(source: string): string {
