@@ -146,3 +146,19 @@ export function randomStorage(
   }
   return buf;
 }
+
+/** Results as one Markdown table: kernel, shape, ms, GFLOP/s, GB/s, tokens/s (blank where not measured). */
+export function resultsTable(results: readonly BenchResult[]): string {
+  const num = (v: number | undefined, digits: number) => v === undefined ? "" : v.toFixed(digits);
+  const rows = results.map((r) =>
+    `| ${r.bench} | ${r.shape} | ${num(r.ms, 3)} | ${num(r.gflops, 2)} | ${num(r.gbps, 2)} | ${
+      num(r.tokens_per_s, 0)
+    } |`
+  );
+  return [
+    "| kernel | shape | ms | GFLOP/s | GB/s | tokens/s |",
+    "| --- | --- | ---: | ---: | ---: | ---: |",
+    ...rows,
+  ]
+    .join("\n");
+}

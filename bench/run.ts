@@ -7,6 +7,9 @@
  * whole training step (bench/profile.ts), largest first; `--iters` sets the number of trials; `--bytes`
  * only records the step and lists the bytes each kernel binds and the dispatch count (no timing).
  *
+ * `deno task bench --table [--large] [--iters N] [names...]`: the same benchmarks, printed as one Markdown table
+ * at the end (what CI prints after the tests; timings are reported, never judged).
+ *
  * `deno task bench --all [--large] [--iters N] [--out FILE] [names...]`: every benchmark (or the named
  * modules), the step's profile in float32 and float16, and the adapter's features and limits, into one
  * JSON file, by default `bench/results/<adapter>.json` (bench/all.ts). `deno task bench` may write only
@@ -15,7 +18,7 @@
  */
 import { parseArgs } from "node:util";
 import { createGpu } from "../src/gpu/device.ts";
-import { timeCase } from "./harness.ts";
+import { type BenchResult, resultsTable, timeCase } from "./harness.ts";
 import { runProfile } from "./profile.ts";
 import { type Precision, PRECISIONS } from "../src/model/config.ts";
 import { benchModules as modules } from "./modules.ts";
@@ -33,6 +36,7 @@ async function main(): Promise<number> {
         dtype: { type: "string" },
         bytes: { type: "boolean", default: false },
         all: { type: "boolean", default: false },
+        table: { type: "boolean", default: false },
         out: { type: "string" },
       },
       allowPositionals: true,
@@ -99,11 +103,15 @@ async function main(): Promise<number> {
     );
     return r.errors.length ? 1 : 0;
   }
+  const results: BenchResult[] = [];
   for (const n of names) {
     for (const c of await modules[n](gpu, args.values.large!)) {
-      console.log(JSON.stringify(await timeCase(gpu, c, iters)));
+      const r = await timeCase(gpu, c, iters);
+      if (args.values.table) results.push(r);
+      else console.log(JSON.stringify(r));
     }
   }
+  if (args.values.table) console.log(`${gpu.description}\n\n${resultsTable(results)}`);
   return 0;
 }
 
