@@ -39,6 +39,14 @@ Deno.test("train from text writes nothing; save: false keeps even a given out un
     const r = await train({ ...tiny(), text: TEXT }, { gpu });
     assert.equal(r.checkpoint, null);
     assert.ok(Number.isFinite(r.finalValLoss));
+    // A peak rate below the default final rate decays to a tenth of itself, as nanoGPT's configs do.
+    assert.equal(r.config.min_lr, tiny().min_lr);
+    const low = await train({ ...tiny(), min_lr: undefined, lr: 2e-5, steps: 2, text: TEXT }, { gpu });
+    assert.equal(low.config.min_lr, 2e-5 / 10);
+    await refuses(
+      () => train({ ...tiny(), lr: 2e-5, min_lr: 1e-4, text: TEXT }, { gpu }),
+      /^min_lr must be in \[0, lr = 0\.00002\] \(got 0\.0001\)$/,
+    );
     const off = await train({ ...tiny(), text: TEXT, out: "run", save: false }, { gpu });
     assert.equal(off.checkpoint, null);
     assert.deepEqual(await names(dir), [], "the working folder stays empty");

@@ -79,7 +79,7 @@ export const TRAIN_FLAG_HELP: {
   bias: ["", "biases in the Linear and LayerNorm layers (--no-bias: none)"],
   steps: ["N", "optimizer steps in total, counting the steps before a --resume"],
   lr: ["X", "peak learning rate"],
-  min_lr: ["X", "learning rate at the end of the cosine decay"],
+  min_lr: ["X", "learning rate at the end of the cosine decay (with --lr alone: lr / 10)"],
   warmup: ["N", "steps of linear warmup"],
   lr_decay_steps: ["N", "steps of cosine decay (default: --steps)"],
   weight_decay: ["X", "AdamW weight decay of the matrices and embeddings"],

@@ -59,7 +59,7 @@ export interface TrainConfig {
   steps: number;
   /** Peak learning rate. */
   lr: number;
-  /** Final learning rate of the cosine. */
+  /** Final learning rate of the cosine (when `lr` is given without it: lr / 10, nanoGPT's rule). */
   min_lr: number;
   /** Linear warmup steps. */
   warmup: number;

@@ -152,6 +152,8 @@ export async function train(options: TrainOptions = {}, hooks: TrainHooks = {}):
   const saves = save ?? (set.out !== undefined || set.resume === true);
   hooks = { ...hooks, text, noSave: hooks.noSave === true || !saves };
   const asked = { ...DEFAULT_TRAIN, ...set } as TrainConfig;
+  // A peak rate given without a final one decays to a tenth of it (nanoGPT's rule), as the defaults do.
+  if (set.lr !== undefined && set.min_lr === undefined && !asked.resume) asked.min_lr = asked.lr / 10;
   validateTrainConfig(asked);
   if (asked.resume && asked.init_from !== undefined) {
     throw configError`${setting("init_from")} starts a new run from a checkpoint; it cannot be combined
