@@ -179,10 +179,7 @@ fn histogram(lid: u32, base: u32, V: u32, shift: u32, mask: u32, match_shift: u3
 @compute @workgroup_size(WG)
 fn argmax(g: Groups, @builtin(local_invocation_index) lid: u32) {
   let row = group_index(g);
-  if (row < dims.N) { argmax_row(row, lid); }
-}
-
-fn argmax_row(row: u32, lid: u32) {
+  if (row >= dims.N) { return; }
   let V = dims.V;
   let base = row * V;
   var best = 0.0;
@@ -315,10 +312,7 @@ fn sample_threshold(g: Groups, @builtin(local_invocation_index) lid: u32) {
 @compute @workgroup_size(WG)
 fn sample(g: Groups, @builtin(local_invocation_index) lid: u32) {
   let row = group_index(g);
-  if (row < dims.N) { sample_row(row, lid); }
-}
-
-fn sample_row(row: u32, lid: u32) {
+  if (row >= dims.N) { return; }
   let V = dims.V;
   let base = row * V;
   if (lid == 0u) {
