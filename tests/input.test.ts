@@ -412,7 +412,7 @@ Deno.test("exit status: one convention, printed by --help, bad input 2 however i
       "1",
       ...out,
     ],
-    /^tforce train: this configuration needs [\d.]+ GiB in one buffer \(parameters \[\d+ floats\]\) but the adapter allows /,
+    /^tforce train: this configuration needs [\d.]+ GiB in one buffer \(parameters \d+, transformer\.h\.0\.mlp\.c_fc\.weight \[\d+ floats\]\) but the adapter allows /,
   );
   const gpu = { limits: { maxStorageBufferBindingSize: 1024, maxBufferSize: 4096 } } as unknown as Gpu;
   assert.throws(

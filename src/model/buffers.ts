@@ -203,7 +203,12 @@ export function bufferTable(c: GPTConfig, o: BufferOptions): BufferTable {
   const arena = (label: string, what: string, type: BufferType = "f32") =>
     layout.buffers.map((b, k) => {
       const id = many ? `${label}.${k}` : label, unit = type === "f16" ? "halves" : "floats";
-      return spec(id, b.floats, type, `${what}${many ? ` ${k}` : ""} [${many ? b.floats : P} ${unit}]`);
+      // A buffer wholly one tensor's (one too large to share a buffer) names it too.
+      const held = layout.entries.filter((e) => e.offset >= b.start && e.offset < b.start + b.floats);
+      const which = !many
+        ? ""
+        : ` ${k}${held.length === 1 && held[0].size === b.floats ? `, ${held[0].name}` : ""}`;
+      return spec(id, b.floats, type, `${what}${which} [${many ? b.floats : P} ${unit}]`);
     });
   const wteSlices = layout.slices(WTE), W = Math.max(...wteSlices.map((s) => s.rows));
   const f32 = (label: string, n: number, name?: string) => spec(label, n, "f32", name);
