@@ -10,7 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { hasTorch, PYTHON } from "./python.ts";
-import { testGpu } from "./helpers.ts";
+import { refuses, testGpu } from "./helpers.ts";
 import { runCli } from "./cli_run.ts";
 import { loadModel } from "../src/model/checkpoint.ts";
 import { hfGpt2Config, saveHfGpt2 } from "../src/model/hf_gpt2.ts";
@@ -154,18 +154,6 @@ async function python(script: string, ...args: string[]): Promise<string> {
 async function pytorchLoss(dir: string, ids: Uint32Array): Promise<number> {
   await Deno.writeTextFile(`${dir}/ids.json`, JSON.stringify(Array.from(ids)));
   return JSON.parse(await python(LOSS, `${dir}/sd.pt`, `${dir}/ids.json`));
-}
-
-async function refuses(f: () => Promise<unknown>, re: RegExp): Promise<void> {
-  try {
-    await f();
-  } catch (e) {
-    assert.ok(e instanceof InputError, `not an InputError: ${(e as Error).stack}`);
-    assert.ok(!e.message.includes("\n"), `more than one line: ${e.message}`);
-    assert.match(e.message, re);
-    return;
-  }
-  assert.fail(`expected a refusal matching ${re}`);
 }
 
 Deno.test({

@@ -28,7 +28,7 @@ import { checkMemory, headRowsDefault, storedDsDefault } from "./memory.ts";
 
 export type { HeadChunk };
 
-type GPTParts = { [K in keyof GPT]: GPT[K] };
+type GPTParts = { [K in Exclude<keyof GPT, "gatherOutputs">]: GPT[K] };
 
 /** Options for {@linkcode GPT.create}. */
 export interface GPTShape {
@@ -104,6 +104,11 @@ export class GPT {
    * free running and scheduled sampling. Kernels bind it as `rng`.
    */
   readonly seed: GPUBuffer;
+
+  /** What the window gather (src/kernels/gather.ts) writes for this model: its inputs, targets and seed. */
+  get gatherOutputs(): { tokens: GPUBuffer; targets: GPUBuffer; rng: GPUBuffer } {
+    return { tokens: this.tokens, targets: this.targets, rng: this.seed };
+  }
   /**
    * Logits [headRows, V]: every row's after `forwardEval` or `forwardTrain` when headRows = B*T (after
    * the backward they hold dlogits in float32; float16 writes dlogits elsewhere); else one chunk's scratch.

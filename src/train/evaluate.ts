@@ -103,15 +103,8 @@ export async function evaluateTokens(
   const seeds = createStorage(gpu, "eval.seeds", perSubmit * 4);
   const list: Dispatch[] = [];
   for (let i = 0; i < perSubmit; i++) {
-    const g = await gather(gpu, {
-      tokens: model.tokens,
-      targets: model.targets,
-      rng: model.seed,
-      corpus,
-      offsets,
-      lengths,
-      seeds,
-    }, { B, T, micro: i, padId: 0, ignoreId: NO_TOKEN });
+    const io = { ...model.gatherOutputs, corpus, offsets, lengths, seeds };
+    const g = await gather(gpu, io, { B, T, micro: i, padId: 0, ignoreId: NO_TOKEN });
     list.push(g, ...model.forwardEval, ...model.lossOnly);
   }
   const dev = gpu.device;
@@ -189,7 +182,7 @@ export class ValidationLoss {
     const seeds = u32("eval_seeds", EI); // zero: forwardEval has no dropout
     const dispatches: Dispatch[] = [];
     for (let micro = 0; micro < EI; micro++) {
-      const io = { tokens: model.tokens, targets: model.targets, rng: model.seed, corpus, ...windows, seeds };
+      const io = { ...model.gatherOutputs, corpus, ...windows, seeds };
       dispatches.push(
         await gather(gpu, io, { B, T, micro, padId, ignoreId: padId }),
         ...model.forwardEval,

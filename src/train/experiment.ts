@@ -40,13 +40,6 @@ import { train, type TrainResult } from "./trainer.ts";
 import { readText } from "./data.ts";
 import { InputError } from "../util/errors.ts";
 
-export type {
-  ExperimentOptions,
-  ExperimentResult,
-  ExperimentSetup,
-  MatchedNoise,
-  ModeRun,
-} from "./experiment_types.ts";
 import type {
   ExperimentOptions,
   ExperimentResult,

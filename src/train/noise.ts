@@ -160,15 +160,8 @@ export async function measureNoiseScale(
   const offsets = u32("noise.offsets", bSmall),
     lengths = u32("noise.lengths", bSmall),
     seeds = u32("noise.seeds", 1);
-  const g = await gather(gpu, {
-    tokens: model.tokens,
-    targets: model.targets,
-    rng: model.seed,
-    corpus,
-    offsets,
-    lengths,
-    seeds,
-  }, { B: bSmall, T, micro: 0, padId, ignoreId: padId });
+  const io = { ...model.gatherOutputs, corpus, offsets, lengths, seeds };
+  const g = await gather(gpu, io, { B: bSmall, T, micro: 0, padId, ignoreId: padId });
   const dispatches = [g, ...modeStep.dispatches, ...model.forwardTrain, ...model.backward];
   const rng = new Rng(seed ^ 0x0015e5ca);
   const n = model.params.layout.totalFloats;

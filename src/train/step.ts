@@ -208,7 +208,7 @@ export class TrainStep {
     const padId = o.padId ?? NO_TOKEN;
     const gathers: Dispatch[] = [];
     for (let micro = 0; micro < M; micro++) {
-      const io = { tokens: model.tokens, targets: model.targets, rng: model.seed, corpus, ...batch };
+      const io = { ...model.gatherOutputs, corpus, ...batch };
       gathers.push(await gather(gpu, io, { B, T, micro, padId, ignoreId: padId }));
     }
 
