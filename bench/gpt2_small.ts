@@ -18,25 +18,13 @@ import { encodeDispatches } from "../src/gpu/kernel.ts";
 import { decodeSafetensors, encodeSafetensors } from "../src/io/safetensors.ts";
 import { type BufferSpec, bufferTable, tableBuffers } from "../src/model/buffers.ts";
 import { arenaToWeights, weightsToArena } from "../src/model/checkpoint.ts";
-import type { GPTConfig } from "../src/model/config.ts";
+import { GPT2_SMALL, type GPTConfig } from "../src/model/config.ts";
 import { Generator } from "../src/model/generate.ts";
 import type { GPT } from "../src/model/gpt.ts";
 import { formatBytes } from "../src/model/memory.ts";
 import { countParams, WTE } from "../src/model/params.ts";
 import { Rng } from "../src/util/rng.ts";
 import { buildTrainingStep } from "./step.ts";
-
-/** GPT-2 small's shape (Hugging Face's `gpt2`), dropout off. */
-const GPT2_SMALL: GPTConfig = {
-  n_layer: 12,
-  n_head: 12,
-  n_embd: 768,
-  block_size: 1024,
-  vocab_size: 50257,
-  bias: true,
-  dropout: 0,
-  activation: "gelu_new",
-};
 
 /** Bytes of the plan by kind: parameters, gradients, AdamW moments, logits, activations, scratch. */
 function memoryByKind(gpu: Gpu, c: GPTConfig, B: number, T: number): Record<string, number> {

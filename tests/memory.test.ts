@@ -1,7 +1,7 @@
 /** The memory plan matches what GPT.create allocates, and a configuration too large is refused up front. */
 import assert from "node:assert/strict";
 import { testGpu } from "./helpers.ts";
-import type { GPTConfig } from "../src/model/config.ts";
+import { GPT2_SMALL, type GPTConfig } from "../src/model/config.ts";
 import { Gpu } from "../src/gpu/device.ts";
 import { GPT } from "../src/model/gpt.ts";
 import { HEAD_CHUNK_BYTES, headRowsDefault, memoryPlan, storedDsDefault } from "../src/model/memory.ts";
@@ -104,15 +104,7 @@ Deno.test("a configuration over the adapter's buffer limit is refused before all
 Deno.test("a large vocabulary's head goes in chunks that fit the binding limit; a small one never chunks", () => {
   const limits = (binding: number) =>
     ({ limits: { maxStorageBufferBindingSize: binding, maxBufferSize: 2 ** 40 } }) as unknown as Gpu;
-  const gpt2: GPTConfig = {
-    n_layer: 12,
-    n_head: 12,
-    n_embd: 768,
-    block_size: 1024,
-    vocab_size: 50257,
-    bias: true,
-    dropout: 0,
-  };
+  const gpt2 = GPT2_SMALL;
   // nanoGPT's GPT-2 micro-batch (12 x 1024) on an H200's 2 GiB binding limit: 2.3 GiB of logits whole.
   const R = headRowsDefault(limits(2 ** 31), gpt2, 12, 1024);
   assert.equal(R, 1280);
@@ -194,15 +186,7 @@ Deno.test("over several buffers (binding limit 1 MiB), the plan lists exactly wh
 });
 
 Deno.test("GPT-2 small under lavapipe's 128 MiB binding limit: every buffer fits, the arenas in four", () => {
-  const gpt2: GPTConfig = {
-    n_layer: 12,
-    n_head: 12,
-    n_embd: 768,
-    block_size: 1024,
-    vocab_size: 50257,
-    bias: true,
-    dropout: 0,
-  };
+  const gpt2 = GPT2_SMALL;
   const limit = 2 ** 27;
   const plan = memoryPlan(gpt2, {
     batch: 1,

@@ -41,6 +41,18 @@ export const DEFAULT_CONFIG: Readonly<GPTConfig> = {
   dropout: 0,
 };
 
+/** GPT-2 small as Hugging Face ships it (`gpt2`): its unpadded vocabulary and tanh GELU, dropout off. */
+export const GPT2_SMALL: Readonly<GPTConfig> = {
+  n_layer: 12,
+  n_head: 12,
+  n_embd: 768,
+  block_size: 1024,
+  vocab_size: 50257,
+  bias: true,
+  dropout: 0,
+  activation: "gelu_new",
+};
+
 /** Throws a one-line error naming the first invalid field. */
 export function validateConfig(c: GPTConfig): void {
   const pos = ["n_layer", "n_head", "n_embd", "block_size", "vocab_size"] as const;
