@@ -19,16 +19,10 @@ import { paramSpecs } from "../src/model/params.ts";
 import { encodeSafetensors } from "../src/io/safetensors.ts";
 import { type OptimizerSettings, TrainStep } from "../src/train/step.ts";
 import { Rng } from "../src/util/rng.ts";
+import { SHAKESPEARE_OPTIMIZER } from "./step.ts";
 
 /** The optimizer settings of the run (nanoGPT's shakespeare_char ones), as nanogpt_check.py reads them. */
-export const HYPER: Required<OptimizerSettings> = {
-  lr: 1e-3,
-  beta1: 0.9,
-  beta2: 0.99,
-  eps: 1e-8,
-  weightDecay: 0.1,
-  gradClip: 1,
-};
+export const HYPER: Required<OptimizerSettings> = SHAKESPEARE_OPTIMIZER;
 
 /** What bench/nanogpt_check.py --train reads. */
 export interface EngineRun {

@@ -73,7 +73,7 @@ export function stepFlops(s: StepShape): number {
 }
 
 /** shakespeare_char's optimizer (nanoGPT): lr 1e-3, betas 0.9/0.99, weight decay 0.1, clip 1. */
-export const SHAKESPEARE_OPTIMIZER: OptimizerSettings = {
+export const SHAKESPEARE_OPTIMIZER: Required<OptimizerSettings> = {
   lr: 1e-3,
   beta1: 0.9,
   beta2: 0.99,
