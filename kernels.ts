@@ -19,14 +19,7 @@
  * @module
  */
 export * from "./src/kernels/mod.ts";
-export {
-  createGpu,
-  Gpu,
-  GpuError,
-  type GpuFeatures,
-  type GpuLimitCaps,
-  type GpuOptions,
-} from "./src/gpu/device.ts";
+export * from "./src/gpu/device.ts";
 export {
   type BindingInfo,
   type Dispatch,

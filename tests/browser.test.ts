@@ -23,6 +23,7 @@
  *
  * @module
  */
+import { serveFolder } from "../web/serve.ts";
 import assert from "node:assert/strict";
 // Not in deno.json's imports, which every `deno task` installs: only this test uses playwright-core (the
 // test task locks it in deno.dev.lock).
@@ -46,26 +47,9 @@ const ARTIFACTS = "/tmp/tforce-browser";
 const STEPS = 16;
 const EVAL = 8;
 
-const TYPES: Record<string, string> = {
-  html: "text/html; charset=utf-8",
-  js: "text/javascript; charset=utf-8",
-  css: "text/css; charset=utf-8",
-  map: "application/json",
-};
-
-/** Serves the files of `dir` (flat) on 127.0.0.1 at a free port. */
+/** Serves the files of `dir` (flat) on 127.0.0.1 at a free port: `deno task serve`'s server. */
 function serve(dir: string): Deno.HttpServer<Deno.NetAddr> {
-  return Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
-    const name = new URL(req.url).pathname.slice(1) || "index.html";
-    if (!/^[\w.-]+$/.test(name)) return new Response("not found", { status: 404 });
-    try {
-      const body = await Deno.readFile(`${dir}/${name}`);
-      const type = TYPES[name.split(".").pop()!] ?? "application/octet-stream";
-      return new Response(body, { headers: { "content-type": type } });
-    } catch {
-      return new Response("not found", { status: 404 });
-    }
-  });
+  return serveFolder(dir, { port: 0 });
 }
 
 /**
