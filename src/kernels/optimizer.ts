@@ -156,6 +156,26 @@ export function adamwUniforms(h: { lr: number; beta1: number; beta2: number; ste
   return { lr: h.lr, bc1: 1 - h.beta1 ** h.step, bc2: 1 - h.beta2 ** h.step };
 }
 
+/** AdamW's settings for one step over the first `n` floats of an arena. */
+export interface AdamWStep {
+  /** Floats updated. */
+  n: number;
+  /** Weight decay applies to elements [0, decayEnd). */
+  decayEnd: number;
+  /** Learning rate. */
+  lr: number;
+  /** First-moment decay. */
+  beta1: number;
+  /** Second-moment decay. */
+  beta2: number;
+  /** Added to sqrt of the bias-corrected second moment. */
+  eps: number;
+  /** Decoupled weight decay coefficient. */
+  weightDecay: number;
+  /** 1-based step number t (bias corrections 1 - beta^t). */
+  step: number;
+}
+
 /**
  * One AdamW step (torch.optim.AdamW: decoupled weight decay, bias-corrected moments) over arenas of `n`
  * floats, in place on `params`, `m`, `v`; reads `grads` (not zeroed) times `stats[1]` (the multiplier
@@ -167,16 +187,7 @@ export function adamwUniforms(h: { lr: number; beta1: number; beta2: number; ste
 export async function adamw(
   gpu: Gpu,
   b: { params: Resource; m: Resource; v: Resource; grads: Resource; stats: Resource },
-  s: {
-    n: number;
-    decayEnd: number;
-    lr: number;
-    beta1: number;
-    beta2: number;
-    eps: number;
-    weightDecay: number;
-    step: number;
-  },
+  s: AdamWStep,
 ): Promise<Dispatch> {
   checkN("adamw", s.n);
   if (!Number.isInteger(s.decayEnd) || s.decayEnd < 0 || s.decayEnd > s.n) {

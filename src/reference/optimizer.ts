@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { AdamWStep } from "../kernels/optimizer.ts";
 
 /** sqrt(sum g^2), accumulated in float64. */
 export function globalNorm(grads: ArrayLike<number>): number {
@@ -20,22 +21,8 @@ export function clipScale(norm: number, maxNorm: number): number {
   return maxNorm > 0 && Number.isFinite(norm) && norm > maxNorm ? maxNorm / (norm + 1e-6) : 1;
 }
 
-/** AdamW hyperparameters for one step. */
-export interface AdamWHyper {
-  /** Learning rate. */
-  lr: number;
-  /** First-moment decay. */
-  beta1: number;
-  /** Second-moment decay. */
-  beta2: number;
-  /** Added to sqrt of the bias-corrected second moment. */
-  eps: number;
-  /** Decoupled weight decay coefficient. */
-  weightDecay: number;
-  /** 1-based step number t (bias corrections 1 - beta^t). */
-  step: number;
-  /** Weight decay applies to elements [0, decayEnd). */
-  decayEnd: number;
+/** AdamW hyperparameters for one step: the kernel's (all of the arrays) and the gradient multiplier. */
+export interface AdamWHyper extends Omit<AdamWStep, "n"> {
   /** Gradients are multiplied by this first (the clip scale). */
   gradScale: number;
 }
