@@ -1,6 +1,7 @@
 /** The memory plan matches what GPT.create allocates, and a configuration too large is refused up front. */
 import assert from "node:assert/strict";
 import { testGpu } from "./helpers.ts";
+import { tinyGPT } from "./fixtures.ts";
 import { GPT2_SMALL, type GPTConfig } from "../src/model/config.ts";
 import { Gpu } from "../src/gpu/device.ts";
 import { GPT } from "../src/model/gpt.ts";
@@ -14,15 +15,7 @@ for (const dtype of ["float32", "float16"] as const) {
   for (const [B, T, splitK, dropout, storedDs, headRows] of SHAPES) {
     Deno.test(`memoryPlan lists exactly the storage buffers GPT.create allocates (${dtype}, B=${B} T=${T} splitK=${splitK} storedDs=${storedDs} headRows=${headRows ?? "all"})`, async () => {
       const gpu = await testGpu();
-      const c: GPTConfig = {
-        n_layer: 2,
-        n_head: 2,
-        n_embd: 16,
-        block_size: 64,
-        vocab_size: 13,
-        bias: true,
-        dropout,
-      };
+      const c = tinyGPT({ n_layer: 2, block_size: 64, vocab_size: 13, bias: true, dropout });
       const sizes: number[] = [];
       const create = gpu.device.createBuffer.bind(gpu.device);
       gpu.device.createBuffer = (d: GPUBufferDescriptor) => {
@@ -49,15 +42,7 @@ for (const dtype of ["float32", "float16"] as const) {
 
 Deno.test("attention's dS is stored by default only while it adds at most a quarter to the other buffers", async () => {
   const gpu = await testGpu();
-  const c: GPTConfig = {
-    n_layer: 1,
-    n_head: 2,
-    n_embd: 16,
-    block_size: 1024,
-    vocab_size: 13,
-    bias: true,
-    dropout: 0,
-  };
+  const c = tinyGPT({ block_size: 1024, vocab_size: 13, bias: true });
   const uses = async (T: number) =>
     (await GPT.create(gpu, c, { B: 1, T })).backward.some((d) => d.kernel === "attention_backward_dq_ds");
   // T 64: dS is 2 x 64 x 64 floats (32 KiB), a fraction of the rest; T 1024: 8 MiB, more than the rest.
