@@ -49,74 +49,23 @@ with open(f"{out}/text.txt", "w", encoding="utf-8") as f:
 ids = [stoi[c] for c in text]
 json.dump({"ids": ids, "itos": [itos[i] for i in range(len(chars))]}, open(f"{out}/ids.json", "w"))
 
-# nanoGPT's model.py (torch < 2: no flash attention, so each block registers the causal mask 'attn.bias').
-class LayerNorm(nn.Module):
-    def __init__(self, n, bias):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(n))
-        self.bias = nn.Parameter(torch.zeros(n)) if bias else None
-    def forward(self, x):
-        return F.layer_norm(x, self.weight.shape, self.weight, self.bias, 1e-5)
+# nanoGPT's model.py as bench/nanogpt_check.py (argv[2]) writes it, under torch < 2: no flash attention, so
+# each block also registers the causal mask 'attn.bias' in its state_dict; the loss summed over targets.
+import importlib.util
+spec = importlib.util.spec_from_file_location("nanogpt_check", sys.argv[2])
+ng = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(ng)
 
-class CausalSelfAttention(nn.Module):
+class CausalSelfAttention(ng.CausalSelfAttention):
     def __init__(self, c):
-        super().__init__()
-        self.c_attn = nn.Linear(c["n_embd"], 3 * c["n_embd"], bias=c["bias"])
-        self.c_proj = nn.Linear(c["n_embd"], c["n_embd"], bias=c["bias"])
-        self.n_head, self.n_embd = c["n_head"], c["n_embd"]
+        super().__init__(c)
         T = c["block_size"]
         self.register_buffer("bias", torch.tril(torch.ones(T, T)).view(1, 1, T, T))
-    def forward(self, x):
-        B, T, C = x.size()
-        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
-        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
-        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
-        att = att.masked_fill(self.bias[:, :, :T, :T] == 0, float("-inf"))
-        att = F.softmax(att, dim=-1)
-        y = (att @ v).transpose(1, 2).contiguous().view(B, T, C)
-        return self.c_proj(y)
+ng.CausalSelfAttention = CausalSelfAttention  # the blocks build their attention by this name
 
-class MLP(nn.Module):
-    def __init__(self, c):
-        super().__init__()
-        self.c_fc = nn.Linear(c["n_embd"], 4 * c["n_embd"], bias=c["bias"])
-        self.gelu = nn.GELU()
-        self.c_proj = nn.Linear(4 * c["n_embd"], c["n_embd"], bias=c["bias"])
-    def forward(self, x):
-        return self.c_proj(self.gelu(self.c_fc(x)))
-
-class Block(nn.Module):
-    def __init__(self, c):
-        super().__init__()
-        self.ln_1 = LayerNorm(c["n_embd"], c["bias"])
-        self.attn = CausalSelfAttention(c)
-        self.ln_2 = LayerNorm(c["n_embd"], c["bias"])
-        self.mlp = MLP(c)
-    def forward(self, x):
-        x = x + self.attn(self.ln_1(x))
-        return x + self.mlp(self.ln_2(x))
-
-class GPT(nn.Module):
-    def __init__(self, c):
-        super().__init__()
-        self.transformer = nn.ModuleDict(dict(
-            wte=nn.Embedding(c["vocab_size"], c["n_embd"]),
-            wpe=nn.Embedding(c["block_size"], c["n_embd"]),
-            drop=nn.Dropout(c["dropout"]),
-            h=nn.ModuleList([Block(c) for _ in range(c["n_layer"])]),
-            ln_f=LayerNorm(c["n_embd"], c["bias"]),
-        ))
-        self.lm_head = nn.Linear(c["n_embd"], c["vocab_size"], bias=False)
-        self.transformer.wte.weight = self.lm_head.weight
+class GPT(ng.GPT):
     def forward(self, idx, targets):
-        t = self.transformer
-        pos = torch.arange(0, idx.size(1), dtype=torch.long)
-        x = t.drop(t.wte(idx) + t.wpe(pos))
-        for block in t.h:
-            x = block(x)
-        logits = self.lm_head(t.ln_f(x))
+        logits = super().forward(idx)
         return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), reduction="sum")
 
 def make(bias, vocab_size=len(chars)):
@@ -211,7 +160,7 @@ function pytorchFixtures(): Promise<string> {
     const dir = await Deno.makeTempDir({ prefix: "tforce-nanogpt-import-" });
     globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
     const r = await new Deno.Command(PYTHON, {
-      args: ["-c", FIXTURES, dir],
+      args: ["-c", FIXTURES, dir, new URL("../bench/nanogpt_check.py", import.meta.url).pathname],
       stdout: "piped",
       stderr: "piped",
     })

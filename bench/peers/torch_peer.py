@@ -23,18 +23,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def load_nanogpt_check():
-    """bench/nanogpt_check.py as a module: its GPT and read_safetensors. It runs its command line on import
-    and exits on a usage error, which is caught here (the definitions above it are loaded by then)."""
+    """bench/nanogpt_check.py as a module: its GPT and read_safetensors."""
     path = os.path.join(HERE, "..", "nanogpt_check.py")
     spec = importlib.util.spec_from_file_location("nanogpt_check", path)
     mod = importlib.util.module_from_spec(spec)
-    argv, sys.argv = sys.argv, [path]
-    try:
-        spec.loader.exec_module(mod)
-    except SystemExit:
-        pass
-    finally:
-        sys.argv = argv
+    spec.loader.exec_module(mod)
     return mod
 
 
