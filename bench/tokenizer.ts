@@ -8,32 +8,12 @@
  */
 import { trainTokenizer } from "../src/data/tokenizer.ts";
 import { Rng } from "../src/util/rng.ts";
+import { ONSETS } from "../src/data/language.ts";
 
 /** Builds about `bytes` bytes of deterministic Zipf-distributed pseudo-English. */
 export function benchText(bytes: number, seed = 1): string {
   const rng = new Rng(seed);
-  const on = [
-    "b",
-    "c",
-    "d",
-    "f",
-    "g",
-    "h",
-    "k",
-    "l",
-    "m",
-    "n",
-    "p",
-    "r",
-    "s",
-    "t",
-    "v",
-    "w",
-    "st",
-    "th",
-    "ch",
-    "",
-  ];
+  const on = ONSETS; // the generated language's
   const vo = ["a", "e", "i", "o", "u", "ea", "ou", "é", "ü"];
   const co = ["", "", "", "n", "r", "s", "t", "ng", "ll"];
   const lexicon: string[] = [];

@@ -160,7 +160,8 @@ const GARBAGE_END = 1 / 3;
 
 const SUFFIXES = [" ", ". ", ".\n"] as const;
 
-const ONSETS = [
+/** Syllable onsets of the generated words (the empty onset twice: vowel-initial syllables are common). */
+export const ONSETS: readonly string[] = [
   "b",
   "c",
   "d",
@@ -194,7 +195,7 @@ const ONSETS = [
   "tr",
   "",
   "",
-]; // deno-fmt-ignore
+];
 const VOWELS = ["a", "e", "i", "o", "u", "a", "e", "o", "ai", "ea", "ou", "y"];
 const CODAS = ["", "", "", "", "", "n", "r", "s", "l", "m", "st", "nd"];
 
