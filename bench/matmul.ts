@@ -1,5 +1,5 @@
-import { type BenchBuilder, type BenchCase, randomStorage } from "./harness.ts";
-import type { Gpu } from "../src/gpu/device.ts";
+import { type BenchBuilder, type BenchCase, randomStorage, timeCase } from "./harness.ts";
+import { createGpu, type Gpu } from "../src/gpu/device.ts";
 import { createStorage } from "../src/gpu/buffers.ts";
 import {
   matmulBackwardBias,
@@ -9,6 +9,7 @@ import {
   matmulBackwardWeightSplit,
   matmulForward,
   type MatmulOptions,
+  type MatmulVariant,
 } from "../src/kernels/matmul.ts";
 
 /** Storage and arithmetic of a case: f32; f16 storage with f32 math; f16 storage with f16 math per tile. */
@@ -37,15 +38,19 @@ async function matmulCase(
   N: number,
   p: Precision = "f32",
   tile?: 64,
+  variant?: MatmulVariant,
 ): Promise<BenchCase> {
   const shape = form === "backward_bias" ? `M=${M} N=${N}` : `M=${M} K=${K} N=${N}`;
-  const name = `matmul_${form}${p === "f32" ? "" : `_${p}`}${tile ? `_t${tile}` : ""}`;
+  const name = `matmul_${form}${p === "f32" ? "" : `_${p}`}${tile ? `_t${tile}` : ""}${
+    variant ? `_${variant}` : ""
+  }`;
   const flops = 2 * M * K * N;
   const s = { M, K, N };
   // f16 cases: every operand and the written output (out, dinp) stored as f16, as the model's f16 path.
   const h = p !== "f32";
   const o: MatmulOptions = {
     ...(tile ? { tile } : {}),
+    ...(variant ? { variant } : {}),
     ...(h
       ? {
         types: { inp: "f16", weight: "f16", dout: "f16", out: "f16" } as const,
@@ -117,6 +122,25 @@ async function matmulCase(
 }
 
 /**
+ * Square products and the default model's shapes (B*T = 1024, C = 64, 4C = 256, 3C = 192, the 65-token
+ * head), timed in both variants on a CPU adapter (`_cpu`, `_tiled`; bench/results/cpu_matmul.md).
+ */
+const CPU_CASES: [Form, number, number, number][] = [
+  ["forward", 512, 512, 512],
+  ["forward", 1024, 1024, 1024],
+  ["forward_bias", 1024, 64, 192],
+  ["forward_gelu_bias", 1024, 64, 256],
+  ["forward_residual_dropout_bias", 1024, 256, 64],
+  ["forward", 1024, 64, 65],
+  ["backward_input", 1024, 64, 192],
+  ["backward_input_gelu", 1024, 256, 64],
+  ["backward_input", 1024, 64, 65],
+  ["backward_weight", 1024, 64, 192],
+  ["backward_weight", 1024, 256, 64],
+  ["backward_weight", 1024, 64, 65],
+];
+
+/**
  * Matmul forward and backward forms, in GFLOP/s (bias backward in GB/s). CI: 256^3 and a small model
  * shape. Large: square 4096^3 and 8192^3 forward, and the shakespeare_char model shapes (B*T = 16384,
  * C = 384): qkv (N = 3C), MLP up (N = 4C, also with its fused GELU) and down (K = 4C, also adding into
@@ -177,6 +201,14 @@ export const build: BenchBuilder = async (gpu, large) => {
     ];
   const out: BenchCase[] = [];
   for (const [form, M, K, N] of cases) out.push(await matmulCase(gpu, form, M, K, N));
+  // A CPU adapter: its own variant (the default there) beside the GPU tiles, at the sizes it can run.
+  if (gpu.software && !large) {
+    for (const [form, M, K, N] of CPU_CASES) {
+      for (const v of ["cpu", "tiled"] as const) {
+        out.push(await matmulCase(gpu, form, M, K, N, "f32", undefined, v));
+      }
+    }
+  }
   for (const [form, M, K, N] of cases) {
     if (form === "backward_weight_split") out.push(await matmulCase(gpu, form, M, K, N, "f32", 64));
   }
@@ -195,3 +227,29 @@ export const build: BenchBuilder = async (gpu, large) => {
   }
   return out;
 };
+
+/**
+ * `deno run --allow-read=. --allow-env bench/matmul.ts [--iters N]`: the CPU variant against the GPU tiles
+ * (the baseline) on this adapter, one table with their ratio, both timed in the same run.
+ */
+async function compareVariants(): Promise<void> {
+  const i = Deno.args.indexOf("--iters");
+  const iters = i >= 0 ? Number(Deno.args[i + 1]) : 3;
+  const gpu = await createGpu();
+  console.log(`${gpu.description}\n`);
+  console.log("| kernel | shape | tiled ms | cpu ms | tiled GFLOP/s | cpu GFLOP/s | cpu / tiled |");
+  console.log("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
+  for (const [form, M, K, N] of CPU_CASES) {
+    const [cpu, tiled] = [
+      await timeCase(gpu, await matmulCase(gpu, form, M, K, N, "f32", undefined, "cpu"), iters),
+      await timeCase(gpu, await matmulCase(gpu, form, M, K, N, "f32", undefined, "tiled"), iters),
+    ];
+    console.log(
+      `| matmul_${form} | ${cpu.shape} | ${tiled.ms.toFixed(3)} | ${cpu.ms.toFixed(3)} | ${
+        tiled.gflops?.toFixed(2)
+      } | ${cpu.gflops?.toFixed(2)} | ${(tiled.ms / cpu.ms).toFixed(2)} |`,
+    );
+  }
+}
+
+if (import.meta.main) await compareVariants();

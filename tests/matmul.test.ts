@@ -15,7 +15,7 @@ import {
   type MatmulTypes,
 } from "../src/kernels/matmul.ts";
 import * as ref from "../src/reference/matmul.ts";
-import { gelu, geluGrad } from "../src/reference/gelu.ts";
+import { gelu, geluGrad, geluTanh, geluTanhGrad } from "../src/reference/gelu.ts";
 import { residualDropoutForward } from "../src/reference/residual.ts";
 import { Rng } from "../src/util/rng.ts";
 
@@ -126,17 +126,26 @@ const SHAPES: [number, number, number][] = [
   [45, 66, 36], // K % 4 != 0, N % 4 == 0
   [256, 64, 192], // model-like
 ];
-// Both tile sizes, both storage forms.
+// Both variants (the default is "cpu" on a software adapter, "tiled" elsewhere), both tile sizes, both
+// storage forms.
 const OPTIONS: MatmulOptions[] = [
   {},
   { tile: 128 },
   { tile: 64, vec4: false },
   { tile: 128, vec4: false },
+  { variant: "cpu" },
+  { variant: "cpu", vec4: false },
+  { variant: "tiled" },
 ];
 const SPLITS: MatmulSplitOptions[] = [
   { splits: 3 },
   { splits: 2, tile: 64, vec4: false },
+  { splits: 3, variant: "cpu" },
+  { splits: 2, variant: "cpu", vec4: false },
+  { splits: 3, variant: "tiled" },
 ];
+/** The fused-epilogue tests run on both variants. */
+const VARIANTS = ["tiled", "cpu"] as const;
 
 for (const [M, K, N] of SHAPES) {
   Deno.test(`matmul forward and backward match reference, M=${M} K=${K} N=${N}`, async () => {
@@ -226,16 +235,19 @@ for (const [M, K, N] of F16_SHAPES) {
       type === "f16"
         ? (await runAndRead(gpu, ds, buf), await readF16(gpu, buf, 0, n))
         : await runAndRead(gpu, ds, buf);
-    for (const vec4 of [true, false]) {
+    for (
+      const [vec4, variant] of [[true, "tiled"], [false, "tiled"], [true, "cpu"], [false, "cpu"]] as const
+    ) {
       for (const out of ["f16", "f32"] as const) {
         const types: MatmulTypes = { inp: "f16", weight: "f16", out };
-        const tag = `M=${M} K=${K} N=${N} vec4=${vec4} ${JSON.stringify(types)}`;
+        const tag = `M=${M} K=${K} N=${N} vec4=${vec4} ${variant} ${JSON.stringify(types)}`;
         const o = out === "f16"
           ? uploadF16(gpu, "out", new Float32Array(M * N).fill(12345))
           : upload(gpu, "out", new Float32Array(M * N).fill(12345));
         const d = await matmulForward(gpu, { out: o, inp: x16, weight: w16, bias }, { M, K, N }, {
           vec4,
           types,
+          variant,
         });
         const y = await read(o, out, M * N, [d]);
         assertClose(`fwd ${tag}`, y, fwd, out === "f16" ? half16(tol(K)) : tol(K));
@@ -243,11 +255,15 @@ for (const [M, K, N] of F16_SHAPES) {
       for (const [dtype, dout] of [["f16", dy16], ["f32", dy32]] as const) {
         for (const out of ["f32", "f16"] as const) {
           const types: MatmulTypes = { dout: dtype, weight: "f16", out };
-          const tag = `M=${M} K=${K} N=${N} vec4=${vec4} ${JSON.stringify(types)}`;
+          const tag = `M=${M} K=${K} N=${N} vec4=${vec4} ${variant} ${JSON.stringify(types)}`;
           const dinp = out === "f16"
             ? uploadF16(gpu, "dinp", new Float32Array(M * K).fill(12345))
             : upload(gpu, "dinp", new Float32Array(M * K).fill(12345));
-          const d = await matmulBackwardInput(gpu, { dinp, dout, weight: w16 }, { M, K, N }, { vec4, types });
+          const d = await matmulBackwardInput(gpu, { dinp, dout, weight: w16 }, { M, K, N }, {
+            vec4,
+            types,
+            variant,
+          });
           assertClose(
             `bwd input ${tag}`,
             await read(dinp, out, M * K, [d]),
@@ -256,13 +272,17 @@ for (const [M, K, N] of F16_SHAPES) {
           );
         }
         const types: MatmulTypes = { dout: dtype, inp: "f16" };
-        const tag = `M=${M} K=${K} N=${N} vec4=${vec4} ${JSON.stringify(types)}`;
+        const tag = `M=${M} K=${K} N=${N} vec4=${vec4} ${variant} ${JSON.stringify(types)}`;
         const pre = rng.uniformArray(N * K);
         const dweight = upload(gpu, "dweight", pre);
-        const dw = await matmulBackwardWeight(gpu, { dweight, dout, inp: x16 }, { M, K, N }, { vec4, types });
+        const dw = await matmulBackwardWeight(gpu, { dweight, dout, inp: x16 }, { M, K, N }, {
+          vec4,
+          types,
+          variant,
+        });
         assertClose(`bwd weight ${tag}`, await runAndRead(gpu, [dw], dweight), add(pre, g.dweight), tol(M));
         const dweight2 = upload(gpu, "dweight2", pre);
-        const split = { vec4, types, splits: 2 };
+        const split = { vec4, types, splits: 2, variant };
         const scratch = createStorage(
           gpu,
           "scratch",
@@ -332,49 +352,58 @@ Deno.test("matmul with f16 math: f16 within a tile, f32 across tiles, every prod
 
 // Fused GELU: the forward writes out and gelu(out); the input gradient multiplies by gelu'(pre). Checked
 // against the reference matmul composed with the reference GELU (erf to 1e-15; the shader's erf is within
-// 1.5e-7), in f32 and with the model's f16 storage (one more rounding of each output: rtol + 1e-3).
+// 1.5e-7), in f32 and with the model's f16 storage (one more rounding of each output: rtol + 1e-3); and
+// GPT-2's gelu_new in f32.
+const GELU_CASES = [
+  { activation: "gelu", f: gelu, df: geluGrad, halves: [false, true] },
+  { activation: "gelu_new", f: geluTanh, df: geluTanhGrad, halves: [false] },
+] as const;
 for (const [M, K, N] of [[67, 129, 33], [45, 66, 36], [130, 96, 260]]) {
   Deno.test(`matmul with fused GELU matches matmul then GELU, M=${M} K=${K} N=${N}`, async () => {
-    const gpu = await testGpu();
-    const rng = new Rng(M * 31 + K * 7 + N);
-    const x = roundF16(rng.uniformArray(M * K)), w = roundF16(rng.uniformArray(N * K));
-    const dy = roundF16(rng.uniformArray(M * N)), b = rng.uniformArray(N);
-    const pre = roundF16(rng.uniformArray(M * K, -3, 3));
-    const fwd = ref.matmulForward(x, w, b, M, K, N);
-    const act = fwd.map(gelu);
-    const dinpRef = ref.matmulBackward(dy, x, w, M, K, N).dinp.map((v, i) => v * geluGrad(pre[i]));
-    for (const half of [false, true]) {
-      const up = (label: string, a: ArrayLike<number>) =>
-        half ? uploadF16(gpu, label, a) : upload(gpu, label, Float32Array.from(a));
-      const read = async (buf: GPUBuffer, n: number) =>
-        half ? await readF16(gpu, buf, 0, n) : await runAndRead(gpu, [], buf);
-      const T = half ? "f16" as const : "f32" as const;
-      const o = { types: { inp: T, weight: T, dout: T, out: T, pre: T } };
-      const t = half ? half16(tol(K)) : tol(K);
-      for (const vec4 of [true, false]) {
-        const tag = `M=${M} K=${K} N=${N} ${T} vec4=${vec4}`;
-        const garbage = (n: number) => new Float32Array(n).fill(12345);
-        const out = up("out", garbage(M * N)), a = up("act", garbage(M * N));
-        const inp = up("inp", x), weight = up("weight", w), bias = upload(gpu, "bias", b);
-        await runAndRead(gpu, [
-          await matmulForward(gpu, { out, act: a, inp, weight, bias }, { M, K, N }, { ...o, vec4 }),
-        ], bias);
-        assertClose(`fused fwd out ${tag}`, await read(out, M * N), fwd, t);
-        // gelu of the f32 product, then one rounding: compare with gelu(ref) at the output's precision.
-        assertClose(`fused fwd act ${tag}`, await read(a, M * N), act, t);
-        const dinp = up("dinp", garbage(M * K)), dout = up("dout", dy), p = up("pre", pre);
-        await runAndRead(gpu, [
-          await matmulBackwardInput(gpu, { dinp, dout, weight, pre: p }, { M, K, N }, { ...o, vec4 }),
-        ], bias);
-        assertClose(
-          `fused bwd input ${tag}`,
-          await read(dinp, M * K),
-          dinpRef,
-          half ? half16(tol(N)) : tol(N),
-        );
-      }
-    }
+    for (const c of GELU_CASES) await fusedGeluCase(M, K, N, c);
   });
+}
+
+async function fusedGeluCase(M: number, K: number, N: number, c: (typeof GELU_CASES)[number]) {
+  const gpu = await testGpu();
+  const rng = new Rng(M * 31 + K * 7 + N);
+  const x = roundF16(rng.uniformArray(M * K)), w = roundF16(rng.uniformArray(N * K));
+  const dy = roundF16(rng.uniformArray(M * N)), b = rng.uniformArray(N);
+  const pre = roundF16(rng.uniformArray(M * K, -3, 3));
+  const fwd = ref.matmulForward(x, w, b, M, K, N);
+  const act = fwd.map(c.f);
+  const dinpRef = ref.matmulBackward(dy, x, w, M, K, N).dinp.map((v, i) => v * c.df(pre[i]));
+  for (const half of c.halves) {
+    const up = (label: string, a: ArrayLike<number>) =>
+      half ? uploadF16(gpu, label, a) : upload(gpu, label, Float32Array.from(a));
+    const read = async (buf: GPUBuffer, n: number) =>
+      half ? await readF16(gpu, buf, 0, n) : await runAndRead(gpu, [], buf);
+    const T = half ? "f16" as const : "f32" as const;
+    const o = { types: { inp: T, weight: T, dout: T, out: T, pre: T }, activation: c.activation };
+    const t = half ? half16(tol(K)) : tol(K);
+    for (const [vec4, variant] of VARIANTS.flatMap((v) => [[true, v], [false, v]] as const)) {
+      const tag = `M=${M} K=${K} N=${N} ${T} vec4=${vec4} ${variant} ${c.activation}`;
+      const garbage = (n: number) => new Float32Array(n).fill(12345);
+      const out = up("out", garbage(M * N)), a = up("act", garbage(M * N));
+      const inp = up("inp", x), weight = up("weight", w), bias = upload(gpu, "bias", b);
+      await runAndRead(gpu, [
+        await matmulForward(gpu, { out, act: a, inp, weight, bias }, { M, K, N }, { ...o, vec4, variant }),
+      ], bias);
+      assertClose(`fused fwd out ${tag}`, await read(out, M * N), fwd, t);
+      // gelu of the f32 product, then one rounding: compare with gelu(ref) at the output's precision.
+      assertClose(`fused fwd act ${tag}`, await read(a, M * N), act, t);
+      const dinp = up("dinp", garbage(M * K)), dout = up("dout", dy), p = up("pre", pre);
+      await runAndRead(gpu, [
+        await matmulBackwardInput(gpu, { dinp, dout, weight, pre: p }, { M, K, N }, { ...o, vec4, variant }),
+      ], bias);
+      assertClose(
+        `fused bwd input ${tag}`,
+        await read(dinp, M * K),
+        dinpRef,
+        half ? half16(tol(N)) : tol(N),
+      );
+    }
+  }
 }
 
 // Fused residual: out = resid + inp · weightᵀ (+ bias), resid f32; with the model's f16 operands too; and
@@ -395,15 +424,16 @@ for (const [M, K, N] of [[67, 129, 33], [45, 66, 36], [130, 96, 260]]) {
       const inp = up("inp", x), weight = up("weight", w);
       for (const withBias of [false, true]) {
         const want = add(r, ref.matmulForward(x, w, withBias ? b : null, M, K, N));
-        for (const vec4 of [true, false]) {
+        for (const [vec4, variant] of VARIANTS.flatMap((v) => [[true, v], [false, v]] as const)) {
+          const tag = `${T} bias=${withBias} vec4=${vec4} ${variant}`;
           const out = upload(gpu, "out", new Float32Array(M * N).fill(12345));
           const d = await matmulForward(gpu, { out, inp, weight, resid, ...(withBias ? { bias } : {}) }, {
             M,
             K,
             N,
-          }, { vec4, types: { inp: T, weight: T } });
+          }, { vec4, variant, types: { inp: T, weight: T } });
           assertClose(
-            `fused residual ${T} bias=${withBias} vec4=${vec4}`,
+            `fused residual ${tag}`,
             await runAndRead(gpu, [d], out),
             want,
             tol(K),
@@ -415,11 +445,11 @@ for (const [M, K, N] of [[67, 129, 33], [45, 66, 36], [130, 96, 260]]) {
             gpu,
             { out: outD, inp, weight, resid, rng: rngBuf, ...(withBias ? { bias } : {}) },
             { M, K, N, dropout: { p, stream } },
-            { vec4, types: { inp: T, weight: T } },
+            { vec4, variant, types: { inp: T, weight: T } },
           );
           const got = await runAndRead(gpu, [dd], outD);
           const t = tol(K);
-          assertClose(`fused residual dropout ${T} bias=${withBias} vec4=${vec4}`, got, wantDrop, {
+          assertClose(`fused residual dropout ${tag}`, got, wantDrop, {
             atol: t.atol / (1 - p),
             rtol: t.rtol,
           });

@@ -14,6 +14,10 @@
  * reduction over slices of rows into a caller-provided scratch buffer and adds the slices in a fixed
  * order in a second dispatch (deterministic). {@linkcode matmulBackwardWeight} is the one-dispatch form.
  *
+ * On a CPU adapter (`gpu.software`: lavapipe, SwiftShader) the tiled products run in another tiling
+ * (shaders/matmul_cpu.wgsl, {@linkcode MatmulVariant}): small workgroups, a register block of 32x8 outputs
+ * per invocation, operands read straight from storage, no workgroup memory or barriers.
+ *
  * Epilogue fusions (shaders/matmul_fused.wgsl): the forward can also write GELU of its output (`act`) or
  * add itself, after dropout, into a residual stream (`resid`); the input gradient can multiply by GELU'
  * (`pre`). Options choose f16 storage per operand (`types`), f16 arithmetic per tile (`math`) and the
@@ -26,8 +30,9 @@
  */
 import source from "../../shaders/matmul.wgsl" with { type: "text" };
 import fused from "../../shaders/matmul_fused.wgsl" with { type: "text" };
+import cpuTiles from "../../shaders/matmul_cpu.wgsl" with { type: "text" };
 import type { Gpu } from "../gpu/device.ts";
-import { type Dispatch, getKernel, grid, type Resource, resourceBytes } from "../gpu/kernel.ts";
+import { type Dispatch, getKernel, grid, type Kernel, type Resource, resourceBytes } from "../gpu/kernel.ts";
 import {
   type Activation,
   checkTypes,
@@ -55,8 +60,28 @@ const WG_REDUCE = 256;
 /** The fused dropout's uniforms when there is none. */
 const NO_DROP = { drop_threshold: 0, drop_scale: 1, drop_stream: 0 };
 
+/**
+ * The tiling of the matmul products: "tiled" (shaders/matmul.wgsl's workgroup tiles staged through
+ * workgroup memory, for GPUs) or "cpu" (shaders/matmul_cpu.wgsl: per-invocation register blocks read
+ * straight from storage, for CPU adapters, where workgroup memory and barriers are expensive and every
+ * load costs one scalar load per SIMD lane).
+ */
+export type MatmulVariant = "tiled" | "cpu";
+
+/** Whether a software adapter gets the "cpu" variant by default. */
+const CPU_DEFAULT = false;
+
+/** Tile rows and columns of the "cpu" variant's workgroup (shaders/matmul_cpu.wgsl: CR, 8 * CL). */
+const CPU_ROWS = 32, CPU_COLS = 64;
+
 /** Tuning and test options for the matmul dispatchers; the defaults suit every shape. */
 export interface MatmulOptions {
+  /**
+   * The tiling ({@linkcode MatmulVariant}). Default: "cpu" on a software adapter (`gpu.software`) unless
+   * `tile` or `math: "f16"` is given (options of the GPU tiles), else "tiled". Measured on lavapipe (2
+   * cores): bench/results/cpu_matmul.md.
+   */
+  readonly variant?: MatmulVariant;
   /**
    * Output tile edge per workgroup: 128 (16x16 threads) or 64 (8x8 threads), each thread computing
    * 8x8 outputs. Default: 128 when that gives at least 256 workgroups, else 64; the split-K weight
@@ -120,6 +145,7 @@ function shaderFor(
   math: "f32" | "f16" = "f32",
   tile = 128,
   activation: Activation = "gelu",
+  variant: MatmulVariant = "tiled",
 ): string {
   if (math !== "f32" && math !== "f16") throw new Error(`${entry}: math must be f32 or f16 (got ${math})`);
   const t: Record<string, StorageType> = {};
@@ -127,7 +153,9 @@ function shaderFor(
   if (math === "f16") t.TT = "f16";
   checkTypes(gpu, entry, t);
   // withTypes last: it prefixes line 1
-  const src = withConsts(matmulSource({ ...flags, HALF_MATH: math === "f16" }, entry, activation), {
+  if (math === "f16" && variant === "cpu") throw new Error(`${entry}: the cpu variant computes in f32 only`);
+  const flagged = matmulSource({ ...flags, HALF_MATH: math === "f16" }, entry, activation, variant);
+  const src = withConsts(flagged, {
     WGX: tile / 8,
     WGY: tile / 8,
   }, "matmul.wgsl");
@@ -198,12 +226,14 @@ export interface MatmulSplitOptions extends MatmulOptions {
  * loads and its epilogue are kept, so the other entry points in the text are not to be compiled from it);
  * the dropped lines and the directives become empty lines so WGSL error line numbers still match
  * shaders/matmul.wgsl. Blocks do not nest. HALF_MATH also needs `alias TT = f16` ({@linkcode withTypes}).
- * shaders/matmul_fused.wgsl (the epilogue fusions), GELU math and the hash functions are appended.
+ * shaders/matmul_fused.wgsl (the epilogue fusions), GELU math and the hash functions are appended; with
+ * `variant` "cpu" also shaders/matmul_cpu.wgsl, whose entry point `matmul_cpu` then stands for `entry`.
  */
 export function matmulSource(
   flags: Readonly<Record<string, boolean>>,
   entry = "matmul_forward",
   activation: Activation = "gelu",
+  variant: MatmulVariant = "tiled",
 ): string {
   const spec = ENTRIES[entry];
   if (!spec) throw new Error(`matmulSource: no entry point '${entry}'`);
@@ -218,8 +248,9 @@ export function matmulSource(
   for (const { epilogue } of Object.values(ENTRIES)) all[epilogue] = spec.epilogue === epilogue;
   // The fusions come after the core file, so the core's line numbers hold; the fused file's lines are
   // offset by the core's line count in compiler messages.
-  const both = `${withFlags(source, all, "matmul.wgsl")}\n${withFlags(fused, all, "matmul_fused.wgsl")}`;
-  return withGrid(withHash(withGeluMath(both, activation)));
+  let text = `${withFlags(source, all, "matmul.wgsl")}\n${withFlags(fused, all, "matmul_fused.wgsl")}`;
+  if (variant === "cpu") text += `\n${withFlags(cpuTiles, all, "matmul_cpu.wgsl")}`;
+  return withGrid(withHash(withGeluMath(text, activation)));
 }
 
 function checkDims(kernel: string, dims: Record<string, number>): void {
@@ -234,9 +265,48 @@ function checkDims(kernel: string, dims: Record<string, number>): void {
   }
 }
 
+/** The tiling `opts` choose on `gpu` ({@linkcode MatmulOptions.variant}). */
+function variantOf(gpu: Gpu, opts: MatmulOptions): MatmulVariant {
+  const v = opts.variant ??
+    (gpu.software && opts.tile === undefined && opts.math !== "f16" ? "cpu" : "tiled");
+  if (v !== "cpu" && v !== "tiled") throw new Error(`matmul: variant must be tiled or cpu (got ${v})`);
+  return v;
+}
+
+/**
+ * The compiled tiled product `entry` in the tiling `opts` choose, and its workgroup grid for an output
+ * of R x S in Z slices.
+ */
+async function productKernel(
+  gpu: Gpu,
+  entry: string,
+  flags: { K4: boolean; N4: boolean },
+  out: { R: number; S: number; Z?: number },
+  opts: MatmulOptions,
+  tile = 128,
+): Promise<{ kernel: Kernel; groups: [number, number, number] }> {
+  const variant = variantOf(gpu, opts);
+  const source = shaderFor(
+    gpu,
+    entry,
+    flags,
+    opts.types,
+    ENTRIES[entry].uses,
+    opts.math,
+    tile,
+    opts.activation,
+    variant,
+  );
+  const cpu = variant === "cpu";
+  const kernel = await getKernel(gpu, { name: entry, source, entryPoint: cpu ? "matmul_cpu" : entry });
+  const [tm, tn] = cpu ? [CPU_ROWS, CPU_COLS] : [tile, tile];
+  return { kernel, groups: [Math.ceil(out.S / tn), Math.ceil(out.R / tm), out.Z ?? 1] };
+}
+
 /**
  * Compiles the entry point for an output of R x S (R, S the output's rows and columns) and returns
- * its dispatch: vec4 forms as the shape allows, tile size by {@linkcode MatmulOptions.tile}.
+ * its dispatch: vec4 forms as the shape allows, tiling by {@linkcode MatmulOptions.variant} and
+ * {@linkcode MatmulOptions.tile}.
  */
 async function tiled(
   gpu: Gpu,
@@ -251,27 +321,12 @@ async function tiled(
   const { M, K, N } = s;
   checkDims(entry, { M, K, N });
   const vec = opts.vec4 ?? true;
-  const groups = (t: number) => Math.ceil(R / t) * Math.ceil(S / t);
-  const tile = opts.tile ?? (groups(128) >= BIG_TILE_MIN_GROUPS ? 128 : 64);
+  const count = (t: number) => Math.ceil(R / t) * Math.ceil(S / t);
+  const tile = opts.tile ?? (count(128) >= BIG_TILE_MIN_GROUPS ? 128 : 64);
   if (tile !== 64 && tile !== 128) throw new Error(`${entry}: tile must be 64 or 128 (got ${tile})`);
-  const k = await getKernel(gpu, {
-    name: entry,
-    source: shaderFor(
-      gpu,
-      entry,
-      { K4: vec && K % 4 === 0, N4: vec && N % 4 === 0 },
-      opts.types,
-      ENTRIES[entry].uses,
-      opts.math,
-      tile,
-      opts.activation,
-    ),
-    entryPoint: entry,
-  });
-  return k.dispatch(resources, { M, K, N, MS: M, ...NO_DROP, ...drop }, [
-    Math.ceil(S / tile),
-    Math.ceil(R / tile),
-  ]);
+  const flags = { K4: vec && K % 4 === 0, N4: vec && N % 4 === 0 };
+  const { kernel, groups } = await productKernel(gpu, entry, flags, { R, S }, opts, tile);
+  return kernel.dispatch(resources, { M, K, N, MS: M, ...NO_DROP, ...drop }, groups);
 }
 
 /**
@@ -428,20 +483,14 @@ export async function matmulBackwardWeightSplit(
   if (tile !== 64 && tile !== 128) throw new Error(`matmul_backward_weight_split: tile must be 64 or 128`);
   const K4 = (opts.vec4 ?? true) && K % 4 === 0;
   const flags = { K4, N4: (opts.vec4 ?? true) && N % 4 === 0 };
-  const src = shaderFor(
+  const { kernel: split, groups } = await productKernel(
     gpu,
     "matmul_backward_weight_split",
     flags,
-    opts.types,
-    ENTRIES.matmul_backward_weight_split.uses,
-    opts.math,
+    { R: N, S: K, Z },
+    opts,
     tile,
   );
-  const split = await getKernel(gpu, {
-    name: "matmul_backward_weight_split",
-    source: src,
-    entryPoint: "matmul_backward_weight_split",
-  });
   const reduce = await getKernel(gpu, {
     name: "matmul_backward_weight_reduce",
     source: matmulSource({ K4: flags.K4, N4: flags.N4 }, "matmul_backward_weight_reduce"),
@@ -450,11 +499,7 @@ export async function matmulBackwardWeightSplit(
   });
   const dims = { M, K, N, MS, ...NO_DROP };
   return [
-    split.dispatch({ scratch: b.scratch, dout: b.dout, inp: b.inp }, dims, [
-      Math.ceil(K / tile),
-      Math.ceil(N / tile),
-      Z,
-    ]),
+    split.dispatch({ scratch: b.scratch, dout: b.dout, inp: b.inp }, dims, groups),
     reduce.dispatch(
       { dweight: b.dweight, partials: b.scratch },
       dims,
