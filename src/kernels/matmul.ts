@@ -68,9 +68,6 @@ const NO_DROP = { drop_threshold: 0, drop_scale: 1, drop_stream: 0 };
  */
 export type MatmulVariant = "tiled" | "cpu";
 
-/** Whether a software adapter gets the "cpu" variant by default. */
-const CPU_DEFAULT = false;
-
 /** Tile rows and columns of the "cpu" variant's workgroup (shaders/matmul_cpu.wgsl: CR, 8 * CL). */
 const CPU_ROWS = 32, CPU_COLS = 64;
 
