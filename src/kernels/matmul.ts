@@ -383,7 +383,10 @@ export function matmulBackwardInput(
   const res: Record<string, Resource> = { dinp: b.dinp, dout: b.dout, weight: b.weight };
   if (b.pre) res.pre = b.pre;
   const entry = b.pre ? "matmul_backward_input_gelu" : "matmul_backward_input";
-  return tiled(gpu, entry, res, s, s.M, s.K, opts);
+  // dout read element by element (N % 4 != 0, e.g. the tied head's vocabulary): the GPU tiles, which read
+  // each element once per workgroup, measured faster on lavapipe than the CPU blocks, which read it 8 times.
+  const o = opts.variant === undefined && s.N % 4 !== 0 ? { ...opts, variant: "tiled" as const } : opts;
+  return tiled(gpu, entry, res, s, s.M, s.K, o);
 }
 
 /** Backward, weight gradient: dweight[N, K] += dout[M, N]ᵀ · inp[M, K] (accumulated). */
