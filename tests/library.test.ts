@@ -107,7 +107,7 @@ Deno.test("train with out saves the run folder as before", async () => {
     // The text is nowhere on disk: evaluating without data asks for it rather than guessing a corpus.
     await refuses(
       () => evaluateCheckpoint(`${dir}/model.safetensors`, undefined, { gpu }),
-      /model\.safetensors does not record the data it was trained on: give --data FILE$/,
+      /model\.safetensors does not record the data it was trained on: give data FILE$/,
     );
   } finally {
     await Deno.remove(dir, { recursive: true });

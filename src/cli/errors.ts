@@ -11,9 +11,15 @@ import { InputError } from "../util/errors.ts";
 /** A usage error (a flag the command cannot take): bad input, printed as one line, exit code 2. */
 export class UsageError extends InputError {}
 
-/** The flag of a TrainConfig key: `lr_decay_steps` -> `--lr-decay-steps`. */
+/** Library options whose flag is not their name in kebab case. */
+const FLAG_OF: Readonly<Record<string, string>> = { oracleFile: "oracle", decode: "fr-decode" };
+
+/**
+ * The flag of a TrainConfig key or library option: `lr_decay_steps` -> `--lr-decay-steps`,
+ * `maxTokens` -> `--max-tokens`, `oracleFile` -> `--oracle`.
+ */
 export function flagName(key: string): string {
-  return `--${kebab(key)}`;
+  return `--${FLAG_OF[key] ?? kebab(key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`))}`;
 }
 
 /** The one line the command line prints for `e`: its message's first line, settings written as flags. */

@@ -169,7 +169,11 @@ export class GPT {
   static async create(gpu: Gpu, config: GPTConfig, shape: GPTShape): Promise<GPT> {
     const o = resolveShape(gpu, config, shape);
     const table = bufferTable(config, o);
-    checkMemory(gpu, tableBuffers(table), "reduce --batch-size, --block-size, the model or the vocabulary");
+    checkMemory(
+      gpu,
+      tableBuffers(table),
+      "reduce the batch size, the block size, the model or the vocabulary",
+    );
     const allocated = allocateBuffers(gpu, table);
     const { params, grads, decayEnd, lossScaler, storage: b } = allocated;
     const { B, T } = shape;

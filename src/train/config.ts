@@ -183,12 +183,36 @@ export const PRESETS: Readonly<Record<string, Readonly<Partial<TrainConfig>>>> =
   },
 };
 
-/** A TrainConfig setting named in a {@linkcode ConfigError}'s message. */
+/**
+ * The library options of evaluation, exposure measurement, sampling and experiments that a message may
+ * name, as the library spells them (camelCase); the command line has a flag for each.
+ */
+export type OptionName =
+  | "batchSize"
+  | "data"
+  | "decode"
+  | "maxTokens"
+  | "modes"
+  | "noiseDraws"
+  | "numSamples"
+  | "oracleChars"
+  | "oracleFile"
+  | "prompt"
+  | "seeds"
+  | "temperature"
+  | "topK"
+  | "topP"
+  | "windows";
+
+/** What a {@linkcode ConfigError} may name: a TrainConfig key or another library option. */
+export type SettingKey = keyof TrainConfig | OptionName;
+
+/** A setting named in a {@linkcode ConfigError}'s message. */
 export class SettingName {
-  /** The TrainConfig key. */
-  readonly key: keyof TrainConfig;
+  /** The TrainConfig key or option name. */
+  readonly key: SettingKey;
   /** Names `key`. */
-  constructor(key: keyof TrainConfig) {
+  constructor(key: SettingKey) {
     this.key = key;
   }
 }
@@ -212,13 +236,13 @@ export class ConfigError extends InputError {
   }
 
   /** The message with each setting written as `name(key)`. */
-  wordedWith(name: (key: keyof TrainConfig) => string): string {
+  wordedWith(name: (key: SettingKey) => string): string {
     return this.parts.map((p) => typeof p === "string" ? p : name(p.key)).join("");
   }
 }
 
 /** The name of setting `key`, to interpolate into a {@linkcode configError} message. */
-export function setting(key: keyof TrainConfig): SettingName {
+export function setting(key: SettingKey): SettingName {
   return new SettingName(key);
 }
 

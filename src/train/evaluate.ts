@@ -19,6 +19,7 @@ import { loadCorpus, readText, type Split } from "./data.ts";
 import { runConfigOf } from "./state.ts";
 import { drawWindowRows } from "./step.ts";
 import { InputError } from "../util/errors.ts";
+import { configError, setting } from "./config.ts";
 import type { Rng } from "../util/rng.ts";
 
 /** The last stdout line of `deno task eval`. */
@@ -64,7 +65,7 @@ export async function evaluateCheckpoint(
 export async function heldOutTokens(ck: ModelCheckpoint, path: string): Promise<Uint32Array> {
   const run = runConfigOf(ck.metadata, path);
   if (!run || ck.metadata.data_source === "text") {
-    throw new InputError(`${path} does not record the data it was trained on: give --data FILE`);
+    throw configError`${path} does not record the data it was trained on: give ${setting("data")} FILE`;
   }
   const corpus = await loadCorpus({
     data: run.data,
@@ -86,7 +87,7 @@ export async function evaluateTokens(
   opts: { batchSize?: number; gpu?: Gpu } = {},
 ): Promise<EvalResult> {
   if (opts.batchSize !== undefined && !(Number.isInteger(opts.batchSize) && opts.batchSize >= 1)) {
-    throw new InputError(`--batch-size must be a positive integer (got ${opts.batchSize})`);
+    throw configError`${setting("batchSize")} must be a positive integer (got ${opts.batchSize})`;
   }
   if (ids.length < 2) throw new InputError(`data: ${ids.length} token(s); evaluation needs at least 2`);
   const T = ck.config.block_size;

@@ -30,7 +30,7 @@
 import { createGpu, type Gpu } from "../gpu/device.ts";
 import { generateLanguage } from "../data/language.ts";
 import { type CharOracle, languageOracle, loadOracleFile, sampleOracle } from "../data/oracle.ts";
-import type { TrainConfig } from "./config.ts";
+import { configError, setting, type TrainConfig } from "./config.ts";
 import { measureExposure } from "./exposure.ts";
 import { prefixOf, TRAIN_MODES, type TrainMode } from "./modes.ts";
 import { measureNoiseScale, type NoiseResult } from "./noise.ts";
@@ -101,10 +101,10 @@ async function resolveSource(o: ExperimentOptions): Promise<Source> {
     const have = new Set(text);
     const lack = s.oracle.alphabet.filter((c) => !have.has(c));
     if (lack.length) {
-      throw new InputError(
-        `oracle: the training text lacks the alphabet character(s) ${JSON.stringify(lack.join(""))}, so ` +
-          `the model could not emit them (a longer text holds them: --oracle-chars, or more --data)`,
-      );
+      throw configError`oracle: the training text lacks the alphabet character(s) ${
+        JSON.stringify(lack.join(""))
+      }, so the model could not emit them (a longer text holds them: ${setting("oracleChars")}, or more
+        ${setting("data")})`;
     }
   }
   return s;
@@ -115,8 +115,10 @@ export async function runExperiment(o: ExperimentOptions): Promise<ExperimentRes
   const t0 = performance.now();
   const modes = o.modes ?? [...TRAIN_MODES];
   const N = o.seeds ?? 5;
-  if (!(Number.isInteger(N) && N >= 1)) throw new InputError(`--seeds must be a positive integer (got ${N})`);
-  if (modes.length === 0) throw new InputError("--modes: no mode given");
+  if (!(Number.isInteger(N) && N >= 1)) {
+    throw configError`${setting("seeds")} must be a positive integer (got ${N})`;
+  }
+  if (modes.length === 0) throw configError`${setting("modes")}: no mode given`;
   const log = o.log ?? (() => {});
   const src = await resolveSource(o);
   const gpu = o.gpu ?? await createGpu();

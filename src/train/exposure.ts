@@ -59,6 +59,7 @@ import { heldOutTokens } from "./evaluate.ts";
 import { checkPrefix, createRollout, type DecodeRule } from "./modes.ts";
 import { runConfigOf } from "./state.ts";
 import { InputError } from "../util/errors.ts";
+import { configError, setting } from "./config.ts";
 
 /** Options of {@linkcode measureExposure}. */
 export interface ExposureOptions {
@@ -368,14 +369,14 @@ export async function measureExposure(
   checkPrefix(P, T);
   const decode = opts.decode ?? "sample";
   if (decode !== "argmax" && decode !== "sample") {
-    throw new InputError(`--fr-decode must be argmax or sample (got ${decode})`);
+    throw configError`${setting("decode")} must be argmax or sample (got ${decode})`;
   }
   if (ids.length < T + 1) {
     throw new InputError(`data: ${ids.length} tokens, fewer than block_size+1 = ${T + 1} for one window`);
   }
   const wantW = opts.windows ?? 64;
   if (!Number.isInteger(wantW) || wantW < 1) {
-    throw new InputError(`--windows must be a positive integer (got ${wantW})`);
+    throw configError`${setting("windows")} must be a positive integer (got ${wantW})`;
   }
   const maxW = Math.floor((ids.length - 1) / T);
   const W = Math.min(wantW, maxW);
@@ -384,7 +385,7 @@ export async function measureExposure(
     (_, k) => W === 1 ? 0 : Math.floor(k * (ids.length - T - 1) / (W - 1)),
   );
   if (opts.batchSize !== undefined && !(Number.isInteger(opts.batchSize) && opts.batchSize >= 1)) {
-    throw new InputError(`--batch-size must be a positive integer (got ${opts.batchSize})`);
+    throw configError`${setting("batchSize")} must be a positive integer (got ${opts.batchSize})`;
   }
   const seed = opts.seed ?? 1337;
   let bound: BoundOracle | undefined;
@@ -473,7 +474,10 @@ export async function exposureCheckpoint(
   const ck = await loadModel(path, opts.load);
   if (opts.prefix !== undefined) checkPrefix(opts.prefix, ck.config.block_size);
   if (opts.oracleFile !== undefined && data === undefined) {
-    throw new InputError(`--oracle ${opts.oracleFile} needs --data FILE, a text of the oracle's language`);
+    throw configError`${setting("oracleFile")} ${opts.oracleFile} needs ${
+      setting("data")
+    } FILE, a text of the oracle's
+      language`;
   }
   let oracle: CharOracle | undefined;
   if (opts.oracleFile !== undefined) {

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { configError, setting } from "./config.ts";
 import { writeError, writeFileAtomic } from "../io/atomic.ts";
 import { JsonlLog, readJsonl } from "../io/log.ts";
 import { linePlotSvg } from "../io/svg.ts";
@@ -63,7 +64,9 @@ export class RunLog {
     try {
       await Deno.mkdir(this.#dir, { recursive: true });
     } catch (e) {
-      throw new Error(`--out '${this.#dir}': cannot create folder (${(e as Error).message.split("\n")[0]})`);
+      throw configError`${setting("out")} '${this.#dir}': cannot create folder (${
+        (e as Error).message.split("\n")[0]
+      })`;
     }
     const path = `${this.#dir}/log.jsonl`;
     const at = this.#resumedAt;

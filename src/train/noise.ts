@@ -23,6 +23,7 @@
  *
  * @module
  */
+import { configError, setting } from "./config.ts";
 import { createStorage, writeArray } from "../gpu/buffers.ts";
 import { createGpu, type Gpu } from "../gpu/device.ts";
 import { encodeDispatches } from "../gpu/kernel.ts";
@@ -132,11 +133,12 @@ export async function measureNoiseScale(
   const bSmall = opts.bSmall ?? Math.max(1, Math.floor(cfg.batch_size / 4));
   const bBig = opts.bBig ?? Math.ceil((2 * cfg.batch_size) / bSmall) * bSmall;
   const draws = opts.draws ?? 4;
-  for (
-    const [k, v] of [["--noise-draws", draws], ["noise scale: B_small", bSmall], ["noise scale: B_big", bBig]]
-  ) {
-    if (!(Number.isInteger(v) && (v as number) >= 1)) {
-      throw new InputError(`${k} must be a positive integer (got ${v})`);
+  if (!(Number.isInteger(draws) && draws >= 1)) {
+    throw configError`${setting("noiseDraws")} must be a positive integer (got ${draws})`;
+  }
+  for (const [k, v] of [["B_small", bSmall], ["B_big", bBig]] as const) {
+    if (!(Number.isInteger(v) && v >= 1)) {
+      throw new InputError(`noise scale: ${k} must be a positive integer (got ${v})`);
     }
   }
   if (!(bBig > bSmall && bBig % bSmall === 0)) {

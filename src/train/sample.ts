@@ -9,7 +9,7 @@ import { loadModel, type LoadOptions } from "../model/checkpoint.ts";
 import { DEFAULT_SAMPLING, Generator } from "../model/generate.ts";
 import type { GPTConfig } from "../model/config.ts";
 import { startToken } from "../data/tokenizer.ts";
-import { InputError } from "../util/errors.ts";
+import { configError, setting } from "./config.ts";
 
 /** Options for {@linkcode sampleCheckpoint}; each has a default. */
 export interface SampleOptions {
@@ -61,20 +61,20 @@ export async function sampleCheckpoint(path: string, opts: SampleOptions = {}): 
     ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)),
   } as Required<Omit<SampleOptions, "write" | "gpu" | "load">> & SampleOptions;
   if (!Number.isInteger(o.maxTokens) || o.maxTokens < 1) {
-    throw new InputError(`--max-tokens must be a positive integer (got ${o.maxTokens})`);
+    throw configError`${setting("maxTokens")} must be a positive integer (got ${o.maxTokens})`;
   }
   if (!(o.temperature >= 0 && Number.isFinite(o.temperature))) {
-    throw new InputError(`--temperature must be >= 0 (got ${o.temperature})`);
+    throw configError`${setting("temperature")} must be >= 0 (got ${o.temperature})`;
   }
   if (!Number.isInteger(o.topK) || o.topK < 0) {
-    throw new InputError(`--top-k must be an integer >= 0 (got ${o.topK})`);
+    throw configError`${setting("topK")} must be an integer >= 0 (got ${o.topK})`;
   }
   if (!Number.isInteger(o.seed) || o.seed < 0 || o.seed > 0xffffffff) {
-    throw new InputError(`--seed must be an integer in [0, 2^32) (got ${o.seed})`);
+    throw configError`${setting("seed")} must be an integer in [0, 2^32) (got ${o.seed})`;
   }
-  if (!(o.topP > 0 && o.topP <= 1)) throw new InputError(`--top-p must be in (0, 1] (got ${o.topP})`);
+  if (!(o.topP > 0 && o.topP <= 1)) throw configError`${setting("topP")} must be in (0, 1] (got ${o.topP})`;
   if (!Number.isInteger(o.numSamples) || o.numSamples < 1) {
-    throw new InputError(`--num-samples must be a positive integer (got ${o.numSamples})`);
+    throw configError`${setting("numSamples")} must be a positive integer (got ${o.numSamples})`;
   }
   const ck = await loadModel(path, o.load);
   const tok = ck.tokenizer;
@@ -82,7 +82,7 @@ export async function sampleCheckpoint(path: string, opts: SampleOptions = {}): 
   try {
     if (o.prompt.length > 0) prompt = tok.encode(o.prompt);
   } catch (e) {
-    throw new InputError(`--prompt: ${(e as Error).message}`);
+    throw configError`${setting("prompt")}: ${(e as Error).message}`;
   }
   if (prompt.length === 0) prompt = new Uint32Array([startToken(tok)]);
   const gpu = o.gpu ?? await createGpu();
