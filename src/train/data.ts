@@ -87,10 +87,9 @@ export async function readText(path: string, what: string, allowInvalidUtf8 = fa
     text = new TextDecoder("utf-8", { fatal: !allowInvalidUtf8 }).decode(bytes);
   } catch {
     const at = invalidUtf8Offset(bytes);
-    throw new InputError(
-      `${what} file '${path}' is not valid UTF-8: bad byte 0x${bytes[at].toString(16).padStart(2, "0")} ` +
-        `at offset ${at} (--allow-invalid-utf8 decodes it with U+FFFD replacement characters)`,
-    );
+    const byte = bytes[at].toString(16).padStart(2, "0");
+    throw configError`${what} file '${path}' is not valid UTF-8: bad byte 0x${byte} at offset ${at}
+      (${setting("allow_invalid_utf8")} decodes it with U+FFFD replacement characters)`;
   }
   if (text.length === 0) throw new InputError(`${what} file '${path}' is empty`);
   return text;
