@@ -130,6 +130,8 @@ const CPU_CASES: [Form, number, number, number][] = [
   ["forward", 1024, 1024, 1024],
   ["forward_bias", 1024, 64, 192],
   ["forward_gelu_bias", 1024, 64, 256],
+  ["forward_residual_bias", 1024, 256, 64],
+  ["forward_residual_dropout", 1024, 256, 64],
   ["forward_residual_dropout_bias", 1024, 256, 64],
   ["forward", 1024, 64, 65],
   ["backward_input", 1024, 64, 192],
