@@ -14,7 +14,7 @@
  * reduction over slices of rows into a caller-provided scratch buffer and adds the slices in a fixed
  * order in a second dispatch (deterministic). {@linkcode matmulBackwardWeight} is the one-dispatch form.
  *
- * On a CPU adapter (`gpu.software`: lavapipe, SwiftShader) the tiled products run in another tiling
+ * On Mesa's CPU adapter (llvmpipe, as lavapipe) the tiled products run in another tiling
  * (shaders/matmul_cpu.wgsl, {@linkcode MatmulVariant}): small workgroups, a register block of 32x8 outputs
  * per invocation, operands read straight from storage, no workgroup memory or barriers.
  *
@@ -74,9 +74,9 @@ const CPU_ROWS = 32, CPU_COLS = 64;
 /** Tuning and test options for the matmul dispatchers; the defaults suit every shape. */
 export interface MatmulOptions {
   /**
-   * The tiling ({@linkcode MatmulVariant}). Default: "cpu" on a software adapter (`gpu.software`) unless
-   * `tile` or `math: "f16"` is given (options of the GPU tiles), else "tiled". Measured on lavapipe (2
-   * cores): bench/results/cpu_matmul.md.
+   * The tiling ({@linkcode MatmulVariant}). Default: "cpu" on Mesa's llvmpipe (where it was measured
+   * faster: bench/results/cpu_matmul.md) unless `tile` or `math: "f16"` is given (options of the GPU
+   * tiles), else "tiled". Other software adapters (SwiftShader, whose JIT differs) keep the tiles.
    */
   readonly variant?: MatmulVariant;
   /**
@@ -264,8 +264,8 @@ function checkDims(kernel: string, dims: Record<string, number>): void {
 
 /** The tiling `opts` choose on `gpu` ({@linkcode MatmulOptions.variant}). */
 function variantOf(gpu: Gpu, opts: MatmulOptions): MatmulVariant {
-  const v = opts.variant ??
-    (gpu.software && opts.tile === undefined && opts.math !== "f16" ? "cpu" : "tiled");
+  const llvmpipe = gpu.software && /llvmpipe|lavapipe/i.test(gpu.description);
+  const v = opts.variant ?? (llvmpipe && opts.tile === undefined && opts.math !== "f16" ? "cpu" : "tiled");
   if (v !== "cpu" && v !== "tiled") throw new Error(`matmul: variant must be tiled or cpu (got ${v})`);
   return v;
 }
