@@ -22,9 +22,8 @@ import { paramSpecs } from "./params.ts";
 import { InputError } from "../util/errors.ts";
 import { isZip } from "../io/zip.ts";
 import { isLegacyTorch } from "../io/torch.ts";
-import { findTokenizer, readNanoGptCheckpoint } from "./nanogpt.ts";
+import { findTokenizer, isFile, readNanoGptCheckpoint } from "./nanogpt.ts";
 import { fromHfGpt2Tensors, HF_GPT2_FILES, HF_GPT2_SOURCE, hfGpt2Config } from "./hf_gpt2.ts";
-import { loadGpt2Tokenizer } from "../data/gpt2.ts";
 
 /** A loaded model checkpoint. */
 export interface ModelCheckpoint {
@@ -249,15 +248,8 @@ export async function decodeCheckpoint(
  * src/model/hf_gpt2.ts) or a tforce run folder (its model.safetensors).
  */
 async function loadModelFolder(dir: string, opts: LoadOptions): Promise<ModelCheckpoint> {
-  const has = async (name: string) => {
-    try {
-      return (await Deno.stat(`${dir}/${name}`)).isFile;
-    } catch {
-      return false;
-    }
-  };
-  if (!await has("config.json")) {
-    if (await has("model.safetensors")) return await loadModel(`${dir}/model.safetensors`, opts);
+  if (!await isFile(`${dir}/config.json`)) {
+    if (await isFile(`${dir}/model.safetensors`)) return await loadModel(`${dir}/model.safetensors`, opts);
     throw new InputError(
       `${dir}: a folder without ${HF_GPT2_FILES.slice(0, 2).join(" + ")} (Hugging Face's GPT-2) or ` +
         `model.safetensors (a tforce run)`,
@@ -275,10 +267,8 @@ async function loadModelFolder(dir: string, opts: LoadOptions): Promise<ModelChe
   const stored = decodeSafetensors(await read("model.safetensors"), what);
   const metadata = { config: JSON.stringify(config), source: HF_GPT2_SOURCE };
   const file = { tensors: fromHfGpt2Tensors(stored, what), metadata };
-  const given = opts.tokenizer !== undefined || opts.meta !== undefined || opts.vocab !== undefined;
-  const tokenizer = given
-    ? opts.tokenizer ?? await findTokenizer(dir, { meta: opts.meta, vocab: opts.vocab })
-    : await loadGpt2Tokenizer(dir);
+  // A tokenizer given wins; else the folder's own vocab.json + merges.txt.
+  const tokenizer = opts.tokenizer ?? await findTokenizer(dir, { meta: opts.meta, vocab: opts.vocab ?? dir });
   return modelFromFile(file, what, undefined, { nHead: opts.nHead, tokenizer });
 }
 

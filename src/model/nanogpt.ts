@@ -265,7 +265,8 @@ async function readIfThere(path: string): Promise<Uint8Array | null> {
   }
 }
 
-async function isFile(path: string): Promise<boolean> {
+/** Whether `path` is a file (false for a folder or nothing there). */
+export async function isFile(path: string): Promise<boolean> {
   try {
     return (await Deno.stat(path)).isFile;
   } catch {
