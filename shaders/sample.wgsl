@@ -1,9 +1,11 @@
 // Token selection for generation: argmax, and temperature + top-k sampling, one workgroup per row.
 // (shaders/hash.wgsl is prepended by src/gpu/source.ts withHash: pcg_hash, hash3, uniform01.)
 //
-// Shapes: N rows (sequences being generated), V vocabulary (any V >= 1, e.g. 50304 or 65).
+// Shapes: N rows (sequences being generated), V ids considered (any V >= 1, e.g. 50257 or 65), S >= V
+// the row stride: a model whose vocabulary is padded (nanoGPT's 50304 for GPT-2's 50257 tokens) has rows
+// of S logits of which only the first V are tokens, so ids >= V are never chosen.
 //   out    [N]     u32, written: the chosen token id of each row.
-//   logits [N, V]  f32, read only.
+//   logits [N, S]  f32, read only.
 //   rng    [1+]    u32, read only: rng[0] is the seed, rewritten by the caller for every generated token.
 // No gradients: nothing here is differentiated. Logits must be free of NaN.
 //
@@ -45,6 +47,7 @@
 struct Dims {
   N: u32,
   V: u32,
+  stride: u32,
   temperature: f32,
   top_k: u32,
   stream: u32,
@@ -54,7 +57,7 @@ struct Dims {
 
 // Bindings, one number per variable across the file: argmax and threshold use 0, 1, 3; sample uses 0-3.
 @group(0) @binding(0) var<storage, read_write> out: array<u32>;  // [N]
-@group(0) @binding(1) var<storage, read> logits: array<f32>;     // [N, V]
+@group(0) @binding(1) var<storage, read> logits: array<f32>;     // [N, S]
 @group(0) @binding(2) var<storage, read> rng: array<u32>;        // [1]: the seed
 @group(0) @binding(3) var<uniform> dims: Dims;
 
@@ -181,7 +184,7 @@ fn argmax(g: Groups, @builtin(local_invocation_index) lid: u32) {
   let row = group_index(g);
   if (row >= dims.N) { return; }
   let V = dims.V;
-  let base = row * V;
+  let base = row * dims.stride;
   var best = 0.0;
   var idx = NONE;
   for (var i = lid; i < V; i += WG) {
@@ -305,7 +308,7 @@ fn keep_threshold(lid: u32, base: u32) -> Keep {
 fn sample_threshold(g: Groups, @builtin(local_invocation_index) lid: u32) {
   let row = group_index(g);
   if (row >= dims.N) { return; }
-  let keep = keep_threshold(lid, row * dims.V);
+  let keep = keep_threshold(lid, row * dims.stride);
   if (lid == 0u) { out[row] = keep.thresh; }
 }
 
@@ -314,7 +317,7 @@ fn sample(g: Groups, @builtin(local_invocation_index) lid: u32) {
   let row = group_index(g);
   if (row >= dims.N) { return; }
   let V = dims.V;
-  let base = row * V;
+  let base = row * dims.stride;
   if (lid == 0u) {
     atomicStore(&sel_first, NONE);
     atomicStore(&sel_last, 0u);

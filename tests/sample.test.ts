@@ -22,13 +22,14 @@ async function gpuTokens(
   N: number,
   V: number,
   opts: { seed: number; temperature: number; topK: number; stream: number; topP?: number } | null,
+  stride = V,
 ): Promise<Uint32Array> {
   const logits = upload(gpu, "logits", x);
   const out = upload(gpu, "out", new Uint32Array(N).fill(GARBAGE));
-  const d = opts === null ? await argmax(gpu, { out, logits }, { N, V }) : await sample(
+  const d = opts === null ? await argmax(gpu, { out, logits }, { N, V, stride }) : await sample(
     gpu,
     { out, logits, rng: upload(gpu, "rng", new Uint32Array([opts.seed])) },
-    { N, V, temperature: opts.temperature, topK: opts.topK, topP: opts.topP, stream: opts.stream },
+    { N, V, stride, temperature: opts.temperature, topK: opts.topK, topP: opts.topP, stream: opts.stream },
   );
   submitDispatches(gpu, [d], "test");
   const got = await readU32(gpu, out);
@@ -279,6 +280,36 @@ Deno.test("gpu sample: empirical frequencies match the probabilities", async () 
     console.log(`T=${temperature} K=${topK} P=${topP}: chi2 ${chi2.toFixed(2)}`);
     if (chi2 > 33) throw new Error(`chi-square ${chi2} too large`);
   }
+});
+
+Deno.test("a padded vocabulary's rows (stride > V): its padding never chosen, the rest as unpadded", async () => {
+  const gpu = await testGpu();
+  const N = 40, V = 300, S = 320; // as GPT-2's 50257 tokens in nanoGPT's 50304 rows, smaller
+  const compact = new Rng(11).normalArray(N * V, 2);
+  const padded = new Float32Array(N * S).fill(1e30); // padding that would win every selection if it were seen
+  for (let n = 0; n < N; n++) padded.set(compact.subarray(n * V, n * V + V), n * S);
+  const settings = [
+    null,
+    { seed: 5, temperature: 1, topK: 0, stream: 0 },
+    { seed: 6, temperature: 0.7, topK: 20, stream: 1 },
+    { seed: 7, temperature: 1.3, topK: 0, stream: 2, topP: 0.8 },
+  ];
+  for (const o of settings) {
+    const want = await gpuTokens(gpu, compact, N, V, o);
+    const got = await gpuTokens(gpu, padded, N, V, o, S);
+    assert.deepEqual(Array.from(got), Array.from(want), JSON.stringify(o));
+    assert.ok(got.every((t) => t < V));
+  }
+  const r = { temperature: 1, topK: 30, topP: 0.5 };
+  const logits = upload(gpu, "logits", padded), out = upload(gpu, "out", new Uint32Array(N));
+  submitDispatches(gpu, [await keepThreshold(gpu, { out, logits }, { N, V, stride: S, ...r })], "test");
+  assert.deepEqual(
+    Array.from(await readU32(gpu, out)),
+    Array.from(await gpuThresholds(gpu, compact, N, V, r)),
+  );
+  await rejects(argmax(gpu, { out, logits }, { N, V, stride: V - 1 }), {
+    message: `argmax: stride=${V - 1} must be an integer >= V=${V}`,
+  });
 });
 
 Deno.test("sample rejects temperature 0 and bad top-k", async () => {

@@ -12,22 +12,36 @@ import { withGrid, withHash } from "../gpu/source.ts";
 const source = withGrid(withHash(sampleWgsl));
 const WG = 256;
 
-function checkShape(name: string, N: number, V: number): void {
-  if (!Number.isInteger(N) || N < 0) throw new Error(`${name}: N=${N} is not a non-negative integer`);
-  if (!Number.isInteger(V) || V < 1) throw new Error(`${name}: V=${V} must be a positive integer`);
+/** Rows of logits: N rows of `stride` (default V) floats, of which the first V are the ids considered. */
+export interface Rows {
+  N: number;
+  V: number;
+  /** Floats per row, >= V: a padded vocabulary's rows (ids >= V are never chosen). Default V. */
+  stride?: number;
 }
 
-/** out[n] = the first index of the maximum of logits[n, 0..V) for n < N; out [N] u32, logits [N, V]. */
+/** The shape uniforms of `s`, checked. */
+function rows(name: string, s: Rows): { N: number; V: number; stride: number } {
+  const { N, V, stride = s.V } = s;
+  if (!Number.isInteger(N) || N < 0) throw new Error(`${name}: N=${N} is not a non-negative integer`);
+  if (!Number.isInteger(V) || V < 1) throw new Error(`${name}: V=${V} must be a positive integer`);
+  if (!Number.isInteger(stride) || stride < V) {
+    throw new Error(`${name}: stride=${stride} must be an integer >= V=${V}`);
+  }
+  return { N, V, stride };
+}
+
+/** out[n] = the first index of the maximum of logits[n, 0..V) for n < N; out [N] u32, logits [N, stride]. */
 export async function argmax(
   gpu: Gpu,
   b: { out: Resource; logits: Resource },
-  s: { N: number; V: number },
+  s: Rows,
 ): Promise<Dispatch> {
-  checkShape("argmax", s.N, s.V);
+  const shape = rows("argmax", s);
   const k = await getKernel(gpu, { name: "argmax", source, entryPoint: "argmax", constants: { WG } });
   return k.dispatch(
     { out: b.out, logits: b.logits },
-    { N: s.N, V: s.V, temperature: 1, top_k: 0, stream: 0, row0: 0, top_p: 1 },
+    { ...shape, temperature: 1, top_k: 0, stream: 0, row0: 0, top_p: 1 },
     grid(s.N, 1),
   );
 }
@@ -59,7 +73,7 @@ function restrictionUniforms(s: Restriction): { temperature: number; top_k: numb
 }
 
 /**
- * Samples one token per row: out [N] u32 from logits [N, V] at `temperature` (> 0; use
+ * Samples one token per row: out [N] u32 from logits [N, stride] (ids 0..V) at `temperature` (> 0; use
  * {@linkcode argmax} for greedy decoding) restricted to the `topK` largest logits (0 or >= V: the whole
  * vocabulary; ties at the K-th value all kept), then to the nucleus of that renormalised distribution:
  * the smallest set of largest logits whose probability reaches `topP` (default 1: no restriction; ties
@@ -73,14 +87,14 @@ function restrictionUniforms(s: Restriction): { temperature: number; top_k: numb
 export async function sample(
   gpu: Gpu,
   b: { out: Resource; logits: Resource; rng: Resource },
-  s: Restriction & { N: number; V: number; stream: number; row0?: number },
+  s: Restriction & Rows & { stream: number; row0?: number },
 ): Promise<Dispatch> {
-  checkShape("sample", s.N, s.V);
+  const shape = rows("sample", s);
   checkRestriction("sample", s);
   const k = await getKernel(gpu, { name: "sample", source, entryPoint: "sample", constants: { WG } });
   return k.dispatch(
     { out: b.out, logits: b.logits, rng: b.rng },
-    { N: s.N, V: s.V, ...restrictionUniforms(s), stream: s.stream, row0: s.row0 ?? 0 },
+    { ...shape, ...restrictionUniforms(s), stream: s.stream, row0: s.row0 ?? 0 },
     grid(s.N, 1),
   );
 }
@@ -93,9 +107,9 @@ export async function sample(
 export async function keepThreshold(
   gpu: Gpu,
   b: { out: Resource; logits: Resource },
-  s: Restriction & { N: number; V: number },
+  s: Restriction & Rows,
 ): Promise<Dispatch> {
-  checkShape("keepThreshold", s.N, s.V);
+  const shape = rows("keepThreshold", s);
   checkRestriction("keepThreshold", s);
   const k = await getKernel(gpu, {
     name: "sample_threshold",
@@ -105,7 +119,7 @@ export async function keepThreshold(
   });
   return k.dispatch(
     { out: b.out, logits: b.logits },
-    { N: s.N, V: s.V, ...restrictionUniforms(s), stream: 0, row0: 0 },
+    { ...shape, ...restrictionUniforms(s), stream: 0, row0: 0 },
     grid(s.N, 1),
   );
 }
