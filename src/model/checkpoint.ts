@@ -138,11 +138,11 @@ export function modelFromFile(
       throw new InputError(`${what}: bad tokenizer metadata: ${(e as Error).message}`);
     }
   }
-  // Training sizes the model to its tokenizer: fewer ids leave rows of the head that no text reaches (and
-  // sampling can emit ids the tokenizer cannot decode); more ids index past the embedding.
-  if (tokenizer.vocabSize !== config.vocab_size) {
+  // More ids than rows would index past the embedding. Fewer is a padded vocabulary (nanoGPT rounds GPT-2's
+  // 50257 up to 50304 for speed): the extra rows are never reached by text, and never sampled (tokens).
+  if (tokenizer.vocabSize > config.vocab_size) {
     throw new InputError(
-      `${what}: tokenizer has ${tokenizer.vocabSize} tokens but the model's vocab_size is ${config.vocab_size}`,
+      `${what}: tokenizer has ${tokenizer.vocabSize} tokens but the model's vocab_size is only ${config.vocab_size}`,
     );
   }
   const weights = new Map<string, Float32Array>();
@@ -213,8 +213,8 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<M
  * The one place a checkpoint's format is told apart: a zip archive (`PK\x03\x04`) is nanoGPT's
  * `ckpt.pt` (model_args, state_dict; src/model/nanogpt.ts), anything else safetensors (tforce's own, or a
  * state_dict PyTorch saved). A file without a tokenizer takes one from `opts` or from beside `opts.path`;
- * a nanoGPT model must have exactly its tokenizer's vocab_size (a padded vocabulary, GPT-2's 50304, is
- * refused for now). Every problem is a one-line {@linkcode InputError} naming `what`.
+ * the model may have more rows than its tokenizer has ids (a padded vocabulary, nanoGPT's 50304 for GPT-2),
+ * never fewer. Every problem is a one-line {@linkcode InputError} naming `what`.
  */
 export async function decodeCheckpoint(
   bytes: Uint8Array,
@@ -228,13 +228,6 @@ export async function decodeCheckpoint(
   if (isZip(bytes) || isLegacyTorch(bytes)) {
     const nano = await readNanoGptCheckpoint(bytes, what);
     const tokenizer = await tokenizerFor(nano.dataset);
-    const v = nano.config?.vocab_size;
-    if (v !== undefined && tokenizer.vocabSize !== v) {
-      throw new InputError(
-        `${what}: model_args vocab_size is ${v} but the tokenizer has ${tokenizer.vocabSize} tokens (tforce ` +
-          `loads a model whose vocab_size is its tokenizer's; nanoGPT's padded ${v} is not supported yet)`,
-      );
-    }
     return modelFromFile(nano.file, what, undefined, { nHead: opts.nHead, tokenizer });
   }
   const file = decodeSafetensors(bytes, what);

@@ -90,6 +90,8 @@ export class Generator {
   readonly B: number;
   /** The tokenizer that {@linkcode Generator.generateText} encodes and decodes with, when known. */
   readonly tokenizer: Tokenizer | null;
+  /** Ids that can be generated or given, [0, tokens): vocab_size unless the vocabulary is padded. */
+  readonly tokens: number;
   /** Sampling settings of every call, under the call's own options. */
   readonly sampling: Readonly<SamplingOptions>;
   readonly #gpu: Gpu;
@@ -101,7 +103,7 @@ export class Generator {
   readonly #sample: Dispatch;
   readonly #commit: Dispatch;
 
-  private constructor(gpu: Gpu, config: GPTConfig, B: number, extra: GeneratorExtra, parts: {
+  private constructor(gpu: Gpu, config: GPTConfig, B: number, tokens: number, extra: GeneratorExtra, parts: {
     seq: GPUBuffer;
     state: GPUBuffer;
     rng: GPUBuffer;
@@ -114,6 +116,7 @@ export class Generator {
     this.config = config;
     this.B = B;
     this.tokenizer = extra.tokenizer ?? null;
+    this.tokens = tokens;
     this.sampling = { ...extra.sampling };
     this.#seq = parts.seq;
     this.#state = parts.state;
@@ -169,7 +172,11 @@ export class Generator {
     B = 1,
     extra: GeneratorExtra = {},
   ): Promise<Generator> {
-    const V = config.vocab_size, maxT = config.block_size;
+    const stride = config.vocab_size, maxT = config.block_size;
+    const V = extra.tokens ?? extra.tokenizer?.vocabSize ?? stride;
+    if (!(Number.isInteger(V) && V >= 1 && V <= stride)) {
+      throw new Error(`Generator: ${V} tokens for a model of vocab_size ${stride}`);
+    }
     const f32 = (label: string, n: number) => createStorage(gpu, label, n * 4);
     const seq = f32("gen.seq", B * maxT), state = f32("gen.state", 4), rng = f32("gen.rng", 4);
     const sampled = f32("gen.sampled", B);
@@ -177,15 +184,16 @@ export class Generator {
       B,
       label: "gen",
     });
-    return new Generator(gpu, config, B, extra, {
+    return new Generator(gpu, config, B, V, extra, {
       seq,
       state,
       rng,
       head,
-      argmax: await argmax(gpu, { out: sampled, logits }, { N: B, V }),
+      argmax: await argmax(gpu, { out: sampled, logits }, { N: B, V, stride }),
       sample: await sample(gpu, { out: sampled, logits, rng }, {
         N: B,
         V,
+        stride,
         temperature: 1,
         topK: 0,
         stream: 0,
@@ -249,7 +257,7 @@ export class Generator {
     if (prompts.some((p) => p.length !== len)) throw new Error("generate: prompts must have equal lengths");
     for (const p of prompts) {
       for (const t of Array.from(p)) {
-        if (!(Number.isInteger(t) && t >= 0 && t < this.config.vocab_size)) {
+        if (!(Number.isInteger(t) && t >= 0 && t < this.tokens)) {
           throw new Error(`generate: token id ${t} is outside the vocabulary`);
         }
       }
@@ -319,6 +327,11 @@ export class Generator {
 export interface GeneratorExtra {
   /** The tokenizer of {@linkcode Generator.generateText}. */
   tokenizer?: Tokenizer;
+  /**
+   * Ids that may be generated (default: the tokenizer's, else vocab_size): fewer than vocab_size for a
+   * padded vocabulary (nanoGPT's 50304 rows for GPT-2's 50257 tokens), whose extra rows are never chosen.
+   */
+  tokens?: number;
   /** Sampling settings of every call, under the call's own. */
   sampling?: SamplingOptions;
 }

@@ -109,8 +109,11 @@ export function hfGpt2Config(text: string, what: string): GPTConfig {
   return config;
 }
 
-/** A Hugging Face GPT-2 config.json for `config` (GPT2LMHeadModel, the fields `from_pretrained` reads). */
-export function hfGpt2ConfigJson(config: GPTConfig): string {
+/**
+ * A Hugging Face GPT-2 config.json for `config` (GPT2LMHeadModel, the fields `from_pretrained` reads);
+ * `tokens`: the tokenizer's ids (fewer than vocab_size when padded), whose last is `<|endoftext|>`.
+ */
+export function hfGpt2ConfigJson(config: GPTConfig, tokens = config.vocab_size): string {
   const json = {
     architectures: ["GPT2LMHeadModel"],
     model_type: "gpt2",
@@ -129,8 +132,8 @@ export function hfGpt2ConfigJson(config: GPTConfig): string {
     initializer_range: 0.02,
     scale_attn_weights: true,
     tie_word_embeddings: true,
-    bos_token_id: config.vocab_size - 1,
-    eos_token_id: config.vocab_size - 1,
+    bos_token_id: tokens - 1,
+    eos_token_id: tokens - 1,
   };
   return JSON.stringify(json, null, 2) + "\n";
 }
@@ -187,7 +190,7 @@ export async function saveHfGpt2(dir: string, model: HfGpt2Model): Promise<void>
   });
   const { vocabJson, mergesTxt } = model.tokenizer.toFiles();
   await Deno.mkdir(dir, { recursive: true });
-  await writeFileAtomic(`${dir}/config.json`, hfGpt2ConfigJson(model.config));
+  await writeFileAtomic(`${dir}/config.json`, hfGpt2ConfigJson(model.config, model.tokenizer.vocabSize));
   await writeFileAtomic(`${dir}/model.safetensors`, encodeSafetensors(tensors, { format: "pt" }));
   await writeFileAtomic(`${dir}/vocab.json`, vocabJson);
   await writeFileAtomic(`${dir}/merges.txt`, mergesTxt);

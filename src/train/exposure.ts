@@ -43,12 +43,13 @@
  * @module
  */
 import { type Arena, readF32, readU32, writeArray } from "../gpu/buffers.ts";
-import { createGpu, type Gpu } from "../gpu/device.ts";
+import { bindingLimit, createGpu, type Gpu } from "../gpu/device.ts";
 import { encodeDispatches } from "../gpu/kernel.ts";
 import { linePlotSvg, type PlotSeries } from "../io/svg.ts";
 import { loadModel, type LoadOptions, weightsToArena } from "../model/checkpoint.ts";
 import type { GPTConfig } from "../model/config.ts";
 import { GPT } from "../model/gpt.ts";
+import { memoryPlan } from "../model/memory.ts";
 import { paramLayout } from "../model/params.ts";
 import { hash3 } from "../util/hash.ts";
 import type { CharTokenizer } from "../data/char.ts";
@@ -352,6 +353,20 @@ function klDivergence(logP: ArrayLike<number>, logQ: ArrayLike<number>, at?: Arr
 }
 
 /**
+ * The most windows, up to `most`, one forward batch of `T` positions takes with every buffer within one
+ * binding; 1 when even one window does not fit (GPT.create then names the buffer). Every row's logits come
+ * back whole ([B*T, V]), so a large vocabulary or context gets smaller batches rather than a refusal.
+ */
+function windowsPerBatch(gpu: Gpu, config: GPTConfig, T: number, most: number): number {
+  const bindable = bindingLimit(gpu);
+  for (let B = most; B > 1; B--) {
+    const o = { batch: B, time: T, storedDs: false, headRows: B * T, maxBindingBytes: bindable };
+    if (memoryPlan(config, o).every((b) => b.bytes <= bindable)) return B;
+  }
+  return 1;
+}
+
+/**
  * Measures exposure bias of a model whose parameters are `params` (a GPU arena in the nanoGPT layout,
  * copied, or a host array in that layout) on token ids `ids`.
  */
@@ -396,10 +411,7 @@ export async function measureExposure(
   const tally = new ExposureTally({ positions: T, prefix: P, vocab: V }, bound);
 
   const gpu = opts.gpu ?? await createGpu();
-  // Every row's logits come back whole, so by default a batch holds as many windows (up to 16) as one
-  // binding of logits [B*T, V] allows: a large vocabulary gets smaller batches rather than a refusal.
-  const bindable = Math.min(gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
-  const B = Math.min(opts.batchSize ?? Math.max(1, Math.min(16, Math.floor(bindable / (T * V * 4)))), W);
+  const B = Math.min(opts.batchSize ?? windowsPerBatch(gpu, config, T, 16), W);
   // Forward only (no dS buffer); every row's logits are read back (no head chunks).
   const model = await GPT.create(gpu, config, { B, T, storedDs: false, headRows: B * T });
   const dev = gpu.device;
@@ -409,7 +421,13 @@ export async function measureExposure(
     params.copyTo(enc, model.params);
     dev.queue.submit([enc.finish()]);
   }
-  const rollout = await createRollout(gpu, config, model.params, model, { B, T, prefix: P, decode });
+  const rollout = await createRollout(gpu, config, model.params, model, {
+    B,
+    T,
+    prefix: P,
+    decode,
+    tokens: opts.tokenizer?.vocabSize, // a padded vocabulary's extra rows are never sampled
+  });
 
   const rollouts: number[][] = [];
   for (let first = 0; first < W; first += B) {

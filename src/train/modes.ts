@@ -143,15 +143,18 @@ export interface RolloutBindings {
   seed: GPUBuffer;
 }
 
-/** Builds a {@linkcode Rollout} of `B` rows and `T` <= block_size positions over `params`. */
+/**
+ * Builds a {@linkcode Rollout} of `B` rows and `T` <= block_size positions over `params`; its predictions
+ * are ids below `tokens` (default vocab_size; fewer for a padded vocabulary).
+ */
 export async function createRollout(
   gpu: Gpu,
   config: GPTConfig,
   params: Arena,
   io: RolloutBindings,
-  s: { B: number; T: number; prefix: number; decode: DecodeRule; ignoreId?: number },
+  s: { B: number; T: number; prefix: number; decode: DecodeRule; ignoreId?: number; tokens?: number },
 ): Promise<Rollout> {
-  const V = config.vocab_size, maxT = config.block_size;
+  const stride = config.vocab_size, V = s.tokens ?? stride, maxT = config.block_size;
   const { B, T } = s;
   if (T < 2 || T > maxT) throw new Error(`rollout: T = ${T} must be in [2, block_size = ${maxT}]`);
   checkPrefix(s.prefix, T);
@@ -163,10 +166,11 @@ export async function createRollout(
     label: "roll",
   });
   const pick = s.decode === "argmax"
-    ? await argmax(gpu, { out: sampled, logits }, { N: B, V })
+    ? await argmax(gpu, { out: sampled, logits }, { N: B, V, stride })
     : await sample(gpu, { out: sampled, logits, rng: rollRng }, {
       N: B,
       V,
+      stride,
       temperature: 1,
       topK: 0,
       stream: STREAMS.rolloutSample,
@@ -212,18 +216,22 @@ export interface ModeStep {
   epsilonAt(step: number): number;
 }
 
-/** Builds the per-micro-step dispatches of `cfg.mode` for `model` (shared parameters and batch buffers). */
+/**
+ * Builds the per-micro-step dispatches of `cfg.mode` for `model` (shared parameters and batch buffers).
+ * `ignoreId`: the padding target; `tokens`: the ids predictions are drawn from (default vocab_size).
+ */
 export async function buildModeStep(
   gpu: Gpu,
   cfg: TrainConfig,
   model: GPT,
-  ignoreId?: number,
+  o: { ignoreId?: number; tokens?: number } = {},
 ): Promise<ModeStep> {
+  const { ignoreId, tokens } = o;
   const mode = cfg.mode;
   if (mode === "teacher-forcing") {
     return { mode, dispatches: [], update: () => {}, epsilonAt: () => 1 };
   }
-  const B = model.B, T = model.T, N = B * T, V = model.config.vocab_size;
+  const B = model.B, T = model.T, N = B * T, stride = model.config.vocab_size, V = tokens ?? stride;
   if (mode === "free-running") {
     const r = await createRollout(gpu, model.config, model.params, model, {
       B,
@@ -231,6 +239,7 @@ export async function buildModeStep(
       prefix: prefixOf({ prefix: cfg.prefix, block_size: T }),
       decode: cfg.fr_decode,
       ignoreId,
+      tokens,
     });
     return { mode, dispatches: r.dispatches, update: () => {}, epsilonAt: () => 0 };
   }
@@ -243,14 +252,15 @@ export async function buildModeStep(
     pick.push(...logits);
     const b = {
       out: { buffer: pred, offset: r0 * 4, size: rows * 4 },
-      logits: { buffer: model.logits, offset: 0, size: rows * V * 4 },
+      logits: { buffer: model.logits, offset: 0, size: rows * stride * 4 },
     };
     pick.push(
       cfg.ss_decode === "argmax"
-        ? await argmax(gpu, b, { N: rows, V })
+        ? await argmax(gpu, b, { N: rows, V, stride })
         : await sample(gpu, { ...b, rng: model.seed }, {
           N: rows,
           V,
+          stride,
           temperature: 1,
           topK: 0,
           stream: STREAMS.ssSample,

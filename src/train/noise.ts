@@ -155,7 +155,7 @@ export async function measureNoiseScale(
     ignoreIndex: opts.padId,
   });
   model.params.write(gpu, params);
-  const modeStep = await buildModeStep(gpu, { ...cfg, block_size: T }, model, opts.padId);
+  const modeStep = await buildModeStep(gpu, { ...cfg, block_size: T }, model, { ignoreId: opts.padId });
   modeStep.update(opts.step);
   const u32 = (label: string, n: number) => createStorage(gpu, label, n * 4);
   const corpus = createStorage(gpu, "noise.corpus", split.tokens.byteLength, split.tokens);

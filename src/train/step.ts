@@ -59,6 +59,11 @@ export interface TrainStepOptions {
   corpus: Split;
   /** Padding token: the filler input of short windows and an ignored target (default: none). */
   padId?: number;
+  /**
+   * Ids the tokenizer can decode (default vocab_size): fewer for a padded vocabulary (nanoGPT's 50304 rows
+   * for GPT-2's 50257 tokens), whose extra rows the training modes never sample.
+   */
+  tokens?: number;
   /** The optimizer. */
   optimizer: OptimizerSettings;
   /** The run settings that choose the training mode and its knobs (default: teacher forcing). */
@@ -240,7 +245,9 @@ export class TrainStep {
       })
     ));
     // The training mode's dispatches go between gather(m) and the training forward.
-    const mode = o.modeSettings ? await buildModeStep(gpu, o.modeSettings, model, padId) : null;
+    const mode = o.modeSettings
+      ? await buildModeStep(gpu, o.modeSettings, model, { ignoreId: padId, tokens: o.tokens })
+      : null;
     const probe = o.gradProbe ? await createGradProbe(gpu, model.grads) : null;
     const dispatches: Dispatch[] = [];
     for (let micro = 0; micro < M; micro++) {

@@ -340,7 +340,10 @@ async function openRun(
       '${cfg.out}' has reached`;
   }
   // Fine-tuning: weights, shape and tokenizer from a checkpoint; fresh optimizer, step 0, this run's dropout.
-  const initial = !resumed && cfg.init_from !== undefined ? await loadModel(cfg.init_from) : null;
+  // A checkpoint without a tokenizer (nanoGPT's ckpt.pt on GPT-2's tokens) takes --vocab-file's.
+  const initial = !resumed && cfg.init_from !== undefined
+    ? await loadModel(cfg.init_from, { vocab: cfg.vocab_file })
+    : null;
   const base = resumed ?? initial;
   const corpus = await loadCorpus({
     data: cfg.data,
@@ -386,6 +389,7 @@ async function createStep(gpu: Gpu, run: OpenedRun, hooks: TrainHooks): Promise<
     corpus: corpus.train,
     // Padding (lines mode) is both the filler input and an ignored target: no loss, no gradient.
     padId: corpus.tokenizer.padId ?? undefined,
+    tokens: corpus.tokenizer.vocabSize,
     optimizer: {
       lr: cfg.lr,
       beta1: cfg.beta1,
