@@ -31,6 +31,7 @@ import assert from "node:assert/strict";
 import type { Browser, BrowserType, Page } from "npm:playwright-core@1.64.1";
 import { buildWeb } from "../web/build.ts";
 import { decodeModel } from "../src/model/checkpoint.ts";
+import { paramLayout } from "../src/model/params.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const ARGS = [
@@ -387,6 +388,31 @@ Deno.test("browser: the playground trains, explains, recovers from errors, saves
     assert(again.length === bytes.length && again.every((b, i) => b === bytes[i]), "re-download differs");
     await page.screenshot({ path: `${ARTIFACTS}/loaded.png`, fullPage: true });
     lap("loaded back");
+
+    // A page whose bindings hold 16 KiB spreads these weights over several buffers, as GPT-2 small's are on
+    // a 128 MiB binding: the checkpoint loads, samples, measures the same and downloads the same bytes.
+    const BINDING = 16384;
+    const buffers = paramLayout(ck.config, BINDING).layout.buffers.length;
+    assert(buffers > 1, `the weights fit one ${BINDING}-byte binding`);
+    const spread = await browser.newPage({ acceptDownloads: true });
+    spread.on("pageerror", (e) => errors.push(`page error (binding ${BINDING}): ${e.message}`));
+    await spread.goto(`${url}&binding=${BINDING}`);
+    await waitForState(spread, ["ready"], 30_000);
+    await spread.setInputFiles("#load", `${ARTIFACTS}/model.safetensors`);
+    await waitForState(spread, ["done"], 60_000);
+    assert.equal(await num(spread, "samples"), 1);
+    const spreadExposure = await exposure(spread);
+    for (const k of ["tf", "fr", "kl", "oracle-gold", "oracle-own"]) {
+      const d = Math.abs(spreadExposure[k] - trained[k]);
+      assert(d < 1e-4, `exposure ${k} over ${buffers} buffers differs: ${spreadExposure[k]}`);
+    }
+    const fromSpread = await downloadCheckpoint(spread, `${ARTIFACTS}/model.spread.safetensors`);
+    assert(
+      fromSpread.length === bytes.length && fromSpread.every((b, i) => b === bytes[i]),
+      "download differs",
+    );
+    await spread.close();
+    lap(`loaded over ${buffers} buffers`);
     assert.deepEqual(errors, [], "the page logged errors");
     console.log(
       `  screenshots: ${

@@ -26,7 +26,7 @@
  *
  * @module
  */
-import { Arena, readF32, writeArray } from "../src/gpu/buffers.ts";
+import { Arena } from "../src/gpu/buffers.ts";
 import { createGpu, type Gpu } from "../src/gpu/device.ts";
 import { generateLanguage } from "../src/data/language.ts";
 import { type LanguageOracle, languageOracle } from "../src/data/oracle.ts";
@@ -126,6 +126,9 @@ function intParam(name: string): number | undefined {
   return n;
 }
 const evalEvery = intParam("eval");
+/** binding=BYTES: plan buffers as if one storage binding held BYTES (a small model then takes the paths of
+ * one larger than the adapter's binding, as GPT-2 small is on a 128 MiB binding). */
+const bindingCap = intParam("binding");
 const sampleChars = intParam("chars") ?? 160;
 /** Exposure measurement: validation windows (8 keeps it to seconds on a software adapter). */
 const EXPOSURE_WINDOWS = 8;
@@ -171,7 +174,8 @@ const compiles = { started: 0, done: 0 };
 
 /** The page's one device; its pipeline compilations are counted for the progress bar. */
 function gpu(): Promise<Gpu> {
-  return device ??= createGpu().then((g) => {
+  const limits = bindingCap === undefined ? undefined : { maxStorageBufferBindingSize: bindingCap };
+  return device ??= createGpu({ limits }).then((g) => {
     const d = g.device, compile = d.createComputePipelineAsync.bind(d);
     d.createComputePipelineAsync = (desc) => {
       compiles.started++;
@@ -480,7 +484,6 @@ async function measure(m: Model): Promise<void> {
     const r = await measureExposure(m.config, m.host, ids, {
       gpu: await gpu(),
       windows: EXPOSURE_WINDOWS,
-      batchSize: EXPOSURE_WINDOWS,
       prefix: Math.max(1, Math.floor(T / 4)),
       decode: "argmax",
       oracle: withOracle ? oracle! : undefined,
@@ -541,7 +544,6 @@ function warmUp(): void {
         {
           gpu: g,
           windows: EXPOSURE_WINDOWS,
-          batchSize: EXPOSURE_WINDOWS,
           prefix: Math.max(1, Math.floor(T / 4)),
           decode: "argmax",
         },
@@ -731,8 +733,8 @@ async function sampleAtEval(
   if (r.abort.signal.aborted) return;
   r.phase = "sampling";
   showProgress(r);
-  const config = r.config!, host = await readF32(g, e.params.buffer);
-  r.generator ??= await Generator.create(g, config, e.params);
+  const config = r.config!, host = await e.params.read(g);
+  r.generator ??= await Generator.create(g, config, e.params, 1, { tokenizer: r.tokenizer });
   const metadata = {
     step: String(e.step),
     val_loss: String(e.valLoss),
@@ -768,8 +770,9 @@ async function finishRun(r: Run, result: TrainResult): Promise<void> {
     config,
     tokenizer: result.corpus.tokenizer,
     params,
-    generator: r.generator ?? await Generator.create(g, config, params),
-    host: await readF32(g, params.buffer),
+    generator: r.generator ??
+      await Generator.create(g, config, params, 1, { tokenizer: result.corpus.tokenizer }),
+    host: await params.read(g),
     metadata: {
       step: String(result.steps),
       val_loss: String(result.finalValLoss),
@@ -857,12 +860,12 @@ async function load(file: File): Promise<void> {
   const g = await gpu();
   const params = new Arena(g, "loaded.params", paramLayout(ck.config).layout);
   const host = weightsToArena(ck.weights, params.layout);
-  writeArray(g, params.buffer, host);
+  params.write(g, host);
   current = live = modelOf({
     config: ck.config,
     tokenizer: ck.tokenizer,
     params,
-    generator: await Generator.create(g, ck.config, params),
+    generator: await Generator.create(g, ck.config, params, 1, { tokenizer: ck.tokenizer }),
     host,
     metadata: ck.metadata,
     text: "",
