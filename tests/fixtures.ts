@@ -6,7 +6,7 @@
 import { Arena } from "../src/gpu/buffers.ts";
 import type { Gpu } from "../src/gpu/device.ts";
 import { saveModel } from "../src/model/checkpoint.ts";
-import { Generator } from "../src/model/generate.ts";
+import { Generator, type GeneratorExtra } from "../src/model/generate.ts";
 import type { GPTConfig } from "../src/model/config.ts";
 import type { Tokenizer } from "../src/data/tokenizer.ts";
 import { paramLayout, paramSpecs } from "../src/model/params.ts";
@@ -57,10 +57,11 @@ export async function generatorOf(
   c: GPTConfig,
   w: Readonly<Record<string, Float32Array>>,
   rows: number,
+  extra: GeneratorExtra = {},
 ): Promise<Generator> {
   const params = new Arena(gpu, "params", paramLayout(c).layout);
   params.write(gpu, hostOf(c, w));
-  return await Generator.create(gpu, c, params, rows);
+  return await Generator.create(gpu, c, params, rows, extra);
 }
 
 /** Saves weights by name as a model checkpoint of `c` with tokenizer `tok` (and `extra` metadata). */

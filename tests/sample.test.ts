@@ -12,6 +12,8 @@ import { encodeSafetensors } from "../src/io/safetensors.ts";
 import { SAMPLE_SEPARATOR } from "../src/train/sample.ts";
 import { generatorOf, randomWeights, tinyGPT } from "./fixtures.ts";
 import { expectCliError } from "./cli_run.ts";
+import { Generator } from "../src/model/generate.ts";
+import { trainTokenizer } from "../src/data/tokenizer.ts";
 
 const GARBAGE = 0xdeadbeef;
 
@@ -710,4 +712,16 @@ Deno.test("Generator over a token embedding split across buffers picks the token
   );
   const sampled = { temperature: 1, seed: 3 };
   assert.deepEqual(await many.generate(prompt, 6, sampled), await one.generate(prompt, 6, sampled));
+  // Generator.fromCheckpoint lays the weights out the same way; a tokenizer of 5 characters makes the 50257
+  // rows a padded vocabulary, so only ids 0..4 can be drawn, and greedy decoding is one-buffer argmax of those.
+  const tokenizer = trainTokenizer("char", "abcde");
+  const ck = { config: c, tokenizer, weights: new Map(Object.entries(w)), metadata: {} };
+  const fromCk = await Generator.fromCheckpoint(ck, { gpu, batch: 2 });
+  const drawn = (await fromCk.generate([0, 1, 2], 8, { temperature: 1, seed: 5 })).flat();
+  assert.ok(drawn.every((t) => t < 5), `ids ${drawn} beyond the tokenizer's 5`);
+  const fewIds = await generatorOf(real, c, w, 1, { tokens: 5 });
+  assert.deepEqual(
+    (await fromCk.generate([0, 1, 2], 6, { temperature: 0 }))[0],
+    (await fewIds.generate([0, 1, 2], 6, { temperature: 0 }))[0],
+  );
 });

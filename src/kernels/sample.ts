@@ -14,7 +14,9 @@ const WG = 256;
 
 /** Rows of logits: N rows of `stride` (default V) floats, of which the first V are the ids considered. */
 export interface Rows {
+  /** Rows (one token chosen per row). */
   N: number;
+  /** Ids considered per row, [0, V). */
   V: number;
   /** Floats per row, >= V: a padded vocabulary's rows (ids >= V are never chosen). Default V. */
   stride?: number;
