@@ -138,6 +138,10 @@ const CPU_CASES: [Form, number, number, number][] = [
   ["backward_input_gelu", 1024, 256, 64],
   ["backward_input", 1024, 64, 65],
   ["backward_weight", 1024, 64, 192],
+  ["forward_bias", 512, 128, 384],
+  ["forward_gelu_bias", 512, 128, 512],
+  ["backward_input_gelu", 512, 512, 128],
+  ["backward_weight", 512, 128, 512],
   ["backward_weight", 1024, 256, 64],
   ["backward_weight", 1024, 64, 65],
 ];
@@ -231,25 +235,29 @@ export const build: BenchBuilder = async (gpu, large) => {
 };
 
 /**
- * `deno run --allow-read=. --allow-env bench/matmul.ts [--iters N]`: the CPU variant against the GPU tiles
- * (the baseline) on this adapter, one table with their ratio, both timed in the same run.
+ * `deno run --allow-read=. --allow-env bench/matmul.ts [--iters N]`: the CPU variants against the GPU tiles
+ * (the baseline) on this adapter, one table with their ratios, all timed in the same run, in turn per shape.
  */
 async function compareVariants(): Promise<void> {
   const i = Deno.args.indexOf("--iters");
   const iters = i >= 0 ? Number(Deno.args[i + 1]) : 3;
   const gpu = await createGpu();
   console.log(`${gpu.description}\n`);
-  console.log("| kernel | shape | tiled ms | cpu ms | tiled GFLOP/s | cpu GFLOP/s | cpu / tiled |");
-  console.log("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
+  console.log(
+    "| kernel | shape | tiled ms | cpu ms | cpu-wide ms | cpu GFLOP/s | cpu-wide GFLOP/s | cpu / tiled | " +
+      "cpu-wide / cpu |",
+  );
+  console.log("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
   for (const [form, M, K, N] of CPU_CASES) {
-    const [cpu, tiled] = [
-      await timeCase(gpu, await matmulCase(gpu, form, M, K, N, "f32", undefined, "cpu"), iters),
-      await timeCase(gpu, await matmulCase(gpu, form, M, K, N, "f32", undefined, "tiled"), iters),
-    ];
+    const time = async (v: MatmulVariant) =>
+      await timeCase(gpu, await matmulCase(gpu, form, M, K, N, "f32", undefined, v), iters);
+    const [tiled, cpu, wide] = [await time("tiled"), await time("cpu"), await time("cpu-wide")];
     console.log(
       `| matmul_${form} | ${cpu.shape} | ${tiled.ms.toFixed(3)} | ${cpu.ms.toFixed(3)} | ${
-        tiled.gflops?.toFixed(2)
-      } | ${cpu.gflops?.toFixed(2)} | ${(tiled.ms / cpu.ms).toFixed(2)} |`,
+        wide.ms.toFixed(3)
+      } | ${cpu.gflops?.toFixed(2)} | ${wide.gflops?.toFixed(2)} | ${(tiled.ms / cpu.ms).toFixed(2)} | ${
+        (cpu.ms / wide.ms).toFixed(2)
+      } |`,
     );
   }
 }

@@ -126,8 +126,8 @@ const SHAPES: [number, number, number][] = [
   [45, 66, 36], // K % 4 != 0, N % 4 == 0
   [256, 64, 192], // model-like
 ];
-// Both variants (the default is "cpu" on a software adapter, "tiled" elsewhere), both tile sizes, both
-// storage forms.
+// Every variant (the default is "cpu" or "cpu-wide" on llvmpipe, "tiled" elsewhere), both tile sizes,
+// both storage forms.
 const OPTIONS: MatmulOptions[] = [
   {},
   { tile: 128 },
@@ -135,6 +135,7 @@ const OPTIONS: MatmulOptions[] = [
   { tile: 128, vec4: false },
   { variant: "cpu" },
   { variant: "cpu", vec4: false },
+  { variant: "cpu-wide" },
   { variant: "tiled" },
 ];
 const SPLITS: MatmulSplitOptions[] = [
@@ -142,10 +143,11 @@ const SPLITS: MatmulSplitOptions[] = [
   { splits: 2, tile: 64, vec4: false },
   { splits: 3, variant: "cpu" },
   { splits: 2, variant: "cpu", vec4: false },
+  { splits: 3, variant: "cpu-wide" },
   { splits: 3, variant: "tiled" },
 ];
-/** The fused-epilogue tests run on both variants. */
-const VARIANTS = ["tiled", "cpu"] as const;
+/** The fused-epilogue tests run on every variant. */
+const VARIANTS = ["tiled", "cpu", "cpu-wide"] as const;
 
 for (const [M, K, N] of SHAPES) {
   Deno.test(`matmul forward and backward match reference, M=${M} K=${K} N=${N}`, async () => {
@@ -236,7 +238,10 @@ for (const [M, K, N] of F16_SHAPES) {
         ? (await runAndRead(gpu, ds, buf), await readF16(gpu, buf, 0, n))
         : await runAndRead(gpu, ds, buf);
     for (
-      const [vec4, variant] of [[true, "tiled"], [false, "tiled"], [true, "cpu"], [false, "cpu"]] as const
+      const [vec4, variant] of [[true, "tiled"], [false, "tiled"], [true, "cpu"], [false, "cpu"], [
+        true,
+        "cpu-wide",
+      ]] as const
     ) {
       for (const out of ["f16", "f32"] as const) {
         const types: MatmulTypes = { inp: "f16", weight: "f16", out };

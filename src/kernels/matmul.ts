@@ -62,21 +62,27 @@ const NO_DROP = { drop_threshold: 0, drop_scale: 1, drop_stream: 0 };
 
 /**
  * The tiling of the matmul products: "tiled" (shaders/matmul.wgsl's workgroup tiles staged through
- * workgroup memory, for GPUs) or "cpu" (shaders/matmul_cpu.wgsl: per-invocation register blocks read
- * straight from storage, for CPU adapters, where workgroup memory and barriers are expensive and every
- * load costs one scalar load per SIMD lane).
+ * workgroup memory, for GPUs) or "cpu" (shaders/matmul_cpu.wgsl: per-invocation register blocks of 32 x 8
+ * outputs read straight from storage, for CPU adapters, where workgroup memory and barriers are expensive
+ * and every load costs one scalar load per SIMD lane); "cpu-wide" is "cpu" with 32 x 16 blocks (more
+ * multiply-adds per load, twice the columns per workgroup).
  */
-export type MatmulVariant = "tiled" | "cpu";
+export type MatmulVariant = "tiled" | "cpu" | "cpu-wide";
 
-/** Tile rows and columns of the "cpu" variant's workgroup (shaders/matmul_cpu.wgsl: CR, 8 * CL). */
+/** Tile rows and columns of the "cpu" variant's workgroup (shaders/matmul_cpu.wgsl: CR, CC * CL). */
 const CPU_ROWS = 32, CPU_COLS = 64;
+/** Reduction length and output columns from which llvmpipe's default is "cpu-wide" (see `variant`). */
+export const WIDE_MIN = 128;
 
 /** Tuning and test options for the matmul dispatchers; the defaults suit every shape. */
 export interface MatmulOptions {
   /**
    * The tiling ({@linkcode MatmulVariant}). Default: "cpu" on Mesa's llvmpipe (where it was measured
    * faster: bench/results/cpu_matmul.md) unless `tile` or `math: "f16"` is given (options of the GPU
-   * tiles), else "tiled". Other software adapters (SwiftShader, whose JIT differs) keep the tiles.
+   * tiles), else "tiled"; "cpu-wide" there when the product's reduction and its output's columns are both
+   * at least {@linkcode WIDE_MIN} (measured 1.3-1.4 times "cpu"; shorter reductions or narrower outputs ran
+   * slower wide). "cpu-wide" runs as "cpu" where the shape or `vec4: false` rules out the vec4 loads.
+   * Other software adapters (SwiftShader, whose JIT differs) keep the tiles.
    */
   readonly variant?: MatmulVariant;
   /**
@@ -150,7 +156,9 @@ function shaderFor(
   if (math === "f16") t.TT = "f16";
   checkTypes(gpu, entry, t);
   // withTypes last: it prefixes line 1
-  if (math === "f16" && variant === "cpu") throw new Error(`${entry}: the cpu variant computes in f32 only`);
+  if (math === "f16" && variant !== "tiled") {
+    throw new Error(`${entry}: the cpu variant computes in f32 only`);
+  }
   const flagged = matmulSource({ ...flags, HALF_MATH: math === "f16" }, entry, activation, variant);
   const src = withConsts(flagged, {
     WGX: tile / 8,
@@ -246,7 +254,9 @@ export function matmulSource(
   // The fusions come after the core file, so the core's line numbers hold; the fused file's lines are
   // offset by the core's line count in compiler messages.
   let text = `${withFlags(source, all, "matmul.wgsl")}\n${withFlags(fused, all, "matmul_fused.wgsl")}`;
-  if (variant === "cpu") text += `\n${withFlags(cpuTiles, all, "matmul_cpu.wgsl")}`;
+  if (variant !== "tiled") {
+    text += `\n${withFlags(cpuTiles, { ...all, WIDE: variant === "cpu-wide" }, "matmul_cpu.wgsl")}`;
+  }
   return withGrid(withHash(withGeluMath(text, activation)));
 }
 
@@ -262,27 +272,40 @@ function checkDims(kernel: string, dims: Record<string, number>): void {
   }
 }
 
-/** The tiling `opts` choose on `gpu` ({@linkcode MatmulOptions.variant}). */
-function variantOf(gpu: Gpu, opts: MatmulOptions): MatmulVariant {
+/**
+ * The tiling `opts` choose on `gpu` ({@linkcode MatmulOptions.variant}) for a product reducing over `red`
+ * into an output of `S` columns.
+ */
+function variantOf(
+  gpu: Gpu,
+  opts: MatmulOptions,
+  shape: { S: number; red: number; vec4: boolean },
+): MatmulVariant {
   const llvmpipe = gpu.software && /llvmpipe|lavapipe/i.test(gpu.description);
-  const v = opts.variant ?? (llvmpipe && opts.tile === undefined && opts.math !== "f16" ? "cpu" : "tiled");
-  if (v !== "cpu" && v !== "tiled") throw new Error(`matmul: variant must be tiled or cpu (got ${v})`);
+  const wide = shape.vec4 && shape.S >= WIDE_MIN && shape.red >= WIDE_MIN;
+  const v = opts.variant ??
+    (llvmpipe && opts.tile === undefined && opts.math !== "f16" ? wide ? "cpu-wide" : "cpu" : "tiled");
+  // The element-by-element loads make the wide block's code too large for llvmpipe's compiler (minutes).
+  if (v === "cpu-wide" && !shape.vec4) return "cpu";
+  if (v !== "cpu" && v !== "cpu-wide" && v !== "tiled") {
+    throw new Error(`matmul: variant must be tiled, cpu or cpu-wide (got ${v})`);
+  }
   return v;
 }
 
 /**
  * The compiled tiled product `entry` in the tiling `opts` choose, and its workgroup grid for an output
- * of R x S in Z slices.
+ * of R x S in Z slices, each reducing over `red` terms.
  */
 async function productKernel(
   gpu: Gpu,
   entry: string,
   flags: { K4: boolean; N4: boolean },
-  out: { R: number; S: number; Z?: number },
+  out: { R: number; S: number; Z?: number; red: number },
   opts: MatmulOptions,
   tile = 128,
 ): Promise<{ kernel: Kernel; groups: [number, number, number] }> {
-  const variant = variantOf(gpu, opts);
+  const variant = variantOf(gpu, opts, { ...out, vec4: flags.K4 && flags.N4 });
   const source = shaderFor(
     gpu,
     entry,
@@ -294,9 +317,9 @@ async function productKernel(
     opts.activation,
     variant,
   );
-  const cpu = variant === "cpu";
+  const cpu = variant !== "tiled";
   const kernel = await getKernel(gpu, { name: entry, source, entryPoint: cpu ? "matmul_cpu" : entry });
-  const [tm, tn] = cpu ? [CPU_ROWS, CPU_COLS] : [tile, tile];
+  const [tm, tn] = cpu ? [CPU_ROWS, CPU_COLS * (variant === "cpu-wide" ? 2 : 1)] : [tile, tile];
   return { kernel, groups: [Math.ceil(out.S / tn), Math.ceil(out.R / tm), out.Z ?? 1] };
 }
 
@@ -322,7 +345,8 @@ async function tiled(
   const tile = opts.tile ?? (count(128) >= BIG_TILE_MIN_GROUPS ? 128 : 64);
   if (tile !== 64 && tile !== 128) throw new Error(`${entry}: tile must be 64 or 128 (got ${tile})`);
   const flags = { K4: vec && K % 4 === 0, N4: vec && N % 4 === 0 };
-  const { kernel, groups } = await productKernel(gpu, entry, flags, { R, S }, opts, tile);
+  const red = { FWD: K, BIN: N, BW: M }[ENTRIES[entry].product];
+  const { kernel, groups } = await productKernel(gpu, entry, flags, { R, S, red }, opts, tile);
   return kernel.dispatch(resources, { M, K, N, MS: M, ...NO_DROP, ...drop }, groups);
 }
 
@@ -487,7 +511,7 @@ export async function matmulBackwardWeightSplit(
     gpu,
     "matmul_backward_weight_split",
     flags,
-    { R: N, S: K, Z },
+    { R: N, S: K, Z, red: Math.ceil(M / Z) },
     opts,
     tile,
   );
