@@ -8,26 +8,17 @@
 import source from "../../shaders/gradstats.wgsl" with { type: "text" };
 import type { Gpu } from "../gpu/device.ts";
 import { type Dispatch, getKernel, type Resource } from "../gpu/kernel.ts";
+import { partialSums, totalParts } from "./optimizer.ts";
 
+/** Threads per workgroup: the optimizer's, whose partial-sum layout (partialSums) this kernel shares. */
 const WG = 256;
-/** At most this many partial sums per statistic. */
-const MAX_PARTS = 1024;
-
-function parts(n: number): number {
-  return Math.max(1, Math.min(MAX_PARTS, Math.ceil(n / (4 * WG))));
-}
-
-/** Floats of each buffer: one count, or one per buffer of an arena spread over several. */
-function counts(n: number | readonly number[]): readonly number[] {
-  return typeof n === "number" ? [n] : n;
-}
 
 /**
  * Bytes of the scratch buffer {@linkcode gradCosine} needs for `n` floats, or buffers of `n[k]` floats each
  * (3 partial sums per workgroup).
  */
 export function gradCosineScratchBytes(n: number | readonly number[]): number {
-  return 12 * counts(n).reduce((s, x) => s + parts(x), 0);
+  return 12 * totalParts(partialSums(n));
 }
 
 /**
@@ -46,15 +37,15 @@ export async function gradCosine(
   },
   s: { n: number | readonly number[] },
 ): Promise<Dispatch[]> {
-  const ns = counts(s.n);
+  const sums = partialSums(s.n);
   const list = (r: Resource | readonly Resource[]) => Array.isArray(r) ? r : [r as Resource];
   const prev = list(b.prev), grads = list(b.grads);
-  if (prev.length !== ns.length || grads.length !== ns.length) {
+  if (prev.length !== sums.length || grads.length !== sums.length) {
     throw new Error(
-      `grad_cosine: ${prev.length} prev and ${grads.length} grads buffers for ${ns.length} sizes`,
+      `grad_cosine: ${prev.length} prev and ${grads.length} grads buffers for ${sums.length} sizes`,
     );
   }
-  for (const n of ns) {
+  for (const { n } of sums) {
     if (!Number.isInteger(n) || n < 1 || n > 0xffffffff) {
       throw new Error(`grad_cosine: n = ${n} must be a positive u32`);
     }
@@ -73,21 +64,11 @@ export async function gradCosine(
       constants: { WG },
     }),
   ]);
-  const total = ns.reduce((a, n) => a + parts(n), 0);
-  const out: Dispatch[] = [];
-  let part0 = 0;
-  ns.forEach((n, k) => {
-    const p = parts(n);
-    out.push(
-      partial.dispatch(
-        { prev: prev[k], grads: grads[k], scratch: b.scratch },
-        { n, parts: p, part0, total },
-        [p],
-      ),
-    );
-    part0 += p;
-  });
-  const n = ns.reduce((a, x) => a + x, 0);
+  const total = totalParts(sums);
+  const out = sums.map((p, k) =>
+    partial.dispatch({ prev: prev[k], grads: grads[k], scratch: b.scratch }, { ...p, total }, [p.parts])
+  );
+  const n = sums.reduce((a, p) => a + p.n, 0);
   out.push(
     finish.dispatch({ scratch: b.scratch, gstats: b.gstats }, { n, parts: total, part0: 0, total }, [1]),
   );

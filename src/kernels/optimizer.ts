@@ -28,14 +28,33 @@ export const STATS_FLOATS = 4;
 /** Dynamic loss scaling defaults, as torch.cuda.amp.GradScaler: initial scale 2^16, doubled after 2000 good steps. */
 export const LOSS_SCALE_INIT = 65536, LOSS_SCALE_GROWTH_INTERVAL = 2000;
 
-/** Number of stage-1 workgroups (= partial sums) for a buffer of `n` floats: fixed by n alone. */
-function parts(n: number): number {
-  return Math.max(1, Math.min(MAX_PARTS, Math.ceil(n / (4 * WG))));
+/** One buffer's stage-1 reduction: its floats, its partial sums and the scratch index of the first. */
+export interface PartialSums {
+  /** Floats of the buffer. */
+  n: number;
+  /** Stage-1 workgroups (= partial sums), fixed by n alone. */
+  parts: number;
+  /** Index of its first partial sum among all the buffers' (the earlier buffers' come first). */
+  part0: number;
 }
 
-/** Floats of each buffer of an arena: one count, or one per buffer. */
-function counts(n: number | readonly number[]): readonly number[] {
-  return typeof n === "number" ? [n] : n;
+/**
+ * The stage-1 partial sums of a two-stage reduction over one buffer of `n` floats, or over buffers of
+ * `n[k]` floats each (an arena spread over several), laid out one buffer after another in the scratch.
+ * Shared with src/kernels/gradstats.ts, whose shader reduces the same way.
+ */
+export function partialSums(n: number | readonly number[]): PartialSums[] {
+  let part0 = 0;
+  return (typeof n === "number" ? [n] : n).map((x) => {
+    const parts = Math.max(1, Math.min(MAX_PARTS, Math.ceil(x / (4 * WG))));
+    part0 += parts;
+    return { n: x, parts, part0: part0 - parts };
+  });
+}
+
+/** The number of partial sums of all `sums` together. */
+export function totalParts(sums: readonly PartialSums[]): number {
+  return sums.reduce((s, p) => s + p.parts, 0);
 }
 
 /** Uniform members the norm entry points do not read, zeroed (one Dims struct serves the whole file). */
@@ -66,7 +85,7 @@ function checkN(kernel: string, n: number): void {
  * floats each (one f32 partial sum per stage-1 workgroup, at most 1024 of them a buffer: 4 KiB).
  */
 export function gradNormScratchBytes(n: number | readonly number[]): number {
-  return 4 * counts(n).reduce((s, x) => s + parts(x), 0);
+  return 4 * totalParts(partialSums(n));
 }
 
 /**
@@ -90,20 +109,20 @@ export async function gradNorm(
   b: { stats: Resource; grads: Resource | readonly Resource[]; scratch: Resource; scaler?: Resource },
   s: { n: number | readonly number[]; maxNorm: number; growthInterval?: number },
 ): Promise<Dispatch[]> {
-  const ns = counts(s.n), grads = Array.isArray(b.grads) ? b.grads : [b.grads as Resource];
-  if (grads.length !== ns.length) {
-    throw new GpuError("grad_norm", `${grads.length} gradient buffers but ${ns.length} sizes`);
+  const sums = partialSums(s.n), grads = Array.isArray(b.grads) ? b.grads : [b.grads as Resource];
+  if (grads.length !== sums.length) {
+    throw new GpuError("grad_norm", `${grads.length} gradient buffers but ${sums.length} sizes`);
   }
   if (!(s.maxNorm >= 0)) throw new GpuError("grad_norm", `maxNorm = ${s.maxNorm} must be >= 0`);
   const growth = s.growthInterval ?? LOSS_SCALE_GROWTH_INTERVAL;
   if (!Number.isInteger(growth) || growth < 1) {
     throw new GpuError("grad_norm", `growthInterval = ${growth} must be a positive integer`);
   }
-  ns.forEach((n, k) => {
+  sums.forEach(({ n }, k) => {
     checkN("grad_norm", n);
     checkSize("grad_norm", "grads", grads[k], 4 * n);
   });
-  checkSize("grad_norm", "scratch", b.scratch, gradNormScratchBytes(ns));
+  checkSize("grad_norm", "scratch", b.scratch, gradNormScratchBytes(s.n));
   checkSize("grad_norm", "stats", b.stats, 4 * STATS_FLOATS);
   if (b.scaler) checkSize("grad_norm", "scaler", b.scaler, 8);
   const norm = { max_norm: s.maxNorm, ...ADAMW_ZERO, growth_interval: growth };
@@ -112,17 +131,13 @@ export async function gradNorm(
     getKernel(gpu, { name: "grad_norm_partial", source, entryPoint: "grad_norm_partial", constants: { WG } }),
     getKernel(gpu, { name: finishEntry, source, entryPoint: finishEntry, constants: { WG } }),
   ]);
-  const out: Dispatch[] = [];
-  let part0 = 0;
-  ns.forEach((n, k) => {
-    const p = parts(n);
-    out.push(partial.dispatch({ scratch: b.scratch, grads: grads[k] }, { n, parts: p, part0, ...norm }, [p]));
-    part0 += p;
-  });
+  const out = sums.map((p, k) =>
+    partial.dispatch({ scratch: b.scratch, grads: grads[k] }, { ...p, ...norm }, [p.parts])
+  );
   const finishBindings: Record<string, Resource> = { stats: b.stats, scratch: b.scratch };
   if (b.scaler) finishBindings.scaler = b.scaler;
-  const total = ns.reduce((a, x) => a + x, 0);
-  out.push(finish.dispatch(finishBindings, { n: total, parts: part0, part0: 0, ...norm }, [1]));
+  const n = sums.reduce((a, p) => a + p.n, 0);
+  out.push(finish.dispatch(finishBindings, { n, parts: totalParts(sums), part0: 0, ...norm }, [1]));
   return out;
 }
 
