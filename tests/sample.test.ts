@@ -296,6 +296,12 @@ Deno.test("a padded vocabulary's rows (stride > V): its padding never chosen, th
     { seed: 6, temperature: 0.7, topK: 20, stream: 1 },
     { seed: 7, temperature: 1.3, topK: 0, stream: 2, topP: 0.8 },
   ];
+  // Greedy picks against the float64 reference's argmax; the sampled ones against the unpadded rows' (whose
+  // sampler the tests above check against the reference's sampleRow).
+  assert.deepEqual(
+    Array.from(await gpuTokens(gpu, padded, N, V, null, S)),
+    Array.from(ref.argmax(compact, N, V)),
+  );
   for (const o of settings) {
     const want = await gpuTokens(gpu, compact, N, V, o);
     const got = await gpuTokens(gpu, padded, N, V, o, S);
