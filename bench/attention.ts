@@ -1,5 +1,5 @@
-import { type BenchBuilder, type BenchCase, randomStorage } from "./harness.ts";
-import type { Gpu } from "../src/gpu/device.ts";
+import { type BenchBuilder, type BenchCase, randomStorage, timeCase } from "./harness.ts";
+import { createGpu, type Gpu } from "../src/gpu/device.ts";
 import { createStorage } from "../src/gpu/buffers.ts";
 import { submitDispatches } from "../src/gpu/kernel.ts";
 import type { StorageType } from "../src/gpu/source.ts";
@@ -9,6 +9,7 @@ import {
   attentionForward,
   type AttentionOptions,
   attentionScratchBytes,
+  type AttentionVariant,
 } from "../src/kernels/attention.ts";
 
 /** Bytes per value of a storage type. */
@@ -124,11 +125,15 @@ async function cases(
   ];
 }
 
+/** [B, T, C, NH] of the CPU adapter's comparison: the default `train` model, the peer benchmark's, CI's. */
+const CPU_SHAPES: [number, number, number, number][] = [[16, 64, 64, 4], [8, 64, 128, 4], [4, 64, 64, 2]];
+
 /**
  * Causal attention; CI: tiny heads; large: GPT-2 small (T 1024, HS 64), shakespeare_char, and HS 128. Each
  * shape in f32 and, when the device has `shader-f16`, in the model's f16 combination (names end in `_f16`:
  * forward qkv and out f16; backward also dout and dqkv f16); at large, the GPT-2 shape also with 16 KiB
- * of workgroup memory (`_wg16k`: tiles of half the rows) to pick the tile size from.
+ * of workgroup memory (`_wg16k`: tiles of half the rows) to pick the tile size from. On a software adapter
+ * at CI size, also the default `train` model's shape in both forms (`_cpu`, `_blocked`).
  */
 export const build: BenchBuilder = async (gpu, large) => {
   const shapes: [number, number, number, number][] = large
@@ -141,5 +146,40 @@ export const build: BenchBuilder = async (gpu, large) => {
   }
   // Tile-size knob at the GPT-2 shape: 16 KiB of workgroup memory (half the default tile rows).
   if (large) all.push(...await cases(gpu, 8, 1024, 768, 12, F32, "_wg16k", { workgroupBytes: 16384 }));
+  if (gpu.software && !large) {
+    const [B, T, C, NH] = CPU_SHAPES[0];
+    for (const variant of ["cpu", "blocked"] as const) {
+      all.push(...await cases(gpu, B, T, C, NH, F32, `_${variant}`, { variant }));
+    }
+  }
   return all;
 };
+
+/**
+ * `deno run --allow-read=. --allow-env bench/attention.ts [--iters N]`: the cpu form against the blocked
+ * kernels (the baseline) on this adapter, forward and the stored-dS backward at the CPU shapes, all timed
+ * in the same run, in turn per shape; one Markdown table with the ratios.
+ */
+async function compareVariants(): Promise<void> {
+  const i = Deno.args.indexOf("--iters");
+  const iters = i >= 0 ? Number(Deno.args[i + 1]) : 5;
+  const gpu = await createGpu();
+  console.log(`${gpu.description}\n`);
+  console.log("| kernels | shape | blocked ms | cpu ms | blocked GFLOP/s | cpu GFLOP/s | cpu / blocked |");
+  console.log("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
+  for (const [B, T, C, NH] of CPU_SHAPES) {
+    const built = async (v: AttentionVariant) => await cases(gpu, B, T, C, NH, F32, "", { variant: v });
+    const [blocked, cpu] = [await built("blocked"), await built("cpu")];
+    for (const name of ["attention_forward", "attention_backward_ds", "attention_forward_backward_ds"]) {
+      const pick = (all: BenchCase[]) => all.find((c) => c.name === name)!;
+      const a = await timeCase(gpu, pick(blocked), iters), b = await timeCase(gpu, pick(cpu), iters);
+      console.log(
+        `| ${name} | ${a.shape} | ${a.ms.toFixed(3)} | ${b.ms.toFixed(3)} | ${a.gflops?.toFixed(2)} | ${
+          b.gflops?.toFixed(2)
+        } | ${(a.ms / b.ms).toFixed(2)} |`,
+      );
+    }
+  }
+}
+
+if (import.meta.main) await compareVariants();

@@ -147,7 +147,7 @@ export async function recordStep(gpu: Gpu, shape: StepShape): Promise<RecordedSt
  * Model FLOPs of one dispatch: matmuls 2·M·K·N = 2·sqrt(|A|·|B|·|C|) from the three bound matrices (any
  * of the three training forms), causal attention as FlashAttention counts it (forward F = 2·B·NH·T²·HS,
  * backward 2.5·F: 1.5·F in dk/dv, 1·F in dq, whether dq recomputes dS or reads it stored: `_ds`, with or
- * without dropout on the probabilities: `_dropout`), 0 for everything else. Sums to {@linkcode stepFlops}.
+ * without dropout on the probabilities: `_dropout`, in either form: `_cpu`), 0 for everything else. Sums to {@linkcode stepFlops}.
  */
 export function dispatchFlops(kernel: string, bound: Readonly<Record<string, number>>, s: StepShape): number {
   if (kernel.startsWith("matmul_")) {
@@ -156,7 +156,7 @@ export function dispatchFlops(kernel: string, bound: Readonly<Record<string, num
     return 2 * Math.sqrt(mats.reduce((p, n) => p * (bound[n] / 4), 1));
   }
   const F = 2 * s.B * s.T * s.T * s.config.n_embd;
-  const k = kernel.replace(/_ds$/, "").replace(/_dropout$/, "");
+  const k = kernel.replace(/_ds$/, "").replace(/_dropout$/, "").replace(/_cpu$/, "");
   if (k === "attention_forward") return F;
   if (k === "attention_backward_dkdv") return 1.5 * F;
   if (k === "attention_backward_dq") return F;

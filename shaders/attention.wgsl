@@ -17,7 +17,7 @@
 // k, v and lse:
 //   p_tj = exp(s_tj - lse_t), dp_tj = dout_t . v_j, ds_tj = p_tj * (dp_tj - delta_t),
 //   dq_t = scale * sum_j ds_tj k_j,  dk_j = scale * sum_t ds_tj q_t,  dv_j = sum_t p_tj dout_t.
-// With dropout on the probabilities (mask factor F_tj = 0 or 1 / (1 - p), attention_shared.wgsl): out uses
+// With dropout on the probabilities (mask factor F_tj = 0 or 1 / (1 - p), attention_dropout.wgsl): out uses
 // p F, so dp_tj = (dout_t . v_j) F_tj and dv_j = sum_t p_tj F_tj dout_t; delta is unchanged (dout . out).
 // Three backward dispatches: delta (here), dk/dv per key block, dq per query block; with a stored dS
 // (src/kernels/attention.ts `ds`) dk/dv also writes ds and dq reads it instead of recomputing it. No float

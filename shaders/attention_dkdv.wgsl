@@ -31,7 +31,7 @@
 // TQ4 = ceil(T / 4) vec4s; stored as GT, dqkv's type: f16 in mixed precision, as FlashAttention-2 feeds dS
 // to its dQ product in half precision), every entry with a query vec4 at or past the key block's first key: the dq
 // kernel then reads dS instead of recomputing S and dP (5 products of T^2 HS in the backward instead of 7).
-// With DROP, the forward's dropout on the probabilities (drop4, attention_shared.wgsl): F = mask / (1 -
+// With DROP, the forward's dropout on the probabilities (drop4, attention_dropout.wgsl): F = mask / (1 -
 // p_drop) multiplies dP before ds = p (dP F - delta), and P F (what the forward multiplied V by) feeds dV.
 // Register arrays are indexed by constants only (each statement written out, guarded by `if (RV > 1u)` and
 // the like, which the compiler folds): dynamically indexed private arrays can land in slow local memory.

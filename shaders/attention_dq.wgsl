@@ -23,7 +23,7 @@
 // TQ4 = ceil(T / 4) vec4s along queries. Entries with query < key are masked to 0 here (dkdv leaves the
 // part below its key block unwritten). Only phase 3's product remains: 1 of 3 T^2 HS products.
 // With DROP (recomputing form only; stored dS already includes it), the forward's dropout on the
-// probabilities (drop4, attention_shared.wgsl): F = mask / (1 - p_drop) multiplies dP, ds = p (dP F -
+// probabilities (drop4, attention_dropout.wgsl): F = mask / (1 - p_drop) multiplies dP, ds = p (dP F -
 // delta). The `// #if DS` blocks with an empty first branch hold what only the recomputing form needs.
 // Register arrays are indexed by constants only (statements written out, guarded by `if (RV > 1u)` etc.).
 // Every summation order is fixed: results are bitwise reproducible.

@@ -23,7 +23,7 @@
 // the like, which the compiler folds): dynamically indexed private arrays can land in slow local memory.
 // Scores are in log2 units (q pre-multiplied by scale * log2(e)) so exp2 does the softmax.
 // With the DROP flag, dropout on the probabilities (nanoGPT's attn_dropout): phase 2 adds every p to the
-// row's sum l but stores p / (1 - p_drop) or 0 for phase 3 (drop1 in attention_shared.wgsl: the mask the
+// row's sum l but stores p / (1 - p_drop) or 0 for phase 3 (drop1 in attention_dropout.wgsl: the mask the
 // backward kernels regenerate and src/reference/attention.ts draws too).
 // Every summation order is fixed: results are bitwise reproducible.
 

@@ -1,7 +1,5 @@
 // Snippet appended by src/kernels/attention.ts to each blocked attention kernel (attention_forward.wgsl,
-// attention_dkdv.wgsl, attention_dq.wgsl), which declares `var<workgroup> stage: array<vec4<f32>, STAGE>`,
-// `dims` with T, drop_threshold, drop_scale and drop_stream, and (used with DROP only) `rng`. shaders/hash.wgsl
-// is appended too.
+// attention_dkdv.wgsl, attention_dq.wgsl), which declares `var<workgroup> stage: array<vec4<f32>, STAGE>`.
 
 // Stores 4 rows' vec4s at one dim quad (r0 .. r3: 4 consecutive rows, vec4s along dims) transposed: one vec4
 // along the 4 rows per dim, at stage[at + k * stride] for dim k < 4.
@@ -11,22 +9,3 @@ fn stage_t4(at: u32, stride: u32, r0: vec4<f32>, r1: vec4<f32>, r2: vec4<f32>, r
   stage[at + 2u * stride] = vec4<f32>(r0.z, r1.z, r2.z, r3.z);
   stage[at + 3u * stride] = vec4<f32>(r0.w, r1.w, r2.w, r3.w);
 }
-
-// Dropout on the probabilities (DROP): the factor of probability (query t, key j) of head bh, 0 or
-// 1 / (1 - p), kept when (pcg_hash(t * T + j ^ hash3(rng[0], drop_stream, bh)) >> 8) >= drop_threshold
-// (src/reference/attention.ts attentionDropFactor draws the same). drop_key(bh) is the per-head part;
-// drop1 takes the flat index t * T + j, drop4 key j against 4 queries qv. Without DROP every factor is 1.
-// #if DROP
-fn drop_key(bh: u32) -> u32 { return hash3(rng[0], dims.drop_stream, bh); }
-fn drop1(key: u32, index: u32) -> f32 {
-  return select(0.0, dims.drop_scale, (pcg_hash(index ^ key) >> 8u) >= dims.drop_threshold);
-}
-fn drop4(key: u32, qv: vec4<u32>, j: u32) -> vec4<f32> {
-  let hh = pcg_hash4((qv * dims.T + vec4<u32>(j)) ^ vec4<u32>(key));
-  return select(vec4<f32>(0.0), vec4<f32>(dims.drop_scale), (hh >> vec4<u32>(8u)) >= vec4<u32>(dims.drop_threshold));
-}
-// #else
-fn drop_key(bh: u32) -> u32 { return 0u; }
-fn drop1(key: u32, index: u32) -> f32 { return 1.0; }
-fn drop4(key: u32, qv: vec4<u32>, j: u32) -> vec4<f32> { return vec4<f32>(1.0); }
-// #endif

@@ -10,6 +10,8 @@ import {
   attentionForward,
   type AttentionOptions,
   attentionScratchBytes,
+  type AttentionVariant,
+  CPU_MAX_HS,
 } from "../src/kernels/attention.ts";
 import { dkdvPlan, dqPlan, forwardPlan } from "../src/kernels/attention_plan.ts";
 import * as ref from "../src/reference/attention.ts";
@@ -149,25 +151,41 @@ const shapes: { B: number; T: number; C: number; NH: number; std?: number; opts?
   { B: 1, T: 66, C: 248, NH: 2, opts: { workgroupBytes: 16384 } }, // HS 124
 ];
 
-for (const { B, T, C, NH, std = 1, opts } of shapes) {
-  const name = `B=${B} T=${T} C=${C} NH=${NH}${opts ? ` budget=${opts.workgroupBytes}` : ""}`;
-  Deno.test(`attention forward and backward match reference, ${name}`, async () => {
-    const s = { B, T, C, NH };
-    const rng = new Rng(B * 1000 + T + C);
-    const x = rng.normalArray(B * T * 3 * C, std);
-    const dy = rng.normalArray(B * T * C);
-    const r = await runGpu(x, dy, s, opts);
-    const want = ref.attentionForward(x, B, T, C, NH);
-    assertClose(`out ${name}`, r.out, want.out, { atol: 2e-5, rtol: 1e-4 });
-    assertClose(`lse ${name}`, r.lse, want.lse, { atol: 2e-5, rtol: 1e-5 });
-    const dx = ref.attentionBackward(dy, x, B, T, C, NH);
-    assertClose(`dqkv ${name}`, r.dqkv, dx, { atol: 1e-4, rtol: 1e-3 });
-    assertSameBits(r);
-    // The stored-dS path: the same gradients, from dS written by dk/dv and read back by dq.
-    const rs = await runGpu(x, dy, s, opts, F32, true);
-    assertClose(`dqkv stored dS ${name}`, rs.dqkv, dx, { atol: 1e-4, rtol: 1e-3 });
-    assertSameBits(rs);
-  });
+/**
+ * Each case in both forms (the GPU's blocked kernels and the CPU adapter's), but only in the blocked form
+ * where it sets a workgroup budget (which only the blocked form uses) or its head size `hs` is past the cpu
+ * form's default range plus one size beyond it (48: larger heads take llvmpipe seconds to compile); names
+ * get the form.
+ */
+function forms(hs: number, opts?: AttentionOptions): { opts: AttentionOptions; tag: string }[] {
+  const cpu = !opts?.workgroupBytes && hs <= Math.max(CPU_MAX_HS, 48);
+  const all: AttentionVariant[] = cpu ? ["blocked", "cpu"] : ["blocked"];
+  return all.map((variant) => ({ opts: { ...opts, variant }, tag: ` ${variant}` }));
+}
+
+for (const { B, T, C, NH, std = 1, opts: shapeOpts } of shapes) {
+  for (const { opts, tag } of forms(C / NH, shapeOpts)) {
+    const name = `B=${B} T=${T} C=${C} NH=${NH}${
+      opts.workgroupBytes ? ` budget=${opts.workgroupBytes}` : ""
+    }${tag}`;
+    Deno.test(`attention forward and backward match reference, ${name}`, async () => {
+      const s = { B, T, C, NH };
+      const rng = new Rng(B * 1000 + T + C);
+      const x = rng.normalArray(B * T * 3 * C, std);
+      const dy = rng.normalArray(B * T * C);
+      const r = await runGpu(x, dy, s, opts);
+      const want = ref.attentionForward(x, B, T, C, NH);
+      assertClose(`out ${name}`, r.out, want.out, { atol: 2e-5, rtol: 1e-4 });
+      assertClose(`lse ${name}`, r.lse, want.lse, { atol: 2e-5, rtol: 1e-5 });
+      const dx = ref.attentionBackward(dy, x, B, T, C, NH);
+      assertClose(`dqkv ${name}`, r.dqkv, dx, { atol: 1e-4, rtol: 1e-3 });
+      assertSameBits(r);
+      // The stored-dS path: the same gradients, from dS written by dk/dv and read back by dq.
+      const rs = await runGpu(x, dy, s, opts, F32, true);
+      assertClose(`dqkv stored dS ${name}`, rs.dqkv, dx, { atol: 1e-4, rtol: 1e-3 });
+      assertSameBits(rs);
+    });
+  }
 }
 
 // f16 storage. Combinations: the model's (forward qkv, out f16; backward also dqkv f16, dout f32), all f16,
@@ -185,34 +203,36 @@ const f16Shapes: { B: number; T: number; C: number; NH: number }[] = [
 
 for (const { B, T, C, NH } of f16Shapes) {
   for (const { name: combo, ty } of f16Combos) {
-    const name = `B=${B} T=${T} C=${C} NH=${NH} ${combo}`;
-    Deno.test(`attention f16 storage matches reference on f16-rounded inputs, ${name}`, async () => {
-      const s = { B, T, C, NH };
-      const rng = new Rng(B * 1000 + T + C + 7);
-      const x = rng.normalArray(B * T * 3 * C), dy = rng.normalArray(B * T * C);
-      // The reference sees exactly what the GPU reads: inputs rounded where they are stored as f16.
-      const xr = ty.qkv === "f16" ? roundF16(x) : x, dyr = ty.dout === "f16" ? roundF16(dy) : dy;
-      // The model's combination takes the stored-dS path (as the model does where dS fits).
-      const r = await runGpu(x, dy, s, {}, ty, combo === "model");
-      const want = ref.attentionForward(xr, B, T, C, NH);
-      const dx = ref.attentionBackward(dyr, xr, B, T, C, NH);
-      // f32-stored results from (rounded) inputs: the f32 test's tolerances.
-      let outTol = { atol: 2e-5, rtol: 1e-4 }, dqkvTol = { atol: 1e-4, rtol: 1e-3 };
-      // An f16 out is rounded once: relative error <= 2^-11 = 4.9e-4, so rtol 1e-3 (atol as in f32, for
-      // values near 0 where f32 arithmetic error dominates).
-      if (ty.out === "f16") outTol = { atol: 2e-5, rtol: 1e-3 };
-      // An f16 dqkv is rounded once (<= 4.9e-4 relative). Also, with out stored in f16 the backward's delta
-      // = dout . out uses the rounded out: an absolute error of about |dout| |out| sqrt(HS) 2^-11 in delta,
-      // which reaches dq, dk through ds = p (dp - delta) times scale |k| or |q| (~1e-3 at these sizes); the
-      // reference, from qkv and dout alone, uses the exact out. Hence atol 2e-3 * max |ref|.
-      if (ty.dqkv === "f16" || ty.out === "f16") {
-        dqkvTol = { atol: 2e-3 * dx.reduce((m, v) => Math.max(m, Math.abs(v)), 0), rtol: 2e-3 };
-      }
-      assertClose(`out ${name}`, r.out, want.out, outTol);
-      assertClose(`lse ${name}`, r.lse, want.lse, { atol: 2e-5, rtol: 1e-5 }); // lse is always f32
-      assertClose(`dqkv ${name}`, r.dqkv, dx, dqkvTol);
-      assertSameBits(r);
-    });
+    for (const { opts, tag } of forms(C / NH)) {
+      const name = `B=${B} T=${T} C=${C} NH=${NH} ${combo}${tag}`;
+      Deno.test(`attention f16 storage matches reference on f16-rounded inputs, ${name}`, async () => {
+        const s = { B, T, C, NH };
+        const rng = new Rng(B * 1000 + T + C + 7);
+        const x = rng.normalArray(B * T * 3 * C), dy = rng.normalArray(B * T * C);
+        // The reference sees exactly what the GPU reads: inputs rounded where they are stored as f16.
+        const xr = ty.qkv === "f16" ? roundF16(x) : x, dyr = ty.dout === "f16" ? roundF16(dy) : dy;
+        // The model's combination takes the stored-dS path (as the model does where dS fits).
+        const r = await runGpu(x, dy, s, opts, ty, combo === "model");
+        const want = ref.attentionForward(xr, B, T, C, NH);
+        const dx = ref.attentionBackward(dyr, xr, B, T, C, NH);
+        // f32-stored results from (rounded) inputs: the f32 test's tolerances.
+        let outTol = { atol: 2e-5, rtol: 1e-4 }, dqkvTol = { atol: 1e-4, rtol: 1e-3 };
+        // An f16 out is rounded once: relative error <= 2^-11 = 4.9e-4, so rtol 1e-3 (atol as in f32, for
+        // values near 0 where f32 arithmetic error dominates).
+        if (ty.out === "f16") outTol = { atol: 2e-5, rtol: 1e-3 };
+        // An f16 dqkv is rounded once (<= 4.9e-4 relative). Also, with out stored in f16 the backward's delta
+        // = dout . out uses the rounded out: an absolute error of about |dout| |out| sqrt(HS) 2^-11 in delta,
+        // which reaches dq, dk through ds = p (dp - delta) times scale |k| or |q| (~1e-3 at these sizes); the
+        // reference, from qkv and dout alone, uses the exact out. Hence atol 2e-3 * max |ref|.
+        if (ty.dqkv === "f16" || ty.out === "f16") {
+          dqkvTol = { atol: 2e-3 * dx.reduce((m, v) => Math.max(m, Math.abs(v)), 0), rtol: 2e-3 };
+        }
+        assertClose(`out ${name}`, r.out, want.out, outTol);
+        assertClose(`lse ${name}`, r.lse, want.lse, { atol: 2e-5, rtol: 1e-5 }); // lse is always f32
+        assertClose(`dqkv ${name}`, r.dqkv, dx, dqkvTol);
+        assertSameBits(r);
+      });
+    }
   }
 }
 
@@ -259,29 +279,33 @@ const dropShapes: {
   { B: 1, T: 33, C: 256, NH: 2, opts: { workgroupBytes: 16384 } }, // HS 128
   { B: 1, T: 45, C: 128, NH: 2, ty: { qkv: "f16", out: "f16", dout: "f16", dqkv: "f16" } },
 ];
-for (const { B, T, C, NH, opts, ty = F32 } of dropShapes) {
-  const name = `B=${B} T=${T} C=${C} NH=${NH}${opts ? ` budget=${opts.workgroupBytes}` : ""} ${ty.qkv}`;
-  Deno.test(`attention with dropout on the probabilities matches reference, ${name}`, async () => {
-    const s = { B, T, C, NH };
-    const rng = new Rng(B * 1000 + T + C + 11);
-    const x = rng.normalArray(B * T * 3 * C), dy = rng.normalArray(B * T * C);
-    const xr = ty.qkv === "f16" ? roundF16(x) : x, dyr = ty.dout === "f16" ? roundF16(dy) : dy;
-    const drop = { p: 0.2, seed: 12345 + T, stream: 0x8000 + 1 };
-    const want = ref.attentionForward(xr, B, T, C, NH, drop);
-    const dx = ref.attentionBackward(dyr, xr, B, T, C, NH, drop);
-    const f16 = ty.dqkv === "f16";
-    const outTol = f16 ? { atol: 2e-5, rtol: 1e-3 } : { atol: 2e-5, rtol: 1e-4 };
-    const dTol = f16
-      ? { atol: 2e-3 * dx.reduce((m, v) => Math.max(m, Math.abs(v)), 0), rtol: 2e-3 }
-      : { atol: 1e-4, rtol: 1e-3 };
-    for (const storedDs of [false, true]) {
-      const r = await runGpu(x, dy, s, opts, ty, storedDs, drop);
-      assertClose(`out ${name}`, r.out, want.out, outTol);
-      assertClose(`lse ${name}`, r.lse, want.lse, { atol: 2e-5, rtol: 1e-5 });
-      assertClose(`dqkv ${name} storedDs=${storedDs}`, r.dqkv, dx, dTol);
-      assertSameBits(r);
-    }
-  });
+for (const { B, T, C, NH, opts: shapeOpts, ty = F32 } of dropShapes) {
+  for (const { opts, tag } of forms(C / NH, shapeOpts)) {
+    const name = `B=${B} T=${T} C=${C} NH=${NH}${
+      opts.workgroupBytes ? ` budget=${opts.workgroupBytes}` : ""
+    } ${ty.qkv}${tag}`;
+    Deno.test(`attention with dropout on the probabilities matches reference, ${name}`, async () => {
+      const s = { B, T, C, NH };
+      const rng = new Rng(B * 1000 + T + C + 11);
+      const x = rng.normalArray(B * T * 3 * C), dy = rng.normalArray(B * T * C);
+      const xr = ty.qkv === "f16" ? roundF16(x) : x, dyr = ty.dout === "f16" ? roundF16(dy) : dy;
+      const drop = { p: 0.2, seed: 12345 + T, stream: 0x8000 + 1 };
+      const want = ref.attentionForward(xr, B, T, C, NH, drop);
+      const dx = ref.attentionBackward(dyr, xr, B, T, C, NH, drop);
+      const f16 = ty.dqkv === "f16";
+      const outTol = f16 ? { atol: 2e-5, rtol: 1e-3 } : { atol: 2e-5, rtol: 1e-4 };
+      const dTol = f16
+        ? { atol: 2e-3 * dx.reduce((m, v) => Math.max(m, Math.abs(v)), 0), rtol: 2e-3 }
+        : { atol: 1e-4, rtol: 1e-3 };
+      for (const storedDs of [false, true]) {
+        const r = await runGpu(x, dy, s, opts, ty, storedDs, drop);
+        assertClose(`out ${name}`, r.out, want.out, outTol);
+        assertClose(`lse ${name}`, r.lse, want.lse, { atol: 2e-5, rtol: 1e-5 });
+        assertClose(`dqkv ${name} storedDs=${storedDs}`, r.dqkv, dx, dTol);
+        assertSameBits(r);
+      }
+    });
+  }
 }
 
 Deno.test("attention dispatchers reject unsupported head sizes, a short dS buffer and bad dropout in one line", async () => {

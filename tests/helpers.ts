@@ -138,3 +138,8 @@ export async function refuses(f: () => unknown, re: RegExp): Promise<string> {
 export async function exists(path: string): Promise<boolean> {
   return await Deno.lstat(path).then(() => true, () => false);
 }
+
+/** Whether a dispatch's kernel is attention's dq reading a stored dS (either form: blocked or `_cpu`). */
+export function isStoredDsDq(kernel: string): boolean {
+  return /^attention_backward_dq(_cpu)?_ds$/.test(kernel);
+}

@@ -1,6 +1,6 @@
 /** The memory plan matches what GPT.create allocates, and a configuration too large is refused up front. */
 import assert from "node:assert/strict";
-import { testGpu } from "./helpers.ts";
+import { isStoredDsDq, testGpu } from "./helpers.ts";
 import { tinyGPT } from "./fixtures.ts";
 import { GPT2_SMALL, type GPTConfig } from "../src/model/config.ts";
 import { Gpu } from "../src/gpu/device.ts";
@@ -27,7 +27,7 @@ for (const dtype of ["float32", "float16"] as const) {
         assert.equal(model.headRows, headRows ?? B * T);
         const splits = model.backward.filter((d) => d.kernel === "matmul_backward_weight_split").length;
         assert.equal(splits > 0, splitK, `split-K dispatches: ${splits}`);
-        const dqDs = model.backward.filter((d) => d.kernel === "attention_backward_dq_ds").length;
+        const dqDs = model.backward.filter((d) => isStoredDsDq(d.kernel)).length;
         assert.equal(dqDs, storedDs ? c.n_layer : 0, `stored-dS dq dispatches: ${dqDs}`);
       } finally {
         gpu.device.createBuffer = create;
@@ -44,7 +44,7 @@ Deno.test("attention's dS is stored by default only while it adds at most a quar
   const gpu = await testGpu();
   const c = tinyGPT({ block_size: 1024, vocab_size: 13, bias: true });
   const uses = async (T: number) =>
-    (await GPT.create(gpu, c, { B: 1, T })).backward.some((d) => d.kernel === "attention_backward_dq_ds");
+    (await GPT.create(gpu, c, { B: 1, T })).backward.some((d) => isStoredDsDq(d.kernel));
   // T 64: dS is 2 x 64 x 64 floats (32 KiB), a fraction of the rest; T 1024: 8 MiB, more than the rest.
   for (const [T, want] of [[64, true], [1024, false]] as const) {
     const plan = memoryPlan(c, { batch: 1, time: T });

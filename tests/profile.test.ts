@@ -47,6 +47,13 @@ Deno.test("dispatchFlops: 2·M·K·N for each matmul form from its bound sizes; 
       dispatchFlops("attention_backward_dq_ds", {}, CI_STEP),
     2.5 * 2 * B * T * T * C,
   );
+  // The cpu form of the kernels: the same model FLOPs.
+  assert.deepEqual(
+    dispatchFlops("attention_forward_cpu", {}, CI_STEP) +
+      dispatchFlops("attention_backward_dkdv_cpu_ds", {}, CI_STEP) +
+      dispatchFlops("attention_backward_dq_cpu_ds", {}, CI_STEP),
+    3.5 * 2 * B * T * T * C,
+  );
   // With dropout on the probabilities: the same model FLOPs.
   assert.deepEqual(dispatchFlops("attention_forward_dropout", {}, CI_STEP), 2 * B * T * T * C);
   assert.deepEqual(
@@ -101,9 +108,8 @@ Deno.test("step bytes: float16 binds fewer bytes than float32 in every matmul an
   // One more dispatch: the f16 weight copy; the same kernels otherwise.
   assert.equal(m16.get("cast_f16")?.count, 1);
   assert.equal(rec16.step.dispatches.length, b32.reduce((a, k) => a + k.count, 0) + 1);
-  for (
-    const name of ["matmul_forward", "matmul_backward_input", "matmul_backward_weight", "attention_forward"]
-  ) {
+  const attention = b32.find((k) => k.kernel.startsWith("attention_forward"))!.kernel; // either form
+  for (const name of ["matmul_forward", "matmul_backward_input", "matmul_backward_weight", attention]) {
     assert.ok(
       m16.get(name)!.bytes < m32.get(name)!.bytes,
       `${name}: ${m16.get(name)!.bytes} >= ${m32.get(name)!.bytes}`,

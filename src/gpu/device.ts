@@ -71,6 +71,12 @@ export class Gpu {
    * split finer than the data already is (the model skips split-K weight gradients there).
    */
   readonly software: boolean;
+  /**
+   * Mesa's llvmpipe (lavapipe) among software adapters: it runs a workgroup's invocations as the SIMD lanes
+   * of one CPU thread and loads storage one lane at a time, so the kernels' CPU variants are its defaults
+   * (matmul and attention; measured in bench/results/). Other software adapters keep the GPU kernels.
+   */
+  readonly llvmpipe: boolean;
   #pending: GpuError | null = null;
   #lost: GpuError | null = null;
 
@@ -87,6 +93,7 @@ export class Gpu {
     };
     this.description = description;
     this.software = software ?? /llvmpipe|lavapipe|swiftshader/i.test(description);
+    this.llvmpipe = this.software && /llvmpipe|lavapipe/i.test(description);
     device.addEventListener("uncapturederror", (ev) => {
       const err = (ev as GPUUncapturedErrorEvent).error;
       // Keep the first one: later errors are usually consequences of it.

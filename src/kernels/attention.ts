@@ -10,6 +10,9 @@
  * attention_dkdv.wgsl, attention_dq.wgsl). Each is specialised per head size and workgroup-memory budget:
  * the dispatcher rewrites its `const` lines with a plan from src/kernels/attention_plan.ts.
  *
+ * On Mesa's llvmpipe the three run in a form shaped for a CPU adapter instead (shaders/attention_cpu.wgsl:
+ * one row per invocation, 8-invocation workgroups, no workgroup memory; {@linkcode AttentionOptions.variant}).
+ *
  * Storage types: qkv, out, dout and dqkv may each be f16 (`types` in the shape argument; needs the device's
  * `shader-f16`): an f16 buffer holds 2 bytes per value, so its binding's byte offset and size are half the
  * f32 ones. Arithmetic, lse and the backward's delta scratch stay f32 whatever the types.
@@ -24,9 +27,11 @@ import deltaSource from "../../shaders/attention.wgsl" with { type: "text" };
 import forwardSource from "../../shaders/attention_forward.wgsl" with { type: "text" };
 import dkdvSource from "../../shaders/attention_dkdv.wgsl" with { type: "text" };
 import dqSource from "../../shaders/attention_dq.wgsl" with { type: "text" };
-import sharedSnippet from "../../shaders/attention_shared.wgsl" with { type: "text" };
+import cpuSource from "../../shaders/attention_cpu.wgsl" with { type: "text" };
+import stageSnippet from "../../shaders/attention_shared.wgsl" with { type: "text" };
+import dropoutSnippet from "../../shaders/attention_dropout.wgsl" with { type: "text" };
 import type { Gpu } from "../gpu/device.ts";
-import { type Dispatch, getKernel, grid, type Resource, resourceBytes } from "../gpu/kernel.ts";
+import { type Dispatch, getKernel, grid, type Kernel, type Resource, resourceBytes } from "../gpu/kernel.ts";
 import { checkTypes, type StorageType, withConsts, withFlags, withHash, withTypes } from "../gpu/source.ts";
 import { dropoutDims } from "./residual.ts";
 import { dkdvPlan, dqPlan, forwardPlan, supportedHeadSize } from "./attention_plan.ts";
@@ -43,8 +48,20 @@ interface AttentionShape {
   readonly NH: number;
 }
 
+/**
+ * The attention kernels' form: "blocked", the register-blocked GPU kernels (64 threads staging tiles in
+ * workgroup memory); "cpu", one row per invocation without workgroup memory (shaders/attention_cpu.wgsl).
+ */
+export type AttentionVariant = "blocked" | "cpu";
+
 /** Tuning options for the attention dispatchers. */
 export interface AttentionOptions {
+  /**
+   * The kernels' form ({@linkcode AttentionVariant}). Default: "cpu" on Mesa's llvmpipe for head sizes up
+   * to {@linkcode CPU_MAX_HS} (measured 1.3-3 times faster there; the blocked kernels win from 64:
+   * bench/results/cpu_attention.md), else "blocked".
+   */
+  readonly variant?: AttentionVariant;
   /**
    * Workgroup-memory budget in bytes for tile sizing; default min(device limit, 32 KiB). Tests use 16384
    * (WebGPU's default limit) to exercise the smaller tiles a browser gets.
@@ -53,6 +70,9 @@ export interface AttentionOptions {
 }
 
 const DEFAULT_BUDGET = 32768;
+const CPU_ROWS = 16; // rows per workgroup of the cpu variant: 8 invocations of RQ = 2 (attention_cpu.wgsl)
+/** The largest head size whose default on llvmpipe is the cpu variant (measured: bench/results/cpu_attention.md). */
+export const CPU_MAX_HS = 32;
 const WG = 64; // threads per workgroup of the delta kernel
 
 /** Checks the shape and returns the head size; throws a plain Error naming what is unsupported. */
@@ -69,6 +89,13 @@ function headSize(s: AttentionShape): number {
     );
   }
   return hs;
+}
+
+/** The variant `opts` choose on `gpu` for head size `hs`; throws a one-line error for an unknown one. */
+function variantOf(gpu: Gpu, opts: AttentionOptions, hs: number): AttentionVariant {
+  const v = opts.variant ?? (gpu.llvmpipe && hs <= CPU_MAX_HS ? "cpu" : "blocked");
+  if (v !== "blocked" && v !== "cpu") throw new Error(`attention: variant must be blocked or cpu (got ${v})`);
+  return v;
 }
 
 function budgetOf(gpu: Gpu, opts: AttentionOptions): number {
@@ -114,9 +141,9 @@ function dropoutOf(
 
 /**
  * Compiles (or finds cached) one blocked kernel: `source` with `plan`'s const lines, `flags`' blocks and
- * storage `types`, with shaders/attention_shared.wgsl (staging, dropout masks) and hash.wgsl appended
- * (WGSL declarations may come in any order; appending keeps the file's line numbers). `name` labels it
- * (profiles, errors).
+ * storage `types`, with shaders/attention_shared.wgsl (staging), attention_dropout.wgsl (dropout masks) and
+ * hash.wgsl appended (WGSL declarations may come in any order; appending keeps the file's line numbers).
+ * `name` labels it (profiles, errors).
  */
 function blockedKernel(
   gpu: Gpu,
@@ -128,12 +155,36 @@ function blockedKernel(
   flags: Record<string, boolean> = {},
   name = entry,
 ) {
-  const sized = withHash(withConsts(`${source}\n${sharedSnippet}`, plan as Record<string, number>, file));
+  const sized = withHash(
+    withConsts(`${source}\n${stageSnippet}\n${dropoutSnippet}`, plan as Record<string, number>, file),
+  );
   return getKernel(gpu, {
     name,
     source: withTypes(withFlags(sized, flags, file), types), // withTypes last: it prefixes line 1
     entryPoint: entry,
   });
+}
+
+/** Every flag of shaders/attention_cpu.wgsl, all off. */
+const CPU_FLAGS = { FWD: false, BWD: false, DKDV: false, DQ: false, DQ_DS: false, DS: false, DROP: false };
+
+/**
+ * Compiles (or finds cached) one entry point of shaders/attention_cpu.wgsl for head size `hs`, with the
+ * `on` flags' blocks and storage `types`; `name` labels it.
+ */
+function cpuKernel(
+  gpu: Gpu,
+  entry: string,
+  hs: number,
+  types: Record<string, StorageType>,
+  on: (keyof typeof CPU_FLAGS)[],
+  name: string,
+) {
+  const flags = { ...CPU_FLAGS };
+  for (const f of on) flags[f] = true;
+  const file = "attention_cpu.wgsl";
+  const sized = withHash(withConsts(`${cpuSource}\n${dropoutSnippet}`, { HS: hs }, file));
+  return getKernel(gpu, { name, source: withTypes(withFlags(sized, flags, file), types), entryPoint: entry });
 }
 
 /**
@@ -163,6 +214,19 @@ export async function attentionForward(
   const types = { QT: s.types?.qkv ?? "f32", OT: s.types?.out ?? "f32" };
   checkTypes(gpu, "attention_forward", types);
   const drop = dropoutOf("attention_forward", s, b.rng);
+  const res = { out: b.out, lse: b.lse, qkv: b.qkv, ...(drop ? { rng: b.rng! } : {}) };
+  if (variantOf(gpu, opts, hs) === "cpu") {
+    const name = `attention_forward_cpu${drop ? "_dropout" : ""}`;
+    const kernel = await cpuKernel(
+      gpu,
+      "attention_forward_cpu",
+      hs,
+      types,
+      drop ? ["FWD", "DROP"] : ["FWD"],
+      name,
+    );
+    return kernel.dispatch(res, dims(s, drop), [Math.ceil(s.T / CPU_ROWS), s.NH, s.B]);
+  }
   const p = forwardPlan(hs, budgetOf(gpu, opts));
   const kernel = await blockedKernel(
     gpu,
@@ -174,7 +238,6 @@ export async function attentionForward(
     { DROP: !!drop },
     drop ? "attention_forward_dropout" : "attention_forward",
   );
-  const res = { out: b.out, lse: b.lse, qkv: b.qkv, ...(drop ? { rng: b.rng! } : {}) };
   return kernel.dispatch(res, dims(s, drop), [
     Math.ceil(s.T / (32 * p.RV)),
     s.NH,
@@ -223,7 +286,6 @@ export async function attentionBackward(
   const t = s.types ?? {};
   const QT = t.qkv ?? "f32", OT = t.out ?? "f32", DT = t.dout ?? "f32", GT = t.dqkv ?? "f32";
   checkTypes(gpu, "attention_backward", { QT, OT, DT, GT });
-  const budget = budgetOf(gpu, opts);
   // Each kernel gets only the types it reads or writes, so combinations that agree on them share pipelines.
   const delta = await getKernel(gpu, {
     name: "attention_backward_delta",
@@ -231,7 +293,7 @@ export async function attentionBackward(
     entryPoint: "attention_backward_delta",
     constants: { WG },
   });
-  const stored = b.ds !== undefined, sfx = stored ? "_ds" : "", dsfx = drop ? "_dropout" : "";
+  const stored = b.ds !== undefined;
   if (b.ds) {
     const have = resourceBytes(b.ds);
     const need = attentionDsBytes(s, GT);
@@ -239,8 +301,49 @@ export async function attentionBackward(
       throw new Error(`attention_backward: the ds buffer holds ${have} bytes; dS needs ${need}`);
     }
   }
+  const pair = variantOf(gpu, opts, hs) === "cpu"
+    ? await cpuBackward(gpu, hs, { QT, DT, GT }, stored, !!drop)
+    : await blockedBackward(gpu, hs, budgetOf(gpu, opts), { QT, DT, GT }, stored, !!drop);
+  const n = s.B * s.NH * s.T;
+  const inputs = { dqkv: b.dqkv, qkv: b.qkv, dout: b.dout, fwd_lse: b.lse, delta_in: b.scratch };
+  const dkdvIn: Record<string, Resource> = { ...inputs };
+  if (drop) dkdvIn.rng = b.rng!;
+  if (b.ds) dkdvIn.ds_out = b.ds;
+  const dqIn: Record<string, Resource> = b.ds ? { dqkv: b.dqkv, qkv: b.qkv, ds_in: b.ds } : { ...dkdvIn };
+  return [
+    delta.dispatch(
+      { delta: b.scratch, dout: b.dout, fwd_out: b.out },
+      { C4: s.C / 4, NH: s.NH, T: s.T, HS4: hs / 4, n },
+      grid(n, WG),
+    ),
+    pair.dkdv.dispatch(dkdvIn, dims(s, drop), [Math.ceil(s.T / pair.keyRows), s.NH, s.B]),
+    pair.dq.dispatch(dqIn, dims(s, drop), [Math.ceil(s.T / pair.queryRows), s.NH, s.B]),
+  ];
+}
+
+/** The dk/dv and dq kernels of one backward and the rows (keys, queries) each workgroup owns. */
+interface BackwardPair {
+  dkdv: Kernel;
+  dq: Kernel;
+  keyRows: number;
+  queryRows: number;
+}
+
+/**
+ * The blocked backward's kernels for head size `hs` in `budget` bytes of workgroup memory, storage types
+ * QT, DT, GT; `stored`: the stored-dS form; `drop`: dropout on the probabilities.
+ */
+async function blockedBackward(
+  gpu: Gpu,
+  hs: number,
+  budget: number,
+  { QT, DT, GT }: Record<"QT" | "DT" | "GT", StorageType>,
+  stored: boolean,
+  drop: boolean,
+): Promise<BackwardPair> {
+  const sfx = stored ? "_ds" : "", dsfx = drop ? "_dropout" : "";
   // With stored dS the dq kernel needs no mask: dS already has it.
-  const kvFlags = { DS: stored, DROP: !!drop }, qFlags = { DS: stored, DROP: !!drop && !stored };
+  const kvFlags = { DS: stored, DROP: drop }, qFlags = { DS: stored, DROP: drop && !stored };
   const kv = dkdvPlan(hs, budget), q = dqPlan(hs, budget, stored);
   const dkdv = await blockedKernel(
     gpu,
@@ -262,21 +365,48 @@ export async function attentionBackward(
     qFlags,
     `attention_backward_dq${qFlags.DROP ? dsfx : ""}${sfx}`,
   );
-  const n = s.B * s.NH * s.T;
-  const inputs = { dqkv: b.dqkv, qkv: b.qkv, dout: b.dout, fwd_lse: b.lse, delta_in: b.scratch };
-  const dkdvIn: Record<string, Resource> = { ...inputs };
-  if (drop) dkdvIn.rng = b.rng!;
-  if (b.ds) dkdvIn.ds_out = b.ds;
-  const dqIn: Record<string, Resource> = b.ds ? { dqkv: b.dqkv, qkv: b.qkv, ds_in: b.ds } : { ...dkdvIn };
-  return [
-    delta.dispatch(
-      { delta: b.scratch, dout: b.dout, fwd_out: b.out },
-      { C4: s.C / 4, NH: s.NH, T: s.T, HS4: hs / 4, n },
-      grid(n, WG),
-    ),
-    dkdv.dispatch(dkdvIn, dims(s, drop), [Math.ceil(s.T / 32), s.NH, s.B]), // low key blocks (most work) first
-    dq.dispatch(dqIn, dims(s, drop), [Math.ceil(s.T / (32 * q.RV)), s.NH, s.B]),
-  ];
+  return { dkdv, dq, keyRows: 32, queryRows: 32 * q.RV }; // low key blocks (most work) first
+}
+
+/** {@linkcode blockedBackward} in the cpu variant (shaders/attention_cpu.wgsl). */
+async function cpuBackward(
+  gpu: Gpu,
+  hs: number,
+  { QT, DT, GT }: Record<"QT" | "DT" | "GT", StorageType>,
+  stored: boolean,
+  drop: boolean,
+): Promise<BackwardPair> {
+  const sfx = stored ? "_ds" : "", dsfx = drop ? "_dropout" : "";
+  const kvFlags: (keyof typeof CPU_FLAGS)[] = ["BWD", "DKDV"];
+  if (stored) kvFlags.push("DS");
+  if (drop) kvFlags.push("DROP");
+  const dkdv = await cpuKernel(
+    gpu,
+    "attention_dkdv_cpu",
+    hs,
+    { QT, DT, GT },
+    kvFlags,
+    `attention_backward_dkdv_cpu${dsfx}${sfx}`,
+  );
+  // With stored dS the dq kernel needs no mask: dS already has it.
+  const dq = stored
+    ? await cpuKernel(
+      gpu,
+      "attention_dq_ds_cpu",
+      hs,
+      { QT, GT },
+      ["BWD", "DQ_DS"],
+      "attention_backward_dq_cpu_ds",
+    )
+    : await cpuKernel(
+      gpu,
+      "attention_dq_cpu",
+      hs,
+      { QT, DT, GT },
+      drop ? ["BWD", "DQ", "DROP"] : ["BWD", "DQ"],
+      `attention_backward_dq_cpu${dsfx}`,
+    );
+  return { dkdv, dq, keyRows: CPU_ROWS, queryRows: CPU_ROWS };
 }
 
 /** Bytes of the `scratch` buffer {@linkcode attentionBackward} needs: delta [B, NH, T] as f32. */

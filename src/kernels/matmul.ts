@@ -281,10 +281,9 @@ function variantOf(
   opts: MatmulOptions,
   shape: { S: number; red: number; vec4: boolean },
 ): MatmulVariant {
-  const llvmpipe = gpu.software && /llvmpipe|lavapipe/i.test(gpu.description);
   const wide = shape.vec4 && shape.S >= WIDE_MIN && shape.red >= WIDE_MIN;
   const v = opts.variant ??
-    (llvmpipe && opts.tile === undefined && opts.math !== "f16" ? wide ? "cpu-wide" : "cpu" : "tiled");
+    (gpu.llvmpipe && opts.tile === undefined && opts.math !== "f16" ? wide ? "cpu-wide" : "cpu" : "tiled");
   // The element-by-element loads make the wide block's code too large for llvmpipe's compiler (minutes).
   if (v === "cpu-wide" && !shape.vec4) return "cpu";
   if (v !== "cpu" && v !== "cpu-wide" && v !== "tiled") {
