@@ -127,6 +127,8 @@ async function cases(
 
 /** [B, T, C, NH] of the CPU adapter's comparison: the default `train` model, the peer benchmark's, CI's. */
 const CPU_SHAPES: [number, number, number, number][] = [[16, 64, 64, 4], [8, 64, 128, 4], [4, 64, 64, 2]];
+/** The comparison's further shapes: longer rows at head sizes 16 and 32, and head size 64 (blocked default). */
+const BEYOND: [number, number, number, number][] = [[4, 256, 64, 4], [4, 256, 128, 4], [4, 128, 256, 4]];
 
 /**
  * Causal attention; CI: tiny heads; large: GPT-2 small (T 1024, HS 64), shakespeare_char, and HS 128. Each
@@ -157,7 +159,7 @@ export const build: BenchBuilder = async (gpu, large) => {
 
 /**
  * `deno run --allow-read=. --allow-env bench/attention.ts [--iters N]`: the cpu form against the blocked
- * kernels (the baseline) on this adapter, forward and the stored-dS backward at the CPU shapes, all timed
+ * kernels (the baseline) on this adapter, forward and the stored-dS backward at the CPU shapes and beyond, all timed
  * in the same run, in turn per shape; one Markdown table with the ratios.
  */
 async function compareVariants(): Promise<void> {
@@ -167,7 +169,7 @@ async function compareVariants(): Promise<void> {
   console.log(`${gpu.description}\n`);
   console.log("| kernels | shape | blocked ms | cpu ms | blocked GFLOP/s | cpu GFLOP/s | cpu / blocked |");
   console.log("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
-  for (const [B, T, C, NH] of CPU_SHAPES) {
+  for (const [B, T, C, NH] of [...CPU_SHAPES, ...BEYOND]) {
     const built = async (v: AttentionVariant) => await cases(gpu, B, T, C, NH, F32, "", { variant: v });
     const [blocked, cpu] = [await built("blocked"), await built("cpu")];
     for (const name of ["attention_forward", "attention_backward_ds", "attention_forward_backward_ds"]) {
