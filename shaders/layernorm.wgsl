@@ -16,6 +16,8 @@
 // Row reductions are done by teams of TEAM threads (shared-memory trees, no subgroups needed).
 // Grids: forward, one workgroup of WG threads per WG / TEAM rows (one team per row); backward, one
 // workgroup per chunk of ROWS rows; finish, one workgroup of FC columns x FL lanes per FC columns.
+// The cpu forms (layernorm_*_cpu, for llvmpipe) take one row per invocation, or for the chunk partials one
+// column per invocation, in workgroups of RW = 8 and no workgroup memory; the same finish follows.
 // All grids are folded into (x, y): linear group id = wg.x + wg.y * nwg.x.
 // Storage types: the forward's out may be f16 (alias OT, set by src/gpu/source.ts withTypes; stored
 // rounded from the f32 result); everything else, mean and rstd included, stays f32.
@@ -210,5 +212,107 @@ fn layernorm_backward_finish(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_
   if (lid.y == 0u && c < dims.C) {
     dweight[c] += s.x;
     add_dbias(c, s.y);
+  }
+}
+
+// ---- CPU-adapter forms (llvmpipe; src/kernels/layernorm.ts picks them): one row per invocation, RW
+// invocations per workgroup, no workgroup memory or barriers (each tree level of team_sum is a barrier,
+// which llvmpipe runs as a switch through every SIMD group of the workgroup). ----
+const RW: u32 = 8u;
+
+// (sum, sum of squares) over the row of inp at `base` of x - shift, in 4 interleaved partial sums (added
+// in a fixed order) and a tail.
+fn row_sum_x(base: u32, shift: f32) -> vec2<f32> {
+  let C = dims.C;
+  var s = vec4<f32>(0.0);
+  var q = vec4<f32>(0.0);
+  var c = 0u;
+  for (; c + 4u <= C; c += 4u) {
+    let d = vec4<f32>(inp[base + c], inp[base + c + 1u], inp[base + c + 2u], inp[base + c + 3u]) - shift;
+    s += d;
+    q += d * d;
+  }
+  var st = 0.0;
+  var qt = 0.0;
+  for (; c < C; c++) {
+    let d = inp[base + c] - shift;
+    st += d;
+    qt += d * d;
+  }
+  return vec2<f32>((s.x + s.y) + (s.z + s.w) + st, (q.x + q.y) + (q.z + q.w) + qt);
+}
+
+@compute @workgroup_size(RW)
+fn layernorm_forward_cpu(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                         @builtin(local_invocation_index) lid: u32) {
+  let row = group_id(wg, nwg) * RW + lid;
+  let C = dims.C;
+  let base = min(row, dims.N - 1u) * C; // rows past N compute on the last row and store nothing
+  let m = row_sum_x(base, 0.0).x / f32(C);
+  let r = inverseSqrt(row_sum_x(base, m).y / f32(C) + dims.eps);
+  if (row >= dims.N) { return; }
+  mean[row] = m;
+  rstd[row] = r;
+  for (var c = 0u; c < C; c++) {
+    out[base + c] = OT(plus_bias((inp[base + c] - m) * r * weight[c], c));
+  }
+}
+
+// dinp of one row per invocation: pass 1 the row means <g> and <g * xhat>, pass 2 dinp.
+@compute @workgroup_size(RW)
+fn layernorm_backward_cpu(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                          @builtin(local_invocation_index) lid: u32) {
+  let row = group_id(wg, nwg) * RW + lid;
+  let C = dims.C;
+  let rl = min(row, dims.N - 1u); // rows past N compute on the last row and store nothing
+  let base = rl * C;
+  let m = smean[rl];
+  let s = srstd[rl];
+  var acc = vec2<f32>(0.0);
+  for (var c = 0u; c < C; c++) {
+    let g = weight[c] * dout[base + c];
+    acc += vec2<f32>(g, g * (inp[base + c] - m) * s);
+  }
+  let a = acc.x / f32(C);
+  let b = acc.y / f32(C);
+  if (row >= dims.N) { return; }
+  for (var c = 0u; c < C; c++) {
+    let i = base + c;
+    let v = s * (weight[c] * dout[i] - a - (inp[i] - m) * s * b);
+    if (ACCUMULATE) {
+      dinp[i] += v;
+    } else {
+      dinp[i] = v;
+    }
+  }
+}
+
+// The chunk partials of layernorm_backward (dout * xhat and dout summed over a chunk of ROWS rows) for RW
+// columns per workgroup, one per invocation: workgroup g = chunk * ceil(C / RW) + column group.
+@compute @workgroup_size(RW)
+fn layernorm_backward_partials_cpu(@builtin(workgroup_id) wg: vec3<u32>,
+                                   @builtin(num_workgroups) nwg: vec3<u32>,
+                                   @builtin(local_invocation_index) lid: u32) {
+  let N = dims.N;
+  let C = dims.C;
+  let R = (N + ROWS - 1u) / ROWS;
+  let groups = (C + RW - 1u) / RW;
+  let g = group_id(wg, nwg);
+  let chunk = g / groups;
+  if (chunk >= R) { return; }
+  let c = (g % groups) * RW + lid;
+  let cl = min(c, C - 1u);
+  let r0 = chunk * ROWS;
+  let r1 = min(r0 + ROWS, N);
+  var dw = 0.0;
+  var db = 0.0;
+  for (var row = r0; row < r1; row++) {
+    let d = dout[row * C + cl];
+    dw += d * (inp[row * C + cl] - smean[row]) * srstd[row];
+    db += d;
+  }
+  if (c < C) {
+    scratch[chunk * C + c] = dw;
+    scratch[(R + chunk) * C + c] = db;
   }
 }

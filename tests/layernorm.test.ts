@@ -3,7 +3,12 @@ import { assertClose, dot, finiteDiff, runAndRead, testGpu } from "./helpers.ts"
 import { createStorage, readF16, readF32, upload, uploadF16 } from "../src/gpu/buffers.ts";
 import type { Gpu } from "../src/gpu/device.ts";
 import { submitDispatches } from "../src/gpu/kernel.ts";
-import { layernormBackward, layernormForward, layernormScratchBytes } from "../src/kernels/layernorm.ts";
+import {
+  layernormBackward,
+  layernormForward,
+  type LayernormOptions,
+  layernormScratchBytes,
+} from "../src/kernels/layernorm.ts";
 import * as ref from "../src/reference/layernorm.ts";
 import { Rng } from "../src/util/rng.ts";
 
@@ -79,11 +84,19 @@ Deno.test("reference layernorm: C=1 has zero variance, out = bias, rstd = 1/sqrt
 
 const shapes: [number, number][] = [[1, 1], [1, 4], [5, 7], [64, 48], [33, 384], [40, 130]];
 
-// Every reduction team size (the default 32, 8 on a software adapter, and 4).
+/** Both forms: the cpu form and the teams form at every team size (the default 32, 8 on a software adapter, 4). */
+const FORMS: { opts: LayernormOptions; tag: string }[] = [
+  ...([32, 8, 4] as const).map((team) => ({
+    opts: { variant: "teams" as const, team },
+    tag: `team=${team}`,
+  })),
+  { opts: { variant: "cpu" }, tag: "cpu" },
+];
+
 for (const [N, C] of shapes) {
   for (const withBias of [true, false]) {
-    for (const team of [32, 8, 4] as const) {
-      Deno.test(`layernorm forward and backward match reference, N=${N} C=${C} bias=${withBias} team=${team}`, async () => {
+    for (const { opts, tag: form } of FORMS) {
+      Deno.test(`layernorm forward and backward match reference, N=${N} C=${C} bias=${withBias} ${form}`, async () => {
         const gpu = await testGpu();
         const { rng, x, w, bias, b } = forwardCase(
           gpu,
@@ -95,9 +108,9 @@ for (const [N, C] of shapes) {
         );
         const dy = rng.uniformArray(N * C);
         const eps = 1e-5;
-        const tag = `N=${N} C=${C} bias=${withBias} team=${team}`;
+        const tag = `N=${N} C=${C} bias=${withBias} ${form}`;
 
-        const fwd = await layernormForward(gpu, b, { N, C, eps }, { team });
+        const fwd = await layernormForward(gpu, b, { N, C, eps }, opts);
         const y = await runAndRead(gpu, [fwd], b.out);
         const r = ref.layernormForward(x, w, bias, N, C, eps);
         assertClose(`ln fwd out ${tag}`, y, r.out, { atol: 2e-5, rtol: 1e-5 });
@@ -130,7 +143,7 @@ for (const [N, C] of shapes) {
               scratch,
             },
             { N, C, accumulate },
-            { team },
+            opts,
           );
           const dx = await runAndRead(gpu, ds, dinp);
           const want = accumulate ? g.dinp.map((v, i) => v + dinpInit[i]) : g.dinp;
@@ -157,27 +170,29 @@ for (const [N, C] of shapes) {
 // mean and rstd stay f32 and are held to the f32 test's tolerances.
 for (const [N, C] of [[1, 1], [5, 7], [33, 384], [40, 130]] as [number, number][]) {
   for (const withBias of [true, false]) {
-    Deno.test(`layernorm forward with f16 out matches reference, N=${N} C=${C} bias=${withBias}`, async () => {
-      const gpu = await testGpu();
-      const { x, w, bias, b } = forwardCase(
-        gpu,
-        N * 1000 + C + (withBias ? 7 : 0) + 31,
-        N,
-        C,
-        withBias,
-        "f16",
-      );
-      const tag = `N=${N} C=${C} bias=${withBias}`;
-      const fwd = await layernormForward(gpu, b, { N, C, types: { out: "f16" } });
-      submitDispatches(gpu, [fwd]);
-      const r = ref.layernormForward(x, w, bias, N, C);
-      assertClose(`ln fwd f16 out ${tag}`, await readF16(gpu, b.out, 0, N * C), r.out, {
-        atol: 1e-4,
-        rtol: 1e-3,
+    for (const form of ["teams", "cpu"] as const) {
+      Deno.test(`layernorm forward with f16 out matches reference, N=${N} C=${C} bias=${withBias} ${form}`, async () => {
+        const gpu = await testGpu();
+        const { x, w, bias, b } = forwardCase(
+          gpu,
+          N * 1000 + C + (withBias ? 7 : 0) + 31,
+          N,
+          C,
+          withBias,
+          "f16",
+        );
+        const tag = `N=${N} C=${C} bias=${withBias} ${form}`;
+        const fwd = await layernormForward(gpu, b, { N, C, types: { out: "f16" } }, { variant: form });
+        submitDispatches(gpu, [fwd]);
+        const r = ref.layernormForward(x, w, bias, N, C);
+        assertClose(`ln fwd f16 out ${tag}`, await readF16(gpu, b.out, 0, N * C), r.out, {
+          atol: 1e-4,
+          rtol: 1e-3,
+        });
+        assertClose(`ln fwd f16 mean ${tag}`, await readF32(gpu, b.mean), r.mean, { atol: 1e-5, rtol: 1e-6 });
+        assertClose(`ln fwd f16 rstd ${tag}`, await readF32(gpu, b.rstd), r.rstd, { atol: 0, rtol: 1e-5 });
       });
-      assertClose(`ln fwd f16 mean ${tag}`, await readF32(gpu, b.mean), r.mean, { atol: 1e-5, rtol: 1e-6 });
-      assertClose(`ln fwd f16 rstd ${tag}`, await readF32(gpu, b.rstd), r.rstd, { atol: 0, rtol: 1e-5 });
-    });
+    }
   }
 }
 
@@ -258,44 +273,57 @@ Deno.test("layernorm backward without a scratch buffer throws", async () => {
   await rejects(layernormBackward(gpu, b, { N: 2, C: 2 }), /scratch/);
 });
 
-Deno.test("layernorm with more rows than one grid dimension holds (folded grid), N=66000 C=3", async () => {
-  const gpu = await testGpu();
-  const N = 66_000, C = 3;
-  const rng = new Rng(66);
-  // No large row offsets here: with C=3 some of 66000 rows would have a spread far below the f32
-  // resolution of their mean, which tests f32 itself rather than the grid.
-  const x = rng.uniformArray(N * C, -2, 2), w = rng.uniformArray(C, -1.5, 1.5), bv = rng.uniformArray(C);
-  const dy = rng.uniformArray(N * C);
-  const inp = upload(gpu, "inp", x), weight = upload(gpu, "weight", w), bias = upload(gpu, "bias", bv);
-  const out = upload(gpu, "out", filled(N * C, GARBAGE));
-  const mean = upload(gpu, "mean", filled(N, GARBAGE)), rstd = upload(gpu, "rstd", filled(N, GARBAGE));
-  const y = await runAndRead(gpu, [
-    await layernormForward(gpu, { out, mean, rstd, inp, weight, bias }, { N, C }),
-  ], out);
-  const r = ref.layernormForward(x, w, bv, N, C);
-  assertClose("ln fwd folded", y, r.out, { atol: 2e-5, rtol: 1e-5 });
-  const m32 = Float32Array.from(r.mean), r32 = Float32Array.from(r.rstd);
-  const g = ref.layernormBackward(dy, x, w, m32, r32, N, C);
-  const dout = upload(gpu, "dout", dy), dinp = upload(gpu, "dinp", filled(N * C, GARBAGE));
-  const dweight = createStorage(gpu, "dweight", C * 4), dbias = createStorage(gpu, "dbias", C * 4);
-  const scratch = createStorage(gpu, "scratch", layernormScratchBytes({ N, C }));
-  // The reference's mean and rstd, so the backward is checked alone.
-  const smean = upload(gpu, "smean", m32), srstd = upload(gpu, "srstd", r32);
-  const ds = await layernormBackward(gpu, {
-    dinp,
-    dweight,
-    dbias,
-    dout,
-    inp,
-    weight,
-    mean: smean,
-    rstd: srstd,
-    scratch,
-  }, { N, C });
-  // dinp carries a factor rstd (up to ~1e3 for near-constant rows of 3): compare dinp / rstd.
-  const dx = await runAndRead(gpu, ds, dinp);
-  const perRstd = (v: ArrayLike<number>) => Float64Array.from(v, (e, i) => e / r.rstd[Math.floor(i / C)]);
-  assertClose("ln bwd folded dinp/rstd", perRstd(dx), perRstd(g.dinp), { atol: 1e-6, rtol: 1e-4 });
-  assertClose("ln bwd folded dweight", await readF32(gpu, dweight), g.dweight, { atol: 2e-3, rtol: 1e-5 });
-  assertClose("ln bwd folded dbias", await readF32(gpu, dbias), g.dbias, { atol: 2e-3, rtol: 1e-5 });
-});
+for (const form of ["teams", "cpu"] as const) {
+  Deno.test(`layernorm with more rows than one grid dimension holds (folded grid), N=66000 C=3 ${form}`, async () => {
+    const gpu = await testGpu();
+    const N = 66_000, C = 3;
+    const rng = new Rng(66);
+    // No large row offsets here: with C=3 some of 66000 rows would have a spread far below the f32
+    // resolution of their mean, which tests f32 itself rather than the grid.
+    const x = rng.uniformArray(N * C, -2, 2), w = rng.uniformArray(C, -1.5, 1.5), bv = rng.uniformArray(C);
+    const dy = rng.uniformArray(N * C);
+    const inp = upload(gpu, "inp", x), weight = upload(gpu, "weight", w), bias = upload(gpu, "bias", bv);
+    const out = upload(gpu, "out", filled(N * C, GARBAGE));
+    const mean = upload(gpu, "mean", filled(N, GARBAGE)), rstd = upload(gpu, "rstd", filled(N, GARBAGE));
+    const y = await runAndRead(gpu, [
+      await layernormForward(gpu, { out, mean, rstd, inp, weight, bias }, { N, C }, { variant: form }),
+    ], out);
+    const r = ref.layernormForward(x, w, bv, N, C);
+    assertClose(`ln fwd folded ${form}`, y, r.out, { atol: 2e-5, rtol: 1e-5 });
+    const m32 = Float32Array.from(r.mean), r32 = Float32Array.from(r.rstd);
+    const g = ref.layernormBackward(dy, x, w, m32, r32, N, C);
+    const dout = upload(gpu, "dout", dy), dinp = upload(gpu, "dinp", filled(N * C, GARBAGE));
+    const dweight = createStorage(gpu, "dweight", C * 4), dbias = createStorage(gpu, "dbias", C * 4);
+    const scratch = createStorage(gpu, "scratch", layernormScratchBytes({ N, C }));
+    // The reference's mean and rstd, so the backward is checked alone.
+    const smean = upload(gpu, "smean", m32), srstd = upload(gpu, "srstd", r32);
+    const ds = await layernormBackward(
+      gpu,
+      {
+        dinp,
+        dweight,
+        dbias,
+        dout,
+        inp,
+        weight,
+        mean: smean,
+        rstd: srstd,
+        scratch,
+      },
+      { N, C },
+      { variant: form },
+    );
+    // dinp carries a factor rstd (up to ~1e3 for near-constant rows of 3): compare dinp / rstd.
+    const dx = await runAndRead(gpu, ds, dinp);
+    const perRstd = (v: ArrayLike<number>) => Float64Array.from(v, (e, i) => e / r.rstd[Math.floor(i / C)]);
+    assertClose(`ln bwd folded dinp/rstd ${form}`, perRstd(dx), perRstd(g.dinp), { atol: 1e-6, rtol: 1e-4 });
+    assertClose(`ln bwd folded dweight ${form}`, await readF32(gpu, dweight), g.dweight, {
+      atol: 2e-3,
+      rtol: 1e-5,
+    });
+    assertClose(`ln bwd folded dbias ${form}`, await readF32(gpu, dbias), g.dbias, {
+      atol: 2e-3,
+      rtol: 1e-5,
+    });
+  });
+}

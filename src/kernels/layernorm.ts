@@ -25,10 +25,28 @@ import { checkTypes, type StorageType, withFlags, withTypes } from "../gpu/sourc
  */
 export type LayernormTeam = 4 | 8 | 16 | 32;
 
+/**
+ * The kernels' variant: "teams", rows reduced by teams of threads through workgroup memory; "cpu", one row
+ * per invocation with no workgroup memory or barriers (the backward's column sums one column per
+ * invocation), for CPU adapters.
+ */
+export type LayernormVariant = "teams" | "cpu";
+
 /** Options of the LayerNorm dispatchers. */
 export interface LayernormOptions {
-  /** Threads per row's reduction team (default: 32, or 8 on a software adapter). */
+  /**
+   * The kernels' variant ({@linkcode LayernormVariant}). Default: "cpu" on Mesa's llvmpipe (measured 1.5-4
+   * times faster there: bench/results/cpu_layernorm.md), else "teams".
+   */
+  readonly variant?: LayernormVariant;
+  /** Threads per row's reduction team of the "teams" variant (default: 32, or 8 on a software adapter). */
   readonly team?: LayernormTeam;
+}
+
+function variantOf(gpu: Gpu, kernel: string, opts: LayernormOptions): LayernormVariant {
+  const v = opts.variant ?? (gpu.llvmpipe ? "cpu" : "teams");
+  if (v !== "teams" && v !== "cpu") throw new Error(`${kernel}: variant must be teams or cpu (got ${v})`);
+  return v;
 }
 
 function teamOf(gpu: Gpu, kernel: string, opts: LayernormOptions): number {
@@ -42,6 +60,8 @@ const WG_FORWARD = 256;
 const WG_BACKWARD = 128;
 /** Rows per backward workgroup; each chunk writes one row of column partials to the scratch. */
 const ROWS = 16;
+/** Rows (forward, backward) or columns (backward partials) per workgroup of the cpu variant (RW in the shader). */
+const CPU_ROWS = 8;
 /** Columns per workgroup of the finishing column reduction (matches FC in the shader). */
 const FC = 32;
 
@@ -89,11 +109,12 @@ export async function layernormForward(
   const TEAM = teamOf(gpu, entry, opts);
   const types = { OT: s.types?.out ?? "f32" };
   checkTypes(gpu, entry, types);
+  const cpu = variantOf(gpu, entry, opts) === "cpu";
   const k = await getKernel(gpu, {
-    name: entry,
+    name: entry + (cpu ? "_cpu" : ""),
     source: withTypes(biasSource(!!b.bias), types),
-    entryPoint: "layernorm_forward",
-    constants: { WG: WG_FORWARD, TEAM },
+    entryPoint: cpu ? "layernorm_forward_cpu" : "layernorm_forward",
+    constants: cpu ? {} : { WG: WG_FORWARD, TEAM },
   });
   const res: Record<string, Resource> = {
     out: b.out,
@@ -103,7 +124,7 @@ export async function layernormForward(
     weight: b.weight,
   };
   if (b.bias) res.bias = b.bias;
-  return k.dispatch(res, { N, C, eps }, grid(N, WG_FORWARD / TEAM));
+  return k.dispatch(res, { N, C, eps }, grid(N, cpu ? CPU_ROWS : WG_FORWARD / TEAM));
 }
 
 /**
@@ -141,11 +162,15 @@ export async function layernormBackward(
       } bytes is required`,
     );
   }
+  const name = accumulate ? "layernorm_backward_acc" : "layernorm_backward";
+  const cpu = variantOf(gpu, name, opts) === "cpu";
   const main = await getKernel(gpu, {
-    name: accumulate ? "layernorm_backward_acc" : "layernorm_backward",
+    name: cpu ? `${name}_cpu` : name,
     source: biasSource(false),
-    entryPoint: "layernorm_backward",
-    constants: { WG: WG_BACKWARD, TEAM, ROWS, ACCUMULATE: accumulate ? 1 : 0 },
+    entryPoint: cpu ? "layernorm_backward_cpu" : "layernorm_backward",
+    constants: cpu
+      ? { ACCUMULATE: accumulate ? 1 : 0 }
+      : { WG: WG_BACKWARD, TEAM, ROWS, ACCUMULATE: accumulate ? 1 : 0 },
   });
   const finish = await getKernel(gpu, {
     name: b.dbias ? "layernorm_backward_finish" : "layernorm_backward_finish_nobias",
@@ -156,20 +181,26 @@ export async function layernormBackward(
   const dims = { N, C, eps: 0 };
   const fin: Record<string, Resource> = { dweight: b.dweight, partials: b.scratch };
   if (b.dbias) fin.dbias = b.dbias;
+  const stats = { inp: b.inp, dout: b.dout, smean: b.mean, srstd: b.rstd };
+  if (!cpu) {
+    return [
+      main.dispatch(
+        { dinp: b.dinp, scratch: b.scratch, weight: b.weight, ...stats },
+        dims,
+        grid(chunks(N), 1),
+      ),
+      finish.dispatch(fin, dims, grid(C, FC)),
+    ];
+  }
+  const partials = await getKernel(gpu, {
+    name: "layernorm_backward_partials_cpu",
+    source: biasSource(false),
+    entryPoint: "layernorm_backward_partials_cpu",
+    constants: { ROWS },
+  });
   return [
-    main.dispatch(
-      {
-        dinp: b.dinp,
-        scratch: b.scratch,
-        inp: b.inp,
-        weight: b.weight,
-        dout: b.dout,
-        smean: b.mean,
-        srstd: b.rstd,
-      },
-      dims,
-      grid(chunks(N), 1),
-    ),
+    main.dispatch({ dinp: b.dinp, weight: b.weight, ...stats }, dims, grid(N, CPU_ROWS)),
+    partials.dispatch({ scratch: b.scratch, ...stats }, dims, grid(chunks(N) * Math.ceil(C / CPU_ROWS), 1)),
     finish.dispatch(fin, dims, grid(C, FC)),
   ];
 }
