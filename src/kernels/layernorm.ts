@@ -35,8 +35,8 @@ export type LayernormVariant = "teams" | "cpu";
 /** Options of the LayerNorm dispatchers. */
 export interface LayernormOptions {
   /**
-   * The kernels' variant ({@linkcode LayernormVariant}). Default: "cpu" on Mesa's llvmpipe (measured 1.5-4
-   * times faster there: bench/results/cpu_layernorm.md), else "teams".
+   * The kernels' variant ({@linkcode LayernormVariant}). Default: "cpu" on Mesa's llvmpipe (measured there: forward
+   * 1.8-2.3 times, backward 1.1-1.3 times the teams: bench/results/cpu_layernorm.md), else "teams".
    */
   readonly variant?: LayernormVariant;
   /** Threads per row's reduction team of the "teams" variant (default: 32, or 8 on a software adapter). */
