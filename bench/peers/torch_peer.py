@@ -9,9 +9,12 @@ step is its --train step: cross-entropy, backward, clip_grad_norm_, torch.optim.
 parameter groups. Which BLAS runs is whatever libblas.so.3 the loader finds: with BLAS_LIB_DIR the script
 re-executes itself with that directory first on LD_LIBRARY_PATH (OpenBLAS instead of Debian's netlib
 reference build); the reply to "info" names the library it mapped. PyTorch's own threads are set to every
-CPU this process may use (its default here is 1).
+CPU this process may use (its default here is 1). OpenBLAS keeps a thread pool of its own besides; each
+workload gets the setting that ran it fastest here (bench/results/peers.md): every CPU for one large
+product, 1 in the training step, where PyTorch's threads already cover the cores and two pools of 2 threads
+oversubscribe them.
 """
-import importlib.util, json, os, sys, time
+import ctypes, importlib.util, json, os, sys, time
 
 if len(sys.argv) == 4 and os.environ.get("LD_LIBRARY_PATH", "").split(":")[0] != sys.argv[3]:
     env = dict(os.environ, LD_LIBRARY_PATH=":".join(filter(None, [sys.argv[3], os.environ.get("LD_LIBRARY_PATH")])))
@@ -41,6 +44,17 @@ def blas_library():
     return next((x for x in libs if "libopenblas" in x), libs[0] if libs else "none mapped")
 
 
+def set_blas_threads(n):
+    """OpenBLAS's own thread count (nothing to set for a single-threaded BLAS)."""
+    lib = blas_library()
+    if "libopenblas" in lib:
+        ctypes.CDLL(lib).openblas_set_num_threads(n)
+
+
+def blas_threads_note():
+    return " (its threads: all for a product, 1 in the training step)" if "libopenblas" in blas_library() else ""
+
+
 def probe_indices(n):
     rows = [0, 1, n >> 2, n >> 1, n - 2, n - 1]
     return [r * n + ((r * 7 + i * 13) % n) for i, r in enumerate(rows)]
@@ -55,13 +69,14 @@ class Peer:
     def info(self):
         torch.ones(4, 4) @ torch.ones(4, 4)  # maps the BLAS library
         return {"system": self.system, "version": torch.__version__,
-                "device": f"cpu, {torch.get_num_threads()} threads, BLAS {blas_library()}"}
+                "device": f"cpu, {torch.get_num_threads()} threads, BLAS {blas_library()}{blas_threads_note()}"}
 
     def matmul(self, n, reps):
         with open(os.path.join(self.dir, f"matmul_{n}.f32"), "rb") as f:
             raw = bytearray(f.read())
         ab = torch.frombuffer(raw, dtype=torch.float32)
         a, b = ab[:n * n].reshape(n, n).clone(), ab[n * n:].reshape(n, n).clone()
+        set_blas_threads(len(os.sched_getaffinity(0)))
         c = a @ b  # warm-up
         t0 = time.perf_counter()
         for _ in range(reps):
@@ -90,6 +105,7 @@ class Peer:
         if self.model is None:
             raise RuntimeError("train before train_init")
         losses = []
+        set_blas_threads(1)
         t0 = time.perf_counter()
         for _ in range(steps):
             logits = self.model(self.tokens)
