@@ -127,7 +127,7 @@ async function cases(
 
 /** [B, T, C, NH] of the CPU adapter's comparison: the default `train` model, the peer benchmark's, CI's. */
 const CPU_SHAPES: [number, number, number, number][] = [[16, 64, 64, 4], [8, 64, 128, 4], [4, 64, 64, 2]];
-/** The comparison's further shapes: longer rows at head sizes 16 and 32, and head size 64 (blocked default). */
+/** The comparison's further shapes: longer rows at head sizes 16 and 32; head size 64 (blocked by default). */
 const BEYOND: [number, number, number, number][] = [[4, 256, 64, 4], [4, 256, 128, 4], [4, 128, 256, 4]];
 
 /**
@@ -158,9 +158,9 @@ export const build: BenchBuilder = async (gpu, large) => {
 };
 
 /**
- * `deno run --allow-read=. --allow-env bench/attention.ts [--iters N]`: the cpu form against the blocked
- * kernels (the baseline) on this adapter, forward and the stored-dS backward at the CPU shapes and beyond, all timed
- * in the same run, in turn per shape; one Markdown table with the ratios.
+ * `deno run --allow-read=. --allow-env bench/attention.ts [--iters N]`: the cpu variant against the blocked
+ * kernels (the baseline) on this adapter, forward and the stored-dS backward at the CPU shapes and beyond,
+ * all timed in the same run, in turn per shape; one Markdown table with the ratios.
  */
 async function compareVariants(): Promise<void> {
   const i = Deno.args.indexOf("--iters");

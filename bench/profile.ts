@@ -147,7 +147,8 @@ export async function recordStep(gpu: Gpu, shape: StepShape): Promise<RecordedSt
  * Model FLOPs of one dispatch: matmuls 2·M·K·N = 2·sqrt(|A|·|B|·|C|) from the three bound matrices (any
  * of the three training forms), causal attention as FlashAttention counts it (forward F = 2·B·NH·T²·HS,
  * backward 2.5·F: 1.5·F in dk/dv, 1·F in dq, whether dq recomputes dS or reads it stored: `_ds`, with or
- * without dropout on the probabilities: `_dropout`, in either form: `_cpu`), 0 for everything else. Sums to {@linkcode stepFlops}.
+ * without dropout on the probabilities: `_dropout`, in either variant: `_cpu`), 0 for everything else.
+ * Sums to {@linkcode stepFlops}.
  */
 export function dispatchFlops(kernel: string, bound: Readonly<Record<string, number>>, s: StepShape): number {
   if (kernel.startsWith("matmul_")) {
