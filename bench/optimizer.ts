@@ -1,6 +1,6 @@
-import type { BenchBuilder } from "./harness.ts";
+import { type BenchBuilder, timeCase } from "./harness.ts";
 import { createStorage } from "../src/gpu/buffers.ts";
-import type { Gpu } from "../src/gpu/device.ts";
+import { createGpu, type Gpu } from "../src/gpu/device.ts";
 import { adamw, createLossScaler, gradNorm, gradNormScratchBytes } from "../src/kernels/optimizer.ts";
 import { Rng } from "../src/util/rng.ts";
 
@@ -32,7 +32,8 @@ function buffers(gpu: Gpu, n: number) {
  * Optimizer over whole arenas, memory-bound, in GB/s: the global gradient norm (reads g: 4 bytes/element),
  * AdamW (reads p, g, m, v, writes p, m, v: 28 bytes/element) and both as one step (32 bytes/element); the
  * norm with dynamic loss scaling (mixed precision: unscale and scaler update in the finishing workgroup).
- * Large sizes: the shakespeare_char GPT (10.8M parameters) and GPT-2 small (124M).
+ * Large sizes: the shakespeare_char GPT (10.8M parameters) and GPT-2 small (124M). On llvmpipe, where
+ * AdamW's vec4 variant is the default, also the scalar one (`adamw_scalar`).
  */
 export const build: BenchBuilder = async (gpu, large) => {
   const sizes = large ? [10_800_000, 124_439_808] : [1_000_000];
@@ -42,22 +43,50 @@ export const build: BenchBuilder = async (gpu, large) => {
     const shape = `n=${n}`;
     const norm = await gradNorm(gpu, b, { n, maxNorm: 1 });
     const scaled = await gradNorm(gpu, { ...b, scaler: createLossScaler(gpu) }, { n, maxNorm: 1 });
-    const step = await adamw(gpu, b, {
-      n,
-      decayEnd: Math.floor(0.99 * n),
-      lr: 1e-3,
-      beta1: 0.9,
-      beta2: 0.99,
-      eps: 1e-8,
-      weightDecay: 0.1,
-      step: 10,
-    });
+    const step = await adamw(gpu, b, adamwStep(n));
     cases.push(
       { name: "grad_norm", shape, dispatches: norm, bytes: 4 * n },
       { name: "grad_norm_scaled", shape, dispatches: scaled, bytes: 4 * n },
       { name: "adamw", shape, dispatches: [step], bytes: 28 * n },
       { name: "grad_norm+adamw", shape, dispatches: [...norm, step], bytes: 32 * n },
     );
+    if (gpu.llvmpipe) {
+      const scalar = await adamw(gpu, b, { ...adamwStep(n), variant: "scalar" });
+      cases.push({ name: "adamw_scalar", shape, dispatches: [scalar], bytes: 28 * n });
+    }
   }
   return cases;
 };
+
+/** One AdamW step's settings over `n` floats, decay on the first 99%. */
+function adamwStep(n: number) {
+  const decayEnd = 4 * Math.floor(0.99 * n / 4);
+  return { n, decayEnd, lr: 1e-3, beta1: 0.9, beta2: 0.99, eps: 1e-8, weightDecay: 0.1, step: 10 };
+}
+
+/**
+ * `deno run --allow-read=. --allow-env bench/optimizer.ts [--iters N]`: AdamW's vec4 variant against the
+ * scalar one (the baseline) at the default and peer models' parameter counts and 1M, timed in turn in one
+ * run; one Markdown table with the ratios.
+ */
+async function compareVariants(): Promise<void> {
+  const i = Deno.args.indexOf("--iters");
+  const iters = i >= 0 ? Number(Deno.args[i + 1]) : 20;
+  const gpu = await createGpu();
+  console.log(`${gpu.description}\n`);
+  console.log("| n | scalar ms | vec4 ms | vec4 / scalar |");
+  console.log("| ---: | ---: | ---: | ---: |");
+  for (const n of [110_592, 412_672, 1_000_000]) {
+    const b = buffers(gpu, n);
+    const time = async (variant: "scalar" | "vec4") =>
+      (await timeCase(gpu, {
+        name: `adamw_${variant}`,
+        shape: `n=${n}`,
+        dispatches: [await adamw(gpu, b, { ...adamwStep(n), variant })],
+      }, iters)).ms;
+    const [a, v] = [await time("scalar"), await time("vec4")];
+    console.log(`| ${n} | ${a.toFixed(3)} | ${v.toFixed(3)} | ${(a / v).toFixed(2)} |`);
+  }
+}
+
+if (import.meta.main) await compareVariants();

@@ -241,52 +241,69 @@ function assertPaddingZero(label: string, s: State, inTensor: Uint8Array): void 
   }
 }
 
-Deno.test("adamw alone: 3 steps with per-step uniforms match reference (torch defaults); scale read from stats", async () => {
-  const gpu = await testGpu();
-  const { layout, decayEnd, inTensor } = testArena();
-  const n = layout.totalFloats;
-  assert(decayEnd > 0 && decayEnd < n, "test precondition: decay on part of the arena");
-  const init = initState(11, inTensor);
-  const rng = new Rng(12);
-  const gradsPerStep = LRS.map(() => fill(rng, inTensor, (r) => 0.05 * r.normal()));
-  const scale = 0.75;
-  const params = upload(gpu, "params", init.p), m = upload(gpu, "m", init.m), v = upload(gpu, "v", init.v);
-  const grads = createStorage(gpu, "grads", 4 * n);
-  const stats = upload(gpu, "stats", new Float32Array([GARBAGE, scale, 0, 1]));
-  const step = await adamw(gpu, { params, m, v, grads, stats }, {
-    n,
-    decayEnd,
-    lr: LRS[0],
-    ...TORCH_DEFAULT,
-    step: 1,
+for (const variant of ["scalar", "vec4"] as const) {
+  Deno.test(`adamw alone: 3 steps with per-step uniforms match reference (torch defaults); scale read from stats, ${variant}`, async () => {
+    const gpu = await testGpu();
+    const { layout, decayEnd, inTensor } = testArena();
+    const n = layout.totalFloats;
+    assert(decayEnd > 0 && decayEnd < n, "test precondition: decay on part of the arena");
+    const init = initState(11, inTensor);
+    const rng = new Rng(12);
+    const gradsPerStep = LRS.map(() => fill(rng, inTensor, (r) => 0.05 * r.normal()));
+    const scale = 0.75;
+    const params = upload(gpu, "params", init.p), m = upload(gpu, "m", init.m), v = upload(gpu, "v", init.v);
+    const grads = createStorage(gpu, "grads", 4 * n);
+    const stats = upload(gpu, "stats", new Float32Array([GARBAGE, scale, 0, 1]));
+    const step = await adamw(gpu, { params, m, v, grads, stats }, {
+      n,
+      decayEnd,
+      lr: LRS[0],
+      ...TORCH_DEFAULT,
+      step: 1,
+      variant,
+    });
+    const want: State = { p: init.p.slice(), m: init.m.slice(), v: init.v.slice() };
+    let prev = init;
+    for (let t = 1; t <= 3; t++) {
+      gpu.device.queue.writeBuffer(grads, 0, gradsPerStep[t - 1] as Float32Array<ArrayBuffer>);
+      step.update(
+        adamwUniforms({ lr: LRS[t - 1], beta1: TORCH_DEFAULT.beta1, beta2: TORCH_DEFAULT.beta2, step: t }),
+      );
+      submitDispatches(gpu, [step], "test");
+      const got = { p: await readF32(gpu, params), m: await readF32(gpu, m), v: await readF32(gpu, v) };
+      const hyper = { ...TORCH_DEFAULT, lr: LRS[t - 1], step: t, decayEnd, gradScale: scale };
+      ref.adamwStep(want.p, gradsPerStep[t - 1], want.m, want.v, hyper);
+      compareState(`adamw step ${t}`, got, want);
+      // The update itself (p_new - p_old, ~lr) to relative precision, one reference step from the GPU's
+      // previous state so that earlier rounding differences do not count; atol ~2 f32 ulps of |p| < 1.
+      const one: State = { p: prev.p.slice(), m: prev.m.slice(), v: prev.v.slice() };
+      ref.adamwStep(one.p, gradsPerStep[t - 1], one.m, one.v, hyper);
+      assertClose(
+        `adamw step ${t} update`,
+        got.p.map((x, i) => x - prev.p[i]),
+        one.p.map((x, i) => x - prev.p[i]),
+        { atol: 1.2e-7, rtol: 1e-4 },
+      );
+      prev = got;
+      assertPaddingZero(`adamw step ${t}`, got, inTensor);
+      // Gradients are read, not cleared.
+      assertBitwise("grads untouched", await readF32(gpu, grads), gradsPerStep[t - 1]);
+    }
   });
-  const want: State = { p: init.p.slice(), m: init.m.slice(), v: init.v.slice() };
-  let prev = init;
-  for (let t = 1; t <= 3; t++) {
-    gpu.device.queue.writeBuffer(grads, 0, gradsPerStep[t - 1] as Float32Array<ArrayBuffer>);
-    step.update(
-      adamwUniforms({ lr: LRS[t - 1], beta1: TORCH_DEFAULT.beta1, beta2: TORCH_DEFAULT.beta2, step: t }),
-    );
-    submitDispatches(gpu, [step], "test");
-    const got = { p: await readF32(gpu, params), m: await readF32(gpu, m), v: await readF32(gpu, v) };
-    const hyper = { ...TORCH_DEFAULT, lr: LRS[t - 1], step: t, decayEnd, gradScale: scale };
-    ref.adamwStep(want.p, gradsPerStep[t - 1], want.m, want.v, hyper);
-    compareState(`adamw step ${t}`, got, want);
-    // The update itself (p_new - p_old, ~lr) to relative precision, one reference step from the GPU's
-    // previous state so that earlier rounding differences do not count; atol ~2 f32 ulps of |p| < 1.
-    const one: State = { p: prev.p.slice(), m: prev.m.slice(), v: prev.v.slice() };
-    ref.adamwStep(one.p, gradsPerStep[t - 1], one.m, one.v, hyper);
-    assertClose(
-      `adamw step ${t} update`,
-      got.p.map((x, i) => x - prev.p[i]),
-      one.p.map((x, i) => x - prev.p[i]),
-      { atol: 1.2e-7, rtol: 1e-4 },
-    );
-    prev = got;
-    assertPaddingZero(`adamw step ${t}`, got, inTensor);
-    // Gradients are read, not cleared.
-    assertBitwise("grads untouched", await readF32(gpu, grads), gradsPerStep[t - 1]);
-  }
+}
+
+Deno.test("adamw's vec4 variant refuses n or decayEnd not a multiple of 4, in one line", async () => {
+  const gpu = await testGpu();
+  const buf = createStorage(gpu, "x", 4 * 64);
+  const h = { lr: 1e-3, ...HYPER, step: 1, variant: "vec4" as const };
+  const b = { params: buf, m: buf, v: buf, grads: buf, stats: buf };
+  await rejects(adamw(gpu, b, { n: 62, decayEnd: 0, ...h }), {
+    message: "adamw: the vec4 variant needs n (62) and decayEnd (0) multiples of 4",
+  });
+  await rejects(adamw(gpu, b, { n: 64, decayEnd: 10, ...h }), {
+    message: "adamw: the vec4 variant needs n (64) and decayEnd (10) multiples of 4",
+  });
+  buf.destroy();
 });
 
 Deno.test("norm + clip + adamw: clipped steps equal AdamW on grads * scale; padding stays zero", async () => {
