@@ -32,6 +32,8 @@ alias OT = f32; // element type of out: f32 or f16
 // Forward: out, mean, rstd, inp, weight, (bias with BIAS), dims.
 // Backward: dinp, scratch, inp, weight, dout, smean, srstd, dims.
 // Finish: dweight, (dbias with BIAS), partials (the scratch, read-only), dims.
+// The cpu forms bind vec4 views of the same buffers instead (bindings 15-21, below), with mean, rstd, smean,
+// srstd and dims as above.
 @group(0) @binding(0) var<storage, read_write> out: array<OT>;       // [N, C]
 @group(0) @binding(1) var<storage, read_write> mean: array<f32>;     // [N]
 @group(0) @binding(2) var<storage, read_write> rstd: array<f32>;     // [N]
@@ -215,46 +217,50 @@ fn layernorm_backward_finish(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_
   }
 }
 
-// ---- CPU-adapter forms (llvmpipe; src/kernels/layernorm.ts picks them): one row per invocation, RW
-// invocations per workgroup, no workgroup memory or barriers (each tree level of team_sum is a barrier,
-// which llvmpipe runs as a switch through every SIMD group of the workgroup). ----
+// ---- CPU-adapter forms (llvmpipe; src/kernels/layernorm.ts picks them, for C a multiple of 4): one row per
+// invocation, RW invocations per workgroup, no workgroup memory or barriers (each tree level of team_sum is
+// a barrier, which llvmpipe runs as a switch through every SIMD group of the workgroup), and every row read
+// as vec4s through the views below (a vec4 load costs llvmpipe about what a scalar one does). C4 = C / 4. ----
 const RW: u32 = 8u;
 
-// (sum, sum of squares) over the row of inp at `base` of x - shift, in 4 interleaved partial sums (added
-// in a fixed order) and a tail.
-fn row_sum_x(base: u32, shift: f32) -> vec2<f32> {
-  let C = dims.C;
-  var s = vec4<f32>(0.0);
-  var q = vec4<f32>(0.0);
-  var c = 0u;
-  for (; c + 4u <= C; c += 4u) {
-    let d = vec4<f32>(inp[base + c], inp[base + c + 1u], inp[base + c + 2u], inp[base + c + 3u]) - shift;
-    s += d;
-    q += d * d;
-  }
-  var st = 0.0;
-  var qt = 0.0;
-  for (; c < C; c++) {
-    let d = inp[base + c] - shift;
-    st += d;
-    qt += d * d;
-  }
-  return vec2<f32>((s.x + s.y) + (s.z + s.w) + st, (q.x + q.y) + (q.z + q.w) + qt);
+@group(0) @binding(15) var<storage, read_write> out4: array<vec4<OT>>;      // [N, C4]
+@group(0) @binding(16) var<storage, read_write> dinp4: array<vec4<f32>>;    // [N, C4]
+@group(0) @binding(17) var<storage, read_write> scratch4: array<vec4<f32>>; // [2, R, C4]
+@group(0) @binding(18) var<storage, read> inp4: array<vec4<f32>>;           // [N, C4]
+@group(0) @binding(19) var<storage, read> weight4: array<vec4<f32>>;        // [C4]
+@group(0) @binding(20) var<storage, read> bias4: array<vec4<f32>>;          // [C4]
+@group(0) @binding(21) var<storage, read> dout4: array<vec4<f32>>;          // [N, C4]
+
+// #if BIAS
+fn plus_bias4(v: vec4<f32>, c4: u32) -> vec4<f32> { return v + bias4[c4]; }
+// #else
+fn plus_bias4(v: vec4<f32>, c4: u32) -> vec4<f32> { return v; }
+// #endif
+
+fn hsum(v: vec4<f32>) -> f32 {
+  return (v.x + v.y) + (v.z + v.w);
 }
 
 @compute @workgroup_size(RW)
 fn layernorm_forward_cpu(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                          @builtin(local_invocation_index) lid: u32) {
   let row = group_id(wg, nwg) * RW + lid;
-  let C = dims.C;
-  let base = min(row, dims.N - 1u) * C; // rows past N compute on the last row and store nothing
-  let m = row_sum_x(base, 0.0).x / f32(C);
-  let r = inverseSqrt(row_sum_x(base, m).y / f32(C) + dims.eps);
+  let C4 = dims.C / 4u;
+  let base = min(row, dims.N - 1u) * C4; // rows past N compute on the last row and store nothing
+  var s = vec4<f32>(0.0);
+  for (var c = 0u; c < C4; c++) { s += inp4[base + c]; }
+  let m = hsum(s) / f32(dims.C);
+  var q = vec4<f32>(0.0);
+  for (var c = 0u; c < C4; c++) {
+    let d = inp4[base + c] - m;
+    q += d * d;
+  }
+  let r = inverseSqrt(hsum(q) / f32(dims.C) + dims.eps);
   if (row >= dims.N) { return; }
   mean[row] = m;
   rstd[row] = r;
-  for (var c = 0u; c < C; c++) {
-    out[base + c] = OT(plus_bias((inp[base + c] - m) * r * weight[c], c));
+  for (var c = 0u; c < C4; c++) {
+    out4[base + c] = vec4<OT>(plus_bias4((inp4[base + c] - m) * r * weight4[c], c));
   }
 }
 
@@ -263,56 +269,58 @@ fn layernorm_forward_cpu(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_work
 fn layernorm_backward_cpu(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                           @builtin(local_invocation_index) lid: u32) {
   let row = group_id(wg, nwg) * RW + lid;
-  let C = dims.C;
+  let C4 = dims.C / 4u;
   let rl = min(row, dims.N - 1u); // rows past N compute on the last row and store nothing
-  let base = rl * C;
+  let base = rl * C4;
   let m = smean[rl];
   let s = srstd[rl];
-  var acc = vec2<f32>(0.0);
-  for (var c = 0u; c < C; c++) {
-    let g = weight[c] * dout[base + c];
-    acc += vec2<f32>(g, g * (inp[base + c] - m) * s);
+  var ga = vec4<f32>(0.0);
+  var gb = vec4<f32>(0.0);
+  for (var c = 0u; c < C4; c++) {
+    let g = weight4[c] * dout4[base + c];
+    ga += g;
+    gb += g * (inp4[base + c] - m) * s;
   }
-  let a = acc.x / f32(C);
-  let b = acc.y / f32(C);
+  let a = hsum(ga) / f32(dims.C);
+  let b = hsum(gb) / f32(dims.C);
   if (row >= dims.N) { return; }
-  for (var c = 0u; c < C; c++) {
+  for (var c = 0u; c < C4; c++) {
     let i = base + c;
-    let v = s * (weight[c] * dout[i] - a - (inp[i] - m) * s * b);
+    let v = s * (weight4[c] * dout4[i] - a - (inp4[i] - m) * s * b);
     if (ACCUMULATE) {
-      dinp[i] += v;
+      dinp4[i] += v;
     } else {
-      dinp[i] = v;
+      dinp4[i] = v;
     }
   }
 }
 
 // The chunk partials of layernorm_backward (dout * xhat and dout summed over a chunk of ROWS rows) for RW
-// columns per workgroup, one per invocation: workgroup g = chunk * ceil(C / RW) + column group.
+// column quads per workgroup, one per invocation: workgroup g = chunk * ceil(C4 / RW) + quad group.
 @compute @workgroup_size(RW)
 fn layernorm_backward_partials_cpu(@builtin(workgroup_id) wg: vec3<u32>,
                                    @builtin(num_workgroups) nwg: vec3<u32>,
                                    @builtin(local_invocation_index) lid: u32) {
   let N = dims.N;
-  let C = dims.C;
+  let C4 = dims.C / 4u;
   let R = (N + ROWS - 1u) / ROWS;
-  let groups = (C + RW - 1u) / RW;
+  let groups = (C4 + RW - 1u) / RW;
   let g = group_id(wg, nwg);
   let chunk = g / groups;
   if (chunk >= R) { return; }
   let c = (g % groups) * RW + lid;
-  let cl = min(c, C - 1u);
+  let cl = min(c, C4 - 1u);
   let r0 = chunk * ROWS;
   let r1 = min(r0 + ROWS, N);
-  var dw = 0.0;
-  var db = 0.0;
+  var dw = vec4<f32>(0.0);
+  var db = vec4<f32>(0.0);
   for (var row = r0; row < r1; row++) {
-    let d = dout[row * C + cl];
-    dw += d * (inp[row * C + cl] - smean[row]) * srstd[row];
+    let d = dout4[row * C4 + cl];
+    dw += d * (inp4[row * C4 + cl] - smean[row]) * srstd[row];
     db += d;
   }
-  if (c < C) {
-    scratch[chunk * C + c] = dw;
-    scratch[(R + chunk) * C + c] = db;
+  if (c < C4) {
+    scratch4[chunk * C4 + c] = dw;
+    scratch4[(R + chunk) * C4 + c] = db;
   }
 }

@@ -35,17 +35,20 @@ export type LayernormVariant = "teams" | "cpu";
 /** Options of the LayerNorm dispatchers. */
 export interface LayernormOptions {
   /**
-   * The kernels' variant ({@linkcode LayernormVariant}). Default: "cpu" on Mesa's llvmpipe (measured there: forward
-   * 1.8-2.3 times, backward 1.1-1.3 times the teams: bench/results/cpu_layernorm.md), else "teams".
+   * The kernels' variant ({@linkcode LayernormVariant}). Default: "cpu" on Mesa's llvmpipe where C is a
+   * multiple of 4, as it needs (measured faster there: bench/results/cpu_layernorm.md), else "teams".
    */
   readonly variant?: LayernormVariant;
   /** Threads per row's reduction team of the "teams" variant (default: 32, or 8 on a software adapter). */
   readonly team?: LayernormTeam;
 }
 
-function variantOf(gpu: Gpu, kernel: string, opts: LayernormOptions): LayernormVariant {
-  const v = opts.variant ?? (gpu.llvmpipe ? "cpu" : "teams");
+function variantOf(gpu: Gpu, kernel: string, C: number, opts: LayernormOptions): LayernormVariant {
+  const v = opts.variant ?? (gpu.llvmpipe && C % 4 === 0 ? "cpu" : "teams");
   if (v !== "teams" && v !== "cpu") throw new Error(`${kernel}: variant must be teams or cpu (got ${v})`);
+  if (v === "cpu" && C % 4 !== 0) {
+    throw new Error(`${kernel}: the cpu variant needs C a multiple of 4 (got ${C})`);
+  }
   return v;
 }
 
@@ -60,7 +63,7 @@ const WG_FORWARD = 256;
 const WG_BACKWARD = 128;
 /** Rows per backward workgroup; each chunk writes one row of column partials to the scratch. */
 const ROWS = 16;
-/** Rows (forward, backward) or columns (backward partials) per workgroup of the cpu variant (RW in the shader). */
+/** Rows (forward, backward) or column quads (backward partials) per workgroup of the cpu variant (RW). */
 const CPU_ROWS = 8;
 /** Columns per workgroup of the finishing column reduction (matches FC in the shader). */
 const FC = 32;
@@ -109,21 +112,17 @@ export async function layernormForward(
   const TEAM = teamOf(gpu, entry, opts);
   const types = { OT: s.types?.out ?? "f32" };
   checkTypes(gpu, entry, types);
-  const cpu = variantOf(gpu, entry, opts) === "cpu";
+  const cpu = variantOf(gpu, entry, C, opts) === "cpu";
   const k = await getKernel(gpu, {
     name: entry + (cpu ? "_cpu" : ""),
     source: withTypes(biasSource(!!b.bias), types),
     entryPoint: cpu ? "layernorm_forward_cpu" : "layernorm_forward",
     constants: cpu ? {} : { WG: WG_FORWARD, TEAM },
   });
-  const res: Record<string, Resource> = {
-    out: b.out,
-    mean: b.mean,
-    rstd: b.rstd,
-    inp: b.inp,
-    weight: b.weight,
-  };
-  if (b.bias) res.bias = b.bias;
+  const res: Record<string, Resource> = cpu
+    ? { out4: b.out, mean: b.mean, rstd: b.rstd, inp4: b.inp, weight4: b.weight }
+    : { out: b.out, mean: b.mean, rstd: b.rstd, inp: b.inp, weight: b.weight };
+  if (b.bias) res[cpu ? "bias4" : "bias"] = b.bias;
   return k.dispatch(res, { N, C, eps }, grid(N, cpu ? CPU_ROWS : WG_FORWARD / TEAM));
 }
 
@@ -163,7 +162,7 @@ export async function layernormBackward(
     );
   }
   const name = accumulate ? "layernorm_backward_acc" : "layernorm_backward";
-  const cpu = variantOf(gpu, name, opts) === "cpu";
+  const cpu = variantOf(gpu, name, C, opts) === "cpu";
   const main = await getKernel(gpu, {
     name: cpu ? `${name}_cpu` : name,
     source: biasSource(false),
@@ -181,17 +180,14 @@ export async function layernormBackward(
   const dims = { N, C, eps: 0 };
   const fin: Record<string, Resource> = { dweight: b.dweight, partials: b.scratch };
   if (b.dbias) fin.dbias = b.dbias;
-  const stats = { inp: b.inp, dout: b.dout, smean: b.mean, srstd: b.rstd };
   if (!cpu) {
+    const ins = { inp: b.inp, weight: b.weight, dout: b.dout, smean: b.mean, srstd: b.rstd };
     return [
-      main.dispatch(
-        { dinp: b.dinp, scratch: b.scratch, weight: b.weight, ...stats },
-        dims,
-        grid(chunks(N), 1),
-      ),
+      main.dispatch({ dinp: b.dinp, scratch: b.scratch, ...ins }, dims, grid(chunks(N), 1)),
       finish.dispatch(fin, dims, grid(C, FC)),
     ];
   }
+  const rows = { inp4: b.inp, dout4: b.dout, smean: b.mean, srstd: b.rstd };
   const partials = await getKernel(gpu, {
     name: "layernorm_backward_partials_cpu",
     source: biasSource(false),
@@ -199,8 +195,12 @@ export async function layernormBackward(
     constants: { ROWS },
   });
   return [
-    main.dispatch({ dinp: b.dinp, weight: b.weight, ...stats }, dims, grid(N, CPU_ROWS)),
-    partials.dispatch({ scratch: b.scratch, ...stats }, dims, grid(chunks(N) * Math.ceil(C / CPU_ROWS), 1)),
+    main.dispatch({ dinp4: b.dinp, weight4: b.weight, ...rows }, dims, grid(N, CPU_ROWS)),
+    partials.dispatch(
+      { scratch4: b.scratch, ...rows },
+      dims,
+      grid(chunks(N) * Math.ceil(C / 4 / CPU_ROWS), 1),
+    ),
     finish.dispatch(fin, dims, grid(C, FC)),
   ];
 }

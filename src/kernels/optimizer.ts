@@ -231,7 +231,8 @@ export async function adamw(
     );
   }
   const entry = variant === "vec4" ? "adamw4" : "adamw";
-  const k = await getKernel(gpu, { name: entry, source, entryPoint: entry, constants: { WG } });
+  const name = variant === "vec4" ? "adamw_vec4" : "adamw";
+  const k = await getKernel(gpu, { name, source, entryPoint: entry, constants: { WG } });
   const uniforms = {
     n: s.n,
     parts: 0,
