@@ -32,8 +32,9 @@ function buffers(gpu: Gpu, n: number) {
  * Optimizer over whole arenas, memory-bound, in GB/s: the global gradient norm (reads g: 4 bytes/element),
  * AdamW (reads p, g, m, v, writes p, m, v: 28 bytes/element) and both as one step (32 bytes/element); the
  * norm with dynamic loss scaling (mixed precision: unscale and scaler update in the finishing workgroup).
- * Large sizes: the shakespeare_char GPT (10.8M parameters) and GPT-2 small (124M). On llvmpipe, where
- * AdamW's vec4 variant is the default, also the scalar one (`adamw_scalar`).
+ * Large sizes: the shakespeare_char GPT (10.8M parameters) and GPT-2 small (124M). On llvmpipe, whose
+ * defaults differ, also the other adapters' forms: scalar AdamW (`adamw_scalar`), the norm's partial sums
+ * in workgroups of 256 (`grad_norm_wg256`).
  */
 export const build: BenchBuilder = async (gpu, large) => {
   const sizes = large ? [10_800_000, 124_439_808] : [1_000_000];
@@ -52,7 +53,11 @@ export const build: BenchBuilder = async (gpu, large) => {
     );
     if (gpu.llvmpipe) {
       const scalar = await adamw(gpu, b, { ...adamwStep(n), variant: "scalar" });
-      cases.push({ name: "adamw_scalar", shape, dispatches: [scalar], bytes: 28 * n });
+      const wide = await gradNorm(gpu, b, { n, maxNorm: 1, threads: 256 });
+      cases.push(
+        { name: "adamw_scalar", shape, dispatches: [scalar], bytes: 28 * n },
+        { name: "grad_norm_wg256", shape, dispatches: wide, bytes: 4 * n },
+      );
     }
   }
   return cases;
@@ -66,16 +71,18 @@ function adamwStep(n: number) {
 
 /**
  * `deno run --allow-read=. --allow-env bench/optimizer.ts [--iters N]`: AdamW's vec4 variant against the
- * scalar one (the baseline) at the default and peer models' parameter counts and 1M, timed in turn in one
- * run; one Markdown table with the ratios.
+ * scalar one, and the norm's partial sums in workgroups of 8 against 256 (the baselines), at the default and
+ * peer models' parameter counts and 1M, timed in turn in one run; one Markdown table with the ratios.
  */
 async function compareVariants(): Promise<void> {
   const i = Deno.args.indexOf("--iters");
   const iters = i >= 0 ? Number(Deno.args[i + 1]) : 20;
   const gpu = await createGpu();
   console.log(`${gpu.description}\n`);
-  console.log("| n | scalar ms | vec4 ms | vec4 / scalar |");
-  console.log("| ---: | ---: | ---: | ---: |");
+  console.log(
+    "| n | AdamW scalar ms | vec4 ms | vec4 / scalar | norm, 256 threads ms | 8 threads ms | 8 / 256 |",
+  );
+  console.log("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
   for (const n of [110_592, 412_672, 1_000_000]) {
     const b = buffers(gpu, n);
     const time = async (variant: "scalar" | "vec4") =>
@@ -84,8 +91,18 @@ async function compareVariants(): Promise<void> {
         shape: `n=${n}`,
         dispatches: [await adamw(gpu, b, { ...adamwStep(n), variant })],
       }, iters)).ms;
-    const [a, v] = [await time("scalar"), await time("vec4")];
-    console.log(`| ${n} | ${a.toFixed(3)} | ${v.toFixed(3)} | ${(a / v).toFixed(2)} |`);
+    const norm = async (threads: 8 | 256) =>
+      (await timeCase(gpu, {
+        name: `grad_norm_${threads}`,
+        shape: `n=${n}`,
+        dispatches: await gradNorm(gpu, b, { n, maxNorm: 1, threads }),
+      }, iters)).ms;
+    const [a, v, w, t] = [await time("scalar"), await time("vec4"), await norm(256), await norm(8)];
+    console.log(
+      `| ${n} | ${a.toFixed(3)} | ${v.toFixed(3)} | ${(a / v).toFixed(2)} | ${w.toFixed(3)} | ${
+        t.toFixed(3)
+      } | ${(w / t).toFixed(2)} |`,
+    );
   }
 }
 

@@ -28,11 +28,20 @@ function assertBitwise(label: string, a: Float32Array, b: Float32Array): void {
   }
 }
 
-/** Runs the norm on `g` with `maxNorm`; stats and scratch pre-filled with garbage. Returns [norm, scale]. */
-async function gpuNorm(gpu: Gpu, grads: GPUBuffer, n: number, maxNorm: number): Promise<Float32Array> {
+/**
+ * Runs the norm on `g` with `maxNorm` and `threads` per partial-sum workgroup (default: the adapter's); stats
+ * and scratch pre-filled with garbage. Returns [norm, scale].
+ */
+async function gpuNorm(
+  gpu: Gpu,
+  grads: GPUBuffer,
+  n: number,
+  maxNorm: number,
+  threads?: 8 | 256,
+): Promise<Float32Array> {
   const stats = upload(gpu, "stats", new Float32Array([GARBAGE, GARBAGE, GARBAGE, GARBAGE]));
   const scratch = upload(gpu, "scratch", new Float32Array(gradNormScratchBytes(n) / 4).fill(GARBAGE));
-  submitDispatches(gpu, await gradNorm(gpu, { stats, grads, scratch }, { n, maxNorm }), "test");
+  submitDispatches(gpu, await gradNorm(gpu, { stats, grads, scratch }, { n, maxNorm, threads }), "test");
   const out = await readF32(gpu, stats);
   stats.destroy();
   scratch.destroy();
@@ -66,8 +75,10 @@ Deno.test("reference norm, clip scale and AdamW against hand-computed values", (
   assertClose("ref adamw step 2", p, want2, { atol: 1e-6, rtol: 1e-6 });
 });
 
-for (const n of [1, 100, 65537, 1_000_000, 3_000_001]) {
-  Deno.test(`grad norm and clip scale match reference, n=${n}`, async () => {
+for (
+  const [n, threads] of [1, 100, 65537, 1_000_000, 3_000_001].flatMap((n) => [[n, 256], [n, 8]] as const)
+) {
+  Deno.test(`grad norm and clip scale match reference, n=${n}, ${threads} threads per partial`, async () => {
     const gpu = await testGpu();
     const g = new Rng(n).normalArray(n, 0.5);
     g[0] = -3;
@@ -75,7 +86,7 @@ for (const n of [1, 100, 65537, 1_000_000, 3_000_001]) {
     const norm = ref.globalNorm(g);
     // max_norm 0 (off), above the norm (no clip), below it (clip).
     for (const maxNorm of [0, 2 * norm, 0.25 * norm]) {
-      const [gn, scale] = await gpuNorm(gpu, grads, n, maxNorm);
+      const [gn, scale] = await gpuNorm(gpu, grads, n, maxNorm, threads);
       const want = ref.clipScale(norm, maxNorm);
       assert((want < 1) === (maxNorm === 0.25 * norm), "test precondition: clipping branch");
       assertClose(`norm n=${n} max=${maxNorm.toPrecision(3)}`, [gn, scale], [norm, want], {
@@ -131,14 +142,16 @@ Deno.test("grad norm over several buffers equals the norm of their concatenation
   const stats = createStorage(gpu, "stats", 16);
   const scratch = upload(gpu, "scratch", new Float32Array(gradNormScratchBytes(sizes) / 4).fill(GARBAGE));
   const grads = parts.map((p) => upload(gpu, "grads", p));
-  const ds = await gradNorm(gpu, { stats, grads, scratch }, { n: sizes, maxNorm });
-  assert(ds.length === 4, `${ds.length} dispatches, want a partial per buffer and one finish`);
-  submitDispatches(gpu, ds, "test");
-  const [gn, scale] = await readF32(gpu, stats);
-  assertClose("norm of 3 buffers", [gn, scale], [norm, ref.clipScale(norm, maxNorm)], {
-    atol: 0,
-    rtol: 1e-5,
-  });
+  for (const threads of [256, 8] as const) {
+    const ds = await gradNorm(gpu, { stats, grads, scratch }, { n: sizes, maxNorm, threads });
+    assert(ds.length === 4, `${ds.length} dispatches, want a partial per buffer and one finish`);
+    submitDispatches(gpu, ds, "test");
+    const [gn, scale] = await readF32(gpu, stats);
+    assertClose(`norm of 3 buffers, ${threads} threads`, [gn, scale], [norm, ref.clipScale(norm, maxNorm)], {
+      atol: 0,
+      rtol: 1e-5,
+    });
+  }
 });
 
 /** A small GPT-like arena: decayed matrices first, then biases and LayerNorm weights; odd sizes -> padding. */

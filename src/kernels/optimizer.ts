@@ -103,11 +103,16 @@ export function gradNormScratchBytes(n: number | readonly number[]): number {
  * be S times the true ones: the norm is unscaled, `multiplier = clip / S`, and S is updated for the next
  * step: halved with the step skipped (skipped = 1, AdamW does nothing) when the norm is not finite, doubled
  * after `growthInterval` finite steps in a row.
+ *
+ * `threads`: threads per workgroup of the partial sums, 256 by default, 8 on Mesa's llvmpipe, where each
+ * level of a workgroup's reduction tree is a barrier switching through all its SIMD groups (measured 4-5
+ * times faster at 0.1M-1M floats: bench/results/cpu_elementwise.md). The same partial-sum layout either way;
+ * the order of the sums within each partial differs.
  */
 export async function gradNorm(
   gpu: Gpu,
   b: { stats: Resource; grads: Resource | readonly Resource[]; scratch: Resource; scaler?: Resource },
-  s: { n: number | readonly number[]; maxNorm: number; growthInterval?: number },
+  s: { n: number | readonly number[]; maxNorm: number; growthInterval?: number; threads?: 8 | 256 },
 ): Promise<Dispatch[]> {
   const sums = partialSums(s.n), grads = Array.isArray(b.grads) ? b.grads : [b.grads as Resource];
   if (grads.length !== sums.length) {
@@ -125,10 +130,20 @@ export async function gradNorm(
   checkSize("grad_norm", "scratch", b.scratch, gradNormScratchBytes(s.n));
   checkSize("grad_norm", "stats", b.stats, 4 * STATS_FLOATS);
   if (b.scaler) checkSize("grad_norm", "scaler", b.scaler, 8);
+  const threads = s.threads ?? (gpu.llvmpipe ? 8 : WG);
+  if (threads !== 8 && threads !== WG) {
+    throw new GpuError("grad_norm", `threads must be 8 or 256 (got ${threads})`);
+  }
   const norm = { max_norm: s.maxNorm, ...ADAMW_ZERO, growth_interval: growth };
   const finishEntry = b.scaler ? "grad_norm_finish_scaled" : "grad_norm_finish";
+  const partialName = threads === WG ? "grad_norm_partial" : `grad_norm_partial_wg${threads}`;
   const [partial, finish] = await Promise.all([
-    getKernel(gpu, { name: "grad_norm_partial", source, entryPoint: "grad_norm_partial", constants: { WG } }),
+    getKernel(gpu, {
+      name: partialName,
+      source,
+      entryPoint: "grad_norm_partial",
+      constants: { WG: threads },
+    }),
     getKernel(gpu, { name: finishEntry, source, entryPoint: finishEntry, constants: { WG } }),
   ]);
   const out = sums.map((p, k) =>
