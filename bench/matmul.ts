@@ -122,10 +122,16 @@ async function matmulCase(
 }
 
 /**
- * Square products and the default model's shapes (B*T = 1024, C = 64, 4C = 256, 3C = 192, the 65-token
- * head), timed in both variants on a CPU adapter (`_cpu`, `_tiled`; bench/results/cpu_matmul.md).
+ * Square products and the default model's shapes (B*T = 1024, C = 64, 4C = 256, 3C = 192, the 48-token
+ * head of the built-in language and a 65-token one), timed in both variants on a CPU adapter (`_cpu`,
+ * `_tiled`; bench/results/cpu_matmul.md).
  */
 const CPU_CASES: [Form, number, number, number][] = [
+  ["forward", 1024, 64, 64],
+  ["backward_input", 1024, 64, 64],
+  ["backward_weight", 1024, 64, 64],
+  ["forward", 1024, 64, 48],
+  ["backward_weight", 1024, 64, 48],
   ["forward", 512, 512, 512],
   ["forward", 1024, 1024, 1024],
   ["forward_bias", 1024, 64, 192],

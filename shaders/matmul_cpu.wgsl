@@ -15,11 +15,14 @@
 // 4 * 8 * CR multiply-adds (6.4 per loaded element, against 2 for the GPU tiles' loads per thread).
 // No workgroup memory, no barriers.
 //
-// Grid: (ceil(S / (8 * CL)), ceil(R / CR), Z) workgroups of CL invocations along output columns;
-// invocation i of workgroup (x, y, z) owns rows y*CR .. y*CR + CR-1 and columns (x*CL + i)*8 .. +7 of
+// Grid: (ceil(S / (CC * LC)), ceil(R / (CR * LR)), Z) workgroups of CL = LC x LR invocations, LC along
+// output columns (CC = 8 columns each, 16 with WIDE) and LR along rows: invocation i = lr * LC + lc of
+// workgroup (x, y, z) owns rows (y*LR + lr)*CR .. +CR-1 and columns (x*LC + lc)*CC .. +CC-1 of
 // slice z. Outputs outside C are computed from zero-filled loads and never stored.
 
 const CL: u32 = 8u;   // invocations per workgroup (one 256-bit SIMD vector of f32 on llvmpipe)
+const LC: u32 = 8u;   // of them along output columns: 8, or 4 for outputs of at most 64 columns in WIDE
+const LR: u32 = CL / LC;
 const CR: u32 = 32u;  // output rows per invocation: the 4 accumulator blocks of 8 rows below
 // Output columns per invocation: 8, or 16 with WIDE (a second column block reusing each loaded A quad:
 // 4 * 8 * CR * 2 multiply-adds per 8 * CR / 4 + 16 vec4 loads, 10.7 per loaded element).
@@ -123,8 +126,8 @@ fn store_block(c: Acc, z: u32, r: u32, s: u32) {
 // this one name with the blocks of the entry point it stands for, so it binds what that one binds.
 @compute @workgroup_size(CL)
 fn matmul_cpu(g: Groups, @builtin(local_invocation_id) li: vec3<u32>) {
-  let r = g.wg.y * CR;
-  let s = (g.wg.x * CL + li.x) * CC;
+  let r = (g.wg.y * LR + li.x / LC) * CR;
+  let s = (g.wg.x * LC + li.x % LC) * CC;
   let span = t_range(g.wg.z);
   var c0 = Acc();
   var c1 = Acc();

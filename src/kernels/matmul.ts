@@ -71,7 +71,7 @@ export type MatmulVariant = "tiled" | "cpu" | "cpu-wide";
 
 /** Tile rows and columns of the "cpu" variant's workgroup (shaders/matmul_cpu.wgsl: CR, CC * CL). */
 const CPU_ROWS = 32, CPU_COLS = 64;
-/** Reduction length and output columns from which llvmpipe's default is "cpu-wide" (see `variant`). */
+/** Output columns from which llvmpipe's default is "cpu-wide" (and up to CPU_COLS; see `variant`). */
 export const WIDE_MIN = 128;
 
 /** Tuning and test options for the matmul dispatchers; the defaults suit every shape. */
@@ -79,9 +79,10 @@ export interface MatmulOptions {
   /**
    * The tiling ({@linkcode MatmulVariant}). Default: "cpu" on Mesa's llvmpipe (where it was measured
    * faster: bench/results/cpu_matmul.md) unless `tile` or `math: "f16"` is given (options of the GPU
-   * tiles), else "tiled"; "cpu-wide" there when the product's reduction and its output's columns are both
-   * at least {@linkcode WIDE_MIN} (measured 1.3-1.4 times "cpu"; shorter reductions or narrower outputs ran
-   * slower wide). "cpu-wide" runs as "cpu" where the shape or `vec4: false` rules out the vec4 loads.
+   * tiles), else "tiled"; "cpu-wide" there when the output has at least {@linkcode WIDE_MIN} columns or at
+   * most 64 (its 8 invocations then 4 along columns and 2 along rows), measured 1.1-2.1 times "cpu" at the
+   * default model's shapes; between the two, wide blocks would leave invocations idle. "cpu-wide" runs as
+   * "cpu" where the shape or `vec4: false` rules out the vec4 loads.
    * Other software adapters (SwiftShader, whose JIT differs) keep the tiles.
    */
   readonly variant?: MatmulVariant;
@@ -149,6 +150,7 @@ function shaderFor(
   tile = 128,
   activation: Activation = "gelu",
   variant: MatmulVariant = "tiled",
+  lanesAlongColumns = 8,
 ): string {
   if (math !== "f32" && math !== "f16") throw new Error(`${entry}: math must be f32 or f16 (got ${math})`);
   const t: Record<string, StorageType> = {};
@@ -160,10 +162,8 @@ function shaderFor(
     throw new Error(`${entry}: the cpu variant computes in f32 only`);
   }
   const flagged = matmulSource({ ...flags, HALF_MATH: math === "f16" }, entry, activation, variant);
-  const src = withConsts(flagged, {
-    WGX: tile / 8,
-    WGY: tile / 8,
-  }, "matmul.wgsl");
+  const consts = { WGX: tile / 8, WGY: tile / 8, ...(variant === "tiled" ? {} : { LC: lanesAlongColumns }) };
+  const src = withConsts(flagged, consts, "matmul.wgsl");
   return withTypes(src, t);
 }
 
@@ -272,16 +272,9 @@ function checkDims(kernel: string, dims: Record<string, number>): void {
   }
 }
 
-/**
- * The tiling `opts` choose on `gpu` ({@linkcode MatmulOptions.variant}) for a product reducing over `red`
- * into an output of `S` columns.
- */
-function variantOf(
-  gpu: Gpu,
-  opts: MatmulOptions,
-  shape: { S: number; red: number; vec4: boolean },
-): MatmulVariant {
-  const wide = shape.vec4 && shape.S >= WIDE_MIN && shape.red >= WIDE_MIN;
+/** The tiling `opts` choose on `gpu` ({@linkcode MatmulOptions.variant}) for an output of `S` columns. */
+function variantOf(gpu: Gpu, opts: MatmulOptions, shape: { S: number; vec4: boolean }): MatmulVariant {
+  const wide = shape.vec4 && (shape.S <= CPU_COLS || shape.S >= WIDE_MIN);
   const v = opts.variant ??
     (gpu.llvmpipe && opts.tile === undefined && opts.math !== "f16" ? wide ? "cpu-wide" : "cpu" : "tiled");
   // The element-by-element loads make the wide block's code too large for llvmpipe's compiler (minutes).
@@ -294,17 +287,19 @@ function variantOf(
 
 /**
  * The compiled tiled product `entry` in the tiling `opts` choose, and its workgroup grid for an output
- * of R x S in Z slices, each reducing over `red` terms.
+ * of R x S in Z slices.
  */
 async function productKernel(
   gpu: Gpu,
   entry: string,
   flags: { K4: boolean; N4: boolean },
-  out: { R: number; S: number; Z?: number; red: number },
+  out: { R: number; S: number; Z?: number },
   opts: MatmulOptions,
   tile = 128,
 ): Promise<{ kernel: Kernel; groups: [number, number, number] }> {
   const variant = variantOf(gpu, opts, { ...out, vec4: flags.K4 && flags.N4 });
+  // A wide block over at most 64 output columns: 4 invocations along them and 2 along rows, none idle.
+  const lc = variant === "cpu-wide" && out.S <= CPU_COLS ? 4 : 8;
   const source = shaderFor(
     gpu,
     entry,
@@ -315,10 +310,12 @@ async function productKernel(
     tile,
     opts.activation,
     variant,
+    lc,
   );
   const cpu = variant !== "tiled";
   const kernel = await getKernel(gpu, { name: entry, source, entryPoint: cpu ? "matmul_cpu" : entry });
-  const [tm, tn] = cpu ? [CPU_ROWS, CPU_COLS * (variant === "cpu-wide" ? 2 : 1)] : [tile, tile];
+  const cc = variant === "cpu-wide" ? 16 : 8; // columns per invocation
+  const [tm, tn] = cpu ? [CPU_ROWS * (8 / lc), cc * lc] : [tile, tile];
   return { kernel, groups: [Math.ceil(out.S / tn), Math.ceil(out.R / tm), out.Z ?? 1] };
 }
 
@@ -344,8 +341,7 @@ async function tiled(
   const tile = opts.tile ?? (count(128) >= BIG_TILE_MIN_GROUPS ? 128 : 64);
   if (tile !== 64 && tile !== 128) throw new Error(`${entry}: tile must be 64 or 128 (got ${tile})`);
   const flags = { K4: vec && K % 4 === 0, N4: vec && N % 4 === 0 };
-  const red = { FWD: K, BIN: N, BW: M }[ENTRIES[entry].product];
-  const { kernel, groups } = await productKernel(gpu, entry, flags, { R, S, red }, opts, tile);
+  const { kernel, groups } = await productKernel(gpu, entry, flags, { R, S }, opts, tile);
   return kernel.dispatch(resources, { M, K, N, MS: M, ...NO_DROP, ...drop }, groups);
 }
 
@@ -510,7 +506,7 @@ export async function matmulBackwardWeightSplit(
     gpu,
     "matmul_backward_weight_split",
     flags,
-    { R: N, S: K, Z, red: Math.ceil(M / Z) },
+    { R: N, S: K, Z },
     opts,
     tile,
   );
