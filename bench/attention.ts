@@ -1,5 +1,5 @@
-import { type BenchBuilder, type BenchCase, randomStorage, timeCase } from "./harness.ts";
-import { createGpu, type Gpu } from "../src/gpu/device.ts";
+import { type BenchBuilder, type BenchCase, comparison, randomStorage, timeCase } from "./harness.ts";
+import type { Gpu } from "../src/gpu/device.ts";
 import { createStorage } from "../src/gpu/buffers.ts";
 import { submitDispatches } from "../src/gpu/kernel.ts";
 import type { StorageType } from "../src/gpu/source.ts";
@@ -163,10 +163,7 @@ export const build: BenchBuilder = async (gpu, large) => {
  * all timed in the same run, in turn per shape; one Markdown table with the ratios.
  */
 async function compareVariants(): Promise<void> {
-  const i = Deno.args.indexOf("--iters");
-  const iters = i >= 0 ? Number(Deno.args[i + 1]) : 5;
-  const gpu = await createGpu();
-  console.log(`${gpu.description}\n`);
+  const { gpu, iters } = await comparison(5);
   console.log("| kernels | shape | blocked ms | cpu ms | blocked GFLOP/s | cpu GFLOP/s | cpu / blocked |");
   console.log("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
   for (const [B, T, C, NH] of [...CPU_SHAPES, ...BEYOND]) {

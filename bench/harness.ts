@@ -4,7 +4,7 @@
  * {"bench", "shape", "ms", "gflops"?, "gbps"?, "tokens_per_s"?, "timer"}.
  */
 import { createStorage } from "../src/gpu/buffers.ts";
-import type { Gpu } from "../src/gpu/device.ts";
+import { createGpu, type Gpu } from "../src/gpu/device.ts";
 import { type Dispatch, encodeDispatches } from "../src/gpu/kernel.ts";
 import type { StorageType } from "../src/gpu/source.ts";
 import { Rng } from "../src/util/rng.ts";
@@ -161,4 +161,21 @@ export function resultsTable(results: readonly BenchResult[]): string {
     ...rows,
   ]
     .join("\n");
+}
+
+/**
+ * The start of a variant comparison script (`deno run ... bench/<kernel>.ts [--iters N]`): its `--iters`
+ * (default `fallback`; anything but a positive integer exits 2 with one line) and the adapter, whose
+ * description it prints above the table.
+ */
+export async function comparison(fallback: number): Promise<{ gpu: Gpu; iters: number }> {
+  const i = Deno.args.indexOf("--iters");
+  const iters = i >= 0 ? Number(Deno.args[i + 1]) : fallback;
+  if (!Number.isInteger(iters) || iters < 1) {
+    console.error(`--iters must be a positive integer (got '${Deno.args[i + 1] ?? ""}')`);
+    Deno.exit(2);
+  }
+  const gpu = await createGpu();
+  console.log(`${gpu.description}\n`);
+  return { gpu, iters };
 }

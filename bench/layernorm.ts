@@ -1,6 +1,6 @@
-import { type BenchBuilder, type BenchCase, timeCase } from "./harness.ts";
+import { type BenchBuilder, type BenchCase, comparison, timeCase } from "./harness.ts";
 import { createStorage } from "../src/gpu/buffers.ts";
-import { createGpu, type Gpu } from "../src/gpu/device.ts";
+import type { Gpu } from "../src/gpu/device.ts";
 import {
   layernormBackward,
   layernormForward,
@@ -117,10 +117,7 @@ async function formCases(gpu: Gpu, N: number, C: number, form: LayernormVariant)
  * the same run, in turn per shape; one Markdown table with the ratios.
  */
 async function compareForms(): Promise<void> {
-  const i = Deno.args.indexOf("--iters");
-  const iters = i >= 0 ? Number(Deno.args[i + 1]) : 10;
-  const gpu = await createGpu();
-  console.log(`${gpu.description}\n`);
+  const { gpu, iters } = await comparison(10);
   console.log("| kernels | shape | teams ms | cpu ms | cpu / teams |");
   console.log("| --- | --- | ---: | ---: | ---: |");
   for (const [N, C] of [[1024, 64], [512, 128], [1024, 384]]) {

@@ -1,5 +1,5 @@
-import { type BenchBuilder, type BenchCase, randomStorage, timeCase } from "./harness.ts";
-import { createGpu, type Gpu } from "../src/gpu/device.ts";
+import { type BenchBuilder, type BenchCase, comparison, randomStorage, timeCase } from "./harness.ts";
+import type { Gpu } from "../src/gpu/device.ts";
 import { createStorage } from "../src/gpu/buffers.ts";
 import {
   matmulBackwardBias,
@@ -247,10 +247,7 @@ export const build: BenchBuilder = async (gpu, large) => {
  * (the baseline) on this adapter, one table with their ratios, all timed in the same run, in turn per shape.
  */
 async function compareVariants(): Promise<void> {
-  const i = Deno.args.indexOf("--iters");
-  const iters = i >= 0 ? Number(Deno.args[i + 1]) : 3;
-  const gpu = await createGpu();
-  console.log(`${gpu.description}\n`);
+  const { gpu, iters } = await comparison(3);
   console.log(
     "| kernel | shape | tiled ms | cpu ms | cpu-wide ms | cpu GFLOP/s | cpu-wide GFLOP/s | cpu / tiled | " +
       "cpu-wide / cpu |",

@@ -1,6 +1,6 @@
-import { type BenchBuilder, timeCase } from "./harness.ts";
+import { type BenchBuilder, comparison, timeCase } from "./harness.ts";
 import { createStorage } from "../src/gpu/buffers.ts";
-import { createGpu, type Gpu } from "../src/gpu/device.ts";
+import type { Gpu } from "../src/gpu/device.ts";
 import { adamw, createLossScaler, gradNorm, gradNormScratchBytes } from "../src/kernels/optimizer.ts";
 import { Rng } from "../src/util/rng.ts";
 
@@ -75,10 +75,7 @@ function adamwStep(n: number) {
  * peer models' parameter counts and 1M, timed in turn in one run; one Markdown table with the ratios.
  */
 async function compareVariants(): Promise<void> {
-  const i = Deno.args.indexOf("--iters");
-  const iters = i >= 0 ? Number(Deno.args[i + 1]) : 20;
-  const gpu = await createGpu();
-  console.log(`${gpu.description}\n`);
+  const { gpu, iters } = await comparison(20);
   console.log(
     "| n | AdamW scalar ms | vec4 ms | vec4 / scalar | norm, 256 threads ms | 8 threads ms | 8 / 256 |",
   );

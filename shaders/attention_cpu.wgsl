@@ -96,6 +96,11 @@ fn zeros() -> array<vec4<f32>, RQ> {
   return z;
 }
 
+// First row of a query block (forward, dq): the heaviest (last) blocks first.
+fn query_block(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
+  return (nwg.x - 1u - wg.x) * RW * RQ;
+}
+
 fn hsum(v: vec4<f32>) -> f32 {
   return (v.x + v.y) + (v.z + v.w);
 }
@@ -111,7 +116,7 @@ fn attention_forward_cpu(
   let T = dims.T;
   let h = wg.y;
   let b = wg.z;
-  let r0 = (nwg.x - 1u - wg.x) * RW * RQ; // heaviest blocks first
+  let r0 = query_block(wg, nwg);
   let rows = rows_of(r0, lane);
   let bh = b * dims.NH + h;
   let dkey = drop_key(bh); // DROP only (0 without)
@@ -255,7 +260,7 @@ fn attention_dq_cpu(
   let C4 = dims.C4;
   let h = wg.y;
   let b = wg.z;
-  let r0 = (nwg.x - 1u - wg.x) * RW * RQ; // heaviest blocks first
+  let r0 = query_block(wg, nwg);
   let rows = rows_of(r0, lane);
   let bh = b * dims.NH + h;
   let dkey = drop_key(bh);
@@ -317,7 +322,7 @@ fn attention_dq_ds_cpu(
   let T = dims.T;
   let h = wg.y;
   let b = wg.z;
-  let r0 = (nwg.x - 1u - wg.x) * RW * RQ;
+  let r0 = query_block(wg, nwg);
   let rows = rows_of(r0, lane);
   let tq4 = (T + 3u) / 4u;
   let ds0 = (b * dims.NH + h) * T * tq4; // dS of (key 0, query t): vec4 ds0 + t / 4, component t % 4

@@ -98,3 +98,27 @@ Deno.test("bench: --all and --out usage errors exit 2 before opening a GPU", asy
     assert.match(err, want);
   }
 });
+
+Deno.test("variant comparisons: a bad --iters exits 2 with one line naming it, before opening a GPU", async () => {
+  for (const script of ["attention", "layernorm", "matmul", "optimizer"]) {
+    for (const value of ["0", "x"]) {
+      const p = await new Deno.Command("deno", {
+        args: [
+          "run",
+          "--lock=deno.dev.lock",
+          "--allow-read=.",
+          "--allow-env",
+          `bench/${script}.ts`,
+          "--iters",
+          value,
+        ],
+        env: { XDG_RUNTIME_DIR: "/tmp" },
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      const err = new TextDecoder().decode(p.stderr);
+      assert.equal(p.code, 2, `${script} --iters ${value}: ${err}`);
+      assert.equal(err, `--iters must be a positive integer (got '${value}')\n`);
+    }
+  }
+});
