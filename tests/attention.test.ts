@@ -308,7 +308,7 @@ for (const { B, T, C, NH, opts: shapeOpts, ty = F32 } of dropShapes) {
   }
 }
 
-Deno.test("attention dispatchers reject unsupported head sizes, a short dS buffer and bad dropout in one line", async () => {
+Deno.test("attention dispatchers reject unsupported head sizes, a short dS buffer, bad dropout and an unknown variant in one line", async () => {
   const gpu = await testGpu();
   const buf = createStorage(gpu, "x", 4096);
   const b = { out: buf, lse: buf, qkv: buf };
@@ -342,6 +342,15 @@ Deno.test("attention dispatchers reject unsupported head sizes, a short dS buffe
   await assert.rejects(
     attentionBackward(gpu, { ...b2, rng: buf }, { ...s, dropout: { p: 1, stream: 1 } }),
     /^Error: attention_backward: dropout p must be in \[0, 1\) \(got 1\)$/,
+  );
+  const bad = { variant: "fast" as AttentionVariant };
+  await assert.rejects(
+    attentionForward(gpu, b, s, bad),
+    /^Error: attention: variant must be blocked or cpu \(got fast\)$/,
+  );
+  await assert.rejects(
+    attentionBackward(gpu, b2, s, bad),
+    /^Error: attention: variant must be blocked or cpu \(got fast\)$/,
   );
   buf.destroy();
 });

@@ -269,12 +269,15 @@ Deno.test("layernorm backward: parameter gradients are deterministic and add up 
   assertClose("bitwise repeat", results[1], results[0], { atol: 0, rtol: 0 });
 });
 
-Deno.test("layernorm's cpu variant refuses C not a multiple of 4, in one line", async () => {
+Deno.test("layernorm's cpu variant refuses C not a multiple of 4, and an unknown variant, in one line", async () => {
   const gpu = await testGpu();
   const buf = createStorage(gpu, "x", 4 * 64);
   const b = { out: buf, mean: buf, rstd: buf, inp: buf, weight: buf };
   await rejects(layernormForward(gpu, b, { N: 2, C: 6 }, { variant: "cpu" }), {
     message: "layernorm_forward_nobias: the cpu variant needs C a multiple of 4 (got 6)",
+  });
+  await rejects(layernormForward(gpu, b, { N: 2, C: 8 }, { variant: "fast" as "cpu" }), {
+    message: "layernorm_forward_nobias: variant must be teams or cpu (got fast)",
   });
   buf.destroy();
 });

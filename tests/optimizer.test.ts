@@ -305,6 +305,16 @@ for (const variant of ["scalar", "vec4"] as const) {
   });
 }
 
+Deno.test("grad norm refuses a partial-sum workgroup size other than 8 or 256, in one line", async () => {
+  const gpu = await testGpu();
+  const buf = createStorage(gpu, "x", 4 * 64);
+  const b = { stats: buf, grads: buf, scratch: buf };
+  await rejects(gradNorm(gpu, b, { n: 64, maxNorm: 1, threads: 64 as 8 }), {
+    message: "grad_norm: threads must be 8 or 256 (got 64)",
+  });
+  buf.destroy();
+});
+
 Deno.test("adamw's vec4 variant refuses n or decayEnd not a multiple of 4, in one line", async () => {
   const gpu = await testGpu();
   const buf = createStorage(gpu, "x", 4 * 64);
