@@ -16,8 +16,9 @@
 // Row reductions are done by teams of TEAM threads (shared-memory trees, no subgroups needed).
 // Grids: forward, one workgroup of WG threads per WG / TEAM rows (one team per row); backward, one
 // workgroup per chunk of ROWS rows; finish, one workgroup of FC columns x FL lanes per FC columns.
-// The cpu forms (layernorm_*_cpu, for llvmpipe) take one row per invocation, or for the chunk partials one
-// column per invocation, in workgroups of RW = 8 and no workgroup memory; the same finish follows.
+// The cpu forms (layernorm_*_cpu, for llvmpipe, C a multiple of 4) take one row per invocation, or for the
+// chunk partials 4 columns per invocation, in workgroups of RW = 8 and no workgroup memory, through vec4
+// views of the buffers; the same finish follows.
 // All grids are folded into (x, y): linear group id = wg.x + wg.y * nwg.x.
 // Storage types: the forward's out may be f16 (alias OT, set by src/gpu/source.ts withTypes; stored
 // rounded from the f32 result); everything else, mean and rstd included, stays f32.

@@ -74,7 +74,8 @@ export class Gpu {
   /**
    * Mesa's llvmpipe (lavapipe) among software adapters: it runs a workgroup's invocations as the SIMD lanes
    * of one CPU thread and loads storage one lane at a time, so the kernels' CPU variants are its defaults
-   * (matmul and attention; measured in bench/results/). Other software adapters keep the GPU kernels.
+   * (matmul, attention, LayerNorm, AdamW and the gradient norm's partial sums; measured in bench/results/).
+   * Other software adapters keep the GPU kernels.
    */
   readonly llvmpipe: boolean;
   #pending: GpuError | null = null;

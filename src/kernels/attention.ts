@@ -11,7 +11,7 @@
  * the dispatcher rewrites its `const` lines with a plan from src/kernels/attention_plan.ts.
  *
  * On Mesa's llvmpipe the three run in a form shaped for a CPU adapter instead (shaders/attention_cpu.wgsl:
- * one row per invocation, 8-invocation workgroups, no workgroup memory; {@linkcode AttentionOptions.variant}).
+ * two rows per invocation, 8-invocation workgroups, no workgroup memory; {@linkcode AttentionOptions.variant}).
  *
  * Storage types: qkv, out, dout and dqkv may each be f16 (`types` in the shape argument; needs the device's
  * `shader-f16`): an f16 buffer holds 2 bytes per value, so its binding's byte offset and size are half the

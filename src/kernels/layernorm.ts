@@ -27,8 +27,8 @@ export type LayernormTeam = 4 | 8 | 16 | 32;
 
 /**
  * The kernels' variant: "teams", rows reduced by teams of threads through workgroup memory; "cpu", one row
- * per invocation with no workgroup memory or barriers (the backward's column sums one column per
- * invocation), for CPU adapters.
+ * per invocation through vec4 views, with no workgroup memory or barriers (the backward's column sums 4
+ * columns per invocation), for CPU adapters; it needs C a multiple of 4.
  */
 export type LayernormVariant = "teams" | "cpu";
 
